@@ -1,0 +1,111 @@
+"""The FastAPI application: lifespan (load the engine once), HTTP endpoints and `/ws/client`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+
+from babelfish import languages
+from babelfish.config import Settings
+from babelfish.engines.base import Engine
+from babelfish.metrics import Metrics
+from babelfish.pipeline import Pipeline
+from babelfish.rooms import Rooms
+from babelfish.segmenter import SpeechDetector, silero_detector
+from babelfish.session import Hub, Session
+
+log = logging.getLogger(__name__)
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def create_app(
+    settings: Settings,
+    engine: Engine | None = None,
+    detector_factory: Callable[[], SpeechDetector] = silero_detector,
+) -> FastAPI:
+    """Build the app. With `engine` given (tests) it is used as is; otherwise the settings choose and load one."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics = Metrics()
+        inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
+        vad = ThreadPoolExecutor(2, thread_name_prefix="vad")
+        loaded = engine
+        try:
+            if loaded is None:
+                from babelfish.engines.factory import load_engine
+
+                loaded = await asyncio.get_running_loop().run_in_executor(inference, load_engine, settings)
+            metrics.set_engine(loaded.info.name, loaded.info.reason)
+            if loaded.info.name == "test":
+                log.warning("running the TEST engine: output is synthetic, not real translation")
+            supports = loaded.languages()
+            rooms = Rooms(settings.max_rooms, settings.max_clients_per_room)
+            speech_in = {s.code for s in supports if s.speech_in}
+            app.state.hub = Hub(
+                settings=settings,
+                engine=loaded,
+                rooms=rooms,
+                metrics=metrics,
+                pipeline=Pipeline(loaded, inference, rooms, metrics),
+                vad_executor=vad,
+                detector_factory=detector_factory,
+                language_table=languages.table(supports),
+                languages_in=frozenset(speech_in | {s.code for s in supports if s.text_out} | {languages.AUTO}),
+            )
+            yield
+        finally:
+            hub: Hub | None = getattr(app.state, "hub", None)
+            if hub is not None and hub.sessions:
+                await hub.drain()
+            vad.shutdown(wait=False, cancel_futures=True)
+            inference.shutdown(wait=True, cancel_futures=True)
+            if loaded is not None and engine is None:
+                loaded.close()
+
+    app = FastAPI(title="BabbleFish", lifespan=lifespan)
+    app.state.settings = settings
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> JSONResponse:
+        hub: Hub | None = getattr(request.app.state, "hub", None)
+        if hub is None:
+            return JSONResponse({"status": "starting", "engine": None}, status_code=503)
+        info = hub.engine.info
+        return JSONResponse(
+            {"status": "draining" if hub.draining else "ok", "engine": {"name": info.name, "reason": info.reason}}
+        )
+
+    @app.get("/languages")
+    async def get_languages(request: Request) -> JSONResponse:
+        hub: Hub = request.app.state.hub
+        return JSONResponse({"engine": hub.engine.info.name, "languages": hub.language_table})
+
+    @app.get("/metrics")
+    async def metrics(request: Request, format: str | None = None) -> Response:
+        hub: Hub = request.app.state.hub
+        accept = request.headers.get("accept", "")
+        wants_text = format == "prometheus" or (
+            format is None and ("text/plain" in accept or "openmetrics" in accept) and "json" not in accept
+        )
+        if wants_text:
+            return Response(hub.metrics.prometheus(), media_type=PROMETHEUS_TYPE)
+        return JSONResponse(hub.metrics.snapshot())
+
+    @app.websocket("/ws/client")
+    async def ws_client(websocket: WebSocket) -> None:
+        await Session(websocket, websocket.app.state.hub).run()
+
+    try:
+        from babelfish.web import router
+    except ImportError:  # the page and its assets are optional for the API
+        log.debug("babelfish.web not present; serving no client page")
+    else:
+        app.include_router(router)
+    return app

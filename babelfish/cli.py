@@ -1,0 +1,102 @@
+"""`python server_cpu.py`: parse settings, bind the port, run uvicorn, say when clients can connect."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from pydantic import ValidationError
+from pydantic_settings import CliApp, SettingsError
+
+from babelfish.config import Settings
+
+READY_LINE = "[OK] Server ready for clients"
+log = logging.getLogger("babelfish")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, plus the ready line once the engine is loaded and the socket listens, and a drain on shutdown."""
+
+    def __init__(self, config: uvicorn.Config, scheme: str, shown_host: str) -> None:
+        super().__init__(config)
+        self._scheme, self._shown_host = scheme, shown_host
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and sockets:
+            port = sockets[0].getsockname()[1]
+            print(f"{READY_LINE} at {self._scheme}://{self._shown_host}:{port}/", flush=True)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        app = self.config.loaded_app
+        hub = getattr(getattr(app, "state", None), "hub", None)
+        if hub is not None:
+            log.info("draining %d client(s) before shutdown", len(hub.sessions))
+            await hub.drain()
+        await super().shutdown(sockets)
+
+
+def parse_settings(argv: Sequence[str] | None) -> Settings:
+    return CliApp.run(Settings, cli_args=list(sys.argv[1:] if argv is None else argv))
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = parse_settings(argv)
+    except (SettingsError, ValidationError) as exc:
+        print(f"[ERROR] invalid settings: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                f"[ERROR] Port {settings.port} is already in use on {settings.host}. "
+                f"Choose another with --port N (or BABELFISH_PORT=N), or stop the program using it.",
+                file=sys.stderr,
+            )
+        else:
+            print(f"[ERROR] cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+    from babelfish.app import create_app
+
+    ssl: dict[str, str] = {}
+    if settings.https:
+        from babelfish.tls import ensure_certificate
+
+        certfile, keyfile = ensure_certificate(settings.data_dir, settings.certfile, settings.keyfile)
+        ssl = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+    config = uvicorn.Config(
+        create_app(settings),
+        log_level=settings.log_level,
+        # Over our own limit, so an oversized frame gets our clear error rather than uvicorn's bare close.
+        ws_max_size=4 * max(settings.max_frame_bytes, settings.max_text_bytes),
+        timeout_graceful_shutdown=5,
+        **ssl,  # type: ignore[arg-type]
+    )
+    shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
+    server = _Server(config, "https" if settings.https else "http", shown)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0 if server.started else 1

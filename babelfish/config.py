@@ -1,0 +1,75 @@
+"""All server settings in one place: defaults, `BABELFISH_*` environment variables, CLI flags.
+
+Server limits live here and only here; nothing a client sends can raise them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EngineName = Literal["auto", "cascade", "seamless", "test"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BABELFISH_",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_prog_name="server_cpu.py",
+        extra="ignore",
+    )
+
+    # --- serving ---
+    host: str = Field("0.0.0.0", description="address to listen on")
+    port: int = Field(9000, ge=0, le=65535, description="TCP port to listen on (0 picks a free one)")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log verbosity")
+    data_dir: Path = Field(Path("data"), description="where assembled models, certificates and state are kept")
+    https: bool = Field(False, description="serve HTTPS/WSS (phones only give the microphone to secure pages)")
+    certfile: Path | None = Field(None, description="TLS certificate (PEM); default: a self-signed one in data_dir")
+    keyfile: Path | None = Field(None, description="TLS private key (PEM) for certfile")
+
+    # --- engine ---
+    engine: EngineName = Field("auto", description="auto: seamless when its weights are local, else cascade")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="where models run")
+    threads: int = Field(2, ge=1, le=256, description="CPU threads for inference")
+    inference_workers: int = Field(1, ge=1, le=16, description="utterances processed at once")
+    seamless_model: str = Field(
+        "facebook/seamless-m4t-v2-large", description="SeamlessM4T model id in the HF cache, or a local folder"
+    )
+    asr_model: str = Field(
+        "", description="faster-whisper model: a local folder or a model name in the HF cache; empty: shipped base"
+    )
+    asr_compute_type: str = Field("int8", description="CTranslate2 compute type for ASR")
+    mt_models: list[Path] = Field(
+        default_factory=list, description="extra MT model folders (CTranslate2 or transformers: NLLB, opus-mt, M2M-100)"
+    )
+    natural_voices: bool = Field(True, description="use a natural TTS voice where one is installed")
+
+    # --- segmentation ---
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="speech probability that counts as speech")
+    vad_silence_ms: int = Field(300, ge=60, le=5000, description="silence that ends an utterance")
+    vad_min_speech_ms: int = Field(250, ge=0, le=5000, description="shorter bursts are dropped as noise")
+    vad_preroll_ms: int = Field(200, ge=0, le=2000, description="audio kept from before speech starts")
+    max_utterance_seconds: float = Field(15.0, gt=0.5, le=120, description="an utterance is cut at this length")
+
+    # --- limits ---
+    max_frame_bytes: int = Field(64_000, ge=512, description="largest binary frame accepted")
+    max_text_bytes: int = Field(4_096, ge=256, description="largest JSON control message accepted")
+    max_clients_per_room: int = Field(500, ge=1, description="participants per room")
+    max_rooms: int = Field(100, ge=1, description="rooms per server")
+    max_name_chars: int = Field(40, ge=1, le=200, description="longest participant name")
+    send_queue_max: int = Field(
+        256, ge=4, description="messages queued for one client before it is dropped as too slow"
+    )
+    pending_utterances_max: int = Field(
+        4, ge=1, description="utterances queued per speaker; the oldest is dropped beyond"
+    )
+    join_timeout_seconds: float = Field(10.0, gt=0, description="time a new connection has to send join")
+    allowed_sample_rates: list[int] = Field(
+        default_factory=lambda: [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000],
+        description="sample rates a client may declare",
+    )

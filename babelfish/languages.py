@@ -1,0 +1,77 @@
+"""Language codes: one canonical form for routing, names for people.
+
+Clients may say `pt-BR`, `por` or `pt`; routing only cares about the base language, so all of
+them become the shortest ISO 639 code (`pt`). `langcodes` does the parsing and the 639-3 mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+
+import langcodes
+
+from babelfish.engines.base import LanguageSupport
+
+AUTO = "auto"
+
+
+class UnknownLanguage(ValueError):
+    pass
+
+
+def canonical(tag: str) -> str:
+    """Return the canonical base-language code for a BCP-47 / ISO 639 tag; raise UnknownLanguage."""
+    raw = tag.strip()
+    if not raw:
+        raise UnknownLanguage("empty language tag")
+    if raw.lower() == AUTO:
+        return AUTO
+    try:
+        lang = langcodes.Language.get(raw).language
+    except (langcodes.tag_parser.LanguageTagError, ValueError) as exc:
+        raise UnknownLanguage(f"{tag!r} is not a language tag") from exc
+    if not lang or lang == "und":
+        raise UnknownLanguage(f"{tag!r} names no language")
+    return langcodes.standardize_tag(lang)
+
+
+def english_name(code: str) -> str:
+    if code == AUTO:
+        return "Detect automatically"
+    return langcodes.Language.get(code).display_name("en")
+
+
+def native_name(code: str) -> str:
+    if code == AUTO:
+        return "auto"
+    try:
+        return langcodes.Language.get(code).autonym()
+    except LookupError:  # no autonym data for some rare languages
+        return english_name(code)
+
+
+def iso639_3(code: str) -> str:
+    return langcodes.Language.get(code).to_alpha3()
+
+
+def table(supports: Sequence[LanguageSupport]) -> list[dict[str, object]]:
+    """The language table `/languages` and `welcome` serve, sorted by English name."""
+    rows = []
+    for s in supports:
+        row: dict[str, object] = asdict(s)
+        row["name"] = english_name(s.code)
+        row["native_name"] = native_name(s.code)
+        row["iso639_3"] = iso639_3(s.code)
+        rows.append(row)
+    rows.sort(key=lambda r: str(r["name"]))
+    return rows
+
+
+def resolve(tag: str, supported: Iterable[str]) -> str:
+    """Canonicalise `tag` and check the engine knows it (auto is allowed when language id exists)."""
+    code = canonical(tag)
+    known = set(supported)
+    if code not in known:
+        raise UnknownLanguage(f"language {tag!r} is not supported by this server")
+    return code

@@ -1,0 +1,97 @@
+"""Server metrics: JSON for people and dashboards, Prometheus text for scrapers.
+
+Latency is measured per utterance from the end of the speech (arrival of its last voiced frame) to
+the moment each result is ready to send. Prometheus gets histograms; the JSON view keeps a bounded
+window of recent samples to report p50/p95 directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Literal
+
+import numpy as np
+import psutil
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+Stage = Literal["transcript", "translation", "audio"]
+STAGES: tuple[Stage, ...] = ("transcript", "translation", "audio")
+WINDOW = 1000  # recent samples kept per stage for the JSON percentiles
+BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.registry = CollectorRegistry()  # per app, so tests and several apps never share counters
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)  # prime: the first reading is always 0
+        self._recent: dict[Stage, deque[float]] = {s: deque(maxlen=WINDOW) for s in STAGES}
+        self.engine_name = ""
+        self.engine_reason = ""
+        self._latency = Histogram(
+            "babelfish_latency_seconds",
+            "Speech end to result ready, per stage",
+            ["stage"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self._utterances = Counter("babelfish_utterances", "Utterances processed", ["outcome"], registry=self.registry)
+        self._clients = Gauge("babelfish_clients", "Connected, joined clients", registry=self.registry)
+        self._rooms = Gauge("babelfish_rooms", "Rooms with at least one participant", registry=self.registry)
+        self._dropped = Counter(
+            "babelfish_clients_dropped", "Clients closed for reading too slowly", registry=self.registry
+        )
+        self._engine = Gauge("babelfish_engine_info", "Running engine", ["engine", "reason"], registry=self.registry)
+        self._memory = Gauge("babelfish_resident_memory_bytes", "Resident memory", registry=self.registry)
+        self._uptime = Gauge("babelfish_uptime_seconds", "Seconds since start", registry=self.registry)
+        self.clients = 0
+        self.rooms = 0
+        self.utterances = 0
+
+    def set_engine(self, name: str, reason: str) -> None:
+        self.engine_name, self.engine_reason = name, reason
+        self._engine.labels(engine=name, reason=reason).set(1)
+
+    def observe(self, stage: Stage, seconds: float) -> None:
+        self._latency.labels(stage=stage).observe(seconds)
+        self._recent[stage].append(seconds)
+
+    def utterance_done(self, outcome: str) -> None:
+        self._utterances.labels(outcome=outcome).inc()
+        if outcome == "ok":
+            self.utterances += 1
+
+    def set_population(self, clients: int, rooms: int) -> None:
+        self.clients, self.rooms = clients, rooms
+        self._clients.set(clients)
+        self._rooms.set(rooms)
+
+    def client_dropped(self) -> None:
+        self._dropped.inc()
+
+    def snapshot(self) -> dict[str, object]:
+        latency: dict[str, dict[str, float | int | None]] = {}
+        for stage, values in self._recent.items():
+            arr = np.asarray(values) * 1000 if values else None
+            latency[stage] = {
+                "count": len(values),
+                "p50": round(float(np.percentile(arr, 50)), 1) if arr is not None else None,
+                "p95": round(float(np.percentile(arr, 95)), 1) if arr is not None else None,
+            }
+        return {
+            "cpu_percent": self._process.cpu_percent(None),
+            "memory_mb": round(self._process.memory_info().rss / 2**20, 1),
+            "clients": self.clients,
+            "rooms": self.rooms,
+            "uptime_seconds": round(time.monotonic() - self.started, 1),
+            "engine": {"name": self.engine_name, "reason": self.engine_reason},
+            "utterances_processed": self.utterances,
+            "latency_ms": latency,
+        }
+
+    def prometheus(self) -> bytes:
+        self._memory.set(self._process.memory_info().rss)
+        self._uptime.set(time.monotonic() - self.started)
+        return generate_latest(self.registry)

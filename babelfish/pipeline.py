@@ -1,0 +1,150 @@
+"""From a segmented utterance to results in every listener's language.
+
+The engine runs in the dedicated inference executor. Its `render` generator is consumed inside
+that worker thread; each result is handed back to the event loop as it appears and delivered at
+once, so a listener reads the text before the speech for other languages has been synthesised.
+The engine is asked once per distinct target language, never once per listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from concurrent.futures import Executor
+
+from babelfish.engines.base import Engine, RenderResult, SpeechResult, TextResult, Transcript, Utterance
+from babelfish.languages import AUTO, english_name
+from babelfish.metrics import Metrics
+from babelfish.protocol import AUDIO_ENCODING, dumps, error, speaker
+from babelfish.rooms import Participant, Rooms
+from babelfish.segmenter import Segment
+
+log = logging.getLogger(__name__)
+
+
+def _ms(since: float) -> int:
+    return round((time.monotonic() - since) * 1000)
+
+
+class Pipeline:
+    def __init__(self, engine: Engine, executor: Executor, rooms: Rooms, metrics: Metrics) -> None:
+        self._engine = engine
+        self._executor = executor
+        self._rooms = rooms
+        self._metrics = metrics
+        self._ids = itertools.count(1)
+
+    async def process(self, who: Participant, segment: Segment) -> None:
+        utterance_id = f"u{next(self._ids)}"
+        try:
+            await self._process(who, segment, utterance_id)
+        except Exception:
+            # One bad utterance must not end the session or touch other clients.
+            log.exception("utterance %s from %s failed", utterance_id, who.id)
+            self._metrics.utterance_done("error")
+            who.send(error("internal_error", "this utterance could not be processed", utterance_id=utterance_id))
+
+    async def _process(self, who: Participant, segment: Segment, utterance_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        utterance = Utterance(segment.audio, None if who.language == AUTO else who.language)
+        transcript = await loop.run_in_executor(self._executor, self._engine.transcribe, utterance)
+        room = self._rooms.get(who.room)
+        if transcript is None or room is None:
+            self._metrics.utterance_done("no_speech" if transcript is None else "speaker_left")
+            return
+        head = {"utterance_id": utterance_id, "speaker": speaker(who.id, who.name)}
+        latency = _ms(segment.speech_end)
+        self._metrics.observe("transcript", latency / 1000)
+        room.broadcast(
+            {
+                "type": "transcript",
+                **head,
+                "text": transcript.text,
+                "language": transcript.language,
+                "audio_seconds": round(utterance.seconds, 2),
+                "latency_ms": latency,
+            }
+        )
+        targets = room.target_languages(who, transcript.language)
+        if targets:
+            wants_speech = any(p.wants_audio and p.language in targets for p in room.listeners(who))
+            deliver = _Delivery(self._rooms, self._metrics, who, transcript, head, segment.speech_end)
+
+            def consume() -> None:  # runs in the worker thread: the generator is lazy
+                for result in self._engine.render(utterance, transcript, targets, wants_speech):
+                    loop.call_soon_threadsafe(deliver, result)
+
+            await loop.run_in_executor(self._executor, consume)
+        self._metrics.utterance_done("ok")
+
+
+class _Delivery:
+    """Delivers each render result, on the event loop, to the listeners of its language."""
+
+    def __init__(
+        self,
+        rooms: Rooms,
+        metrics: Metrics,
+        who: Participant,
+        transcript: Transcript,
+        head: dict[str, object],
+        speech_end: float,
+    ) -> None:
+        self._rooms, self._metrics, self._who = rooms, metrics, who
+        self._transcript, self._head, self._speech_end = transcript, head, speech_end
+
+    def __call__(self, result: RenderResult) -> None:
+        room = self._rooms.get(self._who.room)
+        if room is None:
+            return
+        # Looked up now, not when the utterance started: someone who just joined gets it too.
+        audience = [p for p in room.listeners(self._who) if p.language == result.language]
+        if not audience:
+            return
+        latency = _ms(self._speech_end)
+        if isinstance(result, TextResult):
+            if result.text is None:
+                message = self._notice(result)
+            else:
+                self._metrics.observe("translation", latency / 1000)
+                message = {
+                    "type": "translation",
+                    **self._head,
+                    "text": result.text,
+                    "language": result.language,
+                    "source_language": self._transcript.language,
+                    "via": result.via,
+                    "latency_ms": latency,
+                }
+            room.broadcast(message, audience)
+        elif isinstance(result, SpeechResult):
+            self._metrics.observe("audio", latency / 1000)
+            header = dumps(
+                {
+                    "type": "audio",
+                    **self._head,
+                    "language": result.language,
+                    "sample_rate": result.sample_rate,
+                    "encoding": AUDIO_ENCODING,
+                    "channels": 1,
+                    "bytes": len(result.pcm),
+                    "latency_ms": latency,
+                }
+            )
+            for p in audience:
+                if p.wants_audio:
+                    p.outbox.put((header, result.pcm))
+
+    def _notice(self, result: TextResult) -> dict[str, object]:
+        src, dst = english_name(self._transcript.language), english_name(result.language)
+        reason = f" ({result.notice})" if result.notice else ""
+        return {
+            "type": "notice",
+            "code": "untranslatable",
+            "utterance_id": self._head["utterance_id"],
+            "speaker": self._head["speaker"],
+            "language": result.language,
+            "message": f"No translation from {src} to {dst} is available on this server{reason}.",
+        }

@@ -1,0 +1,125 @@
+"""Rooms, participants and the fan-out of results to them.
+
+Each participant has a bounded outbox drained by its own sender task. Overflow policy: a client
+whose outbox is full cannot keep up, so it is closed (1013, "client too slow") and everyone else
+carries on; nothing ever waits on a slow reader. Fan-out serialises a message once per language
+and only enqueues references, so delivering to hundreds of listeners stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from babelfish.languages import AUTO
+from babelfish.protocol import dumps
+
+# What a sender task can be handed: a text frame, or an audio header and its binary frame.
+Outgoing = str | tuple[str, bytes]
+
+
+class Outbox:
+    def __init__(self, maxsize: int, on_overflow: Callable[[], None]) -> None:
+        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize)
+        self._on_overflow = on_overflow
+        self.overflowed = False
+
+    def put(self, item: Outgoing) -> None:
+        if self.overflowed:
+            return
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self._on_overflow()
+
+    async def get(self) -> Outgoing:
+        return await self._queue.get()
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+
+@dataclass(eq=False)
+class Participant:
+    id: str
+    name: str
+    language: str  # canonical code, or AUTO
+    room: str
+    outbox: Outbox
+    wants_audio: bool = True
+
+    def public(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "language": self.language}
+
+    def send(self, message: dict[str, object]) -> None:
+        self.outbox.put(dumps(message))
+
+
+@dataclass(eq=False)
+class Room:
+    name: str
+    members: dict[str, Participant] = field(default_factory=dict)
+
+    def roster(self) -> list[dict[str, str]]:
+        return [p.public() for p in self.members.values()]
+
+    def listeners(self, speaker: Participant) -> list[Participant]:
+        return [p for p in self.members.values() if p is not speaker]
+
+    def target_languages(self, speaker: Participant, source: str) -> list[str]:
+        """Distinct listener languages that need a translation of `source` (sorted, for stable order)."""
+        return sorted({p.language for p in self.listeners(speaker)} - {source, AUTO})
+
+    def broadcast(self, message: dict[str, object], to: Iterable[Participant] | None = None) -> None:
+        text = dumps(message)  # serialise once, whatever the audience size
+        for p in self.members.values() if to is None else to:
+            p.outbox.put(text)
+
+
+class RoomFull(Exception):
+    pass
+
+
+class TooManyRooms(Exception):
+    pass
+
+
+class Rooms:
+    def __init__(self, max_rooms: int, max_per_room: int) -> None:
+        self._rooms: dict[str, Room] = {}
+        self._max_rooms = max_rooms
+        self._max_per_room = max_per_room
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    def __iter__(self):  # noqa: ANN204 - plain iterator over rooms
+        return iter(list(self._rooms.values()))
+
+    def get(self, name: str) -> Room | None:
+        return self._rooms.get(name)
+
+    @property
+    def participants(self) -> int:
+        return sum(len(r.members) for r in self._rooms.values())
+
+    def join(self, p: Participant) -> Room:
+        room = self._rooms.get(p.room)
+        if room is None:
+            if len(self._rooms) >= self._max_rooms:
+                raise TooManyRooms(f"this server hosts at most {self._max_rooms} rooms")
+            room = self._rooms[p.room] = Room(p.room)
+        elif len(room.members) >= self._max_per_room:
+            raise RoomFull(f"room {p.room!r} is full ({self._max_per_room} participants)")
+        room.members[p.id] = p
+        return room
+
+    def leave(self, p: Participant) -> Room | None:
+        room = self._rooms.get(p.room)
+        if room is None or room.members.pop(p.id, None) is None:
+            return None
+        if not room.members:
+            del self._rooms[p.room]
+        return room

@@ -1,0 +1,317 @@
+"""One client's WebSocket session: join, audio in, results out, clean leave.
+
+The receive loop validates every frame at the edge. Audio goes through the client's segmenter
+in the VAD executor; finished utterances wait in a small per-speaker queue (overflow policy: the
+oldest waiting utterance is dropped and the speaker told) for this client's utterance worker.
+A sender task drains the client's outbox. All tasks are tracked and cancelled in `finally`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from babelfish import protocol as proto
+from babelfish.config import Settings
+from babelfish.engines.base import Engine
+from babelfish.languages import UnknownLanguage, resolve
+from babelfish.metrics import Metrics
+from babelfish.pipeline import Pipeline
+from babelfish.protocol import ProtocolError
+from babelfish.rooms import Outbox, Participant, Room, RoomFull, Rooms, TooManyRooms
+from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, SpeechDetector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Hub:
+    """Everything sessions share; built once in the app's lifespan."""
+
+    settings: Settings
+    engine: Engine
+    rooms: Rooms
+    metrics: Metrics
+    pipeline: Pipeline
+    vad_executor: Executor
+    detector_factory: Callable[[], SpeechDetector]
+    language_table: list[dict[str, Any]]
+    languages_in: frozenset[str]  # codes a speaker may join with
+    sessions: set[Session] = field(default_factory=set)
+    draining: bool = False
+
+    def population_changed(self) -> None:
+        self.metrics.set_population(self.rooms.participants, len(self.rooms))
+
+    async def drain(self, reconnect_after_ms: int = 2000) -> None:
+        """Tell every client the server restarts, then close them (1012) so they reconnect elsewhere/later."""
+        self.draining = True
+        message = {"type": "draining", "message": "The server is restarting.", "reconnect_after_ms": reconnect_after_ms}
+        await asyncio.gather(*(s.close_with(message, proto.CLOSE_SERVICE_RESTART) for s in list(self.sessions)))
+
+
+class Session:
+    def __init__(self, ws: WebSocket, hub: Hub) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.me: Participant | None = None
+        self.room: Room | None = None
+        self._segmenter: Segmenter | None = None
+        self._pending: asyncio.Queue[Segment] = asyncio.Queue(hub.settings.pending_utterances_max)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        self.hub.sessions.add(self)
+        try:
+            if self.hub.draining:
+                await self._refuse(ProtocolError("draining", "the server is restarting", proto.CLOSE_SERVICE_RESTART))
+                return
+            try:
+                join = await asyncio.wait_for(self._receive_join(), self.hub.settings.join_timeout_seconds)
+            except TimeoutError:
+                join = ProtocolError("join_timeout", "no join message in time", proto.CLOSE_POLICY_VIOLATION)
+            if isinstance(join, ProtocolError):
+                await self._refuse(join)
+                return
+            await self._serve(join)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            await self._cleanup()
+
+    async def _serve(self, join: proto.Join) -> None:
+        try:
+            me = self._admit(join)
+        except ProtocolError as exc:
+            await self._refuse(exc)
+            return
+        self._spawn(self._sender(me.outbox))
+        self._spawn(self._utterance_worker())
+        me.send(self._welcome(join))
+        assert self.room is not None
+        self.room.broadcast(
+            {
+                "type": "participants",
+                "room": me.room,
+                "event": "join",
+                "who": me.public(),
+                "participants": self.room.roster(),
+            },
+            self.room.listeners(me),
+        )
+        log.info("%s (%s) joined room %r speaking %s", me.name, me.id, me.room, me.language)
+        while not self._closing:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            try:
+                if message.get("bytes") is not None:
+                    await self._on_audio(message["bytes"])
+                elif message.get("text") is not None:
+                    await self._on_text(message["text"])
+            except ProtocolError as exc:
+                if exc.close_code is None:
+                    me.send(proto.error(exc.code, exc.message))
+                else:
+                    await self._refuse(exc)
+                    return
+
+    def _admit(self, join: proto.Join) -> Participant:
+        s = self.hub.settings
+        name = " ".join(join.name.split())
+        if len(name) > s.max_name_chars:
+            raise ProtocolError("invalid_name", f"names are limited to {s.max_name_chars} characters", 1008)
+        try:
+            language = resolve(join.language, self.hub.languages_in)
+        except UnknownLanguage as exc:
+            raise ProtocolError("unsupported_language", str(exc), proto.CLOSE_POLICY_VIOLATION) from None
+        if join.sample_rate not in s.allowed_sample_rates:
+            raise ProtocolError(
+                "unsupported_sample_rate",
+                f"sample_rate {join.sample_rate} is not supported; use one of {s.allowed_sample_rates}",
+                proto.CLOSE_UNSUPPORTED_DATA,
+            )
+        me = Participant(
+            id=secrets.token_hex(4),
+            name=name,
+            language=language,
+            room=join.room,
+            outbox=Outbox(s.send_queue_max, self._too_slow),
+            wants_audio=join.audio,
+        )
+        try:
+            self.room = self.hub.rooms.join(me)
+        except RoomFull as exc:
+            raise ProtocolError("room_full", str(exc), proto.CLOSE_TRY_AGAIN_LATER) from None
+        except TooManyRooms as exc:
+            raise ProtocolError("too_many_rooms", str(exc), proto.CLOSE_TRY_AGAIN_LATER) from None
+        self.me = me
+        self._sample_rate = join.sample_rate
+        self.hub.population_changed()
+        return me
+
+    def _welcome(self, join: proto.Join) -> dict[str, Any]:
+        assert self.me is not None and self.room is not None
+        s, info = self.hub.settings, self.hub.engine.info
+        return {
+            "type": "welcome",
+            "protocol": proto.PROTOCOL_VERSION,
+            "client_id": self.me.id,
+            "room": self.me.room,
+            "name": self.me.name,
+            "language": self.me.language,
+            "sample_rate": join.sample_rate,
+            "participants": self.room.roster(),
+            "languages": self.hub.language_table,
+            "engine": {"name": info.name, "reason": info.reason},
+            "limits": {
+                "max_frame_bytes": s.max_frame_bytes,
+                "max_text_bytes": s.max_text_bytes,
+                "max_utterance_seconds": s.max_utterance_seconds,
+            },
+        }
+
+    async def _cleanup(self) -> None:
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.hub.sessions.discard(self)
+        me = self.me
+        if me is not None:
+            room = self.hub.rooms.leave(me)
+            if room is not None and room.members:
+                room.broadcast(
+                    {
+                        "type": "participants",
+                        "room": me.room,
+                        "event": "leave",
+                        "who": me.public(),
+                        "participants": room.roster(),
+                    }
+                )
+            self.hub.population_changed()
+            log.info("%s (%s) left room %r", me.name, me.id, me.room)
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self.ws.close(proto.CLOSE_NORMAL)
+
+    # --- inbound ------------------------------------------------------------------------------
+
+    async def _receive_join(self) -> proto.Join | ProtocolError:
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        if message.get("text") is None:
+            return ProtocolError("not_joined", "send a join message before any audio", proto.CLOSE_POLICY_VIOLATION)
+        try:
+            parsed = proto.parse_client_message(message["text"], self.hub.settings.max_text_bytes)
+        except ProtocolError as exc:
+            return ProtocolError(exc.code, exc.message, exc.close_code or proto.CLOSE_POLICY_VIOLATION)
+        if not isinstance(parsed, proto.Join):
+            return ProtocolError("not_joined", f"send join before {parsed.type}", proto.CLOSE_POLICY_VIOLATION)
+        return parsed
+
+    async def _on_text(self, raw: str) -> None:
+        assert self.me is not None
+        message = proto.parse_client_message(raw, self.hub.settings.max_text_bytes)
+        if isinstance(message, proto.Join):
+            raise ProtocolError("already_joined", "this connection has already joined; reconnect to change room")
+        if isinstance(message, proto.Ping):
+            self.me.send({"type": "pong", "id": message.id})
+        elif isinstance(message, proto.EndUtterance) and self._segmenter is not None:
+            segment = await self._in_vad(self._segmenter.end_utterance, time.monotonic())
+            if segment is not None:
+                self._queue(segment)
+
+    async def _on_audio(self, data: bytes) -> None:
+        s = self.hub.settings
+        if len(data) > s.max_frame_bytes:
+            raise ProtocolError(
+                "frame_too_large", f"audio frames are limited to {s.max_frame_bytes} bytes", proto.CLOSE_TOO_BIG
+            )
+        if len(data) % 2:
+            raise ProtocolError("bad_audio", "audio frames are 16-bit samples: the byte count must be even")
+        if not data:
+            return
+        if self._segmenter is None:  # made lazily: listeners that never speak cost no VAD state
+            config = SegmenterConfig(
+                s.vad_threshold, s.vad_silence_ms, s.vad_min_speech_ms, s.vad_preroll_ms, s.max_utterance_seconds
+            )
+            self._segmenter = Segmenter(self.hub.detector_factory(), config, self._sample_rate)
+        for segment in await self._in_vad(self._segmenter.feed, data, time.monotonic()):
+            self._queue(segment)
+
+    async def _in_vad(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.hub.vad_executor, fn, *args)
+
+    def _queue(self, segment: Segment) -> None:
+        assert self.me is not None
+        if self._pending.full():
+            self._pending.get_nowait()  # drop the oldest: the freshest speech matters most in a conversation
+            self.me.send(
+                {
+                    "type": "notice",
+                    "code": "dropped_utterance",
+                    "message": "You spoke faster than the server could keep up; an earlier utterance was skipped.",
+                }
+            )
+        self._pending.put_nowait(segment)
+
+    async def _utterance_worker(self) -> None:
+        assert self.me is not None
+        while True:
+            segment = await self._pending.get()
+            await self.hub.pipeline.process(self.me, segment)
+
+    # --- outbound -----------------------------------------------------------------------------
+
+    async def _sender(self, outbox: Outbox) -> None:
+        while True:
+            item = await outbox.get()
+            if isinstance(item, str):
+                await self.ws.send_text(item)
+            else:
+                header, payload = item
+                await self.ws.send_text(header)
+                await self.ws.send_bytes(payload)
+
+    def _too_slow(self) -> None:
+        self.hub.metrics.client_dropped()
+        log.warning("closing %s: it reads too slowly (send queue full)", self.me.id if self.me else "?")
+        self._spawn(self.close_with(None, proto.CLOSE_TRY_AGAIN_LATER, "client too slow"))
+
+    async def close_with(self, message: dict[str, Any] | None, code: int, reason: str = "") -> None:
+        """Send `message` directly (bypassing the outbox) and close; later frames are ignored."""
+        if self._closing:
+            return
+        self._closing = True
+        with contextlib.suppress(Exception):
+            if message is not None:
+                await self.ws.send_text(proto.dumps(message))
+            await self.ws.close(code, reason[:120])
+
+    async def _refuse(self, exc: ProtocolError) -> None:
+        await self.close_with(
+            proto.error(exc.code, exc.message), exc.close_code or proto.CLOSE_POLICY_VIOLATION, exc.message
+        )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
