@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 from pydantic_settings import CliApp, SettingsError
 
@@ -21,8 +22,9 @@ log = logging.getLogger("babelfish")
 class _Server(uvicorn.Server):
     """uvicorn, plus the ready line once the engine is loaded and the socket listens, and a drain on shutdown."""
 
-    def __init__(self, config: uvicorn.Config, scheme: str, shown_host: str) -> None:
+    def __init__(self, config: uvicorn.Config, app: FastAPI, scheme: str, shown_host: str) -> None:
         super().__init__(config)
+        self._app = app
         self._scheme, self._shown_host = scheme, shown_host
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -32,8 +34,7 @@ class _Server(uvicorn.Server):
             print(f"{READY_LINE} at {self._scheme}://{self._shown_host}:{port}/", flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        app = self.config.loaded_app
-        hub = getattr(getattr(app, "state", None), "hub", None)
+        hub = getattr(self._app.state, "hub", None)
         if hub is not None:
             log.info("draining %d client(s) before shutdown", len(hub.sessions))
             await hub.drain()
@@ -85,8 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         certfile, keyfile = ensure_certificate(settings.data_dir, settings.certfile, settings.keyfile)
         ssl = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         log_level=settings.log_level,
         # Over our own limit, so an oversized frame gets our clear error rather than uvicorn's bare close.
         ws_max_size=4 * max(settings.max_frame_bytes, settings.max_text_bytes),
@@ -94,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **ssl,  # type: ignore[arg-type]
     )
     shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
-    server = _Server(config, "https" if settings.https else "http", shown)
+    server = _Server(config, app, "https" if settings.https else "http", shown)
     try:
         server.run(sockets=[sock])
     finally:

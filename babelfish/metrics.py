@@ -37,6 +37,8 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        for stage in STAGES:  # export every stage from the start, so dashboards see zeros rather than gaps
+            self._latency.labels(stage=stage)
         self._utterances = Counter("babelfish_utterances", "Utterances processed", ["outcome"], registry=self.registry)
         self._clients = Gauge("babelfish_clients", "Connected, joined clients", registry=self.registry)
         self._rooms = Gauge("babelfish_rooms", "Rooms with at least one participant", registry=self.registry)
@@ -49,6 +51,7 @@ class Metrics:
         self.clients = 0
         self.rooms = 0
         self.utterances = 0
+        self.dropped = 0
 
     def set_engine(self, name: str, reason: str) -> None:
         self.engine_name, self.engine_reason = name, reason
@@ -70,6 +73,7 @@ class Metrics:
 
     def client_dropped(self) -> None:
         self._dropped.inc()
+        self.dropped += 1
 
     def snapshot(self) -> dict[str, object]:
         latency: dict[str, dict[str, float | int | None]] = {}
@@ -88,6 +92,7 @@ class Metrics:
             "uptime_seconds": round(time.monotonic() - self.started, 1),
             "engine": {"name": self.engine_name, "reason": self.engine_reason},
             "utterances_processed": self.utterances,
+            "clients_dropped": self.dropped,
             "latency_ms": latency,
         }
 

@@ -69,6 +69,7 @@ class Session:
         self._pending: asyncio.Queue[Segment] = asyncio.Queue(hub.settings.pending_utterances_max)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._sender_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -98,7 +99,7 @@ class Session:
         except ProtocolError as exc:
             await self._refuse(exc)
             return
-        self._spawn(self._sender(me.outbox))
+        self._sender_task = self._spawn(self._sender(me.outbox))
         self._spawn(self._utterance_worker())
         me.send(self._welcome(join))
         assert self.room is not None
@@ -282,18 +283,23 @@ class Session:
     # --- outbound -----------------------------------------------------------------------------
 
     async def _sender(self, outbox: Outbox) -> None:
-        while True:
-            item = await outbox.get()
-            if isinstance(item, str):
-                await self.ws.send_text(item)
-            else:
-                header, payload = item
-                await self.ws.send_text(header)
-                await self.ws.send_bytes(payload)
+        try:
+            while True:
+                item = await outbox.get()
+                if isinstance(item, str):
+                    await self.ws.send_text(item)
+                else:
+                    header, payload = item
+                    await self.ws.send_text(header)
+                    await self.ws.send_bytes(payload)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the connection is gone or closing; the receive loop cleans up
 
     def _too_slow(self) -> None:
         self.hub.metrics.client_dropped()
         log.warning("closing %s: it reads too slowly (send queue full)", self.me.id if self.me else "?")
+        if self._sender_task is not None:
+            self._sender_task.cancel()  # stop queueing behind a reader that does not read; close right away
         self._spawn(self.close_with(None, proto.CLOSE_TRY_AGAIN_LATER, "client too slow"))
 
     async def close_with(self, message: dict[str, Any] | None, code: int, reason: str = "") -> None:
@@ -311,7 +317,8 @@ class Session:
             proto.error(exc.code, exc.message), exc.close_code or proto.CLOSE_POLICY_VIOLATION, exc.message
         )
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task

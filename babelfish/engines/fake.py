@@ -39,10 +39,11 @@ def describe(audio: np.ndarray) -> str:
 
 
 class FakeEngine:
-    def __init__(self, delay_seconds: float = 0.0, default_language: str = "en") -> None:
+    def __init__(self, delay_seconds: float = 0.0, default_language: str = "en", tone_seconds: float = 0.25) -> None:
         self.info = EngineInfo(name="test", reason="selected with --engine test: no models, deterministic output")
         self._delay = delay_seconds
         self._default = default_language
+        self._tone_seconds = tone_seconds
 
     def languages(self) -> Sequence[LanguageSupport]:
         rows = [
@@ -70,7 +71,7 @@ class FakeEngine:
         if speech:
             for target in served:
                 self._sleep()
-                yield SpeechResult(target, tone(target), TTS_RATE, via="test")
+                yield SpeechResult(target, tone(target, self._tone_seconds), TTS_RATE, via="test")
 
     def close(self) -> None:
         pass

