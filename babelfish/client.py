@@ -55,9 +55,11 @@ class Run:
         elif kind == "translation":
             line = f"{speaker} → {message['language']}: {message['text']}{latency}"
         elif kind == "audio":
-            line = f"{speaker} → {message['language']}: audio {message['bytes']} bytes @ {message['sample_rate']} Hz{latency}"
+            size, rate = message["bytes"], message["sample_rate"]
+            line = f"{speaker} → {message['language']}: audio {size} bytes @ {rate} Hz{latency}"
         elif kind == "welcome":
-            line = f"joined room {message['room']!r} as {message['name']} ({message['language']}), engine {message['engine']['name']}"
+            engine = message["engine"]["name"]
+            line = f"joined room {message['room']!r} as {message['name']} ({message['language']}), engine {engine}"
         elif kind in ("error", "notice"):
             line = f"{kind}: {message.get('code')}: {message.get('message')}"
         elif kind == "participants":

@@ -45,7 +45,9 @@ def test_oversized_message_closes():
     assert (info.value.code, info.value.close_code) == ("message_too_large", CLOSE_TOO_BIG)
 
 
-@pytest.mark.parametrize(("tag", "code"), [("pt-BR", "pt"), ("por", "pt"), ("de", "de"), ("deu", "de"), ("AUTO", "auto")])
+@pytest.mark.parametrize(
+    ("tag", "code"), [("pt-BR", "pt"), ("por", "pt"), ("de", "de"), ("deu", "de"), ("AUTO", "auto")]
+)
 def test_language_tags(tag, code):
     assert languages.canonical(tag) == code
 

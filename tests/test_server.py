@@ -75,7 +75,8 @@ def test_client_exits_non_zero_on_error(server, tmp_path):
     with wave.open(str(wav), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(silence(0.2))
     out = subprocess.run(
-        [sys.executable, "-m", "babelfish.client", str(wav), "--server", f"ws://127.0.0.1:{server}", "--language", "xx"],
+        [sys.executable, "-m", "babelfish.client", str(wav), "--server", f"ws://127.0.0.1:{server}",
+         "--language", "xx"],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 1

@@ -245,7 +245,10 @@ def test_engine_failure_is_contained(tmp_path, speech_pcm):
         def transcribe(self, utterance):
             raise RuntimeError("model exploded")
 
-    with TestClient(create_app(Settings(data_dir=tmp_path), engine=Broken())) as c, c.websocket_connect("/ws/client") as a:
+    with (
+        TestClient(create_app(Settings(data_dir=tmp_path), engine=Broken())) as c,
+        c.websocket_connect("/ws/client") as a,
+    ):
         join(a, "A", "en")
         speak(a, speech_pcm)
         msg = a.receive_json()
@@ -263,7 +266,9 @@ def test_healthz_languages_metrics(client):
     de = next(row for row in langs if row["code"] == "de")
     assert de["name"] == "German" and de["iso639_3"] == "deu" and de["speech_out"]
     m = client.get("/metrics").json()
-    assert {"cpu_percent", "memory_mb", "clients", "uptime_seconds", "engine", "rooms", "utterances_processed"} <= set(m)
+    assert {"cpu_percent", "memory_mb", "clients", "uptime_seconds", "engine", "rooms", "utterances_processed"} <= set(
+        m
+    )
     assert set(m["latency_ms"]) == {"transcript", "translation", "audio"}
     for url, headers in (("/metrics?format=prometheus", {}), ("/metrics", {"Accept": "text/plain"})):
         r = client.get(url, headers=headers)
