@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, WebSocket
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from babelfish import languages
@@ -19,6 +20,8 @@ from babelfish.pipeline import Pipeline
 from babelfish.rooms import Rooms
 from babelfish.segmenter import SpeechDetector, silero_detector
 from babelfish.session import Hub, Session
+from babelfish.tls import ca_certificate_path
+from babelfish.web import make_router
 
 log = logging.getLogger(__name__)
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -102,10 +105,8 @@ def create_app(
     async def ws_client(websocket: WebSocket) -> None:
         await Session(websocket, websocket.app.state.hub).run()
 
-    try:
-        from babelfish.web import router
-    except ImportError:  # the page and its assets are optional for the API
-        log.debug("babelfish.web not present; serving no client page")
-    else:
-        app.include_router(router)
+    # Read-only, public data: let a client page opened from a file (or another origin) fetch it.
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])
+    own_ca = settings.https and settings.certfile is None  # phones fetch our local CA from /ca.pem to trust it
+    app.include_router(make_router(ca_cert=ca_certificate_path(settings.data_dir) if own_ca else None))
     return app

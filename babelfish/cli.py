@@ -65,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    from babelfish.engines.factory import choose, seamless_available
+
+    if choose(settings)[0] == "seamless" and not seamless_available():
+        print("[ERROR] the seamless engine is not part of this build yet; use --engine cascade or auto", file=sys.stderr)
+        return 2
     try:
         sock = bind(settings.host, settings.port)
     except OSError as exc:

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log verbosity")
     data_dir: Path = Field(Path("data"), description="where assembled models, certificates and state are kept")
     https: bool = Field(False, description="serve HTTPS/WSS (phones only give the microphone to secure pages)")
-    certfile: Path | None = Field(None, description="TLS certificate (PEM); default: a self-signed one in data_dir")
+    certfile: Path | None = Field(None, description="TLS certificate (PEM); default: one from a local CA made in data_dir/tls")
     keyfile: Path | None = Field(None, description="TLS private key (PEM) for certfile")
 
     # --- engine ---

@@ -48,7 +48,9 @@ class Pipeline:
 
     async def _process(self, who: Participant, segment: Segment, utterance_id: str) -> None:
         loop = asyncio.get_running_loop()
-        utterance = Utterance(segment.audio, None if who.language == AUTO else who.language)
+        room = self._rooms.get(who.room)
+        candidates = tuple(sorted({p.language for p in room.members.values()} - {AUTO})) if room else ()
+        utterance = Utterance(segment.audio, None if who.language == AUTO else who.language, candidates)
         transcript = await loop.run_in_executor(self._executor, self._engine.transcribe, utterance)
         room = self._rooms.get(who.room)
         if transcript is None or room is None:

@@ -95,6 +95,3 @@ def make_router(static_dir: Path | None = None, root_dir: Path = ROOT, ca_cert: 
             )
 
     return router
-
-
-router = make_router()

@@ -23,6 +23,8 @@ class Utterance:
 
     audio: np.ndarray  # float32 mono at SAMPLE_RATE, in [-1, 1]
     language: str | None  # the speaker's declared language (canonical code); None means detect
+    # When detecting: languages this speaker most likely uses (the room's languages). A hint, not a limit.
+    candidates: tuple[str, ...] = ()
 
     @property
     def seconds(self) -> float:

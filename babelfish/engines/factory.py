@@ -37,12 +37,12 @@ def choose(settings: Settings) -> tuple[str, str]:
             "cascade",
             f"auto: no local SeamlessM4T weights for {settings.seamless_model!r}, using the offline cascade",
         )
-    if not _seamless_available():
+    if not seamless_available():
         return "cascade", f"auto: SeamlessM4T weights found at {weights}, but the seamless engine is not in this build"
     return "seamless", f"auto: SeamlessM4T weights found at {weights}"
 
 
-def _seamless_available() -> bool:
+def seamless_available() -> bool:
     try:
         import babelfish.engines.seamless  # noqa: F401
     except ImportError:

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install everything BabbleFish needs on a fresh Debian/Ubuntu machine. Safe to run again: it only
+# installs what is missing. `--test` adds what the test suite needs (browser, speech clips, sox).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runtime_debs=(espeak-ng apertium apertium-eng-spa apertium-fr-es apertium-es-pt)
+test_debs=(pocketsphinx-testdata chromium sox)
+pip_files=(-r requirements_server.txt)
+debs=("${runtime_debs[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+  debs+=("${test_debs[@]}")
+  pip_files+=(-r requirements_test.txt)
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+missing=()
+for pkg in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "[setup] installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-$(command -v python || command -v python3)}
+echo "[setup] installing Python packages (${pip_files[*]})"
+"$PYTHON" -m pip install -q --disable-pip-version-check "${pip_files[@]}"
+echo "[setup] done"
