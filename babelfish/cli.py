@@ -68,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from babelfish.engines.factory import choose, seamless_available
 
     if choose(settings)[0] == "seamless" and not seamless_available():
-        print("[ERROR] the seamless engine is not part of this build yet; use --engine cascade or auto", file=sys.stderr)
+        print(
+            "[ERROR] the seamless engine is not part of this build yet; use --engine cascade or auto", file=sys.stderr
+        )
         return 2
     try:
         sock = bind(settings.host, settings.port)

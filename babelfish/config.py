@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log verbosity")
     data_dir: Path = Field(Path("data"), description="where assembled models, certificates and state are kept")
     https: bool = Field(False, description="serve HTTPS/WSS (phones only give the microphone to secure pages)")
-    certfile: Path | None = Field(None, description="TLS certificate (PEM); default: one from a local CA made in data_dir/tls")
+    certfile: Path | None = Field(
+        None, description="TLS certificate (PEM); default: one from a local CA made in data_dir/tls"
+    )
     keyfile: Path | None = Field(None, description="TLS private key (PEM) for certfile")
 
     # --- engine ---
@@ -63,7 +65,10 @@ class Settings(BaseSettings):
     max_rooms: int = Field(100, ge=1, description="rooms per server")
     max_name_chars: int = Field(40, ge=1, le=200, description="longest participant name")
     send_queue_max: int = Field(
-        256, ge=4, description="messages queued for one client before it is dropped as too slow"
+        2048, ge=4, description="messages queued for one client before it is dropped as too slow"
+    )
+    send_queue_max_bytes: int = Field(
+        8_000_000, ge=65_536, description="bytes queued for one client before it is dropped as too slow"
     )
     pending_utterances_max: int = Field(
         4, ge=1, description="utterances queued per speaker; the oldest is dropped beyond"

@@ -1,7 +1,7 @@
 """Rooms, participants and the fan-out of results to them.
 
-Each participant has a bounded outbox drained by its own sender task. Overflow policy: a client
-whose outbox is full cannot keep up, so it is closed (1013, "client too slow") and everyone else
+Each participant has a bounded outbox (messages and bytes) drained by its own sender task. Overflow
+policy: a client whose outbox is full cannot keep up, so it is closed (1013, "client too slow") and everyone else
 carries on; nothing ever waits on a slow reader. Fan-out serialises a message once per language
 and only enqueues references, so delivering to hundreds of listeners stays cheap.
 """
@@ -20,25 +20,41 @@ Outgoing = str | tuple[str, bytes]
 
 
 class Outbox:
-    def __init__(self, maxsize: int, on_overflow: Callable[[], None]) -> None:
-        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize)
+    """A client's bounded send queue, limited in messages and in bytes (audio makes sizes vary a lot)."""
+
+    def __init__(self, max_items: int, max_bytes: int, on_overflow: Callable[[], None]) -> None:
+        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(max_items)
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._on_overflow = on_overflow
         self.overflowed = False
 
     def put(self, item: Outgoing) -> None:
         if self.overflowed:
             return
+        size = _size(item)
         try:
+            if self._bytes + size > self._max_bytes:
+                raise asyncio.QueueFull
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
             self.overflowed = True
             self._on_overflow()
+            return
+        self._bytes += size
 
     async def get(self) -> Outgoing:
-        return await self._queue.get()
+        item = await self._queue.get()
+        self._bytes -= _size(item)
+        return item
 
     def qsize(self) -> int:
         return self._queue.qsize()
+
+
+def _size(item: Outgoing) -> int:
+    # Text is counted in characters: close enough to bytes for a budget, and free to compute.
+    return len(item) if isinstance(item, str) else len(item[0]) + len(item[1])
 
 
 @dataclass(eq=False)

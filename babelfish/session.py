@@ -109,7 +109,7 @@ class Session:
                 "room": me.room,
                 "event": "join",
                 "who": me.public(),
-                "participants": self.room.roster(),
+                "count": len(self.room.members),
             },
             self.room.listeners(me),
         )
@@ -150,7 +150,7 @@ class Session:
             name=name,
             language=language,
             room=join.room,
-            outbox=Outbox(s.send_queue_max, self._too_slow),
+            outbox=Outbox(s.send_queue_max, s.send_queue_max_bytes, self._too_slow),
             wants_audio=join.audio,
         )
         try:
@@ -203,7 +203,7 @@ class Session:
                         "room": me.room,
                         "event": "leave",
                         "who": me.public(),
-                        "participants": room.roster(),
+                        "count": len(room.members),
                     }
                 )
             self.hub.population_changed()

@@ -170,7 +170,7 @@ def test_slow_reader_is_dropped_others_unaffected(tmp_path, speech_pcm):
             while not good_left:
                 message = json.loads(await asyncio.wait_for(good.recv(), 30))
                 good_left = message["type"] == "participants" and message["event"] == "leave"
-            assert [p["language"] for p in message["participants"]] == ["de", "en"]
+            assert message["count"] == 2  # the reader and the speaker are still there
 
     try:
         asyncio.run(scenario())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +68,7 @@ class CascadeEngine:
         self.voices = voices
         self.info = info or EngineInfo(name="cascade", reason="constructed directly")
         self._languages = self._support_table()
-        # Targets translate concurrently: apertium is a subprocess and the CTranslate2/Rust backends release the GIL,
+        # Targets translate concurrently: apertium runs in other processes, CTranslate2/Rust backends release the GIL,
         # so k targets cost far less than k times one (see docs/benchmarks.md).
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cascade-mt")
 
@@ -137,7 +137,7 @@ class CascadeEngine:
         return self._languages
 
     def transcribe(self, utterance: Utterance) -> Transcript | None:
-        rec = self.asr.recognize(utterance.audio, utterance.language)
+        rec = self.asr.recognize(utterance.audio, utterance.language, utterance.candidates)
         return None if rec is None else Transcript(rec.text, rec.language)
 
     def render(
@@ -146,7 +146,7 @@ class CascadeEngine:
         memo = Memo()  # hops shared by several targets run once
         src, text, audio = transcript.language, transcript.text, utterance.audio
         futures = [self._pool.submit(self.router.translate, text, src, tgt, audio, memo) for tgt in targets]
-        texts: list[TextResult] = []
+        speech_jobs: dict[Future[tuple[bytes, int]], tuple[str, str]] = {}
         for tgt, fut in zip(targets, futures, strict=True):
             try:
                 out = fut.result()
@@ -158,21 +158,21 @@ class CascadeEngine:
                     result = TextResult(tgt, None, notice=self._no_route(transcript.language, tgt))
                 else:
                     result = TextResult(tgt, out[0], via=out[1])
-            texts.append(result)
+            # Speech starts as soon as its text is ready, on the voice's own thread: Piper (~100 ms a sentence) then
+            # runs beside the other targets' translation and espeak (~3 ms), not after them.
+            voice = self.voices.for_language(tgt) if speech and result.text else None
+            if voice is not None:
+                speech_jobs[self._pool.submit(voice.synthesize, result.text, tgt)] = (tgt, voice.name)
             yield result
-        if not speech:
-            return
-        for r in texts:
-            voice = self.voices.for_language(r.language)
-            if not r.text or voice is None:
-                continue
+        for job in as_completed(speech_jobs):  # quickest first: espeak listeners do not wait behind Piper
+            tgt, name = speech_jobs[job]
             try:
-                pcm, rate = voice.synthesize(r.text, r.language)
+                pcm, rate = job.result()
             except Exception:
-                log.exception("speech synthesis for %s failed", r.language)
+                log.exception("speech synthesis for %s failed", tgt)
                 continue
             if pcm:
-                yield SpeechResult(r.language, pcm, rate, via=voice.name)
+                yield SpeechResult(tgt, pcm, rate, via=name)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -1,0 +1,63 @@
+"""The long-running apertium pipelines: same output as a one-shot `apertium -u`, restart when they die or hang."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from babelfish.engines.cascade.mt import Apertium, _deformat, _reformat
+
+APERTIUM = Apertium.detect()
+pytestmark = pytest.mark.skipif(APERTIUM is None or ("en", "es") not in APERTIUM.pairs(), reason="no apertium eng-spa")
+
+TEXTS = [
+    "Hello world, how are you?",
+    "First sentence. Second one! I like cats",
+    "It costs 50% more [really] <b> a/b c\\d ^x$ @me {x} ~y #1 +2 *3 |4.",  # the stream format's reserved characters
+]
+
+
+@pytest.fixture
+def apertium() -> Iterator[Apertium]:
+    a = Apertium.detect()
+    assert a is not None
+    yield a
+    a.close()
+
+
+def _stages() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if "lt-proc" in p.name()]
+
+
+def test_deformat_round_trip():
+    raw = _deformat("a [b] \\ ~c\nd")
+    assert raw == b"a \\[b\\] \\\\ [~]c d.[]\0"
+    assert _reformat(raw) == "a [b] \\ ~c d"
+
+
+def test_pipeline_matches_one_shot(apertium: Apertium):
+    for text in TEXTS:
+        assert apertium.translate(text, "en", "es") == apertium.translate_once(text, "en", "es"), text
+    assert apertium.translate("", "en", "es") == ""
+
+
+def test_pipeline_restarts_after_death_and_stops_on_close(apertium: Apertium):
+    first = apertium.translate(TEXTS[0], "en", "es")
+    proc = apertium._pipes[("en", "es")]._proc
+    assert proc is not None and _stages()
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert apertium.translate(TEXTS[0], "en", "es") == first  # a fresh pipeline
+    apertium.close()
+    assert not _stages()
+
+
+def test_timeout_falls_back_to_one_shot(apertium: Apertium):
+    pipe = apertium._pipes[("en", "es")]
+    pipe._timeout = 0.0  # every reply is "late": the pipeline is dropped and a one-shot process answers
+    assert apertium.translate(TEXTS[0], "en", "es") == "Hola Mundo, cómo eres?"
+    assert pipe._proc is None
