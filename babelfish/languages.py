@@ -14,6 +14,7 @@ import langcodes
 from babelfish.engines.base import LanguageSupport
 
 AUTO = "auto"
+SKIP = frozenset({"piqd", "tlh", "qya", "sjn", "art"})  # constructed languages espeak-ng ships voices for
 
 
 class UnknownLanguage(ValueError):
@@ -51,14 +52,19 @@ def native_name(code: str) -> str:
         return english_name(code)
 
 
-def iso639_3(code: str) -> str:
-    return langcodes.Language.get(code).to_alpha3()
+def iso639_3(code: str) -> str | None:
+    try:
+        return langcodes.Language.get(code).to_alpha3()
+    except LookupError:
+        return None
 
 
 def table(supports: Sequence[LanguageSupport]) -> list[dict[str, object]]:
     """The language table `/languages` and `welcome` serve, sorted by English name."""
     rows = []
     for s in supports:
+        if not langcodes.tag_is_valid(s.code) or s.code in SKIP:
+            continue  # e.g. espeak-ng's joke voices ("piqd", Klingon): not a language people pick
         row: dict[str, object] = asdict(s)
         row["name"] = english_name(s.code)
         row["native_name"] = native_name(s.code)

@@ -141,12 +141,12 @@ class _Delivery:
 
     def _notice(self, result: TextResult) -> dict[str, object]:
         src, dst = english_name(self._transcript.language), english_name(result.language)
-        reason = f" ({result.notice})" if result.notice else ""
+        message = result.notice or f"No translation from {src} to {dst} is available on this server."
         return {
             "type": "notice",
             "code": "untranslatable",
             "utterance_id": self._head["utterance_id"],
             "speaker": self._head["speaker"],
             "language": result.language,
-            "message": f"No translation from {src} to {dst} is available on this server{reason}.",
+            "message": message,
         }

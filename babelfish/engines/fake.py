@@ -24,6 +24,7 @@ from babelfish.engines.base import (
     Transcript,
     Utterance,
 )
+from babelfish.languages import english_name
 
 LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "ja")
 TEXT_ONLY = ("la",)
@@ -65,7 +66,7 @@ class FakeEngine:
         for target in targets:
             self._sleep()
             if target in TEXT_ONLY:
-                yield TextResult(target, None, notice=f"the test engine cannot translate into {target}")
+                yield TextResult(target, None, notice=f"The test engine cannot translate into {english_name(target)}.")
             else:
                 yield TextResult(target, f"[{target}] {transcript.text}", via="test")
         if speech:
