@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     pending_utterances_max: int = Field(
         4, ge=1, description="utterances queued per speaker; the oldest is dropped beyond"
     )
+    max_audio_rate: float = Field(3.0, ge=1.0, description="audio accepted per second, in seconds (× real time)")
+    audio_burst_seconds: float = Field(
+        60.0, ge=1.0, description="audio a client may send at once beyond max_audio_rate (e.g. a recording)"
+    )
     join_timeout_seconds: float = Field(10.0, gt=0, description="time a new connection has to send join")
     allowed_sample_rates: list[int] = Field(
         default_factory=lambda: [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000],

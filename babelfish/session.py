@@ -59,6 +59,21 @@ class Hub:
         await asyncio.gather(*(s.close_with(message, proto.CLOSE_SERVICE_RESTART) for s in list(self.sessions)))
 
 
+class TokenBucket:
+    """Seconds of audio a client may send: refills at `rate` per wall-clock second, holds at most `burst`."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self._rate, self._burst, self._level, self._at = rate, burst, burst, now
+
+    def take(self, amount: float, now: float) -> bool:
+        self._level = min(self._burst, self._level + (now - self._at) * self._rate)
+        self._at = now
+        if amount > self._level:
+            return False
+        self._level -= amount
+        return True
+
+
 class Session:
     def __init__(self, ws: WebSocket, hub: Hub) -> None:
         self.ws = ws
@@ -161,6 +176,8 @@ class Session:
             raise ProtocolError("too_many_rooms", str(exc), proto.CLOSE_TRY_AGAIN_LATER) from None
         self.me = me
         self._sample_rate = join.sample_rate
+        self._audio_budget = TokenBucket(rate=s.max_audio_rate, burst=s.audio_burst_seconds, now=time.monotonic())
+        self._warned_rate = False
         self.hub.population_changed()
         return me
 
@@ -249,6 +266,14 @@ class Session:
         if len(data) % 2:
             raise ProtocolError("bad_audio", "audio frames are 16-bit samples: the byte count must be even")
         if not data:
+            return
+        if not self._audio_budget.take(len(data) / 2 / self._sample_rate, time.monotonic()):
+            # Faster than real time for long: drop, so one client cannot starve the shared VAD threads.
+            if not self._warned_rate:
+                self._warned_rate = True
+                raise ProtocolError(
+                    "audio_too_fast", f"audio is accepted at up to {s.max_audio_rate:g}× real time; frames were dropped"
+                )
             return
         if self._segmenter is None:  # made lazily: listeners that never speak cost no VAD state
             config = SegmenterConfig(

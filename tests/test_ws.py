@@ -274,3 +274,15 @@ def test_healthz_languages_metrics(client):
         r = client.get(url, headers=headers)
         assert r.headers["content-type"].startswith("text/plain")
         assert "babelfish_latency_seconds_bucket" in r.text and 'babelfish_engine_info{engine="test"' in r.text
+
+
+def test_audio_flood_is_throttled_not_fatal(tmp_path, speech_pcm):
+    settings = Settings(data_dir=tmp_path, max_audio_rate=1.0, audio_burst_seconds=2.0)
+    with TestClient(create_app(settings, engine=FakeEngine())) as c, c.websocket_connect("/ws/client") as a:
+        join(a, "A", "en")
+        for frame in frames(silence(3)):  # 3 s of audio at once: over the 2 s burst
+            a.send_bytes(frame)
+        msg = a.receive_json()
+        assert (msg["type"], msg["code"]) == ("error", "audio_too_fast")
+        a.send_text('{"type": "ping"}')
+        assert a.receive_json()["type"] == "pong"  # reported once, the session goes on
