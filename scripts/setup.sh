@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runtime_debs=(espeak-ng apertium apertium-eng-spa apertium-fr-es apertium-es-pt)
-test_debs=(pocketsphinx-testdata chromium sox)
+test_debs=(pocketsphinx-testdata chromium sox nginx)
 pip_files=(-r requirements_server.txt)
 debs=("${runtime_debs[@]}")
 if [[ "${1:-}" == "--test" ]]; then
