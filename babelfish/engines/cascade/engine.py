@@ -145,9 +145,10 @@ class CascadeEngine:
     ) -> Iterator[RenderResult]:
         memo = Memo()  # hops shared by several targets run once
         src, text, audio = transcript.language, transcript.text, utterance.audio
-        futures = [self._pool.submit(self.router.translate, text, src, tgt, audio, memo) for tgt in targets]
+        futures = {self._pool.submit(self.router.translate, text, src, tgt, audio, memo): tgt for tgt in targets}
         speech_jobs: dict[Future[tuple[bytes, int]], tuple[str, str]] = {}
-        for tgt, fut in zip(targets, futures, strict=True):
+        for fut in as_completed(futures):  # quickest first: a listener never waits for another language's text
+            tgt = futures[fut]
             try:
                 out = fut.result()
             except Exception as exc:  # one failing backend must not cost the other listeners their results

@@ -93,6 +93,7 @@ class _Pipeline:
         self._timeout = timeout
         self._lock = threading.Lock()  # one request in flight: replies are matched to requests only by order
         self._proc: subprocess.Popen[bytes] | None = None
+        self.last_used = 0.0
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._proc.poll() is not None:
@@ -119,7 +120,9 @@ class _Pipeline:
             try:
                 proc.stdin.write(_deformat(text))
                 proc.stdin.flush()
-                return _reformat(self._read_reply(proc.stdout.fileno()))
+                reply = _reformat(self._read_reply(proc.stdout.fileno()))
+                self.last_used = time.monotonic()
+                return reply
             except Exception:
                 self._kill()  # a stuck or dead pipeline may hold half a reply: never reuse it
                 raise
@@ -155,6 +158,16 @@ class _Pipeline:
         with self._lock:
             self._kill()
 
+    def stop_if_idle(self, now: float, idle_seconds: float) -> None:
+        """Stop a pipeline unused for `idle_seconds`; it restarts (~0.1 s) on its next request."""
+        if self._proc is None or now - self.last_used < idle_seconds:
+            return
+        if self._lock.acquire(blocking=False):  # busy means not idle: leave it
+            try:
+                self._kill()
+            finally:
+                self._lock.release()
+
 
 class Apertium:
     """Rule-based Debian apertium pairs, each a long-running null-flush pipeline (~2 ms a call once started); a
@@ -164,8 +177,12 @@ class Apertium:
     name = "apertium"
     quality = 1.0
 
-    def __init__(self, modes: dict[Pair, str], modes_dir: Path = MODES_DIR, timeout: float = 5) -> None:
+    def __init__(
+        self, modes: dict[Pair, str], modes_dir: Path = MODES_DIR, timeout: float = 5, idle_seconds: float = 900
+    ) -> None:
         self._modes = modes
+        # Warm pipelines cost 38-106 MiB each: ones a conversation stopped using are stopped after `idle_seconds`.
+        self._idle_seconds = idle_seconds
         # A warm pipeline answers in ms and a cold one loads in well under a second: past `timeout` it is stuck.
         self._pipes = {pair: _Pipeline(modes_dir / f"{mode}.mode", timeout) for pair, mode in modes.items()}
 
@@ -188,6 +205,10 @@ class Apertium:
         return self._modes.keys()
 
     def translate(self, text: str, src: str, tgt: str) -> str:
+        now = time.monotonic()
+        for pair, pipe in self._pipes.items():
+            if pair != (src, tgt):
+                pipe.stop_if_idle(now, self._idle_seconds)
         try:
             return self._pipes[(src, tgt)].translate(text)
         except (OSError, TimeoutError, EOFError, subprocess.SubprocessError) as exc:
