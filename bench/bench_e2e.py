@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -127,6 +128,9 @@ async def main_async(args: argparse.Namespace) -> None:
                         if args.verbose:
                             print(kind, lang, r)
             metrics = (await http.get("/metrics")).json()
+            server = psutil.Process(proc.pid)
+            helpers = server.children(recursive=True)  # apertium pipelines run as child processes
+            uss = [p.memory_full_info().uss for p in [server, *helpers]]
     finally:
         proc.terminate()
         proc.wait(30)
@@ -140,6 +144,7 @@ async def main_async(args: argparse.Namespace) -> None:
         )
     print(f"\nserver-measured speech end → text: p50 {pct(server_text, 50)} ms, p95 {pct(server_text, 95)} ms")
     print(f"untranslatable notices: {notices}; resident memory after the run: {metrics['memory_mb']:.0f} MB")
+    print(f"private memory (USS), server + {len(uss) - 1} child processes: {sum(uss) / 2**20:.0f} MiB")
     print(f"/metrics latency_ms: {json.dumps(metrics['latency_ms'])}")
 
 
