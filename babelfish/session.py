@@ -85,6 +85,11 @@ class Session:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._sender_task: asyncio.Task[None] | None = None
+        self._sample_rate = 16_000  # set from join
+        self._audio_budget = TokenBucket(
+            hub.settings.max_audio_rate, hub.settings.audio_burst_seconds, time.monotonic()
+        )
+        self._warned_rate = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -149,7 +154,9 @@ class Session:
         s = self.hub.settings
         name = " ".join(join.name.split())
         if len(name) > s.max_name_chars:
-            raise ProtocolError("invalid_name", f"names are limited to {s.max_name_chars} characters", 1008)
+            raise ProtocolError(
+                "invalid_name", f"names are limited to {s.max_name_chars} characters", proto.CLOSE_POLICY_VIOLATION
+            )
         try:
             language = resolve(join.language, self.hub.languages_in)
         except UnknownLanguage as exc:
@@ -176,8 +183,6 @@ class Session:
             raise ProtocolError("too_many_rooms", str(exc), proto.CLOSE_TRY_AGAIN_LATER) from None
         self.me = me
         self._sample_rate = join.sample_rate
-        self._audio_budget = TokenBucket(rate=s.max_audio_rate, burst=s.audio_burst_seconds, now=time.monotonic())
-        self._warned_rate = False
         self.hub.population_changed()
         return me
 

@@ -158,7 +158,7 @@ class SeamlessEngine:
     def load(cls, settings: Settings, reason: str = "", dtype: torch.dtype | None = None) -> SeamlessEngine:
         """Load SeamlessM4T v2 from local weights only (a folder or the HF cache); `dtype` overrides the choice."""
         import torch
-        from transformers import AutoProcessor, SeamlessM4Tv2Model
+        from transformers import AutoConfig, AutoProcessor, SeamlessM4Tv2Model
 
         from babelfish.engines.factory import seamless_weights
 
@@ -166,6 +166,11 @@ class SeamlessEngine:
         folder = seamless_weights(settings)
         if folder is None:
             raise FileNotFoundError(f"no local SeamlessM4T weights for {settings.seamless_model!r}")
+        kind = AutoConfig.from_pretrained(str(folder), local_files_only=True).model_type
+        if (
+            kind != "seamless_m4t_v2"
+        ):  # v1 (e.g. hf-seamless-m4t-medium) has an autoregressive unit model: not this code
+            raise ValueError(f"{folder} holds a {kind!r} model; the seamless engine runs SeamlessM4T v2 only")
         device = settings.device
         if device == "cuda" and not torch.cuda.is_available():
             log.warning("seamless: device cuda asked for but CUDA is not available; running on cpu")
