@@ -56,6 +56,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _engine_problem(settings: Settings) -> str | None:
+    """A missing prerequisite of the chosen engine, said in one line before anything starts."""
+    from babelfish.engines.factory import choose, seamless_available, seamless_weights
+
+    if choose(settings)[0] != "seamless":
+        return None
+    if not seamless_available():
+        return "the seamless engine needs torch and transformers: pip install -r requirements_server.txt"
+    if seamless_weights(settings) is None:
+        return (
+            f"no local SeamlessM4T weights for {settings.seamless_model!r}: give a folder with --seamless-model PATH "
+            "(or put the model in the Hugging Face cache), or use --engine cascade"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = parse_settings(argv)
@@ -65,12 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    from babelfish.engines.factory import choose, seamless_available
-
-    if choose(settings)[0] == "seamless" and not seamless_available():
-        print(
-            "[ERROR] the seamless engine is not part of this build yet; use --engine cascade or auto", file=sys.stderr
-        )
+    problem = _engine_problem(settings)
+    if problem:
+        print(f"[ERROR] {problem}", file=sys.stderr)
         return 2
     try:
         sock = bind(settings.host, settings.port)

@@ -177,3 +177,14 @@ def test_slow_reader_is_dropped_others_unaffected(tmp_path, speech_pcm):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_seamless_without_weights_is_one_clear_line(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "server_cpu.py", "--engine", "seamless", "--seamless-model", str(tmp_path / "none"),
+         "--port", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "no local SeamlessM4T weights" in out.stderr and "--seamless-model" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from pathlib import Path
@@ -21,7 +22,10 @@ def seamless_weights(settings: Settings) -> Path | None:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    found = try_to_load_from_cache(settings.seamless_model, "config.json")
+    try:
+        found = try_to_load_from_cache(settings.seamless_model, "config.json")
+    except ValueError:  # not a repo id (e.g. a folder path that does not exist)
+        return None
     return Path(found).parent if isinstance(found, str) else None
 
 
@@ -38,16 +42,13 @@ def choose(settings: Settings) -> tuple[str, str]:
             f"auto: no local SeamlessM4T weights for {settings.seamless_model!r}, using the offline cascade",
         )
     if not seamless_available():
-        return "cascade", f"auto: SeamlessM4T weights found at {weights}, but the seamless engine is not in this build"
+        return "cascade", f"auto: SeamlessM4T weights found at {weights}, but torch/transformers are not installed"
     return "seamless", f"auto: SeamlessM4T weights found at {weights}"
 
 
 def seamless_available() -> bool:
-    try:
-        import babelfish.engines.seamless  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the seamless engine can run here (it needs torch and transformers)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
 
 
 def load_engine(settings: Settings) -> Engine:
@@ -59,16 +60,14 @@ def load_engine(settings: Settings) -> Engine:
     if name == "test":
         from babelfish.engines.fake import FakeEngine
 
-        engine = FakeEngine()
-        engine.info = type(engine.info)(name="test", reason=reason)
+        engine = FakeEngine(reason=reason)
     elif name == "cascade":
         from babelfish.engines.cascade import CascadeEngine
 
-        engine = CascadeEngine.load(settings)
-        engine.info = type(engine.info)(name="cascade", reason=reason, details=engine.info.details)
+        engine = CascadeEngine.load(settings, reason=reason)
     else:
-        from babelfish.engines.seamless import SeamlessEngine  # type: ignore[import-not-found]
+        from babelfish.engines.seamless import SeamlessEngine
 
-        engine = SeamlessEngine.load(settings)
+        engine = SeamlessEngine.load(settings, reason=reason)
     log.info("engine %s loaded in %.1f s", name, time.perf_counter() - started)
     return engine

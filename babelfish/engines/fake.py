@@ -40,8 +40,14 @@ def describe(audio: np.ndarray) -> str:
 
 
 class FakeEngine:
-    def __init__(self, delay_seconds: float = 0.0, default_language: str = "en", tone_seconds: float = 0.25) -> None:
-        self.info = EngineInfo(name="test", reason="selected with --engine test: no models, deterministic output")
+    def __init__(
+        self,
+        delay_seconds: float = 0.0,
+        default_language: str = "en",
+        tone_seconds: float = 0.25,
+        reason: str = "selected with --engine test: no models, deterministic output",
+    ) -> None:
+        self.info = EngineInfo(name="test", reason=reason)
         self._delay = delay_seconds
         self._default = default_language
         self._tone_seconds = tone_seconds

@@ -167,9 +167,8 @@ class SeamlessEngine:
         if folder is None:
             raise FileNotFoundError(f"no local SeamlessM4T weights for {settings.seamless_model!r}")
         kind = AutoConfig.from_pretrained(str(folder), local_files_only=True).model_type
-        if (
-            kind != "seamless_m4t_v2"
-        ):  # v1 (e.g. hf-seamless-m4t-medium) has an autoregressive unit model: not this code
+        # v1 (e.g. hf-seamless-m4t-medium) has an autoregressive unit model and other tables: not this code path
+        if kind != "seamless_m4t_v2":
             raise ValueError(f"{folder} holds a {kind!r} model; the seamless engine runs SeamlessM4T v2 only")
         device = settings.device
         if device == "cuda" and not torch.cuda.is_available():

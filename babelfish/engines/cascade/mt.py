@@ -274,7 +274,7 @@ class Seq2Seq:
                 src, tgt = m.groups()
             return {c: raw for raw in (src, tgt) if (c := _canon(raw))}
         codes: dict[str, str] = {}
-        for tok in self.tokenizer.additional_special_tokens or []:
+        for tok in _special_tokens(self.tokenizer):
             raw = tok.strip("_")  # M2M: __de__ ; NLLB: deu_Latn
             base = raw.split("_")[0]
             if (c := _canon(base)) is not None:
@@ -302,7 +302,8 @@ class Seq2Seq:
             if self._ct2:
                 tokens = [self.tokenizer.convert_ids_to_tokens(self.tokenizer.encode(t)) for t in texts]
                 prefix = [[forced]] * len(texts) if forced else None
-                res = self._model.translate_batch(tokens, target_prefix=prefix, beam_size=2, max_decoding_length=256)
+                limit = min(256, 2 * max(map(len, tokens)) + 16)  # as below: bounded by the input length
+                res = self._model.translate_batch(tokens, target_prefix=prefix, beam_size=2, max_decoding_length=limit)
                 out_ids = [self.tokenizer.convert_tokens_to_ids(r.hypotheses[0]) for r in res]
             else:
                 import torch
@@ -318,15 +319,20 @@ class Seq2Seq:
             return [s.strip() for s in self.tokenizer.batch_decode(out_ids, skip_special_tokens=True)]
 
 
+def _special_tokens(tokenizer: Any) -> list[str]:
+    # Not every tokenizer class has the attribute in transformers 5 (MarianTokenizer does not).
+    return list(getattr(tokenizer, "additional_special_tokens", None) or [])
+
+
 def _kind(config: dict[str, Any], tokenizer: Any) -> str:
-    mtype = str(config.get("model_type") or config.get("architectures", [""])[0]).lower()
-    if "marian" in mtype:
+    # A CTranslate2 folder's config.json is CTranslate2's own (no model_type): the tokenizer tells then.
+    mtype = str(config.get("model_type") or (config.get("architectures") or [""])[0]).lower()
+    tname = type(tokenizer).__name__.lower()
+    if "marian" in mtype or "marian" in tname:
         return "marian"
-    if "nllb" in type(tokenizer).__name__.lower() or any(
-        "_Latn" in t for t in (tokenizer.additional_special_tokens or [])
-    ):
+    if "nllb" in tname or any("_Latn" in t for t in _special_tokens(tokenizer)):
         return "nllb"
-    if "m2m" in mtype:
+    if "m2m" in mtype or "m2m" in tname:
         return "m2m"
     raise ValueError(f"unsupported MT model type {mtype!r} (expected Marian/opus-mt, NLLB or M2M-100)")
 
