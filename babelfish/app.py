@@ -21,7 +21,7 @@ from babelfish.rooms import Rooms
 from babelfish.segmenter import SpeechDetector, silero_detector
 from babelfish.session import Hub, Session
 from babelfish.tls import ca_certificate_path
-from babelfish.web import make_router
+from babelfish.web import make_router, static_files
 
 log = logging.getLogger(__name__)
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -109,4 +109,5 @@ def create_app(
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])
     own_ca = settings.https and settings.certfile is None  # phones fetch our local CA from /ca.pem to trust it
     app.include_router(make_router(ca_cert=ca_certificate_path(settings.data_dir) if own_ca else None))
+    app.mount("/static", static_files(), name="static")
     return app

@@ -3,7 +3,7 @@
 `make_router()` returns a FastAPI router the app includes (`app.include_router(web.router)`):
 
 - `/` and `/client_thin.html` — the one-file client (always revalidated, so updates arrive at once)
-- `/manifest.json`, `/sw.js` (root scope), `/static/...` (icons)
+- `/manifest.json`, `/sw.js` (root scope); `/static/...` (icons) is mounted by the app from `static_files()`
 - `/qr.svg?data=<text>` — a QR code drawn by `segno`, for inviting phones into a room
 - `/ca.pem` — the local CA certificate when the server made its own (see babelfish.tls), for phones to trust
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 import segno
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 ROOT = Path(__file__).resolve().parent.parent
 QR_MAX_CHARS = 1024  # a join link is ~100 characters; this keeps codes scannable and the endpoint cheap
@@ -26,7 +27,9 @@ SECURITY = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer
 
 
 def make_router(static_dir: Path | None = None, root_dir: Path = ROOT, ca_cert: Path | None = None) -> APIRouter:
-    """Routes for the web client. `static_dir` defaults to <repo>/static; `ca_cert` enables GET /ca.pem."""
+    """Routes for the web client. `static_dir` defaults to <repo>/static; `ca_cert` enables GET /ca.pem.
+
+    `/static/...` itself is Starlette's StaticFiles, mounted by the app (see `static_files`)."""
     static = (static_dir or root_dir / "static").resolve()
     page = root_dir / "client_thin.html"
     manifest = root_dir / "manifest.json"
@@ -54,16 +57,6 @@ def make_router(static_dir: Path | None = None, root_dir: Path = ROOT, ca_cert: 
     @router.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:
         return _file(static / "icons" / "icon-192.png", "image/png", {"Cache-Control": "public, max-age=86400"})
-
-    @router.get("/static/{rel:path}", include_in_schema=False)
-    def static_file(rel: str) -> FileResponse:
-        target = (static / rel).resolve()
-        if not target.is_relative_to(static) or not target.is_file():  # no "../" escapes
-            raise HTTPException(404, "not found")
-        media = {".png": "image/png", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
-        return _file(
-            target, media.get(target.suffix, "application/octet-stream"), {"Cache-Control": "public, max-age=86400"}
-        )
 
     @router.get("/qr.svg", include_in_schema=False)
     def qr_svg(data: str = Query(..., min_length=1, max_length=QR_MAX_CHARS)) -> Response:
@@ -95,3 +88,8 @@ def make_router(static_dir: Path | None = None, root_dir: Path = ROOT, ca_cert: 
             )
 
     return router
+
+
+def static_files(static_dir: Path | None = None) -> StaticFiles:
+    """The icons and other assets under /static (ETag/Last-Modified revalidation, no path escapes)."""
+    return StaticFiles(directory=static_dir or ROOT / "static")

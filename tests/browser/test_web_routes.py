@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from babelfish import tls
-from babelfish.web import QR_MAX_CHARS, ROOT, make_router
+from babelfish.web import QR_MAX_CHARS, ROOT, make_router, static_files
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     ca.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
     app = FastAPI()
     app.include_router(make_router(ca_cert=ca))
+    app.mount("/static", static_files())
     return TestClient(app)
 
 
