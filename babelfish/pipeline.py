@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import time
 from concurrent.futures import Executor
 
@@ -35,9 +36,11 @@ class Pipeline:
         self._rooms = rooms
         self._metrics = metrics
         self._ids = itertools.count(1)
+        # Ids stay unique across restarts (and servers): clients keep cards by id through a reconnect.
+        self._boot = secrets.token_hex(3)
 
     async def process(self, who: Participant, segment: Segment) -> None:
-        utterance_id = f"u{next(self._ids)}"
+        utterance_id = f"u{self._boot}-{next(self._ids)}"
         try:
             await self._process(who, segment, utterance_id)
         except Exception:

@@ -65,7 +65,8 @@ def test_reference_client_through_a_real_server(server, librivox, tmp_path):
     for lang in ("de", "pt"):
         mine = [m for m in messages if m["connection"] == f"listen:{lang}" and m["type"] == "translation"]
         assert len(mine) == 1 and mine[0]["language"] == lang
-    assert sorted(p.name for p in (tmp_path / "audio").iterdir()) == ["u1-de.wav", "u1-pt.wav"]
+    uid = next(m["utterance_id"] for m in messages if m["type"] == "transcript")
+    assert sorted(p.name for p in (tmp_path / "audio").iterdir()) == [f"{uid}-de.wav", f"{uid}-pt.wav"]
 
 
 def test_client_exits_non_zero_on_error(server, tmp_path):

@@ -248,6 +248,22 @@ def test_push_to_talk(room: tuple[object, object]) -> None:
     speaker.screenshot(path=ARTIFACTS / "desktop-push-to-talk.png")
 
 
+def test_echo_gating_mutes_the_mic_while_speech_plays(room: tuple[object, object]) -> None:
+    """A listener talking hands-free sends silence, not the room, while translated speech plays."""
+    speaker, listener = room
+    listener.click("#mic")  # the listener's mic goes live too (hands-free, gating on by default)
+    listener.wait_for_function("() => window.babblefish.stats.framesSent > 10")
+    played, gated = stats(listener)["audioPlayed"], stats(listener)["framesGated"]
+    speaker.locator("body").click(position={"x": 5, "y": 200})
+    speaker.keyboard.down("Space")  # the speaker is in push-to-talk mode since the previous test
+    time.sleep(2.0)
+    speaker.keyboard.up("Space")
+    listener.wait_for_function(f"() => window.babblefish.stats.audioPlayed > {played}", timeout=15_000)
+    listener.wait_for_function(f"() => window.babblefish.stats.framesGated > {gated}", timeout=5_000)
+    listener.click("#mic")  # stop, so the listener's own test audio does not reach later tests
+    listener.wait_for_function("() => document.querySelector('#mic').textContent === 'Start talking'")
+
+
 def test_reconnects_after_server_restart(server: Server, room: tuple[object, object]) -> None:
     speaker, listener = room
     server.kill()
