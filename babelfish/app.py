@@ -82,7 +82,10 @@ def create_app(
             return JSONResponse({"status": "starting", "engine": None}, status_code=503)
         info = hub.engine.info
         return JSONResponse(
-            {"status": "draining" if hub.draining else "ok", "engine": {"name": info.name, "reason": info.reason}}
+            {
+                "status": "draining" if hub.draining else "ok",
+                "engine": {"name": info.name, "reason": info.reason, "details": info.details},
+            }
         )
 
     @app.get("/languages")

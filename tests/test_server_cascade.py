@@ -30,6 +30,7 @@ def test_languages_endpoint_lists_real_capabilities(cascade_server):
     assert all(r["iso639_3"] for r in rows.values())
     health = httpx.get(f"http://127.0.0.1:{cascade_server}/healthz").json()
     assert health["engine"]["name"] == "cascade" and "SeamlessM4T" in health["engine"]["reason"]
+    assert "faster-whisper" in health["engine"]["details"]["asr"]  # what was loaded, from where
 
 
 def test_librivox_to_three_listeners(cascade_server, librivox, tmp_path):
