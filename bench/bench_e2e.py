@@ -32,7 +32,7 @@ import contextlib
 
 from cascade_audio import ESPEAK_SENTENCES, espeak_clip, librivox_clips
 
-from bench._server import start
+from tests.serverproc import ServerProcess
 
 FRAME = 320  # 20 ms at 16 kHz
 
@@ -95,8 +95,10 @@ def pct(values: list[float], q: float) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    proc, port, ready_s = start("--data-dir", args.data_dir, *args.server_args)
-    url = f"ws://127.0.0.1:{port}/ws/client"
+    # Default settings (engine auto), as `python server_cpu.py` runs; models reused from --data-dir.
+    srv = ServerProcess(Path(args.data_dir), "--engine", "auto", "--log-level", "warning", *args.server_args)
+    srv.start()
+    port, ready_s, url = srv.port, srv.ready_seconds, srv.ws_url
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             health = (await http.get("/healthz")).json()
@@ -128,12 +130,12 @@ async def main_async(args: argparse.Namespace) -> None:
                         if args.verbose:
                             print(kind, lang, r)
             metrics = (await http.get("/metrics")).json()
-            server = psutil.Process(proc.pid)
+            assert srv.proc is not None
+            server = psutil.Process(srv.proc.pid)
             helpers = server.children(recursive=True)  # apertium pipelines run as child processes
             uss = [p.memory_full_info().uss for p in [server, *helpers]]
     finally:
-        proc.terminate()
-        proc.wait(30)
+        srv.stop()
     print()
     print("| clips | n | text p50 ms | text p95 ms | first audio p50 ms | first audio p95 ms |")
     print("|---|---|---|---|---|---|")

@@ -15,6 +15,7 @@ import asyncio
 import json
 import statistics
 import sys
+import tempfile
 import time
 import wave
 from pathlib import Path
@@ -23,7 +24,7 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._server import start
+from tests.serverproc import ServerProcess
 
 CLIP = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav")
 
@@ -86,12 +87,13 @@ def main() -> None:
     print("| listeners | fan-out p50 ms | fan-out max ms | memory per idle connection KiB |")
     print("|---|---|---|---|")
     for n in args.listeners:
-        proc, port, _ = start("--engine", "test", "--max-clients-per-room", str(max(n + 10, 20)))
-        try:
-            spreads, per_conn = asyncio.run(scenario(port, n, args.rounds))
-        finally:
-            proc.terminate()
-            proc.wait(20)
+        with tempfile.TemporaryDirectory() as tmp:
+            srv = ServerProcess(Path(tmp) / "data", "--log-level", "warning", "--max-clients-per-room", str(n + 10))
+            srv.start()
+            try:
+                spreads, per_conn = asyncio.run(scenario(srv.port, n, args.rounds))
+            finally:
+                srv.stop()
         print(f"| {n} | {statistics.median(spreads):.1f} | {max(spreads):.1f} | {per_conn:.1f} |", flush=True)
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from babelfish.tls import ensure_certificate
-from tests.test_server import ROOT, start_server
+from tests.serverproc import ROOT, ServerProcess
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # installed by scripts/setup.sh --test; not skipped if missing
 
@@ -25,7 +25,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def proxied(tmp_path):
-    proc, port = start_server(tmp_path / "data")
+    srv = ServerProcess(tmp_path / "data").start()
+    port = srv.port
     cert, key = ensure_certificate(tmp_path / "tls")
     https_port, http_port = free_port(), free_port()
     site = (ROOT / "nginx" / "babelfish.conf").read_text()
@@ -52,8 +53,7 @@ def proxied(tmp_path):
     yield https_port
     nginx.terminate()
     nginx.wait(10)
-    proc.terminate()
-    proc.wait(10)
+    srv.stop()
 
 
 def test_conversation_through_nginx(proxied, librivox):

@@ -2,14 +2,12 @@
 
 import asyncio
 import json
-import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,33 +18,14 @@ from babelfish.app import create_app
 from babelfish.config import Settings
 from babelfish.engines.fake import FakeEngine
 from tests.conftest import frames, silence
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def start_server(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "server_cpu.py", "--engine", "test", "--port", "0", "--host", "127.0.0.1", "--data-dir",
-         str(tmp_path), *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        match = re.search(r"\[OK\] Server ready for clients at http://[^:]+:(\d+)/", line)
-        if match:
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
-            return proc, int(match.group(1))
-        assert time.monotonic() < deadline, "server did not start"
-    raise AssertionError(f"server exited with {proc.wait()} before it was ready")
+from tests.serverproc import ROOT, ServerProcess
 
 
 @pytest.fixture
 def server(tmp_path):
-    proc, port = start_server(tmp_path)
-    yield port
-    proc.terminate()
-    proc.wait(10)
+    srv = ServerProcess(tmp_path / "data").start()
+    yield srv.port
+    srv.stop()
 
 
 def test_reference_client_through_a_real_server(server, librivox, tmp_path):
@@ -95,13 +74,14 @@ def test_port_in_use_is_one_clear_line(server, tmp_path):
 
 
 def test_sigterm_drains_clients(tmp_path):
-    proc, port = start_server(tmp_path)
+    srv = ServerProcess(tmp_path / "data").start()
+    port = srv.port
 
     async def scenario():
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws/client") as ws:
             await ws.send(json.dumps({"type": "join", "name": "A", "language": "en"}))
             assert json.loads(await ws.recv())["type"] == "welcome"
-            proc.send_signal(signal.SIGTERM)
+            srv.proc.send_signal(signal.SIGTERM)
             msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert msg["type"] == "draining" and msg["reconnect_after_ms"] > 0
             with pytest.raises(websockets.ConnectionClosed) as info:
@@ -110,9 +90,9 @@ def test_sigterm_drains_clients(tmp_path):
 
     try:
         asyncio.run(scenario())
-        assert proc.wait(15) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
+        assert srv.stop(15) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
     finally:
-        proc.kill()
+        srv.kill()
 
 
 def test_slow_reader_is_dropped_others_unaffected(tmp_path, speech_pcm):

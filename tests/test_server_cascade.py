@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tests.engines.cascade_audio import word_errors
-from tests.test_server import ROOT, start_server
+from tests.serverproc import ROOT, ServerProcess
 
 pytestmark = pytest.mark.models
 
@@ -15,10 +15,9 @@ pytestmark = pytest.mark.models
 @pytest.fixture(scope="module")
 def cascade_server(tmp_path_factory):
     # Default settings (engine auto → cascade), as `python server_cpu.py` runs them.
-    proc, port = start_server(tmp_path_factory.mktemp("data"), "--engine", "auto")
-    yield port
-    proc.terminate()
-    proc.wait(30)
+    srv = ServerProcess(tmp_path_factory.mktemp("data"), "--engine", "auto").start()
+    yield srv.port
+    srv.stop()
 
 
 def test_languages_endpoint_lists_real_capabilities(cascade_server):

@@ -11,78 +11,26 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
+# Playwright comes from pip; never `playwright install`: the browser is Debian's chromium. scripts/setup.sh --test
+# installs both; a missing one fails here rather than quietly skipping the browser tests.
+from playwright import sync_api as playwright_sync
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.serverproc import ROOT, ServerProcess
+
+pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("BABELFISH_CHROMIUM", "/usr/bin/chromium")
 PHONE = {"width": 360, "height": 640}
 DESKTOP = {"width": 1280, "height": 800}
 
-# pip install playwright; never `playwright install`: the browser is Debian's chromium.
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-if not (shutil.which("espeak-ng") and shutil.which("sox")):
-    pytest.skip("espeak-ng and sox make the speech clip", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """The real server as a subprocess; restartable on the same port."""
-
-    def __init__(self, port: int, data_dir: Path, log: Path) -> None:
-        self.port, self.data_dir, self.log = port, data_dir, log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{port}/"
-
-    def start(self, timeout: float = 30) -> None:
-        offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "server_cpu.py", "--engine", "test", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--data-dir", str(self.data_dir)],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.log.open("rb") as f:
-                f.seek(offset)
-                if b"Server ready for clients" in f.read():
-                    return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
-
-    def stop(self) -> None:
-        """A polite shutdown (SIGTERM): the server sends `draining` to every client first."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(15)
-        self.proc = None
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)  # a crash, not a polite shutdown
-            self.proc.wait(10)
-        self.proc = None
+assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: bash scripts/setup.sh --test"
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +45,9 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     d = tmp_path_factory.mktemp("server")
-    srv = Server(free_port(), d / "data", d / "server.log")
-    srv.start()
+    srv = ServerProcess(d / "data").start()
     yield srv
     srv.kill()
 
@@ -151,7 +98,7 @@ def wait_joined(page: object, timeout_ms: int = 15_000) -> None:
     page.wait_for_function("() => window.babblefish && window.babblefish.state === 'joined'", timeout=timeout_ms)  # type: ignore[attr-defined]
 
 
-def test_pwa_is_installable(server: Server, pw: object, speech_wav: Path, tmp_path: Path) -> None:
+def test_pwa_is_installable(server: ServerProcess, pw: object, speech_wav: Path, tmp_path: Path) -> None:
     # Installability needs a real profile: Playwright's ordinary contexts count as incognito.
     ctx = pw.chromium.launch_persistent_context(  # type: ignore[attr-defined]
         str(tmp_path / "profile"), executable_path=CHROMIUM, args=chromium_args(speech_wav), viewport=DESKTOP
@@ -180,7 +127,7 @@ def test_pwa_is_installable(server: Server, pw: object, speech_wav: Path, tmp_pa
 
 
 @pytest.fixture(scope="module")
-def room(server: Server, browser: object) -> Iterator[tuple[object, object]]:
+def room(server: ServerProcess, browser: object) -> Iterator[tuple[object, object]]:
     """A speaker (desktop, English) and a listener (phone, German) in one room."""
     speaker = open_page(browser, f"{server.url}?room=browser&name=Speaker&lang=en")
     listener = open_page(browser, f"{server.url}client_thin.html?room=browser&name=Listener&lang=de", phone=True)
@@ -264,7 +211,7 @@ def test_echo_gating_mutes_the_mic_while_speech_plays(room: tuple[object, object
     listener.wait_for_function("() => document.querySelector('#mic').textContent === 'Start talking'")
 
 
-def test_reconnects_after_server_restart(server: Server, room: tuple[object, object]) -> None:
+def test_reconnects_after_server_restart(server: ServerProcess, room: tuple[object, object]) -> None:
     speaker, listener = room
     server.kill()
     for page in room:
@@ -286,7 +233,7 @@ def test_reconnects_after_server_restart(server: Server, room: tuple[object, obj
     speaker.click("#mic")
 
 
-def test_draining_restart_is_handled_like_a_drop(server: Server, room: tuple[object, object]) -> None:
+def test_draining_restart_is_handled_like_a_drop(server: ServerProcess, room: tuple[object, object]) -> None:
     listener = room[1]
     before = stats(listener)["reconnects"]
     server.stop()
@@ -297,7 +244,7 @@ def test_draining_restart_is_handled_like_a_drop(server: Server, room: tuple[obj
         page.wait_for_function(back, timeout=20_000)
 
 
-def test_invite_dialog_and_phone_layout(server: Server, room: tuple[object, object]) -> None:
+def test_invite_dialog_and_phone_layout(server: ServerProcess, room: tuple[object, object]) -> None:
     _, listener = room
     listener.click("#invite-btn")
     link = listener.locator("#invite-link").input_value()
@@ -311,7 +258,7 @@ def test_invite_dialog_and_phone_layout(server: Server, room: tuple[object, obje
     assert mic["height"] >= 48 and mic["width"] >= 120
 
 
-def test_opened_from_a_file_with_a_typed_server_url(server: Server, browser: object) -> None:
+def test_opened_from_a_file_with_a_typed_server_url(server: ServerProcess, browser: object) -> None:
     page = open_page(browser, (ROOT / "client_thin.html").as_uri(), phone=True, dark=True)
     page.wait_for_selector("#settings:not(.hidden)")
     assert page.locator("#advanced").get_attribute("open") is not None  # no origin: the server field is shown
