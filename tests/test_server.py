@@ -4,6 +4,7 @@ import asyncio
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -169,3 +170,24 @@ def test_seamless_without_weights_is_one_clear_line(tmp_path):
     assert out.returncode == 2
     assert "no local SeamlessM4T weights" in out.stderr and "--seamless-model" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_https_with_its_own_certificate(tmp_path, librivox):
+    """--https: a local CA and a server certificate are made on first start; wss works; the CA is served."""
+    srv = ServerProcess(tmp_path / "data", "--https").start()
+    try:
+        ca = tmp_path / "data" / "tls" / "ca.pem"
+        trust = ssl.create_default_context(cafile=str(ca))  # the chain must verify against our own CA
+        page = httpx.get(f"https://localhost:{srv.port}/", verify=trust)
+        assert page.status_code == 200
+        assert httpx.get(f"https://localhost:{srv.port}/ca.pem", verify=trust).content == ca.read_bytes()
+        wav = librivox["sense_and_sensibility_01_austen_64kb-0880"][0]
+        out = subprocess.run(
+            [sys.executable, "-m", "babelfish.client", str(wav), "--server", f"wss://127.0.0.1:{srv.port}",
+             "--insecure", "--listen", "de", "--wait", "1"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "→ de: [de] utterance" in out.stdout
+    finally:
+        srv.stop()
