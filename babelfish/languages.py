@@ -21,20 +21,43 @@ class UnknownLanguage(ValueError):
     pass
 
 
+# Codes the rest of the world writes differently from what macrolanguage folding gives: Whisper and most pickers
+# say "no" for Norwegian (Bokmål), espeak-ng says "nb".
+_ALIASES = {"nb": "no"}
+
+
 def canonical(tag: str) -> str:
-    """Return the canonical base-language code for a BCP-47 / ISO 639 tag; raise UnknownLanguage."""
-    raw = tag.strip()
+    """Return the canonical base-language code for a BCP-47 / ISO 639 tag; raise UnknownLanguage.
+
+    Principal members fold into their macrolanguage (`cmn` → `zh`, `arb` → `ar`, `pes` → `fa`), so every engine and
+    client agrees on one code per language.
+    """
+    raw = tag.strip().replace("_", "-")
     if not raw:
         raise UnknownLanguage("empty language tag")
     if raw.lower() == AUTO:
         return AUTO
     try:
-        lang = langcodes.Language.get(raw).language
+        lang = langcodes.Language.get(raw).prefer_macrolanguage().language
     except (langcodes.tag_parser.LanguageTagError, ValueError) as exc:
         raise UnknownLanguage(f"{tag!r} is not a language tag") from exc
     if not lang or lang == "und":
         raise UnknownLanguage(f"{tag!r} names no language")
-    return langcodes.standardize_tag(lang)
+    code = langcodes.standardize_tag(lang)
+    return _ALIASES.get(code, code)
+
+
+def try_canonical(tag: str) -> str | None:
+    """`canonical`, or None for a tag that names no language (for engines reading model vocabularies)."""
+    try:
+        return canonical(tag)
+    except (UnknownLanguage, LookupError):
+        return None
+
+
+def untranslatable(source: str, target: str) -> str:
+    """The notice a listener reads when no installed backend translates `source` into `target`."""
+    return f"This server cannot translate {english_name(source)} into {english_name(target)}: no installed model covers it."
 
 
 def english_name(code: str) -> str:
