@@ -68,9 +68,10 @@ def create_app(
             if hub is not None and hub.sessions:
                 await hub.drain()
             vad.shutdown(wait=False, cancel_futures=True)
-            inference.shutdown(wait=True, cancel_futures=True)
+            # Off the loop: the utterance in flight may take a while, and closing models can block too.
+            await asyncio.to_thread(inference.shutdown, wait=True, cancel_futures=True)
             if loaded is not None and engine is None:
-                loaded.close()
+                await asyncio.to_thread(loaded.close)
 
     app = FastAPI(title="BabbleFish", lifespan=lifespan)
     app.state.settings = settings

@@ -57,7 +57,8 @@ def try_canonical(tag: str) -> str | None:
 
 def untranslatable(source: str, target: str) -> str:
     """The notice a listener reads when no installed backend translates `source` into `target`."""
-    return f"This server cannot translate {english_name(source)} into {english_name(target)}: no installed model covers it."
+    src, dst = english_name(source), english_name(target)
+    return f"This server cannot translate {src} into {dst}: no installed model covers it."
 
 
 def english_name(code: str) -> str:

@@ -28,13 +28,15 @@ class Outbox:
         self._bytes = 0
         self._on_overflow = on_overflow
         self.overflowed = False
+        self.closed = False
 
     def put(self, item: Outgoing) -> None:
-        if self.overflowed:
+        if self.overflowed or self.closed:
             return
         size = _size(item)
         try:
-            if self._bytes + size > self._max_bytes:
+            # One message bigger than the budget still goes to a client that has caught up (an empty queue).
+            if self._bytes + size > self._max_bytes and self._queue.qsize():
                 raise asyncio.QueueFull
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -47,6 +49,10 @@ class Outbox:
         item = await self._queue.get()
         self._bytes -= _size(item)
         return item
+
+    def close(self) -> None:
+        """The connection is gone: drop what comes, without calling it an overflow."""
+        self.closed = True
 
     def qsize(self) -> int:
         return self._queue.qsize()

@@ -31,6 +31,7 @@ from babelfish.rooms import Outbox, Participant, Room, RoomFull, Rooms, TooManyR
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, SpeechDetector
 
 log = logging.getLogger(__name__)
+CLOSE_TIMEOUT = 2.0  # seconds a client gets to take its last message and close frame
 
 
 @dataclass
@@ -84,7 +85,11 @@ class Session:
         self._pending: asyncio.Queue[Segment] = asyncio.Queue(hub.settings.pending_utterances_max)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._left = False
+        self._abandoned = False
+        self._run_task: asyncio.Task[Any] | None = None
         self._sender_task: asyncio.Task[None] | None = None
+        self._send_lock = asyncio.Lock()  # an audio header and its payload go out back to back, never split
         self._sample_rate = 16_000  # set from join
         self._audio_budget = TokenBucket(
             hub.settings.max_audio_rate, hub.settings.audio_burst_seconds, time.monotonic()
@@ -94,6 +99,7 @@ class Session:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._run_task = asyncio.current_task()
         await self.ws.accept()
         self.hub.sessions.add(self)
         try:
@@ -110,6 +116,13 @@ class Session:
             await self._serve(join)
         except WebSocketDisconnect:
             pass
+        except asyncio.CancelledError:
+            if not self._abandoned:
+                raise
+            # We cancelled ourselves: the client would not take its close frame. End quietly, tidy up below.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
         finally:
             await self._cleanup()
 
@@ -215,24 +228,31 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.hub.sessions.discard(self)
-        me = self.me
-        if me is not None:
-            room = self.hub.rooms.leave(me)
-            if room is not None and room.members:
-                room.broadcast(
-                    {
-                        "type": "participants",
-                        "room": me.room,
-                        "event": "leave",
-                        "who": me.public(),
-                        "count": len(room.members),
-                    }
-                )
-            self.hub.population_changed()
-            log.info("%s (%s) left room %r", me.name, me.id, me.room)
-        if self.ws.application_state == WebSocketState.CONNECTED:
+        self._leave()
+        if self.ws.application_state == WebSocketState.CONNECTED and not self._abandoned:
             with contextlib.suppress(Exception):
-                await self.ws.close(proto.CLOSE_NORMAL)
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await self.ws.close(proto.CLOSE_NORMAL)
+
+    def _leave(self) -> None:
+        """Leave the room and tell the others; once, however the session ends."""
+        me = self.me
+        if me is None or self._left:
+            return
+        self._left = True
+        room = self.hub.rooms.leave(me)
+        if room is not None and room.members:
+            room.broadcast(
+                {
+                    "type": "participants",
+                    "room": me.room,
+                    "event": "leave",
+                    "who": me.public(),
+                    "count": len(room.members),
+                }
+            )
+        self.hub.population_changed()
+        log.info("%s (%s) left room %r", me.name, me.id, me.room)
 
     # --- inbound ------------------------------------------------------------------------------
 
@@ -316,31 +336,53 @@ class Session:
         try:
             while True:
                 item = await outbox.get()
-                if isinstance(item, str):
-                    await self.ws.send_text(item)
-                else:
-                    header, payload = item
-                    await self.ws.send_text(header)
-                    await self.ws.send_bytes(payload)
+                async with self._send_lock:
+                    if isinstance(item, str):
+                        await self.ws.send_text(item)
+                    else:
+                        header, payload = item
+                        await self.ws.send_text(header)
+                        await self.ws.send_bytes(payload)
         except (WebSocketDisconnect, RuntimeError, OSError):
-            return  # the connection is gone or closing; the receive loop cleans up
+            # The connection is gone or closing; the receive loop cleans up. What is still queued for it is
+            # not a sign of a slow reader: stop queueing rather than count it as one.
+            outbox.close()
 
     def _too_slow(self) -> None:
         self.hub.metrics.client_dropped()
         log.warning("closing %s: it reads too slowly (send queue full)", self.me.id if self.me else "?")
         if self._sender_task is not None:
             self._sender_task.cancel()  # stop queueing behind a reader that does not read; close right away
+        self._leave()  # its room slot and the others' view of the room do not wait for the close handshake
         self._spawn(self.close_with(None, proto.CLOSE_TRY_AGAIN_LATER, "client too slow"))
 
     async def close_with(self, message: dict[str, Any] | None, code: int, reason: str = "") -> None:
-        """Send `message` directly (bypassing the outbox) and close; later frames are ignored."""
+        """Send `message` directly (bypassing the outbox) and close; later frames are ignored.
+
+        A client that does not read cannot take even a close frame: after CLOSE_TIMEOUT the session is abandoned
+        (its tasks end and it leaves its room), so neither it nor a server restart waits on that client.
+        """
         if self._closing:
             return
         self._closing = True
-        with contextlib.suppress(Exception):
-            if message is not None:
-                await self.ws.send_text(proto.dumps(message))
-            await self.ws.close(code, reason[:120])
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT), self._send_lock:
+                if message is not None:
+                    await self.ws.send_text(proto.dumps(message))
+                await self.ws.close(code, reason[:120])
+        except TimeoutError:
+            log.warning("%s did not take its close frame in %.0f s; dropping it", self._who(), CLOSE_TIMEOUT)
+            self._abandon()
+        except Exception:  # already gone: nothing left to close
+            log.debug("closing %s failed", self._who(), exc_info=True)
+
+    def _abandon(self) -> None:
+        self._abandoned = True
+        if self._run_task is not None and self._run_task is not asyncio.current_task():
+            self._run_task.cancel()
+
+    def _who(self) -> str:
+        return f"{self.me.name} ({self.me.id})" if self.me else "a client"
 
     async def _refuse(self, exc: ProtocolError) -> None:
         await self.close_with(

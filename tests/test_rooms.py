@@ -77,3 +77,21 @@ def test_token_bucket_refills_at_its_rate():
     assert not bucket.take(0.5, now=0.0)
     assert bucket.take(2.0, now=1.0)  # one second refills two
     assert not bucket.take(4.0, now=100.0)  # never more than the burst
+
+
+def test_outbox_takes_one_big_message_when_empty_and_ignores_after_close():
+    async def run():
+        dropped = []
+        p = person("p", "en", maxsize=10, max_bytes=100, dropped=dropped)
+        p.outbox.put(("{}", bytes(500)))  # over the byte budget, but the client has caught up: it goes out
+        assert p.outbox.qsize() == 1 and not dropped
+        p.outbox.put("x")  # behind it, the budget applies
+        assert dropped == ["p"]
+
+        q = person("q", "en", maxsize=1, dropped=dropped)
+        q.outbox.close()  # the connection is gone
+        for _ in range(5):
+            q.outbox.put("x")
+        assert q.outbox.qsize() == 0 and dropped == ["p"]  # not counted as a slow reader
+
+    asyncio.run(run())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 
 import psutil
@@ -69,3 +70,22 @@ def test_idle_pipelines_are_stopped(apertium: Apertium):
     apertium.translate("Hola", "es", "en")  # another pair's request reaps the idle one
     assert apertium._pipes[("en", "es")]._proc is None
     assert apertium.translate(TEXTS[0], "en", "es")  # and it starts again when needed
+
+
+def test_reaper_stops_idle_pipelines_without_a_request():
+    pairs = Apertium.detect()
+    assert pairs is not None
+    a = Apertium(dict(pairs._modes), idle_seconds=0.2, reap_every=0.05)
+    try:
+        assert a._reaper is None  # no thread until apertium is used
+        a.translate(TEXTS[0], "en", "es")
+        pipe, reaper = a._pipes[("en", "es")], a._reaper
+        assert reaper is not None and reaper.is_alive()
+        deadline = time.monotonic() + 10
+        while (pipe._proc is not None or _stages()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # _proc is cleared before the stages have exited: wait for both
+        assert pipe._proc is None and not _stages()  # reaped with no further request
+        assert a.translate(TEXTS[0], "en", "es")  # and it starts again when needed
+    finally:
+        a.close()
+    assert not reaper.is_alive()  # close() wakes and ends the reaper

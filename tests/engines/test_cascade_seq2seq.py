@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,51 @@ def test_marian_folder_loads_declares_its_pair_and_translates(tiny_marian: Path)
 def test_bad_model_folder_is_skipped_not_fatal(tmp_path: Path):
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     assert load_seq2seq([tmp_path], threads=1, device="cpu") == []
+
+
+@pytest.mark.parametrize(("src", "tgt"), [("und", "en"), ("de", "deu")])
+def test_marian_without_two_known_languages_is_skipped_with_a_warning(
+    tiny_marian: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, src: str, tgt: str
+):
+    """One side unknown, or both the same language: a warning at load, not an unpacking error in Router.__init__."""
+    folder = tmp_path / "opus-mt-bad"
+    shutil.copytree(tiny_marian, folder)
+    config = folder / "tokenizer_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "source_lang": src, "target_lang": tgt}))
+    with caplog.at_level(logging.WARNING):
+        assert load_seq2seq([folder, tiny_marian], threads=1, device="cpu")[0].folder == tiny_marian
+    assert "opus-mt-bad" in caplog.text and "two distinct known languages" in caplog.text
+
+
+def test_m2m100_is_driven_with_its_own_language_codes(tiny_marian: Path, tmp_path: Path):
+    """M2M-100 says "tl" where BabbleFish says "fil": the tokenizer and the forced BOS must get the model's code."""
+    import torch
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Tokenizer
+
+    folder = tmp_path / "m2m100-tiny"
+    folder.mkdir()
+    vocab = {p: i for i, p in enumerate(["<s>", "<pad>", "</s>", "<unk>", "▁"])}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    shutil.copy(tiny_marian / "source.spm", folder / "sentencepiece.bpe.model")
+    tok = M2M100Tokenizer(vocab_file=str(folder / "vocab.json"), spm_file=str(folder / "sentencepiece.bpe.model"))
+    tok.save_pretrained(folder)
+    config = M2M100Config(
+        vocab_size=len(vocab) + len(tok.lang_code_to_token) + 8,  # the pieces, the language tokens, 8 made-up words
+        d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    M2M100ForConditionalGeneration(config).eval().save_pretrained(folder)
+    (model,) = load_seq2seq([folder], threads=1, device="cpu")
+    assert model.kind == "m2m" and ("fil", "zh") in model.pairs() and "tl" not in {a for a, _ in model.pairs()}
+    assert isinstance(model.translate("hello", "fil", "zh"), str)
+    assert model.tokenizer.src_lang == "tl"
+    forced = []
+    generate = model._model.generate
+    model._model.generate = lambda **kw: forced.append(kw["forced_bos_token_id"]) or generate(**kw)
+    model.translate("hello", "en", "fil")
+    assert forced == [model.tokenizer.convert_tokens_to_ids("__tl__")] and model.tokenizer.src_lang == "en"
 
 
 def test_ctranslate2_conversion_of_the_same_model(tiny_marian: Path, tmp_path: Path):

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from babelfish.languages import UnknownLanguage, canonical
+from babelfish.languages import try_canonical
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,6 @@ class Translator(Protocol):
     def pairs(self) -> Collection[Pair]: ...
 
     def translate(self, text: str, src: str, tgt: str) -> str: ...
-
-
-def _canon(tag: str) -> str | None:
-    try:
-        return canonical(tag.replace("_", "-"))
-    except UnknownLanguage:
-        return None
 
 
 class FastTranslate:
@@ -164,7 +157,8 @@ class _Pipeline:
             return
         if self._lock.acquire(blocking=False):  # busy means not idle: leave it
             try:
-                self._kill()
+                if now - self.last_used >= idle_seconds:  # again under the lock: a request may have just finished
+                    self._kill()
             finally:
                 self._lock.release()
 
@@ -178,11 +172,21 @@ class Apertium:
     quality = 1.0
 
     def __init__(
-        self, modes: dict[Pair, str], modes_dir: Path = MODES_DIR, timeout: float = 5, idle_seconds: float = 900
+        self,
+        modes: dict[Pair, str],
+        modes_dir: Path = MODES_DIR,
+        timeout: float = 5,
+        idle_seconds: float = 900,
+        reap_every: float = 60,
     ) -> None:
         self._modes = modes
-        # Warm pipelines cost 38-106 MiB each: ones a conversation stopped using are stopped after `idle_seconds`.
+        # Warm pipelines cost 38-106 MiB each: ones a conversation stopped using are stopped after `idle_seconds`,
+        # checked every `reap_every` seconds by a reaper thread (a quiet server gets no request to trigger it).
         self._idle_seconds = idle_seconds
+        self._reap_every = reap_every
+        self._closed = threading.Event()  # wakes the reaper at once on close()
+        self._reaper: threading.Thread | None = None
+        self._reaper_lock = threading.Lock()
         # A warm pipeline answers in ms and a cold one loads in well under a second: past `timeout` it is stuck.
         self._pipes = {pair: _Pipeline(modes_dir / f"{mode}.mode", timeout) for pair, mode in modes.items()}
 
@@ -196,7 +200,7 @@ class Apertium:
             m = _MODE.match(mode)
             if not m:
                 continue  # e.g. "eco-es-fr", a variant pipeline
-            src, tgt = _canon(m.group(1)), _canon(m.group(2))
+            src, tgt = try_canonical(m.group(1)), try_canonical(m.group(2))
             if src and tgt and src != tgt:
                 modes.setdefault((src, tgt), mode)
         return cls(modes, modes_dir) if modes else None
@@ -205,10 +209,8 @@ class Apertium:
         return self._modes.keys()
 
     def translate(self, text: str, src: str, tgt: str) -> str:
-        now = time.monotonic()
-        for pair, pipe in self._pipes.items():
-            if pair != (src, tgt):
-                pipe.stop_if_idle(now, self._idle_seconds)
+        self._start_reaper()
+        self._stop_idle(skip=(src, tgt))
         try:
             return self._pipes[(src, tgt)].translate(text)
         except (OSError, TimeoutError, EOFError, subprocess.SubprocessError) as exc:
@@ -228,7 +230,32 @@ class Apertium:
         )
         return out.stdout.strip()
 
+    def _stop_idle(self, skip: Pair | None = None) -> None:
+        now = time.monotonic()
+        for pair, pipe in self._pipes.items():
+            if pair != skip:
+                pipe.stop_if_idle(now, self._idle_seconds)
+
+    def _start_reaper(self) -> None:
+        # Lazily, on the first request: an apertium nobody uses costs no thread.
+        if self._reaper is not None or self._closed.is_set():
+            return
+        with self._reaper_lock:
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="apertium-reaper", daemon=True)
+                self._reaper.start()
+
+    def _reap(self) -> None:
+        while not self._closed.wait(self._reap_every):
+            try:
+                self._stop_idle()
+            except Exception:  # a pipeline that fails to stop must not end the reaper for the others
+                log.exception("apertium: stopping idle pipelines failed")
+
     def close(self) -> None:
+        self._closed.set()
+        if self._reaper is not None:
+            self._reaper.join(timeout=5)
         for pipe in self._pipes.values():
             pipe.close()
 
@@ -251,6 +278,10 @@ class Seq2Seq:
         self.kind = _kind(config, self.tokenizer)
         self.name = f"{self.kind}:{folder.name}"
         self._codes = self._language_codes(folder)  # canonical -> model's own code
+        if self.kind == "marian" and len(self._codes) != 2:
+            # Checked here, inside load_seq2seq's try: pairs() unpacks two codes, and failing there would be in
+            # Router.__init__ and stop the server over one bad extra model.
+            raise ValueError(f"{folder}: opus-mt pair is not two distinct known languages ({', '.join(self._codes)})")
         if self._ct2:
             import ctranslate2
 
@@ -272,12 +303,12 @@ class Seq2Seq:
                 if not m:
                     raise ValueError(f"{folder}: cannot tell the opus-mt language pair (no source_lang/target_lang)")
                 src, tgt = m.groups()
-            return {c: raw for raw in (src, tgt) if (c := _canon(raw))}
+            return {c: raw for raw in (src, tgt) if (c := try_canonical(raw))}
         codes: dict[str, str] = {}
         for tok in _special_tokens(self.tokenizer):
             raw = tok.strip("_")  # M2M: __de__ ; NLLB: deu_Latn
             base = raw.split("_")[0]
-            if (c := _canon(base)) is not None:
+            if (c := try_canonical(base)) is not None:
                 codes.setdefault(c, tok if self.kind == "m2m" else raw)
         return codes
 
@@ -292,13 +323,12 @@ class Seq2Seq:
 
     def translate_batch(self, texts: list[str], src: str, tgt: str) -> list[str]:
         with self._lock:
-            if self.kind in ("nllb", "m2m"):
-                self.tokenizer.src_lang = self._codes[src] if self.kind == "nllb" else src
             forced = None
-            if self.kind == "nllb":
+            if self.kind in ("nllb", "m2m"):
+                # The model's own codes, not canonical ones: M2M says "tl" where BabbleFish says "fil". _codes holds
+                # NLLB's "deu_Latn" and M2M's whole token "__de__" (src_lang wants it without the underscores).
+                self.tokenizer.src_lang = self._codes[src].strip("_")
                 forced = self._codes[tgt]
-            elif self.kind == "m2m":
-                forced = self.tokenizer.get_lang_token(tgt)
             if self._ct2:
                 tokens = [self.tokenizer.convert_ids_to_tokens(self.tokenizer.encode(t)) for t in texts]
                 prefix = [[forced]] * len(texts) if forced else None
@@ -320,8 +350,15 @@ class Seq2Seq:
 
 
 def _special_tokens(tokenizer: Any) -> list[str]:
-    # Not every tokenizer class has the attribute in transformers 5 (MarianTokenizer does not).
-    return list(getattr(tokenizer, "additional_special_tokens", None) or [])
+    """The language tokens a tokenizer declares: NLLB's `deu_Latn`, M2M-100's `__de__`; none for Marian."""
+    # transformers 5 moved them: M2M-100 keeps its language tokens only in lang_code_to_token, NLLB lists them in
+    # extra_special_tokens (a list, or a dict of named tokens); additional_special_tokens is what 4.x had.
+    if table := getattr(tokenizer, "lang_code_to_token", None):
+        return list(table.values())
+    for attr in ("extra_special_tokens", "additional_special_tokens"):
+        if tokens := getattr(tokenizer, attr, None):
+            return [str(t) for t in (tokens.values() if isinstance(tokens, dict) else tokens)]
+    return []
 
 
 def _kind(config: dict[str, Any], tokenizer: Any) -> str:

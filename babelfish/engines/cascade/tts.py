@@ -9,9 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
-from babelfish.languages import UnknownLanguage, canonical
+from babelfish.languages import try_canonical
 
 log = logging.getLogger(__name__)
 
@@ -88,20 +86,28 @@ class Espeak:
 
 
 def _voice_files(lang_dir: Path) -> dict[str, str]:
-    """canonical language -> espeak voice name, from the `language` lines of the voice files in espeak-ng-data/lang."""
-    voices: dict[str, str] = {}
-    for path in sorted(lang_dir.rglob("*"), key=lambda p: len(p.name)):  # "pt" before "pt-BR"
+    """canonical language -> espeak voice name, from every `language` line of the voice files in espeak-ng-data/lang.
+
+    Every line counts, not only the first: `cmn` also declares `zh` and `nb` declares `no`, the codes Whisper and
+    clients use. Where several voices claim a language, the choice follows espeak's own matching: a line naming the
+    language itself beats a regional or other tag that folds into it (`ru` over `ru-lv 2`, `sr` over `hr`'s `hbs`);
+    then the lowest priority number (default 5; `zh` over `yue`'s `zh 8`); then a voice's main (first) language;
+    then the shortest file name ("pt" before "pt-BR").
+    """
+    best: dict[str, tuple[bool, int, bool, int, str]] = {}
+    for path in lang_dir.rglob("*"):
         if not path.is_file():
             continue
-        for line in path.read_text(errors="replace").splitlines():
-            if line.startswith("language "):
-                try:
-                    code = canonical(line.split()[1])
-                except (UnknownLanguage, IndexError, LookupError):
-                    continue
-                voices.setdefault(code, path.name)
-                break  # the first language line is the voice's main language
-    return voices
+        lines = [ln.split() for ln in path.read_text(errors="replace").splitlines() if ln.startswith("language ")]
+        for i, words in enumerate(lines):
+            code = try_canonical(words[1]) if len(words) > 1 else None
+            if code is None:
+                continue
+            priority = int(words[2]) if len(words) > 2 and words[2].isdigit() else 5
+            rank = (words[1].lower() != code, priority, i > 0, len(path.name), path.name)
+            if code not in best or rank < best[code]:
+                best[code] = rank
+    return {code: rank[-1] for code, rank in sorted(best.items())}
 
 
 class Piper:
@@ -136,10 +142,3 @@ class Piper:
     def close(self) -> None:
         self._thread.shutdown(wait=True)
 
-
-def pcm_seconds(pcm: bytes, rate: int) -> float:
-    return len(pcm) / 2 / rate
-
-
-def pcm_rms(pcm: bytes) -> float:
-    return float(np.sqrt(np.mean(np.frombuffer(pcm, "<i2").astype(np.float64) ** 2))) if pcm else 0.0
