@@ -85,12 +85,18 @@ def test_three_languages_each_get_their_own(client, speech_pcm):
 
 
 def test_same_language_listener_gets_transcript_only(client, speech_pcm):
-    with client.websocket_connect("/ws/client") as a, client.websocket_connect("/ws/client") as b:
+    with (
+        client.websocket_connect("/ws/client") as a,
+        client.websocket_connect("/ws/client") as b,
+        client.websocket_connect("/ws/client") as c,
+    ):
         join(a, "A", "en")
         join(b, "B", "en-US")
-        a.receive_json()  # B joined
+        join(c, "C", "de")  # a marker: its audio comes after anything the engine would have made for B
         speak(a, speech_pcm)
-        assert b.receive_json()["type"] == "transcript"
+        receive_until(c, "audio")
+        got = [m for m in receive_until(b, "transcript") if m["type"] != "participants"]
+        assert [m["type"] for m in got] == ["transcript"]
         b.send_text('{"type": "ping"}')
         assert b.receive_json()["type"] == "pong"
 
@@ -142,17 +148,30 @@ def test_end_utterance_cuts_push_to_talk(client, speech_pcm):
         assert msg["type"] == "transcript" and 1.0 < msg["audio_seconds"] < 2.0
 
 
-def test_silence_and_noise_never_reach_the_engine(client):
+def test_silence_and_noise_never_reach_the_engine(tmp_path, speech_pcm):
+    class Recording(FakeEngine):
+        def __init__(self):
+            super().__init__()
+            self.heard = []
+
+        def transcribe(self, utterance):
+            self.heard.append(utterance.seconds)
+            return super().transcribe(utterance)
+
     from tests.conftest import white_noise
 
-    with client.websocket_connect("/ws/client") as a:
+    engine = Recording()
+    with (
+        TestClient(create_app(Settings(data_dir=tmp_path), engine=engine)) as c,
+        c.websocket_connect("/ws/client") as a,
+    ):
         join(a, "A", "en")
-        for frame in frames(silence(2) + white_noise(2, 0.05)):
+        for frame in frames(silence(2) + white_noise(2, 0.05) + white_noise(2, 0.3, seed=1)):
             a.send_bytes(frame)
         a.send_text('{"type": "end_utterance"}')
-        a.send_text('{"type": "ping"}')
-        assert a.receive_json()["type"] == "pong"
-    assert client.get("/metrics").json()["utterances_processed"] == 0
+        speak(a, speech_pcm)  # a marker: real speech after the noise is transcribed, and is the first thing heard
+        assert receive_until(a, "transcript")[-1]["type"] == "transcript"
+    assert len(engine.heard) == 1 and engine.heard[0] > 2.0
 
 
 def test_participants_join_and_leave(client):

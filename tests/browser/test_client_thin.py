@@ -201,8 +201,9 @@ def test_echo_gating_mutes_the_mic_while_speech_plays(room: tuple[object, object
     listener.click("#mic")  # the listener's mic goes live too (hands-free, gating on by default)
     listener.wait_for_function("() => window.babblefish.stats.framesSent > 10")
     played, gated = stats(listener)["audioPlayed"], stats(listener)["framesGated"]
+    speaker.click("#mode-ptt")
     speaker.locator("body").click(position={"x": 5, "y": 200})
-    speaker.keyboard.down("Space")  # the speaker is in push-to-talk mode since the previous test
+    speaker.keyboard.down("Space")
     time.sleep(2.0)
     speaker.keyboard.up("Space")
     listener.wait_for_function(f"() => window.babblefish.stats.audioPlayed > {played}", timeout=15_000)
