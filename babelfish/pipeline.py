@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Executor
 
 from babelfish.engines.base import Engine, RenderResult, SpeechResult, TextResult, Transcript, Utterance
-from babelfish.languages import AUTO, english_name
+from babelfish.languages import AUTO, untranslatable
 from babelfish.metrics import Metrics
 from babelfish.protocol import AUDIO_ENCODING, dumps, error, speaker
 from babelfish.rooms import Participant, Rooms
@@ -143,8 +143,7 @@ class _Delivery:
                     p.outbox.put((header, result.pcm))
 
     def _notice(self, result: TextResult) -> dict[str, object]:
-        src, dst = english_name(self._transcript.language), english_name(result.language)
-        message = result.notice or f"No translation from {src} to {dst} is available on this server."
+        message = result.notice or untranslatable(self._transcript.language, result.language)
         return {
             "type": "notice",
             "code": "untranslatable",

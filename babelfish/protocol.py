@@ -22,7 +22,6 @@ CLOSE_SERVICE_RESTART = 1012  # server draining for a restart
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013  # room/server full, or the client cannot keep up
 
 

@@ -73,10 +73,6 @@ class Segmenter:
         self._last_voiced_at = 0.0
         self._max_windows = int(config.max_seconds * SAMPLE_RATE / WINDOW)
 
-    @property
-    def in_speech(self) -> bool:
-        return bool(self._speech)
-
     def feed(self, pcm16: bytes, now: float) -> list[Segment]:
         """Add PCM16 LE mono at the input rate, arrived at `now`; return the utterances it completes."""
         samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
