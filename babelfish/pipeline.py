@@ -77,7 +77,9 @@ class Pipeline:
             wants_speech = any(p.wants_audio and p.language in targets for p in room.listeners(who))
             deliver = _Delivery(self._rooms, self._metrics, who, transcript, head, segment.speech_end)
 
-            def consume() -> None:  # runs in the worker thread: the generator is lazy
+            # Runs in the worker thread (the generator is lazy). It finishes even if the speaker leaves meanwhile:
+            # the room should still get what was said ("bye" before closing the app).
+            def consume() -> None:
                 for result in self._engine.render(utterance, transcript, targets, wants_speech):
                     loop.call_soon_threadsafe(deliver, result)
 
