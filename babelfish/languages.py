@@ -64,7 +64,10 @@ def untranslatable(source: str, target: str) -> str:
 def english_name(code: str) -> str:
     if code == AUTO:
         return "Detect automatically"
-    return langcodes.Language.get(code).display_name("en")
+    try:
+        return langcodes.Language.get(code).display_name("en")
+    except (langcodes.tag_parser.LanguageTagError, ValueError, LookupError):
+        return code  # a name is for people; an odd code must never turn a notice into an error
 
 
 def native_name(code: str) -> str:

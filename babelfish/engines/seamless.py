@@ -33,6 +33,7 @@ from babelfish.engines.base import (
     Transcript,
     Utterance,
 )
+from babelfish.languages import try_canonical, untranslatable
 
 if TYPE_CHECKING:
     import torch
@@ -59,7 +60,7 @@ class LanguageMap:
         self.to_canonical: dict[str, str] = {}
         self.to_seamless: dict[str, str] = {}
         for code in sorted(set(seamless_codes), key=lambda c: ("_" in c, c)):
-            canon = normalize(code)
+            canon = try_canonical(code)
             if canon is None:
                 log.debug("seamless: language code %r has no canonical form; skipped", code)
                 continue
@@ -68,21 +69,8 @@ class LanguageMap:
 
     def seamless(self, tag: str) -> str | None:
         """The Seamless code for a tag clients or the pipeline use (`pt`, `pt-BR`, `por`, `cmn`); None if unknown."""
-        canon = normalize(tag)
+        canon = try_canonical(tag)
         return None if canon is None else self.to_seamless.get(canon)
-
-
-def normalize(tag: str) -> str | None:
-    """A tag's canonical code, preferring the macrolanguage of a principal member (`cmn` → `zh`); None if invalid."""
-    import langcodes
-
-    from babelfish.languages import UnknownLanguage, canonical
-
-    try:
-        macro = langcodes.Language.get(tag.replace("_", "-")).prefer_macrolanguage().to_tag()
-        return canonical(macro)
-    except (UnknownLanguage, ValueError, LookupError):
-        return None
 
 
 def pick_dtype(device: str) -> torch.dtype:
@@ -247,7 +235,7 @@ class SeamlessEngine:
         spoken: list[tuple[str, str]] = []
         for tgt, code in plan:
             if code is None or code not in self.text_ids:
-                yield TextResult(tgt, None, notice=self._no_route(tgt))
+                yield TextResult(tgt, None, notice=untranslatable(transcript.language, tgt))
             elif enc is None or failure is not None:
                 yield TextResult(tgt, None, notice=failure)
             else:
@@ -404,15 +392,6 @@ class SeamlessEngine:
     # --- helpers ---
     def _fallback(self) -> str:
         return "eng" if "eng" in self.text_ids else next(iter(self.text_ids))
-
-    def _no_route(self, tgt: str) -> str:
-        from babelfish.languages import english_name
-
-        try:
-            name = english_name(tgt)
-        except Exception:  # an odd tag still gets a readable notice
-            name = tgt
-        return f"This server's SeamlessM4T model cannot translate into {name}."
 
     def _support_table(self) -> list[LanguageSupport]:
         # Speech in: the speech encoder has no language table of its own, and a transcript needs the text decoder to

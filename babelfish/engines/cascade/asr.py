@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from babelfish.engines.base import SAMPLE_RATE
+from babelfish.languages import try_canonical
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,6 @@ log = logging.getLogger(__name__)
 class Recognized:
     text: str
     language: str
-    language_probability: float
     avg_logprob: float
     no_speech_prob: float
 
@@ -81,7 +81,7 @@ class WhisperAsr:
         self._features = self._fw.feature_extractor
         whisper_codes = tuple(_LANGUAGE_CODES) if self._model.is_multilingual else ("en",)
         # Whisper has its own few odd codes ("jw" for Javanese); the rest of BabbleFish speaks canonical codes.
-        self._to_canon = {w: _canon_or_same(w) for w in whisper_codes}
+        self._to_canon = {w: try_canonical(w) or w for w in whisper_codes}
         self._from_canon = {c: w for w, c in self._to_canon.items()}
         self._langs = tuple(self._from_canon)
         self._cache: OrderedDict[int, tuple[np.ndarray, Any, str]] = OrderedDict()
@@ -139,23 +139,22 @@ class WhisperAsr:
         if seconds < 0.1 or float(np.sqrt(np.mean(audio**2))) < SILENCE_RMS:
             return None
         encoded = self._encode(audio)
-        prob, decoded = 1.0, None
+        decoded = None
         if language is None or language not in self._langs:
             probs = self._detect(encoded)
             language, prob = probs[0]
             hints = [c for c, _ in probs if c in candidates][:HINT_MAX_CANDIDATES]
             if prob < LID_CONFIDENT and hints:
                 language, decoded = self._settle(encoded, seconds, hints, language)
-                prob = dict(probs)[language]
             elif prob < LID_CONFIDENT:
-                language, prob = self._detect(self._encode(audio, full_window=True))[0]
+                language = self._detect(self._encode(audio, full_window=True))[0][0]
         text, avg_logprob, no_speech = decoded or self._decode(encoded, language, "transcribe", seconds)
         with self._lock:
             self._cache[id(audio)] = (audio, encoded, language)
             self._cache.move_to_end(id(audio))
             while len(self._cache) > 8:
                 self._cache.popitem(last=False)
-        result = Recognized(text, language, prob, avg_logprob, no_speech)
+        result = Recognized(text, language, avg_logprob, no_speech)
         if not _is_speech(result):
             log.debug("rejected as non-speech: %s", result)
             return None
@@ -168,15 +167,6 @@ class WhisperAsr:
         encoded = hit[1] if hit is not None and hit[0] is audio else self._encode(np.asarray(audio, np.float32))
         text, _, _ = self._decode(encoded, language, "translate", len(audio) / SAMPLE_RATE)
         return text
-
-
-def _canon_or_same(code: str) -> str:
-    from babelfish.languages import UnknownLanguage, canonical
-
-    try:
-        return canonical(code)
-    except (UnknownLanguage, LookupError):
-        return code
 
 
 def _is_speech(r: Recognized) -> bool:

@@ -24,6 +24,7 @@ from babelfish.engines.cascade.asr import Asr, WhisperAsr
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
 from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
 from babelfish.engines.cascade.tts import Espeak, Piper, Tts
+from babelfish.languages import untranslatable
 
 if TYPE_CHECKING:
     from babelfish.config import Settings
@@ -156,7 +157,7 @@ class CascadeEngine:
                 result = TextResult(tgt, None, notice=f"translation failed: {exc}")
             else:
                 if out is None:
-                    result = TextResult(tgt, None, notice=self._no_route(transcript.language, tgt))
+                    result = TextResult(tgt, None, notice=untranslatable(transcript.language, tgt))
                 else:
                     result = TextResult(tgt, out[0], via=out[1])
             # Speech starts as soon as its text is ready, on the voice's own thread: Piper (~100 ms a sentence) then
@@ -186,13 +187,6 @@ class CascadeEngine:
                     log.debug("closing %s failed", obj, exc_info=True)
 
     # --- helpers ---
-    def _no_route(self, src: str, tgt: str) -> str:
-        from babelfish.languages import english_name
-
-        return (
-            f"This server cannot translate {english_name(src)} into {english_name(tgt)}: no installed model covers it."
-        )
-
     def _support_table(self) -> list[LanguageSupport]:
         speech_in = set(self.asr.languages())
         sources = speech_in | self.router.languages()

@@ -141,4 +141,3 @@ class Piper:
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
-
