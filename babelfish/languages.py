@@ -21,6 +21,9 @@ class UnknownLanguage(ValueError):
     pass
 
 
+# Valid ISO 639 codes that name no single language (undetermined, several, none, missing); qaa-qtz are private use.
+NOT_A_LANGUAGE = frozenset({"und", "mul", "zxx", "mis"})
+
 # Codes the rest of the world writes differently from what macrolanguage folding gives: Whisper and most pickers
 # say "no" for Norwegian (Bokmål), espeak-ng says "nb".
 _ALIASES = {"nb": "no"}
@@ -41,7 +44,7 @@ def canonical(tag: str) -> str:
         lang = langcodes.Language.get(raw).prefer_macrolanguage().language
     except (langcodes.tag_parser.LanguageTagError, ValueError) as exc:
         raise UnknownLanguage(f"{tag!r} is not a language tag") from exc
-    if not lang or lang == "und":
+    if not lang or lang in NOT_A_LANGUAGE or "qaa" <= lang <= "qtz" or not langcodes.tag_is_valid(raw):
         raise UnknownLanguage(f"{tag!r} names no language")
     code = langcodes.standardize_tag(lang)
     return _ALIASES.get(code, code)

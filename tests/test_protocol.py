@@ -52,6 +52,13 @@ def test_language_tags(tag, code):
     assert languages.canonical(tag) == code
 
 
+@pytest.mark.parametrize("tag", ["xx", "123", "mul", "und", "qaa", "a_b_c_d"])
+def test_tags_that_name_no_language(tag):
+    with pytest.raises(languages.UnknownLanguage):
+        languages.canonical(tag)
+    assert languages.try_canonical(tag) is None
+
+
 def test_language_resolve_rejects_unknown():
     with pytest.raises(languages.UnknownLanguage):
         languages.resolve("xx", {"en", "de"})
