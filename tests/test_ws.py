@@ -36,6 +36,12 @@ def receive_until(ws, kind):
             return got
 
 
+def assert_nothing_pending(ws):
+    """A ping is answered after everything already queued for `ws`: a pong next means nothing else was."""
+    ws.send_text('{"type": "ping"}')
+    assert ws.receive_json()["type"] == "pong"
+
+
 def assert_closed(ws, code):
     with pytest.raises(WebSocketDisconnect) as info:
         ws.receive_json()
@@ -97,8 +103,7 @@ def test_same_language_listener_gets_transcript_only(client, speech_pcm):
         receive_until(c, "audio")
         got = [m for m in receive_until(b, "transcript") if m["type"] != "participants"]
         assert [m["type"] for m in got] == ["transcript"]
-        b.send_text('{"type": "ping"}')
-        assert b.receive_json()["type"] == "pong"
+        assert_nothing_pending(b)
 
 
 def test_untranslatable_pair_gets_notice(client, speech_pcm):
@@ -123,8 +128,8 @@ def test_text_only_listener_gets_no_audio(client, speech_pcm):
         speak(a, speech_pcm)
         receive_until(c, "audio")
         got = receive_until(b, "translation")
-        b.send_text('{"type": "ping"}')
-        assert b.receive_json()["type"] == "pong", got
+        assert "audio" not in {m["type"] for m in got}
+        assert_nothing_pending(b)
 
 
 def test_rooms_are_separate(client, speech_pcm):
@@ -134,8 +139,7 @@ def test_rooms_are_separate(client, speech_pcm):
         assert [p["name"] for p in welcome["participants"]] == ["B"]
         speak(a, speech_pcm)
         assert receive_until(a, "transcript")
-        b.send_text('{"type": "ping"}')
-        assert b.receive_json()["type"] == "pong"
+        assert_nothing_pending(b)
 
 
 def test_end_utterance_cuts_push_to_talk(client, speech_pcm):
@@ -237,8 +241,7 @@ def test_oversized_frame_closes_only_that_client(client):
         assert a.receive_json()["code"] == "frame_too_large"
         assert_closed(a, 1009)
         assert b.receive_json()["event"] == "leave"
-        b.send_text('{"type": "ping"}')
-        assert b.receive_json()["type"] == "pong"
+        assert_nothing_pending(b)
 
 
 def test_room_and_server_limits(tmp_path):
@@ -272,8 +275,7 @@ def test_engine_failure_is_contained(tmp_path, speech_pcm):
         speak(a, speech_pcm)
         msg = a.receive_json()
         assert (msg["type"], msg["code"]) == ("error", "internal_error")
-        a.send_text('{"type": "ping"}')
-        assert a.receive_json()["type"] == "pong"
+        assert_nothing_pending(a)
 
 
 # --- HTTP ---------------------------------------------------------------------------------------
@@ -303,5 +305,4 @@ def test_audio_flood_is_throttled_not_fatal(tmp_path, speech_pcm):
             a.send_bytes(frame)
         msg = a.receive_json()
         assert (msg["type"], msg["code"]) == ("error", "audio_too_fast")
-        a.send_text('{"type": "ping"}')
-        assert a.receive_json()["type"] == "pong"  # reported once, the session goes on
+        assert_nothing_pending(a)  # reported once, the session goes on
