@@ -15,10 +15,10 @@ import secrets
 import time
 from concurrent.futures import Executor
 
+from babelfish import protocol as proto
 from babelfish.engines.base import Engine, RenderResult, SpeechResult, TextResult, Transcript, Utterance
 from babelfish.languages import AUTO, untranslatable
 from babelfish.metrics import Metrics
-from babelfish.protocol import AUDIO_ENCODING, dumps, error, speaker
 from babelfish.rooms import Participant, Rooms
 from babelfish.segmenter import Segment
 
@@ -47,7 +47,11 @@ class Pipeline:
             # One bad utterance must not end the session or touch other clients.
             log.exception("utterance %s from %s failed", utterance_id, who.id)
             self._metrics.utterance_done("error")
-            who.send(error("internal_error", "this utterance could not be processed", utterance_id=utterance_id))
+            who.send(
+                proto.Error(
+                    code="internal_error", message="this utterance could not be processed", utterance_id=utterance_id
+                )
+            )
 
     async def _process(self, who: Participant, segment: Segment, utterance_id: str) -> None:
         loop = asyncio.get_running_loop()
@@ -59,23 +63,23 @@ class Pipeline:
         if transcript is None or room is None:
             self._metrics.utterance_done("no_speech" if transcript is None else "speaker_left")
             return
-        head = {"utterance_id": utterance_id, "speaker": speaker(who.id, who.name)}
         latency = _ms(segment.speech_end)
         self._metrics.observe("transcript", latency / 1000)
+        speaker = who.speaker()
         room.broadcast(
-            {
-                "type": "transcript",
-                **head,
-                "text": transcript.text,
-                "language": transcript.language,
-                "audio_seconds": round(utterance.seconds, 2),
-                "latency_ms": latency,
-            }
+            proto.Transcript(
+                utterance_id=utterance_id,
+                speaker=speaker,
+                text=transcript.text,
+                language=transcript.language,
+                audio_seconds=round(utterance.seconds, 2),
+                latency_ms=latency,
+            )
         )
         targets = room.target_languages(who, transcript.language)
         if targets:
             wants_speech = any(p.wants_audio and p.language in targets for p in room.listeners(who))
-            deliver = _Delivery(self._rooms, self._metrics, who, transcript, head, segment.speech_end)
+            deliver = _Delivery(self._rooms, self._metrics, who, transcript, utterance_id, speaker, segment.speech_end)
 
             # Runs in the worker thread (the generator is lazy). It finishes even if the speaker leaves meanwhile:
             # the room should still get what was said ("bye" before closing the app).
@@ -96,11 +100,13 @@ class _Delivery:
         metrics: Metrics,
         who: Participant,
         transcript: Transcript,
-        head: dict[str, object],
+        utterance_id: str,
+        speaker: proto.Speaker,
         speech_end: float,
     ) -> None:
         self._rooms, self._metrics, self._who = rooms, metrics, who
-        self._transcript, self._head, self._speech_end = transcript, head, speech_end
+        self._transcript, self._speech_end = transcript, speech_end
+        self._utterance_id, self._speaker = utterance_id, speaker
 
     def __call__(self, result: RenderResult) -> None:
         room = self._rooms.get(self._who.room)
@@ -112,45 +118,36 @@ class _Delivery:
             return
         latency = _ms(self._speech_end)
         if isinstance(result, TextResult):
+            message: proto.ServerMessage
             if result.text is None:
-                message = self._notice(result)
+                message = proto.Notice.untranslatable(
+                    self._utterance_id,
+                    self._speaker,
+                    result.language,
+                    result.notice or untranslatable(self._transcript.language, result.language),
+                )
             else:
                 self._metrics.observe("translation", latency / 1000)
-                message = {
-                    "type": "translation",
-                    **self._head,
-                    "text": result.text,
-                    "language": result.language,
-                    "source_language": self._transcript.language,
-                    "via": result.via,
-                    "latency_ms": latency,
-                }
+                message = proto.Translation(
+                    utterance_id=self._utterance_id,
+                    speaker=self._speaker,
+                    text=result.text,
+                    language=result.language,
+                    source_language=self._transcript.language,
+                    via=result.via,
+                    latency_ms=latency,
+                )
             room.broadcast(message, audience)
         elif isinstance(result, SpeechResult):
             self._metrics.observe("audio", latency / 1000)
-            header = dumps(
-                {
-                    "type": "audio",
-                    **self._head,
-                    "language": result.language,
-                    "sample_rate": result.sample_rate,
-                    "encoding": AUDIO_ENCODING,
-                    "channels": 1,
-                    "bytes": len(result.pcm),
-                    "latency_ms": latency,
-                }
-            )
+            header = proto.AudioHeader(
+                utterance_id=self._utterance_id,
+                speaker=self._speaker,
+                language=result.language,
+                sample_rate=result.sample_rate,
+                bytes=len(result.pcm),
+                latency_ms=latency,
+            ).encode()  # once for the whole audience
             for p in audience:
                 if p.wants_audio:
                     p.outbox.put((header, result.pcm))
-
-    def _notice(self, result: TextResult) -> dict[str, object]:
-        message = result.notice or untranslatable(self._transcript.language, result.language)
-        return {
-            "type": "notice",
-            "code": "untranslatable",
-            "utterance_id": self._head["utterance_id"],
-            "speaker": self._head["speaker"],
-            "language": result.language,
-            "message": message,
-        }

@@ -2,7 +2,8 @@
 
 Client → server JSON messages are parsed into a pydantic discriminated union on `type`; anything
 else becomes a `ProtocolError` carrying an error code and the WebSocket close code (if any) to use.
-Server → client messages are built here too, so their shape lives in one file (docs/protocol.md).
+Server → client messages are models here too, one per `type`, so each shape is written once; docs/protocol.md
+describes both directions and a test holds it to these types.
 """
 
 from __future__ import annotations
@@ -51,11 +52,34 @@ ClientMessage = Annotated[Join | EndUtterance | Ping, Field(discriminator="type"
 _client_adapter: TypeAdapter[Join | EndUtterance | Ping] = TypeAdapter(ClientMessage)
 
 
+# Every `error` code the server sends (docs/protocol.md §5 has a row for each).
+ErrorCode = Literal[
+    "not_joined",
+    "bad_json",
+    "bad_message",
+    "invalid_message",
+    "unknown_type",
+    "message_too_large",
+    "already_joined",
+    "invalid_name",
+    "unsupported_language",
+    "unsupported_sample_rate",
+    "bad_audio",
+    "audio_too_fast",
+    "frame_too_large",
+    "room_full",
+    "too_many_rooms",
+    "join_timeout",
+    "draining",
+    "internal_error",
+]
+
+
 @dataclass(frozen=True)
 class ProtocolError(Exception):
     """A client mistake: the error code and message sent back, and the close code if it ends the session."""
 
-    code: str
+    code: ErrorCode
     message: str
     close_code: int | None = None
 
@@ -85,15 +109,144 @@ def parse_client_message(raw: str, max_bytes: int) -> Join | EndUtterance | Ping
 
 
 # --- server → client -------------------------------------------------------------------------
+# One model per message, in the order docs/protocol.md describes them; tests/test_protocol_docs.py keeps the two in
+# step. Fields that only some messages of a type carry are left out of the JSON when unset (None).
 
 
-def dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+def _omit() -> Any:
+    return Field(None, exclude_if=lambda value: value is None)
 
 
-def error(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message, **extra}
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def encode(self) -> str:
+        """Compact UTF-8 JSON, the text frame sent to the client."""
+        return self.model_dump_json()
 
 
-def speaker(client_id: str, name: str) -> dict[str, str]:
-    return {"id": client_id, "name": name}
+class Speaker(_Out):
+    id: str
+    name: str
+
+
+class ParticipantInfo(_Out):
+    id: str
+    name: str
+    language: str
+
+
+class EngineSummary(_Out):
+    name: str
+    reason: str
+
+
+class Limits(_Out):
+    max_frame_bytes: int
+    max_text_bytes: int
+    max_utterance_seconds: float
+
+
+class Welcome(_Out):
+    type: Literal["welcome"] = "welcome"
+    protocol: int = PROTOCOL_VERSION
+    client_id: str
+    room: str
+    name: str
+    language: str
+    sample_rate: int
+    participants: list[ParticipantInfo]
+    languages: list[dict[str, Any]]  # languages.table(): the same rows GET /languages serves
+    engine: EngineSummary
+    limits: Limits
+
+
+class Transcript(_Out):
+    type: Literal["transcript"] = "transcript"
+    utterance_id: str
+    speaker: Speaker
+    text: str
+    language: str
+    audio_seconds: float
+    latency_ms: int
+
+
+class Translation(_Out):
+    type: Literal["translation"] = "translation"
+    utterance_id: str
+    speaker: Speaker
+    text: str
+    language: str
+    source_language: str
+    via: str
+    latency_ms: int
+
+
+class AudioHeader(_Out):
+    """Announces the binary frame that follows it at once: `bytes` bytes of PCM."""
+
+    type: Literal["audio"] = "audio"
+    utterance_id: str
+    speaker: Speaker
+    language: str
+    sample_rate: int
+    encoding: Literal["pcm_s16le"] = AUDIO_ENCODING
+    channels: int = 1
+    bytes: int
+    latency_ms: int
+
+
+class Participants(_Out):
+    """Someone joined or left: sent to the others in the room."""
+
+    type: Literal["participants"] = "participants"
+    room: str
+    event: Literal["join", "leave"]
+    who: ParticipantInfo
+    count: int
+
+
+NoticeCode = Literal["untranslatable", "dropped_utterance"]
+
+
+class Notice(_Out):
+    type: Literal["notice"] = "notice"
+    code: NoticeCode
+    utterance_id: str | None = _omit()
+    speaker: Speaker | None = _omit()
+    language: str | None = _omit()
+    message: str
+
+    @classmethod
+    def untranslatable(cls, utterance_id: str, speaker: Speaker, language: str, message: str) -> Notice:
+        return cls(
+            code="untranslatable", utterance_id=utterance_id, speaker=speaker, language=language, message=message
+        )
+
+    @classmethod
+    def dropped_utterance(cls) -> Notice:
+        return cls(
+            code="dropped_utterance",
+            message="You spoke faster than the server could keep up; an earlier utterance was skipped.",
+        )
+
+
+class Pong(_Out):
+    type: Literal["pong"] = "pong"
+    id: str | int | None  # echoes the ping's id; null when it had none
+
+
+class Draining(_Out):
+    type: Literal["draining"] = "draining"
+    message: str = "The server is restarting."
+    reconnect_after_ms: int
+
+
+class Error(_Out):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    utterance_id: str | None = _omit()  # internal_error: which utterance failed
+
+
+ServerMessage = Welcome | Transcript | Translation | AudioHeader | Participants | Notice | Pong | Draining | Error

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from babelfish.languages import AUTO
-from babelfish.protocol import dumps
+from babelfish.protocol import ParticipantInfo, ServerMessage, Speaker
 
 # What a sender task can be handed: a text frame, or an audio header and its binary frame.
 Outgoing = str | tuple[str, bytes]
@@ -72,11 +72,16 @@ class Participant:
     outbox: Outbox
     wants_audio: bool = True
 
-    def public(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "language": self.language}
+    def info(self) -> ParticipantInfo:
+        """What the others see of this participant."""
+        return ParticipantInfo(id=self.id, name=self.name, language=self.language)
 
-    def send(self, message: dict[str, object]) -> None:
-        self.outbox.put(dumps(message))
+    def speaker(self) -> Speaker:
+        """How results name this participant as their speaker."""
+        return Speaker(id=self.id, name=self.name)
+
+    def send(self, message: ServerMessage) -> None:
+        self.outbox.put(message.encode())
 
 
 @dataclass(eq=False)
@@ -84,8 +89,8 @@ class Room:
     name: str
     members: dict[str, Participant] = field(default_factory=dict)
 
-    def roster(self) -> list[dict[str, str]]:
-        return [p.public() for p in self.members.values()]
+    def roster(self) -> list[ParticipantInfo]:
+        return [p.info() for p in self.members.values()]
 
     def listeners(self, speaker: Participant) -> list[Participant]:
         return [p for p in self.members.values() if p is not speaker]
@@ -94,8 +99,8 @@ class Room:
         """Distinct listener languages that need a translation of `source` (sorted, for stable order)."""
         return sorted({p.language for p in self.listeners(speaker)} - {source, AUTO})
 
-    def broadcast(self, message: dict[str, object], to: Iterable[Participant] | None = None) -> None:
-        text = dumps(message)  # serialise once, whatever the audience size
+    def broadcast(self, message: ServerMessage, to: Iterable[Participant] | None = None) -> None:
+        text = message.encode()  # serialise once, whatever the audience size
         for p in self.members.values() if to is None else to:
             p.outbox.put(text)
 

@@ -56,7 +56,7 @@ class Hub:
     async def drain(self, reconnect_after_ms: int = 2000) -> None:
         """Tell every client the server restarts, then close them (1012) so they reconnect elsewhere/later."""
         self.draining = True
-        message = {"type": "draining", "message": "The server is restarting.", "reconnect_after_ms": reconnect_after_ms}
+        message = proto.Draining(reconnect_after_ms=reconnect_after_ms)
         await asyncio.gather(*(s.close_with(message, proto.CLOSE_SERVICE_RESTART) for s in list(self.sessions)))
 
 
@@ -137,13 +137,7 @@ class Session:
         me.send(self._welcome(join))
         assert self.room is not None
         self.room.broadcast(
-            {
-                "type": "participants",
-                "room": me.room,
-                "event": "join",
-                "who": me.public(),
-                "count": len(self.room.members),
-            },
+            proto.Participants(room=me.room, event="join", who=me.info(), count=len(self.room.members)),
             self.room.listeners(me),
         )
         log.info("%s (%s) joined room %r speaking %s", me.name, me.id, me.room, me.language)
@@ -158,7 +152,7 @@ class Session:
                     await self._on_text(message["text"])
             except ProtocolError as exc:
                 if exc.close_code is None:
-                    me.send(proto.error(exc.code, exc.message))
+                    me.send(proto.Error(code=exc.code, message=exc.message))
                 else:
                     await self._refuse(exc)
                     return
@@ -199,26 +193,24 @@ class Session:
         self.hub.population_changed()
         return me
 
-    def _welcome(self, join: proto.Join) -> dict[str, Any]:
+    def _welcome(self, join: proto.Join) -> proto.Welcome:
         assert self.me is not None and self.room is not None
         s, info = self.hub.settings, self.hub.engine.info
-        return {
-            "type": "welcome",
-            "protocol": proto.PROTOCOL_VERSION,
-            "client_id": self.me.id,
-            "room": self.me.room,
-            "name": self.me.name,
-            "language": self.me.language,
-            "sample_rate": join.sample_rate,
-            "participants": self.room.roster(),
-            "languages": self.hub.language_table,
-            "engine": {"name": info.name, "reason": info.reason},
-            "limits": {
-                "max_frame_bytes": s.max_frame_bytes,
-                "max_text_bytes": s.max_text_bytes,
-                "max_utterance_seconds": s.max_utterance_seconds,
-            },
-        }
+        return proto.Welcome(
+            client_id=self.me.id,
+            room=self.me.room,
+            name=self.me.name,
+            language=self.me.language,
+            sample_rate=join.sample_rate,
+            participants=self.room.roster(),
+            languages=self.hub.language_table,
+            engine=proto.EngineSummary(name=info.name, reason=info.reason),
+            limits=proto.Limits(
+                max_frame_bytes=s.max_frame_bytes,
+                max_text_bytes=s.max_text_bytes,
+                max_utterance_seconds=s.max_utterance_seconds,
+            ),
+        )
 
     async def _cleanup(self) -> None:
         self._closing = True
@@ -242,15 +234,7 @@ class Session:
         self._left = True
         room = self.hub.rooms.leave(me)
         if room is not None and room.members:
-            room.broadcast(
-                {
-                    "type": "participants",
-                    "room": me.room,
-                    "event": "leave",
-                    "who": me.public(),
-                    "count": len(room.members),
-                }
-            )
+            room.broadcast(proto.Participants(room=me.room, event="leave", who=me.info(), count=len(room.members)))
         self.hub.population_changed()
         log.info("%s (%s) left room %r", me.name, me.id, me.room)
 
@@ -276,7 +260,7 @@ class Session:
         if isinstance(message, proto.Join):
             raise ProtocolError("already_joined", "this connection has already joined; reconnect to change room")
         if isinstance(message, proto.Ping):
-            self.me.send({"type": "pong", "id": message.id})
+            self.me.send(proto.Pong(id=message.id))
         elif isinstance(message, proto.EndUtterance) and self._segmenter is not None:
             segment = await self._in_vad(self._segmenter.end_utterance, time.monotonic())
             if segment is not None:
@@ -315,13 +299,7 @@ class Session:
         assert self.me is not None
         if self._pending.full():
             self._pending.get_nowait()  # drop the oldest: the freshest speech matters most in a conversation
-            self.me.send(
-                {
-                    "type": "notice",
-                    "code": "dropped_utterance",
-                    "message": "You spoke faster than the server could keep up; an earlier utterance was skipped.",
-                }
-            )
+            self.me.send(proto.Notice.dropped_utterance())
         self._pending.put_nowait(segment)
 
     async def _utterance_worker(self) -> None:
@@ -356,7 +334,7 @@ class Session:
         self._leave()  # its room slot and the others' view of the room do not wait for the close handshake
         self._spawn(self.close_with(None, proto.CLOSE_TRY_AGAIN_LATER, "client too slow"))
 
-    async def close_with(self, message: dict[str, Any] | None, code: int, reason: str = "") -> None:
+    async def close_with(self, message: proto.ServerMessage | None, code: int, reason: str = "") -> None:
         """Send `message` directly (bypassing the outbox) and close; later frames are ignored.
 
         A client that does not read cannot take even a close frame: after CLOSE_TIMEOUT the session is abandoned
@@ -368,7 +346,7 @@ class Session:
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT), self._send_lock:
                 if message is not None:
-                    await self.ws.send_text(proto.dumps(message))
+                    await self.ws.send_text(message.encode())
                 await self.ws.close(code, reason[:120])
         except TimeoutError:
             log.warning("%s did not take its close frame in %.0f s; dropping it", self._who(), CLOSE_TIMEOUT)
@@ -386,7 +364,7 @@ class Session:
 
     async def _refuse(self, exc: ProtocolError) -> None:
         await self.close_with(
-            proto.error(exc.code, exc.message), exc.close_code or proto.CLOSE_POLICY_VIOLATION, exc.message
+            proto.Error(code=exc.code, message=exc.message), exc.close_code or proto.CLOSE_POLICY_VIOLATION, exc.message
         )
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from babelfish.protocol import Pong
 from babelfish.rooms import Outbox, Participant, RoomFull, Rooms, TooManyRooms
 
 
@@ -28,9 +29,9 @@ def test_broadcast_serialises_once_and_reaches_the_audience():
         a, b, c = person("a", "en"), person("b", "de"), person("c", "de")
         for p in (a, b, c):
             room = rooms.join(p)
-        room.broadcast({"type": "x", "n": 1}, [b, c])
+        room.broadcast(Pong(id=1), [b, c])
         got_b, got_c = await b.outbox.get(), await c.outbox.get()
-        assert got_b == got_c == '{"type":"x","n":1}' and got_b is got_c
+        assert got_b == got_c == '{"type":"pong","id":1}' and got_b is got_c
         assert a.outbox.qsize() == 0
 
     asyncio.run(run())
