@@ -11,6 +11,7 @@ import sys
 # command -> module with a `main(argv: list[str]) -> int`. Imported only when asked for: no work at import time.
 COMMANDS: dict[str, str] = {
     "serve": "babelfish.cli",
+    "fetch-models": "babelfish.fetch_models",
 }
 
 

@@ -25,6 +25,7 @@ from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, lo
 from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
 from babelfish.engines.cascade.tts import Espeak, Piper, Tts
 from babelfish.languages import untranslatable
+from babelfish.model_store import mt_folders
 
 if TYPE_CHECKING:
     from babelfish.config import Settings
@@ -100,7 +101,7 @@ class CascadeEngine:
                 continue
             text.append(backend)
             log.info("MT: %s, pairs %s, in %.2f s", name, _pairs(backend.pairs()), time.perf_counter() - t0)
-        for model in load_seq2seq(settings.mt_models, settings.threads, settings.device):
+        for model in load_seq2seq(mt_folders(settings.mt_models, settings.data_dir), settings.threads, settings.device):
             text.append(model)
             log.info("MT: %s from %s, %d pairs", model.name, model.folder, len(model.pairs()))
         speech: list[SpeechTranslator] = [WhisperTranslate(asr)]

@@ -77,17 +77,28 @@ def shipped_whisper_base(data_dir: Path) -> Path:
 
 
 def resolve_whisper(asr_model: str, data_dir: Path) -> tuple[Path, str]:
-    """Return (model folder, where it came from): local folder → HF cache → PyPI-shipped Whisper base."""
+    """Return (model folder, where it came from): a local folder → the HF cache → a model fetched into data_dir with
+    `fetch-models` (by name; with no name, the best fetched one) → the PyPI-shipped Whisper base."""
+    from babelfish.model_store import find, stored
+
     if asr_model:
         local = Path(asr_model).expanduser()
         if (local / "model.bin").is_file():
             return local, "local folder"
+        fetched = find(data_dir, "asr", asr_model)
+        if fetched is not None and (fetched.folder / "model.bin").is_file():
+            return fetched.folder, fetched.label
         try:
             from faster_whisper.utils import download_model
 
             return Path(download_model(asr_model, local_files_only=True)), "HF cache"
         except Exception as exc:  # not cached, or not a known name: fall back, but say so
             log.warning(
-                "ASR model %r not found locally or in the HF cache (%s); using shipped Whisper base", asr_model, exc
-            )
+                "ASR model %r not found locally, in %s or in the HF cache (%s); using shipped Whisper base",
+                asr_model, data_dir / "models", exc,
+            )  # fmt: skip
+        return shipped_whisper_base(data_dir), "PyPI whisper-base packages"
+    for fetched in stored(data_dir, "asr"):
+        if (fetched.folder / "model.bin").is_file():
+            return fetched.folder, fetched.label
     return shipped_whisper_base(data_dir), "PyPI whisper-base packages"
