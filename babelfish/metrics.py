@@ -45,6 +45,10 @@ class Metrics:
         self._dropped = Counter(
             "babelfish_clients_dropped", "Clients closed for reading too slowly", registry=self.registry
         )
+        self._loops = Counter(
+            "babelfish_decoder_loops", "Transcripts whose decoder looped; the phrase was kept once",
+            registry=self.registry,
+        )  # fmt: skip
         self._engine = Gauge("babelfish_engine_info", "Running engine", ["engine", "reason"], registry=self.registry)
         self._memory = Gauge("babelfish_resident_memory_bytes", "Resident memory", registry=self.registry)
         self._uptime = Gauge("babelfish_uptime_seconds", "Seconds since start", registry=self.registry)
@@ -52,6 +56,7 @@ class Metrics:
         self.rooms = 0
         self.utterances = 0
         self.dropped = 0
+        self.decoder_loops = 0
 
     def set_engine(self, name: str, reason: str) -> None:
         self.engine_name, self.engine_reason = name, reason
@@ -65,6 +70,10 @@ class Metrics:
         self._utterances.labels(outcome=outcome).inc()
         if outcome == "ok":
             self.utterances += 1
+
+    def decoder_loop(self) -> None:
+        self._loops.inc()
+        self.decoder_loops += 1
 
     def set_population(self, clients: int, rooms: int) -> None:
         self.clients, self.rooms = clients, rooms
@@ -93,6 +102,7 @@ class Metrics:
             "engine": {"name": self.engine_name, "reason": self.engine_reason},
             "utterances_processed": self.utterances,
             "clients_dropped": self.dropped,
+            "decoder_loops": self.decoder_loops,
             "latency_ms": latency,
         }
 

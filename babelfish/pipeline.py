@@ -57,12 +57,15 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         room = self._rooms.get(who.room)
         candidates = tuple(sorted({p.language for p in room.members.values()} - {AUTO})) if room else ()
-        utterance = Utterance(segment.audio, None if who.language == AUTO else who.language, candidates)
+        language = None if who.language == AUTO else who.language
+        utterance = Utterance(segment.audio, language, candidates, segment.speech_probs)
         transcript = await loop.run_in_executor(self._executor, self._engine.transcribe, utterance)
         room = self._rooms.get(who.room)
         if transcript is None or room is None:
             self._metrics.utterance_done("no_speech" if transcript is None else "speaker_left")
             return
+        if transcript.repaired:
+            self._metrics.decoder_loop()
         latency = _ms(segment.speech_end)
         self._metrics.observe("transcript", latency / 1000)
         speaker = who.speaker()

@@ -10,7 +10,7 @@ so silence and noise never reach the engine.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
@@ -41,6 +41,9 @@ class Segment:
     audio: np.ndarray  # float32 mono 16 kHz
     speech_end: float  # arrival time (time.monotonic) of the last voiced audio
     cut: CutReason
+    # Silero's speech probability for each WINDOW of `audio`, in order (a last partial window has none): the engine
+    # weighs how confidently this was speech.
+    speech_probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,11 @@ class Segmenter:
             soxr.ResampleStream(input_rate, SAMPLE_RATE, 1, dtype="float32") if input_rate != SAMPLE_RATE else None
         )
         self._pending = np.zeros(0, dtype=np.float32)  # samples not yet a full window
-        self._preroll: deque[np.ndarray] = deque(maxlen=_windows(config.preroll_ms) if config.preroll_ms else 1)
+        self._preroll: deque[tuple[np.ndarray, float]] = deque(
+            maxlen=_windows(config.preroll_ms) if config.preroll_ms else 1
+        )
         self._speech: list[np.ndarray] = []
+        self._probs: list[float] = []  # one per full window in _speech
         self._voiced = 0  # voiced windows in the current utterance
         self._silent_run = 0  # consecutive unvoiced windows
         self._last_voiced_at = 0.0
@@ -99,13 +105,15 @@ class Segmenter:
         prob = self._vad.process_samples(window.tolist())
         if not self._speech:
             if prob >= self._cfg.threshold:
-                self._speech = [*self._preroll, window]
+                self._speech = [*(w for w, _ in self._preroll), window]
+                self._probs = [*(p for _, p in self._preroll), prob]
                 self._preroll.clear()
                 self._voiced, self._silent_run, self._last_voiced_at = 1, 0, now
             elif self._cfg.preroll_ms:
-                self._preroll.append(window)
+                self._preroll.append((window, prob))
             return None
         self._speech.append(window)
+        self._probs.append(prob)
         if prob >= self._off_threshold:
             self._voiced += 1
             self._silent_run = 0
@@ -119,10 +127,10 @@ class Segmenter:
         return None
 
     def _finish(self, cut: CutReason) -> Segment | None:
-        speech, voiced, last = self._speech, self._voiced, self._last_voiced_at
-        self._speech, self._voiced, self._silent_run = [], 0, 0
+        speech, probs, voiced, last = self._speech, self._probs, self._voiced, self._last_voiced_at
+        self._speech, self._probs, self._voiced, self._silent_run = [], [], 0, 0
         if cut != "max_length":
             self._vad.reset()  # a fresh state per utterance keeps one noisy stretch from leaking into the next
         if not speech or voiced * WINDOW * 1000 < self._cfg.min_speech_ms * SAMPLE_RATE:
             return None
-        return Segment(np.concatenate(speech), last, cut)
+        return Segment(np.concatenate(speech), last, cut, np.asarray(probs, np.float32))

@@ -25,6 +25,8 @@ class Utterance:
     language: str | None  # the speaker's declared language (canonical code); None means detect
     # When detecting: languages this speaker most likely uses (the room's languages). A hint, not a limit.
     candidates: tuple[str, ...] = ()
+    # The segmenter's speech probability per 32 ms window of `audio`; None when the audio was not segmented.
+    speech_probs: np.ndarray | None = None
 
     @property
     def seconds(self) -> float:
@@ -35,6 +37,7 @@ class Utterance:
 class Transcript:
     text: str
     language: str  # canonical code: declared, or what language id found
+    repaired: bool = False  # the recogniser looped and the text keeps the phrase once (counted in /metrics)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -25,6 +24,15 @@ class Recognized:
     language: str
     avg_logprob: float
     no_speech_prob: float
+    looped: bool = False  # the decoder repeated itself; `text` keeps the phrase once
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    looped: bool
 
 
 class Asr(Protocol):
@@ -33,15 +41,12 @@ class Asr(Protocol):
         ...
 
     def recognize(self, audio: np.ndarray, language: str | None, candidates: Collection[str] = ()) -> Recognized | None:
-        """Text of 16 kHz float32 audio; None when it holds no real speech. `candidates`: likely languages when
-        `language` is None (a hint, not a limit)."""
+        """Text of 16 kHz float32 audio with the decoder's statistics; None for silence or no words (whether the
+        words are speech is decided with the segmenter's view too: nonspeech.py). `candidates`: likely languages
+        when `language` is None (a hint, not a limit)."""
         ...
 
 
-# Thresholds from Whisper's own fallback rules (openai/whisper transcribe.py), used here to reject outright.
-NO_SPEECH_THRESHOLD = 0.6
-LOGPROB_THRESHOLD = -1.0
-COMPRESSION_RATIO_THRESHOLD = 2.4
 # A clip quieter than this (RMS of float audio, about -70 dBFS) is silence; not worth a model call.
 SILENCE_RMS = 3e-4
 # Language id on the short encoding is less sure than on a 30 s one; below this we redo it the standard way (or,
@@ -56,11 +61,10 @@ HINT_MAX_CANDIDATES = 3
 HINT_MARGIN = 0.2
 # Zero audio appended before the shortened encoding: without it the decoder never sees an end and repeats itself.
 TAIL_PAD_SECONDS = 2.0
-
-
-def compression_ratio(text: str) -> float:
-    data = text.encode()
-    return len(data) / max(1, len(zlib.compress(data)))
+# The shortest window encoded. A short turn plus the tail (~3 s) is too little context: Whisper base loops on it
+# ("Good morning. Good morning. ..." for 5 of 12 short Pico turns, docs/benchmarks.md); from 10 s on it ends like
+# the standard 30 s window does. Costs ~67 ms of encoder against ~25 ms for 3 s (2 cores, int8).
+MIN_WINDOW_SECONDS = 10.0
 
 
 class WhisperAsr:
@@ -102,8 +106,11 @@ class WhisperAsr:
         if full_window:  # the standard 30 s window, only for a language id that the short one was unsure of
             feats = pad_or_trim(self._features(audio))
         else:
-            tail = np.zeros(int(TAIL_PAD_SECONDS * SAMPLE_RATE), np.float32)
-            feats = self._features(np.concatenate([audio[: 30 * SAMPLE_RATE], tail]), padding=0)
+            audio = audio[: 30 * SAMPLE_RATE]
+            size = max(len(audio) + int(TAIL_PAD_SECONDS * SAMPLE_RATE), int(MIN_WINDOW_SECONDS * SAMPLE_RATE))
+            window = np.zeros(size, np.float32)
+            window[: len(audio)] = audio
+            feats = self._features(window, padding=0)
             feats = feats[:, : min(3000, feats.shape[-1] - feats.shape[-1] % 2)]  # the conv stride wants even
         return self._model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats[None])))
 
@@ -111,13 +118,13 @@ class WhisperAsr:
         """(language (canonical), probability), most likely first."""
         return [(self._to_canon.get(tok[2:-2], tok[2:-2]), p) for tok, p in self._model.detect_language(encoded)[0]]
 
-    def _settle(self, encoded: Any, seconds: float, hints: list[str], top: str) -> tuple[str, tuple[str, float, float]]:
+    def _settle(self, encoded: Any, seconds: float, hints: list[str], top: str) -> tuple[str, Decoded]:
         """Language id by decoding: the hinted languages and Whisper's top pick each transcribe; best score wins."""
         decoded = {c: self._decode(encoded, c, "transcribe", seconds) for c in dict.fromkeys([*hints, top])}
-        best = max(decoded, key=lambda c: decoded[c][1] - (0.0 if c in hints else HINT_MARGIN))
+        best = max(decoded, key=lambda c: decoded[c].avg_logprob - (0.0 if c in hints else HINT_MARGIN))
         return best, decoded[best]
 
-    def _decode(self, encoded: Any, language: str, task: str, seconds: float) -> tuple[str, float, float]:
+    def _decode(self, encoded: Any, language: str, task: str, seconds: float) -> Decoded:
         lang_token = self._tok.token_to_id(f"<|{self._from_canon[language]}|>")
         prompt = [self._sot, lang_token, self._task[task], self._no_ts]
         (res,) = self._model.generate(
@@ -130,7 +137,8 @@ class WhisperAsr:
             suppress_blank=True,
         )
         ids = [t for t in res.sequences_ids[0] if t < self._eot]
-        return self._tok.decode(ids).strip(), float(res.scores[0]), float(res.no_speech_prob)
+        text, looped = collapse_loop(self._tok.decode(ids).strip())
+        return Decoded(text, float(res.scores[0]), float(res.no_speech_prob), looped)
 
     # --- public ---
     def recognize(self, audio: np.ndarray, language: str | None, candidates: Collection[str] = ()) -> Recognized | None:
@@ -139,7 +147,7 @@ class WhisperAsr:
         if seconds < 0.1 or float(np.sqrt(np.mean(audio**2))) < SILENCE_RMS:
             return None
         encoded = self._encode(audio)
-        decoded = None
+        decoded: Decoded | None = None
         if language is None or language not in self._langs:
             probs = self._detect(encoded)
             language, prob = probs[0]
@@ -148,30 +156,56 @@ class WhisperAsr:
                 language, decoded = self._settle(encoded, seconds, hints, language)
             elif prob < LID_CONFIDENT:
                 language = self._detect(self._encode(audio, full_window=True))[0][0]
-        text, avg_logprob, no_speech = decoded or self._decode(encoded, language, "transcribe", seconds)
+        decoded = decoded or self._decode(encoded, language, "transcribe", seconds)
         with self._lock:
             self._cache[id(audio)] = (audio, encoded, language)
             self._cache.move_to_end(id(audio))
             while len(self._cache) > 8:
                 self._cache.popitem(last=False)
-        result = Recognized(text, language, avg_logprob, no_speech)
-        if not _is_speech(result):
-            log.debug("rejected as non-speech: %s", result)
+        if not any(ch.isalnum() for ch in decoded.text):
             return None
-        return result
+        if decoded.looped:
+            log.info("decoder loop on a %.1f s clip; kept the phrase once: %r", seconds, decoded.text)
+        return Recognized(decoded.text, language, decoded.avg_logprob, decoded.no_speech_prob, decoded.looped)
 
     def translate_to_english(self, audio: np.ndarray, language: str) -> str:
         """Whisper's translate task on the same audio, reusing the encoding `recognize` made when it can."""
         with self._lock:
             hit = self._cache.get(id(audio))
         encoded = hit[1] if hit is not None and hit[0] is audio else self._encode(np.asarray(audio, np.float32))
-        text, _, _ = self._decode(encoded, language, "translate", len(audio) / SAMPLE_RATE)
-        return text
+        return self._decode(encoded, language, "translate", len(audio) / SAMPLE_RATE).text
 
 
-def _is_speech(r: Recognized) -> bool:
-    if not any(ch.isalnum() for ch in r.text):
-        return False
-    if r.no_speech_prob > NO_SPEECH_THRESHOLD and r.avg_logprob < LOGPROB_THRESHOLD:
-        return False
-    return compression_ratio(r.text) <= COMPRESSION_RATIO_THRESHOLD and r.avg_logprob > 2 * LOGPROB_THRESHOLD
+def _word(token: str) -> str:
+    return "".join(ch for ch in token.lower() if ch.isalnum())
+
+
+def _cut_copy(rest: list[str], unit: list[str]) -> bool:
+    """`rest` is the start of `unit`, its last word possibly cut short."""
+    k = len(rest) - 1
+    return rest[:k] == unit[:k] and unit[k].startswith(rest[k])
+
+
+def collapse_loop(text: str) -> tuple[str, bool]:
+    """`text` with a decoder loop cut down to one copy of the phrase, and whether there was one.
+
+    A loop is a phrase repeated three times or more in a row, or twice and then cut off inside a third copy (the
+    decoder hit its length cap mid-phrase). Words compare without case and punctuation. A phrase said twice and
+    ended cleanly ("Bye. Bye.") is left alone: it may well have been said so.
+    """
+    tokens = text.split()
+    words = [_word(t) for t in tokens]
+    n = len(words)
+    for start in range(n):
+        for size in range(1, (n - start) // 2 + 1):
+            unit = words[start : start + size]
+            copies, end = 1, start + size
+            while words[end : end + size] == unit:
+                copies, end = copies + 1, end + size
+            rest = words[end:]
+            cut_inside = copies >= 2 and 0 < len(rest) <= size and _cut_copy(rest, unit)
+            if copies >= 3 or cut_inside:
+                kept = tokens[: start + size]
+                # Drop what a cut-off copy left behind; keep any words after a clean run of copies.
+                return " ".join(kept + ([] if cut_inside else tokens[end:])), True
+    return text, False

@@ -22,6 +22,7 @@ from babelfish.engines.base import (
 )
 from babelfish.engines.cascade.asr import Asr, WhisperAsr
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
+from babelfish.engines.cascade.nonspeech import Voicing, is_speech
 from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
 from babelfish.engines.cascade.tts import Espeak, Piper, Tts
 from babelfish.languages import untranslatable
@@ -140,7 +141,12 @@ class CascadeEngine:
 
     def transcribe(self, utterance: Utterance) -> Transcript | None:
         rec = self.asr.recognize(utterance.audio, utterance.language, utterance.candidates)
-        return None if rec is None else Transcript(rec.text, rec.language)
+        if rec is None:
+            return None
+        if not is_speech(rec, Voicing.of(utterance.speech_probs)):
+            log.debug("rejected as non-speech: %s", rec)
+            return None
+        return Transcript(rec.text, rec.language, repaired=rec.looped)
 
     def render(
         self, utterance: Utterance, transcript: Transcript, targets: Sequence[str], speech: bool = True

@@ -1,0 +1,53 @@
+"""Is a recognised text speech? The segmenter's view of the audio and the decoder's statistics together.
+
+Whisper alone cannot tell: on noise it writes fluent sentences, and its scores for them differ between CPUs
+(CTranslate2's int8 kernels). The segmenter (Silero VAD) has already looked at every 32 ms of the utterance; how
+confidently it heard speech separates people from crowd babble that Silero half believes (docs/benchmarks.md):
+
+    voiced confidence (mean probability of the windows at or above 0.5): speech 0.93–1.00, babble 0.51–0.92
+    Whisper's no-speech probability: speech 0.00–0.17 (one espeak clip 0.64), babble 0.24–0.84
+
+Babble is rejected only when both agree, so neither signal alone can drop a real turn. A looped decode is not a
+sign of noise: the ASR keeps the phrase once and the turn goes out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from babelfish.engines.cascade.asr import Recognized
+
+VOICED = 0.5  # a window at or above this counts as voiced for the statistics (Silero's own default threshold)
+# Babble: the segmenter was unsure and Whisper too.
+WEAK_VOICING = 0.9
+NO_SPEECH_WITH_WEAK_VOICING = 0.2
+# Whisper's own fallback rules (openai/whisper transcribe.py), for when the segmenter's view is missing or agrees.
+NO_SPEECH_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+LOGPROB_FLOOR = -2.0
+
+
+@dataclass(frozen=True)
+class Voicing:
+    """What the segmenter heard in one utterance."""
+
+    confidence: float  # mean speech probability over the voiced windows
+    voiced_seconds: float
+
+    @classmethod
+    def of(cls, speech_probs: np.ndarray | None, window_seconds: float = 0.032) -> Voicing | None:
+        if speech_probs is None or len(speech_probs) == 0:
+            return None
+        voiced = speech_probs[speech_probs >= VOICED]
+        return cls(float(voiced.mean()) if len(voiced) else 0.0, len(voiced) * window_seconds)
+
+
+def is_speech(rec: Recognized, voicing: Voicing | None) -> bool:
+    """False when the words are most likely Whisper's reading of noise."""
+    if rec.no_speech_prob > NO_SPEECH_THRESHOLD and rec.avg_logprob < LOGPROB_THRESHOLD:
+        return False
+    if voicing is not None and voicing.confidence < WEAK_VOICING and rec.no_speech_prob > NO_SPEECH_WITH_WEAK_VOICING:
+        return False
+    return rec.avg_logprob > LOGPROB_FLOOR
