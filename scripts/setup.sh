@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install everything BabbleFish needs on a fresh Debian/Ubuntu machine. Safe to run again: it only
-# installs what is missing. `--test` adds what the test suite needs (browser, speech clips, sox).
+# installs what is missing. `--test` adds what the test suite needs (browser, speech clips, sox, node for the page tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runtime_debs=(espeak-ng apertium apertium-eng-spa apertium-fr-es apertium-es-pt)
-test_debs=(pocketsphinx-testdata chromium sox nginx)
+test_debs=(pocketsphinx-testdata chromium sox nginx nodejs)
 pip_files=(-r requirements_server.txt)
 debs=("${runtime_debs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

@@ -1,0 +1,102 @@
+// The conversation log: one card per utterance (who spoke, my language's text big, the original small underneath,
+// latency, notes), plus one-line system messages. Drawing only: what goes on a card is decided in conversation.js.
+import { $, fmtMs } from "./dom.js";
+import { languageName } from "./language-picker.js";
+
+export const MAX_LOG_ITEMS = 400; // long conversations stay fast; the oldest entries go
+
+const log = () => $("log");
+const drawn = new Map(); // utterance id → the card's elements
+let stick = true; // auto-scroll while the user is at the bottom
+let showLatency = true;
+
+export function initLog() {
+  const el = log();
+  el.addEventListener("scroll", () => {
+    stick = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
+    if (stick) $("jump").classList.add("hidden");
+  }, { passive: true });
+  $("jump").onclick = () => { stick = true; el.scrollTop = el.scrollHeight; $("jump").classList.add("hidden"); };
+}
+
+// Something was added: drop the oldest entries beyond the cap, follow the bottom or offer the jump button.
+function added() {
+  const el = log();
+  $("empty")?.remove();
+  while (el.children.length > MAX_LOG_ITEMS) el.firstElementChild.remove();
+  if (stick) el.scrollTop = el.scrollHeight; else $("jump").classList.remove("hidden");
+}
+
+// A system line ("Ana joined.", "Connection lost."); level "" | "warn" | "bad".
+export function systemLine(text, level = "") {
+  const d = document.createElement("div");
+  d.className = "sys " + level;
+  d.textContent = text;
+  log().appendChild(d);
+  added();
+}
+
+function createCard(u) {
+  const el = document.createElement("article");
+  el.className = "utt";
+  el.dataset.utt = u.id;
+  const meta = document.createElement("div"); meta.className = "meta";
+  const who = document.createElement("span"); who.className = "who"; who.textContent = u.speaker?.name || "Someone";
+  const lat = document.createElement("span"); lat.className = "lat";
+  meta.append(who, lat);
+  const main = document.createElement("p"); main.className = "main";
+  const orig = document.createElement("p"); orig.className = "orig hidden";
+  el.append(meta, main, orig);
+  log().appendChild(el);
+  const c = { el, meta, who, lat, main, orig, u };
+  drawn.set(u.id, c);
+  if (drawn.size > MAX_LOG_ITEMS) drawn.delete(drawn.keys().next().value);
+  return c;
+}
+
+function textWithTag(p, lang, text) {
+  p.textContent = "";
+  const tag = document.createElement("span"); tag.className = "tag"; tag.textContent = lang || "?"; tag.title = languageName(lang);
+  const t = document.createElement("span"); t.className = "txt"; t.textContent = text;
+  if (lang && lang !== "auto") t.lang = lang;
+  p.append(tag, t);
+}
+
+function draw(c) {
+  const u = c.u;
+  // My language's text is the big line; the original goes small underneath when it differs.
+  if (u.translation) {
+    textWithTag(c.main, u.translation.language, u.translation.text);
+    if (u.transcript) { textWithTag(c.orig, u.transcript.language, u.transcript.text); c.orig.classList.remove("hidden"); }
+  } else if (u.transcript) {
+    textWithTag(c.main, u.transcript.language, u.transcript.text);
+  }
+  const ms = u.latencyMs.translation ?? u.latencyMs.transcript;
+  c.lat.classList.toggle("hidden", !showLatency || ms === undefined);
+  if (ms !== undefined) {
+    c.lat.textContent = fmtMs(ms);
+    c.lat.title = Object.entries(u.latencyMs).map(([k, v]) => `${k}: ${Math.round(v)} ms after speech ended`).join("\n");
+  }
+  c.el.classList.toggle("mine", u.mine);
+}
+
+// Draw (or redraw) an utterance's card.
+export function showUtterance(u) {
+  draw(drawn.get(u.id) || createCard(u));
+  added();
+}
+
+// A plain-words note under an utterance's card (e.g. no translation into my language).
+export function showNote(u, text) {
+  const c = drawn.get(u.id) || createCard(u);
+  draw(c);
+  const n = document.createElement("p"); n.className = "note"; n.textContent = text;
+  c.el.appendChild(n);
+  added();
+}
+
+// The "show how long each translation took" setting: redraw every card.
+export function setShowLatency(on) {
+  showLatency = on;
+  for (const c of drawn.values()) draw(c);
+}

@@ -1,0 +1,143 @@
+// What the server's messages mean for the conversation: a reducer from (model, message) to effects for the page.
+//
+// `applyMessage` updates the model in place (who I am, the roster, the utterances, the audio header waiting for its
+// bytes) and returns a list of effects; the page (main.js) turns effects into DOM, sound and connection changes.
+// No DOM, no sockets, no timers: node --test covers it (tests/js/conversation.test.js). Message shapes: docs/protocol.md.
+
+export const MAX_UTTERANCES = 400; // long conversations stay fast; the oldest cards go
+
+export function newConversation() {
+  return {
+    clientId: null,
+    myIds: new Set(), // every id this page has had: a reconnect gets a new one, old utterances stay "mine"
+    room: "",
+    participants: [],
+    utterances: new Map(), // utterance_id → utterance (insertion order = arrival order)
+    pendingAudio: null, // an audio header; the next binary frame carries its bytes
+    everJoined: false,
+    stats: newStats(),
+  };
+}
+
+export function newStats() {
+  return { framesSent: 0, bytesSent: 0, framesDropped: 0, framesGated: 0, audioReceived: 0, audioBytes: 0,
+    audioPlayed: 0, transcripts: 0, translations: 0, notices: 0, reconnects: 0, endUtterances: 0 };
+}
+
+// The socket ended: an audio header without its bytes must not claim the next connection's first frame.
+export function socketEnded(conv) {
+  conv.pendingAudio = null;
+}
+
+// Join errors that retrying cannot fix: the user has to change something in the form.
+export const FATAL_JOIN_ERRORS = new Set(["invalid_name", "unsupported_language", "unsupported_sample_rate",
+  "bad_json", "bad_message", "invalid_message", "unknown_type", "not_joined", "message_too_large"]);
+
+function utterance(conv, m) {
+  let u = conv.utterances.get(m.utterance_id);
+  if (u) return u;
+  u = { id: m.utterance_id, speaker: m.speaker || null, mine: !!(m.speaker && conv.myIds.has(m.speaker.id)),
+    transcript: null, translation: null, latencyMs: {}, notes: [] };
+  conv.utterances.set(u.id, u);
+  if (conv.utterances.size > MAX_UTTERANCES) conv.utterances.delete(conv.utterances.keys().next().value);
+  return u;
+}
+
+const others = (conv) => conv.participants.filter((p) => !conv.myIds.has(p.id));
+
+// Returns effects, each {type, ...}:
+//   welcome {first, text, languages, engine}   joined (first time: "You joined…", later: "Reconnected.")
+//   roster {}                                  the participant list changed
+//   utterance {utterance}                      a card to draw or redraw
+//   note {utterance, text}                     a plain-words note under a card
+//   sys {text, level}                          a line in the conversation ("" | "warn" | "bad")
+//   play {header, data}                        synthesized speech to play
+//   draining {delayMs, text}                   the server restarts: come back after delayMs
+//   fatal {text}                               the join was refused for good: show the form with the reason
+//
+// `joined`: whether the connection is past its welcome (join errors are fatal only before it);
+// `languageName(code)`: how a language is named in plain words.
+export function applyMessage(conv, m, { joined = false, languageName = (code) => code } = {}) {
+  const s = conv.stats;
+  switch (m.type) {
+    case "welcome": {
+      conv.clientId = m.client_id;
+      conv.myIds.add(m.client_id);
+      conv.room = m.room;
+      conv.participants = m.participants || [];
+      const first = !conv.everJoined;
+      conv.everJoined = true;
+      let text;
+      if (first) {
+        const here = others(conv);
+        text = `You joined room “${m.room}” as ${m.name}.` +
+          (here.length ? ` Here: ${here.map((p) => p.name).join(", ")}.` : " Nobody else is here yet — invite someone.");
+      } else {
+        s.reconnects++;
+        text = "Reconnected.";
+      }
+      return [{ type: "welcome", first, text, languages: m.languages || null, engine: m.engine || null }];
+    }
+    case "participants": {
+      // Events carry only who changed (a full roster per event would be quadratic in big rooms); keep the list here.
+      const who = m.who;
+      if (!who) return [];
+      conv.participants = conv.participants.filter((p) => p.id !== who.id);
+      if (m.event === "join") conv.participants.push(who);
+      const fx = [{ type: "roster" }];
+      if (!conv.myIds.has(who.id)) {
+        if (m.event === "join") {
+          const lang = who.language ? ` (${languageName(who.language)})` : "";
+          fx.push({ type: "sys", text: `${who.name} joined${lang}.`, level: "" });
+        } else if (m.event === "leave") fx.push({ type: "sys", text: `${who.name} left.`, level: "" });
+      }
+      return fx;
+    }
+    case "transcript":
+    case "translation": {
+      if (m.type === "transcript") s.transcripts++; else s.translations++;
+      const u = utterance(conv, m);
+      u[m.type] = { text: m.text, language: m.language };
+      if (m.latency_ms !== undefined) u.latencyMs[m.type] = m.latency_ms;
+      return [{ type: "utterance", utterance: u }];
+    }
+    case "audio": {
+      conv.pendingAudio = m;
+      const u = conv.utterances.get(m.utterance_id);
+      if (u && m.latency_ms !== undefined) u.latencyMs.audio = m.latency_ms;
+      return [];
+    }
+    case "notice": {
+      s.notices++;
+      const text = m.message || m.code;
+      // An untranslatable notice stands in for a translation, so like one it can start the card.
+      if (m.utterance_id && (conv.utterances.has(m.utterance_id) || m.code === "untranslatable")) {
+        const u = utterance(conv, m);
+        u.notes.push(text);
+        return [{ type: "note", utterance: u, text }];
+      }
+      return [{ type: "sys", text, level: "warn" }];
+    }
+    case "draining": {
+      const delayMs = Number.isFinite(m.reconnect_after_ms) ? m.reconnect_after_ms : 2000;
+      return [{ type: "draining", delayMs, text: m.message || "The server is restarting; reconnecting…" }];
+    }
+    case "error": {
+      const text = m.message || m.code;
+      if (!joined && FATAL_JOIN_ERRORS.has(m.code)) return [{ type: "fatal", text }];
+      return [{ type: "sys", text, level: m.code === "internal_error" ? "warn" : "bad" }];
+    }
+    default:
+      return []; // pong, and types a newer server may add (the protocol says: ignore them)
+  }
+}
+
+// A binary frame: the bytes of the audio header that came just before it.
+export function applyBinary(conv, data) {
+  const header = conv.pendingAudio;
+  conv.pendingAudio = null;
+  if (!header) return [];
+  conv.stats.audioReceived++;
+  conv.stats.audioBytes += data.byteLength;
+  return [{ type: "play", header, data }];
+}

@@ -1,0 +1,135 @@
+// node --test: what server messages do to the conversation (static/js/conversation.js).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { applyBinary, applyMessage, MAX_UTTERANCES, newConversation, socketEnded } from "../../static/js/conversation.js";
+
+const ana = { id: "a1", name: "Ana", language: "pt" };
+const dan = { id: "d1", name: "Dan", language: "de" };
+const welcome = (over = {}) => ({ type: "welcome", protocol: 1, client_id: "d1", room: "main", name: "Dan",
+  language: "de", participants: [dan, ana], languages: [{ code: "de", name: "German" }],
+  engine: { name: "test", reason: "asked for" }, ...over });
+const types = (fx) => fx.map((e) => e.type);
+
+function joined() {
+  const conv = newConversation();
+  applyMessage(conv, welcome());
+  return conv;
+}
+
+test("welcome: who is here the first time, 'Reconnected.' after", () => {
+  const conv = newConversation();
+  let [e] = applyMessage(conv, welcome());
+  assert.equal(e.type, "welcome");
+  assert.equal(e.first, true);
+  assert.equal(e.text, "You joined room “main” as Dan. Here: Ana.");
+  assert.deepEqual(e.engine, { name: "test", reason: "asked for" });
+  assert.equal(conv.participants.length, 2);
+  [e] = applyMessage(conv, welcome({ client_id: "d2", participants: [{ ...dan, id: "d2" }] }));
+  assert.equal(e.first, false);
+  assert.equal(e.text, "Reconnected.");
+  assert.equal(conv.stats.reconnects, 1);
+  assert.ok(conv.myIds.has("d1") && conv.myIds.has("d2")); // older utterances stay mine
+});
+
+test("welcome to an empty room invites others", () => {
+  const [e] = applyMessage(newConversation(), welcome({ participants: [dan] }));
+  assert.match(e.text, /Nobody else is here yet/);
+});
+
+test("participants: the roster follows join and leave events; my own old id is not announced", () => {
+  const conv = joined();
+  const marek = { id: "m1", name: "Marek", language: "pl" };
+  let fx = applyMessage(conv, { type: "participants", room: "main", event: "join", who: marek, count: 3 },
+    { joined: true, languageName: (c) => ({ pl: "Polish" })[c] });
+  assert.deepEqual(fx, [{ type: "roster" }, { type: "sys", text: "Marek joined (Polish).", level: "" }]);
+  assert.deepEqual(conv.participants.map((p) => p.id), ["d1", "a1", "m1"]);
+  fx = applyMessage(conv, { type: "participants", room: "main", event: "leave", who: ana, count: 2 });
+  assert.deepEqual(fx, [{ type: "roster" }, { type: "sys", text: "Ana left.", level: "" }]);
+  fx = applyMessage(conv, { type: "participants", room: "main", event: "leave", who: dan, count: 1 });
+  assert.deepEqual(fx, [{ type: "roster" }]); // my previous connection leaving after a reconnect: silent
+  assert.deepEqual(conv.participants.map((p) => p.id), ["m1"]);
+});
+
+test("transcript then translation fill one utterance; mine when I spoke it", () => {
+  const conv = joined();
+  const base = { utterance_id: "u1-1", speaker: { id: "a1", name: "Ana" } };
+  let [e] = applyMessage(conv, { type: "transcript", ...base, text: "Bom dia", language: "pt", latency_ms: 400 });
+  assert.equal(e.type, "utterance");
+  const u = e.utterance;
+  assert.equal(u.mine, false);
+  assert.deepEqual(u.transcript, { text: "Bom dia", language: "pt" });
+  [e] = applyMessage(conv, { type: "translation", ...base, text: "Guten Morgen", language: "de", source_language: "pt", latency_ms: 650 });
+  assert.equal(e.utterance, u);
+  assert.deepEqual(u.translation, { text: "Guten Morgen", language: "de" });
+  assert.deepEqual(u.latencyMs, { transcript: 400, translation: 650 });
+  const [mine] = applyMessage(conv, { type: "transcript", utterance_id: "u1-2", speaker: { id: "d1", name: "Dan" }, text: "Hallo", language: "de" });
+  assert.equal(mine.utterance.mine, true);
+  assert.equal(conv.stats.transcripts, 2);
+  assert.equal(conv.stats.translations, 1);
+});
+
+test("audio: the header's bytes are the next binary frame, once", () => {
+  const conv = joined();
+  applyMessage(conv, { type: "transcript", utterance_id: "u1", speaker: ana, text: "x", language: "pt" });
+  const header = { type: "audio", utterance_id: "u1", speaker: ana, language: "de", sample_rate: 22050,
+    encoding: "pcm_s16le", channels: 1, bytes: 4, latency_ms: 800 };
+  assert.deepEqual(applyMessage(conv, header), []);
+  assert.equal(conv.utterances.get("u1").latencyMs.audio, 800);
+  const data = new ArrayBuffer(4);
+  assert.deepEqual(applyBinary(conv, data), [{ type: "play", header, data }]);
+  assert.deepEqual(applyBinary(conv, data), []); // a stray frame without a header plays nothing
+  assert.equal(conv.stats.audioReceived, 1);
+  assert.equal(conv.stats.audioBytes, 4);
+  applyMessage(conv, header);
+  socketEnded(conv); // the connection died between header and bytes
+  assert.deepEqual(applyBinary(conv, data), []);
+});
+
+test("notices: under their utterance, or as a line of their own", () => {
+  const conv = joined();
+  const text = "No translation from Portuguese to German is installed on this server.";
+  const [n] = applyMessage(conv, { type: "notice", code: "untranslatable", utterance_id: "u9", language: "de", message: text });
+  assert.equal(n.type, "note");
+  assert.equal(n.text, text);
+  assert.deepEqual(conv.utterances.get("u9").notes, [text]); // it stands in for the translation
+  const [d] = applyMessage(conv, { type: "notice", code: "dropped_utterance", message: "You spoke faster…" });
+  assert.deepEqual(d, { type: "sys", text: "You spoke faster…", level: "warn" });
+  assert.equal(conv.stats.notices, 2);
+});
+
+test("join errors that retrying cannot fix are fatal before welcome, ordinary after", () => {
+  for (const code of ["invalid_name", "unsupported_language", "unsupported_sample_rate", "invalid_message"]) {
+    const [e] = applyMessage(newConversation(), { type: "error", code, message: `bad ${code}` }, { joined: false });
+    assert.deepEqual(e, { type: "fatal", text: `bad ${code}` }, code);
+  }
+  // Server limits and restarts pass: keep retrying.
+  for (const code of ["room_full", "too_many_rooms", "draining", "join_timeout"]) {
+    const [e] = applyMessage(newConversation(), { type: "error", code, message: "later" }, { joined: false });
+    assert.equal(e.type, "sys", code);
+  }
+  const conv = joined();
+  assert.deepEqual(applyMessage(conv, { type: "error", code: "invalid_message", message: "m" }, { joined: true }),
+    [{ type: "sys", text: "m", level: "bad" }]);
+  assert.deepEqual(applyMessage(conv, { type: "error", code: "internal_error", message: "oops" }, { joined: true }),
+    [{ type: "sys", text: "oops", level: "warn" }]);
+});
+
+test("draining says when to come back", () => {
+  const [e] = applyMessage(joined(), { type: "draining", message: "The server is restarting.", reconnect_after_ms: 2500 });
+  assert.deepEqual(e, { type: "draining", delayMs: 2500, text: "The server is restarting." });
+});
+
+test("pong and message types a newer server may add are ignored", () => {
+  const conv = joined();
+  assert.deepEqual(applyMessage(conv, { type: "pong", id: 3 }), []);
+  assert.deepEqual(applyMessage(conv, { type: "speaker_renamed", who: ana }), []);
+});
+
+test("long conversations keep the newest utterances only", () => {
+  const conv = joined();
+  for (let i = 0; i < MAX_UTTERANCES + 5; i++) {
+    applyMessage(conv, { type: "transcript", utterance_id: `u${i}`, speaker: ana, text: "x", language: "pt" });
+  }
+  assert.equal(conv.utterances.size, MAX_UTTERANCES);
+  assert.ok(!conv.utterances.has("u0") && conv.utterances.has(`u${MAX_UTTERANCES + 4}`));
+});
