@@ -1,13 +1,12 @@
-// The connection to the server as an explicit state machine.
+// The connection to the server as an explicit state machine (TABLE below is the whole of it):
 //
-//   idle ──join──▶ connecting ──welcome──▶ joined
-//                   │  ▲   │                 │
-//             fatal │  │   └──── lost ───────┤        lost: the socket closed or went silent
-//                   ▼  │retry                ▼
-//                 failed └──────────────── waiting      waiting: one backoff timer (or the server's draining delay)
+//   idle ─join→ connecting ─welcome→ joined ─lost→ waiting ─retry→ connecting …
+//               connecting ─lost→ waiting           (backoff, or the server's draining delay; one timer)
+//               connecting ─fatal→ failed           (a join refused for good: stays until the user joins again)
+//   any ─leave→ idle;  any ─join→ connecting        (the user's own choices)
 //
-// `leave` goes to idle from anywhere; `join` (re)starts from anywhere. Only `transition` decides what may follow
-// what; the class does the side effects (socket, timers) on entering and leaving states. No DOM in here.
+// Only `transition` decides what may follow what; the class does the side effects (socket, timers) on entering and
+// leaving states. No DOM in here.
 import { nextAttempt, reconnectDelay } from "./backoff.js";
 import "./address.js";
 

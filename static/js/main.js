@@ -1,6 +1,11 @@
 // BabbleFish page: wires the modules together. Settings (settings.js) → the join form (join-form.js) → the
 // connection state machine (connection.js) → server messages through the reducer (conversation.js) → cards
 // (cards.js) and sound (audio.js). docs/protocol.md is the wire contract.
+//
+// Where things go: a new server message or field → conversation.js (an effect) + `apply` below; what a card shows
+// (speaker labels, tap actions) → cards.js; a new join field (e.g. a passcode) → the form's markup in
+// client_thin.html, join-form.js, settings.js, `joinMessage` below, and start.js if the file page must carry it;
+// what the picker says per language → language-picker.js. A new file under static/ also goes into static/sw.js.
 import { createAudio, TARGET_RATE } from "./audio.js";
 import { initLog, setShowLatency, showNote, showUtterance, systemLine } from "./cards.js";
 import { Connection } from "./connection.js";
