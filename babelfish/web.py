@@ -2,8 +2,9 @@
 
 `make_router()` returns a FastAPI router the app includes (`app.include_router(web.router)`):
 
-- `/` and `/client_thin.html` — the one-file client (always revalidated, so updates arrive at once)
-- `/manifest.json`, `/sw.js` (root scope); `/static/...` (icons) is mounted by the app from `static_files()`
+- `/` and `/client_thin.html` — the client's entry page (always revalidated, so updates arrive at once)
+- `/manifest.json`, `/sw.js` (root scope); `/static/...` (the page's modules, styles, worklet and icons) is mounted
+  by the app from `static_files()`
 - `/qr.svg?data=<text>` — a QR code drawn by `segno`, for inviting phones into a room
 - `/ca.pem` — the local CA certificate when the server made its own (see babelfish.tls), for phones to trust
 """
@@ -11,17 +12,21 @@
 from __future__ import annotations
 
 import io
+import os
+from os import PathLike
 from pathlib import Path
 
 import segno
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
 
 ROOT = Path(__file__).resolve().parent.parent
 QR_MAX_CHARS = 1024  # a join link is ~100 characters; this keeps codes scannable and the endpoint cheap
 
-# The page and the worker must be revalidated on every load (network-first updates); icons may be cached a day.
+# The page, its modules and the worker are revalidated on every load (an ETag makes that a 304), so an update never
+# meets a browser holding half old and half new modules; the favicon may be cached a day.
 NO_CACHE = {"Cache-Control": "no-cache"}
 SECURITY = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
@@ -90,6 +95,17 @@ def make_router(static_dir: Path | None = None, root_dir: Path = ROOT, ca_cert: 
     return router
 
 
+class _RevalidatedStaticFiles(StaticFiles):
+    """StaticFiles whose answers carry `no-cache`: without it browsers cache by heuristics for hours."""
+
+    def file_response(
+        self, full_path: PathLike[str] | str, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers.update({**SECURITY, **NO_CACHE})
+        return response
+
+
 def static_files(static_dir: Path | None = None) -> StaticFiles:
-    """The icons and other assets under /static (ETag/Last-Modified revalidation, no path escapes)."""
-    return StaticFiles(directory=static_dir or ROOT / "static")
+    """The page's modules, styles and icons under /static (revalidated by ETag, no path escapes)."""
+    return _RevalidatedStaticFiles(directory=static_dir or ROOT / "static")

@@ -50,6 +50,17 @@ def test_icons_are_real_pngs_of_the_declared_size(client: TestClient, size: int)
     assert struct.unpack(">II", r.content[16:24]) == (size, size)
 
 
+def test_page_modules_are_javascript_and_revalidated(client: TestClient) -> None:
+    """Module scripts need a JavaScript type; `no-cache` keeps a browser from mixing old and new modules."""
+    for path in ("/static/js/main.js", "/static/js/capture-worklet.js", "/static/client.css"):
+        r = client.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["cache-control"] == "no-cache" and r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["content-type"].split(";")[0] in {"text/javascript", "application/javascript", "text/css"}
+        again = client.get(path, headers={"If-None-Match": r.headers["etag"]})
+        assert again.status_code == 304  # revalidation costs a round trip, not the file
+
+
 def test_static_files_cannot_escape(client: TestClient) -> None:
     assert client.get("/static/../babelfish/web.py").status_code == 404
     assert client.get("/static/%2e%2e/babelfish/web.py").status_code == 404
