@@ -17,7 +17,12 @@ def test_page_logic_under_node() -> None:
     files = sorted((ROOT / "tests" / "js").glob("*.test.js"))
     assert files
     run = subprocess.run(
-        [NODE, "--test", *map(str, files)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        [NODE, "--test", "--test-reporter=tap", *map(str, files)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-6000:]
