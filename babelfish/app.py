@@ -15,16 +15,28 @@ from fastapi.responses import JSONResponse, Response
 from babelfish import languages
 from babelfish.config import Settings
 from babelfish.engines.base import Engine
+from babelfish.hub import Hub
 from babelfish.metrics import Metrics
 from babelfish.pipeline import Pipeline
 from babelfish.rooms import Rooms
-from babelfish.segmenter import SpeechDetector, silero_detector
-from babelfish.session import Hub, Session
+from babelfish.segmenter import SegmenterConfig, SpeechDetector, silero_detector
+from babelfish.session import Session
 from babelfish.tls import ca_certificate_path
 from babelfish.web import make_router, static_files
 
 log = logging.getLogger(__name__)
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def drain(app: FastAPI) -> None:
+    """Tell every client the server restarts and close it (1012); new connections are refused from now on.
+
+    The one way to drain. The lifespan calls it when the app stops; a server that closes WebSockets itself before
+    the lifespan ends (uvicorn does, with a bare 1012) calls it first.
+    """
+    hub: Hub | None = getattr(app.state, "hub", None)
+    if hub is not None:
+        await hub.drain()
 
 
 def create_app(
@@ -37,8 +49,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics = Metrics()
+        # inference_workers utterances at once, each using `threads` CPU threads (README: keep the product ≤ cores).
         inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
-        vad = ThreadPoolExecutor(2, thread_name_prefix="vad")
+        vad = ThreadPoolExecutor(settings.vad_workers, thread_name_prefix="vad")
         loaded = engine
         try:
             if loaded is None:
@@ -59,14 +72,13 @@ def create_app(
                 pipeline=Pipeline(loaded, inference, rooms, metrics),
                 vad_executor=vad,
                 detector_factory=detector_factory,
+                segmenter_config=SegmenterConfig.from_settings(settings),
                 language_table=languages.table(supports),
                 languages_in=frozenset(speech_in | {s.code for s in supports if s.text_out} | {languages.AUTO}),
             )
             yield
         finally:
-            hub: Hub | None = getattr(app.state, "hub", None)
-            if hub is not None and hub.sessions:
-                await hub.drain()
+            await drain(app)  # a no-op after the server's own early drain (cli.py); TestClient apps need it here
             vad.shutdown(wait=False, cancel_futures=True)
             # Off the loop: the utterance in flight may take a while, and closing models can block too.
             await asyncio.to_thread(inference.shutdown, wait=True, cancel_futures=True)

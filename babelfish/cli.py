@@ -34,10 +34,10 @@ class _Server(uvicorn.Server):
             print(f"{READY_LINE} at {self._scheme}://{self._shown_host}:{port}/", flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        hub = getattr(self._app.state, "hub", None)
-        if hub is not None:
-            log.info("draining %d client(s) before shutdown", len(hub.sessions))
-            await hub.drain()
+        from babelfish.app import drain
+
+        log.info("draining clients before shutdown")
+        await drain(self._app)  # before uvicorn closes the WebSockets itself, without a word to the clients
         await super().shutdown(sockets)
 
 

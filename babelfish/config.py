@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     engine: EngineName = Field("auto", description="auto: seamless when its weights are local, else cascade")
     device: Literal["cpu", "cuda"] = Field("cpu", description="where models run")
     threads: int = Field(2, ge=1, le=256, description="CPU threads for inference")
-    inference_workers: int = Field(1, ge=1, le=16, description="utterances processed at once")
+    inference_workers: int = Field(1, ge=1, le=16, description="utterances processed at once, each with `threads`")
+    vad_workers: int = Field(2, ge=1, le=16, description="threads cutting every client's audio into utterances")
     seamless_model: str = Field(
         "facebook/seamless-m4t-v2-large", description="SeamlessM4T model id in the HF cache, or a local folder"
     )

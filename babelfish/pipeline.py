@@ -55,12 +55,12 @@ class Pipeline:
 
     async def _process(self, who: Participant, segment: Segment, utterance_id: str) -> None:
         loop = asyncio.get_running_loop()
-        room = self._rooms.get(who.room)
+        room = self._rooms.get(who.room_name)
         candidates = tuple(sorted({p.language for p in room.members.values()} - {AUTO})) if room else ()
         language = None if who.language == AUTO else who.language
         utterance = Utterance(segment.audio, language, candidates, segment.speech_probs)
         transcript = await loop.run_in_executor(self._executor, self._engine.transcribe, utterance)
-        room = self._rooms.get(who.room)
+        room = self._rooms.get(who.room_name)
         if transcript is None or room is None:
             self._metrics.utterance_done("no_speech" if transcript is None else "speaker_left")
             return
@@ -112,7 +112,7 @@ class _Delivery:
         self._utterance_id, self._speaker = utterance_id, speaker
 
     def __call__(self, result: RenderResult) -> None:
-        room = self._rooms.get(self._who.room)
+        room = self._rooms.get(self._who.room_name)
         if room is None:
             return
         # Looked up now, not when the utterance started: someone who just joined gets it too.

@@ -68,7 +68,7 @@ class Participant:
     id: str
     name: str
     language: str  # canonical code, or AUTO
-    room: str
+    room_name: str
     outbox: Outbox
     wants_audio: bool = True
 
@@ -133,20 +133,20 @@ class Rooms:
         return sum(len(r.members) for r in self._rooms.values())
 
     def join(self, p: Participant) -> Room:
-        room = self._rooms.get(p.room)
+        room = self._rooms.get(p.room_name)
         if room is None:
             if len(self._rooms) >= self._max_rooms:
                 raise TooManyRooms(f"this server hosts at most {self._max_rooms} rooms")
-            room = self._rooms[p.room] = Room(p.room)
+            room = self._rooms[p.room_name] = Room(p.room_name)
         elif len(room.members) >= self._max_per_room:
-            raise RoomFull(f"room {p.room!r} is full ({self._max_per_room} participants)")
+            raise RoomFull(f"room {p.room_name!r} is full ({self._max_per_room} participants)")
         room.members[p.id] = p
         return room
 
     def leave(self, p: Participant) -> Room | None:
-        room = self._rooms.get(p.room)
+        room = self._rooms.get(p.room_name)
         if room is None or room.members.pop(p.id, None) is None:
             return None
         if not room.members:
-            del self._rooms[p.room]
+            del self._rooms[p.room_name]
         return room

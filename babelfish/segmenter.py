@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 import numpy as np
 import soxr
 
+from babelfish.config import Settings
 from babelfish.engines.base import SAMPLE_RATE
 
 WINDOW = 512  # Silero's fixed window at 16 kHz (32 ms)
@@ -46,13 +47,23 @@ class Segment:
     speech_probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SegmenterConfig:
-    threshold: float = 0.5
-    silence_ms: int = 300
-    min_speech_ms: int = 250
-    preroll_ms: int = 200
-    max_seconds: float = 15.0
+    threshold: float
+    silence_ms: int
+    min_speech_ms: int
+    preroll_ms: int
+    max_seconds: float
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> SegmenterConfig:
+        return cls(
+            threshold=s.vad_threshold,
+            silence_ms=s.vad_silence_ms,
+            min_speech_ms=s.vad_min_speech_ms,
+            preroll_ms=s.vad_preroll_ms,
+            max_seconds=s.max_utterance_seconds,
+        )
 
 
 def _windows(ms: float) -> int:

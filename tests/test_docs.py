@@ -51,7 +51,9 @@ def test_protocol_doc_shows_every_server_message_as_typed():
         for example in shown:
             model.model_validate(example)  # right names, types and nesting
         documented = set().union(*(e.keys() for e in shown))
-        assert documented == set(model.model_fields), f"{kind}: documented {documented}, typed {set(model.model_fields)}"
+        assert documented == set(model.model_fields), (
+            f"{kind}: documented {documented}, typed {set(model.model_fields)}"
+        )
 
 
 def test_protocol_doc_examples_from_clients_are_accepted():

@@ -70,16 +70,6 @@ def test_limits_and_empty_rooms_disappear():
     rooms.join(person("c", "en", room="two"))
 
 
-def test_token_bucket_refills_at_its_rate():
-    from babelfish.session import TokenBucket
-
-    bucket = TokenBucket(rate=2.0, burst=3.0, now=0.0)
-    assert bucket.take(3.0, now=0.0)
-    assert not bucket.take(0.5, now=0.0)
-    assert bucket.take(2.0, now=1.0)  # one second refills two
-    assert not bucket.take(4.0, now=100.0)  # never more than the burst
-
-
 def test_outbox_takes_one_big_message_when_empty_and_ignores_after_close():
     async def run():
         dropped = []

@@ -1,15 +1,20 @@
 """The segmenter on real speech, silence and noise, with the real Silero VAD."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import soxr
 
+from babelfish.config import Settings
 from babelfish.segmenter import Segmenter, SegmenterConfig, silero_detector
 from tests.conftest import frames, silence, white_noise
 
+CONFIG = SegmenterConfig.from_settings(Settings())
+
 
 def run(pcm: bytes, rate: int = 16000, config: SegmenterConfig | None = None, end: bool = True):
-    seg = Segmenter(silero_detector(), config or SegmenterConfig(), rate)
+    seg = Segmenter(silero_detector(), config or CONFIG, rate)
     out = []
     for i, frame in enumerate(frames(pcm, rate=rate)):
         out += seg.feed(frame, now=i * 0.02)
@@ -41,13 +46,13 @@ def test_silence_and_noise_give_nothing(pcm):
 
 
 def test_max_length_cuts(speech_pcm):
-    segments = run(speech_pcm, config=SegmenterConfig(max_seconds=1.0), end=False)
+    segments = run(speech_pcm, config=replace(CONFIG, max_seconds=1.0), end=False)
     assert len(segments) >= 2
     assert all(s.cut == "max_length" and len(s.audio) <= 16000 for s in segments)
 
 
 def test_end_utterance_cuts_at_once(speech_pcm):
-    seg = Segmenter(silero_detector(), SegmenterConfig(), 16000)
+    seg = Segmenter(silero_detector(), CONFIG, 16000)
     for frame in frames(speech_pcm[: len(speech_pcm) // 2]):
         assert seg.feed(frame, now=0.0) == []
     out = seg.end_utterance(now=1.0)

@@ -32,7 +32,7 @@ from babelfish.segmenter import WINDOW, Segment, Segmenter, SegmenterConfig, sil
 
 def segments(audio: np.ndarray, detector=None) -> list[Segment]:
     """`audio` streamed like a client sends it (20 ms frames, then 1 s of silence), cut by the segmenter."""
-    seg = Segmenter(detector or silero_detector(), SegmenterConfig())
+    seg = Segmenter(detector or silero_detector(), SegmenterConfig.from_settings(Settings()))
     pcm = (np.clip(np.concatenate([audio, np.zeros(16000, np.float32)]), -1, 1) * 32767).astype("<i2").tobytes()
     out: list[Segment] = []
     for i, off in enumerate(range(0, len(pcm), 640)):
