@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -30,7 +31,12 @@ def apertium() -> Iterator[Apertium]:
 
 
 def _stages() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if "lt-proc" in p.name()]
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # it may exit between listing and naming: the reaper at work
+            if "lt-proc" in p.name():
+                found.append(p)
+    return found
 
 
 def test_deformat_round_trip():
