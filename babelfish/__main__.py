@@ -12,6 +12,7 @@ import sys
 COMMANDS: dict[str, str] = {
     "serve": "babelfish.cli",
     "fetch-models": "babelfish.fetch_models",
+    "tokens": "babelfish.tokens",
 }
 
 

@@ -11,10 +11,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from babelfish import languages
 from babelfish.config import Settings
 from babelfish.engines.base import Engine
+from babelfish.gate import AddressLimits, Gate
 from babelfish.hub import Hub
 from babelfish.metrics import Metrics
 from babelfish.pipeline import Pipeline
@@ -22,6 +24,7 @@ from babelfish.rooms import Rooms
 from babelfish.segmenter import SegmenterConfig, SpeechDetector, silero_detector
 from babelfish.session import Session
 from babelfish.tls import ca_certificate_path
+from babelfish.tokens import TokenStore
 from babelfish.web import make_router, static_files
 
 log = logging.getLogger(__name__)
@@ -45,10 +48,13 @@ def create_app(
     detector_factory: Callable[[], SpeechDetector] = silero_detector,
 ) -> FastAPI:
     """Build the app. With `engine` given (tests) it is used as is; otherwise the settings choose and load one."""
+    app_metrics = Metrics()  # here, not in the lifespan: the gate counts refusals from the first request on
+    tokens = TokenStore.in_data_dir(settings.data_dir)
+    address_limits = AddressLimits(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        metrics = Metrics()
+        metrics = app_metrics
         # inference_workers utterances at once, each using `threads` CPU threads (README: keep the product ≤ cores).
         inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
         vad = ThreadPoolExecutor(settings.vad_workers, thread_name_prefix="vad")
@@ -75,6 +81,7 @@ def create_app(
                 segmenter_config=SegmenterConfig.from_settings(settings),
                 language_table=languages.table(supports),
                 languages_in=frozenset(speech_in | {s.code for s in supports if s.text_out} | {languages.AUTO}),
+                address_limits=address_limits,
             )
             yield
         finally:
@@ -87,6 +94,8 @@ def create_app(
 
     app = FastAPI(title="BabbleFish", lifespan=lifespan)
     app.state.settings = settings
+    app.state.tokens = tokens
+    app.state.address_limits = address_limits
 
     @app.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:
@@ -121,8 +130,13 @@ def create_app(
     async def ws_client(websocket: WebSocket) -> None:
         await Session(websocket, websocket.app.state.hub).run()
 
-    # Read-only, public data: let a client page opened from a file (or another origin) fetch it.
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])
+    # Read-only public data (/languages, /qr.svg) for a page opened from a file or another origin; with access
+    # control on, only for the origins the operator allows. Never /metrics (the gate hides Origin from it).
+    cors = ["*"] if settings.access == "open" else settings.allowed_origins
+    app.add_middleware(CORSMiddleware, allow_origins=cors, allow_methods=["GET"])
+    app.add_middleware(Gate, settings=settings, tokens=tokens, limits=address_limits, metrics=app_metrics)
+    # Outermost: the client address the gate limits is the one a trusted proxy names (uvicorn's own copy is off).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     own_ca = settings.https and settings.certfile is None  # phones fetch our local CA from /ca.pem to trust it
     app.include_router(make_router(ca_cert=ca_certificate_path(settings.data_dir) if own_ca else None))
     app.mount("/static", static_files(), name="static")

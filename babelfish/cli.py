@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -13,9 +15,11 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from pydantic_settings import CliApp, SettingsError
 
+from babelfish import logs
 from babelfish.config import Settings
 
 READY_LINE = "[OK] Server ready for clients"
+GRACEFUL_SHUTDOWN_SECONDS = 5  # uvicorn's wait for open connections after the drain; babelfish.service stops above it
 log = logging.getLogger("babelfish")
 
 
@@ -32,13 +36,33 @@ class _Server(uvicorn.Server):
         if self.started and sockets:
             port = sockets[0].getsockname()[1]
             print(f"{READY_LINE} at {self._scheme}://{self._shown_host}:{port}/", flush=True)
+            _notify_systemd(f"READY=1\nSTATUS=serving on port {port}")
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        _notify_systemd("STOPPING=1")
         from babelfish.app import drain
 
         log.info("draining clients before shutdown")
         await drain(self._app)  # before uvicorn closes the WebSockets itself, without a word to the clients
         await super().shutdown(sockets)
+
+
+def _notify_systemd(state: str) -> None:
+    """Tell systemd (Type=notify) how we are; a no-op unless systemd gave us NOTIFY_SOCKET."""
+    if os.environ.get("NOTIFY_SOCKET"):
+        import sdnotify
+
+        sdnotify.SystemdNotifier().notify(state)
+
+
+def exposed(host: str) -> bool:
+    """Whether listening on `host` lets other machines connect (anything but a loopback address)."""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name: it may resolve to anything
 
 
 def parse_settings(argv: Sequence[str] | None) -> Settings:
@@ -78,9 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ValidationError) as exc:
         print(f"[ERROR] invalid settings: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logs.configure(settings.log_level)
+    if settings.access == "open" and exposed(settings.host):
+        log.warning(
+            "listening on %s with --access open: anyone who can reach port %d can join any room, listen "
+            "and speak. Fine on a trusted LAN; otherwise use --access token or passcode (docs/deployment.md).",
+            settings.host,
+            settings.port,
+        )
     problem = _engine_problem(settings)
     if problem:
         print(f"[ERROR] {problem}", file=sys.stderr)
@@ -114,7 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ws_max_size=4 * max(settings.max_frame_bytes, settings.max_text_bytes),
         # Compression costs ~50 KiB of zlib state per connection and CPU per message, and PCM barely compresses.
         ws_per_message_deflate=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # h11 bounds the request head it buffers (httptools takes megabytes); between max_header_bytes and this the
+        # gate answers 431 and counts it; beyond, h11 closes with 400 before any app code runs. Only handshakes and
+        # page loads go through it: WebSocket frames never do.
+        http="h11",
+        h11_max_incomplete_event_size=4 * settings.max_header_bytes,
+        proxy_headers=False,  # the app's own ProxyHeadersMiddleware, with settings.trusted_proxies, decides
+        log_config=None,  # uvicorn's lines go through our handler: one format, secrets redacted
         **ssl,  # type: ignore[arg-type]
     )
     shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host

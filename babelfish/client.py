@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import ssl
 import sys
 import time
@@ -20,6 +21,7 @@ import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 import websockets
@@ -131,6 +133,8 @@ async def converse(args: argparse.Namespace) -> int:
         ssl_ctx.check_hostname = False
         ssl_ctx.verify_mode = ssl.CERT_NONE
     url = args.server.rstrip("/") + ("" if args.server.rstrip("/").endswith("/ws/client") else "/ws/client")
+    if args.token:
+        url += ("&" if "?" in url else "?") + urlencode({"token": args.token})
     sockets: list[Any] = []
     readers: list[asyncio.Task[None]] = []
     try:
@@ -161,6 +165,10 @@ async def converse(args: argparse.Namespace) -> int:
             if any(r.done() for r in readers):
                 break
             await asyncio.sleep(0.05)
+    except websockets.InvalidStatus as exc:  # refused before the WebSocket opened: the body says why
+        body = (exc.response.body or b"").decode(errors="replace").strip()
+        print(f"error: {exc}{f' ({body})' if body else ''}", file=sys.stderr)
+        return 1
     except (OSError, ConnectionError, websockets.WebSocketException) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -188,6 +196,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     p.add_argument("--tail-ms", type=int, default=600, help="silence appended after the file")
     p.add_argument("--no-realtime", dest="realtime", action="store_false", help="send as fast as possible")
+    p.add_argument(
+        "--token", default=os.environ.get("BABELFISH_TOKEN", ""), help="access token (default: $BABELFISH_TOKEN)"
+    )
     p.add_argument("--insecure", action="store_true", help="accept a self-signed certificate (wss://)")
     return p.parse_args(argv)
 

@@ -12,6 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EngineName = Literal["auto", "cascade", "seamless", "test"]
+AccessMode = Literal["open", "token"]  # "passcode" (rooms with passcodes) comes with the refactored session
 
 
 class Settings(BaseSettings):
@@ -33,6 +34,18 @@ class Settings(BaseSettings):
         None, description="TLS certificate (PEM); default: one from a local CA made in data_dir/tls"
     )
     keyfile: Path | None = Field(None, description="TLS private key (PEM) for certfile")
+
+    # --- access (docs/deployment.md: the policy) ---
+    access: AccessMode = Field(
+        "open", description="open: anyone who reaches the port; passcode: rooms need one; token: every user needs one"
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="web origins besides the server's own that may open the WebSocket"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="proxies whose X-Forwarded-For names the client (addresses or networks)",
+    )
 
     # --- engine ---
     engine: EngineName = Field("auto", description="auto: seamless when its weights are local, else cascade")
@@ -78,6 +91,11 @@ class Settings(BaseSettings):
     audio_burst_seconds: float = Field(
         60.0, ge=1.0, description="audio a client may send at once beyond max_audio_rate (e.g. a recording)"
     )
+    max_connections_per_address: int = Field(32, ge=1, description="open WebSockets from one client address")
+    max_joins_per_minute: int = Field(60, ge=1, description="WebSockets one client address may open a minute")
+    max_rooms_per_minute: int = Field(10, ge=1, description="rooms one client address may create a minute")
+    max_header_bytes: int = Field(16_384, ge=1024, description="largest HTTP request head (request line and headers)")
+    max_headers: int = Field(100, ge=8, description="most HTTP request headers")
     join_timeout_seconds: float = Field(10.0, gt=0, description="time a new connection has to send join")
     allowed_sample_rates: list[int] = Field(
         default_factory=lambda: [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000],

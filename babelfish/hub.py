@@ -11,6 +11,7 @@ from typing import Any
 from babelfish import protocol as proto
 from babelfish.config import Settings
 from babelfish.engines.base import Engine
+from babelfish.gate import AddressLimits
 from babelfish.metrics import Metrics
 from babelfish.pipeline import Pipeline
 from babelfish.rooms import Rooms
@@ -30,6 +31,7 @@ class Hub:
     segmenter_config: SegmenterConfig
     language_table: list[dict[str, Any]]
     languages_in: frozenset[str]  # codes a speaker may join with
+    address_limits: AddressLimits | None = None  # per client address (babelfish.gate); None: unlimited
     connections: set[Writer] = field(default_factory=set)  # every accepted WebSocket not yet closed
     draining: bool = False
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from babelfish import protocol as proto
+from babelfish.gate import Caller
 from babelfish.hub import Hub
 from babelfish.languages import UnknownLanguage, resolve
 from babelfish.protocol import ProtocolError
@@ -84,8 +85,10 @@ async def receive_join(ws: WebSocket, max_text_bytes: int) -> proto.Join | Proto
     return parsed
 
 
-def admit(hub: Hub, join: proto.Join, outbox: Outbox) -> Member:
-    """Check the join against the server's limits and put the client in its room; raise ProtocolError if refused."""
+def admit(hub: Hub, join: proto.Join, outbox: Outbox, caller: Caller | None = None) -> Member:
+    """Check the join against the server's limits and put the client in its room; raise ProtocolError if refused.
+
+    `caller`: who the gate let in (babelfish.gate), for the per-address limits; None when no gate ran."""
     s = hub.settings
     name = " ".join(join.name.split())
     if len(name) > s.max_name_chars:
@@ -110,6 +113,12 @@ def admit(hub: Hub, join: proto.Join, outbox: Outbox) -> Member:
         outbox=outbox,
         wants_audio=join.audio,
     )
+    limits = hub.address_limits
+    if caller and limits and hub.rooms.get(join.room) is None and not limits.may_create_room(caller.address):
+        hub.metrics.refused("rooms_per_minute")
+        raise ProtocolError(
+            "too_many_rooms", "your address created too many rooms; try again in a minute", proto.CLOSE_TRY_AGAIN_LATER
+        )
     try:
         room = hub.rooms.join(me)
     except RoomFull as exc:

@@ -18,6 +18,19 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 Stage = Literal["transcript", "translation", "audio"]
 STAGES: tuple[Stage, ...] = ("transcript", "translation", "audio")
 WINDOW = 1000  # recent samples kept per stage for the JSON percentiles
+# Why a request or connection was turned away (babelfish.gate and the join checks); each is exported from the start.
+REFUSALS = (
+    "too_many_headers",
+    "headers_too_large",
+    "origin",
+    "bad_token",
+    "missing_token",
+    "connections_per_address",
+    "joins_per_minute",
+    "rooms_per_minute",
+    "bad_passcode",
+    "metrics_forbidden",
+)
 BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
@@ -49,6 +62,12 @@ class Metrics:
             "babelfish_decoder_loops", "Transcripts whose decoder looped; the phrase was kept once",
             registry=self.registry,
         )  # fmt: skip
+        self._refused = Counter(
+            "babelfish_refused", "Requests and connections refused, by reason", ["reason"], registry=self.registry
+        )
+        for reason in REFUSALS:
+            self._refused.labels(reason=reason)
+        self.refusals: dict[str, int] = dict.fromkeys(REFUSALS, 0)
         self._engine = Gauge("babelfish_engine_info", "Running engine", ["engine", "reason"], registry=self.registry)
         self._memory = Gauge("babelfish_resident_memory_bytes", "Resident memory", registry=self.registry)
         self._uptime = Gauge("babelfish_uptime_seconds", "Seconds since start", registry=self.registry)
@@ -84,6 +103,10 @@ class Metrics:
         self._dropped.inc()
         self.dropped += 1
 
+    def refused(self, reason: str) -> None:
+        self._refused.labels(reason=reason).inc()
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
+
     def snapshot(self) -> dict[str, object]:
         latency: dict[str, dict[str, float | int | None]] = {}
         for stage, values in self._recent.items():
@@ -103,6 +126,7 @@ class Metrics:
             "utterances_processed": self.utterances,
             "clients_dropped": self.dropped,
             "decoder_loops": self.decoder_loops,
+            "refused": dict(self.refusals),
             "latency_ms": latency,
         }
 

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from babelfish import protocol as proto
+from babelfish.gate import CALLER
 from babelfish.hub import Hub
 from babelfish.intake import Intake
 from babelfish.joining import Member, admit, receive_join
@@ -71,7 +72,7 @@ class Session:
         try:
             if isinstance(join, ProtocolError):
                 raise join
-            return admit(self.hub, join, self._writer.outbox)
+            return admit(self.hub, join, self._writer.outbox, self.ws.scope.get(CALLER))
         except ProtocolError as exc:
             await self._writer.refuse(exc)
             return None

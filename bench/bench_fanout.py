@@ -88,7 +88,11 @@ def main() -> None:
     print("|---|---|---|---|")
     for n in args.listeners:
         with tempfile.TemporaryDirectory() as tmp:
-            srv = ServerProcess(Path(tmp) / "data", "--log-level", "warning", "--max-clients-per-room", str(n + 10))
+            srv = ServerProcess(
+                Path(tmp) / "data", "--log-level", "warning", "--max-clients-per-room", str(n + 10),
+                # every listener comes from this one address: lift the per-address limits for the measurement
+                "--max-connections-per-address", str(n + 10), "--max-joins-per-minute", str(n + 10),
+            )  # fmt: skip
             srv.start()
             try:
                 spreads, per_conn = asyncio.run(scenario(srv.port, n, args.rounds))

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Install everything BabbleFish needs on a fresh Debian/Ubuntu machine. Safe to run again: it only
-# installs what is missing. `--test` adds what the test suite needs (browser, speech clips, sox, node for the page tests).
+# installs what is missing. `--test` adds what the test suite needs (browser, speech clips, sox, nginx,
+# node for the page tests, systemd-analyze). `--venv DIR` makes a virtual environment in DIR (if missing)
+# and installs into it: the service (babelfish.service) runs /opt/babelfish/venv/bin/python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runtime_debs=(espeak-ng apertium apertium-eng-spa apertium-fr-es apertium-es-pt)
-test_debs=(pocketsphinx-testdata chromium sox nginx nodejs)
+test_debs=(pocketsphinx-testdata chromium sox nginx nodejs systemd)
 pip_files=(-r requirements_server.txt)
 debs=("${runtime_debs[@]}")
-if [[ "${1:-}" == "--test" ]]; then
-  debs+=("${test_debs[@]}")
-  pip_files+=(-r requirements_test.txt)
-fi
+venv=""
+while (($#)); do
+  case "$1" in
+    --test) debs+=("${test_debs[@]}"); pip_files+=(-r requirements_test.txt) ;;
+    --venv) venv=${2:?--venv needs a folder}; debs+=(python3-venv); shift ;;
+    *) echo "usage: $0 [--test] [--venv DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 sudo=""
 if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
@@ -26,6 +33,10 @@ if ((${#missing[@]})); then
 fi
 
 PYTHON=${PYTHON:-$(command -v python || command -v python3)}
+if [[ -n "$venv" ]]; then
+  [[ -x "$venv/bin/python" ]] || { echo "[setup] creating virtual environment $venv"; "$PYTHON" -m venv "$venv"; }
+  PYTHON="$venv/bin/python"
+fi
 echo "[setup] installing Python packages (${pip_files[*]})"
 "$PYTHON" -m pip install -q --disable-pip-version-check "${pip_files[@]}"
 echo "[setup] done"

@@ -1,0 +1,172 @@
+"""Access control through the real app: tokens, Origin, per-address limits, header limits, proxies, /metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from contextlib import ExitStack
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketDenialResponse
+
+from babelfish import tokens as tokens_cli
+from babelfish.__main__ import main as babelfish_main
+from babelfish.app import create_app
+from babelfish.config import Settings
+from babelfish.engines.fake import FakeEngine
+from babelfish.tokens import TokenStore
+from tests.test_ws import assert_closed
+
+OUTSIDER = ("203.0.113.7", 40000)  # TEST-NET-3: neither loopback nor a trusted proxy
+JOIN = json.dumps({"type": "join", "name": "Ann", "language": "en"})
+
+
+def app_client(tmp_path, client=OUTSIDER, **settings):
+    return TestClient(create_app(Settings(data_dir=tmp_path, engine="test", **settings), engine=FakeEngine()),
+                      client=client)  # fmt: skip
+
+
+def joins(client, url="/ws/client", **headers) -> bool:
+    """True when the handshake is accepted and the join welcomed."""
+    with client.websocket_connect(url, headers=headers) as ws:
+        ws.send_text(JOIN)
+        return ws.receive_json()["type"] == "welcome"
+
+
+def refused(client, url="/ws/client", **headers) -> int:
+    """The HTTP status of a refused handshake (fails if it is accepted)."""
+    with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect(url, headers=headers):
+        pass
+    return info.value.status_code
+
+
+def refusals(client) -> dict[str, int]:
+    return client.get("/metrics").json()["refused"]
+
+
+def test_token_mode_needs_a_valid_token(tmp_path):
+    store = TokenStore.in_data_dir(tmp_path)
+    good = store.create("alice")
+    with app_client(tmp_path, client=("127.0.0.1", 5000), access="token") as c:
+        assert refused(c) == 403  # missing
+        assert refused(c, "/ws/client?token=bf_wrong") == 403  # wrong
+        assert joins(c, f"/ws/client?token={good}")
+        assert joins(c, authorization=f"Bearer {good}")  # the header works too (non-browser clients)
+        assert store.revoke("alice")
+        assert refused(c, f"/ws/client?token={good}") == 403  # revoked: refused at once, no restart
+        counts = refusals(c)
+        assert (counts["missing_token"], counts["bad_token"]) == (1, 2)
+
+
+def test_a_wrong_token_is_refused_even_in_open_mode(tmp_path):
+    with app_client(tmp_path) as c:
+        assert joins(c)
+        assert refused(c, "/ws/client?token=bf_nope") == 403
+
+
+def test_foreign_origin_refused_own_and_configured_allowed(tmp_path):
+    with app_client(tmp_path, allowed_origins=["https://Partner.example/"]) as c:
+        assert refused(c, origin="https://evil.example") == 403
+        assert refused(c, origin="http://testserver.evil.example") == 403
+        assert joins(c, origin="http://testserver")  # the page the server served (Host: testserver)
+        assert joins(c, origin="https://partner.example")
+        assert joins(c)  # no Origin (the reference client): fine in open mode
+        assert refusals(c)["origin"] == 2
+
+
+def test_connections_per_address(tmp_path):
+    with app_client(tmp_path, max_connections_per_address=2) as c:
+        with c.websocket_connect("/ws/client") as a, c.websocket_connect("/ws/client") as b:
+            a.send_text(JOIN)
+            b.send_text(JOIN)
+            assert a.receive_json()["type"] == b.receive_json()["type"] == "welcome"
+            assert refused(c) == 429
+            other = TestClient(c.app, client=("198.51.100.1", 1))  # another address is not affected
+            assert joins(other)
+        assert joins(c)  # closed connections give their slots back
+        assert refusals(c)["connections_per_address"] == 1
+
+
+def test_connections_per_minute(tmp_path):
+    with app_client(tmp_path, max_joins_per_minute=3) as c:
+        assert all(joins(c) for _ in range(3))
+        assert refused(c) == 429
+        assert refusals(c)["joins_per_minute"] == 1
+
+
+def join_room(stack: ExitStack, c: TestClient, room: str) -> tuple[object, dict]:
+    ws = stack.enter_context(c.websocket_connect("/ws/client"))
+    ws.send_text(json.dumps({"type": "join", "name": "Ann", "language": "en", "room": room}))
+    return ws, ws.receive_json()
+
+
+def test_rooms_created_per_minute(tmp_path):
+    with app_client(tmp_path, max_rooms_per_minute=2) as c, ExitStack() as stack:
+        assert join_room(stack, c, "a")[1]["type"] == join_room(stack, c, "b")[1]["type"] == "welcome"
+        ws, m = join_room(stack, c, "c")
+        assert (m["type"], m["code"]) == ("error", "too_many_rooms")
+        assert_closed(ws, 1013)
+        assert join_room(stack, c, "a")[1]["type"] == "welcome"  # joining a room that exists creates nothing
+        other = TestClient(c.app, client=("198.51.100.1", 1))
+        assert join_room(stack, other, "c")[1]["type"] == "welcome"  # other addresses may still create rooms
+        assert refusals(c)["rooms_per_minute"] == 1
+
+
+@pytest.mark.parametrize("kind", ["size", "count"])
+def test_oversized_request_heads(tmp_path, kind):
+    headers = {"x-big": "a" * 20_000} if kind == "size" else {f"x-h{i}": "1" for i in range(150)}
+    reason = "headers_too_large" if kind == "size" else "too_many_headers"
+    with app_client(tmp_path) as c:
+        assert c.get("/healthz", headers=headers).status_code == 431
+        assert refused(c, **headers) == 431
+        assert c.get("/healthz").status_code == 200
+        assert refusals(c)[reason] == 2
+
+
+def test_forwarded_for_only_from_trusted_proxies(tmp_path):
+    # An untrusted peer cannot pretend to be many addresses: both count against 203.0.113.7.
+    c = app_client(tmp_path, max_connections_per_address=1)
+    with c, c.websocket_connect("/ws/client", headers={"x-forwarded-for": "192.0.2.1"}):
+        assert refused(c, **{"x-forwarded-for": "192.0.2.2"}) == 429
+    # The local proxy (trusted by default) speaks for its clients: two addresses, one connection each.
+    c = app_client(tmp_path, client=("127.0.0.1", 1), max_connections_per_address=1)
+    with c, c.websocket_connect("/ws/client", headers={"x-forwarded-for": "192.0.2.1"}):
+        assert joins(c, **{"x-forwarded-for": "192.0.2.2"})
+        assert refused(c, **{"x-forwarded-for": "192.0.2.1"}) == 429
+
+
+def test_metrics_for_operators_only_with_access_control(tmp_path):
+    store = TokenStore.in_data_dir(tmp_path)
+    user, operator = store.create("user"), store.create("ops", operator=True)
+    with app_client(tmp_path, access="token") as outsider:
+        assert outsider.get("/metrics").status_code == 403
+        assert outsider.get("/metrics", headers={"authorization": f"Bearer {user}"}).status_code == 403
+        ok = outsider.get("/metrics?format=prometheus", headers={"authorization": f"Bearer {operator}"})
+        assert ok.status_code == 200
+        assert 'babelfish_refused_total{reason="metrics_forbidden"} 2.0' in ok.text
+        assert outsider.get("/healthz").status_code == 200  # health checks stay open
+    with app_client(tmp_path, client=("127.0.0.1", 1), access="token") as local:
+        assert local.get("/metrics").status_code == 200
+    with app_client(tmp_path) as open_mode:
+        r = open_mode.get("/metrics", headers={"origin": "https://evil.example"})
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+
+
+def test_tokens_command(tmp_path, capsys):
+    assert babelfish_main(["tokens", "--data-dir", str(tmp_path), "create", "alice"]) == 0
+    secret = capsys.readouterr().out.strip()
+    assert secret.startswith("bf_") and len(secret) > 40
+    assert tokens_cli.main(["--data-dir", str(tmp_path), "create", "ops", "--operator"]) == 0
+    capsys.readouterr()
+    path = tmp_path / "tokens.json"
+    assert secret not in path.read_text()  # only the hash is stored
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert tokens_cli.main(["--data-dir", str(tmp_path), "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "alice" in listed and "ops" in listed and "operator" in listed and secret not in listed
+    assert tokens_cli.main(["--data-dir", str(tmp_path), "create", "alice"]) == 1  # names are unique
+    assert tokens_cli.main(["--data-dir", str(tmp_path), "revoke", "alice"]) == 0
+    assert tokens_cli.main(["--data-dir", str(tmp_path), "revoke", "alice"]) == 1
+    assert TokenStore.in_data_dir(tmp_path).check(secret) is None
