@@ -12,7 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EngineName = Literal["auto", "cascade", "seamless", "test"]
-AccessMode = Literal["open", "token"]  # "passcode" (rooms with passcodes) comes with the refactored session
+AccessMode = Literal["open", "passcode", "token"]
 
 
 class Settings(BaseSettings):

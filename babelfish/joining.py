@@ -16,7 +16,7 @@ from babelfish.gate import Caller
 from babelfish.hub import Hub
 from babelfish.languages import UnknownLanguage, resolve
 from babelfish.protocol import ProtocolError
-from babelfish.rooms import Outbox, Participant, Room, RoomFull, TooManyRooms
+from babelfish.rooms import Outbox, Participant, Room, RoomFull, TooManyRooms, WrongPasscode
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +113,28 @@ def admit(hub: Hub, join: proto.Join, outbox: Outbox, caller: Caller | None = No
         outbox=outbox,
         wants_audio=join.audio,
     )
+    new_room = hub.rooms.get(join.room) is None
+    if new_room and s.access == "passcode" and not join.passcode:
+        raise ProtocolError(
+            "passcode_required", f"room {join.room!r} does not exist yet: set a passcode to create it",
+            proto.CLOSE_POLICY_VIOLATION,
+        )  # fmt: skip
     limits = hub.address_limits
-    if caller and limits and hub.rooms.get(join.room) is None and not limits.may_create_room(caller.address):
+    if caller and limits and new_room and not limits.may_create_room(caller.address):
         hub.metrics.refused("rooms_per_minute")
         raise ProtocolError(
             "too_many_rooms", "your address created too many rooms; try again in a minute", proto.CLOSE_TRY_AGAIN_LATER
         )
     try:
-        room = hub.rooms.join(me)
+        room = hub.rooms.join(me, join.passcode)
+    except WrongPasscode:
+        hub.metrics.refused("bad_passcode")
+        log.info("wrong passcode for room %r from %s", join.room, caller.address if caller else "?")
+        raise ProtocolError(
+            "bad_passcode",
+            f"room {join.room!r} needs its passcode, and this one is wrong or missing",
+            proto.CLOSE_POLICY_VIOLATION,
+        ) from None
     except RoomFull as exc:
         raise ProtocolError("room_full", str(exc), proto.CLOSE_TRY_AGAIN_LATER) from None
     except TooManyRooms as exc:

@@ -37,6 +37,7 @@ class Join(_Message):
     room: str = Field("main", min_length=1, max_length=64, pattern=r"^[\w.\- ]+$")
     sample_rate: int = 16_000
     audio: bool = True  # False: a text-only listener, no synthesized speech is sent (or computed) for it
+    passcode: str | None = Field(None, min_length=1, max_length=128)  # the room's; whoever creates the room sets it
 
 
 class EndUtterance(_Message):
@@ -69,6 +70,8 @@ ErrorCode = Literal[
     "frame_too_large",
     "room_full",
     "too_many_rooms",
+    "passcode_required",
+    "bad_passcode",
     "join_timeout",
     "draining",
     "internal_error",

@@ -9,6 +9,8 @@ and only enqueues references, so delivering to hundreds of listeners stays cheap
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -88,6 +90,12 @@ class Participant:
 class Room:
     name: str
     members: dict[str, Participant] = field(default_factory=dict)
+    passcode_digest: bytes | None = None  # set by whoever created the room; joining needs the same passcode
+
+    def admits(self, passcode: str | None) -> bool:
+        if self.passcode_digest is None:
+            return True
+        return passcode is not None and hmac.compare_digest(self.passcode_digest, _digest(passcode))
 
     def roster(self) -> list[ParticipantInfo]:
         return [p.info() for p in self.members.values()]
@@ -113,6 +121,15 @@ class TooManyRooms(Exception):
     pass
 
 
+class WrongPasscode(Exception):
+    pass
+
+
+def _digest(passcode: str) -> bytes:
+    # Kept only while the room lives, in memory; hashed so a memory dump or debugger shows no passcode.
+    return hashlib.sha256(passcode.encode()).digest()
+
+
 class Rooms:
     def __init__(self, max_rooms: int, max_per_room: int) -> None:
         self._rooms: dict[str, Room] = {}
@@ -132,12 +149,15 @@ class Rooms:
     def participants(self) -> int:
         return sum(len(r.members) for r in self._rooms.values())
 
-    def join(self, p: Participant) -> Room:
+    def join(self, p: Participant, passcode: str | None = None) -> Room:
+        """Put `p` in its room, creating the room (locked with `passcode`, if one is given) when it is new."""
         room = self._rooms.get(p.room_name)
         if room is None:
             if len(self._rooms) >= self._max_rooms:
                 raise TooManyRooms(f"this server hosts at most {self._max_rooms} rooms")
-            room = self._rooms[p.room_name] = Room(p.room_name)
+            room = self._rooms[p.room_name] = Room(p.room_name, passcode_digest=_digest(passcode) if passcode else None)
+        elif not room.admits(passcode):  # before the size check: outsiders learn nothing about the room
+            raise WrongPasscode(f"room {p.room_name!r} needs its passcode")
         elif len(room.members) >= self._max_per_room:
             raise RoomFull(f"room {p.room_name!r} is full ({self._max_per_room} participants)")
         room.members[p.id] = p

@@ -170,3 +170,47 @@ def test_tokens_command(tmp_path, capsys):
     assert tokens_cli.main(["--data-dir", str(tmp_path), "revoke", "alice"]) == 0
     assert tokens_cli.main(["--data-dir", str(tmp_path), "revoke", "alice"]) == 1
     assert TokenStore.in_data_dir(tmp_path).check(secret) is None
+
+
+def join_with(stack: ExitStack, c: TestClient, room: str, passcode: str | None = None, **headers) -> tuple:
+    ws = stack.enter_context(c.websocket_connect("/ws/client", headers=headers))
+    message = {"type": "join", "name": "Ann", "language": "en", "room": room}
+    if passcode is not None:
+        message["passcode"] = passcode
+    ws.send_text(json.dumps(message))
+    return ws, ws.receive_json()
+
+
+def test_room_passcode_set_by_its_creator(tmp_path):
+    with app_client(tmp_path) as c, ExitStack() as stack:
+        assert join_with(stack, c, "team", "tulip 42")[1]["type"] == "welcome"  # creates "team", locked
+        for wrong in (None, "tulip 41"):
+            ws, m = join_with(stack, c, "team", wrong)
+            assert (m["type"], m["code"]) == ("error", "bad_passcode")
+            assert_closed(ws, 1008)
+        assert join_with(stack, c, "team", "tulip 42")[1]["type"] == "welcome"
+        assert join_with(stack, c, "open-room")[1]["type"] == "welcome"  # open mode: passcodes are optional
+        assert join_with(stack, c, "open-room", "anything")[1]["type"] == "welcome"  # a room without one ignores it
+        assert refusals(c)["bad_passcode"] == 2
+
+
+def test_passcode_mode_every_room_has_one(tmp_path):
+    with app_client(tmp_path, access="passcode") as c, ExitStack() as stack:
+        page = {"origin": "http://testserver"}  # the server's own page: no token needed in passcode mode
+        ws, m = join_with(stack, c, "r", **page)
+        assert (m["type"], m["code"]) == ("error", "passcode_required")
+        assert_closed(ws, 1008)
+        assert join_with(stack, c, "r", "s3cret", **page)[1]["type"] == "welcome"
+        assert join_with(stack, c, "r", "wrong", **page)[1]["code"] == "bad_passcode"
+        assert join_with(stack, c, "r", "s3cret", **page)[1]["type"] == "welcome"
+        assert refused(c) == 403  # no Origin (not a page of ours) and no token
+
+
+def test_no_origin_needs_a_token_in_passcode_mode(tmp_path):
+    good = TokenStore.in_data_dir(tmp_path).create("app")
+    with app_client(tmp_path, access="passcode") as c:
+        assert refused(c) == 403
+        assert refused(c, origin="null") == 403  # a file page or sandboxed frame is no page of ours
+        with c.websocket_connect(f"/ws/client?token={good}") as ws:
+            ws.send_text(json.dumps({"type": "join", "name": "A", "language": "en", "passcode": "x1"}))
+            assert ws.receive_json()["type"] == "welcome"

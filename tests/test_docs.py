@@ -70,3 +70,27 @@ def test_protocol_doc_lists_every_error_and_notice_code():
     assert rows == set(get_args(proto.ErrorCode))
     for code in get_args(proto.NoticeCode):
         assert f"`{code}`" in text, code
+
+
+def test_deployment_guide_quotes_what_the_server_prints():
+    """The troubleshooting section quotes log lines; each must still be printed by the code (or by uvicorn)."""
+    import uvicorn
+
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    sources = "".join(p.read_text() for p in (ROOT / "babelfish").rglob("*.py"))
+    sources += "".join(p.read_text() for p in Path(uvicorn.__file__).parent.rglob("*.py"))
+    quoted = {
+        "Port 9000 is already in use on 0.0.0.0": "is already in use on",
+        "[ERROR] invalid settings": "[ERROR] invalid settings",
+        "refused websocket /ws/client from": "refused %s %s from %s: %s",
+        "wrong passcode for room 'team' from": "wrong passcode for room %r from %s",
+        "needs its passcode, and this one is wrong or missing": "needs its passcode, and this one is wrong or missing",
+        "this server needs an access token": "this server needs an access token",
+        "it reads too slowly (send queue full)": "it reads too slowly (send queue full)",
+        "draining clients before shutdown": "draining clients before shutdown",
+        "Invalid HTTP request received.": "Invalid HTTP request received.",
+        "with --access open: anyone who can reach port 9000": "with --access open: anyone who can reach port %d",
+    }
+    for in_guide, in_code in quoted.items():
+        assert in_guide in guide, in_guide
+        assert in_code in sources, in_code

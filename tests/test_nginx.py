@@ -1,59 +1,37 @@
-"""The shipped nginx config in front of a real server: HTTPS page and WSS conversation through the proxy."""
+"""The shipped nginx config in front of a real server: HTTPS page and WSS conversation through the proxy, open and
+with access tokens."""
 
 import json
-import re
-import shutil
-import socket
+import ssl
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
+import websockets
+import websockets.sync.client as ws_client
 
-from babelfish.tls import ensure_certificate
-from tests.serverproc import ROOT, ServerProcess
-
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # installed by scripts/setup.sh --test; not skipped if missing
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from babelfish.tokens import TokenStore
+from tests.nginxproc import nginx_in_front
+from tests.serverproc import ROOT
 
 
 @pytest.fixture
 def proxied(tmp_path):
-    srv = ServerProcess(tmp_path / "data").start()
-    port = srv.port
-    cert, key = ensure_certificate(tmp_path / "tls")
-    https_port, http_port = free_port(), free_port()
-    site = (ROOT / "nginx" / "babelfish.conf").read_text()
-    site = site.replace("server 127.0.0.1:9000;", f"server 127.0.0.1:{port};")
-    site = re.sub(r"ssl_certificate\s+\S+;", f"ssl_certificate {cert};", site)
-    site = re.sub(r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {key};", site)
-    site = site.replace("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl").replace(
-        "listen 80;", f"listen 127.0.0.1:{http_port};"
-    )
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; daemon off;\n"
-        "events {}\n"
-        f"http {{ access_log off; client_body_temp_path {tmp_path}; proxy_temp_path {tmp_path};\n{site}\n}}\n"
-    )
-    check = subprocess.run([NGINX, "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    nginx = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.PIPE)
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", https_port)) == 0:
-                break
-        time.sleep(0.05)
-    yield https_port
-    nginx.terminate()
-    nginx.wait(10)
-    srv.stop()
+    with nginx_in_front(tmp_path) as (https_port, _):
+        yield https_port
+
+
+def run_client(wav, https_port: int, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "babelfish.client", str(wav), "--server", f"wss://127.0.0.1:{https_port}", "--insecure",
+         "--language", "en", "--listen", "de", "--json", "--wait", "1.5", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def kinds(out: subprocess.CompletedProcess[str]) -> set[tuple[str, str]]:
+    return {(m["connection"], m["type"]) for m in map(json.loads, out.stdout.splitlines())}
 
 
 def test_conversation_through_nginx(proxied, librivox):
@@ -61,12 +39,29 @@ def test_conversation_through_nginx(proxied, librivox):
     page = httpx.get(base + "/", verify=False)
     assert page.status_code == 200 and "BabbleFish" in page.text
     assert httpx.get(base + "/metrics", verify=False).status_code == 200  # local: allowed
-    wav = librivox["sense_and_sensibility_01_austen_64kb-0880"][0]
-    out = subprocess.run(
-        [sys.executable, "-m", "babelfish.client", str(wav), "--server", f"wss://127.0.0.1:{proxied}", "--insecure",
-         "--language", "en", "--listen", "de", "--json", "--wait", "1.5"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    out = run_client(librivox["sense_and_sensibility_01_austen_64kb-0880"][0], proxied)
     assert out.returncode == 0, out.stdout + out.stderr
-    kinds = {(m["connection"], m["type"]) for m in map(json.loads, out.stdout.splitlines())}
-    assert {("speaker", "transcript"), ("listen:de", "translation"), ("listen:de", "audio")} <= kinds
+    assert {("speaker", "transcript"), ("listen:de", "translation"), ("listen:de", "audio")} <= kinds(out)
+
+
+def test_tokens_and_origin_through_nginx(tmp_path, librivox):
+    secret = TokenStore.in_data_dir(tmp_path / "data").create("alice")
+    with nginx_in_front(tmp_path, "--access", "token") as (port, srv):
+        wav = librivox["sense_and_sensibility_01_austen_64kb-0880"][0]
+        out = run_client(wav, port)
+        assert out.returncode == 1 and "HTTP 403" in out.stderr, out.stderr
+        out = run_client(wav, port, "--token", secret)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert {("speaker", "transcript"), ("listen:de", "translation")} <= kinds(out)
+        insecure = ssl.create_default_context()
+        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+        url = f"wss://127.0.0.1:{port}/ws/client?token={secret}"
+        # The page's own origin passes through the proxy (nginx hands on the browser's Host, port included).
+        with ws_client.connect(url, ssl=insecure, origin=f"https://127.0.0.1:{port}", open_timeout=10) as ws:
+            ws.send(json.dumps({"type": "join", "name": "Page", "language": "de"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "welcome"
+        with pytest.raises(websockets.InvalidStatus) as info:
+            ws_client.connect(url, ssl=insecure, origin="https://evil.example", open_timeout=10)
+        assert info.value.response.status_code == 403
+        assert httpx.get(f"https://127.0.0.1:{port}/metrics", verify=False).status_code == 200  # from the machine
+    assert secret not in srv.log.read_text()

@@ -25,10 +25,11 @@
     return u.toString();
   }
 
-  // The WebSocket endpoint under a normalised server base.
-  function wsUrl(server) {
+  // The WebSocket endpoint under a normalised server base; `token`, if any, as its ?token= (docs/protocol.md §0).
+  function wsUrl(server, token) {
     const u = new URL("ws/client", server);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    if (token) u.searchParams.set("token", token);
     return u.toString();
   }
 

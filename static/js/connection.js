@@ -37,13 +37,14 @@ const systemClock = {
 };
 
 export class Connection {
-  // server(): the normalised server base; joinMessage(): the join to send; onMessage(ev) for every frame;
+  // server(): the normalised server base; token(): the access token or "" (optional);
+  // joinMessage(): the join to send; onMessage(ev) for every frame;
   // onChange(state, info) after every transition and countdown tick; onLost(code, reason, wasJoined, drained) when
   // the socket ends by itself; onClosed() whenever a socket is let go (lost, left, replaced).
   // WebSocketImpl and clock (setTimeout, clearTimeout, setInterval, clearInterval, now) are for tests.
-  constructor({ server, joinMessage, onMessage, onChange, onLost, onClosed, WebSocketImpl = globalThis.WebSocket,
+  constructor({ server, token, joinMessage, onMessage, onChange, onLost, onClosed, WebSocketImpl = globalThis.WebSocket,
     clock = systemClock }) {
-    Object.assign(this, { server, joinMessage, onMessage, onChange, onLost, onClosed, WebSocketImpl, clock });
+    Object.assign(this, { server, token, joinMessage, onMessage, onChange, onLost, onClosed, WebSocketImpl, clock });
     this.state = "idle";
     this.ws = null;
     this.attempt = 0;
@@ -125,7 +126,7 @@ export class Connection {
     this.dropSocket();
     let ws;
     try {
-      ws = new this.WebSocketImpl(wsUrl(this.server()));
+      ws = new this.WebSocketImpl(wsUrl(this.server(), this.token?.()));
     } catch (e) {
       // A malformed address: nothing to retry against quickly, but keep the backoff going like any failure.
       queueMicrotask(() => this.lost(4001, `bad server address: ${e.message}`));

@@ -31,7 +31,8 @@ export function socketEnded(conv) {
 
 // Join errors that retrying cannot fix: the user has to change something in the form.
 export const FATAL_JOIN_ERRORS = new Set(["invalid_name", "unsupported_language", "unsupported_sample_rate",
-  "bad_json", "bad_message", "invalid_message", "unknown_type", "not_joined", "message_too_large"]);
+  "bad_json", "bad_message", "invalid_message", "unknown_type", "not_joined", "message_too_large",
+  "passcode_required", "bad_passcode"]);
 
 function utterance(conv, m) {
   let u = conv.utterances.get(m.utterance_id);

@@ -1,10 +1,12 @@
-// The invite sheet: a join link for this room (the page's own address plus ?room=), its QR code, copy and share.
+// The invite sheet: a join link for this room (the page's own address plus ?room=, and #passcode= when the room has
+// one: after "#", so it never reaches a server log), its QR code, copy and share. Never the access token: it is personal.
 import { $ } from "./dom.js";
 import { S } from "./settings.js";
 
 export function inviteLink() {
   const u = new URL(location.origin + location.pathname);
   u.searchParams.set("room", S.room);
+  if (S.passcode) u.hash = new URLSearchParams({ passcode: S.passcode }).toString();
   return u.toString();
 }
 

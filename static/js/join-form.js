@@ -28,6 +28,7 @@ export async function loadLanguages() {
 
 export function showJoinForm(err = "") {
   $("f-name").value = S.name; $("f-room").value = S.room; $("f-server").value = S.server;
+  $("f-passcode").value = S.passcode; $("f-token").value = S.token;
   $("f-gate").checked = S.gate; $("f-latency").checked = S.latency;
   $("f-lang").value = S.lang;
   loadLanguages();
@@ -67,13 +68,14 @@ export function initJoinForm({ isInRoom, onJoin, onLeave, onOptions, onGesture }
     const name = $("f-name").value.trim(), room = $("f-room").value.trim() || "main", lang = $("f-lang").value;
     if (!name) { $("settings-err").textContent = "Please type your name."; return; }
     const gate = $("f-gate").checked, latency = $("f-latency").checked;
+    const passcode = $("f-passcode").value, token = $("f-token").value.trim();
     if (server !== pageBase()) {
       // Another server: continue on the page it serves (its own origin, which is also what phones need for the mic).
       location.assign(pageUrl(server, { room, name, lang, mode: S.mode, gate: gate ? undefined : 0, latency: latency ? undefined : 0 }));
       return;
     }
-    const changed = name !== S.name || room !== S.room || lang !== S.lang;
-    Object.assign(S, { name, room, lang, gate, latency });
+    const changed = name !== S.name || room !== S.room || lang !== S.lang || passcode !== S.passcode || token !== S.token;
+    Object.assign(S, { name, room, lang, gate, latency, passcode, token });
     onOptions();
     onGesture();
     if (inRoom() && !changed) { saveSettings(); hideJoinForm(); return; }

@@ -19,7 +19,9 @@ import { params, S, saveSettings, store } from "./settings.js";
 const conv = newConversation();
 const conn = new Connection({
   server: () => S.server,
-  joinMessage: () => ({ type: "join", name: S.name, language: S.lang, room: S.room, sample_rate: TARGET_RATE }),
+  token: () => S.token,
+  joinMessage: () => ({ type: "join", name: S.name, language: S.lang, room: S.room, sample_rate: TARGET_RATE,
+    ...(S.passcode ? { passcode: S.passcode } : {}) }),
   onMessage,
   onChange: renderStatus,
   onLost,

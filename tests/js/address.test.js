@@ -40,6 +40,11 @@ test("the WebSocket lives under the page's folder, secure when the page is", () 
   assert.equal(wsUrl("https://host/babblefish/"), "wss://host/babblefish/ws/client");
 });
 
+test("an access token rides on the WebSocket URL, encoded; none adds nothing", () => {
+  assert.equal(wsUrl("https://host/", "bf_a+b/c"), "wss://host/ws/client?token=bf_a%2Bb%2Fc");
+  assert.equal(wsUrl("https://host/", ""), "wss://host/ws/client");
+});
+
 test("the page on a server carries the choices in its link; unset ones are left out", () => {
   const u = new URL(pageUrl("https://host/bf/", { room: "main hall", name: "Ana María", lang: "es", gate: undefined, latency: 0 }));
   assert.equal(u.origin + u.pathname, "https://host/bf/");
