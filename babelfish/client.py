@@ -135,13 +135,15 @@ async def converse(args: argparse.Namespace) -> int:
     url = args.server.rstrip("/") + ("" if args.server.rstrip("/").endswith("/ws/client") else "/ws/client")
     if args.token:
         url += ("&" if "?" in url else "?") + urlencode({"token": args.token})
+    secret = {"passcode": args.passcode} if args.passcode else {}
     sockets: list[Any] = []
     readers: list[asyncio.Task[None]] = []
     try:
         for lang in args.listen:
-            join = {"type": "join", "name": f"listener-{lang}", "language": lang, "room": args.room}
+            join = {"type": "join", "name": f"listener-{lang}", "language": lang, "room": args.room, **secret}
             sockets.append(await _join(url, ssl_ctx, join, f"listen:{lang}", run))
-        join = {"type": "join", "name": args.name, "language": args.language, "room": args.room, "sample_rate": rate}
+        join = {"type": "join", "name": args.name, "language": args.language, "room": args.room, "sample_rate": rate,
+                **secret}  # fmt: skip
         speaker = await _join(url, ssl_ctx, join, "speaker", run)
         sockets.append(speaker)
         names = [f"listen:{lang}" for lang in args.listen] + ["speaker"]
@@ -199,6 +201,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--token", default=os.environ.get("BABELFISH_TOKEN", ""), help="access token (default: $BABELFISH_TOKEN)"
     )
+    p.add_argument("--passcode", default="", help="the room's passcode (a new room gets this one)")
     p.add_argument("--insecure", action="store_true", help="accept a self-signed certificate (wss://)")
     return p.parse_args(argv)
 

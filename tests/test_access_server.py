@@ -3,6 +3,7 @@ request heads on the real HTTP parser, systemd readiness (Type=notify) and the s
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 
 import httpx
 import pytest
+import websockets.sync.client as ws_client
 
 from babelfish.cli import exposed
 from babelfish.tokens import TokenStore
@@ -92,3 +94,21 @@ def test_warning_when_open_to_the_network(tmp_path):
     srv = ServerProcess(tmp_path / "data2", "--access", "token").start()
     srv.stop()
     assert "anyone who can reach" not in srv.log.read_text()
+
+
+def test_reference_client_passcode(tmp_path, librivox):
+    data = tmp_path / "data"
+    secret = TokenStore.in_data_dir(data).create("cli")  # no Origin: a token is needed under --access passcode
+    srv = ServerProcess(data, "--access", "passcode").start()
+    try:
+        url = f"ws://127.0.0.1:{srv.port}/ws/client?token={secret}"
+        with ws_client.connect(url, open_timeout=10) as holder:  # creates the room, with its passcode
+            holder.send(json.dumps({"type": "join", "name": "Host", "language": "de", "room": "r", "passcode": "p w"}))
+            assert json.loads(holder.recv(timeout=10))["type"] == "welcome"
+            wav = librivox["sense_and_sensibility_01_austen_64kb-0880"][0]
+            out = client(wav, srv, "--token", secret, "--room", "r", "--passcode", "nope")
+            assert out.returncode == 1 and "bad_passcode" in out.stdout + out.stderr, out.stdout + out.stderr
+            out = client(wav, srv, "--token", secret, "--room", "r", "--passcode", "p w")
+            assert out.returncode == 0, out.stdout + out.stderr
+    finally:
+        srv.stop()
