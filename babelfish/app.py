@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from babelfish import languages
 from babelfish.config import Settings
 from babelfish.engines.base import Engine
-from babelfish.gate import AddressLimits, Gate
+from babelfish.gate import AddressLimits, Gate, close_revoked
 from babelfish.hub import Hub
 from babelfish.metrics import Metrics
 from babelfish.pipeline import Pipeline
@@ -59,6 +60,7 @@ def create_app(
         inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
         vad = ThreadPoolExecutor(settings.vad_workers, thread_name_prefix="vad")
         loaded = engine
+        revocations: asyncio.Task[None] | None = None
         try:
             if loaded is None:
                 from babelfish.engines.factory import load_engine
@@ -83,8 +85,13 @@ def create_app(
                 languages_in=frozenset(speech_in | {s.code for s in supports if s.text_out} | {languages.AUTO}),
                 address_limits=address_limits,
             )
+            revocations = asyncio.create_task(close_revoked(app.state.hub, tokens))
             yield
         finally:
+            if revocations is not None:
+                revocations.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await revocations
             await drain(app)  # a no-op after the server's own early drain (cli.py); TestClient apps need it here
             vad.shutdown(wait=False, cancel_futures=True)
             # Off the loop: the utterance in flight may take a while, and closing models can block too.

@@ -12,10 +12,12 @@ ProxyHeadersMiddleware, wrapped around this gate by the app, decides that.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from limits import RateLimitItemPerMinute
@@ -24,12 +26,17 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from babelfish import protocol as proto
 from babelfish.config import Settings
 from babelfish.metrics import Metrics
 from babelfish.tokens import Token, TokenStore
 
+if TYPE_CHECKING:
+    from babelfish.hub import Hub
+
 log = logging.getLogger(__name__)
 CALLER = "babelfish.caller"  # scope key: the Caller the gate admitted
+REVOCATION_CHECK_SECONDS = 5.0  # how soon a revoked token's open connections are closed
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,20 @@ class Gate:
             await send({"type": "websocket.close", "code": 1008, "reason": reason})
             return
         await PlainTextResponse(f"{status}: {text}\n", status, headers)(scope, receive, send)
+
+
+async def close_revoked(hub: Hub, tokens: TokenStore, every: float | None = None) -> None:
+    """Forever: close the open connections whose token was revoked (1008, `token_revoked`), within `every` seconds."""
+    while True:
+        await asyncio.sleep(REVOCATION_CHECK_SECONDS if every is None else every)
+        revoked = []
+        for writer in list(hub.connections):
+            caller: Caller | None = writer.ws.scope.get(CALLER)
+            if caller is not None and caller.token is not None and not tokens.in_force(caller.token):
+                log.info("closing %s: its token %r was revoked", writer.who, caller.token.name)
+                revoked.append(writer)
+        error = proto.Error(code="token_revoked", message="your access token was revoked")
+        await asyncio.gather(*(w.close_with(error, proto.CLOSE_POLICY_VIOLATION, "token revoked") for w in revoked))
 
 
 def _address(scope: Scope) -> str:

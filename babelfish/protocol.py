@@ -72,6 +72,7 @@ ErrorCode = Literal[
     "too_many_rooms",
     "passcode_required",
     "bad_passcode",
+    "token_revoked",
     "join_timeout",
     "draining",
     "internal_error",

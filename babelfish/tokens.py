@@ -6,7 +6,8 @@
 
 Tokens are 256-bit random strings, so a plain SHA-256 is enough to store them (a slow password hash guards
 guessable secrets; these are not guessable). The running server re-reads the file when it changes: a revoked token
-is refused from the next connection on, without a restart. An operator token also opens `/metrics` from afar.
+is refused from the next connection on, and the server closes the connections already open with it within a few
+seconds (babelfish.gate.close_revoked), without a restart. An operator token also opens `/metrics` from afar.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class TokenStore:
             return None
         return self._tokens().get(_digest(secret))  # a dict lookup by hash: no timing leak about the secret
 
+    def in_force(self, token: Token) -> bool:
+        """Whether `token` (found by `check` earlier) is still valid: not revoked since."""
+        return token.sha256 in self._tokens()
+
     def list(self) -> list[Token]:
         return sorted(self._tokens().values(), key=lambda t: t.name)
 
@@ -118,7 +123,7 @@ def main(argv: list[str]) -> int:
     create.add_argument("name")
     create.add_argument("--operator", action="store_true", help="may also read /metrics from other machines")
     sub.add_parser("list", help="names of the tokens in force")
-    revoke = sub.add_parser("revoke", help="revoke a token: refused from the next connection on")
+    revoke = sub.add_parser("revoke", help="revoke a token: its open connections close too")
     revoke.add_argument("name")
     args = p.parse_args(argv)
     store = TokenStore.in_data_dir(args.data_dir or Settings().data_dir)

@@ -214,3 +214,26 @@ def test_no_origin_needs_a_token_in_passcode_mode(tmp_path):
         with c.websocket_connect(f"/ws/client?token={good}") as ws:
             ws.send_text(json.dumps({"type": "join", "name": "A", "language": "en", "passcode": "x1"}))
             assert ws.receive_json()["type"] == "welcome"
+
+
+def test_revoking_a_token_closes_its_open_connections(tmp_path, monkeypatch):
+    from babelfish import gate
+
+    monkeypatch.setattr(gate, "REVOCATION_CHECK_SECONDS", 0.05)
+    store = TokenStore.in_data_dir(tmp_path)
+    alice, bob = store.create("alice"), store.create("bob")
+    with app_client(tmp_path, access="token") as c, ExitStack() as stack:
+        a, m = join_with(stack, c, "r", None, authorization=f"Bearer {alice}")
+        b, _ = join_with(stack, c, "r", None, authorization=f"Bearer {bob}")
+        assert m["type"] == "welcome"
+        store.revoke("alice")
+        m = a.receive_json()  # bob's arrival, then the revocation (checked every 50 ms here)
+        while m["type"] == "participants":
+            m = a.receive_json()
+        assert (m["type"], m["code"]) == ("error", "token_revoked")
+        assert_closed(a, 1008)
+        b.send_text('{"type": "ping"}')
+        got = b.receive_json()
+        while got["type"] == "participants":  # alice's leave
+            got = b.receive_json()
+        assert got["type"] == "pong"  # bob's token is still good
