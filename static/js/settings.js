@@ -31,6 +31,10 @@ export const S = {
   latency: flag("latency", store.get("latency", true)),
 };
 
+// Kept at once: the address bar no longer has them, and a reload before joining must not lose them.
+if (secrets.has("token")) store.set("token", S.token);
+if (secrets.has("passcode")) { store.set("room", S.room); store.set("passcode", S.passcode); }
+
 export function saveSettings() {
   for (const k of Object.keys(S)) store.set(k, S[k]);
 }

@@ -44,7 +44,10 @@ def test_room_passcode_and_the_invite_that_carries_it(browser: object, tmp_path:
         guest = new_page(browser, link)
         guest.wait_for_selector("#settings:not(.hidden)")
         assert guest.locator("#f-passcode").input_value() == "tulip 42"
-        assert "#" not in guest.url  # read, then dropped from the address bar
+        assert "#" not in guest.url  # read, then dropped from the address bar...
+        guest.reload()  # ...and kept on the device, so a reload before joining does not lose it
+        guest.wait_for_selector("#settings:not(.hidden)")
+        assert guest.locator("#f-passcode").input_value() == "tulip 42"
         guest.fill("#f-name", "Ben")
         guest.select_option("#f-lang", "de")
         guest.click("#join-btn")
