@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
-AUDIO_ENCODING = "pcm_s16le"
+AUDIO_ENCODING: Final = "pcm_s16le"
 
 # WebSocket close codes (RFC 6455 §7.4.1) used by the server.
 CLOSE_NORMAL = 1000
@@ -113,7 +113,7 @@ def parse_client_message(raw: str, max_bytes: int) -> Join | EndUtterance | Ping
 
 
 # --- server → client -------------------------------------------------------------------------
-# One model per message, in the order docs/protocol.md describes them; tests/test_protocol_docs.py keeps the two in
+# One model per message, in the order docs/protocol.md describes them; tests/test_docs.py keeps the two in
 # step. Fields that only some messages of a type carry are left out of the JSON when unset (None).
 
 

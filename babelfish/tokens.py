@@ -21,6 +21,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -97,7 +98,7 @@ class TokenStore:
         self._save(kept)
         return True
 
-    def _save(self, tokens: list[Token]) -> None:
+    def _save(self, tokens: Sequence[Token]) -> None:  # not `list[...]`: in this class `list` is the method
         """Atomically, readable by the owner only: a reader never sees half a file."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-", suffix=".json")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -29,7 +30,9 @@ from tests.serverproc import ServerProcess
 CLIP = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav")
 
 
-async def listener(url: str, i: int, times: dict[str, list[float]], ready: asyncio.Event, n: int) -> None:
+async def listener(
+    url: str, i: int, times: dict[str, list[float]], ready: asyncio.Event, arrived: asyncio.Event, n: int
+) -> None:
     async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
         await ws.send(json.dumps({"type": "join", "name": f"l{i}", "language": "de", "room": "bench", "audio": False}))
         await ws.recv()
@@ -38,7 +41,10 @@ async def listener(url: str, i: int, times: dict[str, list[float]], ready: async
             ready.set()
         async for frame in ws:
             if isinstance(frame, str) and '"type":"transcript"' in frame:
-                times.setdefault(json.loads(frame)["utterance_id"], []).append(time.perf_counter())
+                got = times.setdefault(json.loads(frame)["utterance_id"], [])
+                got.append(time.perf_counter())
+                if len(got) == n:
+                    arrived.set()
 
 
 async def scenario(port: int, n: int, rounds: int) -> tuple[list[float], float]:
@@ -47,8 +53,8 @@ async def scenario(port: int, n: int, rounds: int) -> tuple[list[float], float]:
         await asyncio.sleep(0.5)
         before = (await http.get("/metrics")).json()["memory_mb"]
         times: dict[str, list[float]] = {}
-        ready = asyncio.Event()
-        tasks = [asyncio.create_task(listener(url, i, times, ready, n)) for i in range(n)]
+        ready, arrived = asyncio.Event(), asyncio.Event()
+        tasks = [asyncio.create_task(listener(url, i, times, ready, arrived, n)) for i in range(n)]
         await asyncio.wait_for(ready.wait(), 120)
         await asyncio.sleep(1.0)
         after = (await http.get("/metrics")).json()["memory_mb"]
@@ -59,6 +65,7 @@ async def scenario(port: int, n: int, rounds: int) -> tuple[list[float], float]:
             await speaker.send(json.dumps({"type": "join", "name": "S", "language": "en", "room": "bench"}))
             await speaker.recv()
             for _ in range(rounds):
+                arrived.clear()
                 for i in range(0, 32000, 1280):  # 1 s of speech, then cut
                     await speaker.send(pcm[i : i + 1280])
                 await speaker.send('{"type": "end_utterance"}')
@@ -67,9 +74,8 @@ async def scenario(port: int, n: int, rounds: int) -> tuple[list[float], float]:
                     if msg["type"] == "transcript":
                         break
                 uid = msg["utterance_id"]
-                deadline = time.monotonic() + 30
-                while len(times.get(uid, [])) < n and time.monotonic() < deadline:
-                    await asyncio.sleep(0.01)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), 30)
                 got = times.get(uid, [])
                 if len(got) == n:
                     spreads.append((max(got) - min(got)) * 1000)

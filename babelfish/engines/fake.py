@@ -31,7 +31,7 @@ TEXT_ONLY = ("la",)
 TTS_RATE = 22_050
 
 
-def describe(audio: np.ndarray) -> str:
+def transcript_of(audio: np.ndarray) -> str:
     """The transcript the test engine gives for `audio`."""
     pcm = np.clip(audio * 32767, -32768, 32767).astype("<i2")
     rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) if len(audio) else 0.0
@@ -63,7 +63,7 @@ class FakeEngine:
         self._sleep()
         if not len(utterance.audio) or float(np.max(np.abs(utterance.audio))) < 1e-3:
             return None  # digital silence: nothing was said
-        return Transcript(describe(utterance.audio), utterance.language or self._default)
+        return Transcript(transcript_of(utterance.audio), utterance.language or self._default)
 
     def render(
         self, utterance: Utterance, transcript: Transcript, targets: Sequence[str], speech: bool = True

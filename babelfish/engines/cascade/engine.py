@@ -170,7 +170,7 @@ class CascadeEngine:
             # Speech starts as soon as its text is ready, on the voice's own thread: Piper (~100 ms a sentence) then
             # runs beside the other targets' translation and espeak (~3 ms), not after them.
             voice = self.voices.for_language(tgt) if speech and result.text else None
-            if voice is not None:
+            if voice is not None and result.text:
                 speech_jobs[self._pool.submit(voice.synthesize, result.text, tgt)] = (tgt, voice.name)
             yield result
         for job in as_completed(speech_jobs):  # quickest first: espeak listeners do not wait behind Piper

@@ -77,7 +77,7 @@ def _reformat(raw: bytes) -> str:
     return _UNESCAPE.sub(lambda m: m.group(1) or "", out).strip()
 
 
-class _Pipeline:
+class _ApertiumProcess:
     """One pair's mode pipeline kept running in null-flush mode (-z on every stage): a request is a NUL-terminated
     text in, a NUL-terminated translation out. Saves the ~140 ms a fresh `apertium` spends loading transducers."""
 
@@ -188,7 +188,7 @@ class Apertium:
         self._reaper: threading.Thread | None = None
         self._reaper_lock = threading.Lock()
         # A warm pipeline answers in ms and a cold one loads in well under a second: past `timeout` it is stuck.
-        self._pipes = {pair: _Pipeline(modes_dir / f"{mode}.mode", timeout) for pair, mode in modes.items()}
+        self._pipes = {pair: _ApertiumProcess(modes_dir / f"{mode}.mode", timeout) for pair, mode in modes.items()}
 
     @classmethod
     def detect(cls, modes_dir: Path = MODES_DIR) -> Apertium | None:

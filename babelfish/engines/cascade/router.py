@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -140,12 +141,12 @@ class Router:
             key = (hop.backend, hop.src, hop.tgt, "" if hop.from_audio else cur)
             if hop.from_audio:
                 assert audio is not None
-                cur = memo.get(key, lambda h=hop: self.speech[h.backend].translate_audio(audio, h.src))
+                cur = memo.get(key, partial(self.speech[hop.backend].translate_audio, audio, hop.src))
             else:
-                cur = memo.get(key, lambda h=hop, c=cur: self.text[h.backend].translate(c, h.src, h.tgt))
-        return cur, describe(route)
+                cur = memo.get(key, partial(self.text[hop.backend].translate, cur, hop.src, hop.tgt))
+        return cur, route_name(route)
 
 
-def describe(route: Route) -> str:
+def route_name(route: Route) -> str:
     names = [h.backend for h in route]
     return names[0] if len(names) == 1 else "pivot:" + "+".join(names)
