@@ -82,7 +82,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 def _engine_problem(settings: Settings) -> str | None:
     """A missing prerequisite of the chosen engine, said in one line before anything starts."""
-    from babelfish.engines.factory import choose, seamless_available, seamless_weights
+    from babelfish.engines.factory import choose
+    from babelfish.engines.seamless import seamless_available, seamless_weights
 
     if choose(settings)[0] != "seamless":
         return None

@@ -1,6 +1,6 @@
 """Benchmark the cascade engine on 2 CPU cores: per-stage latency, k-target cost, memory, load time, WER, language id.
 
-Run: HF_HUB_OFFLINE=1 python bench/bench_cascade.py [--data-dir data] [--threads 2] [--repeat 3]
+Run: python -m bench.bench_cascade [--data-dir data] [--threads 2] [--repeat 3]
 Needs Debian pocketsphinx-testdata and espeak-ng (the CLI) for its audio. Timings are medians; the machine is noisy.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -17,16 +16,14 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from babelfish.config import Settings
+from babelfish.engines.base import SpeechResult, TextResult, Utterance
+from babelfish.engines.cascade import CascadeEngine
+from babelfish.engines.cascade.models import resolve_whisper
+from tests.audio import librivox_clips
+from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, word_errors
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engines")]
-
-from cascade_audio import ESPEAK_SENTENCES, espeak_clip, librivox_clips, word_errors  # noqa: E402
-
-from babelfish.config import Settings  # noqa: E402
-from babelfish.engines.base import SpeechResult, TextResult, Utterance  # noqa: E402
-from babelfish.engines.cascade import CascadeEngine  # noqa: E402
-from babelfish.engines.cascade.models import resolve_whisper  # noqa: E402
 
 
 def pct(xs: list[float], q: float) -> float:

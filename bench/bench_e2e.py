@@ -1,6 +1,6 @@
 """End to end through the real server and real sockets with the offline engine.
 
-    python bench/bench_e2e.py [--repeat 2] [--data-dir data]
+    python -m bench.bench_e2e [--repeat 2] [--data-dir data]
 
 Starts `server_cpu.py` (default engine: cascade), connects listeners in several languages, and streams each clip at
 real-time pace from a speaker connection, followed by silence (the server's VAD cuts the utterance). For every
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -26,12 +26,8 @@ import numpy as np
 import psutil
 import websockets
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "engines"))
-import contextlib
-
-from cascade_audio import ESPEAK_SENTENCES, espeak_clip, librivox_clips
-
+from tests.audio import librivox_clips
+from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip
 from tests.serverproc import ServerProcess
 
 FRAME = 320  # 20 ms at 16 kHz

@@ -1,6 +1,6 @@
 """Fan-out: time to deliver one result to 1 / 100 / 500 listeners, and memory per idle connection.
 
-    python bench/bench_fanout.py [--listeners 1 100 500] [--rounds 10]
+    python -m bench.bench_fanout [--listeners 1 100 500] [--rounds 10]
 
 Runs the real server (test engine, so the engine costs nothing) in a subprocess; the listeners are WebSocket
 clients in this process. For each utterance, the transcript is broadcast to the whole room at once: the fan-out
@@ -15,19 +15,15 @@ import asyncio
 import contextlib
 import json
 import statistics
-import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import httpx
 import websockets
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.audio import SPEECH_CLIP, pcm16, read_wav
 from tests.serverproc import ServerProcess
-
-CLIP = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav")
 
 
 async def listener(
@@ -58,8 +54,7 @@ async def scenario(port: int, n: int, rounds: int) -> tuple[list[float], float]:
         await asyncio.wait_for(ready.wait(), 120)
         await asyncio.sleep(1.0)
         after = (await http.get("/metrics")).json()["memory_mb"]
-        with wave.open(str(CLIP)) as w:
-            pcm = w.readframes(w.getnframes())
+        pcm = pcm16(read_wav(SPEECH_CLIP))
         spreads = []
         async with websockets.connect(url) as speaker:
             await speaker.send(json.dumps({"type": "join", "name": "S", "language": "en", "room": "bench"}))

@@ -1,6 +1,6 @@
 """Check and time the seamless engine on CUDA (fp16) and CPU: load time, k-target cost, finite non-empty outputs.
 
-Run: python bench/seamless_gpu_check.py [FOLDER] [--size tiny|large] [--devices cuda,cpu] [--repeat 3]
+Run: python -m bench.seamless_gpu_check [FOLDER] [--size tiny|large] [--devices cuda,cpu] [--repeat 3]
 FOLDER: real SeamlessM4T v2 weights (e.g. a local facebook/seamless-m4t-v2-large). Without it, a random model is built
 (tests/engines/tiny_seamless.py): `tiny` checks the path in seconds, `large` has the real model's shapes (2.3B
 parameters, ~5 GB in fp16, built on the GPU where there is one) so its timings mean something. Random weights decode
@@ -19,15 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engines")]
-
-from tiny_seamless import build_tiny_seamless  # noqa: E402
-
-from babelfish.config import Settings  # noqa: E402
-from babelfish.engines.base import SpeechResult, TextResult, Utterance  # noqa: E402
-from babelfish.engines.seamless import SeamlessEngine  # noqa: E402
+from babelfish.config import Settings
+from babelfish.engines.base import SpeechResult, TextResult, Utterance
+from babelfish.engines.seamless import SeamlessEngine
+from tests.engines.tiny_seamless import build_tiny_seamless
 
 # Enough languages for 8 targets from English; the last two are text only, as many of Seamless's are.
 TEXT_LANGS = ("eng", "deu", "por", "spa", "fra", "ita", "nld", "pol", "rus", "ces")

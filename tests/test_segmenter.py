@@ -8,7 +8,7 @@ import soxr
 
 from babelfish.config import Settings
 from babelfish.segmenter import Segmenter, SegmenterConfig, silero_detector
-from tests.conftest import frames, silence, white_noise
+from tests.audio import frames, silence, white_noise
 
 CONFIG = SegmenterConfig.from_settings(Settings())
 

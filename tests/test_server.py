@@ -18,7 +18,7 @@ import websockets
 from babelfish.app import create_app
 from babelfish.config import Settings
 from babelfish.engines.fake import FakeEngine
-from tests.conftest import frames, silence
+from tests.audio import frames, silence
 from tests.serverproc import ROOT, ServerProcess
 
 
@@ -81,7 +81,7 @@ def test_sigterm_drains_clients(tmp_path):
     async def scenario():
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws/client") as ws:
             await ws.send(json.dumps({"type": "join", "name": "A", "language": "en"}))
-            assert json.loads(await ws.recv())["type"] == "welcome"
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "welcome"
             srv.proc.send_signal(signal.SIGTERM)
             msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert msg["type"] == "draining" and msg["reconnect_after_ms"] > 0
@@ -109,7 +109,9 @@ def test_slow_reader_is_dropped_others_unaffected(tmp_path, speech_pcm):
     server = _Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2), app, "http", "127.0.0.1")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 30
     while not server.started:
+        assert time.monotonic() < deadline, "the in-process server did not start"
         time.sleep(0.02)
     url = f"ws://127.0.0.1:{port}/ws/client"
     utterances = 12
@@ -122,7 +124,7 @@ def test_slow_reader_is_dropped_others_unaffected(tmp_path, speech_pcm):
         async with websockets.connect(url, max_size=None) as good, websockets.connect(url) as speaker:
             for ws, lang in ((slow, "de"), (good, "de"), (speaker, "en")):
                 await ws.send(json.dumps({**join, "language": lang}))
-                assert json.loads(await ws.recv())["type"] == "welcome"
+                assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "welcome"
             slow.transport.pause_reading()  # the slow client stops reading from its socket
             audio, leaves = 0, []
 

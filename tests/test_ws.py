@@ -1,15 +1,17 @@
 """WebSocket tests through the real app (test engine, real VAD)."""
 
 import json
+import time
 
 import pytest
-from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from babelfish.app import create_app
 from babelfish.config import Settings
 from babelfish.engines.fake import FakeEngine
-from tests.conftest import frames, silence
+from tests import wsclient
+from tests.audio import frames, silence
+from tests.wsclient import BoundedClient
 
 
 def join(ws, name, language, **extra):
@@ -24,16 +26,18 @@ def speak(ws, pcm):
         ws.send_bytes(frame)
 
 
-def receive_until(ws, kind):
-    """Messages up to and including the first of type `kind` (audio payloads attached)."""
+def receive_until(ws, kind, seconds=30.0):
+    """Messages up to and including the first of type `kind` (audio payloads attached); fails after `seconds`."""
     got = []
-    while True:
-        msg = ws.receive_json()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        msg = ws.receive_json()  # itself bounded (tests/wsclient.py)
         if msg["type"] == "audio":
             msg["payload"] = ws.receive_bytes()
         got.append(msg)
         if msg["type"] == kind:
             return got
+    raise AssertionError(f"no {kind!r} within {seconds:.0f} s; got {[m['type'] for m in got]}")
 
 
 def assert_nothing_pending(ws):
@@ -138,7 +142,8 @@ def test_rooms_are_separate(client, speech_pcm):
         welcome = join(b, "B", "de", room="two")
         assert [p["name"] for p in welcome["participants"]] == ["B"]
         speak(a, speech_pcm)
-        assert receive_until(a, "transcript")
+        mine = receive_until(a, "transcript")[-1]  # A's utterance is done; B, in another room, got none of it
+        assert mine["speaker"]["name"] == "A"
         assert_nothing_pending(b)
 
 
@@ -162,11 +167,11 @@ def test_silence_and_noise_never_reach_the_engine(tmp_path, speech_pcm):
             self.heard.append(utterance.seconds)
             return super().transcribe(utterance)
 
-    from tests.conftest import white_noise
+    from tests.audio import white_noise
 
     engine = Recording()
     with (
-        TestClient(create_app(Settings(data_dir=tmp_path), engine=engine)) as c,
+        BoundedClient(create_app(Settings(data_dir=tmp_path), engine=engine)) as c,
         c.websocket_connect("/ws/client") as a,
     ):
         join(a, "A", "en")
@@ -174,7 +179,8 @@ def test_silence_and_noise_never_reach_the_engine(tmp_path, speech_pcm):
             a.send_bytes(frame)
         a.send_text('{"type": "end_utterance"}')
         speak(a, speech_pcm)  # a marker: real speech after the noise is transcribed, and is the first thing heard
-        assert receive_until(a, "transcript")[-1]["type"] == "transcript"
+        got = receive_until(a, "transcript")
+        assert [m["type"] for m in got] == ["transcript"] and got[0]["audio_seconds"] == round(engine.heard[0], 2)
     assert len(engine.heard) == 1 and engine.heard[0] > 2.0
 
 
@@ -188,6 +194,16 @@ def test_participants_join_and_leave(client):
             assert client.get("/metrics").json()["clients"] == 2
         msg = a.receive_json()
         assert (msg["event"], msg["who"]["name"], msg["count"]) == ("leave", "B", 1)
+
+
+def test_a_message_that_never_comes_fails_the_test(client, monkeypatch):
+    monkeypatch.setattr(wsclient, "RECEIVE_TIMEOUT", 0.5)
+    with client.websocket_connect("/ws/client") as a:
+        join(a, "A", "en")
+        started = time.monotonic()
+        with pytest.raises(AssertionError, match="nothing received"):
+            receive_until(a, "transcript")
+        assert time.monotonic() - started < 5
 
 
 # --- bad input ---------------------------------------------------------------------------------
@@ -246,7 +262,7 @@ def test_oversized_frame_closes_only_that_client(client):
 
 def test_room_and_server_limits(tmp_path):
     app = create_app(Settings(data_dir=tmp_path, max_clients_per_room=1, max_rooms=1), engine=FakeEngine())
-    with TestClient(app) as c, c.websocket_connect("/ws/client") as a:
+    with BoundedClient(app) as c, c.websocket_connect("/ws/client") as a:
         join(a, "A", "en", room="r1")
         for room, code in (("r1", "room_full"), ("r2", "too_many_rooms")):
             with c.websocket_connect("/ws/client") as b:
@@ -257,7 +273,7 @@ def test_room_and_server_limits(tmp_path):
 
 def test_join_timeout(tmp_path):
     app = create_app(Settings(data_dir=tmp_path, join_timeout_seconds=0.2), engine=FakeEngine())
-    with TestClient(app) as c, c.websocket_connect("/ws/client") as ws:
+    with BoundedClient(app) as c, c.websocket_connect("/ws/client") as ws:
         assert ws.receive_json()["code"] == "join_timeout"
         assert_closed(ws, 1008)
 
@@ -268,7 +284,7 @@ def test_engine_failure_is_contained(tmp_path, speech_pcm):
             raise RuntimeError("model exploded")
 
     with (
-        TestClient(create_app(Settings(data_dir=tmp_path), engine=Broken())) as c,
+        BoundedClient(create_app(Settings(data_dir=tmp_path), engine=Broken())) as c,
         c.websocket_connect("/ws/client") as a,
     ):
         join(a, "A", "en")
@@ -299,7 +315,7 @@ def test_healthz_languages_metrics(client):
 
 def test_audio_flood_is_throttled_not_fatal(tmp_path, speech_pcm):
     settings = Settings(data_dir=tmp_path, max_audio_rate=1.0, audio_burst_seconds=2.0)
-    with TestClient(create_app(settings, engine=FakeEngine())) as c, c.websocket_connect("/ws/client") as a:
+    with BoundedClient(create_app(settings, engine=FakeEngine())) as c, c.websocket_connect("/ws/client") as a:
         join(a, "A", "en")
         for frame in frames(silence(3)):  # 3 s of audio at once: over the 2 s burst
             a.send_bytes(frame)

@@ -5,17 +5,16 @@ Here the speech encoder runs once per utterance (its output is cached on the utt
 `render` share it), and all target languages decode in one batched `generate` of the text decoder; the text-to-unit
 model and the vocoder then run once for all targets with speech output. The weights are CC-BY-NC-4.0.
 
-Importing this module is cheap (torch and transformers load in `SeamlessEngine.load`): the factory imports it only to
-check the engine is in the build.
+Importing this module is cheap (torch and transformers load in `SeamlessEngine.load`): the factory imports it to find
+local weights and check torch and transformers are installed before it chooses an engine.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib.util
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from babelfish.config import Settings
 from babelfish.engines.base import (
     SAMPLE_RATE,
     EngineInfo,
@@ -33,12 +33,11 @@ from babelfish.engines.base import (
     Transcript,
     Utterance,
 )
+from babelfish.engines.identity_cache import IdentityLRU
 from babelfish.languages import try_canonical, untranslatable
 
 if TYPE_CHECKING:
     import torch
-
-    from babelfish.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +72,37 @@ class LanguageMap:
         return None if canon is None else self.to_seamless.get(canon)
 
 
+def seamless_weights(settings: Settings) -> Path | None:
+    """The local folder holding SeamlessM4T weights, if any: a path, a snapshot in the HF cache, or a model fetched
+    into the data dir (by name; with the default name, the best one fetched)."""
+    candidate = Path(settings.seamless_model).expanduser()
+    if (candidate / "config.json").is_file():
+        return candidate
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return _fetched_seamless(settings)
+    try:
+        found = try_to_load_from_cache(settings.seamless_model, "config.json")
+    except ValueError:  # not a repo id (e.g. a folder path that does not exist)
+        found = None
+    return Path(found).parent if isinstance(found, str) else _fetched_seamless(settings)
+
+
+def _fetched_seamless(settings: Settings) -> Path | None:
+    from babelfish.model_store import find, stored
+
+    named = find(settings.data_dir, "seamless", settings.seamless_model)
+    if named is None and settings.seamless_model == Settings.model_fields["seamless_model"].default:
+        named = next(iter(stored(settings.data_dir, "seamless")), None)  # fetched, no flag given: use it
+    return named.folder if named is not None else None
+
+
+def seamless_available() -> bool:
+    """Whether the seamless engine can run here (it needs torch and transformers)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
+
+
 def pick_dtype(device: str) -> torch.dtype:
     """fp16 on CUDA; bf16 on CPUs with native bf16 (AVX512-BF16 or AMX), where it is about twice fp32; else fp32."""
     import torch
@@ -104,8 +134,8 @@ def cpu_has_bf16() -> bool:
 class _Encoded:
     """One utterance's speech-encoder output and the decodes made from it so far (by Seamless code)."""
 
-    utterance: Utterance  # held so the id() key cannot be reused while the entry lives
     hidden: torch.Tensor  # (1, frames, hidden)
+    seconds: float  # of the utterance's audio
     tokens: dict[str, torch.Tensor] = field(default_factory=dict)  # [start, lang, text...] without eos / padding
     texts: dict[str, str] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)  # mean token log-probability, for language choice
@@ -139,16 +169,13 @@ class SeamlessEngine:
         self.map = LanguageMap([*self.text_ids, *self.vocoder_ids])
         self.sample_rate = int(getattr(model.config, "sampling_rate", SAMPLE_RATE))
         self._languages = self._support_table()
-        self._cache: OrderedDict[int, _Encoded] = OrderedDict()
-        self._lock = threading.Lock()
+        self._encoded: IdentityLRU[Utterance, _Encoded] = IdentityLRU(ENCODER_CACHE)
 
     @classmethod
     def load(cls, settings: Settings, reason: str = "", dtype: torch.dtype | None = None) -> SeamlessEngine:
         """Load SeamlessM4T v2 from local weights only (a folder or the HF cache); `dtype` overrides the choice."""
         import torch
         from transformers import AutoConfig, AutoProcessor, SeamlessM4Tv2Model
-
-        from babelfish.engines.factory import seamless_weights
 
         started = time.perf_counter()
         folder = seamless_weights(settings)
@@ -256,8 +283,7 @@ class SeamlessEngine:
                 yield SpeechResult(tgt, pcm.astype("<i2").tobytes(), self.sample_rate, via=VIA)
 
     def close(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._encoded.clear()
         on_cuda = self.device.startswith("cuda")
         self.model = None
         gc.collect()
@@ -271,12 +297,9 @@ class SeamlessEngine:
         """The speech encoder's output for `utterance`, computed once per utterance object."""
         import torch
 
-        key = id(utterance)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and hit.utterance is utterance:
-                self._cache.move_to_end(key)
-                return hit
+        hit = self._encoded.get(utterance)
+        if hit is not None:
+            return hit
         features = self.feature_extractor(
             np.asarray(utterance.audio, dtype=np.float32), sampling_rate=SAMPLE_RATE, return_tensors="pt"
         )
@@ -285,11 +308,8 @@ class SeamlessEngine:
                 input_features=features["input_features"].to(self.device, self.dtype),
                 attention_mask=features["attention_mask"].to(self.device),
             ).last_hidden_state
-        enc = _Encoded(utterance, hidden)
-        with self._lock:
-            self._cache[key] = enc
-            while len(self._cache) > ENCODER_CACHE:
-                self._cache.popitem(last=False)
+        enc = _Encoded(hidden, utterance.seconds)
+        self._encoded.put(utterance, enc)
         return enc
 
     def _decode(self, enc: _Encoded, codes: Sequence[str], score: bool = False) -> None:
@@ -306,7 +326,7 @@ class SeamlessEngine:
         batch = len(todo)
         hidden = enc.hidden.expand(batch, -1, -1)  # a view: the encoder output is shared, not copied
         prompt = torch.tensor([[start, self.text_ids[c]] for c in todo], device=self.device)
-        seconds = enc.utterance.seconds
+        seconds = enc.seconds
         cap = int(getattr(gen, "max_new_tokens", None) or 256)
         with torch.inference_mode():
             # GenerationMixin.generate, not SeamlessM4Tv2Model.generate: the latter would run the speech encoder again

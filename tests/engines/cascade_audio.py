@@ -1,15 +1,14 @@
-"""Test and benchmark audio for the cascade engine: LibriVox English (pocketsphinx-testdata) and espeak-ng speech."""
+"""Cascade engine test and benchmark material: espeak-ng speech and word error counts (LibriVox: tests/audio.py)."""
 
 from __future__ import annotations
 
 import re
 import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
 
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+from tests.audio import read_wav
 
 # Sentences per language for synthetic speech; espeak's formant voice is hard for Whisper base, so these are plain.
 ESPEAK_SENTENCES = {
@@ -19,28 +18,6 @@ ESPEAK_SENTENCES = {
     "pt": ["Bom dia, eu gostaria de falar hoje sobre o tempo em Lisboa.", "O meu irmão trabalha num hospital."],
     "it": ["Buongiorno, oggi vorrei parlare del tempo a Roma.", "Mio fratello lavora in un ospedale."],
 }
-
-
-def read_wav(path: Path) -> np.ndarray:
-    """16 kHz mono float32 from a PCM16 WAV (resampled with soxr when needed)."""
-    import soxr
-
-    with wave.open(str(path)) as w:
-        rate, channels = w.getframerate(), w.getnchannels()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
-    if channels > 1:
-        pcm = pcm.reshape(-1, channels).mean(axis=1)
-    return pcm if rate == 16000 else soxr.resample(pcm, rate, 16000).astype(np.float32)
-
-
-def librivox_clips() -> list[tuple[str, np.ndarray, str]]:
-    """(name, audio, reference transcript) for each LibriVox clip."""
-    refs = {}
-    for line in (LIBRIVOX / "transcription").read_text().splitlines():
-        m = re.match(r"<s>(.*)</s>\s*\((.+)\)", line.strip())
-        if m:
-            refs[m.group(2)] = m.group(1).strip()
-    return [(p.stem, read_wav(p), refs[p.stem]) for p in sorted(LIBRIVOX.glob("*.wav")) if p.stem in refs]
 
 
 def espeak_clip(text: str, language: str, folder: Path) -> np.ndarray:

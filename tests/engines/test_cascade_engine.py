@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-sys.path.insert(0, str(Path(__file__).parent))
-
-from cascade_audio import espeak_clip, librivox_clips, word_errors
-
 from babelfish.config import Settings
 from babelfish.engines.base import Engine, SpeechResult, TextResult, Utterance
 from babelfish.engines.cascade import CascadeEngine
+from tests.audio import librivox_clips
+from tests.engines.cascade_audio import espeak_clip, word_errors
 
 pytestmark = pytest.mark.models  # needs pocketsphinx-testdata (scripts/setup.sh --test): fails, not skips, without
 

@@ -19,15 +19,14 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cascade_audio import normalize
-from conversation_audio import NOISES, SHORT_TURNS, pico
-
 from babelfish.config import Settings
 from babelfish.engines.base import Utterance
 from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade.asr import Recognized, collapse_loop
 from babelfish.engines.cascade.nonspeech import Voicing, is_speech
 from babelfish.segmenter import WINDOW, Segment, Segmenter, SegmenterConfig, silero_detector
+from tests.engines.cascade_audio import normalize
+from tests.engines.conversation_audio import NOISES, SHORT_TURNS, pico
 
 
 def segments(audio: np.ndarray, detector=None) -> list[Segment]:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
 import pytest
-
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 from babelfish.engines.cascade.mt import load_seq2seq
 from babelfish.engines.cascade.router import Router

@@ -7,15 +7,12 @@ batched text decode, the text-to-unit model and the vocoder.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 from babelfish.config import Settings
 from babelfish.engines.base import SpeechResult, TextResult, Transcript, Utterance

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from babelfish.engines.base import SAMPLE_RATE
+from babelfish.engines.identity_cache import IdentityLRU
 from babelfish.languages import try_canonical
 
 log = logging.getLogger(__name__)
@@ -88,8 +87,7 @@ class WhisperAsr:
         self._to_canon = {w: try_canonical(w) or w for w in whisper_codes}
         self._from_canon = {c: w for w, c in self._to_canon.items()}
         self._langs = tuple(self._from_canon)
-        self._cache: OrderedDict[int, tuple[np.ndarray, Any, str]] = OrderedDict()
-        self._lock = threading.Lock()  # guards only the small cache; CTranslate2 models are thread-safe
+        self._encodings: IdentityLRU[np.ndarray, Any] = IdentityLRU(8)  # for translate_to_english on the same audio
         self._sot = self._tok.token_to_id("<|startoftranscript|>")
         self._no_ts = self._tok.token_to_id("<|notimestamps|>")
         self._task = {t: self._tok.token_to_id(f"<|{t}|>") for t in ("transcribe", "translate")}
@@ -157,11 +155,7 @@ class WhisperAsr:
             elif prob < LID_CONFIDENT:
                 language = self._detect(self._encode(audio, full_window=True))[0][0]
         decoded = decoded or self._decode(encoded, language, "transcribe", seconds)
-        with self._lock:
-            self._cache[id(audio)] = (audio, encoded, language)
-            self._cache.move_to_end(id(audio))
-            while len(self._cache) > 8:
-                self._cache.popitem(last=False)
+        self._encodings.put(audio, encoded)
         if not any(ch.isalnum() for ch in decoded.text):
             return None
         if decoded.looped:
@@ -170,9 +164,9 @@ class WhisperAsr:
 
     def translate_to_english(self, audio: np.ndarray, language: str) -> str:
         """Whisper's translate task on the same audio, reusing the encoding `recognize` made when it can."""
-        with self._lock:
-            hit = self._cache.get(id(audio))
-        encoded = hit[1] if hit is not None and hit[0] is audio else self._encode(np.asarray(audio, np.float32))
+        encoded = self._encodings.get(audio)
+        if encoded is None:
+            encoded = self._encode(np.asarray(audio, np.float32))
         return self._decode(encoded, language, "translate", len(audio) / SAMPLE_RATE).text
 
 

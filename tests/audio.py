@@ -1,0 +1,65 @@
+"""Test audio in one place: the LibriVox clips and their transcripts, a WAV reader, silence, noise, frames."""
+
+from __future__ import annotations
+
+import re
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+# Real human English speech, 16 kHz mono (Debian's pocketsphinx-testdata, installed by scripts/setup.sh --test).
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+SPEECH_CLIP = LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0880.wav"  # about 3 s
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """16 kHz mono float32 from a PCM16 WAV (channels averaged, resampled with soxr when needed)."""
+    with wave.open(str(path)) as w:
+        rate, channels = w.getframerate(), w.getnchannels()
+        assert w.getsampwidth() == 2, f"{path}: not 16-bit PCM"
+        audio = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
+    if channels > 1:
+        audio = audio.reshape(-1, channels).mean(axis=1)
+    if rate != 16000:
+        import soxr
+
+        audio = soxr.resample(audio, rate, 16000).astype(np.float32)
+    return audio
+
+
+def pcm16(audio: np.ndarray) -> bytes:
+    """Float samples as the PCM16 LE bytes a client sends."""
+    return (np.clip(audio, -1, 1 - 1 / 32768) * 32768).astype("<i2").tobytes()
+
+
+def librivox_transcripts() -> dict[str, str]:
+    """Clip name → reference transcript, from the set's `transcription` file (`<s> text </s> (name)` lines)."""
+    refs = {}
+    for line in (LIBRIVOX / "transcription").read_text().splitlines():
+        m = re.match(r"<s>(.*)</s>\s*\((.+)\)", line.strip())
+        if m:
+            refs[m.group(2).strip()] = m.group(1).strip()
+    return refs
+
+
+def librivox_clips() -> list[tuple[str, np.ndarray, str]]:
+    """(name, audio, reference transcript) for each LibriVox clip."""
+    refs = librivox_transcripts()
+    return [(p.stem, read_wav(p), refs[p.stem]) for p in sorted(LIBRIVOX.glob("*.wav")) if p.stem in refs]
+
+
+def silence(seconds: float, rate: int = 16000) -> bytes:
+    return bytes(2 * int(seconds * rate))
+
+
+def white_noise(seconds: float, level: float = 0.1, rate: int = 16000, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(seconds * rate)) * level * 32767).clip(-32768, 32767).astype("<i2").tobytes()
+
+
+def frames(pcm: bytes, ms: int = 20, rate: int = 16000) -> Iterator[bytes]:
+    step = rate * ms // 1000 * 2
+    for i in range(0, len(pcm), step):
+        yield pcm[i : i + step]
