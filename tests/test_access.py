@@ -18,13 +18,14 @@ from babelfish.config import Settings
 from babelfish.engines.fake import FakeEngine
 from babelfish.tokens import TokenStore
 from tests.test_ws import assert_closed
+from tests.wsclient import BoundedClient
 
 OUTSIDER = ("203.0.113.7", 40000)  # TEST-NET-3: neither loopback nor a trusted proxy
 JOIN = json.dumps({"type": "join", "name": "Ann", "language": "en"})
 
 
 def app_client(tmp_path, client=OUTSIDER, **settings):
-    return TestClient(create_app(Settings(data_dir=tmp_path, engine="test", **settings), engine=FakeEngine()),
+    return BoundedClient(create_app(Settings(data_dir=tmp_path, engine="test", **settings), engine=FakeEngine()),
                       client=client)  # fmt: skip
 
 
@@ -83,7 +84,7 @@ def test_connections_per_address(tmp_path):
             b.send_text(JOIN)
             assert a.receive_json()["type"] == b.receive_json()["type"] == "welcome"
             assert refused(c) == 429
-            other = TestClient(c.app, client=("198.51.100.1", 1))  # another address is not affected
+            other = BoundedClient(c.app, client=("198.51.100.1", 1))  # another address is not affected
             assert joins(other)
         assert joins(c)  # closed connections give their slots back
         assert refusals(c)["connections_per_address"] == 1
@@ -109,7 +110,7 @@ def test_rooms_created_per_minute(tmp_path):
         assert (m["type"], m["code"]) == ("error", "too_many_rooms")
         assert_closed(ws, 1013)
         assert join_room(stack, c, "a")[1]["type"] == "welcome"  # joining a room that exists creates nothing
-        other = TestClient(c.app, client=("198.51.100.1", 1))
+        other = BoundedClient(c.app, client=("198.51.100.1", 1))
         assert join_room(stack, other, "c")[1]["type"] == "welcome"  # other addresses may still create rooms
         assert refusals(c)["rooms_per_minute"] == 1
 
