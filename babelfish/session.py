@@ -35,9 +35,9 @@ class Session:
 
     async def run(self) -> None:
         self._run_task = asyncio.current_task()
-        await self.ws.accept()
-        self.hub.connections.add(self._writer)
-        try:
+        try:  # from the start: the writer's sender task already runs, and must end however this does
+            await self.ws.accept()
+            self.hub.connections.add(self._writer)
             member = await self._join()
             if member is not None:
                 await self._serve(member)
