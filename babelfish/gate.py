@@ -137,8 +137,8 @@ class Gate:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         address = _address(scope)
         origin = _header(scope, b"origin")
-        if origin == "null":  # a page opened from a file (or a sandboxed frame): no origin to check
-            origin = None
+        # "null" (a sandboxed frame, a file page) is an origin like any other: refused unless the operator lists it.
+        # Our own page opened from a file never opens a WebSocket; it continues on the server's page.
         if origin is not None and not self._origin_allowed(origin, _header(scope, b"host")):
             await self._refuse(scope, receive, send, "origin", 403, f"origin {origin[:100]} may not connect here")
             return
@@ -162,7 +162,7 @@ class Gate:
             self.limits.disconnect(address)
 
     def _origin_allowed(self, origin: str, host: str | None) -> bool:
-        own = _origin_host(origin)
+        own = _origin_host(origin)  # None for "null"
         if own is not None and host is not None and own == host.lower():
             return True  # the page this server served
         return normalise_origin(origin) in self.allowed_origins

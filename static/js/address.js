@@ -40,5 +40,14 @@
     return u.toString();
   }
 
-  global.BabbleFishAddress = Object.freeze({ normalizeServer, wsUrl, pageUrl });
+  // "#passcode=…&token=…" for the ones given, "" for none: secrets ride after "#", which never reaches a server.
+  function secretsHash(passcode, token) {
+    const h = new URLSearchParams();
+    if (passcode) h.set("passcode", passcode);
+    if (token) h.set("token", token);
+    const s = h.toString();
+    return s ? "#" + s : "";
+  }
+
+  global.BabbleFishAddress = Object.freeze({ normalizeServer, wsUrl, pageUrl, secretsHash });
 })(globalThis);

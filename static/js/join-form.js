@@ -6,7 +6,7 @@ import { builtInLanguages, fillLanguages } from "./language-picker.js";
 import { pageBase, S, saveSettings } from "./settings.js";
 import "./address.js";
 
-const { normalizeServer, pageUrl } = globalThis.BabbleFishAddress;
+const { normalizeServer, pageUrl, secretsHash } = globalThis.BabbleFishAddress;
 
 let inRoom = () => false;
 let langFetch = 0;
@@ -71,7 +71,8 @@ export function initJoinForm({ isInRoom, onJoin, onLeave, onOptions, onGesture }
     const passcode = $("f-passcode").value, token = $("f-token").value.trim();
     if (server !== pageBase()) {
       // Another server: continue on the page it serves (its own origin, which is also what phones need for the mic).
-      location.assign(pageUrl(server, { room, name, lang, mode: S.mode, gate: gate ? undefined : 0, latency: latency ? undefined : 0 }));
+      location.assign(pageUrl(server, { room, name, lang, mode: S.mode, gate: gate ? undefined : 0, latency: latency ? undefined : 0 })
+        + secretsHash(passcode, token));
       return;
     }
     const changed = name !== S.name || room !== S.room || lang !== S.lang || passcode !== S.passcode || token !== S.token;

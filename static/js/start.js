@@ -13,7 +13,7 @@
     document.head.appendChild(s);
     return;
   }
-  const { normalizeServer, pageUrl } = globalThis.BabbleFishAddress;
+  const { normalizeServer, pageUrl, secretsHash } = globalThis.BabbleFishAddress;
   const $ = (id) => document.getElementById(id);
   // The same keys as the app (settings.js); a file page has its own storage, separate from any server's page.
   const get = (k, d) => { try { const v = localStorage.getItem("babblefish." + k); return v === null ? d : JSON.parse(v); } catch { return d; } };
@@ -42,6 +42,7 @@
     if (!name) { $("settings-err").textContent = "Please type your name."; return; }
     const gate = $("f-gate").checked, latency = $("f-latency").checked;
     for (const [k, v] of Object.entries({ server, name, room, lang, gate, latency })) set(k, v);
-    location.assign(pageUrl(server, { room, name, lang, gate: gate ? undefined : 0, latency: latency ? undefined : 0 }));
+    const url = pageUrl(server, { room, name, lang, gate: gate ? undefined : 0, latency: latency ? undefined : 0 });
+    location.assign(url + secretsHash($("f-passcode").value, $("f-token").value.trim()));
   });
 })();

@@ -10,7 +10,7 @@ import pytest
 from babelfish.tokens import TokenStore
 from tests.browser.test_client_thin import DESKTOP, browser, pw, speech_wav, wait_joined  # noqa: F401 (fixtures)
 from tests.nginxproc import nginx_in_front
-from tests.serverproc import ServerProcess
+from tests.serverproc import ROOT, ServerProcess
 
 pytestmark = pytest.mark.browser
 
@@ -76,3 +76,23 @@ def test_page_with_a_token_through_nginx(browser: object, tmp_path: Path) -> Non
         wait_joined(page)
     log = srv.log.read_text()
     assert "missing_token" in log and secret not in log
+
+
+def test_file_page_carries_token_and_passcode_to_the_servers_page(browser: object, tmp_path: Path) -> None:  # noqa: F811
+    secret = TokenStore.in_data_dir(tmp_path / "data").create("dan")
+    srv = ServerProcess(tmp_path / "data", "--access", "token").start()
+    try:
+        page = new_page(browser, (ROOT / "client_thin.html").as_uri())
+        page.fill("#f-name", "Dan")
+        page.fill("#f-room", "filed")
+        page.fill("#f-passcode", "owl 7")
+        page.fill("#f-server", f"127.0.0.1:{srv.port}")
+        page.fill("#f-token", secret)
+        page.select_option("#f-lang", "de")
+        page.click("#join-btn")
+        wait_joined(page)  # the token opened the WebSocket; the room was created with the passcode
+        assert page.url.startswith(srv.url + "?") and secret not in page.url
+        page.click("#invite-btn")
+        assert page.locator("#invite-link").input_value().endswith("?room=filed#passcode=owl+7")
+    finally:
+        srv.stop()

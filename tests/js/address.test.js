@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import "../../static/js/address.js";
 
-const { normalizeServer, wsUrl, pageUrl } = globalThis.BabbleFishAddress;
+const { normalizeServer, wsUrl, pageUrl, secretsHash } = globalThis.BabbleFishAddress;
 
 test("what users type becomes the folder the page is served from", () => {
   const cases = {
@@ -38,6 +38,13 @@ test("nothing typed is empty; garbage and other schemes throw", () => {
 test("the WebSocket lives under the page's folder, secure when the page is", () => {
   assert.equal(wsUrl("http://192.168.1.20:9000/"), "ws://192.168.1.20:9000/ws/client");
   assert.equal(wsUrl("https://host/babblefish/"), "wss://host/babblefish/ws/client");
+});
+
+test("secrets for a page link go after #, only the ones given", () => {
+  assert.equal(secretsHash("tulip 42", ""), "#passcode=tulip+42");
+  assert.equal(secretsHash("", "bf_x"), "#token=bf_x");
+  assert.equal(secretsHash("a&b", "t"), "#passcode=a%26b&token=t");
+  assert.equal(secretsHash("", ""), "");
 });
 
 test("an access token rides on the WebSocket URL, encoded; none adds nothing", () => {
