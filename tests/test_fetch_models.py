@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-
 from babelfish import fetch_models
 from babelfish.config import Settings
 from babelfish.engines.cascade.models import resolve_whisper

@@ -7,17 +7,11 @@ counts, never exact strings.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-os.environ["HF_HUB_OFFLINE"] = "1"
-sys.path.insert(0, str(Path(__file__).parent))
 
 from babelfish.config import Settings
 from babelfish.engines.base import Utterance
