@@ -61,7 +61,10 @@ def try_canonical(tag: str) -> str | None:
 def untranslatable(source: str, target: str) -> str:
     """The notice a listener reads when no installed backend translates `source` into `target`."""
     src, dst = english_name(source), english_name(target)
-    return f"This server cannot translate {src} into {dst}: no installed model covers it."
+    return (
+        f"This server cannot translate {src} into {dst}: no installed model covers it. You see the original words; "
+        "the server's administrator can add a model that does with `python -m babelfish fetch-models`."
+    )
 
 
 def english_name(code: str) -> str:

@@ -58,7 +58,8 @@ class Pipeline:
         room = self._rooms.get(who.room_name)
         candidates = tuple(sorted({p.language for p in room.members.values()} - {AUTO})) if room else ()
         language = None if who.language == AUTO else who.language
-        utterance = Utterance(segment.audio, language, candidates, segment.speech_probs)
+        voice = room.voice_of(who.id) if room else 0
+        utterance = Utterance(segment.audio, language, candidates, segment.speech_probs, voice=voice)
         transcript = await loop.run_in_executor(self._executor, self._engine.transcribe, utterance)
         room = self._rooms.get(who.room_name)
         if transcript is None or room is None:

@@ -96,6 +96,16 @@ class Room:
         if self.passcode_digest is None:
             return True
         return passcode is not None and hmac.compare_digest(self.passcode_digest, _digest(passcode))
+    voices: dict[str, int] = field(default_factory=dict)  # participant id -> voice variant (see voice_of)
+
+    def voice_of(self, pid: str) -> int:
+        """A voice variant for a speaker: kept while they stay, and the lowest one no other member holds."""
+        for gone in self.voices.keys() - self.members.keys():
+            del self.voices[gone]
+        if pid not in self.voices:
+            taken = set(self.voices.values())
+            self.voices[pid] = next(n for n in range(len(self.voices) + 1) if n not in taken)
+        return self.voices[pid]
 
     def roster(self) -> list[ParticipantInfo]:
         return [p.info() for p in self.members.values()]

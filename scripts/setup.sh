@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runtime_debs=(espeak-ng apertium apertium-eng-spa apertium-fr-es apertium-es-pt)
+# apertium pairs: with the pivots the router finds, these serve every ordered pair among en, es, pt, fr, it and ca
+# (docs/benchmarks.md has the measured quality per pair). There is no German pair in Debian.
+runtime_debs=(espeak-ng apertium apertium-eng-spa apertium-fr-es apertium-es-pt apertium-eng-cat apertium-fra-cat
+  apertium-cat-ita apertium-spa-ita apertium-spa-cat apertium-por-cat)
 test_debs=(pocketsphinx-testdata chromium sox nginx nodejs systemd)
 pip_files=(-r requirements_server.txt)
 debs=("${runtime_debs[@]}")

