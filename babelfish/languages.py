@@ -63,7 +63,7 @@ def untranslatable(source: str, target: str) -> str:
     src, dst = english_name(source), english_name(target)
     return (
         f"This server cannot translate {src} into {dst}: no installed model covers it. You see the original words; "
-        "the server's administrator can add a model that does with `python -m babelfish fetch-models`."
+        "the server's administrator can add a model that does with `python -m babelfish fetch-models nllb-600m`."
     )
 
 
