@@ -91,12 +91,12 @@ class Room:
     name: str
     members: dict[str, Participant] = field(default_factory=dict)
     passcode_digest: bytes | None = None  # set by whoever created the room; joining needs the same passcode
+    voices: dict[str, int] = field(default_factory=dict)  # participant id -> voice variant (see voice_of)
 
     def admits(self, passcode: str | None) -> bool:
         if self.passcode_digest is None:
             return True
         return passcode is not None and hmac.compare_digest(self.passcode_digest, _digest(passcode))
-    voices: dict[str, int] = field(default_factory=dict)  # participant id -> voice variant (see voice_of)
 
     def voice_of(self, pid: str) -> int:
         """A voice variant for a speaker: kept while they stay, and the lowest one no other member holds."""

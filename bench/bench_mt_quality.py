@@ -1,7 +1,7 @@
 """Translation quality per route: chrF (sacrebleu) of every direct and pivot route the installed text backends offer
 between en, es, pt, fr, it and ca, on the 32 everyday sentences of bench/data/conversation.json.
 
-Run: HF_HUB_OFFLINE=1 python bench/bench_mt_quality.py [--write babelfish/engines/cascade/mt_quality.json]
+Run: python -m bench.bench_mt_quality [--write babelfish/engines/cascade/mt_quality.json]
 Prints, per ordered pair, the route the router picks with this table (best chrF, less a margin per extra hop) against
 the fewest-hops route it picked before. `--write`
 stores every measured route's chrF in the package, where the router reads it (runtime needs no sacrebleu).
@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Iterator
 from itertools import permutations
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator
+from babelfish.engines.cascade.quality import QUALITY_FILE, measured_routes, route_key
+from babelfish.engines.cascade.router import Hop, Route, Router
 
-from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator  # noqa: E402
-from babelfish.engines.cascade.quality import QUALITY_FILE, measured_routes, route_key  # noqa: E402
-from babelfish.engines.cascade.router import Hop, Route, Router  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 LANGUAGES = ("en", "es", "pt", "fr", "it", "ca")
 DATA = ROOT / "bench" / "data" / "conversation.json"

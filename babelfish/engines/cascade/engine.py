@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -114,15 +114,16 @@ class CascadeEngine:
         if settings.natural_voices:
             # Order is preference: Piper first for English (natural, and as clear as Pico: docs/benchmarks.md), then
             # Pico for de/en/es/fr/it; espeak-ng (below) covers the rest.
-            for name, make in (("Piper", Piper.joe), ("Pico", Pico)):
+            voices: tuple[tuple[str, Callable[[], Tts | None]], ...] = (("Piper", Piper.joe), ("Pico", Pico))
+            for label, load_voice in voices:
                 t0 = time.perf_counter()
                 try:
-                    voice = make()
+                    voice = load_voice()
                 except Exception as exc:  # an optional voice missing is a note, not a failure
-                    log.info("TTS: %s not available (%s)", name, exc)
+                    log.info("TTS: %s not available (%s)", label, exc)
                     continue
                 if voice is None:
-                    log.info("TTS: %s not installed", name)
+                    log.info("TTS: %s not installed", label)
                     continue
                 tts.append(voice)
                 log.info("TTS: %s for %s in %.2f s", voice.name, ",".join(voice.languages()), time.perf_counter() - t0)

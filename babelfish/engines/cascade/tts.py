@@ -222,4 +222,4 @@ def _glibc_mallopt() -> Callable[[int, int], int] | None:
     except (OSError, AttributeError):  # not glibc (e.g. musl)
         return None
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt  # type: ignore[no-any-return]
+    return mallopt
