@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from babelfish import languages
+from babelfish.cluster import Cluster, LocalOnly
 from babelfish.config import Settings
 from babelfish.engines.base import Engine
 from babelfish.gate import AddressLimits, Gate, close_revoked
@@ -61,6 +62,7 @@ def create_app(
         vad = ThreadPoolExecutor(settings.vad_workers, thread_name_prefix="vad")
         loaded = engine
         revocations: asyncio.Task[None] | None = None
+        cluster: Cluster = LocalOnly()
         try:
             if loaded is None:
                 from babelfish.engines.factory import load_engine
@@ -72,18 +74,24 @@ def create_app(
             supports = loaded.languages()
             rooms = Rooms(settings.max_rooms, settings.max_clients_per_room)
             speech_in = {s.code for s in supports if s.speech_in}
+            if settings.redis_url:
+                from babelfish.cluster.redis_node import RedisCluster
+
+                cluster = RedisCluster(settings.redis_url, rooms, metrics, settings.cluster_heartbeat_seconds)
+            await cluster.start()
             app.state.hub = Hub(
                 settings=settings,
                 engine=loaded,
                 rooms=rooms,
                 metrics=metrics,
-                pipeline=Pipeline(loaded, inference, rooms, metrics),
+                pipeline=Pipeline(loaded, inference, rooms, metrics, cluster),
                 vad_executor=vad,
                 detector_factory=detector_factory,
                 segmenter_config=SegmenterConfig.from_settings(settings),
                 language_table=languages.table(supports),
                 languages_in=frozenset(speech_in | {s.code for s in supports if s.text_out} | {languages.AUTO}),
                 address_limits=address_limits,
+                cluster=cluster,
             )
             revocations = asyncio.create_task(close_revoked(app.state.hub, tokens))
             yield
@@ -93,6 +101,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await revocations
             await drain(app)  # a no-op after the server's own early drain (cli.py); TestClient apps need it here
+            await cluster.stop()  # after the drain: this server's participants have left
             vad.shutdown(wait=False, cancel_futures=True)
             # Off the loop: the utterance in flight may take a while, and closing models can block too.
             await asyncio.to_thread(inference.shutdown, wait=True, cancel_futures=True)
@@ -114,6 +123,7 @@ def create_app(
             {
                 "status": "draining" if hub.draining else "ok",
                 "engine": {"name": info.name, "reason": info.reason, "details": info.details},
+                "cluster": hub.cluster.status(),  # redis "down": serving local clients only
             }
         )
 
@@ -131,7 +141,7 @@ def create_app(
         )
         if wants_text:
             return Response(hub.metrics.prometheus(), media_type=PROMETHEUS_TYPE)
-        return JSONResponse(hub.metrics.snapshot())
+        return JSONResponse({**hub.metrics.snapshot(), "cluster": hub.cluster.status()})
 
     @app.websocket("/ws/client")
     async def ws_client(websocket: WebSocket) -> None:

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
         description="proxies whose X-Forwarded-For names the client (addresses or networks)",
     )
 
+    # --- cluster ---
+    redis_url: str = Field(
+        "",
+        description="join a cluster through Redis: redis://[:password@]host:port/db, rediss:// for TLS; empty: alone",
+    )
+    cluster_heartbeat_seconds: float = Field(
+        1.0, gt=0, le=30, description="cluster heartbeat; a server silent for 3 beats is taken for dead"
+    )
+
     # --- engine ---
     engine: EngineName = Field("auto", description="auto: seamless when its weights are local, else cascade")
     device: Literal["cpu", "cuda"] = Field("cpu", description="where models run")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from babelfish import protocol as proto
+from babelfish.cluster import Cluster, LocalOnly
 from babelfish.config import Settings
 from babelfish.engines.base import Engine
 from babelfish.gate import AddressLimits
@@ -32,6 +33,7 @@ class Hub:
     language_table: list[dict[str, Any]]
     languages_in: frozenset[str]  # codes a speaker may join with
     address_limits: AddressLimits | None = None  # per client address (babelfish.gate); None: unlimited
+    cluster: Cluster = field(default_factory=LocalOnly)  # the other servers of a cluster (--redis-url)
     connections: set[Writer] = field(default_factory=set)  # every accepted WebSocket not yet closed
     draining: bool = False
 

@@ -38,7 +38,9 @@ class Member:
         me = self.participant
         room = self.hub.rooms.leave(me)
         if room is not None and room.members:
-            room.broadcast(proto.Participants(room=room.name, event="leave", who=me.info(), count=len(room.members)))
+            room.broadcast(proto.Participants(room=room.name, event="leave", who=me.info(), count=room.count))
+        if room is not None:
+            self.hub.cluster.left(me)
         self.hub.population_changed()
         log.info("%s (%s) left room %r", me.name, me.id, me.room_name)
 
@@ -61,12 +63,13 @@ class Member:
         )
 
     def announce(self) -> None:
-        """Tell the others in the room that this member arrived."""
+        """Tell the others in the room, on this server and across the cluster, that this member arrived."""
         me = self.participant
         self.room.broadcast(
-            proto.Participants(room=self.room.name, event="join", who=me.info(), count=len(self.room.members)),
+            proto.Participants(room=self.room.name, event="join", who=me.info(), count=self.room.count),
             self.room.listeners(me),
         )
+        self.hub.cluster.entered(me)
 
 
 async def receive_join(ws: WebSocket, max_text_bytes: int) -> proto.Join | ProtocolError:

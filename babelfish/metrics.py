@@ -71,6 +71,14 @@ class Metrics:
         self._engine = Gauge("babelfish_engine_info", "Running engine", ["engine", "reason"], registry=self.registry)
         self._memory = Gauge("babelfish_resident_memory_bytes", "Resident memory", registry=self.registry)
         self._uptime = Gauge("babelfish_uptime_seconds", "Seconds since start", registry=self.registry)
+        self._cluster_up = Gauge(
+            "babelfish_cluster_redis_up", "Cluster mode: 1 while Redis answers, 0 while serving local clients only",
+            registry=self.registry,
+        )  # fmt: skip
+        self._cluster_frames = Counter(
+            "babelfish_cluster_frames", "Cluster frames relayed (out), received (in) or dropped", ["direction"],
+            registry=self.registry,
+        )  # fmt: skip
         self.clients = 0
         self.rooms = 0
         self.utterances = 0
@@ -98,6 +106,12 @@ class Metrics:
         self.clients, self.rooms = clients, rooms
         self._clients.set(clients)
         self._rooms.set(rooms)
+
+    def set_cluster_up(self, up: bool) -> None:
+        self._cluster_up.set(1 if up else 0)
+
+    def cluster_frame(self, direction: Literal["in", "out", "dropped"]) -> None:
+        self._cluster_frames.labels(direction=direction).inc()
 
     def client_dropped(self) -> None:
         self._dropped.inc()

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import Executor
 
 from babelfish import protocol as proto
+from babelfish.cluster import Cluster, LocalOnly
 from babelfish.engines.base import Engine, RenderResult, SpeechResult, TextResult, Transcript, Utterance
 from babelfish.languages import AUTO, untranslatable
 from babelfish.metrics import Metrics
@@ -30,8 +31,12 @@ def _ms(since: float) -> int:
 
 
 class Pipeline:
-    def __init__(self, engine: Engine, executor: Executor, rooms: Rooms, metrics: Metrics) -> None:
+    def __init__(
+        self, engine: Engine, executor: Executor, rooms: Rooms, metrics: Metrics, cluster: Cluster | None = None
+    ) -> None:
         self._engine = engine
+        # Listeners on other servers count as listeners: their languages are rendered here and relayed.
+        self._cluster = cluster or LocalOnly()
         self._executor = executor
         self._rooms = rooms
         self._metrics = metrics
@@ -56,7 +61,7 @@ class Pipeline:
     async def _process(self, who: Participant, segment: Segment, utterance_id: str) -> None:
         loop = asyncio.get_running_loop()
         room = self._rooms.get(who.room_name)
-        candidates = tuple(sorted({p.language for p in room.members.values()} - {AUTO})) if room else ()
+        candidates = tuple(sorted(room.languages() - {AUTO})) if room else ()
         language = None if who.language == AUTO else who.language
         voice = room.voice_of(who.id) if room else 0
         utterance = Utterance(segment.audio, language, candidates, segment.speech_probs, voice=voice)
@@ -70,20 +75,22 @@ class Pipeline:
         latency = _ms(segment.speech_end)
         self._metrics.observe("transcript", latency / 1000)
         speaker = who.speaker()
-        room.broadcast(
-            proto.Transcript(
-                utterance_id=utterance_id,
-                speaker=speaker,
-                text=transcript.text,
-                language=transcript.language,
-                audio_seconds=round(utterance.seconds, 2),
-                latency_ms=latency,
-            )
+        message = proto.Transcript(
+            utterance_id=utterance_id,
+            speaker=speaker,
+            text=transcript.text,
+            language=transcript.language,
+            audio_seconds=round(utterance.seconds, 2),
+            latency_ms=latency,
         )
+        room.broadcast(message)
+        self._cluster.relay(room, message.encode(), None)
         targets = room.target_languages(who, transcript.language)
         if targets:
-            wants_speech = any(p.wants_audio and p.language in targets for p in room.listeners(who))
-            deliver = _Delivery(self._rooms, self._metrics, who, transcript, utterance_id, speaker, segment.speech_end)
+            wants_speech = room.wants_speech(who, targets)
+            deliver = _Delivery(
+                self._rooms, self._metrics, self._cluster, who, transcript, utterance_id, speaker, segment.speech_end
+            )
 
             # Runs in the worker thread (the generator is lazy). It finishes even if the speaker leaves meanwhile:
             # the room should still get what was said ("bye" before closing the app).
@@ -102,13 +109,14 @@ class _Delivery:
         self,
         rooms: Rooms,
         metrics: Metrics,
+        cluster: Cluster,
         who: Participant,
         transcript: Transcript,
         utterance_id: str,
         speaker: proto.Speaker,
         speech_end: float,
     ) -> None:
-        self._rooms, self._metrics, self._who = rooms, metrics, who
+        self._rooms, self._metrics, self._cluster, self._who = rooms, metrics, cluster, who
         self._transcript, self._speech_end = transcript, speech_end
         self._utterance_id, self._speaker = utterance_id, speaker
 
@@ -118,7 +126,7 @@ class _Delivery:
             return
         # Looked up now, not when the utterance started: someone who just joined gets it too.
         audience = [p for p in room.listeners(self._who) if p.language == result.language]
-        if not audience:
+        if not audience and not any(r.language == result.language for r in room.remote.values()):
             return
         latency = _ms(self._speech_end)
         if isinstance(result, TextResult):
@@ -142,6 +150,7 @@ class _Delivery:
                     latency_ms=latency,
                 )
             room.broadcast(message, audience)
+            self._cluster.relay(room, message.encode(), result.language)
         elif isinstance(result, SpeechResult):
             self._metrics.observe("audio", latency / 1000)
             header = proto.AudioHeader(
@@ -155,3 +164,4 @@ class _Delivery:
             for p in audience:
                 if p.wants_audio:
                     p.outbox.put((header, result.pcm))
+            self._cluster.relay(room, header, result.language, result.pcm)

@@ -86,12 +86,32 @@ class Participant:
         self.outbox.put(message.encode())
 
 
+@dataclass(frozen=True)
+class RemoteMember:
+    """A participant of this room connected to another server of the cluster (see babelfish.cluster)."""
+
+    id: str
+    name: str
+    language: str
+    wants_audio: bool
+    server: str
+
+    def info(self) -> ParticipantInfo:
+        return ParticipantInfo(id=self.id, name=self.name, language=self.language)
+
+
 @dataclass(eq=False)
 class Room:
     name: str
-    members: dict[str, Participant] = field(default_factory=dict)
+    members: dict[str, Participant] = field(default_factory=dict)  # connected here
+    remote: dict[str, RemoteMember] = field(default_factory=dict)  # connected to other servers of the cluster
     passcode_digest: bytes | None = None  # set by whoever created the room; joining needs the same passcode
     voices: dict[str, int] = field(default_factory=dict)  # participant id -> voice variant (see voice_of)
+
+    @property
+    def count(self) -> int:
+        """Participants cluster-wide."""
+        return len(self.members) + len(self.remote)
 
     def admits(self, passcode: str | None) -> bool:
         if self.passcode_digest is None:
@@ -108,14 +128,26 @@ class Room:
         return self.voices[pid]
 
     def roster(self) -> list[ParticipantInfo]:
-        return [p.info() for p in self.members.values()]
+        return [p.info() for p in self.members.values()] + [r.info() for r in self.remote.values()]
+
+    def languages(self) -> set[str]:
+        """Every language spoken or heard in the room, cluster-wide."""
+        return {p.language for p in self.members.values()} | {r.language for r in self.remote.values()}
 
     def listeners(self, speaker: Participant) -> list[Participant]:
         return [p for p in self.members.values() if p is not speaker]
 
     def target_languages(self, speaker: Participant, source: str) -> list[str]:
-        """Distinct listener languages that need a translation of `source` (sorted, for stable order)."""
-        return sorted({p.language for p in self.listeners(speaker)} - {source, AUTO})
+        """Distinct listener languages, cluster-wide, that need a translation of `source` (sorted, stable order)."""
+        local = {p.language for p in self.listeners(speaker)}
+        return sorted((local | {r.language for r in self.remote.values()}) - {source, AUTO})
+
+    def wants_speech(self, speaker: Participant, targets: Iterable[str]) -> bool:
+        """Whether any listener of one of `targets`, here or on another server, takes synthesized speech."""
+        wanted = set(targets)
+        return any(p.wants_audio and p.language in wanted for p in self.listeners(speaker)) or any(
+            r.wants_audio and r.language in wanted for r in self.remote.values()
+        )
 
     def broadcast(self, message: ServerMessage, to: Iterable[Participant] | None = None) -> None:
         text = message.encode()  # serialise once, whatever the audience size
@@ -168,7 +200,7 @@ class Rooms:
             room = self._rooms[p.room_name] = Room(p.room_name, passcode_digest=_digest(passcode) if passcode else None)
         elif not room.admits(passcode):  # before the size check: outsiders learn nothing about the room
             raise WrongPasscode(f"room {p.room_name!r} needs its passcode")
-        elif len(room.members) >= self._max_per_room:
+        elif room.count >= self._max_per_room:
             raise RoomFull(f"room {p.room_name!r} is full ({self._max_per_room} participants)")
         room.members[p.id] = p
         return room

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # (docs/benchmarks.md has the measured quality per pair). There is no German pair in Debian.
 runtime_debs=(espeak-ng apertium apertium-eng-spa apertium-fr-es apertium-es-pt apertium-eng-cat apertium-fra-cat
   apertium-cat-ita apertium-spa-ita apertium-spa-cat apertium-por-cat)
-test_debs=(pocketsphinx-testdata chromium sox nginx nodejs systemd)
+test_debs=(pocketsphinx-testdata chromium sox nginx redis-server nodejs systemd)
 pip_files=(-r requirements_server.txt)
 debs=("${runtime_debs[@]}")
 venv=""

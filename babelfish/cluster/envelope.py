@@ -1,0 +1,47 @@
+"""The cluster's wire format on Redis: one binary frame per event, audio carried as raw bytes.
+
+A frame is a 4-byte big-endian header length, a compact JSON header, then the payload (PCM for audio, else empty).
+The header of a relayed result holds the client message already encoded, so a receiving server forwards that text
+as is: nothing is parsed or re-serialised per listener, and speech is never base64-encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Kind = Literal["join", "leave", "result"]
+_LEN = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    kind: Kind
+    origin: str  # server id of the sender: a server ignores its own frames
+    room: str
+    body: dict[str, Any]  # join/leave: the participant; result: {"text": ..., "language": ...}
+    payload: bytes = b""
+
+    def pack(self) -> bytes:
+        head = json.dumps({"k": self.kind, "o": self.origin, "r": self.room, "b": self.body}, separators=(",", ":"))
+        raw = head.encode()
+        return _LEN.pack(len(raw)) + raw + self.payload
+
+
+class BadFrame(ValueError):
+    pass
+
+
+def unpack(frame: bytes) -> Envelope:
+    """Parse a frame; BadFrame if it is not one of ours (another program on the same channel, a newer version)."""
+    try:
+        (size,) = _LEN.unpack_from(frame)
+        head = json.loads(frame[_LEN.size : _LEN.size + size])
+        kind, origin, room, body = head["k"], head["o"], head["r"], head["b"]
+    except (struct.error, ValueError, KeyError, TypeError) as exc:
+        raise BadFrame(str(exc)) from None
+    if kind not in ("join", "leave", "result") or not isinstance(body, dict):
+        raise BadFrame(f"unknown frame kind {kind!r}")
+    return Envelope(kind, str(origin), str(room), body, bytes(frame[_LEN.size + size :]))

@@ -1,0 +1,396 @@
+"""This server as one node of a cluster, through Redis: presence, heartbeat, room fan-out.
+
+Redis holds, per room, a hash of its participants cluster-wide (field: participant id, value: who and on which
+server) and, per server, a key that lives 3 heartbeats (`alive`). Each room has a pub/sub channel carrying
+joins, leaves and results. Pub/sub rather than streams: results are live speech, useless a few seconds late and
+never replayed to anyone, so fire-and-forget delivery with no storage, trimming or consumer bookkeeping fits;
+what pub/sub can lose (a frame sent while a server reconnects) is repaired for presence by the heartbeat, which
+reconciles every room with the hash; a lost result is one card missed, as with a dropped local connection.
+
+Who renders: the speaker's server renders every language its room needs cluster-wide (remote listeners are in
+`Room.remote`) and relays each result once on the room's channel; the other servers forward it to their local
+listeners of that language. So each distinct target language is rendered once in the whole cluster.
+
+Redis down: every call fails fast (short socket timeouts, no retries), the node says `down`, drops the remote
+participants from its rooms (telling its clients they left) and goes on serving its local clients; the heartbeat
+keeps trying, and once Redis answers the node re-registers its participants and re-reads every room (`up` again).
+
+Outbound overflow policy: relayed frames and presence writes wait in one bounded queue (QUEUE_MAX); when it is full
+(Redis too slow) the newest frame is dropped and counted, so the speaker's server never waits on Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from babelfish import protocol as proto
+from babelfish.cluster.envelope import BadFrame, Envelope, unpack
+from babelfish.metrics import Metrics
+from babelfish.rooms import Participant, RemoteMember, Room, Rooms
+from babelfish.tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+PREFIX = "babelfish:"
+QUEUE_MAX = 4096  # frames waiting for Redis
+BATCH = 256  # frames sent in one round trip
+ROOM_TTL_MS = 60_000  # a room hash nobody refreshes (every server in it gone) disappears after this
+POLL_SECONDS = 0.1  # the listener looks for new rooms to subscribe to this often
+FAILURES = (RedisError, OSError, TimeoutError)
+
+Command = tuple[str, str, Any]  # ("publish", channel, frame) | ("hset", key, {field: value}) | ("hdel", key, field)
+
+
+def alive_key(server: str) -> str:
+    return f"{PREFIX}alive:{server}"
+
+
+def room_key(room: str) -> str:
+    return f"{PREFIX}room:{room}"
+
+
+def channel(room: str) -> str:
+    return f"{PREFIX}room:{room}:events"
+
+
+def safe_url(url: str) -> str:
+    """The URL for a log line: no password."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+
+
+class RedisCluster:
+    def __init__(
+        self, url: str, rooms: Rooms, metrics: Metrics, heartbeat_seconds: float = 1.0, server_id: str | None = None
+    ) -> None:
+        self.server_id = server_id or secrets.token_hex(4)
+        self._url = url
+        timeout = max(0.5, heartbeat_seconds)
+        # Fail fast, never retry inside a call: the heartbeat is the retry, and local clients never wait on Redis.
+        self._redis = aioredis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        )
+        self._rooms, self._metrics = rooms, metrics
+        self._beat = heartbeat_seconds
+        self._ttl_ms = round(heartbeat_seconds * 3000)
+        self._out: asyncio.Queue[Command] = asyncio.Queue(QUEUE_MAX)
+        self._wake = asyncio.Event()
+        self._tasks = TaskSet()
+        # Presence changes heard on pub/sub, by (room, participant id): a heartbeat's snapshot older than one
+        # does not undo it.
+        self._heard: dict[tuple[str, str], float] = {}
+        self.up = False
+        self.published = self.received = self.dropped = 0
+        metrics.set_cluster_up(False)
+
+    # --- life cycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        log.info("cluster node %s joining through Redis at %s", self.server_id, safe_url(self._url))
+        self._tasks.spawn(self._presence_loop())
+        self._tasks.spawn(self._sender_loop())
+        self._tasks.spawn(self._listen_loop())
+
+    async def stop(self) -> None:
+        """Say goodbye (best effort, bounded): what is queued goes out, and this server's participants go."""
+        await self._tasks.cancel_all()
+        with contextlib.suppress(*FAILURES):
+            async with asyncio.timeout(2):
+                batch = [self._out.get_nowait() for _ in range(self._out.qsize())]
+                pipe = self._redis.pipeline(transaction=False)
+                for cmd in batch:
+                    _queue_command(pipe, cmd)
+                for room in self._rooms:
+                    if room.members:
+                        pipe.hdel(room_key(room.name), *room.members)
+                pipe.delete(alive_key(self.server_id))
+                await pipe.execute()
+        with contextlib.suppress(*FAILURES):
+            await self._redis.aclose()
+
+    # --- what the server tells the cluster (on the event loop, never waiting) ----------------------
+
+    def entered(self, p: Participant) -> None:
+        body = _member_body(p, self.server_id)
+        self._send(("hset", room_key(p.room_name), {p.id: json.dumps(body)}))
+        self._send(("publish", channel(p.room_name), Envelope("join", self.server_id, p.room_name, body).pack()))
+        self._wake.set()  # a new room is read from Redis at once, not at the next beat
+
+    def left(self, p: Participant) -> None:
+        self._send(("hdel", room_key(p.room_name), p.id))
+        body = {"id": p.id}
+        self._send(("publish", channel(p.room_name), Envelope("leave", self.server_id, p.room_name, body).pack()))
+
+    def relay(self, room: Room, text: str, language: str | None, pcm: bytes | None = None) -> None:
+        remote = room.remote.values()
+        if language is None:
+            needed = bool(room.remote)
+        else:
+            needed = any(r.language == language and (pcm is None or r.wants_audio) for r in remote)
+        if needed:
+            body = {"text": text, "language": language, "audio": pcm is not None}
+            self._send(
+                ("publish", channel(room.name), Envelope("result", self.server_id, room.name, body, pcm or b"").pack())
+            )
+
+    def status(self) -> dict[str, object]:
+        return {
+            "mode": "redis",
+            "redis": "up" if self.up else "down",
+            "server_id": self.server_id,
+            "remote_participants": sum(len(r.remote) for r in self._rooms),
+            "relayed": self.published,
+            "received": self.received,
+            "dropped": self.dropped,
+        }
+
+    def _send(self, cmd: Command) -> None:
+        if not self.up:
+            return  # the heartbeat re-registers presence when Redis is back; results of now are for now only
+        try:
+            self._out.put_nowait(cmd)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self._metrics.cluster_frame("dropped")
+
+    # --- up and down ---------------------------------------------------------------------------------
+
+    def _set_up(self, up: bool) -> None:
+        if up == self.up:
+            return
+        self.up = up
+        self._metrics.set_cluster_up(up)
+        if up:
+            log.info("cluster: Redis reachable; node %s is in the cluster", self.server_id)
+            return
+        log.warning("cluster: Redis unreachable; serving local clients only until it returns")
+        while not self._out.empty():
+            self._out.get_nowait()
+        for room in self._rooms:  # nobody elsewhere can be reached now: they leave this server's view of the room
+            self._reconcile(room, {}, since=None)
+
+    # --- loops --------------------------------------------------------------------------------------
+
+    async def _presence_loop(self) -> None:
+        while True:
+            try:
+                await self._heartbeat()
+                self._set_up(True)
+            except FAILURES as exc:
+                log.debug("cluster heartbeat failed: %s", exc)
+                self._set_up(False)
+            except Exception:
+                log.exception("cluster heartbeat failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._beat)
+            self._wake.clear()
+
+    async def _heartbeat(self) -> None:
+        """Say this server is alive, (re-)register its participants and read every room it hosts."""
+        rooms: list[Room] = list(self._rooms)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(alive_key(self.server_id), "1", px=self._ttl_ms)
+        for room in rooms:
+            key = room_key(room.name)
+            if room.members:
+                pipe.hset(
+                    key, mapping={p.id: json.dumps(_member_body(p, self.server_id)) for p in room.members.values()}
+                )
+            pipe.pexpire(key, ROOM_TTL_MS)
+            pipe.hgetall(key)
+        sent = time.monotonic()
+        replies = (await pipe.execute())[1:]
+        tables = [replies[i] for i in range(len(replies)) if _is_table(replies[i])]
+        entries = [_parse_members(t) for t in tables]
+        servers = sorted({m.server for es in entries for m in es.values()} - {self.server_id})
+        alive: set[str] = set()
+        if servers:
+            flags = await self._redis.mget([alive_key(s) for s in servers])
+            alive = {s for s, flag in zip(servers, flags, strict=True) if flag is not None}
+        alive.add(self.server_id)
+        cleanup = self._redis.pipeline(transaction=False)
+        stale = 0
+        for room, members in zip(rooms, entries, strict=True):
+            gone = [m.id for m in members.values() if m.server not in alive]
+            gone += [m.id for m in members.values() if m.server == self.server_id and m.id not in room.members]
+            if gone:
+                cleanup.hdel(room_key(room.name), *gone)  # whoever notices first; HDEL is idempotent
+                stale += 1
+            if self._rooms.get(room.name) is not room:
+                continue  # emptied meanwhile
+            remote = {i: m for i, m in members.items() if m.server != self.server_id and m.server in alive}
+            self._reconcile(room, remote, since=sent)
+        if stale:
+            await cleanup.execute()
+        horizon = time.monotonic() - 10 * self._beat
+        self._heard = {k: t for k, t in self._heard.items() if t > horizon}
+
+    async def _sender_loop(self) -> None:
+        while True:
+            batch = [await self._out.get()]
+            while len(batch) < BATCH and not self._out.empty():
+                batch.append(self._out.get_nowait())
+            pipe = self._redis.pipeline(transaction=False)
+            for cmd in batch:
+                _queue_command(pipe, cmd)
+            try:
+                await pipe.execute()
+            except FAILURES as exc:
+                log.debug("cluster send failed: %s", exc)
+                self.dropped += len(batch)
+                self._set_up(False)
+                continue
+            sent = sum(cmd[0] == "publish" for cmd in batch)
+            self.published += sent
+            for _ in range(sent):
+                self._metrics.cluster_frame("out")
+
+    async def _listen_loop(self) -> None:
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            subscribed: set[str] = set()
+            try:
+                while True:
+                    wanted = {channel(room.name) for room in self._rooms}
+                    if wanted - subscribed:
+                        await pubsub.subscribe(*(wanted - subscribed))
+                    if subscribed - wanted:
+                        await pubsub.unsubscribe(*(subscribed - wanted))
+                    subscribed = wanted
+                    if not subscribed:
+                        await asyncio.sleep(POLL_SECONDS)
+                        continue
+                    message = await pubsub.get_message(timeout=POLL_SECONDS)
+                    if message is not None and message.get("type") == "message":
+                        self._on_frame(message["data"])
+            except FAILURES as exc:
+                log.debug("cluster subscription lost: %s", exc)
+                self._set_up(False)
+            finally:
+                with contextlib.suppress(*FAILURES):
+                    await pubsub.aclose()
+            await asyncio.sleep(self._beat)
+
+    # --- what the cluster tells this server -------------------------------------------------------
+
+    def _on_frame(self, frame: bytes) -> None:
+        try:
+            env = unpack(frame)
+        except BadFrame as exc:
+            log.warning("cluster: ignoring a frame that is not ours: %s", exc)
+            return
+        if env.origin == self.server_id:
+            return
+        room = self._rooms.get(env.room)
+        if room is None:
+            return
+        self.received += 1
+        self._metrics.cluster_frame("in")
+        if env.kind == "result":
+            _deliver(room, env)
+        elif env.kind == "join":
+            member = _member(env.body, env.origin)
+            if member is not None:
+                self._heard[(room.name, member.id)] = time.monotonic()
+                self._add(room, member)
+        else:
+            pid = str(env.body.get("id"))
+            self._heard[(room.name, pid)] = time.monotonic()
+            self._remove(room, pid)
+
+    def _reconcile(self, room: Room, remote: dict[str, RemoteMember], since: float | None) -> None:
+        """Make `room.remote` what Redis says, except where pub/sub told us something newer than the snapshot."""
+
+        def newer(pid: str) -> bool:
+            return since is not None and self._heard.get((room.name, pid), 0.0) > since
+
+        for pid in [pid for pid in room.remote if pid not in remote and not newer(pid)]:
+            self._remove(room, pid)
+        for pid, member in remote.items():
+            if pid not in room.remote and not newer(pid):
+                self._add(room, member)
+
+    @staticmethod
+    def _add(room: Room, member: RemoteMember) -> None:
+        if member.id in room.remote or member.id in room.members:
+            return
+        room.remote[member.id] = member
+        room.broadcast(proto.Participants(room=room.name, event="join", who=member.info(), count=room.count))
+
+    @staticmethod
+    def _remove(room: Room, pid: str) -> None:
+        member = room.remote.pop(pid, None)
+        if member is not None:
+            room.broadcast(proto.Participants(room=room.name, event="leave", who=member.info(), count=room.count))
+
+
+def _deliver(room: Room, env: Envelope) -> None:
+    """A result rendered on another server, to this server's listeners of its language (all, for a transcript)."""
+    text, language, audio = env.body.get("text"), env.body.get("language"), bool(env.body.get("audio"))
+    if not isinstance(text, str):
+        return
+    for p in list(room.members.values()):
+        if language is not None and p.language != language:
+            continue
+        if audio:
+            if p.wants_audio:
+                p.outbox.put((text, env.payload))
+        else:
+            p.outbox.put(text)
+
+
+def _queue_command(pipe: Any, cmd: Command) -> None:
+    op, key, arg = cmd
+    if op == "publish":
+        pipe.publish(key, arg)
+    elif op == "hset":
+        pipe.hset(key, mapping=arg)
+        pipe.pexpire(key, ROOM_TTL_MS)
+    else:
+        pipe.hdel(key, arg)
+
+
+def _member_body(p: Participant, server: str) -> dict[str, object]:
+    return {"id": p.id, "name": p.name, "language": p.language, "audio": p.wants_audio, "server": server}
+
+
+def _member(body: dict[str, Any], server: str) -> RemoteMember | None:
+    try:
+        return RemoteMember(
+            id=str(body["id"]),
+            name=str(body["name"]),
+            language=str(body["language"]),
+            wants_audio=bool(body.get("audio", True)),
+            server=str(body.get("server", server)),
+        )
+    except KeyError:
+        return None
+
+
+def _is_table(reply: object) -> bool:
+    return isinstance(reply, dict)
+
+
+def _parse_members(table: dict[bytes, bytes]) -> dict[str, RemoteMember]:
+    members: dict[str, RemoteMember] = {}
+    for raw in table.values():
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            continue
+        member = _member(body, "") if isinstance(body, dict) else None
+        if member is not None and member.server:
+            members[member.id] = member
+    return members

@@ -1,0 +1,350 @@
+"""Cluster mode for real: redis-server, two server processes and nginx (nginx/babelfish-cluster.conf) on loopback.
+
+A room spans both servers; a server killed with -9 leaves the room and its clients come back through the other; Redis
+restarted mid-conversation leaves each server serving its own clients, and the cluster heals when Redis returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from babelfish.tls import ensure_certificate
+from tests.audio import frames, silence
+from tests.redisproc import RedisProcess, free_port
+from tests.serverproc import ROOT, ServerProcess
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+BEAT = "0.3"  # heartbeat: a killed server is noticed after ~1 s
+
+
+@dataclass
+class Cluster:
+    redis: RedisProcess
+    a: ServerProcess
+    b: ServerProcess
+    lb_port: int
+
+    @property
+    def lb_url(self) -> str:
+        return f"wss://127.0.0.1:{self.lb_port}/ws/client"
+
+    async def metrics(self, srv: ServerProcess) -> dict[str, Any]:
+        async with httpx.AsyncClient() as http:
+            return (await http.get(srv.url + "metrics", timeout=5)).json()
+
+
+def start_nginx(tmp: Path, upstreams: list[int]) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx/babelfish-cluster.conf with our ports, certificate and a private prefix."""
+    cert, key = ensure_certificate(tmp / "tls")
+    https_port, http_port = free_port(), free_port()
+    site = (ROOT / "nginx" / "babelfish-cluster.conf").read_text()
+    servers = "".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;\n" for p in upstreams)
+    site, n = re.subn(r"(    server 127\.0\.0\.1:\d+ [^\n]*\n)+", servers, site)
+    assert n == 1, "the upstream block of nginx/babelfish-cluster.conf changed shape"
+    site = re.sub(r"ssl_certificate\s+\S+;", f"ssl_certificate {cert};", site)
+    site = re.sub(r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {key};", site)
+    site = site.replace("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl").replace(
+        "listen 80;", f"listen 127.0.0.1:{http_port};"
+    )
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        f"pid {tmp}/nginx.pid; error_log {tmp}/error.log; daemon off;\n"
+        "events {}\n"
+        f"http {{ access_log off; client_body_temp_path {tmp}; proxy_temp_path {tmp};\n{site}\n}}\n"
+    )
+    check = subprocess.run([NGINX, "-t", "-c", str(conf), "-p", str(tmp)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"https://127.0.0.1:{https_port}/healthz", verify=False, timeout=1)
+            return proc, https_port
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("nginx did not start")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    redis = RedisProcess(tmp_path / "redis", password="s3cret word").start()  # a password URL, as in production
+    args = ("--redis-url", redis.url.replace(" ", "%20"), "--cluster-heartbeat-seconds", BEAT)
+    a = ServerProcess(tmp_path / "a", *args)
+    b = ServerProcess(tmp_path / "b", *args)
+    with ThreadPoolExecutor(2) as pool:  # both start at once
+        for f in [pool.submit(a.start), pool.submit(b.start)]:
+            f.result()
+    nginx, lb_port = start_nginx(tmp_path / "nginx", [a.port, b.port])
+    try:
+        yield Cluster(redis, a, b, lb_port)
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+        for srv in (a, b):
+            try:
+                srv.stop(timeout=15)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+        redis.kill()
+
+
+async def eventually(check: Callable[[], Any], within: float, what: str) -> Any:
+    """Poll `check` until it gives something true; fail after `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                got = check()
+                if got:
+                    return got
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not within {within} s: {what}") from None
+
+
+@dataclass
+class Peer:
+    """A WebSocket client that records every message (audio headers get their binary payload attached)."""
+
+    name: str
+    ws: Any
+    welcome: dict[str, Any]
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def join(cls, url: str, name: str, language: str, room: str = "talk", within: float = 10) -> Peer:
+        ctx = None
+        if url.startswith("wss:"):
+            ctx = ssl.create_default_context()
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        async with asyncio.timeout(within):
+            ws = await websockets.connect(url, ssl=ctx, max_size=None)
+            await ws.send(json.dumps({"type": "join", "name": name, "language": language, "room": room}))
+            welcome = json.loads(await ws.recv())
+        assert welcome["type"] == "welcome", welcome
+        peer = cls(name, ws, welcome)
+        peer.reader = asyncio.create_task(peer._read())
+        return peer
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.ws:
+                if isinstance(frame, bytes):
+                    self.messages[-1]["payload"] = frame
+                else:
+                    self.messages.append(json.loads(frame))
+        except websockets.ConnectionClosed:
+            pass
+
+    async def wait_for(self, pred: Callable[[dict[str, Any]], bool], within: float = 10) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            return next((m for m in self.messages if pred(m) and (m["type"] != "audio" or "payload" in m)), None)
+
+        return await eventually(found, within, f"{self.name} got {[m['type'] for m in self.messages]}")
+
+    async def speak(self, pcm: bytes) -> None:
+        for frame in frames(pcm + silence(0.8)):
+            await self.ws.send(frame)
+
+    async def close(self) -> None:
+        if self.reader is not None:
+            self.reader.cancel()
+        await self.ws.close()
+
+
+def translation_of(uid: str, language: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda m: m["type"] == "translation" and m["utterance_id"] == uid and m["language"] == language
+
+
+def audio_of(uid: str, language: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda m: m["type"] == "audio" and m["utterance_id"] == uid and m["language"] == language
+
+
+async def said(peer: Peer, pcm: bytes, within: float = 15) -> str:
+    """`peer` speaks; the id of its utterance (from its own transcript)."""
+    seen = {m.get("utterance_id") for m in peer.messages}
+    await peer.speak(pcm)
+    mine = await peer.wait_for(lambda m: m["type"] == "transcript" and m["utterance_id"] not in seen, within)
+    return mine["utterance_id"]
+
+
+def roster(peer: Peer) -> set[str]:
+    """Who `peer` believes is in its room: its welcome, then every join and leave since."""
+    names = {p["id"]: p["name"] for p in peer.welcome["participants"]}
+    for m in list(peer.messages):
+        if m["type"] == "participants":
+            if m["event"] == "join":
+                names[m["who"]["id"]] = m["who"]["name"]
+            else:
+                names.pop(m["who"]["id"], None)
+    return set(names.values())
+
+
+async def roster_is(peer: Peer, names: set[str], within: float = 10) -> None:
+    await eventually(lambda: roster(peer) == names, within, f"{peer.name}'s roster {roster(peer)} == {names}")
+
+
+async def healthz_until(srv: ServerProcess, redis_state: str, within: float = 10) -> None:
+    try:
+        async with asyncio.timeout(within), httpx.AsyncClient() as http:
+            while True:
+                health = (await http.get(srv.url + "healthz", timeout=2)).json()
+                assert health["status"] == "ok"  # serving, whatever Redis does
+                if health["cluster"]["redis"] == redis_state:
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{srv.url}: cluster never {redis_state}") from None
+
+
+async def test_a_room_spans_two_servers_behind_the_load_balancer(cluster: Cluster, speech_pcm: bytes):
+    for srv in (cluster.a, cluster.b):
+        await healthz_until(srv, "up")
+    bob = await Peer.join(cluster.lb_url, "Bob", "de")
+    carl = await Peer.join(cluster.lb_url, "Carl", "fr")
+    # least_conn: the two listeners are on different servers, so whoever speaks is on another server than one of them.
+    assert sorted([(await cluster.metrics(s))["clients"] for s in (cluster.a, cluster.b)]) == [1, 1]
+    ann = await Peer.join(cluster.lb_url, "Ann", "en")
+    for peer in (bob, carl):
+        await peer.wait_for(lambda m: m["type"] == "participants" and m["who"]["name"] == "Ann" and m["count"] == 3)
+    await roster_is(ann, {"Ann", "Bob", "Carl"})  # the roster is cluster-wide
+
+    uid = await said(ann, speech_pcm)
+    for peer, language in ((bob, "de"), (carl, "fr")):
+        text = await peer.wait_for(translation_of(uid, language))
+        assert text["text"].startswith(f"[{language}] ") and text["speaker"]["name"] == "Ann"
+        audio = await peer.wait_for(audio_of(uid, language))
+        assert len(audio["payload"]) == audio["bytes"] > 0  # speech as raw bytes, whole
+        assert not [m for m in peer.messages if m.get("language") not in (language, "en", None)]
+    # Rendered once in the whole cluster: by the speaker's server only.
+    stats = [await cluster.metrics(s) for s in (cluster.a, cluster.b)]
+    assert sorted(s["utterances_processed"] for s in stats) == [0, 1]
+    assert all(s["cluster"]["redis"] == "up" for s in stats)
+    for peer in (ann, bob, carl):
+        await peer.close()
+
+
+async def test_a_killed_server_leaves_the_room_and_its_clients_return_through_the_other(
+    cluster: Cluster, speech_pcm: bytes
+):
+    for srv in (cluster.a, cluster.b):
+        await healthz_until(srv, "up")
+    a_url, b_url = cluster.a.ws_url, cluster.b.ws_url
+    ann = await Peer.join(a_url, "Ann", "en")
+    dave = await Peer.join(a_url, "Dave", "fr")
+    bob = await Peer.join(b_url, "Bob", "de")
+    await roster_is(bob, {"Ann", "Dave", "Bob"})
+
+    cluster.a.kill()  # kill -9: no goodbye to Redis
+    killed = time.monotonic()
+    # Its clients come back through nginx, which skips the dead server, in the same room under the same names.
+    ann2, dave2 = await asyncio.gather(
+        reconnect(cluster.lb_url, "Ann", "en", killed), reconnect(cluster.lb_url, "Dave", "fr", killed)
+    )
+    back = time.monotonic() - killed
+    assert back < 5, f"clients back in the room after {back:.1f} s"
+    # The dead server's participants leave the lists (heartbeat TTL), the returned ones are there once each.
+    for gone in (ann, dave):
+        await bob.wait_for(lambda m, g=gone: m["type"] == "participants" and m["event"] == "leave"
+                           and m["who"]["id"] == g.welcome["client_id"], within=5)  # fmt: skip
+    for _ in range(100):  # bounded: 100 reads of /metrics
+        if (clients := (await cluster.metrics(cluster.b))["clients"]) == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert clients == 3
+
+    uid = await said(ann2, speech_pcm)  # the next utterance is served
+    await bob.wait_for(translation_of(uid, "de"))
+    await dave2.wait_for(audio_of(uid, "fr"))
+    for peer in (ann2, dave2, bob):
+        await peer.close()
+
+
+async def reconnect(url: str, name: str, language: str, since: float, within: float = 5) -> Peer:
+    """What the page does after a dropped connection: try again until it is back (bounded)."""
+    while True:
+        try:
+            return await Peer.join(url, name, language, within=2)
+        except (OSError, websockets.InvalidHandshake, websockets.ConnectionClosed, TimeoutError):
+            if time.monotonic() - since > within:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def test_redis_restart_local_service_goes_on_and_the_cluster_heals(cluster: Cluster, speech_pcm: bytes):
+    for srv in (cluster.a, cluster.b):
+        await healthz_until(srv, "up")
+    ann = await Peer.join(cluster.a.ws_url, "Ann", "en")
+    eve = await Peer.join(cluster.a.ws_url, "Eve", "de")  # same server as the speaker
+    bob = await Peer.join(cluster.b.ws_url, "Bob", "de")  # the other server
+    await roster_is(bob, {"Ann", "Eve", "Bob"})
+    uid = await said(ann, speech_pcm)
+    await bob.wait_for(translation_of(uid, "de"))
+
+    cluster.redis.kill()
+    await asyncio.gather(healthz_until(cluster.a, "down"), healthz_until(cluster.b, "down"))
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(cluster.a.url + "metrics?format=prometheus", timeout=5)).text
+    assert "babelfish_cluster_redis_up 0.0" in text
+    uid_down = await said(ann, speech_pcm)  # while Redis is down: the local listener is still served
+    await eve.wait_for(audio_of(uid_down, "de"))
+    await roster_is(bob, {"Bob"})  # nobody elsewhere can be reached
+
+    cluster.redis.start()  # back, empty: the servers register their participants again
+    await asyncio.gather(healthz_until(cluster.a, "up"), healthz_until(cluster.b, "up"))
+    await roster_is(bob, {"Ann", "Eve", "Bob"})
+    await asyncio.sleep(float(BEAT) * 2)  # the listener has subscribed again
+    uid_back = await said(ann, speech_pcm)
+    await bob.wait_for(translation_of(uid_back, "de"))
+    await bob.wait_for(audio_of(uid_back, "de"))
+    assert not [m for m in bob.messages if m.get("utterance_id") == uid_down]  # said while apart: not replayed
+    for peer in (ann, eve, bob):
+        await peer.close()
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """redis-server on a TLS port with a password; its certificate is issued for 127.0.0.1 by a local CA."""
+    from babelfish.tls import ca_certificate_path
+
+    cert, key = ensure_certificate(tmp_path / "tls")
+    ca = ca_certificate_path(tmp_path / "tls")
+    redis = RedisProcess(tmp_path / "redis", password="pw", extra=(
+        "--port", "0", "--tls-port", "{port}", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+    )).start()  # fmt: skip
+    try:
+        yield redis.port, ca
+    finally:
+        redis.kill()
+
+
+async def test_a_tls_redis_url_with_a_password_joins(tls_redis: tuple[int, Path]):
+    """rediss:// with the CA named in the URL: the node's heartbeat goes through."""
+    from babelfish.cluster.redis_node import RedisCluster
+    from babelfish.metrics import Metrics
+    from babelfish.rooms import Rooms
+
+    port, ca = tls_redis
+    node = RedisCluster(f"rediss://:pw@127.0.0.1:{port}/0?ssl_ca_certs={ca}", Rooms(1, 1), Metrics(), 0.2)
+    try:
+        await node.start()
+        await eventually(lambda: node.up, 10, "a heartbeat over TLS")
+    finally:
+        await node.stop()

@@ -1,0 +1,93 @@
+"""Cluster pieces without Redis: the frame format, rooms with remote members, what a received frame does."""
+
+import json
+
+import pytest
+
+from babelfish.cluster.envelope import BadFrame, Envelope, unpack
+from babelfish.cluster.redis_node import RedisCluster, safe_url
+from babelfish.metrics import Metrics
+from babelfish.rooms import Outbox, Participant, RemoteMember, Rooms
+
+
+def member(pid: str, language: str, audio: bool = True) -> Participant:
+    return Participant(pid, pid, language, "r", Outbox(100, 1_000_000, lambda: None), wants_audio=audio)
+
+
+def drain(p: Participant) -> list:
+    return [p.outbox._queue.get_nowait() for _ in range(p.outbox.qsize())]
+
+
+def test_frame_carries_audio_as_raw_bytes():
+    pcm = bytes(range(256)) * 10
+    frame = Envelope("result", "srv1", "r", {"text": '{"type":"audio"}', "language": "de", "audio": True}, pcm).pack()
+    assert pcm in frame and b"base64" not in frame  # the PCM is appended as is
+    back = unpack(frame)
+    assert (back.kind, back.origin, back.room, back.payload) == ("result", "srv1", "r", pcm)
+    assert back.body["language"] == "de"
+
+
+@pytest.mark.parametrize("frame", [b"", b"\x00\x00\x00\x05{}", b"\x00\x00\x00\x02{}", b"garbage-garbage"])
+def test_foreign_frames_are_refused(frame):
+    with pytest.raises(BadFrame):
+        unpack(frame)
+
+
+def test_remote_members_count_in_languages_roster_and_size():
+    rooms = Rooms(10, 3)
+    ann = member("ann", "en")
+    room = rooms.join(ann)
+    room.remote["bob"] = RemoteMember("bob", "Bob", "de", False, "other")
+    room.remote["eve"] = RemoteMember("eve", "Eve", "fr", True, "other")
+    assert room.count == 3
+    assert {p.id for p in room.roster()} == {"ann", "bob", "eve"}
+    assert room.target_languages(ann, "en") == ["de", "fr"]
+    assert room.wants_speech(ann, ["fr"]) and not room.wants_speech(ann, ["de"])
+    with pytest.raises(Exception, match="full"):
+        rooms.join(member("joe", "en"))  # the room limit is cluster-wide
+
+
+def test_a_received_result_reaches_local_listeners_of_its_language_only():
+    rooms = Rooms(10, 10)
+    de, de_text_only, fr = member("d1", "de"), member("d2", "de", audio=False), member("f1", "fr")
+    for p in (de, de_text_only, fr):
+        rooms.join(p)
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")  # never connects here
+    header = '{"type":"audio"}'
+    node._on_frame(Envelope("result", "other", "r", {"text": header, "language": "de", "audio": True}, b"pcm").pack())
+    node._on_frame(Envelope("result", "other", "r", {"text": '{"type":"transcript"}', "language": None}).pack())
+    node._on_frame(Envelope("result", "me", "r", {"text": "mine", "language": None}).pack())  # own echo: ignored
+    node._on_frame(Envelope("result", "other", "elsewhere", {"text": "x", "language": None}).pack())
+    assert drain(de) == [(header, b"pcm"), '{"type":"transcript"}']
+    assert drain(de_text_only) == ['{"type":"transcript"}']
+    assert drain(fr) == ['{"type":"transcript"}']
+
+
+def test_remote_join_and_leave_are_announced_once():
+    rooms = Rooms(10, 10)
+    ann = member("ann", "en")
+    room = rooms.join(ann)
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")
+    join = Envelope("join", "other", "r", {"id": "bob", "name": "Bob", "language": "de", "server": "other"}).pack()
+    node._on_frame(join)
+    node._on_frame(join)
+    assert room.count == 2 and room.target_languages(ann, "en") == ["de"]
+    node._on_frame(Envelope("leave", "other", "r", {"id": "bob"}).pack())
+    events = [json.loads(m) for m in drain(ann)]
+    assert [(e["event"], e["who"]["id"], e["count"]) for e in events] == [("join", "bob", 2), ("leave", "bob", 1)]
+
+
+def test_redis_down_drops_remote_members_and_keeps_local_ones():
+    rooms = Rooms(10, 10)
+    ann = member("ann", "en")
+    room = rooms.join(ann)
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")
+    node._set_up(True)
+    room.remote["bob"] = RemoteMember("bob", "Bob", "de", True, "other")
+    node._set_up(False)
+    assert room.count == 1 and rooms.get("r") is room
+    assert node.status()["redis"] == "down"
+
+
+def test_the_password_never_reaches_the_log():
+    assert safe_url("rediss://:s3cret@cache.example:6380/2") == "rediss://cache.example:6380/2"
