@@ -155,9 +155,10 @@ def main() -> None:
     args = p.parse_args()
     print(f"load: {os.getloadavg()[0]:.1f} (1 min), cores: {os.cpu_count()}")
     room = str(args.listeners + 10)
+    limits = ("--max-clients-per-room", room, "--max-connections-per-address", room, "--max-joins-per-minute", room)
     with tempfile.TemporaryDirectory() as tmp:
         redis = RedisProcess(Path(tmp) / "redis").start()
-        common = ("--log-level", "warning", "--max-clients-per-room", room, "--redis-url", redis.url)
+        common = ("--log-level", "warning", *limits, "--redis-url", redis.url)
         a, b = ServerProcess(Path(tmp) / "a", *common), ServerProcess(Path(tmp) / "b", *common)
         try:
             start_all([a, b])
@@ -170,7 +171,7 @@ def main() -> None:
             for s in (a, b):
                 s.stop()
             redis.kill()
-        single = ServerProcess(Path(tmp) / "single", "--log-level", "warning", "--max-clients-per-room", room)
+        single = ServerProcess(Path(tmp) / "single", "--log-level", "warning", *limits)
         try:
             start_all([single])
             one = asyncio.run(fan_out([single.ws_url], single.ws_url, args.listeners, args.fanout_rounds))
