@@ -61,6 +61,9 @@ def room_key(room: str) -> str:
     return f"{PREFIX}room:{room}"
 
 
+CLUSTER_CHANNEL = f"{PREFIX}cluster"
+
+
 def channel(room: str) -> str:
     return f"{PREFIX}room:{room}:events"
 
@@ -78,9 +81,10 @@ class RedisCluster:
         self.server_id = server_id or secrets.token_hex(4)
         self._url = url
         timeout = max(0.5, heartbeat_seconds)
-        # Fail fast, never retry inside a call: the heartbeat is the retry, and local clients never wait on Redis.
+        # Fail fast: one immediate retry (after a Redis restart the pool's idle connections are stale, and the retry
+        # takes a fresh one), no backoff; the heartbeat is the real retry, and local clients never wait on Redis.
         self._redis = aioredis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1)
         )
         self._rooms, self._metrics = rooms, metrics
         self._beat = heartbeat_seconds
@@ -91,7 +95,8 @@ class RedisCluster:
         # Presence changes heard on pub/sub, by (room, participant id): a heartbeat's snapshot older than one
         # does not undo it.
         self._heard: dict[tuple[str, str], float] = {}
-        self.up = False
+        self.up = False  # the heartbeat gets through and the subscription stands
+        self._beating = self._listening = False
         self.published = self.received = self.dropped = 0
         metrics.set_cluster_up(False)
 
@@ -167,6 +172,9 @@ class RedisCluster:
 
     # --- up and down ---------------------------------------------------------------------------------
 
+    def _update(self) -> None:
+        self._set_up(self._beating and self._listening)
+
     def _set_up(self, up: bool) -> None:
         if up == self.up:
             return
@@ -174,6 +182,7 @@ class RedisCluster:
         self._metrics.set_cluster_up(up)
         if up:
             log.info("cluster: Redis reachable; node %s is in the cluster", self.server_id)
+            self._wake.set()  # read the rooms now
             return
         log.warning("cluster: Redis unreachable; serving local clients only until it returns")
         while not self._out.empty():
@@ -187,12 +196,14 @@ class RedisCluster:
         while True:
             try:
                 await self._heartbeat()
-                self._set_up(True)
+                self._beating = True
             except FAILURES as exc:
                 log.debug("cluster heartbeat failed: %s", exc)
-                self._set_up(False)
+                self._beating = False
             except Exception:
                 log.exception("cluster heartbeat failed")
+                self._beating = False
+            self._update()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._beat)
             self._wake.clear()
@@ -228,8 +239,8 @@ class RedisCluster:
             if gone:
                 cleanup.hdel(room_key(room.name), *gone)  # whoever notices first; HDEL is idempotent
                 stale += 1
-            if self._rooms.get(room.name) is not room:
-                continue  # emptied meanwhile
+            if self._rooms.get(room.name) is not room or not self._listening:
+                continue  # emptied meanwhile; or deaf to the room's channel, so not in the cluster yet
             remote = {i: m for i, m in members.items() if m.server != self.server_id and m.server in alive}
             self._reconcile(room, remote, since=sent)
         if stale:
@@ -248,9 +259,10 @@ class RedisCluster:
             try:
                 await pipe.execute()
             except FAILURES as exc:
-                log.debug("cluster send failed: %s", exc)
+                log.debug("cluster send failed: %s", exc)  # whether Redis is down is the heartbeat's call
                 self.dropped += len(batch)
-                self._set_up(False)
+                for _ in batch:
+                    self._metrics.cluster_frame("dropped")
                 continue
             sent = sum(cmd[0] == "publish" for cmd in batch)
             self.published += sent
@@ -262,6 +274,10 @@ class RedisCluster:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             subscribed: set[str] = set()
             try:
+                # The cluster channel keeps the connection subscribed (and so checked) even with no room here.
+                await pubsub.subscribe(CLUSTER_CHANNEL)
+                self._listening = True
+                self._update()
                 while True:
                     wanted = {channel(room.name) for room in self._rooms}
                     if wanted - subscribed:
@@ -269,16 +285,16 @@ class RedisCluster:
                     if subscribed - wanted:
                         await pubsub.unsubscribe(*(subscribed - wanted))
                     subscribed = wanted
-                    if not subscribed:
-                        await asyncio.sleep(POLL_SECONDS)
-                        continue
                     message = await pubsub.get_message(timeout=POLL_SECONDS)
                     if message is not None and message.get("type") == "message":
                         self._on_frame(message["data"])
             except FAILURES as exc:
                 log.debug("cluster subscription lost: %s", exc)
-                self._set_up(False)
+            except Exception:
+                log.exception("cluster subscription failed")
             finally:
+                self._listening = False
+                self._update()
                 with contextlib.suppress(*FAILURES):
                     await pubsub.aclose()
             await asyncio.sleep(self._beat)
