@@ -1,0 +1,355 @@
+"""Fidelity hands-free: do listeners receive every word, once, soon — in a conversation, through the real server?
+
+    python bench/bench_fidelity.py [--data-dir data] [--only NAME] [-- extra server flags]
+
+Builds a conversational set (below), starts `server_cpu.py` (cascade engine), and plays each conversation through the
+reference client (`babelfish.client`) at real-time pace, hands-free: one client per speaker, all in one room, each
+streaming its own microphone track (its turns, silence while the other talks); no `end_utterance` ever cuts a turn,
+only the server's VAD. Listener connections in other languages receive the transcripts and translations.
+
+Each clip is scored against the same Whisper model's transcript of the whole clip with the standard 30 s window,
+beam 5, language given (faster-whisper `transcribe`; cached in DATA_DIR/bench_fidelity_refs.json): WER of all the
+transcripts a listener received for the clip, joined; dropped turns (a turn nobody received any text for); repeated
+phrases (a phrase received twice in a row that the reference has once); and speech end → translated text, from the
+server's `latency_ms` (from the last voiced frame; includes the VAD's end-of-speech wait) and measured at the
+listener (receipt time minus the moment the turn's last sample left the client).
+
+The set (generated, nothing downloaded):
+- `librivox`: the five LibriVox clips of pocketsphinx-testdata (human English), each whole, alternating with a second
+  speaker's short Pico turns in German and Spanish.
+- `librivox-cut`: the same clips cut at their own pauses into short turns, a breath's pause (0.8 s) between pieces,
+  so the VAD cuts mid-sentence; scored against the whole clip's reference.
+- `short`: two Pico speakers (en-US, en-GB) trading short turns ("Good morning.", "Yes.") and sentences.
+- `espeak`: espeak-ng sentences in de/es/fr/pt/it alternating with Pico English.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import io
+import itertools
+import json
+import sys
+import tempfile
+import time
+import wave
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "engines"))
+
+from cascade_audio import ESPEAK_SENTENCES, espeak_clip, librivox_clips, normalize, word_errors  # noqa: E402
+from conversation_audio import pico  # noqa: E402
+
+from babelfish import client  # noqa: E402
+from tests.serverproc import ServerProcess  # noqa: E402
+
+SR = 16_000
+GAP_OTHER = 0.7  # seconds between one speaker's turn and the other's
+GAP_BREATH = 0.8  # a pause inside a clip cut into pieces: longer than the VAD's 300 ms, so it cuts there
+LISTEN = ["en", "es"]
+
+
+@dataclass
+class Clip:
+    """One scored unit: a speaker says `audio` (as one turn, or as pieces with pauses between)."""
+
+    name: str
+    speaker: str
+    language: str
+    audio: np.ndarray
+    pieces: list[np.ndarray] = field(default_factory=list)  # empty: said whole
+    reference: str = ""
+
+
+@dataclass
+class Turn:
+    clip: Clip
+    audio: np.ndarray
+    start: float  # seconds into the conversation
+    end: float  # the last audible sample (TTS output ends in silence)
+
+
+@dataclass
+class Conversation:
+    name: str
+    clips: list[Clip]
+    turns: list[Turn] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def lay_out(name: str, clips: list[Clip]) -> Conversation:
+    """Place the clips one after another on a shared timeline (pieces of a cut clip with breath pauses)."""
+    conv, t, last = Conversation(name, clips), 0.5, None
+    for clip in clips:
+        if last is not None:
+            t += GAP_OTHER if last != clip.speaker else 1.2
+        for i, piece in enumerate(clip.pieces or [clip.audio]):
+            if i:
+                t += GAP_BREATH
+            audible = np.flatnonzero(np.abs(piece) > 0.01)
+            last = (audible[-1] + 1) if len(audible) else len(piece)
+            conv.turns.append(Turn(clip, piece, t, t + last / SR))
+            t += len(piece) / SR
+        last = clip.speaker
+    conv.seconds = t + 1.5
+    return conv
+
+
+def track(conv: Conversation, speaker: str) -> np.ndarray:
+    out = np.zeros(int(conv.seconds * SR) + SR, np.float32)
+    for turn in conv.turns:
+        if turn.clip.speaker == speaker:
+            i = int(turn.start * SR)
+            out[i : i + len(turn.audio)] = turn.audio
+    return out
+
+
+def cut_at_pauses(audio: np.ndarray, min_piece: float = 1.0) -> list[np.ndarray]:
+    """`audio` cut at its own pauses: the middle of each quiet stretch (20 ms frames 25 dB under the loudest, at least
+    two in a row) that leaves pieces of at least `min_piece` seconds. Read speech has few pauses a VAD would see; these
+    are the gaps between words and phrases where a speaker could stop for breath."""
+    frame = SR // 50
+    rms = np.sqrt(np.mean(audio[: len(audio) // frame * frame].reshape(-1, frame) ** 2, axis=1))
+    quiet = 20 * np.log10(rms + 1e-9) < 20 * np.log10(rms.max()) - 25
+    cuts, run = [0], 0
+    for i, q in enumerate(quiet):
+        run = run + 1 if q else 0
+        if run >= 2 and (i + 1 == len(quiet) or not quiet[i + 1]):
+            middle = (i + 1 - run // 2) * frame
+            if middle - cuts[-1] >= min_piece * SR and len(audio) - middle >= min_piece * SR:
+                cuts.append(middle)
+    cuts.append(len(audio))
+    return [audio[a:b] for a, b in itertools.pairwise(cuts)]
+
+
+def build_set(tmp: Path) -> list[Conversation]:
+    libri = librivox_clips()
+    other = [("Guten Morgen, wie geht es dir?", "de-DE", "de"), ("Ja.", "de-DE", "de"),
+             ("Buenos días.", "es-ES", "es"), ("No sé.", "es-ES", "es"),
+             ("Wo ist der Bahnhof?", "de-DE", "de")]  # fmt: skip
+    whole, cut = [], []
+    for (name, audio, _), (text, voice, lang) in zip(libri, other, strict=True):
+        short = name.rsplit("-", 1)[-1]
+        whole += [Clip(f"lv{short}", "A", "en", audio), Clip(f"B:{text}", "B", lang, pico(text, voice))]
+        cut.append(Clip(f"lv{short}-cut", "A", "en", audio, pieces=cut_at_pauses(audio)))
+        cut.append(Clip(f"B:{text}", "B", lang, pico(text, voice)))
+    a_turns = [("Good morning.", "en-US"), ("Yes.", "en-US"), ("Try again.", "en-US"), ("No matter.", "en-US"),
+               ("Ever tried.", "en-US"), ("I will see you at the station at five.", "en-US"), ("Okay.", "en-US"),
+               ("Thank you very much.", "en-US")]  # fmt: skip
+    b_turns = [("Good morning to you too.", "en-GB", "en"), ("Right.", "en-GB", "en"), ("No.", "en-GB", "en"),
+               ("Fail again.", "en-GB", "en"), ("Not at all.", "en-GB", "en"),
+               ("Where shall we meet tomorrow?", "en-GB", "en"), ("Sure.", "en-GB", "en"),
+               ("You are welcome.", "en-GB", "en")]  # fmt: skip
+    short = []
+    for (ta, va), (tb, vb, lb) in zip(a_turns, b_turns, strict=True):
+        short += [Clip(f"A:{ta}", "A", "en", pico(ta, va)), Clip(f"B:{tb}", "B", lb, pico(tb, vb))]
+    esp = []
+    english = ["Can you say that again?", "That sounds good.", "Really?", "See you tomorrow.", "Yes, exactly."]
+    for (lang, sentences), en in zip(ESPEAK_SENTENCES.items(), english, strict=True):
+        esp += [Clip(f"A:{lang}:{sentences[0][:20]}", "A", lang, espeak_clip(sentences[0], lang, tmp)),
+                Clip(f"B:{en}", "B", "en", pico(en, "en-GB"))]  # fmt: skip
+    return [lay_out("librivox", whole), lay_out("librivox-cut", cut), lay_out("short", short), lay_out("espeak", esp)]
+
+
+def speaker_language(conv: Conversation, speaker: str) -> str:
+    langs = {c.language for c in conv.clips if c.speaker == speaker}
+    return langs.pop() if len(langs) == 1 else "auto"
+
+
+# --- the reference: the same model, whole clip, standard window ---
+
+
+def references(clips: list[Clip], data_dir: Path) -> None:
+    from faster_whisper import WhisperModel
+
+    from babelfish.engines.cascade.models import resolve_whisper
+
+    folder, _ = resolve_whisper("", data_dir)
+    cache_path = data_dir / "bench_fidelity_refs.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    model = None
+    for clip in clips:
+        key = f"{folder.name}:{clip.language}:{hashlib.sha1(clip.audio.tobytes()).hexdigest()}"
+        if key not in cache:
+            model = model or WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=2)
+            segments, _ = model.transcribe(clip.audio, language=clip.language, beam_size=5, vad_filter=False)
+            cache[key] = " ".join(s.text.strip() for s in segments).strip()
+        clip.reference = cache[key]
+    cache_path.write_text(json.dumps(cache, indent=1, ensure_ascii=False))
+
+
+# --- streaming through the server ---
+
+
+class Lines(io.TextIOBase):
+    """stdout for the reference clients: each JSON line with the moment it was printed."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[float, dict]] = []
+        self._buf = ""
+
+    def write(self, s: str) -> int:
+        now = time.monotonic()
+        self._buf += s
+        while "\n" in self._buf:
+            line, self._buf = self._buf.split("\n", 1)
+            if line.startswith("{"):
+                self.lines.append((now, json.loads(line)))
+        return len(s)
+
+
+async def play(url: str, conv: Conversation, tmp: Path) -> tuple[list[tuple[float, dict]], dict[str, float]]:
+    """Both speakers' clients at once; returns (receipt time, message) and when each speaker's track started."""
+    runs = []
+    for i, speaker in enumerate(sorted({c.speaker for c in conv.clips})):
+        wav = tmp / f"{conv.name}-{speaker}.wav"
+        with wave.open(str(wav), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SR)
+            w.writeframes((np.clip(track(conv, speaker), -1, 1) * 32767).astype("<i2").tobytes())
+        argv = [str(wav), "--server", url, "--name", speaker, "--language", speaker_language(conv, speaker),
+                "--room", conv.name, "--json", "--tail-ms", "0", "--wait", "4"]  # fmt: skip
+        if i == 0:
+            argv += [a for lang in LISTEN for a in ("--listen", lang)]
+        runs.append(client.parse_args(argv))
+    out = Lines()
+    with contextlib.redirect_stdout(out):  # type: ignore[type-var]
+        await asyncio.gather(*(client.converse(a) for a in runs))
+    # A client streams right after its speaker connection's welcome (the first also joins listeners before).
+    return out.lines, {
+        m["name"]: t for t, m in out.lines if m.get("type") == "welcome" and m["connection"] == "speaker"
+    }
+
+
+@dataclass
+class Score:
+    errors: int = 0
+    words: int = 0
+    dropped: int = 0
+    repeated: int = 0
+    turns: int = 0
+
+
+def repeats(hyp: str, ref: str) -> int:
+    """Phrases received twice in a row that the reference does not have twice in a row."""
+    h, r = normalize(hyp), " ".join(normalize(ref))
+    count, i = 0, 0
+    while i < len(h):
+        for n in range(min(6, (len(h) - i) // 2), 0, -1):
+            if h[i : i + n] == h[i + n : i + 2 * n] and " ".join(h[i : i + 2 * n]) not in r:
+                count, i = count + 1, i + 2 * n - 1
+                break
+        i += 1
+    return count
+
+
+def score(
+    conv: Conversation, lines: list[tuple[float, dict]], t0: dict[str, float], verbose: bool
+) -> tuple[Score, list[float], list[float], list[float]]:
+    """Per clip WER etc.; latencies (server, listener) in seconds for each translation."""
+    first_listener = f"listen:{LISTEN[0]}"
+    transcripts = [(t, m) for t, m in lines if m.get("type") == "transcript" and m["connection"] == first_listener]
+    per_turn: dict[int, list[str]] = defaultdict(list)
+    turn_of: dict[str, int] = {}
+    for t, m in transcripts:
+        name = m["speaker"]["name"]
+        speech_end = t - m["latency_ms"] / 1000 - t0[name]
+        candidates = [i for i, tr in enumerate(conv.turns) if tr.clip.speaker == name]
+        best = min(candidates, key=lambda i: abs(conv.turns[i].end - speech_end) if speech_end >= conv.turns[i].start
+                   - 0.3 else 1e9)  # fmt: skip
+        per_turn[best].append(m["text"])
+        turn_of[m["utterance_id"]] = best
+    server_lat, client_lat = [], []
+    for t, m in lines:
+        if m.get("type") == "translation" and m["utterance_id"] in turn_of:
+            server_lat.append(m["latency_ms"] / 1000)
+            turn = conv.turns[turn_of[m["utterance_id"]]]
+            client_lat.append(t - t0[turn.clip.speaker] - turn.end)
+    total, wers = Score(), []
+    for clip in conv.clips:
+        idx = [i for i, tr in enumerate(conv.turns) if tr.clip is clip]
+        hyp = " ".join(x for i in idx for x in per_turn.get(i, []))
+        e, n = word_errors(hyp, clip.reference)
+        dropped = sum(1 for i in idx if not per_turn.get(i))
+        rep = repeats(hyp, clip.reference)
+        total.errors, total.words = total.errors + e, total.words + n
+        total.dropped, total.repeated, total.turns = (
+            total.dropped + dropped,
+            total.repeated + rep,
+            total.turns + len(idx),
+        )
+        wer = e / max(1, n)
+        wers.append(wer)
+        flag = " <-" if wer > 0.15 or dropped or rep else ""
+        print(f"  {clip.name[:34]:34} {len(idx):2} turn(s) WER {wer:5.0%} ({e}/{n}) dropped {dropped} rep {rep}{flag}")
+        if verbose or flag:
+            print(f"      ref: {clip.reference}\n      got: {hyp}")
+    return total, wers, server_lat, client_lat
+
+
+def pct(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q) * 1000:.0f}" if values else "-"
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        convs = [c for c in build_set(tmp) if not args.only or c.name in args.only]
+        t = time.perf_counter()
+        references([c for conv in convs for c in conv.clips], data_dir)
+        print(f"references ready in {time.perf_counter() - t:.0f} s")
+        srv = ServerProcess(data_dir, "--engine", "cascade", "--log-level", args.log_level, *args.server_args)
+        srv.start()
+        clip_wers: list[float] = []
+        total, server_lat, client_lat = Score(), [], []
+        try:
+            for conv in convs:
+                print(f"\n{conv.name}: {len(conv.clips)} clips, {len(conv.turns)} turns, {conv.seconds:.0f} s")
+                lines, t0 = await play(srv.ws_url, conv, tmp)
+                s, wers, sl, cl = score(conv, lines, t0, args.verbose)
+                print(f"  {conv.name}: WER {s.errors / max(1, s.words):.1%}, mean per clip {np.mean(wers):.1%}, "
+                      f"dropped {s.dropped}/{s.turns}, repeated {s.repeated}")  # fmt: skip
+                total.errors += s.errors
+                total.words += s.words
+                total.dropped += s.dropped
+                total.repeated += s.repeated
+                total.turns += s.turns
+                server_lat += sl
+                client_lat += cl
+                clip_wers += wers
+        finally:
+            srv.stop()
+    worst = max(clip_wers, default=0.0)
+    print(f"\noverall: mean WER per clip {np.mean(clip_wers):.1%} (worst clip {worst:.0%}), pooled "
+          f"{total.errors / max(1, total.words):.1%} ({total.errors}/{total.words} words), "
+          f"dropped turns {total.dropped}/{total.turns}, repeated phrases {total.repeated}")  # fmt: skip
+    print(f"speech end → translated text, server latency_ms: p50 {pct(server_lat, 50)} ms, p95 {pct(server_lat, 95)} ms"
+          f" (n={len(server_lat)})")  # fmt: skip
+    print(f"speech end → translated text at the listener: p50 {pct(client_lat, 50)} ms, p95 {pct(client_lat, 95)} ms")
+    return 0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--only", nargs="*", help="conversations to play: librivox librivox-cut short espeak")
+    p.add_argument("--log-level", default="warning")
+    p.add_argument("--verbose", action="store_true", help="print reference and received text for every clip")
+    p.add_argument("server_args", nargs="*", help="extra server flags after --")
+    raise SystemExit(asyncio.run(main_async(p.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
