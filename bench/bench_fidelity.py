@@ -10,10 +10,10 @@ only the server's VAD. Listener connections in other languages receive the trans
 Each clip is scored against the same Whisper model's transcript of the whole clip with the standard 30 s window,
 beam 5, language given (faster-whisper `transcribe`; cached in DATA_DIR/bench_fidelity_refs.json). Beside each clip,
 the same window decoded greedily shows how stable that reference is (on espeak's formant voices it is not).
-Scored: WER of all the transcripts a listener received for the clip, joined; dropped turns (a turn nobody received any text for); repeated
-phrases (a phrase received twice in a row that the reference has once); and speech end → translated text, from the
-server's `latency_ms` (from the last voiced frame; includes the VAD's end-of-speech wait) and measured at the
-listener (receipt time minus the moment the turn's last sample left the client).
+Scored: WER of all the transcripts a listener received for the clip, joined; dropped turns (a turn nobody received
+any text for); repeated phrases (a phrase received twice in a row that the reference has once); and speech end →
+translated text, from the server's `latency_ms` (from the last voiced frame; includes the VAD's end-of-speech wait)
+and measured at the listener (receipt time minus the moment the turn's last audible sample left the client).
 
 The set (generated, nothing downloaded):
 - `librivox`: the five LibriVox clips of pocketsphinx-testdata (human English), each whole, alternating with a second
