@@ -1,0 +1,45 @@
+"""The pipeline hands the engine the segmenter's speech probabilities, and counts repaired decoder loops."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from babelfish.app import create_app
+from babelfish.config import Settings
+from babelfish.engines.base import Transcript, Utterance
+from babelfish.engines.fake import FakeEngine
+from babelfish.segmenter import WINDOW
+from tests.test_ws import join, receive_until, speak
+
+
+class Looping(FakeEngine):
+    """The test engine, reporting every transcript as a repaired loop and keeping what it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Utterance] = []
+
+    def transcribe(self, utterance: Utterance) -> Transcript | None:
+        self.seen.append(utterance)
+        tr = super().transcribe(utterance)
+        return None if tr is None else Transcript(tr.text, tr.language, repaired=True)
+
+
+def test_speech_probs_reach_the_engine_and_loops_are_counted(tmp_path, speech_pcm):
+    engine = Looping()
+    app = create_app(Settings(data_dir=tmp_path), engine=engine)
+    with TestClient(app) as c, c.websocket_connect("/ws/client") as a:
+        join(a, "A", "en")
+        speak(a, speech_pcm)
+        receive_until(a, "transcript")
+        (u,) = engine.seen
+        assert u.speech_probs is not None and len(u.speech_probs) == len(u.audio) // WINDOW
+        assert float(np.mean(u.speech_probs >= 0.5)) > 0.6  # real speech: mostly voiced windows
+        deadline = time.monotonic() + 10
+        while c.get("/metrics").json()["decoder_loops"] != 1:
+            assert time.monotonic() < deadline, "decoder loop not counted"
+            time.sleep(0.05)
+        assert "babelfish_decoder_loops_total 1.0" in c.get("/metrics?format=prometheus").text
