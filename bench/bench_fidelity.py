@@ -263,14 +263,19 @@ def score(
     transcripts = [(t, m) for t, m in lines if m.get("type") == "transcript" and m["connection"] == first_listener]
     per_turn: dict[int, list[str]] = defaultdict(list)
     turn_of: dict[str, int] = {}
+    heard: set[int] = set()
     for t, m in transcripts:
         name = m["speaker"]["name"]
-        speech_end = t - m["latency_ms"] / 1000 - t0[name]
-        candidates = [i for i, tr in enumerate(conv.turns) if tr.clip.speaker == name]
-        best = min(candidates, key=lambda i: abs(conv.turns[i].end - speech_end) if speech_end >= conv.turns[i].start
-                   - 0.3 else 1e9)  # fmt: skip
-        per_turn[best].append(m["text"])
-        turn_of[m["utterance_id"]] = best
+        # The utterance's speech, on the speaker's timeline: its end from latency_ms (last voiced frame), its start
+        # from its length less the segmenter's pre-roll and closing silence (~0.5 s).
+        end = t - m["latency_ms"] / 1000 - t0[name]
+        start = end - max(0.0, m["audio_seconds"] - 0.5)
+        mine = [i for i, tr in enumerate(conv.turns) if tr.clip.speaker == name]
+        overlap = [i for i in mine if conv.turns[i].start < end + 0.3 and conv.turns[i].end > start - 0.3]
+        last = overlap[-1] if overlap else min(mine, key=lambda i: abs(conv.turns[i].end - end))
+        per_turn[last].append(m["text"])  # pieces joined into one utterance: its text goes with the last
+        heard.update(overlap or [last])
+        turn_of[m["utterance_id"]] = last
     server_lat, client_lat = [], []
     for t, m in lines:
         if m.get("type") == "translation" and m["utterance_id"] in turn_of:
@@ -282,7 +287,7 @@ def score(
         idx = [i for i, tr in enumerate(conv.turns) if tr.clip is clip]
         hyp = " ".join(x for i in idx for x in per_turn.get(i, []))
         e, n = word_errors(hyp, clip.reference)
-        dropped = sum(1 for i in idx if not per_turn.get(i))
+        dropped = sum(1 for i in idx if i not in heard)
         rep = repeats(hyp, clip.reference)
         total.errors, total.words = total.errors + e, total.words + n
         total.dropped, total.repeated, total.turns = (
