@@ -1,6 +1,6 @@
 """Fidelity hands-free: do listeners receive every word, once, soon — in a conversation, through the real server?
 
-    python bench/bench_fidelity.py [--data-dir data] [--only NAME] [-- extra server flags]
+    python -m bench.bench_fidelity [--data-dir data] [--only NAME] [-- extra server flags]
 
 Builds a conversational set (below), starts `server_cpu.py` (cascade engine), and plays each conversation through the
 reference client (`babelfish.client`) at real-time pace, hands-free: one client per speaker, all in one room, each
@@ -33,7 +33,6 @@ import hashlib
 import io
 import itertools
 import json
-import sys
 import tempfile
 import time
 import wave
@@ -43,15 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "engines"))
-
-from cascade_audio import ESPEAK_SENTENCES, espeak_clip, librivox_clips, normalize, word_errors  # noqa: E402
-from conversation_audio import pico  # noqa: E402
-
-from babelfish import client  # noqa: E402
-from tests.serverproc import ServerProcess  # noqa: E402
+from babelfish import client
+from tests.audio import librivox_clips
+from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
+from tests.engines.conversation_audio import pico
+from tests.serverproc import ServerProcess
 
 SR = 16_000
 GAP_OTHER = 0.7  # seconds between one speaker's turn and the other's
@@ -209,16 +204,25 @@ class Lines(io.TextIOBase):
         return len(s)
 
 
-async def play(url: str, conv: Conversation, tmp: Path) -> tuple[list[tuple[float, dict]], dict[str, float]]:
-    """Both speakers' clients at once; returns (receipt time, message) and when each speaker's track started."""
-    runs = []
-    for i, speaker in enumerate(sorted({c.speaker for c in conv.clips})):
-        wav = tmp / f"{conv.name}-{speaker}.wav"
-        with wave.open(str(wav), "wb") as w:
+def write_tracks(conv: Conversation, tmp: Path) -> dict[str, Path]:
+    """Each speaker's microphone track as a WAV for the reference client."""
+    paths = {}
+    for speaker in sorted({c.speaker for c in conv.clips}):
+        paths[speaker] = tmp / f"{conv.name}-{speaker}.wav"
+        with wave.open(str(paths[speaker]), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(SR)
             w.writeframes((np.clip(track(conv, speaker), -1, 1) * 32767).astype("<i2").tobytes())
+    return paths
+
+
+async def play(
+    url: str, conv: Conversation, wavs: dict[str, Path]
+) -> tuple[list[tuple[float, dict]], dict[str, float]]:
+    """All speakers' clients at once; returns (receipt time, message) and when each speaker's track started."""
+    runs = []
+    for i, (speaker, wav) in enumerate(wavs.items()):
         argv = [str(wav), "--server", url, "--name", speaker, "--language", speaker_language(conv, speaker),
                 "--room", conv.name, "--json", "--tail-ms", "0", "--wait", "4"]  # fmt: skip
         if i == 0:
@@ -313,12 +317,13 @@ def pct(values: list[float], q: float) -> str:
     return f"{np.percentile(values, q) * 1000:.0f}" if values else "-"
 
 
-async def main_async(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> None:
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         convs = [c for c in build_set(tmp) if not args.only or c.name in args.only]
+        wavs = {conv.name: write_tracks(conv, tmp) for conv in convs}
         t = time.perf_counter()
         references([c for conv in convs for c in conv.clips], data_dir)
         print(f"references ready in {time.perf_counter() - t:.0f} s")
@@ -329,10 +334,10 @@ async def main_async(args: argparse.Namespace) -> int:
         try:
             for conv in convs:
                 print(f"\n{conv.name}: {len(conv.clips)} clips, {len(conv.turns)} turns, {conv.seconds:.0f} s")
-                lines, t0 = await play(srv.ws_url, conv, tmp)
+                lines, t0 = asyncio.run(play(srv.ws_url, conv, wavs[conv.name]))
                 s, wers, sl, cl = score(conv, lines, t0, args.verbose)
                 print(f"  {conv.name}: WER {s.errors / max(1, s.words):.1%}, mean per clip {np.mean(wers):.1%}, "
-                      f"dropped {s.dropped}/{s.turns}, repeated {s.repeated}")  # fmt: skip
+                      f"dropped {s.dropped}/{s.turns}, repeated {s.repeated}", flush=True)  # fmt: skip
                 total.errors += s.errors
                 total.words += s.words
                 total.dropped += s.dropped
@@ -350,7 +355,6 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"speech end → translated text, server latency_ms: p50 {pct(server_lat, 50)} ms, p95 {pct(server_lat, 95)} ms"
           f" (n={len(server_lat)})")  # fmt: skip
     print(f"speech end → translated text at the listener: p50 {pct(client_lat, 50)} ms, p95 {pct(client_lat, 95)} ms")
-    return 0
 
 
 def main() -> None:
@@ -360,7 +364,7 @@ def main() -> None:
     p.add_argument("--log-level", default="warning")
     p.add_argument("--verbose", action="store_true", help="print reference and received text for every clip")
     p.add_argument("server_args", nargs="*", help="extra server flags after --")
-    raise SystemExit(asyncio.run(main_async(p.parse_args())))
+    run(p.parse_args())
 
 
 if __name__ == "__main__":

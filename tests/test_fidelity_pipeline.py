@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from fastapi.testclient import TestClient
 
 from babelfish.app import create_app
 from babelfish.config import Settings
@@ -13,6 +12,7 @@ from babelfish.engines.base import Transcript, Utterance
 from babelfish.engines.fake import FakeEngine
 from babelfish.segmenter import WINDOW
 from tests.test_ws import join, receive_until, speak
+from tests.wsclient import BoundedClient
 
 
 class Looping(FakeEngine):
@@ -31,7 +31,7 @@ class Looping(FakeEngine):
 def test_speech_probs_reach_the_engine_and_loops_are_counted(tmp_path, speech_pcm):
     engine = Looping()
     app = create_app(Settings(data_dir=tmp_path), engine=engine)
-    with TestClient(app) as c, c.websocket_connect("/ws/client") as a:
+    with BoundedClient(app) as c, c.websocket_connect("/ws/client") as a:
         join(a, "A", "en")
         speak(a, speech_pcm)
         receive_until(a, "transcript")
