@@ -100,6 +100,13 @@ PRESETS: dict[str, Preset] = {
             (Source("facebook/seamless-m4t-v2-large", "seamless-m4t-v2-large", "transformers"),),
         ),
         Preset(
+            "seamless-medium", "seamless", 20,
+            "SeamlessM4T v1 medium (1.2B parameters, half of v2 large): the same speech-to-text-and-speech engine on "
+            "smaller machines, at lower quality than v2",
+            "CC-BY-NC-4.0 (non-commercial)", "4.8 GB", "4.8 GB",
+            (Source("facebook/hf-seamless-m4t-medium", "seamless-m4t-medium", "transformers"),),
+        ),
+        Preset(
             "pyannote", "speaker", 10,
             "pyannote speaker-embedding models (WeSpeaker ResNet34, pyannote/embedding) for telling voices apart; "
             "the server does not load them yet",

@@ -1,9 +1,15 @@
-"""The `seamless` engine: SeamlessM4T v2 (facebook/seamless-m4t-v2-large) speech → text → speech, on CPU or CUDA.
+"""The `seamless` engine: SeamlessM4T (v2: facebook/seamless-m4t-v2-large; v1: facebook/hf-seamless-m4t-medium or
+-large) speech → text → speech, on CPU or CUDA.
 
 transformers' own speech-to-speech `generate` runs the speech encoder twice and handles one target language per call.
 Here the speech encoder runs once per utterance (its output is cached on the utterance object, so `transcribe` and
 `render` share it), and all target languages decode in one batched `generate` of the text decoder; the text-to-unit
 model and the vocoder then run once for all targets with speech output. The weights are CC-BY-NC-4.0.
+
+v1 and v2 share the speech encoder and text decoder, so v1 takes the same encoder-once, batched-decode path. They
+differ in speech: v2's text-to-unit model is non-autoregressive (one pass over character-level inputs), v1's is an
+autoregressive decoder (one step per unit, batched here over the targets) followed by a vocoder with its own duration
+predictor.
 
 Importing this module is cheap (torch and transformers load in `SeamlessEngine.load`): the factory imports it to find
 local weights and check torch and transformers are installed before it chooses an engine.
@@ -45,6 +51,10 @@ VIA = "seamless"
 MIN_SECONDS = 0.1  # shorter than a few encoder frames: nothing to transcribe
 ENCODER_CACHE = 8  # utterances whose encoder output is kept (≥ inference workers, so render finds transcribe's)
 TOKENS_PER_SECOND = 10  # speech is ~3 words/s, ~5 tokens/s: twice that bounds a runaway decode on long audio
+# v1's unit decoder writes deduplicated speech units, roughly 25 a second of speech, and a text token is ~0.2 s of
+# speech: 20 units per token leaves room for slow speech and bounds a runaway unit decode.
+UNITS_PER_TOKEN = 20
+MODEL_TYPES = {"seamless_m4t": 1, "seamless_m4t_v2": 2}
 
 
 class LanguageMap:
@@ -161,11 +171,13 @@ class SeamlessEngine:
         self.text_ids: dict[str, int] = dict(getattr(gen, "text_decoder_lang_to_code_id", None) or {})
         if not self.text_ids:
             raise ValueError("this SeamlessM4T generation config has no text_decoder_lang_to_code_id table")
-        t2u = set(getattr(gen, "t2u_lang_code_to_id", None) or {})
+        self.version = MODEL_TYPES.get(str(getattr(model.config, "model_type", "")), 2)
+        self.t2u_ids: dict[str, int] = dict(getattr(gen, "t2u_lang_code_to_id", None) or {})
         self.vocoder_ids: dict[str, int] = {
-            code: i for code, i in (getattr(gen, "vocoder_lang_code_to_id", None) or {}).items() if code in t2u
-        }  # speech out needs both tables (the unit model checks one, the vocoder uses the other)
-        self.can_speak = hasattr(gen, "id_to_text") and hasattr(gen, "char_to_id")
+            code: i for code, i in (getattr(gen, "vocoder_lang_code_to_id", None) or {}).items() if code in self.t2u_ids
+        }  # speech out needs both tables (the unit model uses one, the vocoder the other)
+        # v2's unit model reads characters, through two more tables; v1's needs only the language tables above
+        self.can_speak = self.version == 1 or (hasattr(gen, "id_to_text") and hasattr(gen, "char_to_id"))
         self.map = LanguageMap([*self.text_ids, *self.vocoder_ids])
         self.sample_rate = int(getattr(model.config, "sampling_rate", SAMPLE_RATE))
         self._languages = self._support_table()
@@ -173,18 +185,18 @@ class SeamlessEngine:
 
     @classmethod
     def load(cls, settings: Settings, reason: str = "", dtype: torch.dtype | None = None) -> SeamlessEngine:
-        """Load SeamlessM4T v2 from local weights only (a folder or the HF cache); `dtype` overrides the choice."""
+        """Load SeamlessM4T v2 or v1 from local weights only (a folder or the HF cache); `dtype` overrides the dtype."""
         import torch
-        from transformers import AutoConfig, AutoProcessor, SeamlessM4Tv2Model
+        from transformers import AutoConfig, AutoProcessor, SeamlessM4TModel, SeamlessM4Tv2Model
 
         started = time.perf_counter()
         folder = seamless_weights(settings)
         if folder is None:
             raise FileNotFoundError(f"no local SeamlessM4T weights for {settings.seamless_model!r}")
         kind = AutoConfig.from_pretrained(str(folder), local_files_only=True).model_type
-        # v1 (e.g. hf-seamless-m4t-medium) has an autoregressive unit model and other tables: not this code path
-        if kind != "seamless_m4t_v2":
-            raise ValueError(f"{folder} holds a {kind!r} model; the seamless engine runs SeamlessM4T v2 only")
+        if kind not in MODEL_TYPES:
+            raise ValueError(f"{folder} holds a {kind!r} model; the seamless engine runs SeamlessM4T (v1 or v2) only")
+        model_class = SeamlessM4Tv2Model if kind == "seamless_m4t_v2" else SeamlessM4TModel
         device = settings.device
         if device == "cuda" and not torch.cuda.is_available():
             log.warning("seamless: device cuda asked for but CUDA is not available; running on cpu")
@@ -192,7 +204,7 @@ class SeamlessEngine:
         torch.set_num_threads(settings.threads)
         dtype = dtype or pick_dtype(device)
         processor = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
-        model = SeamlessM4Tv2Model.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
+        model = model_class.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
         model = model.to(device).eval()
         model.set_modality("text")  # the decoder is fed encoder outputs we computed: no re-encoding in forward()
         dtype_name = str(dtype).removeprefix("torch.")
@@ -204,6 +216,7 @@ class SeamlessEngine:
             details={
                 "model": settings.seamless_model,
                 "weights": str(folder),
+                "version": f"SeamlessM4T v{engine.version}",
                 "device": device,
                 "dtype": dtype_name,
                 "parameters": f"{params / 1e6:.0f}M",
@@ -359,6 +372,9 @@ class SeamlessEngine:
 
     def _speak(self, enc: _Encoded, codes: Sequence[str]) -> dict[str, np.ndarray]:
         """Text-to-unit + vocoder for the decoded texts of `codes`, one batch; int16 PCM at `sample_rate` per code."""
+        return self._speak_v1(enc, codes) if self.version == 1 else self._speak_v2(enc, codes)
+
+    def _speak_v2(self, enc: _Encoded, codes: Sequence[str]) -> dict[str, np.ndarray]:
         import torch
 
         model, config = self.model, self.model.config
@@ -401,13 +417,51 @@ class SeamlessEngine:
             lang = torch.tensor([[self.vocoder_ids[codes[i]]] for i in voiced], device=self.device)
             speaker = torch.zeros_like(lang)
             wave, wave_lengths = model.vocoder(input_ids=unit_ids, speaker_id=speaker, lang_id=lang)
-        wave = wave.float().clamp(-1.0, 1.0).cpu().numpy()
-        wave_lengths = wave_lengths.reshape(-1).cpu().tolist()
-        out: dict[str, np.ndarray] = {}
-        for row, i in enumerate(voiced):
-            n = min(int(wave_lengths[row]), wave.shape[-1])
-            out[codes[i]] = np.round(wave[row, :n] * 32767).astype(np.int16)
-        return out
+        return _pcm(wave, wave_lengths, [codes[i] for i in voiced])
+
+    def _speak_v1(self, enc: _Encoded, codes: Sequence[str]) -> dict[str, np.ndarray]:
+        """v1: the autoregressive unit decoder, batched over the targets, then the vocoder (as transformers' own
+        SeamlessM4TModel.generate does for one target, minus its second speech-encoder pass)."""
+        import torch
+
+        model, config = self.model, self.model.config
+        gen = model.generation_config
+        pad, eos = gen.pad_token_id, gen.eos_token_id
+        # The unit model reads the text decoder's states for [start, lang, text..., eos], as transformers' v1 does.
+        rows = [torch.cat([enc.tokens[c], enc.tokens[c].new_tensor([eos])]) for c in codes]
+        lengths = torch.tensor([len(r) for r in rows], device=self.device)
+        ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad)
+        batch = len(codes)
+        with torch.inference_mode():
+            hidden = enc.hidden.expand(batch, -1, -1)
+            states = model.text_decoder(
+                input_ids=ids,
+                encoder_hidden_states=hidden,
+                encoder_attention_mask=torch.ones(hidden.shape[:2], dtype=torch.long, device=self.device),
+            ).last_hidden_state
+            mask = (torch.arange(ids.shape[1], device=self.device)[None, :] < lengths[:, None]).long()
+            # Each row starts the unit decoder with its own language: one batch serves every target language.
+            prefix = torch.tensor([[config.t2u_eos_token_id, self.t2u_ids[c]] for c in codes], device=self.device)
+            cap = min(int(config.t2u_max_new_tokens), 16 + UNITS_PER_TOKEN * int(lengths.max()))
+            units = model.t2u_model.generate(
+                inputs_embeds=states, attention_mask=mask, decoder_input_ids=prefix, max_new_tokens=cap,
+                num_beams=1, do_sample=False,
+            )[:, prefix.shape[1] :]  # fmt: skip
+            offset, unit_pad, vocab = config.vocoder_offset, config.t2u_pad_token_id, config.unit_hifi_gan_vocab_size
+            kept = []
+            for row in units:
+                stop = ((row == config.t2u_eos_token_id) | (row == unit_pad)).nonzero()
+                row = row[: int(stop[0, 0])] if len(stop) else row
+                # control symbols (below the offset) and ids past the vocoder's table would crash its embedding
+                kept.append(row[(row >= offset) & (row < offset + vocab)] - offset)
+            voiced = [i for i, u in enumerate(kept) if len(u)]
+            if not voiced:
+                return {}
+            unit_ids = torch.nn.utils.rnn.pad_sequence([kept[i] for i in voiced], batch_first=True,
+                                                       padding_value=unit_pad)  # fmt: skip
+            lang = torch.tensor([[self.vocoder_ids[codes[i]]] for i in voiced], device=self.device)
+            wave, wave_lengths = model.vocoder(input_ids=unit_ids, spkr_id=torch.zeros_like(lang), lang_id=lang)
+        return _pcm(wave, wave_lengths, [codes[i] for i in voiced])
 
     # --- helpers ---
     def _fallback(self) -> str:
@@ -429,3 +483,14 @@ class SeamlessEngine:
                 via["tts"] = VIA
             rows.append(LanguageSupport(code, code in text, code in text, code in voice, via=via))
         return rows
+
+
+def _pcm(wave: torch.Tensor, wave_lengths: torch.Tensor, codes: Sequence[str]) -> dict[str, np.ndarray]:
+    """The vocoder's batch (rows in `codes` order) as int16 PCM per code, each cut to its own length."""
+    samples = wave.float().clamp(-1.0, 1.0).cpu().numpy()
+    lengths = wave_lengths.reshape(-1).cpu().tolist()
+    out: dict[str, np.ndarray] = {}
+    for row, code in enumerate(codes):
+        n = min(int(lengths[row]), samples.shape[-1])
+        out[code] = np.round(samples[row, :n] * 32767).astype(np.int16)
+    return out

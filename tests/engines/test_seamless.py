@@ -209,7 +209,7 @@ def test_auto_engine_picks_seamless_for_local_weights(tiny_folder: Path):
         engine.close()
 
 
-def test_a_model_that_is_not_seamless_v2_is_refused(tmp_path: Path):
-    (tmp_path / "config.json").write_text('{"model_type": "seamless_m4t"}')
-    with pytest.raises(ValueError, match="v2 only"):
+def test_a_model_that_is_not_seamless_is_refused(tmp_path: Path):
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ValueError, match="runs SeamlessM4T"):
         SeamlessEngine.load(Settings(seamless_model=str(tmp_path)))
