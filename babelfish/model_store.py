@@ -70,7 +70,9 @@ def stored(data_dir: Path, role: Role | None = None) -> list[StoredModel]:
     root = models_dir(data_dir)
     if not root.is_dir():
         return []
-    found = [m for p in sorted(root.iterdir()) if p.is_dir() and (m := read_marker(p)) is not None]
+    # ".downloads" (originals awaiting conversion) and "<name>.partial" (a conversion not yet moved in) are work areas
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    found = [m for p in folders if not p.name.endswith(".partial") and (m := read_marker(p)) is not None]
     found = [m for m in found if role is None or m.role == role]
     return sorted(found, key=lambda m: -m.rank)
 

@@ -217,6 +217,8 @@ def test_unfinished_or_damaged_folders_are_not_used(tmp_path: Path, caplog: pyte
     models = tmp_path / "models"
     (models / "half-downloaded").mkdir(parents=True)
     (models / "half-downloaded" / "model.bin").write_bytes(b"partial")  # no marker: a download that did not finish
+    (models / "nllb-ct2.partial").mkdir()  # converted, but killed before it was moved into place
+    (models / "nllb-ct2.partial" / MARKER).write_text(json.dumps({"role": "mt", "preset": "n", "repo": "org/n"}))
     (models / "damaged").mkdir()
     (models / "damaged" / MARKER).write_text("{not json")
     good = models / "whisper-a"
@@ -228,4 +230,4 @@ def test_unfinished_or_damaged_folders_are_not_used(tmp_path: Path, caplog: pyte
     assert [m.folder.name for m in stored(tmp_path, "asr")] == ["whisper-b", "whisper-a"]
     assert "damaged" in caplog.text
     assert find(tmp_path, "asr", "org/a") is not None and find(tmp_path, "mt", "org/a") is None
-    assert mt_folders([Path("/x/opus")], tmp_path) == [Path("/x/opus")]
+    assert mt_folders([Path("/x/opus")], tmp_path) == [Path("/x/opus")]  # no finished MT model fetched
