@@ -1,7 +1,7 @@
 """SeamlessM4T v1 (medium shapes, random weights) on CPU: the engine's encoder-once batched path against transformers'
 own `SeamlessM4TModel.generate` run once per target, for k target languages with speech.
 
-Run: python bench/bench_seamless_v1.py [--size medium|tiny] [--targets 1,3] [--repeat 3] [--text-tokens 20]
+Run: python -m bench.bench_seamless_v1 [--size medium|tiny] [--targets 1,3] [--repeat 3] [--text-tokens 20]
      [--units 100]
 
 No real v1 weights can be downloaded here, so the model has hf-seamless-m4t-medium's shapes and random weights (built
@@ -22,14 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engines")]
-
-from tiny_seamless import make_tiny_seamless_v1  # noqa: E402
-
-from babelfish.engines.base import SpeechResult, Utterance  # noqa: E402
-from babelfish.engines.seamless import SeamlessEngine, pick_dtype  # noqa: E402
+from babelfish.engines.base import SpeechResult, Utterance
+from babelfish.engines.seamless import SeamlessEngine, pick_dtype
+from tests.engines.tiny_seamless import make_tiny_seamless_v1
 
 TARGETS = (("de", "deu"), ("pt", "por"), ("es", "spa"))
 

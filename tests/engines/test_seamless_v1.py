@@ -8,13 +8,10 @@ model is autoregressive, run here once for all targets. The reference for every 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 from babelfish.config import Settings
 from babelfish.engines.base import SpeechResult, TextResult, Transcript, Utterance
