@@ -37,6 +37,7 @@ class Run:
     errors: int = 0
     transcripts: int = 0
     last_message_at: float = field(default_factory=time.monotonic)
+    _saved: dict[Path, bytes] = field(default_factory=dict)  # speech so far per saved file
 
     def emit(self, who: str, message: dict[str, Any]) -> None:
         self.last_message_at = time.monotonic()
@@ -75,11 +76,13 @@ class Run:
             return
         self.save_audio.mkdir(parents=True, exist_ok=True)
         path = self.save_audio / f"{header['utterance_id']}-{header['language']}.wav"
+        # A slow voice sends an utterance's speech sentence by sentence: one file holds them all.
+        self._saved[path] = self._saved.get(path, b"") + payload
         with wave.open(str(path), "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)
             out.setframerate(int(header["sample_rate"]))
-            out.writeframes(payload)
+            out.writeframes(self._saved[path])
 
 
 def read_wav(path: Path) -> tuple[bytes, int]:

@@ -102,9 +102,21 @@ def table(supports: Sequence[LanguageSupport]) -> list[dict[str, object]]:
         row["name"] = english_name(s.code)
         row["native_name"] = native_name(s.code)
         row["iso639_3"] = iso639_3(s.code)
+        row["listener"] = listener_gets(s)
         rows.append(row)
     rows.sort(key=lambda r: str(r["name"]))
     return rows
+
+
+def listener_gets(s: LanguageSupport) -> str:
+    """In plain words, what someone who picks this language receives from speakers of other languages."""
+    if not s.text_out:
+        return "No translation into it on this server: you get what others say in their own words, with a notice."
+    via = f" ({s.via['mt']})" if s.via.get("mt") else ""
+    if s.speech_out:
+        voice = f", spoken by {s.via['tts']}" if s.via.get("tts") else ", spoken"
+        return f"Translations as text{via}{voice}."
+    return f"Translations as text{via}, not spoken (no voice for it)."
 
 
 def resolve(tag: str, supported: Iterable[str]) -> str:

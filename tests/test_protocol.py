@@ -65,3 +65,19 @@ def test_language_resolve_rejects_unknown():
     with pytest.raises(languages.UnknownLanguage):
         languages.resolve("", {"en"})
     assert languages.resolve("en-GB", {"en"}) == "en"
+
+
+def test_language_table_says_what_a_listener_gets():
+    from babelfish.engines.base import LanguageSupport
+
+    rows = languages.table(
+        [
+            LanguageSupport("de", True, False, True, {"asr": "faster-whisper", "tts": "pico"}),
+            LanguageSupport("it", True, True, True, {"mt": "apertium", "tts": "pico"}),
+            LanguageSupport("ca", False, True, False, {"mt": "apertium"}),
+        ]
+    )
+    said = {r["code"]: r["listener"] for r in rows}
+    assert said["de"].startswith("No translation into it")
+    assert said["it"] == "Translations as text (apertium), spoken by pico."
+    assert said["ca"] == "Translations as text (apertium), not spoken (no voice for it)."

@@ -3,6 +3,7 @@
 import { $ } from "./dom.js";
 
 const names = new Map(); // code → English name
+const gets = new Map(); // code → what a listener of it receives, in words (the table's "listener")
 
 export function languageName(code) {
   if (!code) return "";
@@ -30,9 +31,11 @@ export function fillLanguages(list, keep = $("f-lang").value) {
   const sel = $("f-lang");
   builtInLanguages(); // read the markup's list before it is replaced
   const langs = (list || []).filter((l) => l && l.code);
-  for (const l of langs) names.set(l.code, l.name || l.code);
+  for (const l of langs) { names.set(l.code, l.name || l.code); if (l.listener) gets.set(l.code, l.listener); }
   sel.textContent = "";
-  const option = (value, text) => { const o = document.createElement("option"); o.value = value; o.textContent = text; return o; };
+  const option = (value, text) => {
+    const o = document.createElement("option"); o.value = value; o.textContent = text; o.title = gets.get(value) || ""; return o;
+  };
   const sorted = [...langs].sort((a, b) => (a.name || a.code).localeCompare(b.name || b.code));
   // Languages others can be translated into come first; the rest can only be spoken (listeners get transcripts).
   const full = sorted.filter((l) => l.text_out !== false), partial = sorted.filter((l) => l.text_out === false);
@@ -46,4 +49,13 @@ export function fillLanguages(list, keep = $("f-lang").value) {
   sel.appendChild(option("auto", "Detect what I speak (no translation)"));
   if (keep && ![...sel.options].some((o) => o.value === keep)) sel.appendChild(option(keep, `${languageName(keep)} (${keep})`));
   sel.value = keep;
+  if (!sel.dataset.noted) { sel.addEventListener("change", showListenerNote); sel.dataset.noted = "1"; }
+  showListenerNote();
+}
+
+// Under the picker: what picking this language gets you (text, voice, via what), so nobody is surprised.
+function showListenerNote() {
+  const note = $("f-lang-note"), code = $("f-lang").value;
+  if (note) note.textContent = code === "auto" ? "You are transcribed in whatever you speak; others are shown to you untranslated."
+    : gets.get(code) || "";
 }

@@ -94,3 +94,15 @@ def test_a_failing_language_list_leaves_the_picker_alone(server: ServerProcess, 
     page.wait_for_load_state("networkidle")
     options = page.evaluate("() => [...document.querySelectorAll('#f-lang option')].map(o => o.value)")
     assert len(options) > 10 and "fr" in options and "auto" in options, options  # the page's built-in list
+
+
+def test_the_picker_says_what_a_listener_gets(server: ServerProcess, page: Page) -> None:
+    page.goto(server.url)
+    page.wait_for_selector("#settings:not(.hidden)")
+    page.wait_for_function("() => document.querySelector('#f-lang option[value=la]')", timeout=10_000)  # server's list
+    page.select_option("#f-lang", "la")  # the test engine cannot translate into Latin
+    assert "No translation into it" in page.locator("#f-lang-note").inner_text()
+    page.select_option("#f-lang", "fr")
+    assert page.locator("#f-lang-note").inner_text() == "Translations as text (test), spoken by test."
+    assert "spoken by" in (page.locator("#f-lang option[value=fr]").get_attribute("title") or "")
+    assert PROBLEMS == []

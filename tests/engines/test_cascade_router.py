@@ -139,3 +139,29 @@ def test_audio_first_hop_then_best_measured_route():
     r = Router([ap], [FakeSpeechMT()], measured=measured)
     audio = np.zeros(16000, np.float32)
     assert r.translate("hallo", "de", "fr", audio=audio) == ("EN>ca>fr", "pivot:audio-en+ap+ap")
+
+
+class FakeStreamingTts:
+    name = "slow-neural"
+
+    def languages(self):
+        return {"es"}
+
+    def synthesize(self, text: str, language: str, variant: int = 0):
+        return b"".join(pcm for pcm, _ in self.stream(text, language, variant)), 8000
+
+    def stream(self, text: str, language: str, variant: int = 0):
+        for i, _sentence in enumerate(text.split(". ")):
+            yield bytes([i + 1, variant]) * 50, 8000
+
+
+def test_streaming_voice_sends_each_sentence_in_order_after_all_texts():
+    router = Router([FakeMT("ap", {("de", "es"), ("de", "en")})])
+    engine = CascadeEngine(FakeAsr(), router, Voices([FakeStreamingTts(), FakeTts()]))
+    u = Utterance(np.zeros(16000, np.float32), "de", voice=3)
+    out = list(engine.render(u, Transcript("Eins. Zwei. Drei", "de"), ["es", "en"]))
+    assert [type(r).__name__ for r in out[:2]] == ["TextResult", "TextResult"]
+    es = [r for r in out[2:] if r.language == "es"]
+    assert [r.pcm[:2] for r in es] == [bytes([1, 3]), bytes([2, 3]), bytes([3, 3])]  # sentence order, speaker's voice
+    assert all(r.via == "slow-neural" for r in es)
+    assert [r.language for r in out[2:] if r.language == "en"] == ["en"]  # a plain voice: one piece

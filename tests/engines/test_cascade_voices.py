@@ -119,3 +119,26 @@ def test_voice_choice_per_language(pico: Pico, espeak: Espeak, tmp_path: Path):
     voices = Voices([pico, espeak])
     assert voices.for_language("de") is pico and voices.for_language("it") is pico
     assert voices.for_language("ca") is espeak and voices.for_language("pt") is espeak
+
+
+def test_kokoro_portuguese_is_understood_sentence_by_sentence(
+    whisper, espeak: Espeak, tmp_path_factory: pytest.TempPathFactory
+):
+    from babelfish.engines.cascade.kokoro import Kokoro
+
+    kokoro = Kokoro(espeak, tmp_path_factory.mktemp("kokoro-data"), threads=2)
+    assert list(kokoro.languages()) == ["pt"]
+    chunks = list(kokoro.stream("Bom dia. Meu irmão trabalha em um hospital.", "pt"))
+    assert len(chunks) == 2 and all(rate == kokoro.sample_rate for _, rate in chunks)  # one per sentence
+    heard = hear(whisper, b"".join(pcm for pcm, _ in chunks), kokoro.sample_rate, "pt")
+    # Measured round-trip WER 0.30 (bench/bench_voices.py): a robust few of the words, not all.
+    assert len({"bom", "dia", "irmão", "trabalha", "hospital"} & heard) >= 3, heard
+
+
+def test_default_voice_is_the_first_measured_clear_enough(pico: Pico, espeak: Espeak):
+    measured = {"it": {"pico": 0.30, "espeak-ng": 0.20}, "de": {"pico": 0.04, "espeak-ng": 0.45}}
+    voices = Voices([pico, espeak], measured)
+    assert voices.for_language("de") is pico
+    assert voices.for_language("it") is espeak  # neither under 0.15: the one understood best
+    assert voices.for_language("es") is pico  # never measured: preference order
+    assert Voices([pico, espeak], {"de": {"pico": 0.5, "espeak-ng": 0.1}}).for_language("de") is espeak

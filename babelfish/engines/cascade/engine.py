@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import queue
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,11 +22,12 @@ from babelfish.engines.base import (
     Utterance,
 )
 from babelfish.engines.cascade.asr import Asr, WhisperAsr
+from babelfish.engines.cascade.kokoro import Kokoro
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
 from babelfish.engines.cascade.nonspeech import Voicing, is_speech
 from babelfish.engines.cascade.quality import load_quality
 from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
-from babelfish.engines.cascade.tts import Espeak, Pico, Piper, Tts
+from babelfish.engines.cascade.tts import MAX_VOICE_WER, Espeak, Pico, Piper, StreamingTts, Tts, load_voice_quality
 from babelfish.languages import untranslatable
 from babelfish.model_store import mt_folders
 
@@ -54,12 +56,18 @@ class WhisperTranslate:
 
 @dataclass
 class Voices:
-    """The TTS voice per language: a natural one first where installed, espeak-ng otherwise."""
+    """The TTS voice per language: the first in preference order (natural voices before espeak-ng) that Whisper
+    understood well enough when measured (round-trip WER ≤ MAX_WER, voice_quality.json); where none did, the one
+    understood best. A voice never measured for a language counts as good enough."""
 
     tts: Sequence[Tts]
+    measured: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # language -> voice name -> WER
 
     def for_language(self, language: str) -> Tts | None:
-        return next((t for t in self.tts if language in t.languages()), None)
+        serving = [t for t in self.tts if language in t.languages()]
+        wer = self.measured.get(language, {})
+        good = [t for t in serving if wer.get(t.name, 0.0) <= MAX_VOICE_WER]
+        return good[0] if good else min(serving, key=lambda t: wer.get(t.name, 1.0), default=None)
 
     def languages(self) -> set[str]:
         return {lang for t in self.tts for lang in t.languages()}
@@ -110,12 +118,23 @@ class CascadeEngine:
         router = Router(text, speech, measured=load_quality())  # routes ranked by measured chrF
         details["mt"] = ", ".join(router.backends())
 
+        t0 = time.perf_counter()
+        espeak: Espeak | None = None
+        try:
+            espeak = Espeak()
+            log.info("TTS: espeak-ng, %d languages, in %.2f s", len(espeak.languages()), time.perf_counter() - t0)
+        except Exception as exc:
+            log.warning("TTS: espeak-ng not available (%s); no speech output except natural voices", exc)
         tts: list[Tts] = []
         if settings.natural_voices:
             # Order is preference: Piper first for English (natural, and as clear as Pico: docs/benchmarks.md), then
-            # Pico for de/en/es/fr/it; espeak-ng (below) covers the rest.
-            voices: tuple[tuple[str, Callable[[], Tts | None]], ...] = (("Piper", Piper.joe), ("Pico", Pico))
-            for label, load_voice in voices:
+            # Pico for de/en/es/fr/it, Kokoro (reading espeak-ng's IPA) for Portuguese; espeak-ng covers the rest.
+            makers: tuple[tuple[str, Callable[[], Tts | None]], ...] = (
+                ("Piper", Piper.joe),
+                ("Pico", Pico),
+                ("Kokoro", lambda: Kokoro.load(espeak, settings.data_dir, threads=1) if espeak else None),
+            )
+            for label, load_voice in makers:
                 t0 = time.perf_counter()
                 try:
                     voice = load_voice()
@@ -127,16 +146,12 @@ class CascadeEngine:
                     continue
                 tts.append(voice)
                 log.info("TTS: %s for %s in %.2f s", voice.name, ",".join(voice.languages()), time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        try:
-            espeak = Espeak()
+        if espeak is not None:
             tts.append(espeak)
-            log.info("TTS: espeak-ng, %d languages, in %.2f s", len(espeak.languages()), time.perf_counter() - t0)
-        except Exception as exc:
-            log.warning("TTS: espeak-ng not available (%s); no speech output except natural voices", exc)
         details["tts"] = ", ".join(t.name for t in tts) or "none"
 
-        engine = cls(asr, router, Voices(tts), EngineInfo(name="cascade", reason=reason, details=details))
+        voices = Voices(tts, load_voice_quality())  # defaults by measured intelligibility
+        engine = cls(asr, router, voices, EngineInfo(name="cascade", reason=reason, details=details))
         log.info("cascade engine ready in %.1f s", time.perf_counter() - t_all)
         return engine
 
@@ -159,7 +174,10 @@ class CascadeEngine:
         memo = Memo()  # hops shared by several targets run once
         src, text, audio = transcript.language, transcript.text, utterance.audio
         futures = {self._pool.submit(self.router.translate, text, src, tgt, audio, memo): tgt for tgt in targets}
-        speech_jobs: dict[Future[tuple[bytes, int]], tuple[str, str]] = {}
+        # Speech jobs put their results (clause by clause where the voice streams) and then an end mark on `spoken`.
+        # Unbounded but bounded by the text: one item per clause per target, plus one end mark per target.
+        spoken: queue.SimpleQueue[SpeechResult | str] = queue.SimpleQueue()
+        jobs = 0
         for fut in as_completed(futures):  # quickest first: a listener never waits for another language's text
             tgt = futures[fut]
             try:
@@ -176,18 +194,15 @@ class CascadeEngine:
             # runs beside the other targets' translation and espeak (~3 ms), not after them.
             voice = self.voices.for_language(tgt) if speech and result.text else None
             if voice is not None and result.text:
-                job = self._pool.submit(voice.synthesize, result.text, tgt, utterance.voice)
-                speech_jobs[job] = (tgt, voice.name)
+                self._pool.submit(_speak, voice, result.text, tgt, utterance.voice, spoken)
+                jobs += 1
             yield result
-        for job in as_completed(speech_jobs):  # quickest first: espeak listeners do not wait behind Piper
-            tgt, name = speech_jobs[job]
-            try:
-                pcm, rate = job.result()
-            except Exception:
-                log.exception("speech synthesis for %s failed", tgt)
-                continue
-            if pcm:
-                yield SpeechResult(tgt, pcm, rate, via=name)
+        while jobs:  # quickest first: espeak listeners do not wait behind Piper
+            item = spoken.get()
+            if isinstance(item, SpeechResult):
+                yield item
+            else:
+                jobs -= 1
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -228,6 +243,20 @@ class CascadeEngine:
         names = {b.name for b in self.router.text.values() if any(p[1] == tgt for p in b.pairs())}
         names |= {s.name for s in self.router.speech.values() if s.target == tgt}
         return ",".join(sorted(names)) or "pivot"
+
+
+def _speak(voice: Tts, text: str, language: str, variant: int, out: queue.SimpleQueue[SpeechResult | str]) -> None:
+    """One target's speech onto `out`, clause by clause where the voice can stream (the first clause plays while
+    the next is made), then the language as an end mark, whatever happens."""
+    try:
+        chunks = voice.stream(text, language, variant) if isinstance(voice, StreamingTts) else None
+        for pcm, rate in chunks or (voice.synthesize(text, language, variant),):
+            if pcm:
+                out.put(SpeechResult(language, pcm, rate, via=voice.name))
+    except Exception:
+        log.exception("speech synthesis for %s failed", language)
+    finally:
+        out.put(language)
 
 
 def _pairs(pairs: Collection[tuple[str, str]]) -> str:

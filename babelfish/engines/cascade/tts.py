@@ -4,13 +4,14 @@ language it has a voice for. Each voice speaks in a few variants (pitch and pace
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from babelfish.languages import try_canonical
 
@@ -28,6 +29,29 @@ class Tts(Protocol):
         ...
 
 
+@runtime_checkable
+class StreamingTts(Tts, Protocol):
+    """A voice slow enough to be worth streaming: speech clause by clause, each as soon as it is made."""
+
+    def stream(self, text: str, language: str, variant: int = 0) -> Iterator[tuple[bytes, int]]: ...
+
+
+# A voice whose round-trip word error rate (synthesised, transcribed back by Whisper base) is above this is not a
+# language's default while a clearer one is installed (bench/bench_voices.py measures it).
+MAX_VOICE_WER = 0.15
+VOICE_QUALITY_FILE = Path(__file__).with_name("voice_quality.json")
+
+
+def load_voice_quality(path: Path = VOICE_QUALITY_FILE) -> dict[str, dict[str, float]]:
+    """language -> voice name -> measured round-trip WER, as bench/bench_voices.py --write stored it."""
+    try:
+        table = json.loads(path.read_text())["wer"]
+        return {lang: {name: float(wer) for name, wer in voices.items()} for lang, voices in table.items()}
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        log.warning("voice quality table %s not used (%s): voices chosen by preference order only", path, exc)
+        return {}
+
+
 # (pitch factor, pace factor) per variant; variant 0 is the voice as shipped. Kept within ±20 % pitch and ±8 % pace:
 # far enough apart to tell speakers by ear, near enough that Whisper still transcribes every variant back
 # (bench/bench_voices.py --variants).
@@ -41,6 +65,7 @@ def voice_variant(n: int) -> tuple[float, float]:
 _SYNTH_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER, _CHARS_UTF8 = 1, 1
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: bit 1 set = IPA (UTF-8) rather than espeak's own phoneme names
 _ESPEAK_RATE, _ESPEAK_PITCH = 1, 3  # espeak_PARAMETER values
 _ESPEAK_DEFAULT_RATE, _ESPEAK_DEFAULT_PITCH = 175, 50  # words per minute; 0-100
 
@@ -67,6 +92,8 @@ class Espeak:
             raise RuntimeError(f"espeak_Initialize failed ({rate})")
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_Synth.argtypes = [
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -100,6 +127,22 @@ class Espeak:
         pcm = b"".join(self._chunks)
         self._chunks = []
         return pcm
+
+    def phonemes(self, text: str, voice: str) -> str:
+        """espeak-ng's IPA for `text` as `voice` (an espeak voice name, e.g. "pt-BR") reads it; no punctuation."""
+        return self._thread.submit(self._phonemes, text, voice).result()
+
+    def _phonemes(self, text: str, voice: str) -> str:
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise RuntimeError(f"espeak-ng has no voice {voice!r}")
+        buf = ctypes.create_string_buffer(text.encode())
+        ptr = ctypes.c_void_p(ctypes.addressof(buf))
+        out = []
+        while ptr.value:  # one clause per call; espeak sets the pointer to NULL after the last
+            ipa = self._lib.espeak_TextToPhonemes(ctypes.byref(ptr), _CHARS_UTF8, _PHONEMES_IPA)
+            if ipa:
+                out.append(ipa.decode())
+        return " ".join(out)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
