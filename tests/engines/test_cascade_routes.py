@@ -19,8 +19,10 @@ SERVED = ("en", "es", "pt", "fr", "it", "ca")
 
 @pytest.fixture(scope="module")
 def router() -> Iterator[Router]:
-    apertium = Apertium.detect()
-    assert apertium is not None  # installed by scripts/setup.sh: fail rather than skip without it
+    found = Apertium.detect()
+    assert found is not None  # installed by scripts/setup.sh: fail rather than skip without it
+    # A long first-reply limit: cat-fra loads in ~1.5 s idle, far longer on a busy shared CI box.
+    apertium = Apertium(dict(found._modes), timeout=60)
     fast = FastTranslate()
     yield Router([fast, apertium], measured=load_quality())
     apertium.close()
