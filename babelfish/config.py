@@ -73,6 +73,9 @@ class Settings(BaseSettings):
         default_factory=list, description="extra MT model folders (CTranslate2 or transformers: NLLB, opus-mt, M2M-100)"
     )
     natural_voices: bool = Field(True, description="use a natural TTS voice where one is installed")
+    kokoro_voice: bool = Field(
+        False, description="speak Portuguese with Kokoro-82M: far clearer than espeak-ng, but seconds late on 2 cores"
+    )
 
     # --- segmentation ---
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="speech probability that counts as speech")

@@ -34,10 +34,9 @@ def test_languages_endpoint_lists_real_capabilities(cascade_server):
 
 def test_librivox_to_three_listeners(cascade_server, librivox, tmp_path):
     wav, reference = librivox["sense_and_sensibility_01_austen_64kb-0870"]
-    # --wait: quiet seconds before the client stops; Portuguese speech (Kokoro) takes seconds on a busy 2-core box.
     out = subprocess.run(
         [sys.executable, "-m", "babelfish.client", str(wav), "--server", f"ws://127.0.0.1:{cascade_server}",
-         "--language", "en", "--listen", "pt", "--listen", "es", "--listen", "ja", "--json", "--wait", "20",
+         "--language", "en", "--listen", "pt", "--listen", "es", "--listen", "ja", "--json", "--wait", "3",
          "--save-audio", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

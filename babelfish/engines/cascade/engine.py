@@ -128,11 +128,15 @@ class CascadeEngine:
         tts: list[Tts] = []
         if settings.natural_voices:
             # Order is preference: Piper first for English (natural, and as clear as Pico: docs/benchmarks.md), then
-            # Pico for de/en/es/fr/it, Kokoro (reading espeak-ng's IPA) for Portuguese; espeak-ng covers the rest.
+            # Pico for de/en/es/fr/it, Kokoro (reading espeak-ng's IPA) for Portuguese when asked; espeak-ng the rest.
             makers: tuple[tuple[str, Callable[[], Tts | None]], ...] = (
                 ("Piper", Piper.joe),
                 ("Pico", Pico),
-                ("Kokoro", lambda: Kokoro.load(espeak, settings.data_dir, threads=1) if espeak else None),
+                # Opt-in: clearer Portuguese, but ~1x real time on 2 cores (docs/benchmarks.md), so speech comes late.
+                (
+                    "Kokoro",
+                    lambda: Kokoro.load(espeak, settings.data_dir) if espeak and settings.kokoro_voice else None,
+                ),
             )
             for label, load_voice in makers:
                 t0 = time.perf_counter()
