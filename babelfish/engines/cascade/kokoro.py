@@ -2,8 +2,9 @@
 Pico lacks (Portuguese). The shipped voices are Japanese speakers, so it speaks with an accent, but Whisper base
 understands it far better than espeak-ng's formant Portuguese (docs/benchmarks.md).
 
-Slow next to Pico (real-time factor ~0.5-1 on two busy cores), so `stream` synthesises clause by clause: the first
-clause can play while the rest is made.
+Slow next to Pico (real-time factor about 1 on two idle cores), so `stream` synthesises sentence by sentence: the
+first sentence can play while the rest is made. Still seconds late on small machines, so the engine uses it only with
+--kokoro-voice (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from babelfish.engines.cascade.tts import Espeak, voice_variant
 log = logging.getLogger(__name__)
 
 _PARTS = 4
-_MAX_TOKENS = 500  # the model's context; longer clauses are cut (a clause is rarely a tenth of that)
-# Clause ends: the audio of each is made and sent on its own.
-_CLAUSE = re.compile(r"(?<=[.!?])\s+")
+_MAX_TOKENS = 500  # the model's context; longer sentences are cut (a spoken one is rarely a fifth of that)
+# Sentence ends: the audio of each is made and sent on its own (splitting at commas too broke the prosody: WER 0.30
+# against 0.27).
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _PUNCT = re.compile(r"([.!?;:,]+)")
 
 
@@ -95,14 +97,14 @@ class Kokoro:
         return b"".join(pcm for pcm, _ in self.stream(text, language, variant)), self.sample_rate
 
     def stream(self, text: str, language: str, variant: int = 0) -> Iterator[tuple[bytes, int]]:
-        """The speech clause by clause, each as soon as it is made."""
-        for clause in _CLAUSE.split(text.strip()):
-            if clause.strip():
-                pcm = self._clause(clause, language, variant)
+        """The speech sentence by sentence, each as soon as it is made."""
+        for sentence in _SENTENCE.split(text.strip()):
+            if sentence.strip():
+                pcm = self._sentence(sentence, language, variant)
                 if pcm:
                     yield pcm, self.sample_rate
 
-    def _clause(self, text: str, language: str, variant: int) -> bytes:
+    def _sentence(self, text: str, language: str, variant: int) -> bytes:
         # espeak drops punctuation from its IPA; put it back, Kokoro reads it as pauses and intonation.
         phonemes = "".join(
             piece if _PUNCT.fullmatch(piece) else self._espeak.phonemes(piece, self.IPA_VOICES[language])
