@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -49,12 +49,15 @@ class Caller:
 
 
 class AddressLimits:
-    """Per client address: open WebSockets (a count), and connections and new rooms a minute (moving windows)."""
+    """Per client address: open WebSockets (a count), and connections and new rooms a minute (sliding windows).
+
+    Sliding-window counters, not limits' moving window: its memory storage keeps an entry for every address it ever
+    saw, so a stream of new addresses (an IPv6 prefix) would grow it forever; counters expire with their window."""
 
     def __init__(self, settings: Settings) -> None:
         self.max_open = settings.max_connections_per_address
         self._open: Counter[str] = Counter()
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._joins = RateLimitItemPerMinute(settings.max_joins_per_minute)
         self._rooms = RateLimitItemPerMinute(settings.max_rooms_per_minute)
 
@@ -190,11 +193,16 @@ async def close_revoked(hub: Hub, tokens: TokenStore, every: float | None = None
     while True:
         await asyncio.sleep(REVOCATION_CHECK_SECONDS if every is None else every)
         revoked = []
-        for writer in list(hub.connections):
-            caller: Caller | None = writer.ws.scope.get(CALLER)
-            if caller is not None and caller.token is not None and not tokens.in_force(caller.token):
-                log.info("closing %s: its token %r was revoked", writer.who, caller.token.name)
-                revoked.append(writer)
+        try:
+            for writer in list(hub.connections):
+                caller: Caller | None = writer.ws.scope.get(CALLER)
+                if caller is not None and caller.token is not None and not tokens.in_force(caller.token):
+                    log.info("closing %s: its token %r was revoked", writer.who, caller.token.name)
+                    revoked.append(writer)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:  # a half-edited or unreadable file
+            # Try again next round: one bad read must not end revocation for the life of the server.
+            log.warning("cannot read the token file %s: %s", tokens.path, exc)
+            continue
         error = proto.Error(code="token_revoked", message="your access token was revoked")
         await asyncio.gather(*(w.close_with(error, proto.CLOSE_POLICY_VIOLATION, "token revoked") for w in revoked))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from contextlib import ExitStack
 
 import pytest
@@ -238,3 +239,50 @@ def test_revoking_a_token_closes_its_open_connections(tmp_path, monkeypatch):
         while got["type"] == "participants":  # alice's leave
             got = b.receive_json()
         assert got["type"] == "pong"  # bob's token is still good
+
+
+def test_revocation_survives_an_unreadable_token_file(tmp_path, monkeypatch):
+    from babelfish import gate
+
+    monkeypatch.setattr(gate, "REVOCATION_CHECK_SECONDS", 0.05)
+    store = TokenStore.in_data_dir(tmp_path)
+    alice = store.create("alice")
+    store.create("bob")
+    with app_client(tmp_path, access="token") as c, ExitStack() as stack:
+        a, m = join_with(stack, c, "r", None, authorization=f"Bearer {alice}")
+        assert m["type"] == "welcome"
+        good = json.loads(store.path.read_text())
+        store.path.write_text('{"tokens": [')  # an operator's half-edited file, read by several checks
+        time.sleep(0.3)
+        good["tokens"] = [t for t in good["tokens"] if t["name"] != "alice"]
+        store.path.write_text(json.dumps(good))  # alice revoked: the checks go on and close her connection
+        m = a.receive_json()
+        assert (m["type"], m["code"]) == ("error", "token_revoked")
+        assert_closed(a, 1008)
+
+
+def test_address_limits_forget_addresses_once_their_window_passed(monkeypatch):
+    """Many addresses, each seen once: after the window nothing of them is kept (no growth per address ever seen)."""
+    from types import SimpleNamespace
+
+    import limits.storage.memory as memory
+
+    from babelfish.gate import AddressLimits
+
+    now = [time.time()]
+    monkeypatch.setattr(memory, "time", SimpleNamespace(time=lambda: now[0]))
+    limits = AddressLimits(Settings(max_joins_per_minute=2, max_rooms_per_minute=1))
+    for i in range(2000):
+        address = f"2001:db8::{i:x}"
+        assert limits.connect(address) is None and limits.may_create_room(address)
+        limits.disconnect(address)
+    assert limits.connect("2001:db8::1") is None and limits.connect("2001:db8::1") == "joins_per_minute"
+    limits.disconnect("2001:db8::1")
+    now[0] += 300  # five minutes later
+    assert limits.connect("192.0.2.1") is None  # a hit starts the storage's expiry sweep
+    storage = limits._limiter.storage  # the library's in-memory storage: what it holds is the memory used
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(storage.storage) + len(storage.events) > 10:
+        time.sleep(0.02)
+    assert len(storage.storage) + len(storage.events) <= 10
+    assert limits.connect("2001:db8::1") is None  # and the window really passed for the old addresses
