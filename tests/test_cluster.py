@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -128,13 +129,15 @@ class Peer:
     reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def join(cls, url: str, name: str, language: str, room: str = "talk", within: float = 10) -> Peer:
+    async def join(
+        cls, url: str, name: str, language: str, room: str = "talk", within: float = 10, origin: str | None = None
+    ) -> Peer:
         ctx = None
         if url.startswith("wss:"):
             ctx = ssl.create_default_context()
             ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
         async with asyncio.timeout(within):
-            ws = await websockets.connect(url, ssl=ctx, max_size=None)
+            ws = await websockets.connect(url, ssl=ctx, max_size=None, origin=origin)
             await ws.send(json.dumps({"type": "join", "name": name, "language": language, "room": room}))
             welcome = json.loads(await ws.recv())
         assert welcome["type"] == "welcome", welcome
@@ -216,7 +219,8 @@ async def healthz_until(srv: ServerProcess, redis_state: str, within: float = 10
 async def test_a_room_spans_two_servers_behind_the_load_balancer(cluster: Cluster, speech_pcm: bytes):
     for srv in (cluster.a, cluster.b):
         await healthz_until(srv, "up")
-    bob = await Peer.join(cluster.lb_url, "Bob", "de")
+    # Bob is the page the cluster's nginx serves: its own Origin passes the gate (nginx hands on Host, port included).
+    bob = await Peer.join(cluster.lb_url, "Bob", "de", origin="https://" + urlsplit(cluster.lb_url).netloc)
     carl = await Peer.join(cluster.lb_url, "Carl", "fr")
     # least_conn: the two listeners are on different servers, so whoever speaks is on another server than one of them.
     assert sorted([(await cluster.metrics(s))["clients"] for s in (cluster.a, cluster.b)]) == [1, 1]
