@@ -15,6 +15,7 @@ from babelfish.tls import ensure_certificate
 from tests.serverproc import ROOT, ServerProcess
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # installed by scripts/setup.sh --test; not skipped if missing
+ACCESS_LOG = "nginx-access.log"  # under the workdir: the shipped config's access log, its format as shipped
 
 
 def free_port() -> int:
@@ -38,6 +39,7 @@ def nginx_in_front(workdir: Path, *server_args: str) -> Iterator[tuple[int, Serv
         site = site.replace("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl").replace(
             "listen 80;", f"listen 127.0.0.1:{http_port};"
         )
+        site = site.replace("/var/log/nginx/access.log", str(workdir / ACCESS_LOG))  # in the format we ship
         conf = workdir / "nginx.conf"
         conf.write_text(
             f"pid {workdir}/nginx.pid; error_log {workdir}/error.log; daemon off;\n"

@@ -62,6 +62,7 @@ def start_nginx(tmp: Path, upstreams: list[int]) -> tuple[subprocess.Popen[bytes
     site = site.replace("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl").replace(
         "listen 80;", f"listen 127.0.0.1:{http_port};"
     )
+    site = site.replace("/var/log/nginx/access.log", str(tmp / "nginx-access.log"))
     conf = tmp / "nginx.conf"
     conf.write_text(
         f"pid {tmp}/nginx.pid; error_log {tmp}/error.log; daemon off;\n"

@@ -12,7 +12,7 @@ import websockets
 import websockets.sync.client as ws_client
 
 from babelfish.tokens import TokenStore
-from tests.nginxproc import nginx_in_front
+from tests.nginxproc import ACCESS_LOG, nginx_in_front
 from tests.serverproc import ROOT
 
 
@@ -65,3 +65,5 @@ def test_tokens_and_origin_through_nginx(tmp_path, librivox):
         assert info.value.response.status_code == 403
         assert httpx.get(f"https://127.0.0.1:{port}/metrics", verify=False).status_code == 200  # from the machine
     assert secret not in srv.log.read_text()
+    access = (tmp_path / ACCESS_LOG).read_text()
+    assert "/ws/client" in access and secret not in access  # logged, without the token
