@@ -9,7 +9,8 @@ client is in this process, so one clock times them all.
    translation (and its audio) reaches both listeners; B's arrival minus A's is the cost of the cross-server delivery
    (relay through Redis pub/sub and B forwarding it), p50/p95 over the rounds.
 2. Fan-out: N listeners in one room, on one server alone (no Redis) vs spread evenly over the two servers; the
-   speaker on A. Per utterance: from the speaker reading its own transcript to the last listener reading it.
+   speaker on A. Per utterance: from the end of the utterance (the speaker's `end_utterance`) to the last listener
+   reading the transcript, and the spread from the first listener to the last.
 """
 
 from __future__ import annotations
@@ -48,15 +49,16 @@ async def join(url: str, name: str, language: str, audio: bool = True) -> websoc
     return ws
 
 
-async def say(speaker: websockets.ClientConnection, pcm: bytes) -> str:
-    """Speak, cut the utterance, return its id (from the speaker's own transcript)."""
+async def say(speaker: websockets.ClientConnection, pcm: bytes) -> tuple[str, float]:
+    """Speak, cut the utterance; its id (from the speaker's own transcript) and when it was cut."""
     for i in range(0, len(pcm), 1280):
         await speaker.send(pcm[i : i + 1280])
     await speaker.send('{"type": "end_utterance"}')
+    cut = time.perf_counter()
     while True:
         frame = await asyncio.wait_for(speaker.recv(), 30)
         if isinstance(frame, str) and '"type":"transcript"' in frame:
-            return json.loads(frame)["utterance_id"]
+            return json.loads(frame)["utterance_id"], cut
 
 
 class Arrivals:
@@ -100,7 +102,7 @@ async def extra_hop(a: ServerProcess, b: ServerProcess, rounds: int) -> dict[str
     pcm = one_second()
     extra: dict[str, list[float]] = {"translation": [], "audio": []}
     for _ in range(rounds):
-        uid = await say(speaker, pcm)
+        uid, _ = await say(speaker, pcm)
         keys = [("translation", uid), ("audio", uid)]
         await at_local.until(lambda k=keys: all(x in t_local for x in k), 10)
         await at_remote.until(lambda k=keys: all(x in t_remote for x in k), 10)
@@ -115,7 +117,7 @@ async def extra_hop(a: ServerProcess, b: ServerProcess, rounds: int) -> dict[str
     return extra
 
 
-async def fan_out(urls: list[str], speaker_url: str, n: int, rounds: int) -> tuple[list[float], int]:
+async def fan_out(urls: list[str], speaker_url: str, n: int, rounds: int) -> tuple[list[float], list[float], int]:
     arrivals = Arrivals()
     times = arrivals.times
     sockets = []
@@ -125,20 +127,20 @@ async def fan_out(urls: list[str], speaker_url: str, n: int, rounds: int) -> tup
     speaker = await join(speaker_url, "S", "en")
     await asyncio.sleep(2.0)
     pcm = one_second()
-    lags, missing = [], 0
+    lags, spreads, missing = [], [], 0
     for _ in range(rounds):
-        uid = await say(speaker, pcm)
-        heard = time.perf_counter()
+        uid, cut = await say(speaker, pcm)
         await arrivals.until(lambda u=uid: len(times.get(("transcript", u), [])) >= n, 30)
         got = times.get(("transcript", uid), [])
         missing += n - len(got)
         if got:
-            lags.append((max(got) - heard) * 1000)
+            lags.append((max(got) - cut) * 1000)
+            spreads.append((max(got) - min(got)) * 1000)
         await asyncio.sleep(0.2)
     for task in readers:
         task.cancel()
     await asyncio.gather(*(ws.close() for ws in [*sockets, speaker]), return_exceptions=True)
-    return lags, missing
+    return lags, spreads, missing
 
 
 def start_all(servers: list[ServerProcess]) -> None:
@@ -177,10 +179,12 @@ def main() -> None:
             one = asyncio.run(fan_out([single.ws_url], single.ws_url, args.listeners, args.fanout_rounds))
         finally:
             single.stop()
-    print(f"\n| {args.listeners} listeners, transcript to the last one | p50 ms | max ms | not delivered |")
+    print(f"\n| {args.listeners} listeners | end of utterance → last listener p50 / max ms "
+          "| first → last listener p50 ms | not delivered |")
     print("|---|---|---|---|")
-    for label, (lags, missing) in (("one server", one), ("two servers + Redis", two)):
-        print(f"| {label} | {statistics.median(lags):.1f} | {max(lags):.1f} | {missing} |")
+    for label, (lags, spreads, missing) in (("one server", one), ("two servers + Redis", two)):
+        print(f"| {label} | {statistics.median(lags):.0f} / {max(lags):.0f} | {statistics.median(spreads):.0f} "
+              f"| {missing} |")  # fmt: skip
     print(f"load after: {os.getloadavg()[0]:.1f} (1 min)")
 
 
