@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "serve": "babelfish.cli",
     "fetch-models": "babelfish.fetch_models",
     "tokens": "babelfish.tokens",
+    "speakers": "babelfish.speakers.cli",
 }
 
 

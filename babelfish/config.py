@@ -84,6 +84,28 @@ class Settings(BaseSettings):
     vad_preroll_ms: int = Field(200, ge=0, le=2000, description="audio kept from before speech starts")
     max_utterance_seconds: float = Field(15.0, gt=0.5, le=120, description="an utterance is cut at this length")
 
+    # --- speakers (who is speaking) ---
+    speaker_embedder: Literal["auto", "resemblyzer", "pyannote", "off"] = Field(
+        "auto",
+        description="voice recognition: auto (pyannote when its weights are local, else resemblyzer); off: "
+        "every utterance is labelled with its client's name and no voice data is stored",
+    )
+    speaker_model: str = Field(
+        "pyannote/wespeaker-voxceleb-resnet34-LM",
+        description="pyannote embedding model: an id in the HF cache (gated: token and accepted terms) or a folder",
+    )
+    speaker_threshold: float = Field(
+        0.75, gt=0, lt=1, description="cosine similarity at which a voice counts as a known speaker"
+    )
+    speaker_min_seconds: float = Field(
+        1.0, ge=0, le=30, description="shorter utterances are not embedded: they keep the client's last speaker"
+    )
+    speaker_refine_max: int = Field(
+        20, ge=1, le=10_000, description="a known voice is refined with its utterances, averaged over this many"
+    )
+    speaker_backups: int = Field(7, ge=0, le=1000, description="automatic speaker backups kept (0: none)")
+    speaker_backup_hours: float = Field(24.0, gt=0, le=24 * 365, description="hours between automatic backups")
+
     # --- limits ---
     max_frame_bytes: int = Field(64_000, ge=512, description="largest binary frame accepted")
     max_text_bytes: int = Field(4_096, ge=256, description="largest JSON control message accepted")

@@ -1,0 +1,1 @@
+"""Who is speaking: voice embeddings (embedder), the known voices (registry), backups (backup)."""
