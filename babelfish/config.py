@@ -95,10 +95,10 @@ class Settings(BaseSettings):
         description="pyannote embedding model: an id in the HF cache (gated: token and accepted terms) or a folder",
     )
     speaker_threshold: float = Field(
-        0.75, gt=0, lt=1, description="cosine similarity at which a voice counts as a known speaker"
+        0.72, gt=0, lt=1, description="cosine similarity at which a voice counts as a known speaker"
     )
     speaker_min_seconds: float = Field(
-        1.0, ge=0, le=30, description="shorter utterances are not embedded: they keep the client's last speaker"
+        1.5, ge=0, le=30, description="shorter utterances are not embedded: they keep the client's last speaker"
     )
     speaker_refine_max: int = Field(
         20, ge=1, le=10_000, description="a known voice is refined with its utterances, averaged over this many"

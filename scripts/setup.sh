@@ -42,4 +42,6 @@ if [[ -n "$venv" ]]; then
 fi
 echo "[setup] installing Python packages (${pip_files[*]})"
 "$PYTHON" -m pip install -q --disable-pip-version-check "${pip_files[@]}"
+"$PYTHON" -m pip install -q --disable-pip-version-check --no-deps -r requirements_nodeps.txt
+"$PYTHON" scripts/torchaudio_cpu.py
 echo "[setup] done"

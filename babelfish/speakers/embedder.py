@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -69,7 +70,10 @@ class PyannoteEmbedder:
 
     def __init__(self, model: str, label: str, token: str | None = None) -> None:
         os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")  # pyannote sends telemetry unless told not to
-        from pyannote.audio import Inference, Model
+        with warnings.catch_warnings():
+            # torchcodec (file decoding) does not load beside CPU torch 2.13; we only pass in-memory waveforms.
+            warnings.filterwarnings("ignore", message="(?s).*torchcodec")
+            from pyannote.audio import Inference, Model
 
         loaded = Model.from_pretrained(model, token=token)
         if loaded is None:
