@@ -57,6 +57,8 @@ class ResemblyzerEmbedder:
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         wav = np.asarray(audio, dtype=np.float32)
+        if not wav.size or float(np.sqrt(np.mean(wav.astype(np.float64) ** 2))) < 1e-4:
+            raise ValueError("too quiet to embed")
         # Our VAD already cut the speech, so resemblyzer's own silence trimming (webrtcvad) is skipped; only its
         # volume normalisation is applied, as preprocess_wav would.
         from resemblyzer.audio import normalize_volume

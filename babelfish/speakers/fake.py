@@ -23,7 +23,7 @@ class FakeEmbedder:
         spectrum = np.abs(np.fft.rfft(np.asarray(audio, dtype=np.float64)))
         pitch = float(np.argmax(spectrum)) * SAMPLE_RATE / max(len(audio), 1)
         vector = np.zeros(self.dim, dtype=np.float32)
-        vector[int(round(pitch / 100)) % self.dim] = 1.0
+        vector[round(pitch / 100) % self.dim] = 1.0
         return vector
 
 
