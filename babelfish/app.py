@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
@@ -25,6 +26,11 @@ from babelfish.pipeline import Pipeline
 from babelfish.rooms import Rooms
 from babelfish.segmenter import SegmenterConfig, SpeechDetector, silero_detector
 from babelfish.session import Session
+from babelfish.speakers.backup import backup_dir
+from babelfish.speakers.embedder import Embedder, load_embedder
+from babelfish.speakers.registry import Registry
+from babelfish.speakers.service import Speakers
+from babelfish.store.sqlite import SqliteStore, database_path
 from babelfish.tls import ca_certificate_path
 from babelfish.tokens import TokenStore
 from babelfish.web import make_router, static_files
@@ -48,8 +54,10 @@ def create_app(
     settings: Settings,
     engine: Engine | None = None,
     detector_factory: Callable[[], SpeechDetector] = silero_detector,
+    embedder: Embedder | Literal["settings"] | None = "settings",
 ) -> FastAPI:
-    """Build the app. With `engine` given (tests) it is used as is; otherwise the settings choose and load one."""
+    """Build the app. With `engine` given (tests) it is used as is; otherwise the settings choose and load one.
+    Likewise `embedder` (None: speaker recognition off)."""
     app_metrics = Metrics()  # here, not in the lifespan: the gate counts refusals from the first request on
     tokens = TokenStore.in_data_dir(settings.data_dir)
     address_limits = AddressLimits(settings)
@@ -60,14 +68,36 @@ def create_app(
         # inference_workers utterances at once, each using `threads` CPU threads (README: keep the product ≤ cores).
         inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
         vad = ThreadPoolExecutor(settings.vad_workers, thread_name_prefix="vad")
+        voices = ThreadPoolExecutor(1, thread_name_prefix="speakers")
         loaded = engine
         revocations: asyncio.Task[None] | None = None
         cluster: Cluster = LocalOnly()
+        store: SqliteStore | None = None
+        tasks: set[asyncio.Task[None]] = set()
         try:
+            loop = asyncio.get_running_loop()
+            # The voice model loads beside the engine, not after it: start-up takes the longer of the two.
+            voice_model = (
+                loop.run_in_executor(voices, load_embedder, settings)
+                if embedder == "settings"
+                else asyncio.sleep(0, embedder)
+            )
             if loaded is None:
                 from babelfish.engines.factory import load_engine
 
-                loaded = await asyncio.get_running_loop().run_in_executor(inference, load_engine, settings)
+                loaded = await loop.run_in_executor(inference, load_engine, settings)
+            chosen = await voice_model
+            registry = None
+            if chosen is not None:
+                store = SqliteStore(database_path(settings.data_dir))
+                registry = Registry(store, chosen.name, settings.speaker_threshold, settings.speaker_refine_max)
+            speakers = Speakers(chosen, registry, voices, settings.speaker_min_seconds)
+            backups = asyncio.create_task(
+                speakers.backup_loop(
+                    backup_dir(settings.data_dir), settings.speaker_backups, settings.speaker_backup_hours * 3600
+                )
+            )
+            tasks.add(backups)
             metrics.set_engine(loaded.info.name, loaded.info.reason)
             if loaded.info.name == "test":
                 log.warning("running the TEST engine: output is synthetic, not real translation")
@@ -86,7 +116,7 @@ def create_app(
                 engine=loaded,
                 rooms=rooms,
                 metrics=metrics,
-                pipeline=Pipeline(loaded, inference, rooms, metrics, cluster),
+                pipeline=Pipeline(loaded, inference, rooms, metrics, cluster, speakers),
                 vad_executor=vad,
                 detector_factory=detector_factory,
                 segmenter_config=SegmenterConfig.from_settings(settings),
@@ -104,9 +134,15 @@ def create_app(
                     await revocations
             await drain(app)  # a no-op after the server's own early drain (cli.py); TestClient apps need it here
             await cluster.stop()  # after the drain: this server's participants have left
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             vad.shutdown(wait=False, cancel_futures=True)
             # Off the loop: the utterance in flight may take a while, and closing models can block too.
             await asyncio.to_thread(inference.shutdown, wait=True, cancel_futures=True)
+            await asyncio.to_thread(voices.shutdown, wait=True, cancel_futures=True)
+            if store is not None:
+                store.close()
             if loaded is not None and engine is None:
                 await asyncio.to_thread(loaded.close)
 

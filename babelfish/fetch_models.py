@@ -109,7 +109,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "pyannote", "speaker", 10,
             "pyannote speaker-embedding models (WeSpeaker ResNet34, pyannote/embedding) for telling voices apart; "
-            "the server does not load them yet",
+            "the server uses WeSpeaker from its next start (--speaker-model pyannote/embedding for the other)",
             "MIT / CC-BY-4.0", "0.05 GB", "0.05 GB",
             (
                 Source("pyannote/wespeaker-voxceleb-resnet34-LM", "pyannote-wespeaker-resnet34-LM", "pyannote"),

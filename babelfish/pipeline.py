@@ -22,8 +22,15 @@ from babelfish.languages import AUTO, untranslatable
 from babelfish.metrics import Metrics
 from babelfish.rooms import Participant, Rooms
 from babelfish.segmenter import Segment
+from babelfish.speakers.service import Speakers
 
 log = logging.getLogger(__name__)
+
+
+def _retrieve(task: asyncio.Future[object]) -> None:
+    """Mark a task's outcome as seen: an abandoned embedding's error or cancellation is not worth a warning."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _ms(since: float) -> int:
@@ -32,11 +39,18 @@ def _ms(since: float) -> int:
 
 class Pipeline:
     def __init__(
-        self, engine: Engine, executor: Executor, rooms: Rooms, metrics: Metrics, cluster: Cluster | None = None
+        self,
+        engine: Engine,
+        executor: Executor,
+        rooms: Rooms,
+        metrics: Metrics,
+        cluster: Cluster | None = None,
+        speakers: Speakers | None = None,
     ) -> None:
         self._engine = engine
         # Listeners on other servers count as listeners: their languages are rendered here and relayed.
         self._cluster = cluster or LocalOnly()
+        self._speakers = speakers or Speakers(None, None, executor, 0.0)
         self._executor = executor
         self._rooms = rooms
         self._metrics = metrics
@@ -65,16 +79,29 @@ class Pipeline:
         language = None if who.language == AUTO else who.language
         voice = room.voice_of(who.id) if room else 0
         utterance = Utterance(segment.audio, language, candidates, segment.speech_probs, voice=voice)
-        transcript = await loop.run_in_executor(self._executor, self._engine.transcribe, utterance)
+        # The speaker's voice is embedded in its own worker while ASR runs, so it costs the text path nothing but
+        # the wait for whichever finishes last (ASR, by far).
+        embedding = asyncio.ensure_future(self._speakers.embed(segment.audio))
+        try:
+            transcript = await loop.run_in_executor(self._executor, self._engine.transcribe, utterance)
+            room = self._rooms.get(who.room_name)
+            if transcript is None or room is None:
+                self._metrics.utterance_done("no_speech" if transcript is None else "speaker_left")
+                return
+            heard = time.monotonic()
+            speaker = await self._speakers.identify(who, await embedding)
+            self._metrics.speaker_wait(time.monotonic() - heard)
+        finally:
+            embedding.cancel()  # no-op when done; otherwise nobody wants it any more
+            embedding.add_done_callback(_retrieve)
         room = self._rooms.get(who.room_name)
-        if transcript is None or room is None:
-            self._metrics.utterance_done("no_speech" if transcript is None else "speaker_left")
+        if room is None:
+            self._metrics.utterance_done("speaker_left")
             return
         if transcript.repaired:
             self._metrics.decoder_loop()
         latency = _ms(segment.speech_end)
         self._metrics.observe("transcript", latency / 1000)
-        speaker = who.speaker()
         message = proto.Transcript(
             utterance_id=utterance_id,
             speaker=speaker,

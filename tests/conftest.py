@@ -6,6 +6,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub lookup costs ~23 s offline; tests never need one
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+# Voice recognition loads a model at start-up: off for every app and server subprocess a test starts, unless the
+# test turns it on (Settings(speaker_embedder=...), create_app(embedder=...) or --speaker-embedder).
+os.environ.setdefault("BABELFISH_SPEAKER_EMBEDDER", "off")
 
 from collections.abc import Iterator
 from pathlib import Path

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from babelfish import model_store
 from babelfish.config import Settings
 
 log = logging.getLogger(__name__)
@@ -113,12 +114,15 @@ def _model_label(model: str) -> str:
 
 
 def pyannote_weights(settings: Settings) -> Path | None:
-    """The local pyannote checkpoint for `speaker_model`, if any: a folder or file, or a copy in the HF cache."""
+    """The local pyannote checkpoint for `speaker_model`, if any: a folder or file, one fetched into the data dir
+    (`python -m babelfish fetch-models pyannote`), or a copy in the HF cache."""
     candidate = Path(settings.speaker_model).expanduser()
     if candidate.is_file():
         return candidate
-    if (candidate / PYANNOTE_CHECKPOINT).is_file():
-        return candidate / PYANNOTE_CHECKPOINT
+    fetched = model_store.find(settings.data_dir, "speaker", settings.speaker_model)
+    for folder in (candidate, fetched.folder if fetched else None):
+        if folder is not None and (folder / PYANNOTE_CHECKPOINT).is_file():
+            return folder / PYANNOTE_CHECKPOINT
     try:
         from huggingface_hub import try_to_load_from_cache
 

@@ -15,6 +15,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ import numpy as np
 from babelfish.speakers.embedder import normalise
 from babelfish.store.base import SpeakerRecord, Store
 
+MAX_CLIENTS = 10_000  # clients whose last speaker is remembered
 ID_PATTERN = re.compile(r"^[\w.:\-]{1,64}$")
 
 
@@ -56,7 +58,7 @@ class Registry:
         self.threshold, self.refine_max = threshold, refine_max
         self._clock = clock
         self._lock = threading.RLock()
-        self._last: dict[str, Speaker] = {}  # client id -> its last speaker
+        self._last: OrderedDict[str, Speaker] = OrderedDict()  # client id -> its last speaker, newest last
         self._records: dict[str, SpeakerRecord] = {}
         self._load()
 
@@ -67,7 +69,7 @@ class Registry:
         """Pick up what the admin CLI changed (rename, forget, import) while we run."""
         if self._store.changed():
             self._load()
-            self._last = {c: self._current(s) for c, s in self._last.items() if s.id in self._records}
+            self._last = OrderedDict((c, self._current(s)) for c, s in self._last.items() if s.id in self._records)
 
     def _current(self, s: Speaker) -> Speaker:
         record = self._records.get(s.id)
@@ -92,6 +94,9 @@ class Registry:
             else:
                 match = Match(self._enrol(client_name, vector), score if best is not None else None, enrolled=True)
             self._last[client_id] = match.speaker
+            self._last.move_to_end(client_id)
+            while len(self._last) > MAX_CLIENTS:  # bounded: ids of clients long gone fall out, oldest first
+                self._last.popitem(last=False)
             return match
 
     def _best(self, vector: np.ndarray) -> tuple[SpeakerRecord | None, float]:
@@ -136,7 +141,7 @@ class Registry:
                 raise UnknownSpeaker(speaker_id)
             self._records[speaker_id].name = name
             speaker = Speaker(speaker_id, name)
-            self._last = {c: (speaker if s.id == speaker_id else s) for c, s in self._last.items()}
+            self._last = OrderedDict((c, speaker if s.id == speaker_id else s) for c, s in self._last.items())
             return speaker
 
     def forget(self, speaker_id: str) -> bool:
@@ -144,10 +149,5 @@ class Registry:
             self._sync()
             found = self._store.forget(speaker_id)
             self._records.pop(speaker_id, None)
-            self._last = {c: s for c, s in self._last.items() if s.id != speaker_id}
+            self._last = OrderedDict((c, s) for c, s in self._last.items() if s.id != speaker_id)
             return found
-
-    def leave(self, client_id: str) -> None:
-        """A client left: forget which speaker it had last (its id is never reused)."""
-        with self._lock:
-            self._last.pop(client_id, None)

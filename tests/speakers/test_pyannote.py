@@ -44,7 +44,7 @@ def save_random_model(architecture: str, folder: Path) -> Path:
 @pytest.mark.parametrize(("architecture", "dim"), [("WeSpeakerResNet34", 256), ("XVectorSincNet", 512)])
 def test_pyannote_model_from_a_local_folder(architecture: str, dim: int, tmp_path: Path) -> None:
     folder = save_random_model(architecture, tmp_path / f"tiny-{architecture}")
-    settings = Settings(data_dir=tmp_path, speaker_model=str(folder))
+    settings = Settings(data_dir=tmp_path, speaker_embedder="auto", speaker_model=str(folder))
     assert choose(settings)[0] == "pyannote"
     embedder = load_embedder(settings)
     assert embedder is not None and embedder.name == f"pyannote:{folder.name}" and embedder.dim == dim
@@ -56,6 +56,6 @@ def test_pyannote_model_from_a_local_folder(architecture: str, dim: int, tmp_pat
 
 
 def test_auto_without_pyannote_weights_uses_resemblyzer(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, speaker_model=str(tmp_path / "nothing-here"))
+    settings = Settings(data_dir=tmp_path, speaker_embedder="auto", speaker_model=str(tmp_path / "nothing-here"))
     assert choose(settings)[0] == "resemblyzer"
     assert choose(Settings(data_dir=tmp_path, speaker_embedder="off"))[0] == "off"
