@@ -68,6 +68,13 @@ class Metrics:
         for reason in REFUSALS:
             self._refused.labels(reason=reason)
         self.refusals: dict[str, int] = dict.fromkeys(REFUSALS, 0)
+        self._speaker_wait = Histogram(
+            "babelfish_speaker_wait_seconds",
+            "Time the text path waited, after the transcript was ready, for the speaker's label",
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            registry=self.registry,
+        )
+        self._recent_speaker_wait: deque[float] = deque(maxlen=WINDOW)
         self._engine = Gauge("babelfish_engine_info", "Running engine", ["engine", "reason"], registry=self.registry)
         self._memory = Gauge("babelfish_resident_memory_bytes", "Resident memory", registry=self.registry)
         self._uptime = Gauge("babelfish_uptime_seconds", "Seconds since start", registry=self.registry)
@@ -92,6 +99,10 @@ class Metrics:
     def observe(self, stage: Stage, seconds: float) -> None:
         self._latency.labels(stage=stage).observe(seconds)
         self._recent[stage].append(seconds)
+
+    def speaker_wait(self, seconds: float) -> None:
+        self._speaker_wait.observe(seconds)
+        self._recent_speaker_wait.append(seconds)
 
     def utterance_done(self, outcome: str) -> None:
         self._utterances.labels(outcome=outcome).inc()
@@ -122,14 +133,7 @@ class Metrics:
         self.refusals[reason] = self.refusals.get(reason, 0) + 1
 
     def snapshot(self) -> dict[str, object]:
-        latency: dict[str, dict[str, float | int | None]] = {}
-        for stage, values in self._recent.items():
-            arr = np.asarray(values) * 1000 if values else None
-            latency[stage] = {
-                "count": len(values),
-                "p50": round(float(np.percentile(arr, 50)), 1) if arr is not None else None,
-                "p95": round(float(np.percentile(arr, 95)), 1) if arr is not None else None,
-            }
+        latency = {stage: _percentiles(values) for stage, values in self._recent.items()}
         return {
             "cpu_percent": self._process.cpu_percent(None),
             "memory_mb": round(self._process.memory_info().rss / 2**20, 1),
@@ -142,9 +146,19 @@ class Metrics:
             "decoder_loops": self.decoder_loops,
             "refused": dict(self.refusals),
             "latency_ms": latency,
+            "speaker_wait_ms": _percentiles(self._recent_speaker_wait),
         }
 
     def prometheus(self) -> bytes:
         self._memory.set(self._process.memory_info().rss)
         self._uptime.set(time.monotonic() - self.started)
         return generate_latest(self.registry)
+
+
+def _percentiles(values: deque[float]) -> dict[str, float | int | None]:
+    arr = np.asarray(values) * 1000 if values else None
+    return {
+        "count": len(values),
+        "p50": round(float(np.percentile(arr, 50)), 1) if arr is not None else None,
+        "p95": round(float(np.percentile(arr, 95)), 1) if arr is not None else None,
+    }
