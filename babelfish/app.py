@@ -120,6 +120,7 @@ def create_app(
                 vad_executor=vad,
                 detector_factory=detector_factory,
                 segmenter_config=SegmenterConfig.from_settings(settings),
+                speakers=speakers,
                 language_table=languages.table(supports),
                 languages_in=frozenset(speech_in | {s.code for s in supports if s.text_out} | {languages.AUTO}),
                 address_limits=address_limits,

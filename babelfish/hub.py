@@ -17,6 +17,7 @@ from babelfish.metrics import Metrics
 from babelfish.pipeline import Pipeline
 from babelfish.rooms import Rooms
 from babelfish.segmenter import SegmenterConfig, SpeechDetector
+from babelfish.speakers.service import Speakers
 from babelfish.writer import Writer
 
 
@@ -32,6 +33,7 @@ class Hub:
     segmenter_config: SegmenterConfig
     language_table: list[dict[str, Any]]
     languages_in: frozenset[str]  # codes a speaker may join with
+    speakers: Speakers  # who is speaking: the registry behind every result's speaker label
     address_limits: AddressLimits | None = None  # per client address (babelfish.gate); None: unlimited
     cluster: Cluster = field(default_factory=LocalOnly)  # the other servers of a cluster (--redis-url)
     connections: set[Writer] = field(default_factory=set)  # every accepted WebSocket not yet closed

@@ -2,12 +2,14 @@
 
 Audio is rate-limited (a token bucket of seconds of audio), cut by the client's own segmenter in the shared VAD
 executor, and finished utterances wait in a small per-speaker queue for this client's utterance worker. Overflow
-policy of that queue: the oldest waiting utterance is dropped and the speaker told.
+policy of that queue: the oldest waiting utterance is dropped and the speaker told. `rename_speaker` names a voice
+in the registry and tells every room.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +20,8 @@ from babelfish.joining import Member
 from babelfish.protocol import ProtocolError
 from babelfish.segmenter import Segment, Segmenter
 from babelfish.tasks import TaskSet
+
+log = logging.getLogger(__name__)
 
 
 class TokenBucket:
@@ -51,10 +55,25 @@ class Intake:
             raise ProtocolError("already_joined", "this connection has already joined; reconnect to change room")
         if isinstance(message, proto.Ping):
             self._member.participant.send(proto.Pong(id=message.id))
+        elif isinstance(message, proto.RenameSpeaker):
+            await self._rename(message)
         elif isinstance(message, proto.EndUtterance) and self._segmenter is not None:
             segment = await self._in_vad(self._segmenter.end_utterance, time.monotonic())
             if segment is not None:
                 self._queue(segment)
+
+    async def _rename(self, message: proto.RenameSpeaker) -> None:
+        name = " ".join(message.name.split())
+        limit = self._hub.settings.max_name_chars
+        if not name or len(name) > limit:
+            raise ProtocolError("invalid_name", f"names are 1 to {limit} characters")
+        renamed = await self._hub.speakers.rename(message.id, name)
+        if renamed is None:
+            raise ProtocolError("unknown_speaker", f"no known speaker {message.id!r} (is speaker recognition on?)")
+        log.info("%s renamed speaker %s to %r", self._member.participant.name, renamed.id, renamed.name)
+        update = proto.SpeakerRenamed(speaker=renamed)
+        for room in self._hub.rooms:
+            room.broadcast(update)
 
     async def on_audio(self, data: bytes) -> None:
         s = self._hub.settings

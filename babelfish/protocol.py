@@ -49,8 +49,16 @@ class Ping(_Message):
     id: str | int | None = None
 
 
-ClientMessage = Annotated[Join | EndUtterance | Ping, Field(discriminator="type")]
-_client_adapter: TypeAdapter[Join | EndUtterance | Ping] = TypeAdapter(ClientMessage)
+class RenameSpeaker(_Message):
+    """Name a voice: `id` is a result's `speaker.id`."""
+
+    type: Literal["rename_speaker"]
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1)
+
+
+ClientMessage = Annotated[Join | EndUtterance | Ping | RenameSpeaker, Field(discriminator="type")]
+_client_adapter: TypeAdapter[Join | EndUtterance | Ping | RenameSpeaker] = TypeAdapter(ClientMessage)
 
 
 # Every `error` code the server sends (docs/protocol.md §5 has a row for each).
@@ -76,6 +84,7 @@ ErrorCode = Literal[
     "join_timeout",
     "draining",
     "internal_error",
+    "unknown_speaker",
 ]
 
 
@@ -91,7 +100,7 @@ class ProtocolError(Exception):
         return f"{self.code}: {self.message}"
 
 
-def parse_client_message(raw: str, max_bytes: int) -> Join | EndUtterance | Ping:
+def parse_client_message(raw: str, max_bytes: int) -> Join | EndUtterance | Ping | RenameSpeaker:
     if len(raw.encode()) > max_bytes:
         raise ProtocolError("message_too_large", f"control messages are limited to {max_bytes} bytes", CLOSE_TOO_BIG)
     try:
@@ -106,7 +115,8 @@ def parse_client_message(raw: str, max_bytes: int) -> Join | EndUtterance | Ping
         first = exc.errors()[0]
         if first["type"] == "union_tag_invalid":
             raise ProtocolError(
-                "unknown_type", f"unknown message type {data.get('type')!r}; expected join, end_utterance or ping"
+                "unknown_type",
+                f"unknown message type {data.get('type')!r}; expected join, end_utterance, ping or rename_speaker",
             ) from None
         where = ".".join(str(p) for p in first["loc"][1:]) or "message"
         raise ProtocolError("invalid_message", f"{data.get('type')}: {where}: {first['msg']}") from None
@@ -235,6 +245,14 @@ class Notice(_Out):
         )
 
 
+class SpeakerRenamed(_Out):
+    """A voice got a new name (rename_speaker, or the admin CLI's rename seen at the next utterance): sent to every
+    room, so cards already shown can be relabelled."""
+
+    type: Literal["speaker_renamed"] = "speaker_renamed"
+    speaker: Speaker
+
+
 class Pong(_Out):
     type: Literal["pong"] = "pong"
     id: str | int | None  # echoes the ping's id; null when it had none
@@ -253,4 +271,6 @@ class Error(_Out):
     utterance_id: str | None = _omit()  # internal_error: which utterance failed
 
 
-ServerMessage = Welcome | Transcript | Translation | AudioHeader | Participants | Notice | Pong | Draining | Error
+ServerMessage = (
+    Welcome | Transcript | Translation | AudioHeader | Participants | Notice | SpeakerRenamed | Pong | Draining | Error
+)

@@ -58,7 +58,7 @@ def test_protocol_doc_shows_every_server_message_as_typed():
 
 def test_protocol_doc_examples_from_clients_are_accepted():
     for example in _doc_examples():
-        if example["type"] in {"join", "end_utterance", "ping"}:
+        if example["type"] in {"join", "end_utterance", "ping", "rename_speaker"}:
             proto.parse_client_message(json.dumps(example), 4096)
 
 

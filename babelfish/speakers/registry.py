@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,7 @@ class Registry:
         self._clock = clock
         self._lock = threading.RLock()
         self._last: OrderedDict[str, Speaker] = OrderedDict()  # client id -> its last speaker, newest last
+        self._enrolled_via: OrderedDict[str, bool] = OrderedDict()  # clients through which a voice was enrolled
         self._records: dict[str, SpeakerRecord] = {}
         self._load()
 
@@ -92,12 +94,18 @@ class Registry:
                 self._refine(best, vector)
                 match = Match(Speaker(best.id, best.name), score)
             else:
-                match = Match(self._enrol(client_name, vector), score if best is not None else None, enrolled=True)
-            self._last[client_id] = match.speaker
-            self._last.move_to_end(client_id)
-            while len(self._last) > MAX_CLIENTS:  # bounded: ids of clients long gone fall out, oldest first
-                self._last.popitem(last=False)
+                first = client_id not in self._enrolled_via
+                match = Match(self._enrol(client_name, vector, first), score if best else None, enrolled=True)
+                self._remember(self._enrolled_via, client_id, True)
+            self._remember(self._last, client_id, match.speaker)
             return match
+
+    @staticmethod
+    def _remember(seen: OrderedDict[str, Any], client_id: str, value: Any) -> None:
+        seen[client_id] = value
+        seen.move_to_end(client_id)
+        while len(seen) > MAX_CLIENTS:  # bounded: clients long gone fall out, oldest first
+            seen.popitem(last=False)
 
     def _best(self, vector: np.ndarray) -> tuple[SpeakerRecord | None, float]:
         candidates = [
@@ -118,10 +126,11 @@ class Registry:
         if self._store.refine(record.id, refined, min(record.samples + 1, self.refine_max), now):
             record.embedding, record.samples, record.updated = refined, min(record.samples + 1, self.refine_max), now
 
-    def _enrol(self, client_name: str, vector: np.ndarray) -> Speaker:
+    def _enrol(self, client_name: str, vector: np.ndarray, first: bool) -> Speaker:
+        # The first new voice heard through a client is its owner's; later ones are numbered from 2.
         taken = {r.name for r in self._records.values()}
-        name = client_name
-        n = 2
+        name = client_name if first else f"Speaker 2 (via {client_name})"
+        n = 3 if not first else 2
         while name in taken:
             name = f"Speaker {n} (via {client_name})"
             n += 1

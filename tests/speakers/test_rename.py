@@ -1,0 +1,77 @@
+"""`rename_speaker` through the real app, with the fake (pitch) embedder: no model needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from babelfish.app import create_app
+from babelfish.config import Settings
+from babelfish.engines.fake import FakeEngine
+from babelfish.speakers.fake import FakeEmbedder, tone
+from tests.conftest import frames
+from tests.speakers.test_conversation import AlwaysSpeech
+from tests.voices import pcm16
+
+
+def join(ws, name: str, room: str = "r") -> dict:
+    ws.send_text(json.dumps({"type": "join", "name": name, "language": "en", "room": room, "audio": False}))
+    msg = ws.receive_json()
+    assert msg["type"] == "welcome"
+    return msg
+
+
+def say(ws, hz: float, seconds: float = 2.0) -> dict:
+    for frame in frames(pcm16(tone(hz, seconds))):
+        ws.send_bytes(frame)
+    ws.send_text('{"type": "end_utterance"}')
+    return next_of(ws, "transcript")
+
+
+def next_of(ws, kind: str) -> dict:
+    while True:
+        msg = ws.receive_json()
+        if msg["type"] == kind:
+            return msg
+
+
+def app(tmp_path: Path, embedder: FakeEmbedder | None) -> TestClient:
+    settings = Settings(data_dir=tmp_path, max_name_chars=10)
+    return TestClient(create_app(settings, engine=FakeEngine(), detector_factory=AlwaysSpeech, embedder=embedder))
+
+
+def test_rename_reaches_every_room_and_sticks(tmp_path: Path) -> None:
+    with app(tmp_path, FakeEmbedder()) as c, c.websocket_connect("/ws/client") as dan, \
+            c.websocket_connect("/ws/client") as ann, c.websocket_connect("/ws/client") as far:  # fmt: skip
+        join(dan, "Dan")
+        join(ann, "Ann")
+        join(far, "Far", room="elsewhere")
+        first = say(dan, 300)
+        assert first["speaker"]["name"] == "Dan" and first["speaker"]["id"].startswith("spk-")
+        assert next_of(ann, "transcript")["speaker"] == first["speaker"]
+        ann.send_text(json.dumps({"type": "rename_speaker", "id": first["speaker"]["id"], "name": "  Maria  "}))
+        renamed = {"type": "speaker_renamed", "speaker": {"id": first["speaker"]["id"], "name": "Maria"}}
+        for ws in (dan, ann, far):
+            assert next_of(ws, "speaker_renamed") == renamed
+        assert say(dan, 310)["speaker"] == renamed["speaker"]  # same voice, new name
+        assert say(dan, 1000)["speaker"]["name"] == "Speaker 2 (via Dan)"
+        ann.send_text(json.dumps({"type": "rename_speaker", "id": "spk-00000000", "name": "X"}))
+        assert next_of(ann, "error")["code"] == "unknown_speaker"
+        ann.send_text(json.dumps({"type": "rename_speaker", "id": first["speaker"]["id"], "name": "A" * 11}))
+        assert next_of(ann, "error")["code"] == "invalid_name"
+        ann.send_text('{"type": "ping", "id": 1}')
+        assert next_of(ann, "pong")["id"] == 1  # still connected
+    with app(tmp_path, FakeEmbedder()) as c, c.websocket_connect("/ws/client") as again:
+        join(again, "Tablet")
+        assert say(again, 300)["speaker"] == renamed["speaker"]  # the name is on disk
+
+
+def test_recognition_off_labels_the_client_and_stores_nothing(tmp_path: Path) -> None:
+    with app(tmp_path, None) as c, c.websocket_connect("/ws/client") as dan:
+        me = join(dan, "Dan")
+        assert say(dan, 300)["speaker"] == {"id": me["client_id"], "name": "Dan"}
+        dan.send_text(json.dumps({"type": "rename_speaker", "id": me["client_id"], "name": "X"}))
+        assert next_of(dan, "error")["code"] == "unknown_speaker"
+    assert not (tmp_path / "speakers").exists()
