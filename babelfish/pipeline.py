@@ -105,6 +105,7 @@ class Pipeline:
         message = proto.Transcript(
             utterance_id=utterance_id,
             speaker=speaker,
+            client_id=who.id,
             text=transcript.text,
             language=transcript.language,
             audio_seconds=round(utterance.seconds, 2),

@@ -179,6 +179,7 @@ class Transcript(_Out):
     type: Literal["transcript"] = "transcript"
     utterance_id: str
     speaker: Speaker
+    client_id: str  # the connection the audio came from (`speaker` is the voice): a page marks its own cards by it
     text: str
     language: str
     audio_seconds: float

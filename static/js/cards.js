@@ -9,8 +9,20 @@ const log = () => $("log");
 const drawn = new Map(); // utterance id → the card's elements
 let stick = true; // auto-scroll while the user is at the bottom
 let showLatency = true;
+let onRename = () => {};
 
-export function initLog() {
+// Recognised voices have ids "spk-…" (docs/protocol.md); other labels are a client's own id: nothing to rename.
+export const isVoice = (id) => typeof id === "string" && id.startsWith("spk-");
+
+// One colour per speaker, the same on every card and every page: a hue from the id.
+export function speakerHue(id) {
+  let h = 0;
+  for (const ch of String(id)) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return h % 360;
+}
+
+export function initLog({ rename } = {}) {
+  if (rename) onRename = rename;
   const el = log();
   el.addEventListener("scroll", () => {
     stick = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
@@ -41,7 +53,8 @@ function createCard(u) {
   el.className = "utt";
   el.dataset.utt = u.id;
   const meta = document.createElement("div"); meta.className = "meta";
-  const who = document.createElement("span"); who.className = "who"; who.textContent = u.speaker?.name || "Someone";
+  const who = document.createElement("button"); who.type = "button"; who.className = "who";
+  who.onclick = () => { if (c.u.speaker && isVoice(c.u.speaker.id)) onRename(c.u.speaker); };
   const lat = document.createElement("span"); lat.className = "lat";
   meta.append(who, lat);
   const main = document.createElement("p"); main.className = "main";
@@ -64,6 +77,11 @@ function textWithTag(p, lang, text) {
 
 function draw(c) {
   const u = c.u;
+  c.who.textContent = u.speaker?.name || "Someone";
+  if (u.speaker?.id) c.who.style.setProperty("--who", `hsl(${speakerHue(u.speaker.id)} 65% 38%)`);
+  const voice = isVoice(u.speaker?.id);
+  c.who.disabled = !voice;
+  c.who.title = voice ? "Tap to name this voice" : "";
   // My language's text is the big line; the original goes small underneath when it differs.
   if (u.translation) {
     textWithTag(c.main, u.translation.language, u.translation.text);
@@ -93,6 +111,11 @@ export function showNote(u, text) {
   const n = document.createElement("p"); n.className = "note"; n.textContent = text;
   c.el.appendChild(n);
   added();
+}
+
+// A voice was named: redraw its cards (those still shown).
+export function relabel(utterances) {
+  for (const u of utterances) { const c = drawn.get(u.id); if (c) draw(c); }
 }
 
 // The "show how long each translation took" setting: redraw every card.

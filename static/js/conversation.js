@@ -37,7 +37,9 @@ export const FATAL_JOIN_ERRORS = new Set(["invalid_name", "unsupported_language"
 function utterance(conv, m) {
   let u = conv.utterances.get(m.utterance_id);
   if (u) return u;
-  u = { id: m.utterance_id, speaker: m.speaker || null, mine: !!(m.speaker && conv.myIds.has(m.speaker.id)),
+  // `speaker` is the voice; `client_id` (on transcripts) the device it came through: mine means sent from this page.
+  const from = m.client_id ?? m.speaker?.id;
+  u = { id: m.utterance_id, speaker: m.speaker || null, mine: !!(from && conv.myIds.has(from)),
     transcript: null, translation: null, latencyMs: {}, notes: [] };
   conv.utterances.set(u.id, u);
   if (conv.utterances.size > MAX_UTTERANCES) conv.utterances.delete(conv.utterances.keys().next().value);
@@ -50,6 +52,7 @@ const others = (conv) => conv.participants.filter((p) => !conv.myIds.has(p.id));
 //   welcome {first, text, languages, engine}   joined (first time: "You joined…", later: "Reconnected.")
 //   roster {}                                  the participant list changed
 //   utterance {utterance}                      a card to draw or redraw
+//   renamed {utterances}                       a voice got a name: these cards show it
 //   note {utterance, text}                     a plain-words note under a card
 //   sys {text, level}                          a line in the conversation ("" | "warn" | "bad")
 //   play {header, data}                        synthesized speech to play
@@ -101,6 +104,13 @@ export function applyMessage(conv, m, { joined = false, languageName = (code) =>
       u[m.type] = { text: m.text, language: m.language };
       if (m.latency_ms !== undefined) u.latencyMs[m.type] = m.latency_ms;
       return [{ type: "utterance", utterance: u }];
+    }
+    case "speaker_renamed": {
+      const sp = m.speaker;
+      if (!sp || !sp.id) return [];
+      const changed = [...conv.utterances.values()].filter((u) => u.speaker?.id === sp.id);
+      for (const u of changed) u.speaker = { ...u.speaker, name: sp.name };
+      return changed.length ? [{ type: "renamed", utterances: changed }] : [];
     }
     case "audio": {
       conv.pendingAudio = m;

@@ -7,7 +7,7 @@
 // client_thin.html, join-form.js, settings.js, `joinMessage` below, and start.js if the file page must carry it;
 // what the picker says per language → language-picker.js. A new file under static/ also goes into static/sw.js.
 import { createAudio, TARGET_RATE } from "./audio.js";
-import { initLog, setShowLatency, showNote, showUtterance, systemLine } from "./cards.js";
+import { initLog, relabel, setShowLatency, showNote, showUtterance, systemLine } from "./cards.js";
 import { Connection } from "./connection.js";
 import { applyBinary, applyMessage, newConversation, socketEnded } from "./conversation.js";
 import { $, banner, showStatus } from "./dom.js";
@@ -85,6 +85,7 @@ function apply(e) {
       return;
     case "roster": if (conn.state === "joined") renderStatus(); return;
     case "utterance": return showUtterance(e.utterance);
+    case "renamed": return relabel(e.utterances);
     case "note": return showNote(e.utterance, e.text);
     case "sys": return systemLine(e.text, e.level);
     case "play": return audio.play(e.header, e.data);
@@ -166,8 +167,15 @@ $("sound").onclick = () => {
 // Any tap unlocks audio output (iOS).
 document.addEventListener("pointerdown", () => { if (inRoom()) audio.unlock(); }, { passive: true });
 
+// ---------- naming a voice: tap its label ----------
+function renameSpeaker(speaker) {
+  const name = window.prompt("Name this voice", speaker.name);
+  if (name === null || !name.trim() || name.trim() === speaker.name) return;
+  if (!conn.send({ type: "rename_speaker", id: speaker.id, name: name.trim() })) systemLine("Not connected: try again when back online.", "warn");
+}
+
 // ---------- sheets ----------
-initLog();
+initLog({ rename: renameSpeaker });
 initInvite();
 initJoinForm({
   isInRoom: inRoom,

@@ -133,3 +133,20 @@ test("long conversations keep the newest utterances only", () => {
   assert.equal(conv.utterances.size, MAX_UTTERANCES);
   assert.ok(!conv.utterances.has("u0") && conv.utterances.has(`u${MAX_UTTERANCES + 4}`));
 });
+
+test("a voice's label: mine by the client id that sent it, renamed on every card of that voice", () => {
+  const conv = joined();
+  const voice = { id: "spk-1a2b3c4d", name: "Dan" };
+  applyMessage(conv, { type: "transcript", utterance_id: "u1", speaker: voice, client_id: "d1", text: "a", language: "de" });
+  applyMessage(conv, { type: "transcript", utterance_id: "u2", speaker: voice, client_id: "a1", text: "b", language: "de" });
+  applyMessage(conv, { type: "transcript", utterance_id: "u3", speaker: { id: "spk-9", name: "Ana" }, client_id: "a1",
+    text: "c", language: "pt" });
+  assert.equal(conv.utterances.get("u1").mine, true); // through my phone
+  assert.equal(conv.utterances.get("u2").mine, false); // the same voice through Ana's phone
+  const [e] = applyMessage(conv, { type: "speaker_renamed", speaker: { id: "spk-1a2b3c4d", name: "Maria" } });
+  assert.equal(e.type, "renamed");
+  assert.deepEqual(e.utterances.map((u) => u.id), ["u1", "u2"]);
+  assert.equal(conv.utterances.get("u2").speaker.name, "Maria");
+  assert.equal(conv.utterances.get("u3").speaker.name, "Ana");
+  assert.deepEqual(applyMessage(conv, { type: "speaker_renamed", speaker: { id: "spk-none", name: "X" } }), []);
+});
