@@ -1,6 +1,6 @@
 """Who is speaking: how well the default embedder tells real voices apart, what it costs, what it adds to latency.
 
-    python bench/bench_speakers_id.py [--skip-server] [--engine cascade] [--repeat 5]
+    python bench/bench_speakers_id.py [--parts 123] [--engine cascade] [--repeat 5]
 
 1. Real human speech (pocketsphinx-testdata: one LibriVox reader, one AN4 speaker, and pocketsphinx's own recordings
    by one speaker; tests/voices.py) cut into pieces of 0.5-3 s and whole clips: same-speaker and different-speaker
@@ -173,16 +173,19 @@ def server_run(engine: str, recognition: str, turns: list[tuple[str, np.ndarray]
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--skip-server", action="store_true", help="only parts 1 and 2")
+    parser.add_argument("--parts", default="123", help="which parts to run, e.g. 12 or 3")
     parser.add_argument("--engine", default="cascade", help="server engine for part 3 (test: no ASR time)")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     print("load:", os.getloadavg())
     settings = Settings()
-    embedder = ResemblyzerEmbedder()
-    quality(embedder, settings)
-    speed(embedder, args.repeat)
-    if args.skip_server:
+    if "1" in args.parts or "2" in args.parts:
+        embedder = ResemblyzerEmbedder()
+        if "1" in args.parts:
+            quality(embedder, settings)
+        if "2" in args.parts:
+            speed(embedder, args.repeat)
+    if "3" not in args.parts:
         return
     v = voices()
     reader, other = v["librivox"], v["dhd"]
