@@ -1,6 +1,6 @@
 """Who is speaking: how well the default embedder tells real voices apart, what it costs, what it adds to latency.
 
-    python bench/bench_speakers_id.py [--parts 123] [--engine cascade] [--repeat 5]
+    python -m bench.bench_speakers_id [--parts 123] [--engine cascade] [--repeat 5]
 
 1. Real human speech (pocketsphinx-testdata: one LibriVox reader, one AN4 speaker, and pocketsphinx's own recordings
    by one speaker; tests/voices.py) cut into pieces of 0.5-3 s and whole clips: same-speaker and different-speaker
@@ -24,7 +24,6 @@ import itertools
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +32,6 @@ import httpx
 import numpy as np
 import websockets
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from babelfish.config import Settings
 from babelfish.speakers.embedder import ResemblyzerEmbedder
 from tests.serverproc import ServerProcess

@@ -8,19 +8,15 @@
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import numpy as np
 
+from tests.audio import pcm16, read_wav
+
+__all__ = ["RATE", "pcm16", "voices"]
 DATA = Path("/usr/share/pocketsphinx/test/data")
 RATE = 16_000
-
-
-def _wav(path: Path) -> np.ndarray:
-    with wave.open(str(path)) as w:
-        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (RATE, 1, 2), path
-        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
 
 
 def _raw(path: Path) -> np.ndarray:
@@ -30,13 +26,9 @@ def _raw(path: Path) -> np.ndarray:
 def voices() -> dict[str, list[np.ndarray]]:
     """speaker -> clips (16 kHz mono float32). Fails loudly when the Debian package is missing."""
     found = {
-        "librivox": [_wav(p) for p in sorted((DATA / "librivox").glob("*.wav"))],
-        "an4": [_wav(p) for p in sorted((DATA / "cards").glob("*.wav"))],
+        "librivox": [read_wav(p) for p in sorted((DATA / "librivox").glob("*.wav"))],
+        "an4": [read_wav(p) for p in sorted((DATA / "cards").glob("*.wav"))],
         "dhd": [_raw(DATA / n) for n in ("goforward.raw", "numbers.raw", "something.raw", "tidigits/dhd.2934z.raw")],
     }
     assert all(found.values()), "install pocketsphinx-testdata: bash scripts/setup.sh --test"
     return found
-
-
-def pcm16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()

@@ -7,15 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from babelfish.app import create_app
 from babelfish.config import Settings
 from babelfish.engines.fake import FakeEngine
 from babelfish.speakers.embedder import ResemblyzerEmbedder
 from babelfish.store.sqlite import SqliteStore, database_path
-from tests.conftest import frames
+from tests.audio import frames
 from tests.voices import pcm16, voices
+from tests.wsclient import BoundedClient
 
 
 class AlwaysSpeech:
@@ -34,10 +34,10 @@ def embedder() -> ResemblyzerEmbedder:
 
 
 @pytest.fixture
-def app_client(tmp_path: Path, embedder: ResemblyzerEmbedder) -> Iterator[TestClient]:
+def app_client(tmp_path: Path, embedder: ResemblyzerEmbedder) -> Iterator[BoundedClient]:
     settings = Settings(data_dir=tmp_path, speaker_embedder="resemblyzer")
     app = create_app(settings, engine=FakeEngine(), detector_factory=AlwaysSpeech, embedder=embedder)
-    with TestClient(app) as c:
+    with BoundedClient(app) as c:
         yield c
 
 
@@ -53,7 +53,7 @@ def say(ws, audio) -> dict:
             return msg
 
 
-def test_two_people_alternating_through_one_client_get_two_labels(app_client: TestClient, tmp_path: Path) -> None:
+def test_two_people_alternating_through_one_client_get_two_labels(app_client: BoundedClient, tmp_path: Path) -> None:
     v = voices()
     turns = [("reader", v["librivox"][0]), ("dhd", v["dhd"][1]), ("reader", v["librivox"][2]),
              ("dhd", v["dhd"][2]), ("reader", v["librivox"][3]), ("dhd", v["dhd"][0])]  # fmt: skip

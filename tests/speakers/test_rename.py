@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-
 from babelfish.app import create_app
 from babelfish.config import Settings
 from babelfish.engines.fake import FakeEngine
 from babelfish.speakers.fake import FakeEmbedder, tone
-from tests.conftest import frames
+from tests.audio import frames
 from tests.speakers.test_conversation import AlwaysSpeech
 from tests.voices import pcm16
+from tests.wsclient import BoundedClient
 
 
 def join(ws, name: str, room: str = "r") -> dict:
@@ -37,9 +36,9 @@ def next_of(ws, kind: str) -> dict:
             return msg
 
 
-def app(tmp_path: Path, embedder: FakeEmbedder | None) -> TestClient:
+def app(tmp_path: Path, embedder: FakeEmbedder | None) -> BoundedClient:
     settings = Settings(data_dir=tmp_path, max_name_chars=10)
-    return TestClient(create_app(settings, engine=FakeEngine(), detector_factory=AlwaysSpeech, embedder=embedder))
+    return BoundedClient(create_app(settings, engine=FakeEngine(), detector_factory=AlwaysSpeech, embedder=embedder))
 
 
 def test_rename_reaches_every_room_and_sticks(tmp_path: Path) -> None:
