@@ -55,9 +55,15 @@ class Speakers:
     async def identify(self, who: Participant, vector: np.ndarray | None) -> proto.Speaker:
         if self.registry is None:
             return who.speaker()
-        match = await asyncio.get_running_loop().run_in_executor(
-            self._executor, self.registry.identify, who.id, who.name, vector
-        )
+        try:
+            match = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.registry.identify, who.id, who.name, vector
+            )
+        except Exception:
+            # The store failed (disk full, unreadable file): nothing new was registered, so nobody may be told of a
+            # new speaker; the utterance still goes out, labelled with its client.
+            log.exception("speaker registry failed; labelling this utterance with its client")
+            return who.speaker()
         if match.enrolled:
             log.info("new voice enrolled as %r (%s) via %s", match.speaker.name, match.speaker.id, who.name)
         return proto.Speaker(id=match.speaker.id, name=match.speaker.name)

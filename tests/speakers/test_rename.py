@@ -74,3 +74,18 @@ def test_recognition_off_labels_the_client_and_stores_nothing(tmp_path: Path) ->
         dan.send_text(json.dumps({"type": "rename_speaker", "id": me["client_id"], "name": "X"}))
         assert next_of(dan, "error")["code"] == "unknown_speaker"
     assert not (tmp_path / "speakers").exists()
+
+
+def test_a_failing_store_labels_with_the_client_and_registers_nothing(tmp_path: Path) -> None:
+    with app(tmp_path, FakeEmbedder()) as c, c.websocket_connect("/ws/client") as dan:
+        me = join(dan, "Dan")
+        registry = c.app.state.hub.speakers.registry
+
+        def broken(*_: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        registry._store.put = broken  # the disk is full from now on
+        assert say(dan, 300)["speaker"] == {"id": me["client_id"], "name": "Dan"}
+        assert registry.speakers() == []
+        dan.send_text('{"type": "ping", "id": 2}')
+        assert next_of(dan, "pong")["id"] == 2
