@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from concurrent.futures import Executor
+from typing import Any
 
 from babelfish import protocol as proto
 from babelfish.cluster import Cluster, LocalOnly
@@ -27,7 +28,7 @@ from babelfish.speakers.service import Speakers
 log = logging.getLogger(__name__)
 
 
-def _retrieve(task: asyncio.Future[object]) -> None:
+def _retrieve(task: asyncio.Future[Any]) -> None:
     """Mark a task's outcome as seen: an abandoned embedding's error or cancellation is not worth a warning."""
     if not task.cancelled():
         task.exception()
