@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from babelfish.app import create_app
 from babelfish.config import Settings
 from babelfish.engines.fake import FakeEngine
+from babelfish.speakers.backup import backup_dir, backups
 from babelfish.speakers.fake import FakeEmbedder, tone
 from tests.audio import frames
 from tests.speakers.test_conversation import AlwaysSpeech
@@ -89,3 +91,22 @@ def test_a_failing_store_labels_with_the_client_and_registers_nothing(tmp_path: 
         assert registry.speakers() == []
         dan.send_text('{"type": "ping", "id": 2}')
         assert next_of(dan, "pong")["id"] == 2
+
+
+def test_automatic_backups_rotate_and_hold_the_known_voices(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, speaker_backups=2, speaker_backup_hours=0.5 / 3600)  # every 0.5 s
+    folder = backup_dir(tmp_path)
+    with BoundedClient(create_app(settings, engine=FakeEngine(), detector_factory=AlwaysSpeech,
+                                  embedder=FakeEmbedder())) as c, c.websocket_connect("/ws/client") as dan:  # fmt: skip
+        join(dan, "Dan")
+        spoken = say(dan, 300)["speaker"]
+        deadline = time.monotonic() + 20
+        data: dict = {}
+        while spoken["id"] not in data.get("speakers", {}) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            if found := backups(folder):
+                data = json.loads(found[-1].read_text())
+        assert data["speakers"][spoken["id"]]["name"] == "Dan" and len(data["known_embeddings"][spoken["id"]]) == 64
+        time.sleep(1.5)
+        assert len(backups(folder)) == 2  # rotated: only the newest speaker_backups are kept
+        assert all(p.stat().st_mode & 0o077 == 0 for p in backups(folder))  # biometric data: owner only
