@@ -33,6 +33,8 @@ from babelfish.speakers.service import Speakers
 from babelfish.store.sqlite import SqliteStore, database_path
 from babelfish.tls import ca_certificate_path
 from babelfish.tokens import TokenStore
+from babelfish.transcript_route import make_transcript_router
+from babelfish.transcripts import TranscriptArchive
 from babelfish.web import make_router, static_files
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,13 @@ def create_app(
         cluster: Cluster = LocalOnly()
         store: SqliteStore | None = None
         tasks: set[asyncio.Task[None]] = set()
+        expiry: asyncio.Task[None] | None = None
+        # Transcripts go to disk only when the operator asks (retention on); otherwise nothing is ever written.
+        archive = (
+            TranscriptArchive(settings.data_dir / "transcripts", settings.transcript_retention_days * 86400)
+            if settings.transcript_retention
+            else None
+        )
         try:
             loop = asyncio.get_running_loop()
             # The voice model loads beside the engine, not after it: start-up takes the longer of the two.
@@ -102,7 +111,7 @@ def create_app(
             if loaded.info.name == "test":
                 log.warning("running the TEST engine: output is synthetic, not real translation")
             supports = loaded.languages()
-            rooms = Rooms(settings.max_rooms, settings.max_clients_per_room)
+            rooms = Rooms(settings.max_rooms, settings.max_clients_per_room, settings.transcript_max_utterances)
             speech_in = {s.code for s in supports if s.speech_in}
             if settings.redis_url:
                 from babelfish.cluster.redis_node import RedisCluster
@@ -116,7 +125,7 @@ def create_app(
                 engine=loaded,
                 rooms=rooms,
                 metrics=metrics,
-                pipeline=Pipeline(loaded, inference, rooms, metrics, cluster, speakers),
+                pipeline=Pipeline(loaded, inference, rooms, metrics, cluster, speakers, archive),
                 vad_executor=vad,
                 detector_factory=detector_factory,
                 segmenter_config=SegmenterConfig.from_settings(settings),
@@ -127,12 +136,15 @@ def create_app(
                 cluster=cluster,
             )
             revocations = asyncio.create_task(close_revoked(app.state.hub, tokens))
+            if archive is not None:
+                expiry = asyncio.create_task(archive.expire_forever())
             yield
         finally:
-            if revocations is not None:
-                revocations.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await revocations
+            for task in (revocations, expiry):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await drain(app)  # a no-op after the server's own early drain (cli.py); TestClient apps need it here
             await cluster.stop()  # after the drain: this server's participants have left
             for task in tasks:
@@ -194,6 +206,7 @@ def create_app(
     # Outermost: the client address the gate limits is the one a trusted proxy names (uvicorn's own copy is off).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     own_ca = settings.https and settings.certfile is None  # phones fetch our local CA from /ca.pem to trust it
+    app.include_router(make_transcript_router())
     app.include_router(make_router(ca_cert=ca_certificate_path(settings.data_dir) if own_ca else None))
     app.mount("/static", static_files(), name="static")
     return app

@@ -56,6 +56,17 @@ class Settings(BaseSettings):
         1.0, gt=0, le=30, description="cluster heartbeat; a server silent for 3 beats is taken for dead"
     )
 
+    # --- transcripts (babelfish/transcripts.py) ---
+    transcript_max_utterances: int = Field(
+        5000, ge=1, description="utterances each room's transcript keeps in memory; the oldest goes beyond"
+    )
+    transcript_retention: bool = Field(
+        False, description="also keep transcripts on disk (data_dir/transcripts); off: nothing is written"
+    )
+    transcript_retention_days: float = Field(
+        30.0, gt=0, description="transcript files older than this are deleted (with transcript_retention)"
+    )
+
     # --- engine ---
     engine: EngineName = Field("auto", description="auto: seamless when its weights are local, else cascade")
     device: Literal["cpu", "cuda"] = Field("cpu", description="where models run")

@@ -60,6 +60,7 @@ class Member:
                 max_text_bytes=s.max_text_bytes,
                 max_utterance_seconds=s.max_utterance_seconds,
             ),
+            transcript_key=me.key,
         )
 
     def announce(self) -> None:

@@ -24,6 +24,7 @@ from babelfish.metrics import Metrics
 from babelfish.rooms import Participant, Rooms
 from babelfish.segmenter import Segment
 from babelfish.speakers.service import Speakers
+from babelfish.transcripts import Entry, TranscriptArchive
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,10 @@ class Pipeline:
         metrics: Metrics,
         cluster: Cluster | None = None,
         speakers: Speakers | None = None,
+        archive: TranscriptArchive | None = None,  # transcripts on disk too (retention on)
     ) -> None:
         self._engine = engine
+        self._archive = archive
         # Listeners on other servers count as listeners: their languages are rendered here and relayed.
         self._cluster = cluster or LocalOnly()
         self._speakers = speakers or Speakers(None, None, executor, 0.0)
@@ -103,6 +106,10 @@ class Pipeline:
             self._metrics.decoder_loop()
         latency = _ms(segment.speech_end)
         self._metrics.observe("transcript", latency / 1000)
+        end = time.time() - (time.monotonic() - segment.speech_end)  # wall clock, for the room's transcript
+        entry = room.transcript.add(
+            Entry(utterance_id, speaker.id, speaker.name, end - utterance.seconds, end, transcript.language, transcript.text)
+        )
         message = proto.Transcript(
             utterance_id=utterance_id,
             speaker=speaker,
@@ -118,7 +125,15 @@ class Pipeline:
         if targets:
             wants_speech = room.wants_speech(who, targets)
             deliver = _Delivery(
-                self._rooms, self._metrics, self._cluster, who, transcript, utterance_id, speaker, segment.speech_end
+                self._rooms,
+                self._metrics,
+                self._cluster,
+                who,
+                transcript,
+                utterance_id,
+                speaker,
+                segment.speech_end,
+                entry,
             )
 
             # Runs in the worker thread (the generator is lazy). It finishes even if the speaker leaves meanwhile:
@@ -128,6 +143,8 @@ class Pipeline:
                     loop.call_soon_threadsafe(deliver, result)
 
             await loop.run_in_executor(self._executor, consume)
+        if self._archive is not None:
+            await asyncio.to_thread(self._archive.append, room.transcript, entry)
         self._metrics.utterance_done("ok")
 
 
@@ -144,12 +161,16 @@ class _Delivery:
         utterance_id: str,
         speaker: proto.Speaker,
         speech_end: float,
+        entry: Entry,
     ) -> None:
         self._rooms, self._metrics, self._cluster, self._who = rooms, metrics, cluster, who
+        self._entry = entry
         self._transcript, self._speech_end = transcript, speech_end
         self._utterance_id, self._speaker = utterance_id, speaker
 
     def __call__(self, result: RenderResult) -> None:
+        if isinstance(result, TextResult) and result.text is not None:
+            self._entry.translations[result.language] = result.text  # the room's transcript, listened to or not
         room = self._rooms.get(self._who.room_name)
         if room is None:
             return

@@ -173,6 +173,7 @@ class Welcome(_Out):
     languages: list[dict[str, Any]]  # languages.table(): the same rows GET /languages serves
     engine: EngineSummary
     limits: Limits
+    transcript_key: str  # proves membership to GET /rooms/{room}/transcript (docs/protocol.md §6)
 
 
 class Transcript(_Out):

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from babelfish.languages import AUTO
 from babelfish.protocol import ParticipantInfo, ServerMessage, Speaker
+from babelfish.transcripts import RoomTranscript
 
 # What a sender task can be handed: a text frame, or an audio header and its binary frame.
 Outgoing = str | tuple[str, bytes]
@@ -73,6 +75,8 @@ class Participant:
     room_name: str
     outbox: Outbox
     wants_audio: bool = True
+    # Proves to HTTP requests (the transcript download) that they come from this participant; sent in `welcome` only.
+    key: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
     def info(self) -> ParticipantInfo:
         """What the others see of this participant."""
@@ -107,6 +111,15 @@ class Room:
     remote: dict[str, RemoteMember] = field(default_factory=dict)  # connected to other servers of the cluster
     passcode_digest: bytes | None = None  # set by whoever created the room; joining needs the same passcode
     voices: dict[str, int] = field(default_factory=dict)  # participant id -> voice variant (see voice_of)
+    transcript: RoomTranscript = field(default_factory=lambda: RoomTranscript("", 1))  # Rooms gives the real one
+
+    def member_with_key(self, key: str) -> Participant | None:
+        """The member whose key this is (compared in constant time), or None."""
+        found = None
+        for p in self.members.values():
+            if hmac.compare_digest(p.key.encode(), key.encode()):
+                found = p
+        return found
 
     @property
     def count(self) -> int:
@@ -173,10 +186,11 @@ def _digest(passcode: str) -> bytes:
 
 
 class Rooms:
-    def __init__(self, max_rooms: int, max_per_room: int) -> None:
+    def __init__(self, max_rooms: int, max_per_room: int, transcript_cap: int = 5000) -> None:
         self._rooms: dict[str, Room] = {}
         self._max_rooms = max_rooms
         self._max_per_room = max_per_room
+        self._transcript_cap = transcript_cap  # utterances each room's transcript keeps (RoomTranscript)
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -197,7 +211,11 @@ class Rooms:
         if room is None:
             if len(self._rooms) >= self._max_rooms:
                 raise TooManyRooms(f"this server hosts at most {self._max_rooms} rooms")
-            room = self._rooms[p.room_name] = Room(p.room_name, passcode_digest=_digest(passcode) if passcode else None)
+            room = self._rooms[p.room_name] = Room(
+                p.room_name,
+                passcode_digest=_digest(passcode) if passcode else None,
+                transcript=RoomTranscript(p.room_name, self._transcript_cap),
+            )
         elif not room.admits(passcode):  # before the size check: outsiders learn nothing about the room
             raise WrongPasscode(f"room {p.room_name!r} needs its passcode")
         elif room.count >= self._max_per_room:

@@ -22,6 +22,7 @@ const SHELL = [
   "./static/js/join-form.js",
   "./static/js/language-picker.js",
   "./static/js/settings.js",
+  "./static/js/transcript.js",
   "./static/icons/icon-192.png",
   "./static/icons/icon-512.png",
 ];

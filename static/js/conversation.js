@@ -49,7 +49,7 @@ function utterance(conv, m) {
 const others = (conv) => conv.participants.filter((p) => !conv.myIds.has(p.id));
 
 // Returns effects, each {type, ...}:
-//   welcome {first, text, languages, engine}   joined (first time: "You joined…", later: "Reconnected.")
+//   welcome {first, text, languages, engine, room, transcriptKey}   joined (first time: "You joined…", later: "Reconnected.")
 //   roster {}                                  the participant list changed
 //   utterance {utterance}                      a card to draw or redraw
 //   renamed {utterances}                       a voice got a name: these cards show it
@@ -80,7 +80,8 @@ export function applyMessage(conv, m, { joined = false, languageName = (code) =>
         s.reconnects++;
         text = "Reconnected.";
       }
-      return [{ type: "welcome", first, text, languages: m.languages || null, engine: m.engine || null }];
+      return [{ type: "welcome", first, text, languages: m.languages || null, engine: m.engine || null,
+        room: m.room, transcriptKey: m.transcript_key || null }];
     }
     case "participants": {
       // Events carry only who changed (a full roster per event would be quadratic in big rooms); keep the list here.

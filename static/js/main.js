@@ -15,6 +15,7 @@ import { initInvite } from "./invite.js";
 import { hideJoinForm, initJoinForm, joinFormOpen, showJoinForm } from "./join-form.js";
 import { fillLanguages, languageName } from "./language-picker.js";
 import { params, S, saveSettings, store } from "./settings.js";
+import { initTranscript, setTranscriptAccess } from "./transcript.js";
 
 const conv = newConversation();
 const conn = new Connection({
@@ -80,6 +81,7 @@ function apply(e) {
       systemLine(e.text);
       if (e.engine) $("engine-info").textContent = `Server engine: ${e.engine.name}${e.engine.reason ? " — " + e.engine.reason : ""}`;
       conn.welcomed();
+      setTranscriptAccess({ server: S.server, room: e.room, key: e.transcriptKey });
       banner("");
       if (audio.micWanted()) audio.startMic().catch(micError);
       return;
@@ -102,6 +104,7 @@ function apply(e) {
 
 function onLost(code, reason, wasJoined, drained) {
   audio.pttAbort();
+  setTranscriptAccess(null); // the key died with the connection; the next welcome brings a new one
   // After a draining notice the user already read why; otherwise say what happened.
   if (wasJoined && !drained) systemLine(code === 1012 ? "The server is restarting." : `Connection lost${reason ? ` (${reason})` : ""}.`, "warn");
 }
@@ -117,6 +120,7 @@ function join() {
 function leave() {
   audio.stopMic();
   conn.leave();
+  setTranscriptAccess(null);
   systemLine("You left the room.");
   conv.everJoined = false;
 }
@@ -177,6 +181,7 @@ function renameSpeaker(speaker) {
 // ---------- sheets ----------
 initLog({ rename: renameSpeaker });
 initInvite();
+initTranscript((text) => systemLine(text, "bad"));
 initJoinForm({
   isInRoom: inRoom,
   onJoin: join,

@@ -165,6 +165,21 @@ def test_hands_free_conversation(room: tuple[object, object]) -> None:
     speaker.screenshot(path=ARTIFACTS / "desktop-conversation.png")
 
 
+def test_transcript_download(room: tuple[object, object]) -> None:
+    _, listener = room  # after test_hands_free_conversation: the room has said something
+    listener.click("#settings-btn")
+    listener.locator("#transcript").wait_for(state="visible", timeout=5_000)
+    with listener.expect_download(timeout=10_000) as info:  # type: ignore[attr-defined]
+        listener.click("#transcript [data-format=json]")
+    download = info.value
+    assert download.suggested_filename.startswith("babblefish-browser-") and download.suggested_filename.endswith(".json")
+    doc = json.loads(Path(download.path()).read_text())
+    assert doc["room"] == "browser" and doc["utterances"], doc
+    assert doc["utterances"][0]["speaker"]["name"] == "Speaker"
+    assert doc["utterances"][0]["translations"]["de"].startswith("[de]")
+    listener.click("#close-settings")
+
+
 def test_push_to_talk(room: tuple[object, object]) -> None:
     speaker, listener = room
     speaker.click("#mode-ptt")

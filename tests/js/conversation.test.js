@@ -21,6 +21,9 @@ test("welcome: who is here the first time, 'Reconnected.' after", () => {
   let [e] = applyMessage(conv, welcome());
   assert.equal(e.type, "welcome");
   assert.equal(e.first, true);
+  assert.equal(e.transcriptKey, null); // a server without transcripts: no download offered
+  [e] = applyMessage(newConversation(), welcome({ transcript_key: "k1" }));
+  assert.deepEqual([e.room, e.transcriptKey], ["main", "k1"]);
   assert.equal(e.text, "You joined room “main” as Dan. Here: Ana.");
   assert.deepEqual(e.engine, { name: "test", reason: "asked for" });
   assert.equal(conv.participants.length, 2);

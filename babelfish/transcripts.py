@@ -1,0 +1,130 @@
+"""Transcripts: everything said in a room, kept in memory for the room's life, and on disk only when asked.
+
+Memory: each room holds a `RoomTranscript`, made with the room and dropped with it (rooms.py). It is bounded: at most
+`cap` utterances; beyond that the oldest one is dropped (and counted in `dropped`), so a room that talks for days
+keeps its latest hours, never unbounded memory.
+
+Disk: only with `transcript_retention` on. Each room's life gets one JSON Lines file under
+`data_dir/transcripts/` (one line per utterance, written when the utterance is done, off the event loop); files
+older than the retention period are deleted at start and periodically after. With retention off nothing is ever
+written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+SUFFIX = ".jsonl"
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(eq=False)
+class Entry:
+    """One utterance: who said what, when (Unix seconds, wall clock), and each translation as it was delivered."""
+
+    utterance_id: str
+    speaker_id: str
+    speaker_name: str
+    start: float
+    end: float
+    language: str
+    text: str
+    translations: dict[str, str] = field(default_factory=dict)  # language -> text
+
+    def as_json(self, since: float) -> dict[str, Any]:
+        return {
+            "id": self.utterance_id,
+            "speaker": {"id": self.speaker_id, "name": self.speaker_name},
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "offset_seconds": round(max(0.0, self.start - since), 3),
+            "duration_seconds": round(max(0.0, self.end - self.start), 3),
+            "language": self.language,
+            "text": self.text,
+            "translations": dict(sorted(self.translations.items())),
+        }
+
+
+class RoomTranscript:
+    """What was said in one room, oldest first; at most `cap` utterances (then the oldest goes, counted)."""
+
+    def __init__(self, room: str, cap: int, started: float | None = None) -> None:
+        self.room = room
+        self.started = time.time() if started is None else started
+        self._entries: deque[Entry] = deque(maxlen=cap)
+        self.dropped = 0
+
+    def add(self, entry: Entry) -> Entry:
+        if len(self._entries) == self._entries.maxlen:
+            self.dropped += 1
+        self._entries.append(entry)
+        return entry
+
+    def entries(self) -> list[Entry]:
+        return list(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class TranscriptArchive:
+    """The on-disk copy (retention on): one JSON Lines file per room's life, deleted after `retention_seconds`."""
+
+    def __init__(self, directory: Path, retention_seconds: float) -> None:
+        self.directory = directory
+        self.retention_seconds = retention_seconds
+
+    def path_for(self, transcript: RoomTranscript) -> Path:
+        # Room names may hold spaces and dots: keep a readable part, and a hash so two names never share a file.
+        readable = re.sub(r"[^\w-]", "_", transcript.room)[:40]
+        digest = hashlib.sha256(transcript.room.encode()).hexdigest()[:10]
+        stamp = datetime.fromtimestamp(transcript.started, UTC).strftime("%Y%m%dT%H%M%S")
+        return self.directory / f"{stamp}-{readable}-{digest}{SUFFIX}"
+
+    def append(self, transcript: RoomTranscript, entry: Entry) -> None:
+        """Blocking file I/O: call it from a worker thread."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        line = json.dumps({"room": transcript.room, **entry.as_json(transcript.started)}, ensure_ascii=False)
+        # 0o600: what people said is for the operator, not every account on the machine.
+        fd = os.open(self.path_for(transcript), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def expire(self, now: float | None = None) -> list[Path]:
+        """Delete transcript files last written more than the retention period ago; the paths deleted."""
+        if not self.directory.is_dir():
+            return []
+        cutoff = (time.time() if now is None else now) - self.retention_seconds
+        removed = []
+        for path in self.directory.glob(f"*{SUFFIX}"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:
+                continue
+        if removed:
+            log.info("deleted %d transcript file(s) past the retention period", len(removed))
+        return removed
+
+    async def expire_forever(self) -> None:
+        """Expire now and then periodically (a tenth of the period, at most hourly) until cancelled."""
+        interval = min(3600.0, max(1.0, self.retention_seconds / 10))
+        while True:
+            await asyncio.to_thread(self.expire)
+            await asyncio.sleep(interval)
