@@ -17,6 +17,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 Stage = Literal["transcript", "translation", "audio"]
 STAGES: tuple[Stage, ...] = ("transcript", "translation", "audio")
+# Where an utterance's time goes (babelfish/pipeline.py): speech end → cut by the VAD (endpointing), waiting for an
+# inference worker (queue), the engine's transcribe (asr), each translation (mt) and each voice (tts), and a result
+# from ready to its listeners' send queues (delivery).
+PipelineStage = Literal["endpointing", "queue", "asr", "mt", "tts", "delivery"]
+PIPELINE_STAGES: tuple[PipelineStage, ...] = ("endpointing", "queue", "asr", "mt", "tts", "delivery")
+STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 WINDOW = 1000  # recent samples kept per stage for the JSON percentiles
 # Why a request or connection was turned away (babelfish.gate and the join checks); each is exported from the start.
 REFUSALS = (
@@ -52,6 +58,16 @@ class Metrics:
         )
         for stage in STAGES:  # export every stage from the start, so dashboards see zeros rather than gaps
             self._latency.labels(stage=stage)
+        self._stage_recent: dict[PipelineStage, deque[float]] = {s: deque(maxlen=WINDOW) for s in PIPELINE_STAGES}
+        self._stage = Histogram(
+            "babelfish_stage_seconds",
+            "Time spent in each pipeline stage (per utterance; per result for mt, tts, delivery)",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        for pstage in PIPELINE_STAGES:
+            self._stage.labels(stage=pstage)
         self._utterances = Counter("babelfish_utterances", "Utterances processed", ["outcome"], registry=self.registry)
         self._clients = Gauge("babelfish_clients", "Connected, joined clients", registry=self.registry)
         self._rooms = Gauge("babelfish_rooms", "Rooms with at least one participant", registry=self.registry)
@@ -104,6 +120,11 @@ class Metrics:
         self._speaker_wait.observe(seconds)
         self._recent_speaker_wait.append(seconds)
 
+    def stage(self, stage: PipelineStage, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self._stage.labels(stage=stage).observe(seconds)
+        self._stage_recent[stage].append(seconds)
+
     def utterance_done(self, outcome: str) -> None:
         self._utterances.labels(outcome=outcome).inc()
         if outcome == "ok":
@@ -134,6 +155,7 @@ class Metrics:
 
     def snapshot(self) -> dict[str, object]:
         latency = {stage: _percentiles(values) for stage, values in self._recent.items()}
+        stages = {stage: _percentiles(values) for stage, values in self._stage_recent.items()}
         return {
             "cpu_percent": self._process.cpu_percent(None),
             "memory_mb": round(self._process.memory_info().rss / 2**20, 1),
@@ -147,6 +169,7 @@ class Metrics:
             "refused": dict(self.refusals),
             "latency_ms": latency,
             "speaker_wait_ms": _percentiles(self._recent_speaker_wait),
+            "stages_ms": stages,
         }
 
     def prometheus(self) -> bytes:

@@ -86,8 +86,16 @@ class Pipeline:
         # The speaker's voice is embedded in its own worker while ASR runs, so it costs the text path nothing but
         # the wait for whichever finishes last (ASR, by far).
         embedding = asyncio.ensure_future(self._speakers.embed(segment.audio))
+
+        def transcribe() -> tuple[Transcript | None, float, float]:  # in the worker, timed there
+            began = time.monotonic()
+            return self._engine.transcribe(utterance), began, time.monotonic()
+
         try:
-            transcript = await loop.run_in_executor(self._executor, self._engine.transcribe, utterance)
+            transcript, began, ended = await loop.run_in_executor(self._executor, transcribe)
+            self._metrics.stage("endpointing", segment.cut_at - segment.speech_end)
+            self._metrics.stage("queue", began - segment.cut_at)  # the speaker's queue, then a free inference worker
+            self._metrics.stage("asr", ended - began)
             room = self._rooms.get(who.room_name)
             if transcript is None or room is None:
                 self._metrics.utterance_done("no_speech" if transcript is None else "speaker_left")
@@ -107,8 +115,9 @@ class Pipeline:
         latency = _ms(segment.speech_end)
         self._metrics.observe("transcript", latency / 1000)
         end = time.time() - (time.monotonic() - segment.speech_end)  # wall clock, for the room's transcript
+        start = end - utterance.seconds
         entry = room.transcript.add(
-            Entry(utterance_id, speaker.id, speaker.name, end - utterance.seconds, end, transcript.language, transcript.text)
+            Entry(utterance_id, speaker.id, speaker.name, start, end, transcript.language, transcript.text)
         )
         message = proto.Transcript(
             utterance_id=utterance_id,
@@ -138,9 +147,13 @@ class Pipeline:
 
             # Runs in the worker thread (the generator is lazy). It finishes even if the speaker leaves meanwhile:
             # the room should still get what was said ("bye" before closing the app).
+            # Each result's own compute time is the time the generator took to yield it (mt or tts in /metrics).
             def consume() -> None:
+                began = time.monotonic()
                 for result in self._engine.render(utterance, transcript, targets, wants_speech):
-                    loop.call_soon_threadsafe(deliver, result)
+                    ready = time.monotonic()
+                    loop.call_soon_threadsafe(deliver, result, ready - began, ready)
+                    began = time.monotonic()
 
             await loop.run_in_executor(self._executor, consume)
         if self._archive is not None:
@@ -168,7 +181,9 @@ class _Delivery:
         self._transcript, self._speech_end = transcript, speech_end
         self._utterance_id, self._speaker = utterance_id, speaker
 
-    def __call__(self, result: RenderResult) -> None:
+    def __call__(self, result: RenderResult, compute_seconds: float = 0.0, ready_at: float | None = None) -> None:
+        if not (isinstance(result, TextResult) and result.text is None):  # a notice costs no translation
+            self._metrics.stage("mt" if isinstance(result, TextResult) else "tts", compute_seconds)
         if isinstance(result, TextResult) and result.text is not None:
             self._entry.translations[result.language] = result.text  # the room's transcript, listened to or not
         room = self._rooms.get(self._who.room_name)
@@ -215,3 +230,5 @@ class _Delivery:
                 if p.wants_audio:
                     p.outbox.put((header, result.pcm))
             self._cluster.relay(room, header, result.language, result.pcm)
+        if ready_at is not None:
+            self._metrics.stage("delivery", time.monotonic() - ready_at)

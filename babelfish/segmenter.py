@@ -9,6 +9,7 @@ so silence and noise never reach the engine.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -45,6 +46,7 @@ class Segment:
     # Silero's speech probability for each WINDOW of `audio`, in order (a last partial window has none): the engine
     # weighs how confidently this was speech.
     speech_probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    cut_at: float = field(default_factory=time.monotonic)  # when it was cut: endpointing ends here (/metrics)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -172,7 +172,8 @@ def test_transcript_download(room: tuple[object, object]) -> None:
     with listener.expect_download(timeout=10_000) as info:  # type: ignore[attr-defined]
         listener.click("#transcript [data-format=json]")
     download = info.value
-    assert download.suggested_filename.startswith("babblefish-browser-") and download.suggested_filename.endswith(".json")
+    name = download.suggested_filename
+    assert name.startswith("babblefish-browser-") and name.endswith(".json"), name
     doc = json.loads(Path(download.path()).read_text())
     assert doc["room"] == "browser" and doc["utterances"], doc
     assert doc["utterances"][0]["speaker"]["name"] == "Speaker"
