@@ -58,7 +58,7 @@ class Settings(BaseSettings):
 
     # --- transcripts (babelfish/transcripts.py) ---
     transcript_max_utterances: int = Field(
-        5000, ge=1, description="utterances each room's transcript keeps in memory; the oldest goes beyond"
+        2000, ge=1, description="utterances each room's transcript keeps in memory; the oldest goes beyond"
     )
     transcript_retention: bool = Field(
         False, description="also keep transcripts on disk (data_dir/transcripts); off: nothing is written"

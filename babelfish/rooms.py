@@ -186,7 +186,7 @@ def _digest(passcode: str) -> bytes:
 
 
 class Rooms:
-    def __init__(self, max_rooms: int, max_per_room: int, transcript_cap: int = 5000) -> None:
+    def __init__(self, max_rooms: int, max_per_room: int, transcript_cap: int = 2000) -> None:
         self._rooms: dict[str, Room] = {}
         self._max_rooms = max_rooms
         self._max_per_room = max_per_room

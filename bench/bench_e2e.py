@@ -144,6 +144,9 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"untranslatable notices: {notices}; resident memory after the run: {metrics['memory_mb']:.0f} MB")
     print(f"private memory (USS), server + {len(uss) - 1} child processes: {sum(uss) / 2**20:.0f} MiB")
     print(f"/metrics latency_ms: {json.dumps(metrics['latency_ms'])}")
+    print("\n| stage (/metrics stages_ms) | n | p50 ms | p95 ms |\n|---|---|---|---|")
+    for stage, row in metrics.get("stages_ms", {}).items():
+        print(f"| {stage} | {row['count']} | {row['p50']} | {row['p95']} |")
 
 
 def main() -> None:
