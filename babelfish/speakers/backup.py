@@ -108,7 +108,7 @@ def parse_backup(data: Any, embedder: str, dim: int) -> list[SpeakerRecord]:
     if not isinstance(data, dict):
         raise BadBackup("a speaker backup is a JSON object with timestamp, speakers and known_embeddings")
     timestamp = data.get("timestamp")
-    if timestamp is not None and (not _is_number(timestamp) or not math.isfinite(timestamp)):
+    if timestamp is not None and not _is_finite(timestamp):
         raise BadBackup("timestamp must be a number (seconds since 1970)")
     speakers, embeddings = data.get("speakers"), data.get("known_embeddings")
     if not isinstance(speakers, dict) or not isinstance(embeddings, dict):
@@ -121,7 +121,7 @@ def parse_backup(data: Any, embedder: str, dim: int) -> list[SpeakerRecord]:
     records: list[SpeakerRecord] = []
     sizes: set[int] = set()
     for sid, vector in embeddings.items():
-        if not ID_PATTERN.match(sid):
+        if not ID_PATTERN.fullmatch(sid):  # fullmatch: `$` would let a trailing newline through
             raise BadBackup(f"speaker id {sid[:80]!r} is not valid (1-64 letters, digits, '_', '-', '.', ':')")
         meta = speakers.get(sid, {})
         if not isinstance(meta, dict):
@@ -164,7 +164,7 @@ def _record(sid: str, meta: dict[str, Any], vector: Any, embedder: str, dim: int
         raise BadBackup(f"speakers[{sid!r}].samples must be a positive whole number")
     times = {k: meta.get(k, 0.0) for k in ("created", "updated")}
     for key, value in times.items():
-        if not _is_number(value) or not math.isfinite(value):
+        if not _is_finite(value):
             raise BadBackup(f"speakers[{sid!r}].{key} must be a number")
     via = meta.get("via", "")
     if not isinstance(via, str) or len(via) > MAX_NAME_CHARS:
@@ -181,6 +181,14 @@ def _record(sid: str, meta: dict[str, Any], vector: Any, embedder: str, dim: int
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_finite(x: Any) -> bool:
+    # JSON integers are unbounded: math.isfinite(10**400) raises OverflowError instead of answering.
+    try:
+        return _is_number(x) and math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 # --- rotating backups --------------------------------------------------------------------------

@@ -94,6 +94,9 @@ HOSTILE = {
     "metadata without embedding": {**_valid(), "speakers": {"a": {}, "b": {}}},
     "another embedder": {**_valid(), "speakers": {"a": {"embedder": "pyannote:x"}}},
     "timestamp a string": {**_valid(), "timestamp": "yesterday"},
+    "timestamp a huge integer": {**_valid(), "timestamp": 10**400},
+    "created a huge integer": {**_valid(), "speakers": {"a": {"created": 10**400}}},
+    "id with a trailing newline": {"speakers": {}, "known_embeddings": {"a\n": unit(1)}},
 }
 
 
