@@ -76,6 +76,11 @@ class Speakers:
             s = await asyncio.get_running_loop().run_in_executor(self._executor, self.registry.rename, speaker_id, name)
         except UnknownSpeaker:
             return None
+        except Exception:
+            # The store failed (locked by a long admin import, disk full): the name did not change; the client is
+            # told, and its session (and everyone else's) goes on.
+            log.exception("speaker rename failed")
+            raise proto.ProtocolError("internal_error", "the speaker store failed; the name was not changed") from None
         return proto.Speaker(id=s.id, name=s.name)
 
     async def backup_loop(self, folder: Path, keep: int, every_seconds: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -91,6 +92,23 @@ def test_a_failing_store_labels_with_the_client_and_registers_nothing(tmp_path: 
         assert registry.speakers() == []
         dan.send_text('{"type": "ping", "id": 2}')
         assert next_of(dan, "pong")["id"] == 2
+
+
+def test_a_failing_store_refuses_a_rename_and_keeps_the_connection(tmp_path: Path) -> None:
+    with app(tmp_path, FakeEmbedder()) as c, c.websocket_connect("/ws/client") as dan:
+        join(dan, "Dan")
+        first = say(dan, 300)
+        store = c.app.state.hub.speakers.registry._store
+
+        def locked(*_: object) -> bool:
+            raise sqlite3.OperationalError("database is locked")  # e.g. a long `speakers import` holds the lock
+
+        store.rename = locked
+        dan.send_text(json.dumps({"type": "rename_speaker", "id": first["speaker"]["id"], "name": "Maria"}))
+        assert next_of(dan, "error")["code"] == "internal_error"
+        dan.send_text('{"type": "ping", "id": 3}')
+        assert next_of(dan, "pong")["id"] == 3  # still connected
+        assert say(dan, 300)["speaker"] == first["speaker"]  # the name did not change
 
 
 def test_automatic_backups_rotate_and_hold_the_known_voices(tmp_path: Path) -> None:
