@@ -65,7 +65,12 @@ class ServerProcess:
             return None
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-        return proc.wait(timeout)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # a server that hangs in shutdown must not outlive its test
+            proc.wait(10)
+            raise
 
     def kill(self) -> None:
         """A crash, not a polite shutdown."""

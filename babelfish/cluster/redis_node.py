@@ -123,7 +123,8 @@ class RedisCluster:
                 pipe.delete(alive_key(self.server_id))
                 await pipe.execute()
         with contextlib.suppress(*FAILURES):
-            await self._redis.aclose()
+            async with asyncio.timeout(2):  # a Redis that stopped answering must not hold up the shutdown
+                await self._redis.aclose()
 
     # --- what the server tells the cluster (on the event loop, never waiting) ----------------------
 
