@@ -117,7 +117,8 @@ def create_app(
                 from babelfish.cluster.redis_node import RedisCluster
 
                 cluster = RedisCluster(settings.redis_url, rooms, metrics, settings.cluster_heartbeat_seconds)
-                # Known gap (docs/deployment.md): a passcode is held by the server its room was created on.
+                # Known gap (docs/deployment.md): one cluster room per passcode (redis_node.cluster_name),
+                # but a server holding the name under another passcode refuses the right one.
                 log.warning("cluster mode: room passcodes are checked per server, not cluster-wide; use --access token")
             await cluster.start()
             app.state.hub = Hub(

@@ -131,7 +131,14 @@ class Peer:
 
     @classmethod
     async def join(
-        cls, url: str, name: str, language: str, room: str = "talk", within: float = 10, origin: str | None = None
+        cls,
+        url: str,
+        name: str,
+        language: str,
+        room: str = "talk",
+        within: float = 10,
+        origin: str | None = None,
+        passcode: str | None = None,
     ) -> Peer:
         ctx = None
         if url.startswith("wss:"):
@@ -139,7 +146,8 @@ class Peer:
             ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
         async with asyncio.timeout(within):
             ws = await websockets.connect(url, ssl=ctx, max_size=None, origin=origin)
-            await ws.send(json.dumps({"type": "join", "name": name, "language": language, "room": room}))
+            join = {"type": "join", "name": name, "language": language, "room": room}
+            await ws.send(json.dumps(join if passcode is None else {**join, "passcode": passcode}))
             welcome = json.loads(await ws.recv())
         assert welcome["type"] == "welcome", welcome
         peer = cls(name, ws, welcome)
@@ -245,6 +253,23 @@ async def test_a_room_spans_two_servers_behind_the_load_balancer(cluster: Cluste
     assert sorted(s["utterances_processed"] for s in stats) == [0, 1]
     assert all(s["cluster"]["redis"] == "up" for s in stats)
     for peer in (ann, bob, carl):
+        await peer.close()
+
+
+async def test_a_room_passcode_holds_across_servers(cluster: Cluster):
+    """Creating a locked room on the server that does not host it yet, with another passcode, lets nobody in."""
+    for srv in (cluster.a, cluster.b):
+        await healthz_until(srv, "up")
+    ann = await Peer.join(cluster.a.ws_url, "Ann", "en", room="team", passcode="tulip 42")
+    eve = await Peer.join(cluster.b.ws_url, "Eve", "en", room="team", passcode="a guess")  # her own "team" on b
+    # The same passcode on both servers is one room (and shows how long the cluster takes to tell).
+    dan = await Peer.join(cluster.a.ws_url, "Dan", "en", room="board", passcode="oak 7")
+    fay = await Peer.join(cluster.b.ws_url, "Fay", "en", room="board", passcode="oak 7")
+    await roster_is(dan, {"Dan", "Fay"})
+    await roster_is(fay, {"Dan", "Fay"})
+    await asyncio.sleep(3 * float(BEAT))  # a few heartbeats more, reading every room's hash
+    assert roster(ann) == {"Ann"} and roster(eve) == {"Eve"}
+    for peer in (ann, eve, dan, fay):
         await peer.close()
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import secrets
@@ -68,6 +69,15 @@ def channel(room: str) -> str:
     return f"{PREFIX}room:{room}:events"
 
 
+def cluster_name(room: Room) -> str:
+    """The room's name in Redis. A room with a passcode is a different cluster room for each passcode, so a server
+    that does not host the room yet cannot let someone into it by creating it there with another passcode (or none).
+    Room names cannot hold ':', so no plain name meets a locked one."""
+    if room.passcode_digest is None:
+        return room.name
+    return f"{room.name}:locked:{hashlib.sha256(b'babelfish-room:' + room.passcode_digest).hexdigest()[:32]}"
+
+
 def safe_url(url: str) -> str:
     """The URL for a log line: no password."""
     parts = urlsplit(url)
@@ -95,6 +105,7 @@ class RedisCluster:
         # Presence changes heard on pub/sub, by (room, participant id): a heartbeat's snapshot older than one
         # does not undo it.
         self._heard: dict[tuple[str, str], float] = {}
+        self._entered: dict[str, str] = {}  # participant id -> its room's cluster name, for `left`
         self.up = False  # the heartbeat gets through and the subscription stands
         self._beating = self._listening = False
         self.published = self.received = self.dropped = 0
@@ -119,7 +130,7 @@ class RedisCluster:
                     _queue_command(pipe, cmd)
                 for room in self._rooms:
                     if room.members:
-                        pipe.hdel(room_key(room.name), *room.members)
+                        pipe.hdel(room_key(cluster_name(room)), *room.members)
                 pipe.delete(alive_key(self.server_id))
                 await pipe.execute()
         with contextlib.suppress(*FAILURES):
@@ -130,14 +141,17 @@ class RedisCluster:
 
     def entered(self, p: Participant) -> None:
         body = _member_body(p, self.server_id)
-        self._send(("hset", room_key(p.room_name), {p.id: json.dumps(body)}))
-        self._send(("publish", channel(p.room_name), Envelope("join", self.server_id, p.room_name, body).pack()))
+        room = self._rooms.get(p.room_name)
+        name = self._entered[p.id] = cluster_name(room) if room is not None else p.room_name
+        self._send(("hset", room_key(name), {p.id: json.dumps(body)}))
+        self._send(("publish", channel(name), Envelope("join", self.server_id, p.room_name, body).pack()))
         self._wake.set()  # a new room is read from Redis at once, not at the next beat
 
     def left(self, p: Participant) -> None:
-        self._send(("hdel", room_key(p.room_name), p.id))
+        name = self._entered.pop(p.id, p.room_name)  # its room may be gone already (the last one out)
+        self._send(("hdel", room_key(name), p.id))
         body = {"id": p.id}
-        self._send(("publish", channel(p.room_name), Envelope("leave", self.server_id, p.room_name, body).pack()))
+        self._send(("publish", channel(name), Envelope("leave", self.server_id, p.room_name, body).pack()))
 
     def relay(self, room: Room, text: str, language: str | None, pcm: bytes | None = None) -> None:
         remote = room.remote.values()
@@ -147,9 +161,8 @@ class RedisCluster:
             needed = any(r.language == language and (pcm is None or r.wants_audio) for r in remote)
         if needed:
             body = {"text": text, "language": language, "audio": pcm is not None}
-            self._send(
-                ("publish", channel(room.name), Envelope("result", self.server_id, room.name, body, pcm or b"").pack())
-            )
+            frame = Envelope("result", self.server_id, room.name, body, pcm or b"").pack()
+            self._send(("publish", channel(cluster_name(room)), frame))
 
     def status(self) -> dict[str, object]:
         return {
@@ -215,7 +228,7 @@ class RedisCluster:
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(alive_key(self.server_id), "1", px=self._ttl_ms)
         for room in rooms:
-            key = room_key(room.name)
+            key = room_key(cluster_name(room))
             if room.members:
                 pipe.hset(
                     key, mapping={p.id: json.dumps(_member_body(p, self.server_id)) for p in room.members.values()}
@@ -238,7 +251,7 @@ class RedisCluster:
             gone = [m.id for m in members.values() if m.server not in alive]
             gone += [m.id for m in members.values() if m.server == self.server_id and m.id not in room.members]
             if gone:
-                cleanup.hdel(room_key(room.name), *gone)  # whoever notices first; HDEL is idempotent
+                cleanup.hdel(room_key(cluster_name(room)), *gone)  # whoever notices first; HDEL is idempotent
                 stale += 1
             if self._rooms.get(room.name) is not room or not self._listening:
                 continue  # emptied meanwhile; or deaf to the room's channel, so not in the cluster yet
@@ -280,7 +293,7 @@ class RedisCluster:
                 self._listening = True
                 self._update()
                 while True:
-                    wanted = {channel(room.name) for room in self._rooms}
+                    wanted = {channel(cluster_name(room)) for room in self._rooms}
                     if wanted - subscribed:
                         await pubsub.subscribe(*(wanted - subscribed))
                     if subscribed - wanted:
