@@ -21,10 +21,11 @@ from babelfish.config import Settings
 from babelfish.engines.base import Engine
 from babelfish.gate import AddressLimits, Gate, close_revoked
 from babelfish.hub import Hub
+from babelfish.inference import InferenceQueue
 from babelfish.metrics import Metrics
 from babelfish.pipeline import Pipeline
 from babelfish.rooms import Rooms
-from babelfish.segmenter import SegmenterConfig, SpeechDetector, silero_detector
+from babelfish.segmenter import SegmenterConfig, SileroVad, SpeechDetector
 from babelfish.session import Session
 from babelfish.speakers.backup import backup_dir
 from babelfish.speakers.embedder import Embedder, load_embedder
@@ -55,11 +56,12 @@ async def drain(app: FastAPI) -> None:
 def create_app(
     settings: Settings,
     engine: Engine | None = None,
-    detector_factory: Callable[[], SpeechDetector] = silero_detector,
+    detector_factory: Callable[[], SpeechDetector] | None = None,
     embedder: Embedder | Literal["settings"] | None = "settings",
 ) -> FastAPI:
     """Build the app. With `engine` given (tests) it is used as is; otherwise the settings choose and load one.
-    Likewise `embedder` (None: speaker recognition off)."""
+    Likewise `embedder` (None: speaker recognition off). `detector_factory` makes one stream's speech detector; by
+    default Silero VAD, loaded once at start-up."""
     app_metrics = Metrics()  # here, not in the lifespan: the gate counts refusals from the first request on
     tokens = TokenStore.in_data_dir(settings.data_dir)
     address_limits = AddressLimits(settings)
@@ -110,6 +112,7 @@ def create_app(
             metrics.set_engine(loaded.info.name, loaded.info.reason)
             if loaded.info.name == "test":
                 log.warning("running the TEST engine: output is synthetic, not real translation")
+            detectors = detector_factory or (await asyncio.to_thread(SileroVad)).stream
             supports = loaded.languages()
             rooms = Rooms(settings.max_rooms, settings.max_clients_per_room, settings.transcript_max_utterances)
             speech_in = {s.code for s in supports if s.speech_in}
@@ -121,14 +124,21 @@ def create_app(
                 # but a server holding the name under another passcode refuses the right one.
                 log.warning("cluster mode: room passcodes are checked per server, not cluster-wide; use --access token")
             await cluster.start()
+            queue = InferenceQueue(
+                inference,
+                settings.inference_workers,
+                settings.inference_queue_max,
+                settings.inference_max_wait_seconds,
+                metrics,
+            )
             app.state.hub = Hub(
                 settings=settings,
                 engine=loaded,
                 rooms=rooms,
                 metrics=metrics,
-                pipeline=Pipeline(loaded, inference, rooms, metrics, cluster, speakers, archive),
+                pipeline=Pipeline(loaded, queue, rooms, metrics, cluster, speakers, archive),
                 vad_executor=vad,
-                detector_factory=detector_factory,
+                detector_factory=detectors,
                 segmenter_config=SegmenterConfig.from_settings(settings),
                 speakers=speakers,
                 language_table=languages.table(supports),
@@ -147,13 +157,17 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await drain(app)  # a no-op after the server's own early drain (cli.py); TestClient apps need it here
+            hub = getattr(app.state, "hub", None)
+            if hub is not None:
+                await hub.finishing.cancel_all()  # past the drain's limit: what is left is given up
             await cluster.stop()  # after the drain: this server's participants have left
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             vad.shutdown(wait=False, cancel_futures=True)
             # Off the loop: the utterance in flight may take a while, and closing models can block too.
-            await asyncio.to_thread(inference.shutdown, wait=True, cancel_futures=True)
+            # Never cancel_futures: the drain has finished what was said; anything still queued is finished too.
+            await asyncio.to_thread(inference.shutdown, wait=True)
             await asyncio.to_thread(voices.shutdown, wait=True, cancel_futures=True)
             if store is not None:
                 store.close()

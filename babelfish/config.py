@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     threads: int = Field(2, ge=1, le=256, description="CPU threads for inference")
     inference_workers: int = Field(1, ge=1, le=16, description="utterances processed at once, each with `threads`")
     vad_workers: int = Field(2, ge=1, le=16, description="threads cutting every client's audio into utterances")
+    inference_queue_max: int = Field(
+        8, ge=1, le=1000, description="utterances waiting for the engine, all speakers; beyond, one is skipped"
+    )
+    inference_max_wait_seconds: float = Field(
+        1.5, gt=0, le=60, description="an utterance that waits this long for the engine is skipped"
+    )
     seamless_model: str = Field(
         "facebook/seamless-m4t-v2-large", description="SeamlessM4T model id in the HF cache, or a local folder"
     )
@@ -94,6 +100,9 @@ class Settings(BaseSettings):
     vad_min_speech_ms: int = Field(250, ge=0, le=5000, description="shorter bursts are dropped as noise")
     vad_preroll_ms: int = Field(200, ge=0, le=2000, description="audio kept from before speech starts")
     max_utterance_seconds: float = Field(15.0, gt=0.5, le=120, description="an utterance is cut at this length")
+    vad_energy_gate_dbfs: float = Field(
+        -55.0, ge=-120, le=0, description="audio windows quieter than this are silence without running the VAD model"
+    )
 
     # --- speakers (who is speaking) ---
     speaker_embedder: Literal["auto", "resemblyzer", "pyannote", "off"] = Field(
@@ -141,6 +150,19 @@ class Settings(BaseSettings):
     max_rooms_per_minute: int = Field(10, ge=1, description="rooms one client address may create a minute")
     max_header_bytes: int = Field(16_384, ge=1024, description="largest HTTP request head (request line and headers)")
     max_headers: int = Field(100, ge=8, description="most HTTP request headers")
+    max_control_rate: float = Field(20.0, gt=0, description="control messages accepted per second from one client")
+    control_burst: float = Field(
+        50.0, ge=1, description="control messages a client may send at once beyond max_control_rate"
+    )
+    vad_backlog_seconds: float = Field(
+        10.0, gt=0, description="audio of one client waiting for the VAD; beyond, frames are dropped (it is told)"
+    )
+    send_timeout_seconds: float = Field(
+        10.0, gt=0, le=30, description="a client that takes nothing for this long is dropped as too slow"
+    )
+    drain_seconds: float = Field(
+        10.0, ge=0, le=60, description="at shutdown or hang-up, time to finish what was already said"
+    )
     join_timeout_seconds: float = Field(10.0, gt=0, description="time a new connection has to send join")
     allowed_sample_rates: list[int] = Field(
         default_factory=lambda: [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000],

@@ -1,18 +1,35 @@
 """The intake of a joined client: what it sends, turned into utterances for the pipeline.
 
-Audio is rate-limited (a token bucket of seconds of audio), cut by the client's own segmenter in the shared VAD
-executor, and finished utterances wait in a small per-speaker queue for this client's utterance worker. Overflow
-policy of that queue: the oldest waiting utterance is dropped and the speaker told. `rename_speaker` names a voice
-in the registry and tells every room.
+The receive loop never waits here: a frame is checked, stamped with its arrival time and queued, and the loop reads
+the next one at once (so uvicorn keeps reading the socket and `latency_ms` starts when the frame was read from it,
+not when the VAD got round to it). This client's VAD task lets ~100 ms gather, then takes everything queued at once
+and cuts it in the shared VAD executor, one model call per batch (segmenter.py): a stream costs ~10 executor calls a
+second, not 50, and one that fell behind catches up in larger, cheaper steps. Finished utterances wait in a small
+per-speaker queue for this client's utterance worker. `rename_speaker` names a voice in the registry and tells
+every room.
+
+Bounds and overflow policies:
+- audio: a token bucket of seconds of audio (`max_audio_rate` × real time beyond `audio_burst_seconds`): excess
+  frames are dropped, reported once (`audio_too_fast`);
+- audio waiting for the VAD: at most `vad_backlog_seconds`; beyond, new frames are dropped and the speaker told once
+  per episode (`dropped_utterance`, reason `server_busy`): the server cannot keep up;
+- control messages: a token bucket (`max_control_rate` per second, `control_burst`): excess messages are dropped,
+  reported once (`control_too_fast`); a client that keeps flooding (10 × `control_burst` dropped) is closed 1008;
+- utterances waiting for the engine, per speaker: `pending_utterances_max`; beyond, the oldest is dropped and the
+  speaker told (`dropped_utterance`, reason `too_fast`).
+
+`finish()` is how an intake ends when the speaker hangs up or the server drains: nothing new is taken, what already
+arrived is cut (the utterance in progress is ended as if the speaker had sent `end_utterance`) and every utterance
+queued is processed. Callers bound it in time (`drain_seconds`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections import deque
 
 from babelfish import protocol as proto
 from babelfish.hub import Hub
@@ -22,10 +39,12 @@ from babelfish.segmenter import Segment, Segmenter
 from babelfish.tasks import TaskSet
 
 log = logging.getLogger(__name__)
+BATCH_SECONDS = 0.1  # audio a stream gathers before its VAD step (see _cut)
+FLOOD_FACTOR = 10  # control messages dropped, in units of control_burst, before a flooding client is closed
 
 
 class TokenBucket:
-    """Seconds of audio a client may send: refills at `rate` per wall-clock second, holds at most `burst`."""
+    """Units a client may send: refills at `rate` per wall-clock second, holds at most `burst`."""
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
         self._rate, self._burst, self._level, self._at = rate, burst, burst, now
@@ -39,17 +58,53 @@ class TokenBucket:
         return True
 
 
+# What waits for the VAD task: a frame with its arrival time, or an end_utterance with its arrival time.
+_Frame = tuple[bytes, float]
+
+
 class Intake:
-    def __init__(self, hub: Hub, member: Member, tasks: TaskSet) -> None:
+    def __init__(self, hub: Hub, member: Member) -> None:
         s = hub.settings
+        now = time.monotonic()
         self._hub, self._member = hub, member
-        self._budget = TokenBucket(s.max_audio_rate, s.audio_burst_seconds, time.monotonic())
-        self._warned_rate = False
+        # Its own tasks, not the session's: they outlive a speaker who hangs up until what was said is delivered.
+        self._tasks = TaskSet()
+        self._budget = TokenBucket(s.max_audio_rate, s.audio_burst_seconds, now)
+        self._control = TokenBucket(s.max_control_rate, s.control_burst, now)
+        self._warned_rate = self._warned_control = self._warned_backlog = False
+        self._control_dropped = 0
         self._segmenter: Segmenter | None = None  # made on the first audio: listeners that never speak cost no VAD
+        self._frames: deque[_Frame | float] = deque()
+        self._backlog_bytes = 0
+        self._max_backlog_bytes = int(s.vad_backlog_seconds * member.sample_rate * 2)
+        self._wake = asyncio.Event()
+        self._flush = asyncio.Event()
+        self._vad_idle = asyncio.Event()
+        self._vad_idle.set()
+        self._vad_task: asyncio.Task[None] | None = None
         self._pending: asyncio.Queue[Segment] = asyncio.Queue(s.pending_utterances_max)
-        tasks.spawn(self._utterance_worker())
+        self._accepting = True
+        self._tasks.spawn(self._utterance_worker())
+        hub.intakes.add(self)
+
+    # --- from the receive loop: never waits --------------------------------------------------------------------
 
     async def on_text(self, raw: str) -> None:
+        now = time.monotonic()
+        if not self._control.take(1, now):
+            self._control_dropped += 1
+            if self._control_dropped > FLOOD_FACTOR * self._hub.settings.control_burst:
+                raise ProtocolError(
+                    "control_too_fast", "too many control messages: closing", proto.CLOSE_POLICY_VIOLATION
+                )
+            if not self._warned_control:
+                self._warned_control = True
+                raise ProtocolError(
+                    "control_too_fast",
+                    f"control messages are accepted at up to {self._hub.settings.max_control_rate:g} a second; "
+                    "messages were dropped",
+                )
+            return
         message = proto.parse_client_message(raw, self._hub.settings.max_text_bytes)
         if isinstance(message, proto.Join):
             raise ProtocolError("already_joined", "this connection has already joined; reconnect to change room")
@@ -57,10 +112,8 @@ class Intake:
             self._member.participant.send(proto.Pong(id=message.id))
         elif isinstance(message, proto.RenameSpeaker):
             await self._rename(message)
-        elif isinstance(message, proto.EndUtterance) and self._segmenter is not None:
-            segment = await self._in_vad(self._segmenter.end_utterance, time.monotonic())
-            if segment is not None:
-                self._queue(segment)
+        elif isinstance(message, proto.EndUtterance) and self._segmenter is not None and self._accepting:
+            self._enqueue(now)
 
     async def _rename(self, message: proto.RenameSpeaker) -> None:
         name = " ".join(message.name.split())
@@ -76,6 +129,7 @@ class Intake:
             room.broadcast(update)
 
     async def on_audio(self, data: bytes) -> None:
+        now = time.monotonic()  # arrival: the receive loop reads every frame as soon as uvicorn has it
         s = self._hub.settings
         if len(data) > s.max_frame_bytes:
             raise ProtocolError(
@@ -83,9 +137,9 @@ class Intake:
             )
         if len(data) % 2:
             raise ProtocolError("bad_audio", "audio frames are 16-bit samples: the byte count must be even")
-        if not data:
+        if not data or not self._accepting:
             return
-        if not self._budget.take(len(data) / 2 / self._member.sample_rate, time.monotonic()):
+        if not self._budget.take(len(data) / 2 / self._member.sample_rate, now):
             # Faster than real time for long: drop, so one client cannot starve the shared VAD threads.
             if not self._warned_rate:
                 self._warned_rate = True
@@ -93,22 +147,99 @@ class Intake:
                     "audio_too_fast", f"audio is accepted at up to {s.max_audio_rate:g}× real time; frames were dropped"
                 )
             return
+        if self._backlog_bytes + len(data) > self._max_backlog_bytes:
+            if not self._warned_backlog:  # once per episode: the flag clears when the backlog is gone
+                self._warned_backlog = True
+                self._hub.metrics.audio_dropped()
+                who = self._member.participant.id
+                log.warning("%s: audio waiting for the VAD is over %g s; dropping frames", who, s.vad_backlog_seconds)
+                self._member.participant.send(proto.Notice.server_busy())
+            return
         if self._segmenter is None:
             detector = self._hub.detector_factory()
             self._segmenter = Segmenter(detector, self._hub.segmenter_config, self._member.sample_rate)
-        for segment in await self._in_vad(self._segmenter.feed, data, time.monotonic()):
-            self._queue(segment)
+            self._vad_task = self._tasks.spawn(self._cut())
+        self._backlog_bytes += len(data)
+        self._enqueue((data, now))
 
-    async def _in_vad(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._hub.vad_executor, fn, *args)
+    def _enqueue(self, item: _Frame | float) -> None:
+        self._frames.append(item)
+        self._vad_idle.clear()
+        self._wake.set()
+        if isinstance(item, float):
+            self._flush.set()  # an end of utterance is cut at once
+
+    # --- VAD and utterances -------------------------------------------------------------------------------------
+
+    async def _cut(self) -> None:
+        """This client's VAD task: everything queued so far goes to the VAD executor in one call."""
+        assert self._segmenter is not None
+        segmenter, loop = self._segmenter, asyncio.get_running_loop()
+        while True:
+            if not self._frames:
+                self._vad_idle.set()
+                self._warned_backlog = False
+                await self._wake.wait()
+            first = self._frames[0]
+            if self._accepting and not isinstance(first, float):
+                # Let a few frames gather: one executor call per BATCH_SECONDS of a stream rather than per 20 ms
+                # frame (fewer thread hand-offs, and the model sees several windows at once). It delays a cut by
+                # at most BATCH_SECONDS; an end_utterance or a hang-up does not wait.
+                delay = first[1] + BATCH_SECONDS - time.monotonic()
+                if delay > 0:
+                    self._flush.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self._flush.wait()
+            self._wake.clear()
+            batch: list[_Frame] = []
+            end: float | None = None
+            while self._frames and end is None:
+                item = self._frames.popleft()
+                if isinstance(item, float):
+                    end = item
+                else:
+                    batch.append(item)
+            self._backlog_bytes -= sum(len(data) for data, _ in batch)
+            for segment in await loop.run_in_executor(self._hub.vad_executor, _cut_batch, segmenter, batch, end):
+                self._queue(segment)
 
     def _queue(self, segment: Segment) -> None:
         if self._pending.full():
             self._pending.get_nowait()  # drop the oldest: the freshest speech matters most in a conversation
+            self._pending.task_done()
             self._member.participant.send(proto.Notice.dropped_utterance())
         self._pending.put_nowait(segment)
 
     async def _utterance_worker(self) -> None:
         while True:
             segment = await self._pending.get()
-            await self._hub.pipeline.process(self._member.participant, segment)
+            try:
+                await self._hub.pipeline.process(self._member.participant, segment)
+            finally:
+                self._pending.task_done()
+
+    async def finish(self) -> None:
+        """Take nothing new; cut what already arrived (ending the utterance in progress) and process it all.
+
+        The hub runs this (Hub.finish_later), bounded by `drain_seconds`, then `close`s the intake.
+        """
+        if self._accepting:
+            self._accepting = False
+            if self._segmenter is not None:
+                self._enqueue(time.monotonic())  # what was said before the hang-up counts: end it here
+        await self._vad_idle.wait()
+        await self._pending.join()
+
+    async def close(self) -> None:
+        await self._tasks.cancel_all()
+
+
+def _cut_batch(segmenter: Segmenter, batch: list[_Frame], end: float | None) -> list[Segment]:
+    """In a VAD thread: the batch's windows through the model at once, then the client's end_utterance, if any."""
+    out = segmenter.feed_many(batch) if batch else []
+    if end is not None:
+        last = segmenter.end_utterance(end)
+        if last is not None:
+            out.append(last)
+    return out

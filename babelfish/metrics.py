@@ -7,6 +7,7 @@ window of recent samples to report p50/p95 directly.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from typing import Literal
@@ -91,6 +92,22 @@ class Metrics:
             registry=self.registry,
         )
         self._recent_speaker_wait: deque[float] = deque(maxlen=WINDOW)
+        self._waiting = Gauge(
+            "babelfish_inference_waiting", "Engine calls waiting for a worker, all speakers", registry=self.registry
+        )
+        self._shed = Counter(
+            "babelfish_utterances_shed",
+            "Utterances skipped because the engine could not keep up (reason: late or full)",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("late", "full"):
+            self._shed.labels(reason=reason)
+        self._audio_dropped = Counter(
+            "babelfish_audio_drops",
+            "Times a client's audio waiting for the VAD went over vad_backlog_seconds and frames were dropped",
+            registry=self.registry,
+        )
         self._engine = Gauge("babelfish_engine_info", "Running engine", ["engine", "reason"], registry=self.registry)
         self._memory = Gauge("babelfish_resident_memory_bytes", "Resident memory", registry=self.registry)
         self._uptime = Gauge("babelfish_uptime_seconds", "Seconds since start", registry=self.registry)
@@ -107,6 +124,9 @@ class Metrics:
         self.utterances = 0
         self.dropped = 0
         self.decoder_loops = 0
+        self.shed = 0
+        self.audio_drops = 0
+        self.waiting = 0
 
     def set_engine(self, name: str, reason: str) -> None:
         self.engine_name, self.engine_reason = name, reason
@@ -145,6 +165,18 @@ class Metrics:
     def cluster_frame(self, direction: Literal["in", "out", "dropped"]) -> None:
         self._cluster_frames.labels(direction=direction).inc()
 
+    def utterance_shed(self, reason: str) -> None:
+        self._shed.labels(reason=reason).inc()
+        self.shed += 1
+
+    def audio_dropped(self) -> None:
+        self._audio_dropped.inc()
+        self.audio_drops += 1
+
+    def set_waiting(self, waiting: int) -> None:
+        self.waiting = waiting
+        self._waiting.set(waiting)
+
     def client_dropped(self) -> None:
         self._dropped.inc()
         self.dropped += 1
@@ -159,6 +191,8 @@ class Metrics:
         return {
             "cpu_percent": self._process.cpu_percent(None),
             "memory_mb": round(self._process.memory_info().rss / 2**20, 1),
+            "tasks": _tasks(),
+            "open_fds": self._process.num_fds(),
             "clients": self.clients,
             "rooms": self.rooms,
             "uptime_seconds": round(time.monotonic() - self.started, 1),
@@ -167,6 +201,9 @@ class Metrics:
             "clients_dropped": self.dropped,
             "decoder_loops": self.decoder_loops,
             "refused": dict(self.refusals),
+            "utterances_shed": self.shed,
+            "audio_drops": self.audio_drops,
+            "inference_waiting": self.waiting,
             "latency_ms": latency,
             "speaker_wait_ms": _percentiles(self._recent_speaker_wait),
             "stages_ms": stages,
@@ -185,3 +222,11 @@ def _percentiles(values: deque[float]) -> dict[str, float | int | None]:
         "p50": round(float(np.percentile(arr, 50)), 1) if arr is not None else None,
         "p95": round(float(np.percentile(arr, 95)), 1) if arr is not None else None,
     }
+
+
+def _tasks() -> int | None:
+    """asyncio tasks alive on the running loop: a leak shows as a count that grows with nobody connected."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return None

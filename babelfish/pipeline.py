@@ -1,9 +1,10 @@
 """From a segmented utterance to results in every listener's language.
 
-The engine runs in the dedicated inference executor. Its `render` generator is consumed inside
-that worker thread; each result is handed back to the event loop as it appears and delivered at
-once, so a listener reads the text before the speech for other languages has been synthesised.
-The engine is asked once per distinct target language, never once per listener.
+The engine runs in the dedicated inference executor, through the `InferenceQueue` all speakers share (priority,
+bound and shedding policy: babelfish/inference.py). Its `render` generator is consumed inside that worker thread;
+each result is handed back to the event loop as it appears and delivered at once, so a listener reads the text
+before the speech for other languages has been synthesised. The engine is asked once per distinct target
+language, never once per listener.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import itertools
 import logging
 import secrets
 import time
-from concurrent.futures import Executor
 from typing import Any
 
 from babelfish import protocol as proto
 from babelfish.cluster import Cluster, LocalOnly
 from babelfish.engines.base import Engine, RenderResult, SpeechResult, TextResult, Transcript, Utterance
+from babelfish.inference import InferenceQueue, Shed
 from babelfish.languages import AUTO, untranslatable
 from babelfish.metrics import Metrics
 from babelfish.rooms import Participant, Rooms
@@ -43,7 +44,7 @@ class Pipeline:
     def __init__(
         self,
         engine: Engine,
-        executor: Executor,
+        queue: InferenceQueue,
         rooms: Rooms,
         metrics: Metrics,
         cluster: Cluster | None = None,
@@ -54,8 +55,8 @@ class Pipeline:
         self._archive = archive
         # Listeners on other servers count as listeners: their languages are rendered here and relayed.
         self._cluster = cluster or LocalOnly()
-        self._speakers = speakers or Speakers(None, None, executor, 0.0)
-        self._executor = executor
+        self._speakers = speakers or Speakers(None, None, queue.executor, 0.0)
+        self._queue = queue
         self._rooms = rooms
         self._metrics = metrics
         self._ids = itertools.count(1)
@@ -66,6 +67,13 @@ class Pipeline:
         utterance_id = f"u{self._boot}-{next(self._ids)}"
         try:
             await self._process(who, segment, utterance_id)
+        except Shed as exc:
+            self._metrics.utterance_done("shed")
+            ago = time.monotonic() - segment.speech_end
+            log.info(
+                "utterance %s from %s skipped (%s; speech ended %.1f s ago)", utterance_id, who.id, exc.reason, ago
+            )
+            who.send(proto.Notice.server_busy())
         except Exception:
             # One bad utterance must not end the session or touch other clients.
             log.exception("utterance %s from %s failed", utterance_id, who.id)
@@ -92,9 +100,9 @@ class Pipeline:
             return self._engine.transcribe(utterance), began, time.monotonic()
 
         try:
-            transcript, began, ended = await loop.run_in_executor(self._executor, transcribe)
+            transcript, began, ended = await self._queue.transcribe(transcribe, owner=who.id)
             self._metrics.stage("endpointing", segment.cut_at - segment.speech_end)
-            self._metrics.stage("queue", began - segment.cut_at)  # the speaker's queue, then a free inference worker
+            self._metrics.stage("queue", began - segment.cut_at)  # the shared engine queue, then a free worker
             self._metrics.stage("asr", ended - began)
             room = self._rooms.get(who.room_name)
             if transcript is None or room is None:
@@ -155,7 +163,7 @@ class Pipeline:
                     loop.call_soon_threadsafe(deliver, result, ready - began, ready)
                     began = time.monotonic()
 
-            await loop.run_in_executor(self._executor, consume)
+            await self._queue.render(consume, owner=who.id)
         if self._archive is not None:
             await asyncio.to_thread(self._archive.append, room.transcript, entry)
         self._metrics.utterance_done("ok")

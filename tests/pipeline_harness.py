@@ -19,6 +19,7 @@ import numpy as np
 
 from babelfish.engines.base import Engine
 from babelfish.engines.fake import FakeEngine
+from babelfish.inference import InferenceQueue
 from babelfish.metrics import Metrics
 from babelfish.pipeline import Pipeline
 from babelfish.rooms import Outbox, Participant, Rooms
@@ -31,7 +32,9 @@ class PipelineHarness:
         self.rooms = Rooms(max_rooms=10, max_per_room=100)
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="harness-inference")
-        self.pipeline = Pipeline(self.engine, self.executor, self.rooms, self.metrics)
+        # No shedding here (a minute's wait allowed): routing is under test, not load.
+        self.queue = InferenceQueue(self.executor, 1, 64, 60.0, self.metrics)
+        self.pipeline = Pipeline(self.engine, self.queue, self.rooms, self.metrics)
         self.dropped: list[str] = []  # ids of participants whose outbox overflowed
         self._limits = (max_items, max_bytes)
 

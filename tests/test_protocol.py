@@ -81,3 +81,27 @@ def test_language_table_says_what_a_listener_gets():
     assert said["de"].startswith("No translation into it")
     assert said["it"] == "Translations as text (apertium), spoken by pico."
     assert said["ca"] == "Translations as text (apertium), not spoken (no voice for it)."
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("[" * 1000 + "]" * 1000, "bad_json"),  # a depth bomb: a clear error, not a RecursionError
+        ('{"type": "ping", "id": ' + "[" * 500 + "]" * 500 + "}", "invalid_message"),
+        ('{"type": "join", "name": "a", "language": "de", "sample_rate": "16000"}', "invalid_message"),
+        ('{"type": "join", "name": "a", "language": "de", "sample_rate": 16000.0}', "invalid_message"),
+        ('{"type": "join", "name": "a", "language": "de", "audio": "yes"}', "invalid_message"),
+        ('{"type": "join", "name": "a", "language": "de", "audio": 1}', "invalid_message"),
+        ('{"type": "join", "name": 7, "language": "de"}', "invalid_message"),
+        ('{"type": "join", "name": "\\ud800", "language": "de"}', "invalid_message"),
+        ('{"type": "ping", "id": true}', "invalid_message"),
+        ('{"type": ["ping"]}', "invalid_message"),
+        ('{"type": 5}', "unknown_type"),
+    ],
+    ids=lambda v: v[:40],
+)
+def test_strict_edge(raw, code):
+    with pytest.raises(ProtocolError) as info:
+        parse(raw)
+    assert info.value.code == code and info.value.close_code is None
+    assert len(info.value.message) < 200

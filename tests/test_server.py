@@ -101,7 +101,8 @@ def test_slow_reader_is_dropped_others_unaffected(tmp_path, speech_pcm):
     gets everything, and a restart does not wait for the stuck client (it cannot even take a close frame)."""
     from babelfish.cli import _Server
 
-    settings = Settings(data_dir=tmp_path, send_queue_max=4)
+    # A burst of 12 utterances, faster than real time: none shed or dropped here, this is about the reader.
+    settings = Settings(data_dir=tmp_path, send_queue_max=4, inference_max_wait_seconds=60, pending_utterances_max=12)
     app = create_app(settings, engine=FakeEngine(tone_seconds=20.0))  # ~880 kB per audio message
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -192,3 +193,21 @@ def test_https_with_its_own_certificate(tmp_path, librivox):
         assert "→ de: [de] utterance" in out.stdout
     finally:
         srv.stop()
+
+
+def test_frame_over_the_socket_limit_gets_the_documented_error(server):
+    """A frame far over max_frame_bytes is refused by the frame parser (never buffered), yet answered like any other
+    oversized frame: `frame_too_large`, then 1009 — not a bare close from the ASGI server."""
+
+    async def scenario():
+        async with websockets.connect(f"ws://127.0.0.1:{server}/ws/client", max_size=None) as ws:
+            await ws.send(json.dumps({"type": "join", "name": "A", "language": "en"}))
+            assert json.loads(await ws.recv())["type"] == "welcome"
+            await ws.send(bytes(1_000_000))
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert (msg["type"], msg["code"]) == ("error", "frame_too_large") and "64000" in msg["message"]
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert info.value.rcvd.code == 1009
+
+    asyncio.run(scenario())

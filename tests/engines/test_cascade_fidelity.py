@@ -56,8 +56,8 @@ def test_collapse_loop(decoded: str, kept: str, looped: bool):
 class StepDetector:
     """Speech probability from the window's loudness: deterministic, no model."""
 
-    def process_samples(self, samples: list[float]) -> float:
-        return 0.95 if max(abs(s) for s in samples) > 0.1 else 0.01
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        return np.where(np.abs(windows).max(axis=1) > 0.1, 0.95, 0.01).astype(np.float32)
 
     def reset(self) -> None:
         pass
@@ -67,8 +67,8 @@ def test_segment_carries_a_probability_per_window():
     tone = 0.5 * np.sin(np.arange(16000) / 16000 * 2 * np.pi * 200).astype(np.float32)
     (seg,) = segments(np.concatenate([np.zeros(8000, np.float32), tone]), StepDetector())
     assert len(seg.speech_probs) == len(seg.audio) // WINDOW
-    assert seg.speech_probs[0] == pytest.approx(0.01)  # pre-roll
-    assert seg.speech_probs[-1] == pytest.approx(0.01)  # the silence that ended it
+    assert seg.speech_probs[0] <= 0.01  # pre-roll (digital silence: under the energy gate, so 0 without the model)
+    assert seg.speech_probs[-1] <= 0.01  # the silence that ended it
     voicing = Voicing.of(seg.speech_probs)
     assert voicing is not None and voicing.confidence == pytest.approx(0.95)
     assert 0.9 < voicing.voiced_seconds < 1.1

@@ -1,0 +1,145 @@
+"""The engine's queue, shared by every speaker: priority, a bound, and a written shedding policy.
+
+Engine calls run in the inference executor, `workers` at a time. Waiting calls are ordered: finishing an utterance
+already transcribed (its render) comes before starting a new one, then first come, first served. Shedding policy,
+so that delay never grows without a word when speech arrives faster than the engine can take it:
+
+- late: a transcription that has waited `max_wait` seconds for the engine is skipped — by the time it ran, the
+  conversation has moved on (the wait is counted here, in the engine's queue: lag elsewhere, the VAD's, has its own
+  bound and notice in intake.py, and shedding here would not relieve it);
+- full: when `max_waiting` transcriptions wait already, the oldest waiting one of the speaker with the most waiting is
+  skipped, so one talkative speaker cannot starve the others.
+
+A skipped call raises `Shed` in its caller (the pipeline tells the speaker and counts it in /metrics). Renders are never
+skipped. A call whose caller went away still runs to the end in its thread (threads cannot be stopped) and keeps its
+slot until then, so the count of busy workers is always the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import heapq
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from babelfish.metrics import Metrics
+
+T = TypeVar("T")
+RENDER, TRANSCRIBE = 0, 1  # priorities: lower runs first
+ShedReason = Literal["late", "full"]
+
+
+class Shed(Exception):
+    def __init__(self, reason: ShedReason) -> None:
+        super().__init__(reason)
+        self.reason: ShedReason = reason
+
+
+@dataclass(order=True)
+class _Job:
+    priority: int
+    seq: int
+    fn: Callable[..., Any] = field(compare=False)
+    args: tuple[Any, ...] = field(compare=False)
+    future: asyncio.Future[Any] = field(compare=False)
+    owner: str = field(compare=False)
+    deadline: float | None = field(compare=False)
+
+
+class InferenceQueue:
+    def __init__(self, executor: Executor, workers: int, max_waiting: int, max_wait: float, metrics: Metrics) -> None:
+        self._executor = executor
+        self._free = workers
+        self._workers = workers
+        self._max_waiting = max_waiting
+        self._max_wait = max_wait
+        self._metrics = metrics
+        self._heap: list[_Job] = []
+        self._seq = itertools.count()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def executor(self) -> Executor:
+        return self._executor
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for j in self._heap if not j.future.done())
+
+    @property
+    def busy(self) -> int:
+        return self._workers - self._free
+
+    async def transcribe(self, fn: Callable[..., T], *args: Any, owner: str) -> T:
+        """Run a transcription; raises `Shed` if the policy skips it."""
+        return await self._submit(fn, args, TRANSCRIBE, owner, time.monotonic() + self._max_wait)
+
+    async def render(self, fn: Callable[..., T], *args: Any, owner: str) -> T:
+        return await self._submit(fn, args, RENDER, owner, None)
+
+    async def idle(self) -> None:
+        """Wait until nothing waits and nothing runs."""
+        await self._idle.wait()
+
+    async def _submit(
+        self, fn: Callable[..., T], args: tuple[Any, ...], priority: int, owner: str, deadline: float | None
+    ) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        if priority == TRANSCRIBE:
+            self._make_room()
+        heapq.heappush(self._heap, _Job(priority, next(self._seq), fn, args, future, owner, deadline))
+        self._idle.clear()
+        self._dispatch()
+        return await future
+
+    def _make_room(self) -> None:
+        waiting = [j for j in self._heap if j.priority == TRANSCRIBE and not j.future.done()]
+        if len(waiting) < self._max_waiting:
+            return
+        per_owner = Counter(j.owner for j in waiting)
+        most = max(per_owner.values())
+        victim = min(j for j in waiting if per_owner[j.owner] == most)  # the oldest of the busiest speaker
+        self._shed(victim, "full")
+
+    def _shed(self, job: _Job, reason: ShedReason) -> None:
+        if not job.future.done():
+            job.future.set_exception(Shed(reason))
+            self._metrics.utterance_shed(reason)
+
+    def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._free and self._heap:
+            job = heapq.heappop(self._heap)
+            if job.future.done():  # shed, or its caller went away
+                continue
+            if job.deadline is not None and time.monotonic() > job.deadline:
+                self._shed(job, "late")
+                continue
+            self._free -= 1
+            running = loop.run_in_executor(self._executor, job.fn, *job.args)
+            running.add_done_callback(functools.partial(self._finished, job))
+        waiting = self.waiting
+        self._metrics.set_waiting(waiting)
+        if self._free == self._workers and not waiting:
+            self._heap.clear()
+            self._idle.set()
+
+    def _finished(self, job: _Job, done: asyncio.Future[Any]) -> None:
+        self._free += 1
+        if not job.future.done():
+            if done.cancelled():
+                job.future.cancel()
+            elif done.exception() is not None:
+                job.future.set_exception(done.exception())  # type: ignore[arg-type]
+            else:
+                job.future.set_result(done.result())
+        elif not done.cancelled():
+            done.exception()  # retrieved: an error nobody waits for is not logged as "never retrieved"
+        self._dispatch()

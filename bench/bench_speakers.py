@@ -1,0 +1,170 @@
+"""Many people talking at once in one room, offline engine: speech end → text over time, and shedding.
+
+    python -m bench.bench_speakers [--speakers 6] [--seconds 120] [--data-dir data] [-- server flags]
+
+Runs the real server (engine auto → cascade) in a subprocess. K participants join one room, each in its own language
+(en speaks the LibriVox clips; de/es/fr/pt/it speak espeak-ng sentences), and each talks on its own: a clip at
+real-time pace, then 0.5–2.5 s of silence (seeded), until the time is up. Everyone listens to everyone, so each
+utterance is transcribed and translated into the other K-1 languages (text and speech).
+
+Delays are on the client's clock, from the moment a clip's last frame left its speaker: to the speaker's own
+transcript, and to each translation at each listener. They are printed per third of the run: a backlog shows as a
+p95 that grows. Utterances the server skipped by its shedding policy (a `dropped_utterance` notice with reason
+`server_busy`) are counted, as are clips that got neither a transcript nor a notice (lost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import websockets
+
+from tests.audio import librivox_clips
+from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip
+from tests.serverproc import ServerProcess
+
+LANGS = ("en", "es", "fr", "pt", "de", "it")
+FRAME = 320  # 20 ms at 16 kHz
+
+
+@dataclass
+class Speaker:
+    index: int
+    lang: str
+    clips: list[bytes]
+    ends: list[float] = field(default_factory=list)  # client clock: last frame of each clip left
+    transcripts: list[tuple[float, str]] = field(default_factory=list)  # (arrival, utterance_id), own
+    shed: list[float] = field(default_factory=list)
+    translations: list[tuple[float, str]] = field(default_factory=list)  # heard from others
+    my_id: str = ""
+    closed: str | None = None
+
+
+def _pct(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q) * 1000:.0f}" if values else "-"
+
+
+async def talk(url: str, s: Speaker, stop: float, ready: asyncio.Barrier) -> None:
+    rng = random.Random(s.index)
+    silence = bytes(FRAME * 2)
+    try:
+        async with websockets.connect(url, max_size=None, ping_interval=None, open_timeout=60) as ws:
+            await ws.send(json.dumps({"type": "join", "name": f"p{s.index}", "language": s.lang, "room": "talk"}))
+            s.my_id = json.loads(await ws.recv())["client_id"]
+
+            async def reader() -> None:
+                async for frame in ws:
+                    if isinstance(frame, bytes):
+                        continue
+                    msg = json.loads(frame)
+                    now = time.monotonic()
+                    if msg["type"] == "transcript" and msg["speaker"]["id"] == s.my_id:
+                        s.transcripts.append((now, msg["utterance_id"]))
+                    elif msg["type"] == "translation":
+                        s.translations.append((now, msg["utterance_id"]))
+                    elif msg["type"] == "notice" and msg.get("reason") == "server_busy":
+                        s.shed.append(now)
+
+            read = asyncio.create_task(reader())
+            await ready.wait()
+            t = time.monotonic() + rng.uniform(0, 2)
+            k = 0
+            try:
+                while t < stop:
+                    clip = s.clips[k % len(s.clips)]
+                    k += 1
+                    pause = bytes(int(rng.uniform(0.5, 2.5) * 16000) * 2)
+                    for part in (clip, pause):
+                        for i in range(0, len(part), FRAME * 2):
+                            delay = t - time.monotonic()
+                            if delay > 0:
+                                await asyncio.sleep(delay)
+                            await ws.send(part[i : i + FRAME * 2])
+                            t += 0.02
+                        if part is clip:
+                            s.ends.append(time.monotonic())
+                for _ in range(int(10 / 0.02)):  # silence while the last answers come in
+                    await ws.send(silence)
+                    await asyncio.sleep(0.02)
+            finally:
+                read.cancel()
+                await asyncio.gather(read, return_exceptions=True)
+    except websockets.ConnectionClosed as exc:
+        s.closed = f"{exc.rcvd.code if exc.rcvd else 'none'} {exc.rcvd.reason if exc.rcvd else ''}"
+
+
+def _clips(lang: str, folder: Path) -> list[bytes]:
+    if lang == "en":
+        audio = [a for _, a, _ in librivox_clips()]
+    else:
+        audio = [espeak_clip(text, lang, folder) for text in ESPEAK_SENTENCES[lang]]
+    return [(np.clip(a, -1, 1) * 32767).astype("<i2").tobytes() for a in audio]
+
+
+async def scenario(server: ServerProcess, args: argparse.Namespace, folder: Path) -> None:
+    speakers = [Speaker(i, LANGS[i % len(LANGS)], _clips(LANGS[i % len(LANGS)], folder)) for i in range(args.speakers)]
+    ready = asyncio.Barrier(args.speakers)
+    started = time.monotonic()
+    stop = started + args.seconds
+    await asyncio.gather(*(talk(server.ws_url, s, stop, ready) for s in speakers))
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        metrics = (await http.get("/metrics")).json()
+
+    utterance_end: dict[str, float] = {}  # utterance id → its clip's end: the last clip end before the transcript
+    transcript_delays: list[tuple[float, float]] = []
+    for s in speakers:
+        for arrival, uid in s.transcripts:
+            end = max((e for e in s.ends if e <= arrival), default=None)
+            if end is not None and end not in utterance_end.values():
+                utterance_end[uid] = end
+                transcript_delays.append((end - started, arrival - end))
+    translation_delays = [
+        (utterance_end[u] - started, t - utterance_end[u])
+        for s in speakers
+        for t, u in s.translations
+        if u in utterance_end
+    ]
+    spoken = sum(len(s.ends) for s in speakers)
+    answered = sum(len(s.transcripts) for s in speakers)
+    shed = sum(len(s.shed) for s in speakers)
+    print(f"load: {os.getloadavg()[0]:.2f} (1-min average); {args.speakers} speakers, {args.seconds:.0f} s")
+    print(f"disconnects: {[s.closed for s in speakers if s.closed]}")
+    print(f"clips spoken {spoken}; transcribed {answered}; shed by policy (speaker told) {shed}; "
+          f"neither {spoken - answered - shed} (negative: the VAD cut some clips in two)")  # fmt: skip
+    for name, delays in (("transcript", transcript_delays), ("translation", translation_delays)):
+        all_ = [d for _, d in delays]
+        print(f"speech end → {name} ms: n {len(all_)} p50 {_pct(all_, 50)} p95 {_pct(all_, 95)}")
+        for k in range(3):
+            part = [d for w, d in delays if k * args.seconds / 3 <= w < (k + 1) * args.seconds / 3]
+            print(f"  third {k + 1}: n {len(part)} p50 {_pct(part, 50)} p95 {_pct(part, 95)}")
+    print(f"/metrics: utterances_shed {metrics.get('utterances_shed')}, latency_ms {metrics['latency_ms']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--speakers", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("server_args", nargs="*", help="extra server flags, after --")
+    args = parser.parse_args()
+    server = ServerProcess(Path(args.data_dir), "--engine", "auto", "--log-level", "warning", *args.server_args)
+    server.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(scenario(server, args, Path(tmp)))
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
