@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from babelfish.app import create_app
@@ -21,8 +22,8 @@ from tests.wsclient import BoundedClient
 class AlwaysSpeech:
     """A VAD that hears speech everywhere: utterances end only at end_utterance, one per clip."""
 
-    def process_samples(self, samples: list[float]) -> float:
-        return 1.0
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        return np.ones(len(windows), np.float32)
 
     def reset(self) -> None:
         pass
