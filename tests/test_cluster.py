@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import ssl
 import subprocess
 import time
@@ -26,10 +25,10 @@ import websockets
 
 from babelfish.tls import ensure_certificate
 from tests.audio import frames, silence
-from tests.redisproc import RedisProcess, free_port
+from tests.nginxproc import start_nginx
+from tests.redisproc import RedisProcess
 from tests.serverproc import ROOT, ServerProcess
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BEAT = "0.3"  # heartbeat: a killed server is noticed after ~1 s
 
 
@@ -49,38 +48,13 @@ class Cluster:
             return (await http.get(srv.url + "metrics", timeout=5)).json()
 
 
-def start_nginx(tmp: Path, upstreams: list[int]) -> tuple[subprocess.Popen[bytes], int]:
-    """nginx/babelfish-cluster.conf with our ports, certificate and a private prefix."""
-    cert, key = ensure_certificate(tmp / "tls")
-    https_port, http_port = free_port(), free_port()
+def lb_site(upstreams: list[int]) -> str:
+    """nginx/babelfish-cluster.conf with its upstream block pointed at our servers."""
     site = (ROOT / "nginx" / "babelfish-cluster.conf").read_text()
     servers = "".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;\n" for p in upstreams)
     site, n = re.subn(r"(    server 127\.0\.0\.1:\d+ [^\n]*\n)+", servers, site)
     assert n == 1, "the upstream block of nginx/babelfish-cluster.conf changed shape"
-    site = re.sub(r"ssl_certificate\s+\S+;", f"ssl_certificate {cert};", site)
-    site = re.sub(r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {key};", site)
-    site = site.replace("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl").replace(
-        "listen 80;", f"listen 127.0.0.1:{http_port};"
-    )
-    site = site.replace("/var/log/nginx/access.log", str(tmp / "nginx-access.log"))
-    conf = tmp / "nginx.conf"
-    conf.write_text(
-        f"pid {tmp}/nginx.pid; error_log {tmp}/error.log; daemon off;\n"
-        "events {}\n"
-        f"http {{ access_log off; client_body_temp_path {tmp}; proxy_temp_path {tmp};\n{site}\n}}\n"
-    )
-    check = subprocess.run([NGINX, "-t", "-c", str(conf), "-p", str(tmp)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"https://127.0.0.1:{https_port}/healthz", verify=False, timeout=1)
-            return proc, https_port
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("nginx did not start")
+    return site
 
 
 @pytest.fixture
@@ -92,7 +66,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     with ThreadPoolExecutor(2) as pool:  # both start at once
         for f in [pool.submit(a.start), pool.submit(b.start)]:
             f.result()
-    nginx, lb_port = start_nginx(tmp_path / "nginx", [a.port, b.port])
+    nginx, lb_port = start_nginx(tmp_path / "nginx", lb_site([a.port, b.port]))
     try:
         yield Cluster(redis, a, b, lb_port)
     finally:
