@@ -92,7 +92,11 @@ def pct(values: list[float], q: float) -> str:
 
 async def main_async(args: argparse.Namespace) -> None:
     # Default settings (engine auto), as `python server_cpu.py` runs; models reused from --data-dir.
-    srv = ServerProcess(Path(args.data_dir), "--engine", "auto", "--log-level", "warning", *args.server_args)
+    # Every clip opens its own room and connections from this one address: lift the per-address limits (issue 12),
+    # which are for strangers, not for the benchmark.
+    limits = ("--max-rooms-per-minute", "10000", "--max-joins-per-minute", "10000")
+    limits += ("--max-connections-per-address", "1000")
+    srv = ServerProcess(Path(args.data_dir), "--engine", "auto", "--log-level", "warning", *limits, *args.server_args)
     srv.start()
     port, ready_s, url = srv.port, srv.ready_seconds, srv.ws_url
     try:
