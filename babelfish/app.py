@@ -130,13 +130,15 @@ def create_app(
                 settings.inference_queue_max,
                 settings.inference_max_wait_seconds,
                 metrics,
+                settings.revision_max_wait_seconds,
             )
+            turns = (settings.turn_gap_seconds, settings.turn_max_seconds) if settings.revisions else None
             app.state.hub = Hub(
                 settings=settings,
                 engine=loaded,
                 rooms=rooms,
                 metrics=metrics,
-                pipeline=Pipeline(loaded, queue, rooms, metrics, cluster, speakers, archive),
+                pipeline=Pipeline(loaded, queue, rooms, metrics, cluster, speakers, archive, turns),
                 vad_executor=vad,
                 detector_factory=detectors,
                 segmenter_config=SegmenterConfig.from_settings(settings),
@@ -160,6 +162,7 @@ def create_app(
             hub = getattr(app.state, "hub", None)
             if hub is not None:
                 await hub.finishing.cancel_all()  # past the drain's limit: what is left is given up
+                await hub.pipeline.close()
             await cluster.stop()  # after the drain: this server's participants have left
             for task in tasks:
                 task.cancel()

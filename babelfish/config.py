@@ -104,6 +104,20 @@ class Settings(BaseSettings):
         -55.0, ge=-120, le=0, description="audio windows quieter than this are silence without running the VAD model"
     )
 
+    # --- turns and revisions (babelfish/turns.py, babelfish/revisions.py) ---
+    revisions: bool = Field(
+        True, description="re-decode a speaker's turn cut at breath pauses once it ends, and send the corrected text"
+    )
+    turn_gap_seconds: float = Field(
+        1.5, gt=0, le=10, description="a pause up to this long between one speaker's utterances continues their turn"
+    )
+    turn_max_seconds: float = Field(
+        28.0, ge=1, le=30, description="a turn's audio is re-decoded in one window: at most this long (Whisper: 30 s)"
+    )
+    revision_max_wait_seconds: float = Field(
+        5.0, gt=0, le=60, description="a revision that waits this long for the engine is skipped"
+    )
+
     # --- speakers (who is speaking) ---
     speaker_embedder: Literal["auto", "resemblyzer", "pyannote", "off"] = Field(
         "auto",

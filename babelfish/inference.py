@@ -11,8 +11,18 @@ so that delay never grows without a word when speech arrives faster than the eng
   skipped, so one talkative speaker cannot starve the others.
 
 A skipped call raises `Shed` in its caller (the pipeline tells the speaker and counts it in /metrics). Renders are never
-skipped. A call whose caller went away still runs to the end in its thread (threads cannot be stopped) and keeps its
-slot until then, so the count of busy workers is always the truth.
+skipped.
+
+Revisions (a finished turn re-decoded whole: babelfish/revisions.py) come last and are the first to go. They run only
+when no render and no transcription waits; and, as they only improve text listeners already have:
+- busy: a revision asked for while `BUSY_WAITING` transcriptions wait is skipped at once, and every waiting revision
+  is skipped the moment a transcription is shed — an engine that is behind spends nothing on revisions;
+- late: a revision that has waited `revision_max_wait` seconds is skipped (the conversation has moved on);
+- full: beyond `max_waiting` waiting revisions, the oldest is skipped.
+A revision that already runs finishes (it holds a worker for one re-decode of at most ~28 s of audio).
+
+A call whose caller went away still runs to the end in its thread (threads cannot be stopped) and keeps its slot until
+then, so the count of busy workers is always the truth.
 """
 
 from __future__ import annotations
@@ -31,8 +41,9 @@ from typing import Any, Literal, TypeVar
 from babelfish.metrics import Metrics
 
 T = TypeVar("T")
-RENDER, TRANSCRIBE = 0, 1  # priorities: lower runs first
-ShedReason = Literal["late", "full"]
+RENDER, TRANSCRIBE, REVISE = 0, 1, 2  # priorities: lower runs first
+ShedReason = Literal["late", "full", "busy"]
+BUSY_WAITING = 2  # transcriptions waiting that make the engine "behind" for revisions
 
 
 class Shed(Exception):
@@ -53,8 +64,17 @@ class _Job:
 
 
 class InferenceQueue:
-    def __init__(self, executor: Executor, workers: int, max_waiting: int, max_wait: float, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        workers: int,
+        max_waiting: int,
+        max_wait: float,
+        metrics: Metrics,
+        revision_max_wait: float = 5.0,
+    ) -> None:
         self._executor = executor
+        self._revision_max_wait = revision_max_wait
         self._free = workers
         self._workers = workers
         self._max_waiting = max_waiting
@@ -84,6 +104,18 @@ class InferenceQueue:
     async def render(self, fn: Callable[..., T], *args: Any, owner: str) -> T:
         return await self._submit(fn, args, RENDER, owner, None)
 
+    async def revise(self, fn: Callable[..., T], *args: Any, owner: str) -> T:
+        """Run a revision at the lowest priority; raises `Shed` if the policy skips it (module docstring)."""
+        if len(self._waiting_of(TRANSCRIBE)) >= BUSY_WAITING:
+            raise Shed("busy")
+        revisions = self._waiting_of(REVISE)
+        if len(revisions) >= self._max_waiting:
+            self._shed(min(revisions), "full")
+        return await self._submit(fn, args, REVISE, owner, time.monotonic() + self._revision_max_wait)
+
+    def _waiting_of(self, priority: int) -> list[_Job]:
+        return [j for j in self._heap if j.priority == priority and not j.future.done()]
+
     async def idle(self) -> None:
         """Wait until nothing waits and nothing runs."""
         await self._idle.wait()
@@ -100,7 +132,7 @@ class InferenceQueue:
         return await future
 
     def _make_room(self) -> None:
-        waiting = [j for j in self._heap if j.priority == TRANSCRIBE and not j.future.done()]
+        waiting = self._waiting_of(TRANSCRIBE)
         if len(waiting) < self._max_waiting:
             return
         per_owner = Counter(j.owner for j in waiting)
@@ -109,9 +141,14 @@ class InferenceQueue:
         self._shed(victim, "full")
 
     def _shed(self, job: _Job, reason: ShedReason) -> None:
-        if not job.future.done():
-            job.future.set_exception(Shed(reason))
-            self._metrics.utterance_shed(reason)
+        if job.future.done():
+            return
+        job.future.set_exception(Shed(reason))
+        if job.priority == REVISE:
+            return  # counted by its caller, as a revision's outcome
+        self._metrics.utterance_shed(reason)
+        for revision in self._waiting_of(REVISE):  # the engine is behind: fresh speech first
+            self._shed(revision, "busy")
 
     def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()

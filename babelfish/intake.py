@@ -158,6 +158,7 @@ class Intake:
         if self._segmenter is None:
             detector = self._hub.detector_factory()
             self._segmenter = Segmenter(detector, self._hub.segmenter_config, self._member.sample_rate)
+            self._hub.pipeline.turns.watch(self._member.participant.id, self._speech_since)
             self._vad_task = self._tasks.spawn(self._cut())
         self._backlog_bytes += len(data)
         self._enqueue((data, now))
@@ -233,6 +234,14 @@ class Intake:
 
     async def close(self) -> None:
         await self._tasks.cancel_all()
+        self._hub.pipeline.turns.leave(self._member.participant.id)  # their turn ends: it is revised now
+
+    def _speech_since(self) -> float | None:
+        """For the turn tracker (babelfish/turns.py): when speech not yet handed to the pipeline started; 0.0 when
+        utterances are already cut and wait; None when there is none."""
+        if self._pending.qsize():
+            return 0.0
+        return self._segmenter.speech_started if self._segmenter is not None else None
 
 
 def _cut_batch(segmenter: Segmenter, batch: list[_Frame], end: float | None) -> list[Segment]:

@@ -25,6 +25,10 @@ PipelineStage = Literal["endpointing", "queue", "asr", "mt", "tts", "delivery"]
 PIPELINE_STAGES: tuple[PipelineStage, ...] = ("endpointing", "queue", "asr", "mt", "tts", "delivery")
 STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 WINDOW = 1000  # recent samples kept per stage for the JSON percentiles
+# What became of each ended turn of two or more pieces (babelfish/revisions.py): a revision sent, the re-decode said the
+# same words (unchanged) or lost too many (rejected), it was shed by the engine queue (late, busy, full), nobody was
+# left to tell (gone), or it failed (error).
+REVISION_OUTCOMES = ("sent", "unchanged", "rejected", "shed_late", "shed_busy", "shed_full", "gone", "error")
 # Why a request or connection was turned away (babelfish.gate and the join checks); each is exported from the start.
 REFUSALS = (
     "too_many_headers",
@@ -119,6 +123,22 @@ class Metrics:
             "babelfish_cluster_frames", "Cluster frames relayed (out), received (in) or dropped", ["direction"],
             registry=self.registry,
         )  # fmt: skip
+        self._revisions = Counter(
+            "babelfish_revisions", "Ended multi-piece turns, by what became of their revision", ["outcome"],
+            registry=self.registry,
+        )  # fmt: skip
+        for outcome in REVISION_OUTCOMES:
+            self._revisions.labels(outcome=outcome)
+        self._revision_seconds = Histogram(
+            "babelfish_revision_seconds",
+            "Revisions: the turn's speech end to the revision sent (latency); engine time re-decoding and"
+            " re-translating the turn (compute)",
+            ["kind"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.revisions: dict[str, int] = dict.fromkeys(REVISION_OUTCOMES, 0)
+        self._revision_recent: dict[str, deque[float]] = {k: deque(maxlen=WINDOW) for k in ("latency", "compute")}
         self.clients = 0
         self.rooms = 0
         self.utterances = 0
@@ -169,6 +189,15 @@ class Metrics:
         self._shed.labels(reason=reason).inc()
         self.shed += 1
 
+    def revision(self, outcome: str) -> None:
+        self._revisions.labels(outcome=outcome).inc()
+        self.revisions[outcome] = self.revisions.get(outcome, 0) + 1
+
+    def revision_seconds(self, kind: Literal["latency", "compute"], seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self._revision_seconds.labels(kind=kind).observe(seconds)
+        self._revision_recent[kind].append(seconds)
+
     def audio_dropped(self) -> None:
         self._audio_dropped.inc()
         self.audio_drops += 1
@@ -207,6 +236,10 @@ class Metrics:
             "latency_ms": latency,
             "speaker_wait_ms": _percentiles(self._recent_speaker_wait),
             "stages_ms": stages,
+            "revisions": {
+                **self.revisions,
+                **{f"{k}_ms": _percentiles(v) for k, v in self._revision_recent.items()},
+            },
         }
 
     def prometheus(self) -> bytes:

@@ -22,10 +22,12 @@ from babelfish.engines.base import Engine, RenderResult, SpeechResult, TextResul
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.languages import AUTO, untranslatable
 from babelfish.metrics import Metrics
+from babelfish.revisions import Reviser
 from babelfish.rooms import Participant, Rooms
 from babelfish.segmenter import Segment
 from babelfish.speakers.service import Speakers
 from babelfish.transcripts import Entry, TranscriptArchive
+from babelfish.turns import Piece, TurnTracker
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class Pipeline:
         cluster: Cluster | None = None,
         speakers: Speakers | None = None,
         archive: TranscriptArchive | None = None,  # transcripts on disk too (retention on)
+        turns: tuple[float, float] | None = None,  # revisions on: (turn gap, turn max seconds), babelfish/turns.py
     ) -> None:
         self._engine = engine
         self._archive = archive
@@ -62,9 +65,19 @@ class Pipeline:
         self._ids = itertools.count(1)
         # Ids stay unique across restarts (and servers): clients keep cards by id through a reconnect.
         self._boot = secrets.token_hex(3)
+        # Turns cut at breath pauses are re-decoded whole when they end (babelfish/revisions.py).
+        self._reviser = Reviser(engine, queue, rooms, metrics, self._cluster, archive)
+        gap, longest = turns or (0.0, 0.0)
+        self.turns = TurnTracker(gap, longest, self._reviser.turn_ended if turns else lambda turn: None)
+
+    async def close(self) -> None:
+        """Shutting down: open turns are not revised, revisions under way are given up."""
+        self.turns.close()
+        await self._reviser.close()
 
     async def process(self, who: Participant, segment: Segment) -> None:
         utterance_id = f"u{self._boot}-{next(self._ids)}"
+        self.turns.expect(who.id, utterance_id)  # the speaker's open turn waits for this one
         try:
             await self._process(who, segment, utterance_id)
         except Shed as exc:
@@ -83,6 +96,8 @@ class Pipeline:
                     code="internal_error", message="this utterance could not be processed", utterance_id=utterance_id
                 )
             )
+        finally:
+            self.turns.settled(who.id, utterance_id)
 
     async def _process(self, who: Participant, segment: Segment, utterance_id: str) -> None:
         loop = asyncio.get_running_loop()
@@ -138,6 +153,9 @@ class Pipeline:
         )
         room.broadcast(message)
         self._cluster.relay(room, message.encode(), None)
+        piece = Piece(utterance_id, segment.audio, segment.speech_probs, transcript.text, transcript.language,
+                      segment.speech_end, speaker)  # fmt: skip
+        self.turns.add(who.id, piece, who)
         targets = room.target_languages(who, transcript.language)
         if targets:
             wants_speech = room.wants_speech(who, targets)

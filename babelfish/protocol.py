@@ -219,6 +219,26 @@ class AudioHeader(_Out):
     latency_ms: int
 
 
+class Revision(_Out):
+    """A speaker's turn, cut into pieces at breath pauses, re-decoded whole once it ended (babelfish/revisions.py).
+
+    `of: "transcript"` goes to everyone in the room and replaces the transcripts of every id in `replaces` (in order;
+    the first is `utterance_id`, the card that stays). `of: "translation"` then goes to the listeners of `language`
+    and replaces those utterances' translations into it. Text only: no new speech is sent."""
+
+    type: Literal["revision"] = "revision"
+    of: Literal["transcript", "translation"]
+    utterance_id: str  # the first replaced utterance: the revised text belongs to it from now on
+    replaces: list[str]
+    speaker: Speaker
+    client_id: str  # the connection the audio came from, as in `transcript`
+    text: str
+    language: str
+    source_language: str | None = _omit()  # translation: the revised transcript's language
+    via: str | None = _omit()  # translation: which backend produced it
+    latency_ms: int  # from the turn's last voiced audio
+
+
 class Participants(_Out):
     """Someone joined or left: sent to the others in the room."""
 
@@ -292,5 +312,15 @@ class Error(_Out):
 
 
 ServerMessage = (
-    Welcome | Transcript | Translation | AudioHeader | Participants | Notice | SpeakerRenamed | Pong | Draining | Error
+    Welcome
+    | Transcript
+    | Translation
+    | AudioHeader
+    | Participants
+    | Notice
+    | SpeakerRenamed
+    | Pong
+    | Draining
+    | Error
+    | Revision
 )

@@ -150,6 +150,8 @@ class Segmenter:
         self._voiced = 0  # voiced windows in the current utterance
         self._silent_run = 0  # consecutive unvoiced windows
         self._last_voiced_at = 0.0
+        # Arrival of the speech in progress (None between utterances): babelfish/turns.py asks whether a turn goes on.
+        self.speech_started: float | None = None
         self._max_windows = int(config.max_seconds * SAMPLE_RATE / WINDOW)
         self._gate = 10 ** (config.energy_gate_dbfs / 20)  # RMS, full scale = 1
 
@@ -202,6 +204,7 @@ class Segmenter:
                 self._probs = [*(p for _, p in self._preroll), prob]
                 self._preroll.clear()
                 self._voiced, self._silent_run, self._last_voiced_at = 1, 0, now
+                self.speech_started = now
             elif self._cfg.preroll_ms:
                 self._preroll.append((window, prob))
             return None
@@ -222,6 +225,7 @@ class Segmenter:
     def _finish(self, cut: CutReason) -> Segment | None:
         speech, probs, voiced, last = self._speech, self._probs, self._voiced, self._last_voiced_at
         self._speech, self._probs, self._voiced, self._silent_run = [], [], 0, 0
+        self.speech_started = None
         if cut != "max_length":
             self._vad.reset()  # a fresh state per utterance keeps one noisy stretch from leaking into the next
         if not speech or voiced * WINDOW * 1000 < self._cfg.min_speech_ms * SAMPLE_RATE:

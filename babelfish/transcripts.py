@@ -45,8 +45,10 @@ class Entry:
     language: str
     text: str
     translations: dict[str, str] = field(default_factory=dict)  # language -> text
+    replaces: list[str] = field(default_factory=list)  # a revision: the utterances this one's text replaced
 
     def as_json(self, since: float) -> dict[str, Any]:
+        revised = {"replaces": list(self.replaces)} if self.replaces else {}
         return {
             "id": self.utterance_id,
             "speaker": {"id": self.speaker_id, "name": self.speaker_name},
@@ -57,6 +59,7 @@ class Entry:
             "language": self.language,
             "text": self.text,
             "translations": dict(sorted(self.translations.items())),
+            **revised,
         }
 
 
@@ -74,6 +77,26 @@ class RoomTranscript:
             self.dropped += 1
         self._entries.append(entry)
         return entry
+
+    def revise(self, ids: list[str], text: str, language: str, translations: dict[str, str]) -> Entry | None:
+        """A turn re-decoded whole (babelfish/revisions.py): the first of `ids` takes the revised text and spans the
+        turn, the others go. Languages not re-translated keep their pieces' translations, joined. None when the first
+        utterance is no longer kept (the cap)."""
+        found = {e.utterance_id: e for e in self._entries if e.utterance_id in ids}
+        first = found.get(ids[0])
+        if first is None:
+            return None
+        pieces = [found[i] for i in ids if i in found]
+        joined = {lang: " ".join(e.translations[lang] for e in pieces if lang in e.translations)
+                  for lang in {lang for e in pieces for lang in e.translations}}  # fmt: skip
+        first.text, first.language, first.end = text, language, max(e.end for e in pieces)
+        first.translations = {**joined, **translations}
+        first.replaces = list(ids)
+        gone = {e.utterance_id for e in pieces[1:]}
+        kept = [e for e in self._entries if e.utterance_id not in gone]
+        self._entries.clear()
+        self._entries.extend(kept)
+        return first
 
     def entries(self) -> list[Entry]:
         return list(self._entries)

@@ -1,0 +1,159 @@
+"""Revisions: a finished turn re-decoded whole, and the corrected text sent in place of its pieces' texts.
+
+Each piece of a turn (babelfish/turns.py) was transcribed alone, fast, without the context of the others: Whisper
+guesses the words at every cut. Once the turn ends, its joined audio is transcribed again in one window — on the shared
+engine queue at the lowest priority, shed first under load (babelfish/inference.py) — and, when the words differ from
+the pieces' words joined, everyone in the room gets a `revision` of the transcript, then the listeners of each language
+a `revision` of the translation (the engine translates it once per distinct language). The room transcript keeps the
+revised text (downloads show it), and other servers of a cluster get the same messages through `Cluster.relay`.
+
+Text only: the listeners already heard the pieces spoken a moment ago; speaking the turn again would repeat it, late,
+over whatever is being said now. A re-decode that loses many of the pieces' words (a decoder that skipped a stretch
+of a long window) is not sent: the pieces stand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Sequence
+
+from babelfish import protocol as proto
+from babelfish.cluster import Cluster
+from babelfish.engines.base import Engine, TextResult, Transcript, Utterance
+from babelfish.inference import InferenceQueue, Shed
+from babelfish.languages import AUTO
+from babelfish.metrics import Metrics
+from babelfish.rooms import Participant, Room, Rooms
+from babelfish.tasks import TaskSet
+from babelfish.transcripts import TranscriptArchive
+from babelfish.turns import Turn
+
+log = logging.getLogger(__name__)
+
+KEEP_WORDS = 0.6  # a re-decode with fewer words than this share of the pieces' words is not trusted
+
+
+def words(text: str) -> list[str]:
+    """The words of `text`, lower-cased, without punctuation: what makes two transcripts differ for a listener."""
+    return re.findall(r"\w+(?:['’]\w+)*", text.lower())
+
+
+def verdict(pieces: str, revised: Transcript | None) -> str:
+    """ "sent" when `revised` should replace the pieces' text; else why not ("unchanged", "rejected")."""
+    if revised is None or not revised.text.strip():
+        return "rejected"
+    before, after = words(pieces), words(revised.text)
+    if after == before:
+        return "unchanged"
+    if len(after) < KEEP_WORDS * len(before):
+        return "rejected"
+    return "sent"
+
+
+class Reviser:
+    def __init__(
+        self,
+        engine: Engine,
+        queue: InferenceQueue,
+        rooms: Rooms,
+        metrics: Metrics,
+        cluster: Cluster,
+        archive: TranscriptArchive | None = None,
+    ) -> None:
+        self._engine, self._queue, self._rooms = engine, queue, rooms
+        self._metrics, self._cluster, self._archive = metrics, cluster, archive
+        self._tasks = TaskSet()
+
+    def turn_ended(self, turn: Turn) -> None:
+        """From the turn tracker, on the event loop: revise `turn` in a task of ours."""
+        self._tasks.spawn(self._revise(turn))
+
+    async def close(self) -> None:
+        await self._tasks.cancel_all()
+
+    async def _revise(self, turn: Turn) -> None:
+        who = turn.owner
+        assert isinstance(who, Participant)
+        try:
+            outcome = await self._run(who, turn)
+        except Shed as exc:
+            outcome = f"shed_{exc.reason}"
+            log.info("revision of %s shed (%s)", turn.ids, exc.reason)
+        except Exception:
+            log.exception("revision of %s failed", turn.ids)  # the pieces' texts stand
+            outcome = "error"
+        self._metrics.revision(outcome)
+
+    async def _run(self, who: Participant, turn: Turn) -> str:
+        room = self._rooms.get(who.room_name)
+        if room is None:
+            return "gone"
+        language = None if who.language == AUTO else who.language
+        candidates = tuple(sorted(room.languages() - {AUTO}))
+        utterance = Utterance(turn.audio(), language, candidates, turn.speech_probs(), voice=room.voice_of(who.id))
+        # Every listener language now; the revised transcript's own language is dropped in the worker.
+        listening = room.target_languages(who, "")
+        pieces_text = turn.text
+
+        def work() -> tuple[Transcript | None, str, list[TextResult], float]:  # in the worker
+            began = time.monotonic()
+            revised = self._engine.transcribe(utterance)
+            decision = verdict(pieces_text, revised)
+            results: list[TextResult] = []
+            if decision == "sent" and revised is not None:
+                targets = [lang for lang in listening if lang != revised.language]
+                rendered = self._engine.render(utterance, revised, targets, False)
+                results = [r for r in rendered if isinstance(r, TextResult) and r.text is not None]
+            return revised, decision, results, time.monotonic() - began
+
+        revised, decision, results, compute = await self._queue.revise(work, owner=who.id)
+        self._metrics.revision_seconds("compute", compute)
+        room = self._rooms.get(who.room_name)
+        if decision != "sent" or revised is None:
+            log.debug("revision of %s: %s", turn.ids, decision)
+            return decision
+        if room is None:
+            return "gone"
+        self._deliver(room, who, turn, revised, results)
+        return "sent"
+
+    def _deliver(
+        self, room: Room, who: Participant, turn: Turn, revised: Transcript, results: Sequence[TextResult]
+    ) -> None:
+        latency = round((time.monotonic() - turn.speech_end) * 1000)
+        first = turn.pieces[0]
+        message = proto.Revision(
+            of="transcript",
+            utterance_id=first.utterance_id,
+            replaces=turn.ids,
+            speaker=first.speaker,
+            client_id=who.id,
+            text=revised.text,
+            language=revised.language,
+            latency_ms=latency,
+        )
+        room.broadcast(message)
+        self._cluster.relay(room, message.encode(), None)
+        translations: dict[str, str] = {}
+        for result in results:
+            assert result.text is not None
+            translations[result.language] = result.text
+            translated = message.model_copy(
+                update={
+                    "of": "translation",
+                    "text": result.text,
+                    "language": result.language,
+                    "source_language": revised.language,
+                    "via": result.via,
+                }
+            )
+            audience = [p for p in room.listeners(who) if p.language == result.language]
+            room.broadcast(translated, audience)
+            self._cluster.relay(room, translated.encode(), result.language)
+        self._metrics.revision_seconds("latency", latency / 1000)
+        entry = room.transcript.revise(turn.ids, revised.text, revised.language, translations)
+        if entry is not None and self._archive is not None:
+            self._tasks.spawn(asyncio.to_thread(self._archive.append, room.transcript, entry))

@@ -1,0 +1,177 @@
+"""Revisions through the real app (real VAD, a fake engine): a turn cut at a breath pause is re-decoded whole and
+its corrected text replaces the pieces' texts, for everyone, in every language, and in the room transcript."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from babelfish.app import create_app
+from babelfish.config import Settings
+from babelfish.engines.base import SAMPLE_RATE, Transcript, Utterance
+from babelfish.engines.fake import FakeEngine, transcript_of
+from tests.audio import frames, silence
+from tests.wsclient import BoundedClient
+
+
+class WordyEngine(FakeEngine):
+    """The test engine with about one word per half second of audio, so a turn re-decoded whole has as many words as
+    its pieces together (the fake's own text has four words, whatever the length)."""
+
+    def transcribe(self, utterance: Utterance) -> Transcript | None:
+        found = super().transcribe(utterance)
+        if found is None:
+            return None
+        n = max(1, round(len(utterance.audio) / SAMPLE_RATE * 2))
+        return Transcript(f"{transcript_of(utterance.audio)} " + " ".join(["word"] * n), found.language)
+
+
+@pytest.fixture
+def app_client(tmp_path) -> Iterator[BoundedClient]:
+    settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.8)
+    with BoundedClient(create_app(settings, engine=WordyEngine())) as c:
+        yield c
+
+
+def join(ws, name: str, language: str) -> dict:
+    ws.send_text(json.dumps({"type": "join", "name": name, "language": language, "room": "hall", "audio": False}))
+    msg = ws.receive_json()
+    assert msg["type"] == "welcome", msg
+    return msg
+
+
+def say(ws, pieces: list[bytes], pause: float = 0.5) -> None:
+    """Pieces with a breath `pause` between them (longer than the VAD's 300 ms: it cuts there), then silence."""
+    pcm = silence(0.3)
+    for i, p in enumerate(pieces):
+        pcm += (silence(pause) if i else b"") + p
+    for frame in frames(pcm + silence(0.7)):
+        ws.send_bytes(frame)
+
+
+def until(ws, kind: str, of: str | None = None, seconds: float = 20.0) -> list[dict]:
+    got: list[dict] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        msg = ws.receive_json()  # bounded (tests/wsclient.py)
+        got.append(msg)
+        if msg["type"] == kind and (of is None or msg.get("of") == of):
+            return got
+    raise AssertionError(f"no {kind} within {seconds} s: {[m['type'] for m in got]}")
+
+
+def nothing_more(ws, wait: float) -> list[dict]:
+    """What arrives within `wait` seconds (a ping's pong closes it): everything queued before the ping."""
+    time.sleep(wait)
+    ws.send_text('{"type": "ping"}')
+    got = until(ws, "pong")
+    return got[:-1]
+
+
+def test_a_turn_cut_at_a_pause_is_revised_once_for_everyone(app_client, speech_pcm):
+    half = len(speech_pcm) // 2 // 2 * 2
+    with (
+        app_client.websocket_connect("/ws/client") as ann,
+        app_client.websocket_connect("/ws/client") as de1,
+        app_client.websocket_connect("/ws/client") as de2,
+        app_client.websocket_connect("/ws/client") as fr,
+    ):
+        w = join(ann, "Ann", "en")
+        for ws, name, lang in ((de1, "Dan", "de"), (de2, "Dora", "de"), (fr, "Fay", "fr")):
+            join(ws, name, lang)
+        say(ann, [speech_pcm[:half], speech_pcm[half:]])
+        heard = until(ann, "revision", "transcript")
+        ids = [m["utterance_id"] for m in heard if m["type"] == "transcript"]
+        revision = heard[-1]
+        assert len(ids) >= 2 and revision["replaces"] == ids and revision["utterance_id"] == ids[0]
+        assert revision["speaker"]["name"] == "Ann" and revision["client_id"] == w["client_id"]
+        assert revision["language"] == "en" and revision["latency_ms"] >= 0
+        n_words = len(revision["text"].split())
+        assert n_words >= len(" ".join(m["text"] for m in heard if m["type"] == "transcript").split()) - 4 * len(ids)
+        for ws, lang in ((de1, "de"), (de2, "de"), (fr, "fr")):
+            got = until(ws, "revision", "translation")
+            mine = [m for m in got if m["type"] == "revision"]
+            assert [m["of"] for m in mine] == ["transcript", "translation"]
+            assert mine[0] == revision
+            assert mine[1]["replaces"] == ids and mine[1]["language"] == lang and mine[1]["source_language"] == "en"
+            assert mine[1]["text"] == f"[{lang}] {revision['text']}"
+            assert not [m for m in nothing_more(ws, 0.3) if m["type"] == "revision"]  # once per language
+        assert not [m for m in nothing_more(ann, 0.0) if m["type"] == "revision"]  # no translation for the speaker
+
+        r = app_client.get("/rooms/hall/transcript", params={"format": "json"},
+                           headers={"Authorization": f"Bearer {w['transcript_key']}"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        utterances = r.json()["utterances"]
+        assert [u["id"] for u in utterances] == [ids[0]]
+        assert utterances[0]["text"] == revision["text"] and utterances[0]["replaces"] == ids
+        assert utterances[0]["translations"]["de"] == f"[de] {revision['text']}"
+        snapshot = app_client.get("/metrics", params={"format": "json"}).json()
+        assert snapshot["revisions"]["sent"] == 1
+        assert 'babelfish_revisions_total{outcome="sent"} 1.0' in app_client.get("/metrics?format=prometheus").text
+
+
+def test_a_single_piece_and_a_long_pause_are_never_revised(app_client, speech_pcm):
+    with app_client.websocket_connect("/ws/client") as ann, app_client.websocket_connect("/ws/client") as dan:
+        join(ann, "Ann", "en")
+        join(dan, "Dan", "de")
+        say(ann, [speech_pcm])
+        until(dan, "translation")
+        time.sleep(1.2)  # past the turn gap: the turn is over
+        say(ann, [speech_pcm])
+        until(dan, "translation")
+        got = nothing_more(dan, 1.5)
+        assert not [m for m in got if m["type"] == "revision"], got
+        assert app_client.get("/metrics", params={"format": "json"}).json()["revisions"]["sent"] == 0
+
+
+def test_revisions_off(tmp_path, speech_pcm):
+    settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.8, revisions=False)
+    with BoundedClient(create_app(settings, engine=WordyEngine())) as c, c.websocket_connect("/ws/client") as ann:
+        join(ann, "Ann", "en")
+        half = len(speech_pcm) // 2 // 2 * 2
+        say(ann, [speech_pcm[:half], speech_pcm[half:]])
+        until(ann, "transcript")
+        got = nothing_more(ann, 2.0)
+        assert [m["type"] for m in got if m["type"] != "transcript"] == []
+
+
+def test_revisions_are_shed_when_the_engine_is_behind(tmp_path, speech_pcm):
+    """Every speaker talks at once on a slow engine: fresh speech is transcribed, the revisions are skipped."""
+    settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.3, inference_max_wait_seconds=30,
+                        inference_queue_max=50, revision_max_wait_seconds=0.2)  # fmt: skip
+    half = len(speech_pcm) // 2 // 2 * 2
+    with BoundedClient(create_app(settings, engine=WordyEngine(delay_seconds=0.25))) as c:
+        sockets = [c.websocket_connect("/ws/client") for _ in range(4)]
+        try:
+            for i, ws in enumerate(sockets):
+                ws.__enter__()
+                join(ws, f"S{i}", "en")
+            for _ in range(2):
+                for ws in sockets:
+                    say(ws, [speech_pcm[:half], speech_pcm[half:]], pause=0.4)
+            deadline = time.monotonic() + 30
+            metrics: dict = {}
+            while time.monotonic() < deadline:
+                metrics = c.get("/metrics", params={"format": "json"}).json()
+                rev = metrics["revisions"]
+                if metrics["utterances_processed"] >= 16 and sum(v for k, v in rev.items() if "_ms" not in k) >= 4:
+                    break
+                time.sleep(0.2)
+            rev = metrics["revisions"]
+            assert metrics["utterances_shed"] == 0  # fresh speech: none lost
+            assert rev["shed_busy"] + rev["shed_late"] >= 1, rev
+        finally:
+            for ws in sockets:
+                ws.__exit__(None, None, None)
+
+
+def test_revision_message_shape():
+    from babelfish import protocol as proto
+
+    m = proto.Revision(of="transcript", utterance_id="u1", replaces=["u1", "u2"], speaker=proto.Speaker(id="a",
+                       name="A"), client_id="c", text="t", language="en", latency_ms=5)  # fmt: skip
+    assert set(json.loads(m.encode())) == {"type", "of", "utterance_id", "replaces", "speaker", "client_id", "text",
+                                           "language", "latency_ms"}  # fmt: skip

@@ -1,0 +1,223 @@
+"""Turns (babelfish/turns.py), the revision verdict and the queue's revision policy, with fakes and a real loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from babelfish.engines.base import Transcript
+from babelfish.inference import InferenceQueue, Shed
+from babelfish.metrics import Metrics
+from babelfish.protocol import Speaker
+from babelfish.revisions import verdict, words
+from babelfish.transcripts import Entry, RoomTranscript
+from babelfish.turns import WINDOW, Piece, Turn, TurnTracker, voiced_span
+
+SPEAKER = Speaker(id="ann", name="Ann")
+
+
+def piece(uid: str, end: float, seconds: float = 1.0, text: str = "word") -> Piece:
+    """A piece of `seconds` whose speech ends at `end` (monotonic) and is voiced throughout."""
+    n = int(seconds * 16000) // WINDOW
+    return Piece(uid, np.zeros(n * WINDOW, np.float32), np.ones(n, np.float32), text, "en", end, SPEAKER)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 10))
+
+
+def test_voiced_span_uses_the_speech_probabilities():
+    probs = np.array([0.0, 0.1, 0.9, 0.8, 0.9, 0.0, 0.0], np.float32)
+    assert voiced_span(probs, 9.0) == pytest.approx(3 * 512 / 16000)
+    assert voiced_span(None, 9.0) == 9.0 and voiced_span(np.zeros(3, np.float32), 2.0) == 2.0
+
+
+def test_pieces_with_short_pauses_make_one_turn_and_a_long_pause_ends_it():
+    async def main() -> list[Turn]:
+        ended: list[Turn] = []
+        tracker = TurnTracker(gap=0.3, max_seconds=28, on_end=ended.append)
+        now = time.monotonic()
+        tracker.add("ann", piece("a", now - 2.5))
+        tracker.add("ann", piece("b", now - 1.25))  # its speech began ~0.25 s after "a" ended: same turn
+        assert ended == []
+        tracker.add("ann", piece("c", now))  # ~0.26 s pause: same turn
+        tracker.add("ann", piece("d", now + 2.0))  # began 1.0 s after "c" ended: a new turn
+        assert [t.ids for t in ended] == [["a", "b", "c"]]
+        await asyncio.sleep(2.0 + 0.3 + 0.3)  # "d" alone: its turn ends without a revision
+        tracker.close()
+        return ended
+
+    assert [t.ids for t in run(main())] == [["a", "b", "c"]]
+
+
+def test_a_turn_ends_after_the_gap_unless_the_speaker_talks_again():
+    async def main() -> tuple[list[list[str]], float]:
+        ended: list[list[str]] = []
+        done = asyncio.Event()
+
+        def on_end(turn: Turn) -> None:
+            ended.append(turn.ids)
+            done.set()
+
+        tracker = TurnTracker(gap=0.3, max_seconds=28, on_end=on_end)
+        talking: dict[str, float | None] = {"since": None}
+        tracker.watch("ann", lambda: talking["since"])
+        now = time.monotonic()
+        tracker.add("ann", piece("a", now - 1.2))
+        tracker.add("ann", piece("b", now))
+        talking["since"] = now + 0.1  # talks again within the gap: the turn waits for that piece
+        await asyncio.sleep(0.8)
+        assert ended == []
+        tracker.expect("ann", "c")  # cut, being transcribed
+        talking["since"] = None
+        await asyncio.sleep(0.5)
+        assert ended == []
+        tracker.add("ann", piece("c", time.monotonic(), seconds=time.monotonic() - (now + 0.1)))
+        t0 = time.monotonic()
+        await asyncio.wait_for(done.wait(), 3)
+        tracker.close()
+        return ended, time.monotonic() - t0
+
+    ended, after = run(main())
+    assert ended == [["a", "b", "c"]]
+    assert 0.3 <= after < 1.0  # the gap (and the VAD's batch slack) after the last speech
+
+
+def test_speech_that_starts_after_the_gap_does_not_hold_the_turn():
+    async def main() -> list[list[str]]:
+        ended: list[list[str]] = []
+        tracker = TurnTracker(gap=0.3, max_seconds=28, on_end=lambda t: ended.append(t.ids))
+        now = time.monotonic()
+        tracker.watch("ann", lambda: now + 5.0)
+        tracker.add("ann", piece("a", now - 1.1))
+        tracker.add("ann", piece("b", now))
+        await asyncio.sleep(0.8)
+        tracker.close()
+        return ended
+
+    assert run(main()) == [["a", "b"]]
+
+
+def test_a_turn_never_outgrows_the_decoder_window_and_leaving_ends_it():
+    async def main() -> list[list[str]]:
+        ended: list[list[str]] = []
+        tracker = TurnTracker(gap=1.0, max_seconds=10, on_end=lambda t: ended.append(t.ids))
+        now = time.monotonic()
+        for i, uid in enumerate("abcd"):
+            tracker.add("ann", piece(uid, now + 4.1 * i, seconds=4.0))
+        tracker.leave("ann")
+        tracker.leave("ann")  # twice: nothing more
+        return ended
+
+    assert run(main()) == [["a", "b"], ["c", "d"]]
+
+
+def test_verdict_sends_only_a_meaningful_change():
+    def t(text: str) -> Transcript:
+        return Transcript(text, "en")
+
+    assert words("Don't stop, Mr. Smith!") == ["don't", "stop", "mr", "smith"]
+    assert verdict("the cat. Sat on the mat", t("The cat sat on the mat.")) == "unchanged"
+    assert verdict("the cats at on the mat", t("The cat sat on the mat.")) == "sent"
+    assert verdict("one two three four five six", t("one two")) == "rejected"  # lost most words
+    assert verdict("one two", None) == "rejected"
+
+
+def test_room_transcript_merges_the_revised_entries():
+    tr = RoomTranscript("r", 10)
+    for i, uid in enumerate(["a", "b", "x", "c"]):
+        tr.add(Entry(uid, "ann" if uid != "x" else "bob", "Ann", i, i + 0.5, "en", uid, {"de": f"[de] {uid}"}))
+    entry = tr.revise(["a", "b", "c"], "A B C", "en", {"fr": "[fr] A B C"})
+    assert entry is not None
+    assert [e.utterance_id for e in tr.entries()] == ["a", "x"]
+    assert (entry.text, entry.start, entry.end) == ("A B C", 0, 3.5)
+    assert entry.translations == {"de": "[de] a [de] b [de] c", "fr": "[fr] A B C"}
+    assert entry.as_json(0)["replaces"] == ["a", "b", "c"]
+    assert "replaces" not in tr.entries()[1].as_json(0)
+    assert tr.revise(["gone", "a"], "z", "en", {}) is None
+
+
+def test_revisions_run_last_and_are_shed_first():
+    async def main() -> list[str]:
+        metrics = Metrics()
+        order: list[str] = []
+        with ThreadPoolExecutor(1) as pool:
+            queue = InferenceQueue(pool, 1, 3, 60.0, metrics, revision_max_wait=60.0)
+            gate = asyncio.Event()
+            loop = asyncio.get_running_loop()
+
+            def job(name: str, wait: bool = False) -> str:
+                if wait:
+                    asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(5)
+                order.append(name)
+                return name
+
+            busy = asyncio.ensure_future(queue.transcribe(job, "first", True, owner="x"))
+            await asyncio.sleep(0.05)
+            revision = asyncio.ensure_future(queue.revise(job, "revision", owner="ann"))
+            fresh = asyncio.ensure_future(queue.transcribe(job, "fresh", owner="bob"))
+            await asyncio.sleep(0.05)
+            gate.set()
+            await asyncio.gather(busy, revision, fresh)
+            assert order == ["first", "fresh", "revision"]  # fresh speech wins
+
+            # busy: with two transcriptions waiting, a revision is not even queued
+            gate.clear()
+            busy = asyncio.ensure_future(queue.transcribe(job, "first", True, owner="x"))
+            await asyncio.sleep(0.05)
+            waiting_revision = asyncio.ensure_future(queue.revise(job, "r1", owner="ann"))
+            backlog = [asyncio.ensure_future(queue.transcribe(job, f"t{i}", owner=f"s{i}")) for i in range(2)]
+            await asyncio.sleep(0.01)
+            with pytest.raises(Shed) as info:
+                await queue.revise(job, "r2", owner="ann")
+            assert info.value.reason == "busy"
+            # a shed transcription (queue full: 3 waiting) takes every waiting revision with it
+            backlog += [asyncio.ensure_future(queue.transcribe(job, f"u{i}", owner="s9")) for i in range(2)]
+            await asyncio.sleep(0.01)
+            with pytest.raises(Shed) as info:
+                await waiting_revision
+            assert info.value.reason == "busy"
+            gate.set()
+            await asyncio.gather(busy, *backlog, return_exceptions=True)
+        return order
+
+    order = run(main())
+    assert "r1" not in order and "r2" not in order
+
+
+def test_revisions_are_relayed_to_the_cluster_like_results():
+    """Listeners on other servers get the revised transcript (all) and the translation for their language."""
+    from babelfish.pipeline import Pipeline
+    from babelfish.rooms import RemoteMember
+    from tests.pipeline_harness import PipelineHarness
+    from tests.test_revisions import WordyEngine
+
+    relayed: list[tuple[str, str | None]] = []
+    translated = asyncio.Event()
+
+    class Recorder:
+        def relay(self, room, text, language, pcm=None) -> None:
+            relayed.append((text, language))
+            if '"of":"translation"' in text:
+                translated.set()
+
+    async def main() -> None:
+        h = PipelineHarness(WordyEngine())
+        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, Recorder(), turns=(0.3, 28.0))  # type: ignore[arg-type]
+        ann = h.join("Ann", "en")
+        h.rooms.get("r").remote["far"] = RemoteMember("far", "Fay", "fr", False, "server-2")
+        await h.say(ann, 1.0)
+        await h.say(ann, 1.2)
+        await asyncio.wait_for(translated.wait(), 5)
+        await h.pipeline.close()
+        h.close()
+
+    run(main())
+    revisions = [(json.loads(text), language) for text, language in relayed if '"revision"' in text]
+    assert [(m["of"], language) for m, language in revisions] == [("transcript", None), ("translation", "fr")]
+    assert revisions[1][0]["text"].startswith("[fr] ")
