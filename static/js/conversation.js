@@ -13,6 +13,7 @@ export function newConversation() {
     room: "",
     participants: [],
     utterances: new Map(), // utterance_id → utterance (insertion order = arrival order)
+    replaced: new Set(), // ids merged into a revised card: results still arriving for them are stale
     pendingAudio: null, // an audio header; the next binary frame carries its bytes
     everJoined: false,
     stats: newStats(),
@@ -21,7 +22,7 @@ export function newConversation() {
 
 export function newStats() {
   return { framesSent: 0, bytesSent: 0, framesDropped: 0, framesGated: 0, audioReceived: 0, audioBytes: 0,
-    audioPlayed: 0, transcripts: 0, translations: 0, notices: 0, reconnects: 0, endUtterances: 0 };
+    audioPlayed: 0, transcripts: 0, translations: 0, notices: 0, reconnects: 0, endUtterances: 0, revisions: 0 };
 }
 
 // The socket ended: an audio header without its bytes must not claim the next connection's first frame.
@@ -40,7 +41,7 @@ function utterance(conv, m) {
   // `speaker` is the voice; `client_id` (on transcripts) the device it came through: mine means sent from this page.
   const from = m.client_id ?? m.speaker?.id;
   u = { id: m.utterance_id, speaker: m.speaker || null, mine: !!(from && conv.myIds.has(from)),
-    transcript: null, translation: null, latencyMs: {}, notes: [] };
+    transcript: null, translation: null, latencyMs: {}, notes: [], revised: false };
   conv.utterances.set(u.id, u);
   if (conv.utterances.size > MAX_UTTERANCES) conv.utterances.delete(conv.utterances.keys().next().value);
   return u;
@@ -53,6 +54,7 @@ const others = (conv) => conv.participants.filter((p) => !conv.myIds.has(p.id));
 //   roster {}                                  the participant list changed
 //   utterance {utterance}                      a card to draw or redraw
 //   renamed {utterances}                       a voice got a name: these cards show it
+//   merged {utterance, removed}                a revision: these ids' cards go, the utterance's card shows the turn
 //   note {utterance, text}                     a plain-words note under a card
 //   sys {text, level}                          a line in the conversation ("" | "warn" | "bad")
 //   play {header, data}                        synthesized speech to play
@@ -101,11 +103,13 @@ export function applyMessage(conv, m, { joined = false, languageName = (code) =>
     case "transcript":
     case "translation": {
       if (m.type === "transcript") s.transcripts++; else s.translations++;
+      if (conv.replaced.has(m.utterance_id) || conv.utterances.get(m.utterance_id)?.revised) return []; // stale
       const u = utterance(conv, m);
       u[m.type] = { text: m.text, language: m.language };
       if (m.latency_ms !== undefined) u.latencyMs[m.type] = m.latency_ms;
       return [{ type: "utterance", utterance: u }];
     }
+    case "revision": return revise(conv, m);
     case "speaker_renamed": {
       const sp = m.speaker;
       if (!sp || !sp.id) return [];
@@ -142,6 +146,36 @@ export function applyMessage(conv, m, { joined = false, languageName = (code) =>
     default:
       return []; // pong, and types a newer server may add (the protocol says: ignore them)
   }
+}
+
+// A speaker's turn was re-decoded whole (docs/protocol.md §3.2): its first utterance's card takes the revised text;
+// the other utterances' cards merge into it (their translations joined, until the revised translation comes).
+function revise(conv, m) {
+  const ids = Array.isArray(m.replaces) && m.replaces.length ? m.replaces : [m.utterance_id];
+  if (m.of === "translation") {
+    const u = conv.utterances.get(m.utterance_id);
+    if (!u) return []; // its card is gone (the cap): nothing to correct
+    u.translation = { text: m.text, language: m.language };
+    u.revised = true;
+    return [{ type: "utterance", utterance: u }];
+  }
+  if (m.of !== "transcript") return [];
+  conv.stats.revisions++;
+  const pieces = ids.map((id) => conv.utterances.get(id)).filter(Boolean);
+  const u = utterance(conv, m);
+  const joined = pieces.map((p) => p.translation?.text).filter(Boolean).join(" ");
+  if (joined) u.translation = { text: joined, language: pieces.find((p) => p.translation).translation.language };
+  u.transcript = { text: m.text, language: m.language };
+  u.notes = [...new Set(pieces.flatMap((p) => p.notes))];
+  u.revised = true;
+  if (m.latency_ms !== undefined) u.latencyMs.revision = m.latency_ms;
+  const removed = ids.slice(1);
+  for (const id of removed) {
+    conv.utterances.delete(id);
+    conv.replaced.add(id);
+  }
+  while (conv.replaced.size > MAX_UTTERANCES) conv.replaced.delete(conv.replaced.values().next().value);
+  return [{ type: "merged", utterance: u, removed }];
 }
 
 // A binary frame: the bytes of the audio header that came just before it.

@@ -153,3 +153,35 @@ test("a voice's label: mine by the client id that sent it, renamed on every card
   assert.equal(conv.utterances.get("u3").speaker.name, "Ana");
   assert.deepEqual(applyMessage(conv, { type: "speaker_renamed", speaker: { id: "spk-none", name: "X" } }), []);
 });
+
+test("a revision merges the turn's cards into its first, and stale results for them are ignored", () => {
+  const conv = joined();
+  const base = { speaker: { id: "spk-1", name: "Ana" }, client_id: "a1" };
+  for (const [id, text, de] of [["u1", "bom dia como", "guten Tag wie"], ["u2", "vai você", "geht du"]]) {
+    applyMessage(conv, { type: "transcript", utterance_id: id, ...base, text, language: "pt", audio_seconds: 1, latency_ms: 300 });
+    applyMessage(conv, { type: "translation", utterance_id: id, ...base, text: de, language: "de", source_language: "pt", via: "t", latency_ms: 400 });
+  }
+  const rev = { type: "revision", of: "transcript", utterance_id: "u1", replaces: ["u1", "u2"], ...base,
+    text: "Bom dia, como vai você?", language: "pt", latency_ms: 2100 };
+  let fx = applyMessage(conv, rev);
+  assert.deepEqual(types(fx), ["merged"]);
+  assert.deepEqual(fx[0].removed, ["u2"]);
+  const u = fx[0].utterance;
+  assert.equal(u.id, "u1");
+  assert.equal(u.revised, true);
+  assert.deepEqual(u.transcript, { text: "Bom dia, como vai você?", language: "pt" });
+  assert.deepEqual(u.translation, { text: "guten Tag wie geht du", language: "de" }); // joined until revised
+  assert.deepEqual([...conv.utterances.keys()], ["u1"]);
+  assert.equal(conv.stats.revisions, 1);
+  fx = applyMessage(conv, { ...rev, of: "translation", text: "Guten Morgen, wie geht es dir?", language: "de",
+    source_language: "pt", via: "t" });
+  assert.deepEqual(types(fx), ["utterance"]);
+  assert.deepEqual(u.translation, { text: "Guten Morgen, wie geht es dir?", language: "de" });
+  // late results of the pieces change nothing
+  assert.deepEqual(applyMessage(conv, { type: "translation", utterance_id: "u2", ...base, text: "x", language: "de" }), []);
+  assert.deepEqual(applyMessage(conv, { type: "translation", utterance_id: "u1", ...base, text: "x", language: "de" }), []);
+  assert.equal(u.translation.text, "Guten Morgen, wie geht es dir?");
+  assert.equal(conv.utterances.has("u2"), false);
+  // a translation revision for a card no longer kept is dropped quietly
+  assert.deepEqual(applyMessage(conv, { ...rev, utterance_id: "u9", of: "translation" }), []);
+});
