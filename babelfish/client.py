@@ -57,6 +57,10 @@ class Run:
             line = f"{speaker} [{message['language']}]: {message['text']}{latency}"
         elif kind == "translation":
             line = f"{speaker} → {message['language']}: {message['text']}{latency}"
+        elif kind == "revision":
+            n = len(message["replaces"])
+            line = f"{speaker} revised {message['of']} [{message['language']}] of {n} utterances: {message['text']}"
+            line += latency
         elif kind == "audio":
             size, rate = message["bytes"], message["sample_rate"]
             line = f"{speaker} → {message['language']}: audio {size} bytes @ {rate} Hz{latency}"

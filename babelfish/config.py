@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         True, description="re-decode a speaker's turn cut at breath pauses once it ends, and send the corrected text"
     )
     turn_gap_seconds: float = Field(
-        1.5, gt=0, le=10, description="a pause up to this long between one speaker's utterances continues their turn"
+        1.2, gt=0, le=10, description="a pause up to this long between one speaker's utterances continues their turn"
     )
     turn_max_seconds: float = Field(
         28.0, ge=1, le=30, description="a turn's audio is re-decoded in one window: at most this long (Whisper: 30 s)"

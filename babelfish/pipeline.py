@@ -155,7 +155,7 @@ class Pipeline:
         self._cluster.relay(room, message.encode(), None)
         piece = Piece(utterance_id, segment.audio, segment.speech_probs, transcript.text, transcript.language,
                       segment.speech_end, speaker)  # fmt: skip
-        self.turns.add(who.id, piece, who)
+        self.turns.add(who.id, piece, who, who.room_name)
         targets = room.target_languages(who, transcript.language)
         if targets:
             wants_speech = room.wants_speech(who, targets)

@@ -12,7 +12,9 @@ The rule (docs/benchmarks.md, "Turns and revisions", has the measurements behind
 - a turn ends `gap` seconds after its last speech, unless the speaker is talking again by then (the intake's
   probe: speech in progress that started within the gap, or pieces already cut and waiting) — then it waits for
   that piece, bounded by `max_seconds`;
-- a turn ends at once when a piece does not continue it, or when the speaker leaves.
+- a turn ends at once when a piece does not continue it, when someone else in the room speaks after its last piece
+  (the floor changed hands: a revision merging pieces from both sides of their words would reorder the conversation),
+  or when the speaker leaves.
 
 Only the event loop touches a tracker. A tracker owns one timer per speaker with an open turn, cancelled in `close`.
 """
@@ -77,6 +79,7 @@ def voiced_span(probs: np.ndarray | None, seconds: float) -> float:
 @dataclass
 class Turn:
     speaker_id: str
+    room: str = ""
     pieces: list[Piece] = field(default_factory=list)
     owner: object = None  # what the pipeline needs to answer (the Participant); opaque here
 
@@ -145,15 +148,19 @@ class TurnTracker:
             if not ids:
                 del self._in_flight[speaker_id]
 
-    def add(self, speaker_id: str, piece: Piece, owner: object = None) -> None:
-        """A transcribed piece: it continues the speaker's open turn or starts a new one."""
+    def add(self, speaker_id: str, piece: Piece, owner: object = None, room: str = "") -> None:
+        """A transcribed piece: it continues the speaker's open turn or starts a new one, and ends the turns of
+        others in `room` that it followed."""
         self.settled(speaker_id, piece.utterance_id)
+        for other in [sid for sid, s in self._open.items() if sid != speaker_id and s.turn.room == room]:
+            if piece.speech_start > self._open[other].turn.speech_end:
+                self._end(other)
         state = self._open.get(speaker_id)
         if state is not None and not self._continues(state.turn, piece):
             self._end(speaker_id)
             state = None
         if state is None:
-            state = self._open[speaker_id] = _Open(Turn(speaker_id, owner=owner))
+            state = self._open[speaker_id] = _Open(Turn(speaker_id, room, owner=owner))
         state.turn.pieces.append(piece)
         state.turn.owner = owner
         state.waited_since = None

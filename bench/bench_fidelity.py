@@ -10,10 +10,14 @@ only the server's VAD. Listener connections in other languages receive the trans
 Each clip is scored against the same Whisper model's transcript of the whole clip with the standard 30 s window,
 beam 5, language given (faster-whisper `transcribe`; cached in DATA_DIR/bench_fidelity_refs.json). Beside each clip,
 the same window decoded greedily shows how stable that reference is (on espeak's formant voices it is not).
-Scored: WER of all the transcripts a listener received for the clip, joined; dropped turns (a turn nobody received
+Scored: WER of all the transcripts a listener received for the clip, joined, as first received and as finally held
+(after the server's `revision`s replaced the texts of turns cut at breath pauses); dropped turns (a turn nobody received
 any text for); repeated phrases (a phrase received twice in a row that the reference has once); and speech end →
 translated text, from the server's `latency_ms` (from the last voiced frame; includes the VAD's end-of-speech wait)
 and measured at the listener (receipt time minus the moment the turn's last audible sample left the client).
+Revisions: how many, their latency from the turn's last voiced audio (server `latency_ms`), and what they cost the
+engine (the server's /metrics: revision compute time against the fresh transcriptions' ASR time, and the queue wait
+of fresh utterances; run once more with `-- --revisions false` to compare).
 
 The set (generated, nothing downloaded):
 - `librivox`: the five LibriVox clips of pocketsphinx-testdata (human English), each whole, alternating with a second
@@ -224,7 +228,7 @@ async def play(
     runs = []
     for i, (speaker, wav) in enumerate(wavs.items()):
         argv = [str(wav), "--server", url, "--name", speaker, "--language", speaker_language(conv, speaker),
-                "--room", conv.name, "--json", "--tail-ms", "0", "--wait", "4"]  # fmt: skip
+                "--room", conv.name, "--json", "--tail-ms", "0", "--wait", "6"]  # fmt: skip
         if i == 0:
             argv += [a for lang in LISTEN for a in ("--listen", lang)]
         runs.append(client.parse_args(argv))
@@ -241,6 +245,7 @@ async def play(
 class Score:
     errors: int = 0
     words: int = 0
+    final_errors: int = 0  # after revisions
     dropped: int = 0
     repeated: int = 0
     turns: int = 0
@@ -261,8 +266,9 @@ def repeats(hyp: str, ref: str) -> int:
 
 def score(
     conv: Conversation, lines: list[tuple[float, dict]], t0: dict[str, float], verbose: bool
-) -> tuple[Score, list[float], list[float], list[float]]:
-    """Per clip WER etc.; latencies (server, listener) in seconds for each translation."""
+) -> tuple[Score, list[float], list[float], list[float], list[float]]:
+    """Per clip WER (as received, and as finally held) etc.; latencies (server, listener) in seconds for each
+    translation; per clip WER after revisions."""
     first_listener = f"listen:{LISTEN[0]}"
     transcripts = [(t, m) for t, m in lines if m.get("type") == "transcript" and m["connection"] == first_listener]
     per_turn: dict[int, list[str]] = defaultdict(list)
@@ -280,17 +286,33 @@ def score(
         per_turn[last].append(m["text"])  # pieces joined into one utterance: its text goes with the last
         heard.update(overlap or [last])
         turn_of[m["utterance_id"]] = last
+    # What the listener finally holds: each revision's text in place of the texts it replaces (docs/protocol.md §3.2),
+    # counted with the turn of its first utterance.
+    final = {m["utterance_id"]: m["text"] for _, m in transcripts}
+    for _, m in lines:
+        if m.get("type") == "revision" and m["of"] == "transcript" and m["connection"] == first_listener:
+            for uid in m["replaces"]:
+                final.pop(uid, None)
+            final[m["replaces"][0]] = m["text"]
+    final_turn: dict[int, list[str]] = defaultdict(list)
+    for _, m in transcripts:  # in the order received
+        if m["utterance_id"] in final:
+            final_turn[turn_of[m["utterance_id"]]].append(final[m["utterance_id"]])
     server_lat, client_lat = [], []
     for t, m in lines:
         if m.get("type") == "translation" and m["utterance_id"] in turn_of:
             server_lat.append(m["latency_ms"] / 1000)
             turn = conv.turns[turn_of[m["utterance_id"]]]
             client_lat.append(t - t0[turn.clip.speaker] - turn.end)
-    total, wers, unstable = Score(), [], 0
+    total, wers, final_wers, unstable = Score(), [], [], 0
     for clip in conv.clips:
         idx = [i for i, tr in enumerate(conv.turns) if tr.clip is clip]
         hyp = " ".join(x for i in idx for x in per_turn.get(i, []))
         e, n = word_errors(hyp, clip.reference)
+        held = " ".join(x for i in idx for x in final_turn.get(i, []))
+        fe, _ = word_errors(held, clip.reference)
+        total.final_errors += fe
+        final_wers.append(fe / max(1, n))
         dropped = sum(1 for i in idx if i not in heard)
         rep = repeats(hyp, clip.reference)
         total.errors, total.words = total.errors + e, total.words + n
@@ -304,13 +326,34 @@ def score(
         ref_e, _ = word_errors(clip.greedy, clip.reference)
         unstable += ref_e > 0
         flag = " <-" if wer > 0.15 or dropped or rep else ""
-        print(f"  {clip.name[:34]:34} {len(idx):2} turn(s) WER {wer:5.0%} ({e}/{n}) dropped {dropped} rep {rep}"
-              f"  [30 s greedy vs reference: {ref_e / max(1, n):4.0%}]{flag}")  # fmt: skip
+        print(f"  {clip.name[:34]:34} {len(idx):2} turn(s) WER {wer:5.0%} ({e}/{n}) → revised {fe / max(1, n):4.0%} "
+              f"dropped {dropped} rep {rep}  [30 s greedy vs reference: {ref_e / max(1, n):4.0%}]{flag}")  # fmt: skip
         if verbose or flag:
             print(f"      ref: {clip.reference}\n      got: {hyp}")
+            if held != hyp:
+                print(f"     held: {held}")
     if unstable:
         print(f"  ({unstable} clip(s) where even the standard window, decoded greedily, differs from the reference)")
-    return total, wers, server_lat, client_lat
+    return total, wers, server_lat, client_lat, final_wers
+
+
+def revision_latency(lines: list[tuple[float, dict]]) -> list[float]:
+    """Server latency_ms of each transcript revision the first listener got (from the turn's last voiced audio)."""
+    first_listener = f"listen:{LISTEN[0]}"
+    revised = [m for _, m in lines if m.get("type") == "revision" and m["of"] == "transcript"]
+    return [m["latency_ms"] / 1000 for m in revised if m["connection"] == first_listener]
+
+
+def prometheus_sums(url: str) -> dict[str, float]:
+    """The server's cumulative engine times (seconds) and counts from /metrics, Prometheus text."""
+    import re
+    import urllib.request
+
+    text = urllib.request.urlopen(f"{url}metrics?format=prometheus", timeout=10).read().decode()
+    out = {}
+    for name, labels, value in re.findall(r"^(babelfish_\w+?)(\{[^}]*\})? ([0-9.e+-]+)$", text, re.M):
+        out[name + labels] = float(value)
+    return out
 
 
 def pct(values: list[float], q: float) -> str:
@@ -330,14 +373,22 @@ def run(args: argparse.Namespace) -> None:
         srv = ServerProcess(data_dir, "--engine", "cascade", "--log-level", args.log_level, *args.server_args)
         srv.start()
         clip_wers: list[float] = []
+        final_clip_wers: list[float] = []
+        revision_lat: list[float] = []
         total, server_lat, client_lat = Score(), [], []
         try:
             for conv in convs:
                 print(f"\n{conv.name}: {len(conv.clips)} clips, {len(conv.turns)} turns, {conv.seconds:.0f} s")
                 lines, t0 = asyncio.run(play(srv.ws_url, conv, wavs[conv.name]))
-                s, wers, sl, cl = score(conv, lines, t0, args.verbose)
-                print(f"  {conv.name}: WER {s.errors / max(1, s.words):.1%}, mean per clip {np.mean(wers):.1%}, "
-                      f"dropped {s.dropped}/{s.turns}, repeated {s.repeated}", flush=True)  # fmt: skip
+                s, wers, sl, cl, fw = score(conv, lines, t0, args.verbose)
+                rl = revision_latency(lines)
+                print(f"  {conv.name}: WER {s.errors / max(1, s.words):.1%}, mean per clip {np.mean(wers):.1%}; "
+                      f"after revisions {s.final_errors / max(1, s.words):.1%}, mean per clip {np.mean(fw):.1%} "
+                      f"({len(rl)} revisions); dropped {s.dropped}/{s.turns}, repeated {s.repeated}",
+                      flush=True)  # fmt: skip
+                total.final_errors += s.final_errors
+                final_clip_wers += fw
+                revision_lat += rl
                 total.errors += s.errors
                 total.words += s.words
                 total.dropped += s.dropped
@@ -346,6 +397,7 @@ def run(args: argparse.Namespace) -> None:
                 server_lat += sl
                 client_lat += cl
                 clip_wers += wers
+            sums = prometheus_sums(srv.url)
         finally:
             srv.stop()
     worst = max(clip_wers, default=0.0)
@@ -355,6 +407,23 @@ def run(args: argparse.Namespace) -> None:
     print(f"speech end → translated text, server latency_ms: p50 {pct(server_lat, 50)} ms, p95 {pct(server_lat, 95)} ms"
           f" (n={len(server_lat)})")  # fmt: skip
     print(f"speech end → translated text at the listener: p50 {pct(client_lat, 50)} ms, p95 {pct(client_lat, 95)} ms")
+    final_worst = max(final_clip_wers, default=0.0)
+    print(f"after revisions: mean WER per clip {np.mean(final_clip_wers):.1%} (worst clip {final_worst:.0%}), pooled "
+          f"{total.final_errors / max(1, total.words):.1%} ({total.final_errors}/{total.words} words)")  # fmt: skip
+    outcomes = {k.split('"')[1]: int(v) for k, v in sums.items() if k.startswith("babelfish_revisions_total{")}
+    print(f"revisions: {outcomes}; turn's speech end → revised transcript (server latency_ms): p50 "
+          f"{pct(revision_lat, 50)} ms, p95 {pct(revision_lat, 95)} ms (n={len(revision_lat)})")  # fmt: skip
+    asr = sums.get('babelfish_stage_seconds_sum{stage="asr"}', 0.0)
+    mt = sums.get('babelfish_stage_seconds_sum{stage="mt"}', 0.0)
+    rev = sums.get('babelfish_revision_seconds_sum{kind="compute"}', 0.0)
+    n_rev = sums.get('babelfish_revision_seconds_count{kind="compute"}', 0.0)
+    queue_n = sums.get('babelfish_stage_seconds_count{stage="queue"}', 0.0)
+    queue = sums.get('babelfish_stage_seconds_sum{stage="queue"}', 0.0)
+    print(
+        f"engine time: fresh asr {asr:.1f} s + mt {mt:.1f} s; revisions {rev:.1f} s over {n_rev:.0f} re-decodes "
+        f"(+{rev / max(asr + mt, 1e-9):.0%}); fresh utterances' mean queue wait "
+        f"{queue / max(queue_n, 1) * 1000:.0f} ms"
+    )
 
 
 def main() -> None:

@@ -103,6 +103,24 @@ def test_speech_that_starts_after_the_gap_does_not_hold_the_turn():
     assert run(main()) == [["a", "b"]]
 
 
+def test_someone_else_speaking_ends_the_turn():
+    async def main() -> list[list[str]]:
+        ended: list[list[str]] = []
+        tracker = TurnTracker(gap=1.0, max_seconds=28, on_end=lambda t: ended.append(t.ids))
+        now = time.monotonic()
+        tracker.add("ann", piece("a", now - 3.0), room="r")
+        tracker.add("ann", piece("b", now - 1.7), room="r")
+        tracker.add("eve", piece("x", now - 1.1, seconds=0.5), room="elsewhere")  # another room: nothing changes
+        assert ended == []
+        tracker.add("bob", piece("y", now - 1.1, seconds=0.5), room="r")  # "Yes." after Ann's last words
+        assert ended == [["a", "b"]]
+        tracker.add("ann", piece("c", now), room="r")  # Ann again: a new turn, and Bob's one-piece turn ends
+        tracker.close()
+        return ended
+
+    assert run(main()) == [["a", "b"]]
+
+
 def test_a_turn_never_outgrows_the_decoder_window_and_leaving_ends_it():
     async def main() -> list[list[str]]:
         ended: list[list[str]] = []
