@@ -17,7 +17,7 @@ translated text, from the server's `latency_ms` (from the last voiced frame; inc
 and measured at the listener (receipt time minus the moment the turn's last audible sample left the client).
 Revisions: how many, their latency from the turn's last voiced audio (server `latency_ms`), and what they cost the
 engine (the server's /metrics: revision compute time against the fresh transcriptions' ASR time, and the queue wait
-of fresh utterances; run once more with `-- --revisions false` to compare).
+of fresh utterances; run once more with `-- --no-revisions` to compare).
 
 The set (generated, nothing downloaded):
 - `librivox`: the five LibriVox clips of pocketsphinx-testdata (human English), each whole, alternating with a second
