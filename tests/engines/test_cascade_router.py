@@ -39,7 +39,7 @@ class FakeAsr:
     def languages(self):
         return {"de", "es", "en"}
 
-    def recognize(self, audio, language, candidates=()):
+    def recognize(self, audio, language, candidates=(), voiced_seconds=None):
         return None
 
 

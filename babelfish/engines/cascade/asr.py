@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from babelfish.engines.base import SAMPLE_RATE
+from babelfish.engines.cascade.loops import repair_loop
 from babelfish.engines.identity_cache import IdentityLRU
 from babelfish.languages import try_canonical
 
@@ -23,7 +24,7 @@ class Recognized:
     language: str
     avg_logprob: float
     no_speech_prob: float
-    looped: bool = False  # the decoder repeated itself; `text` keeps the phrase once
+    looped: bool = False  # the decoder looped (loops.py); `text` keeps the phrase once
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,17 @@ class Asr(Protocol):
         """Languages it can recognise (canonical codes)."""
         ...
 
-    def recognize(self, audio: np.ndarray, language: str | None, candidates: Collection[str] = ()) -> Recognized | None:
+    def recognize(
+        self,
+        audio: np.ndarray,
+        language: str | None,
+        candidates: Collection[str] = (),
+        voiced_seconds: float | None = None,
+    ) -> Recognized | None:
         """Text of 16 kHz float32 audio with the decoder's statistics; None for silence or no words (whether the
         words are speech is decided with the segmenter's view too: nonspeech.py). `candidates`: likely languages
-        when `language` is None (a hint, not a limit)."""
+        when `language` is None (a hint, not a limit). `voiced_seconds`: how much of the audio the segmenter heard
+        as speech, which tells a phrase said three times from a decoder loop (loops.py)."""
         ...
 
 
@@ -87,7 +95,8 @@ class WhisperAsr:
         self._to_canon = {w: try_canonical(w) or w for w in whisper_codes}
         self._from_canon = {c: w for w, c in self._to_canon.items()}
         self._langs = tuple(self._from_canon)
-        self._encodings: IdentityLRU[np.ndarray, Any] = IdentityLRU(8)  # for translate_to_english on the same audio
+        # (encoding, voiced seconds) for translate_to_english on the same audio
+        self._encodings: IdentityLRU[np.ndarray, tuple[Any, float]] = IdentityLRU(8)
         self._sot = self._tok.token_to_id("<|startoftranscript|>")
         self._no_ts = self._tok.token_to_id("<|notimestamps|>")
         self._task = {t: self._tok.token_to_id(f"<|{t}|>") for t in ("transcribe", "translate")}
@@ -116,34 +125,44 @@ class WhisperAsr:
         """(language (canonical), probability), most likely first."""
         return [(self._to_canon.get(tok[2:-2], tok[2:-2]), p) for tok, p in self._model.detect_language(encoded)[0]]
 
-    def _settle(self, encoded: Any, seconds: float, hints: list[str], top: str) -> tuple[str, Decoded]:
+    def _settle(self, encoded: Any, seconds: float, voiced: float, hints: list[str], top: str) -> tuple[str, Decoded]:
         """Language id by decoding: the hinted languages and Whisper's top pick each transcribe; best score wins."""
-        decoded = {c: self._decode(encoded, c, "transcribe", seconds) for c in dict.fromkeys([*hints, top])}
+        decoded = {c: self._decode(encoded, c, "transcribe", seconds, voiced) for c in dict.fromkeys([*hints, top])}
         best = max(decoded, key=lambda c: decoded[c].avg_logprob - (0.0 if c in hints else HINT_MARGIN))
         return best, decoded[best]
 
-    def _decode(self, encoded: Any, language: str, task: str, seconds: float) -> Decoded:
+    def _decode(self, encoded: Any, language: str, task: str, seconds: float, voiced: float) -> Decoded:
         lang_token = self._tok.token_to_id(f"<|{self._from_canon[language]}|>")
         prompt = [self._sot, lang_token, self._task[task], self._no_ts]
+        max_length = int(20 + 12 * seconds)  # ~3 words/s speech never needs more; stops runaway loops early
         (res,) = self._model.generate(
             encoded,
             [prompt],
             beam_size=1,
-            max_length=int(20 + 12 * seconds),  # ~3 words/s speech never needs more; stops runaway loops early
+            max_length=max_length,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
         )
         ids = [t for t in res.sequences_ids[0] if t < self._eot]
-        text, looped = collapse_loop(self._tok.decode(ids).strip())
+        # CTranslate2's Whisper stops a decode at half of max_length (measured, 4.8): reaching that is never ending.
+        capped = len(res.sequences_ids[0]) >= max_length // 2
+        text, looped = repair_loop(self._tok.decode(ids).strip(), voiced, capped)
         return Decoded(text, float(res.scores[0]), float(res.no_speech_prob), looped)
 
     # --- public ---
-    def recognize(self, audio: np.ndarray, language: str | None, candidates: Collection[str] = ()) -> Recognized | None:
+    def recognize(
+        self,
+        audio: np.ndarray,
+        language: str | None,
+        candidates: Collection[str] = (),
+        voiced_seconds: float | None = None,
+    ) -> Recognized | None:
         audio = np.asarray(audio, np.float32)
         seconds = len(audio) / SAMPLE_RATE
         if seconds < 0.1 or float(np.sqrt(np.mean(audio**2))) < SILENCE_RMS:
             return None
+        voiced = seconds if voiced_seconds is None else min(voiced_seconds, seconds)
         encoded = self._encode(audio)
         decoded: Decoded | None = None
         if language is None or language not in self._langs:
@@ -151,11 +170,11 @@ class WhisperAsr:
             language, prob = probs[0]
             hints = [c for c, _ in probs if c in candidates][:HINT_MAX_CANDIDATES]
             if prob < LID_CONFIDENT and hints:
-                language, decoded = self._settle(encoded, seconds, hints, language)
+                language, decoded = self._settle(encoded, seconds, voiced, hints, language)
             elif prob < LID_CONFIDENT:
                 language = self._detect(self._encode(audio, full_window=True))[0][0]
-        decoded = decoded or self._decode(encoded, language, "transcribe", seconds)
-        self._encodings.put(audio, encoded)
+        decoded = decoded or self._decode(encoded, language, "transcribe", seconds, voiced)
+        self._encodings.put(audio, (encoded, voiced))
         if not any(ch.isalnum() for ch in decoded.text):
             return None
         if decoded.looped:
@@ -164,42 +183,6 @@ class WhisperAsr:
 
     def translate_to_english(self, audio: np.ndarray, language: str) -> str:
         """Whisper's translate task on the same audio, reusing the encoding `recognize` made when it can."""
-        encoded = self._encodings.get(audio)
-        if encoded is None:
-            encoded = self._encode(np.asarray(audio, np.float32))
-        return self._decode(encoded, language, "translate", len(audio) / SAMPLE_RATE).text
-
-
-def _word(token: str) -> str:
-    return "".join(ch for ch in token.lower() if ch.isalnum())
-
-
-def _cut_copy(rest: list[str], unit: list[str]) -> bool:
-    """`rest` is the start of `unit`, its last word possibly cut short."""
-    k = len(rest) - 1
-    return rest[:k] == unit[:k] and unit[k].startswith(rest[k])
-
-
-def collapse_loop(text: str) -> tuple[str, bool]:
-    """`text` with a decoder loop cut down to one copy of the phrase, and whether there was one.
-
-    A loop is a phrase repeated three times or more in a row, or twice and then cut off inside a third copy (the
-    decoder hit its length cap mid-phrase). Words compare without case and punctuation. A phrase said twice and
-    ended cleanly ("Bye. Bye.") is left alone: it may well have been said so.
-    """
-    tokens = text.split()
-    words = [_word(t) for t in tokens]
-    n = len(words)
-    for start in range(n):
-        for size in range(1, (n - start) // 2 + 1):
-            unit = words[start : start + size]
-            copies, end = 1, start + size
-            while words[end : end + size] == unit:
-                copies, end = copies + 1, end + size
-            rest = words[end:]
-            cut_inside = copies >= 2 and 0 < len(rest) <= size and _cut_copy(rest, unit)
-            if copies >= 3 or cut_inside:
-                kept = tokens[: start + size]
-                # Drop what a cut-off copy left behind; keep any words after a clean run of copies.
-                return " ".join(kept + ([] if cut_inside else tokens[end:])), True
-    return text, False
+        seconds = len(audio) / SAMPLE_RATE
+        encoded, voiced = self._encodings.get(audio) or (self._encode(np.asarray(audio, np.float32)), seconds)
+        return self._decode(encoded, language, "translate", seconds, voiced).text

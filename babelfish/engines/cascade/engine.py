@@ -155,10 +155,12 @@ class CascadeEngine:
         return self._languages
 
     def transcribe(self, utterance: Utterance) -> Transcript | None:
-        rec = self.asr.recognize(utterance.audio, utterance.language, utterance.candidates)
+        voicing = Voicing.of(utterance.speech_probs)
+        voiced = voicing.voiced_seconds if voicing is not None else None
+        rec = self.asr.recognize(utterance.audio, utterance.language, utterance.candidates, voiced)
         if rec is None:
             return None
-        if not is_speech(rec, Voicing.of(utterance.speech_probs)):
+        if not is_speech(rec, voicing):
             log.debug("rejected as non-speech: %s", rec)
             return None
         return Transcript(rec.text, rec.language, repaired=rec.looped)
