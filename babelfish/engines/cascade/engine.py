@@ -24,7 +24,7 @@ from babelfish.engines.base import (
 from babelfish.engines.cascade.asr import Asr, WhisperAsr
 from babelfish.engines.cascade.kokoro import Kokoro
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
-from babelfish.engines.cascade.nonspeech import Voicing, is_speech
+from babelfish.engines.cascade.nonspeech import Voicing, rejection
 from babelfish.engines.cascade.quality import load_quality
 from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
 from babelfish.engines.cascade.tts import MAX_VOICE_WER, Espeak, Pico, Piper, StreamingTts, Tts, load_voice_quality
@@ -160,8 +160,9 @@ class CascadeEngine:
         rec = self.asr.recognize(utterance.audio, utterance.language, utterance.candidates, voiced)
         if rec is None:
             return None
-        if not is_speech(rec, voicing):
-            log.debug("rejected as non-speech: %s", rec)
+        why = rejection(rec, voicing)
+        if why is not None:
+            log.debug("rejected as non-speech (%s): %s, %s", why, rec, voicing)
             return None
         return Transcript(rec.text, rec.language, repaired=rec.looped)
 

@@ -7,8 +7,14 @@ confidently it heard speech separates people from crowd babble that Silero half 
     voiced confidence (mean probability of the windows at or above 0.5): speech 0.93–1.00, babble 0.51–0.92
     Whisper's no-speech probability: speech 0.00–0.17 (one espeak clip 0.64), babble 0.24–0.84
 
-Babble is rejected only when both agree, so neither signal alone can drop a real turn. A looped decode is not a
-sign of noise: the ASR keeps the phrase once and the turn goes out.
+Babble is rejected only when both agree, so neither signal alone can drop a real turn. Babble of a few voices
+(8) can fool Silero (voiced confidence up to 0.96); what gives it away then is how little Whisper found in it: a few
+words ("I'm sorry.") for seconds of voice, with Whisper itself doubting speech:
+
+    syllables per voiced second, at 1.5 s voiced or more: speech 3.6–8 (espeak, LibriVox, Pico), 8-voice babble
+    that passed the rule above 0.8–3.0; Whisper's no-speech probability on them 0.43–0.64
+
+A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
 """
 
 from __future__ import annotations
@@ -18,11 +24,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from babelfish.engines.cascade.asr import Recognized
+from babelfish.engines.cascade.loops import syllables
 
 VOICED = 0.5  # a window at or above this counts as voiced for the statistics (Silero's own default threshold)
 # Babble: the segmenter was unsure and Whisper too.
 WEAK_VOICING = 0.9
 NO_SPEECH_WITH_WEAK_VOICING = 0.2
+# Babble Silero believes: seconds of voice, few words in it, and Whisper doubting it is speech. Only for voiced time
+# this long: a one-word turn ("Yes.") has few syllables for its voiced time too (2.2 a second, measured).
+SPARSE_MIN_VOICED_SECONDS = 1.5
+SPARSE_SYLLABLES_PER_SECOND = 3.5
+NO_SPEECH_WITH_SPARSE_WORDS = 0.35
 # Whisper's own fallback rules (openai/whisper transcribe.py), for when the segmenter's view is missing or agrees.
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
@@ -46,8 +58,21 @@ class Voicing:
 
 def is_speech(rec: Recognized, voicing: Voicing | None) -> bool:
     """False when the words are most likely Whisper's reading of noise."""
+    return rejection(rec, voicing) is None
+
+
+def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
+    """Which rule takes the words for noise (None: speech); for the log and bench_nonspeech."""
     if rec.no_speech_prob > NO_SPEECH_THRESHOLD and rec.avg_logprob < LOGPROB_THRESHOLD:
-        return False
+        return "whisper"
     if voicing is not None and voicing.confidence < WEAK_VOICING and rec.no_speech_prob > NO_SPEECH_WITH_WEAK_VOICING:
-        return False
-    return rec.avg_logprob > LOGPROB_FLOOR
+        return "weak voicing"
+    if voicing is not None and _sparse(rec.text, voicing) and rec.no_speech_prob > NO_SPEECH_WITH_SPARSE_WORDS:
+        return "few words for the voice"
+    return None if rec.avg_logprob > LOGPROB_FLOOR else "low log-probability"
+
+
+def _sparse(text: str, voicing: Voicing) -> bool:
+    """Few words for a long stretch of voice."""
+    seconds = voicing.voiced_seconds
+    return seconds >= SPARSE_MIN_VOICED_SECONDS and syllables(text) < SPARSE_SYLLABLES_PER_SECOND * seconds
