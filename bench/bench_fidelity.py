@@ -274,8 +274,11 @@ def score(
     per_turn: dict[int, list[str]] = defaultdict(list)
     turn_of: dict[str, int] = {}
     heard: set[int] = set()
+    # `speaker` is the voice the server recognised (speaker labels), which can name two similar voices alike; the
+    # connection the audio came from is the speaker in this set.
+    client_name = {m["client_id"]: m["name"] for _, m in lines if m.get("type") == "welcome"}
     for t, m in transcripts:
-        name = m["speaker"]["name"]
+        name = client_name.get(m["client_id"], m["speaker"]["name"])
         # The utterance's speech, on the speaker's timeline: its end from latency_ms (last voiced frame), its start
         # from its length less the segmenter's pre-roll and closing silence (~0.5 s).
         end = t - m["latency_ms"] / 1000 - t0[name]
