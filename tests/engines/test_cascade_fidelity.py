@@ -59,7 +59,7 @@ def test_collapse_loop(decoded: str, kept: str, looped: bool):
 @pytest.mark.parametrize(
     ("text", "count"),
     [("Good morning.", 3), ("No, no, no!", 3), ("sí sí sí", 3), ("Wo ist der Bahnhof?", 5), ("999", 3), ("t t", 2),
-     ("お早う", 3), ("", 0)],
+     ("お早う", 3), ("안녕하세요", 5), ("", 0)],
 )  # fmt: skip
 def test_syllables(text: str, count: int):
     assert syllables(text) == count

@@ -33,10 +33,11 @@ def syllables(text: str) -> int:
     vowels (where none of the above applies)."""
     total = 0
     for token in text.split():
-        word = _word(unicodedata.normalize("NFD", token))
+        word = _word(unicodedata.normalize("NFD", token))  # accents apart (é → e + a mark _word drops)
         if not word:
             continue
-        count = len(_SYLLABIC.findall(word)) + len(_VOWELS.findall(word)) + sum(ch.isdigit() for ch in word)
+        # Syllabic characters are counted before NFD, which would split a Hangul syllable into its letters.
+        count = len(_SYLLABIC.findall(token)) + len(_VOWELS.findall(word)) + sum(ch.isdigit() for ch in word)
         total += count or max(1, len(word) // 2)
     return total
 
