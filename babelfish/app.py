@@ -18,6 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from babelfish import languages
 from babelfish.cluster import Cluster, LocalOnly
 from babelfish.config import Settings
+from babelfish.echoes import EchoConfig, Echoes
 from babelfish.engines.base import Engine
 from babelfish.gate import AddressLimits, Gate, close_revoked
 from babelfish.hub import Hub
@@ -133,12 +134,14 @@ def create_app(
                 settings.revision_max_wait_seconds,
             )
             turns = (settings.turn_gap_seconds, settings.turn_max_seconds) if settings.revisions else None
+            pipeline = Pipeline(loaded, queue, rooms, metrics, cluster, speakers, archive, turns)
             app.state.hub = Hub(
                 settings=settings,
                 engine=loaded,
                 rooms=rooms,
                 metrics=metrics,
-                pipeline=Pipeline(loaded, queue, rooms, metrics, cluster, speakers, archive, turns),
+                pipeline=pipeline,
+                echoes=Echoes(EchoConfig.from_settings(settings), pipeline.new_id),
                 vad_executor=vad,
                 detector_factory=detectors,
                 segmenter_config=SegmenterConfig.from_settings(settings),

@@ -118,6 +118,19 @@ class Settings(BaseSettings):
         5.0, gt=0, le=60, description="a revision that waits this long for the engine is skipped"
     )
 
+    # --- one phone per voice (babelfish/echoes.py) ---
+    one_phone_per_voice: bool = Field(
+        True,
+        description="when several phones in a room hear the same speech, translate and deliver only the best copy "
+        "(the others are shown as heard by those phones)",
+    )
+    one_phone_wait_ms: int = Field(
+        600, ge=0, le=3000, description="longest a copy waits for another phone's copy of the same speech"
+    )
+    one_phone_similarity: float = Field(
+        0.55, gt=0, lt=1, description="envelope correlation at which two phones' copies count as the same speech"
+    )
+
     # --- speakers (who is speaking) ---
     speaker_embedder: Literal["auto", "resemblyzer", "pyannote", "off"] = Field(
         "auto",

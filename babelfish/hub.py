@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from babelfish import protocol as proto
 from babelfish.cluster import Cluster, LocalOnly
 from babelfish.config import Settings
+from babelfish.echoes import EchoConfig, Echoes
 from babelfish.engines.base import Engine
 from babelfish.gate import AddressLimits
 from babelfish.metrics import Metrics
@@ -44,6 +45,8 @@ class Hub:
     speakers: Speakers  # who is speaking: the registry behind every result's speaker label
     address_limits: AddressLimits | None = None  # per client address (babelfish.gate); None: unlimited
     cluster: Cluster = field(default_factory=LocalOnly)  # the other servers of a cluster (--redis-url)
+    # One phone per voice: which copy of speech heard by several phones goes on (babelfish/echoes.py).
+    echoes: Echoes = field(default_factory=lambda: Echoes(EchoConfig(enabled=False), lambda: ""))
     connections: set[Writer] = field(default_factory=set)  # every accepted WebSocket not yet closed
     intakes: set[Intake] = field(default_factory=set)  # joined clients' intakes, until handed to finish_later
     finishing: TaskSet = field(default_factory=TaskSet)  # intakes finishing what was said (finish_later)

@@ -32,6 +32,7 @@ import time
 from collections import deque
 
 from babelfish import protocol as proto
+from babelfish.echoes import heard_elsewhere
 from babelfish.hub import Hub
 from babelfish.joining import Member
 from babelfish.protocol import ProtocolError
@@ -67,6 +68,7 @@ class Intake:
         s = hub.settings
         now = time.monotonic()
         self._hub, self._member = hub, member
+        self._room = member.participant.room_name
         # Its own tasks, not the session's: they outlive a speaker who hangs up until what was said is delivered.
         self._tasks = TaskSet()
         self._budget = TokenBucket(s.max_audio_rate, s.audio_burst_seconds, now)
@@ -204,6 +206,9 @@ class Intake:
             self._backlog_bytes -= sum(len(data) for data, _ in batch)
             for segment in await loop.run_in_executor(self._hub.vad_executor, _cut_batch, segmenter, batch, end):
                 self._queue(segment)
+            # Other phones' copies of the same speech wait for this one only while it is open (babelfish/echoes.py).
+            since = batch[0][1] if batch else time.monotonic()
+            self._hub.echoes.speech_open(self._room, self._member.participant.id, since if segmenter.speaking else None)
 
     def _queue(self, segment: Segment) -> None:
         if self._pending.full():
@@ -211,12 +216,18 @@ class Intake:
             self._pending.task_done()
             self._member.participant.send(proto.Notice.dropped_utterance())
         self._pending.put_nowait(segment)
+        self._hub.echoes.register(self._room, self._member.participant.id, segment)
 
     async def _utterance_worker(self) -> None:
         while True:
             segment = await self._pending.get()
             try:
-                await self._hub.pipeline.process(self._member.participant, segment)
+                who = self._member.participant
+                verdict = await self._hub.echoes.admit(self._room, who.id, segment)
+                if verdict.keep:
+                    await self._hub.pipeline.process(who, segment, verdict.utterance_id)
+                else:
+                    heard_elsewhere(self._hub, who, verdict)
             finally:
                 self._pending.task_done()
 
@@ -233,6 +244,7 @@ class Intake:
         await self._pending.join()
 
     async def close(self) -> None:
+        self._hub.echoes.speech_open(self._room, self._member.participant.id, None)
         await self._tasks.cancel_all()
         self._hub.pipeline.turns.leave(self._member.participant.id)  # their turn ends: it is revised now
 

@@ -75,8 +75,11 @@ class Pipeline:
         self.turns.close()
         await self._reviser.close()
 
-    async def process(self, who: Participant, segment: Segment) -> None:
-        utterance_id = f"u{self._boot}-{next(self._ids)}"
+    def new_id(self) -> str:
+        return f"u{self._boot}-{next(self._ids)}"
+
+    async def process(self, who: Participant, segment: Segment, utterance_id: str | None = None) -> None:
+        utterance_id = utterance_id or self.new_id()
         self.turns.expect(who.id, utterance_id)  # the speaker's open turn waits for this one
         try:
             await self._process(who, segment, utterance_id)

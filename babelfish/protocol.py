@@ -239,6 +239,17 @@ class Revision(_Out):
     latency_ms: int  # from the turn's last voiced audio
 
 
+class HeardBy(_Out):
+    """Another phone heard this utterance too; its copy was not translated (one phone per voice, babelfish/echoes.py).
+
+    Sent to the room, possibly before the utterance's transcript: a page keeps it until the card comes."""
+
+    type: Literal["heard_by"] = "heard_by"
+    utterance_id: str  # the utterance delivered (from another phone's copy)
+    client_id: str  # the phone that also heard it
+    name: str  # that phone's participant name
+
+
 class Participants(_Out):
     """Someone joined or left: sent to the others in the room."""
 
@@ -316,6 +327,7 @@ ServerMessage = (
     | Transcript
     | Translation
     | AudioHeader
+    | HeardBy
     | Participants
     | Notice
     | SpeakerRenamed

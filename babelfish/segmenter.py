@@ -155,6 +155,11 @@ class Segmenter:
         self._max_windows = int(config.max_seconds * SAMPLE_RATE / WINDOW)
         self._gate = 10 ** (config.energy_gate_dbfs / 20)  # RMS, full scale = 1
 
+    @property
+    def speaking(self) -> bool:
+        """Inside an utterance (speech seen, not yet cut)."""
+        return bool(self._speech)
+
     def feed(self, pcm16: bytes, now: float) -> list[Segment]:
         """Add PCM16 LE mono at the input rate, arrived at `now`; return the utterances it completes."""
         return self.feed_many([(pcm16, now)])

@@ -55,7 +55,7 @@ const others = (conv) => conv.participants.filter((p) => !conv.myIds.has(p.id));
 //   utterance {utterance}                      a card to draw or redraw
 //   renamed {utterances}                       a voice got a name: these cards show it
 //   merged {utterance, removed}                a revision: these ids' cards go, the utterance's card shows the turn
-//   note {utterance, text}                     a plain-words note under a card
+//   note {utterance, text}                     a plain-words note under a card (also: heard by another phone)
 //   sys {text, level}                          a line in the conversation ("" | "warn" | "bad")
 //   play {header, data}                        synthesized speech to play
 //   draining {delayMs, text}                   the server restarts: come back after delayMs
@@ -105,11 +105,23 @@ export function applyMessage(conv, m, { joined = false, languageName = (code) =>
       if (m.type === "transcript") s.transcripts++; else s.translations++;
       if (conv.replaced.has(m.utterance_id) || conv.utterances.get(m.utterance_id)?.revised) return []; // stale
       const u = utterance(conv, m);
+      if (m.client_id && conv.myIds.has(m.client_id)) u.mine = true; // a heard_by may have made the card first
       u[m.type] = { text: m.text, language: m.language };
       if (m.latency_ms !== undefined) u.latencyMs[m.type] = m.latency_ms;
       return [{ type: "utterance", utterance: u }];
     }
     case "revision": return revise(conv, m);
+    case "heard_by": {
+      // One phone per voice: another phone's copy of this speech was delivered; `client_id`'s phone heard it too.
+      // It may come before the transcript: the card starts here (mine when it is this phone's speech).
+      if (!m.utterance_id || !m.client_id) return [];
+      const u = utterance(conv, m);
+      const text = conv.myIds.has(m.client_id)
+        ? "Your phone heard this too; it was delivered once, from another phone nearer the speaker."
+        : (m.name ? `Also heard by ${m.name}’s phone.` : "Also heard by another phone.");
+      if (!u.notes.includes(text)) u.notes.push(text);
+      return [{ type: "note", utterance: u, text }];
+    }
     case "speaker_renamed": {
       const sp = m.speaker;
       if (!sp || !sp.id) return [];

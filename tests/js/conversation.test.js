@@ -185,3 +185,27 @@ test("a revision merges the turn's cards into its first, and stale results for t
   // a translation revision for a card no longer kept is dropped quietly
   assert.deepEqual(applyMessage(conv, { ...rev, utterance_id: "u9", of: "translation" }), []);
 });
+
+test("heard_by: one phone per voice; the phone whose copy was not delivered sees its speech, not a loss", () => {
+  const conv = joined(); // I am d1
+  const base = { utterance_id: "u1-9", speaker: { id: "spk-1", name: "Ana" } };
+  // Before the transcript: the card starts as mine, with the note.
+  let fx = applyMessage(conv, { type: "heard_by", utterance_id: "u1-9", client_id: "d1", name: "Dan" });
+  assert.deepEqual(types(fx), ["note"]);
+  assert.match(fx[0].text, /Your phone heard this too/);
+  const u = conv.utterances.get("u1-9");
+  assert.equal(u.mine, true);
+  fx = applyMessage(conv, { type: "transcript", ...base, client_id: "a1", text: "Bom dia", language: "pt" });
+  assert.equal(fx[0].utterance, u);
+  assert.deepEqual([u.transcript.text, u.mine, u.notes.length], ["Bom dia", true, 1]);
+  // Someone else's phone heard another utterance too.
+  applyMessage(conv, { type: "transcript", ...base, utterance_id: "u1-10", client_id: "a1", text: "Olá", language: "pt" });
+  fx = applyMessage(conv, { type: "heard_by", utterance_id: "u1-10", client_id: "m1", name: "Marek" });
+  assert.equal(fx[0].text, "Also heard by Marek’s phone.");
+  assert.equal(conv.utterances.get("u1-10").mine, false);
+  // The phone whose copy was delivered, with the heard_by first: still mine when its transcript comes.
+  applyMessage(conv, { type: "heard_by", utterance_id: "u1-11", client_id: "m1", name: "Marek" });
+  applyMessage(conv, { type: "transcript", ...base, utterance_id: "u1-11", client_id: "d1", text: "Oi", language: "pt" });
+  assert.equal(conv.utterances.get("u1-11").mine, true);
+  assert.deepEqual(applyMessage(conv, { type: "heard_by", utterance_id: "u1-12" }), []); // malformed: nothing
+});

@@ -1,0 +1,361 @@
+"""One phone per voice: when several phones in a room hear the same speech, only the best copy goes on.
+
+People sitting together with every phone's microphone open each send the same sentence. Without this the room
+would read it two or three times and the engine would transcribe it as often. Each utterance cut by a client's
+VAD is `admit`ted here before the engine sees it, and comes back with a `Verdict`:
+- keep: process it (with the utterance id the verdict carries);
+- heard elsewhere: another phone's copy of the same speech is kept instead; the room is told that this phone heard
+  it too (`heard_by`), and this copy costs no ASR.
+
+"The same speech" means, against a copy from another phone in the same room:
+- overlapping time: the voiced spans (arrival times, from the segment's `speech_end` and its per-window speech
+  probabilities) overlap, allowing `max_lag` for the phones' different network and acoustic delays, and the other
+  copy covers at least `min_coverage` of this one's voiced span (a phone that heard only half of a sentence never
+  replaces the whole of it);
+- matching content: the spectral envelopes (energy in 8 bands every 10 ms) correlate at some lag within
+  ±`max_lag`, at least `min_similarity`. Two people talking at the same time into two phones give unrelated
+  envelopes, however much they overlap in time.
+The best copy is the one with the higher speech-to-noise estimate (the phone nearest the speaker), then the louder.
+
+Waiting for a competing copy costs latency, so a copy waits only while another phone in the same room has speech
+open (its VAD is inside an utterance that began before this copy ended) or holds an undecided better matching copy,
+and never longer than `max_wait`. A phone alone in a room, or the only one hearing anything, never waits.
+
+Bounds: each room keeps its copies for `HORIZON` seconds, at most `MAX_COPIES` (the oldest go).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from babelfish import protocol as proto
+from babelfish.config import Settings
+from babelfish.engines.base import SAMPLE_RATE
+from babelfish.segmenter import WINDOW, Segment
+
+if TYPE_CHECKING:
+    from babelfish.hub import Hub
+    from babelfish.rooms import Participant
+
+log = logging.getLogger(__name__)
+
+HOP = 160  # 10 ms frames for the envelopes
+FRAME = 400  # 25 ms analysis window
+NFFT = 512
+BAND_EDGES_HZ = (150, 300, 500, 800, 1200, 1700, 2400, 3200, 4000)  # 8 bands where phones pick up speech well
+SLACK = 0.15  # seconds two phones' arrival times of the same sound may differ by, for coverage
+HORIZON = 30.0  # seconds a copy is remembered for late rivals
+MAX_COPIES = 64  # per room
+
+
+@dataclass(frozen=True, kw_only=True)
+class EchoConfig:
+    enabled: bool = True
+    max_wait: float = 0.6  # seconds a copy may wait for a competing copy
+    max_lag: float = 0.4  # seconds of delay between two phones' copies that is searched
+    min_similarity: float = 0.55  # envelope correlation that counts as the same speech
+    min_coverage: float = 0.8  # of a copy's voiced span the kept copy must cover to replace it
+    vad_threshold: float = 0.5
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> EchoConfig:
+        return cls(
+            enabled=s.one_phone_per_voice,
+            max_wait=s.one_phone_wait_ms / 1000,
+            min_similarity=s.one_phone_similarity,
+            vad_threshold=s.vad_threshold,
+        )
+
+
+# --- what a copy sounds like -------------------------------------------------------------------------------------
+
+
+def _band_matrix() -> np.ndarray:
+    freqs = np.fft.rfftfreq(NFFT, 1 / SAMPLE_RATE)
+    edges = BAND_EDGES_HZ
+    return np.stack([(freqs >= lo) & (freqs < hi) for lo, hi in itertools.pairwise(edges)]).astype(np.float32)
+
+
+_BANDS = _band_matrix()
+_HANN = np.hanning(FRAME).astype(np.float32)
+
+
+def envelopes(audio: np.ndarray) -> np.ndarray:
+    """(frames, 8) band energies every 10 ms of 16 kHz audio."""
+    if len(audio) < FRAME:
+        audio = np.pad(audio, (0, FRAME - len(audio)))
+    n = 1 + (len(audio) - FRAME) // HOP
+    idx = np.arange(FRAME)[None, :] + HOP * np.arange(n)[:, None]
+    spectrum = np.abs(np.fft.rfft(audio[idx] * _HANN, NFFT)) ** 2
+    # Energy, not log energy: a phone that also hears a second person 15 dB down must still look like the first
+    # person (in log terms that crosstalk weighs nearly as much as the talker; measured in docs/benchmarks.md).
+    return (spectrum @ _BANDS.T).astype(np.float32)
+
+
+def similarity(a: np.ndarray, b: np.ndarray, offset: int, max_lag: int) -> float:
+    """Best correlation of envelopes `a` and `b` where b's frame `j` is heard at a's frame `j + offset` (± max_lag).
+
+    Only the frames both copies have at a lag count; per band, each side is normalised over them (a phone's
+    gain and its microphone's colour do not matter). Fewer than 30 common frames (0.3 s): 0.
+    """
+    best = 0.0
+    for lag in range(offset - max_lag, offset + max_lag + 1):
+        lo, hi = max(0, lag), min(len(a), len(b) + lag)
+        if hi - lo < 30:
+            continue
+        x, y = a[lo:hi], b[lo - lag : hi - lag]
+        x = x - x.mean(axis=0)
+        y = y - y.mean(axis=0)
+        den = np.sqrt((x * x).sum(axis=0) * (y * y).sum(axis=0))
+        ok = den > 1e-6
+        if not ok.any():
+            continue
+        r = float(((x * y).sum(axis=0)[ok] / den[ok]).mean())
+        best = max(best, r)
+    return best
+
+
+def quality(segment: Segment, vad_threshold: float) -> tuple[float, float]:
+    """(speech-to-noise estimate in dB, capped at 40, whole dB; speech level in dBFS): higher is the better copy."""
+    n = min(len(segment.speech_probs), len(segment.audio) // WINDOW)
+    if not n:
+        level = 10 * np.log10(float(np.mean(np.square(segment.audio))) + 1e-12)
+        return 0.0, level
+    energy = np.mean(np.square(segment.audio[: n * WINDOW].reshape(n, WINDOW), dtype=np.float64), axis=1)
+    voiced = segment.speech_probs[:n] >= vad_threshold
+    speech = float(energy[voiced].mean()) if voiced.any() else float(energy.mean())
+    noise = float(energy[~voiced].mean()) if (~voiced).any() else 1e-10
+    snr = min(40.0, round(10 * np.log10((speech + 1e-12) / (noise + 1e-12))))
+    return snr, 10 * np.log10(speech + 1e-12)
+
+
+# --- copies and verdicts -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    keep: bool
+    utterance_id: str  # kept: this copy's new id; heard elsewhere: the kept copy's id
+    kept_client: str | None = None  # heard elsewhere: the phone whose copy was kept
+    waited: float = 0.0  # seconds spent waiting for competing copies
+
+
+@dataclass(eq=False)
+class Copy:
+    client_id: str
+    segment: Segment
+    start: float  # voiced span, arrival times (time.monotonic)
+    end: float
+    score: tuple[float, float]
+    verdict: Verdict | None = None
+    features: np.ndarray | None = None
+    t0: float = 0.0  # arrival time of the segment's first sample
+    matches: dict[int, float] = field(default_factory=dict)  # id(other copy) → envelope similarity
+
+    @property
+    def rank(self) -> tuple[float, float, float]:
+        return (*self.score, -self.end)  # ties: the copy that ended first
+
+    def prepare(self) -> None:
+        if self.features is None:
+            self.features = envelopes(self.segment.audio)
+
+
+def make_copy(client_id: str, segment: Segment, vad_threshold: float) -> Copy:
+    """A copy placed on the arrival timeline: windows are 32 ms apart, the last voiced one arrived at speech_end."""
+    probs = segment.speech_probs
+    step = WINDOW / SAMPLE_RATE
+    voiced = np.flatnonzero(probs >= max(0.05, vad_threshold - 0.15))
+    if len(voiced):
+        first, last = int(voiced[0]), int(voiced[-1])
+    else:
+        first, last = 0, max(0, len(segment.audio) // WINDOW - 1)
+    t0 = segment.speech_end - (last + 1) * step
+    return Copy(
+        client_id,
+        segment,
+        t0 + first * step,
+        segment.speech_end,
+        quality(segment, vad_threshold),
+        t0=t0,
+    )
+
+
+def covers(k: Copy, x: Copy, slack: float = SLACK) -> float:
+    """How much of x's voiced span k's voiced span covers (0..1), allowing `slack` seconds of timing difference."""
+    overlap = min(x.end, k.end + slack) - max(x.start, k.start - slack)
+    return max(0.0, overlap) / max(x.end - x.start, 1e-3)
+
+
+def same_speech(x: Copy, k: Copy, cfg: EchoConfig) -> bool:
+    """Whether `k` heard the speech `x` heard: overlapping in time and with matching envelopes."""
+    if covers(k, x, cfg.max_lag) <= 0:
+        return False
+    key = id(k)
+    if key not in x.matches:
+        x.prepare()
+        k.prepare()
+        assert x.features is not None and k.features is not None
+        offset = round((k.t0 - x.t0) * SAMPLE_RATE / HOP)  # k's frame j is heard at x's frame j + offset
+        x.matches[key] = similarity(x.features, k.features, offset, round(cfg.max_lag * SAMPLE_RATE / HOP))
+    return x.matches[key] >= cfg.min_similarity
+
+
+def better(c: Copy, x: Copy) -> bool:
+    """Between two copies of the same speech: the more complete one, else the cleaner one, else the louder one."""
+    more = covers(c, x) - covers(x, c)
+    if abs(more) > 0.1:
+        return more > 0
+    return c.rank > x.rank
+
+
+@dataclass
+class _Room:
+    copies: deque[Copy] = field(default_factory=lambda: deque(maxlen=MAX_COPIES))
+    open: dict[str, float] = field(default_factory=dict)  # client id → when its open speech began
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class Echoes:
+    """The rooms' recent copies and which phones are mid-utterance; decides each copy's verdict."""
+
+    def __init__(
+        self, config: EchoConfig, new_id: Callable[[], str], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.config = config
+        self._new_id = new_id
+        self._clock = clock
+        self._rooms: dict[str, _Room] = {}
+
+    def speech_open(self, room: str, client_id: str, since: float | None) -> None:
+        """A client's VAD is inside an utterance since `since` (None: it is not)."""
+        if not self.config.enabled:
+            return
+        state = self._rooms.get(room)
+        if since is None:
+            if state is not None and state.open.pop(client_id, None) is not None:
+                state.notify()
+                self._forget(room, state)
+            return
+        if state is None:
+            state = self._rooms[room] = _Room()
+        if client_id not in state.open:
+            state.open[client_id] = since
+            state.notify()
+
+    def register(self, room: str, client_id: str, segment: Segment) -> None:
+        """A client's VAD cut `segment`: rivals see it from now on, while it waits in the client's queue."""
+        if not self.config.enabled:
+            return
+        state = self._rooms.setdefault(room, _Room())
+        self._prune(state, self._clock())
+        state.copies.append(make_copy(client_id, segment, self.config.vad_threshold))
+        state.notify()
+
+    async def admit(self, room: str, client_id: str, segment: Segment) -> Verdict:
+        """The verdict on a copy about to be processed (registered at its cut, or now)."""
+        if not self.config.enabled:
+            return Verdict(True, self._new_id())
+        began = self._clock()
+        state = self._rooms.setdefault(room, _Room())
+        copy = next((c for c in state.copies if c.segment is segment), None)
+        if copy is None:
+            copy = make_copy(client_id, segment, self.config.vad_threshold)
+            self._prune(state, began)
+            state.copies.append(copy)
+        deadline = began + self.config.max_wait
+        try:
+            while True:
+                rivals = [c for c in state.copies if c.client_id != client_id and _near(c, copy, self.config)]
+                unprepared = [c for c in (copy, *rivals) if c.features is None]
+                if rivals and unprepared:  # the envelopes, off the event loop
+                    await asyncio.to_thread(_prepare_all, unprepared)
+                now = self._clock()
+                verdict = self._decide(state, copy, rivals, final=now >= deadline)
+                if verdict is not None:
+                    verdict = Verdict(verdict.keep, verdict.utterance_id, verdict.kept_client, now - began)
+                    copy.verdict = verdict
+                    return verdict
+                changed = state.changed
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - now)):
+                        await changed.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            if copy.verdict is None:  # cancelled: never leave a rival waiting for it
+                copy.verdict = Verdict(True, "")
+            state.notify()
+            self._forget(room, state)
+
+    def _decide(self, state: _Room, copy: Copy, rivals: list[Copy], final: bool) -> Verdict | None:
+        cfg = self.config
+        # Only a copy that covers most of this one may replace it: a phone that heard half a sentence never stands
+        # in for the whole of it.
+        same = [c for c in rivals if covers(c, copy) >= cfg.min_coverage and same_speech(copy, c, cfg)]
+        kept = [c for c in same if c.verdict is not None and c.verdict.keep and c.verdict.utterance_id]
+        if kept:
+            best = max(kept, key=lambda c: c.rank)
+            assert best.verdict is not None
+            return Verdict(False, best.verdict.utterance_id, best.client_id)
+        if not final:
+            if any(c.verdict is None and better(c, copy) for c in same):
+                return None  # a better copy is being decided: it will be kept, and this one heard elsewhere
+            if any(
+                who != copy.client_id and since < copy.end and not _has_copy(state, who, copy)
+                for who, since in state.open.items()
+            ):
+                return None  # another phone is mid-utterance over this one: its copy may be the better one
+        return Verdict(True, self._new_id())
+
+    def _prune(self, state: _Room, now: float) -> None:
+        while state.copies and state.copies[0].end < now - HORIZON:
+            state.copies.popleft()
+
+    def _forget(self, room: str, state: _Room) -> None:
+        if not state.open:
+            self._prune(state, self._clock())
+            if not state.copies:
+                self._rooms.pop(room, None)
+
+    def rooms(self) -> Iterable[str]:
+        return self._rooms.keys()
+
+
+def heard_elsewhere(hub: Hub, who: Participant, verdict: Verdict) -> None:
+    """Tell the room (and the cluster's other servers) that `who`'s phone heard the kept utterance too."""
+    hub.metrics.utterance_done("heard_elsewhere")
+    room = hub.rooms.get(who.room_name)
+    if room is None:
+        return
+    message = proto.HeardBy(utterance_id=verdict.utterance_id, client_id=who.id, name=who.name)
+    room.broadcast(message)
+    hub.cluster.relay(room, message.encode(), None)
+    log.debug("%s heard %s too (kept from %s)", who.id, verdict.utterance_id, verdict.kept_client)
+
+
+def _prepare_all(copies: list[Copy]) -> None:
+    for c in copies:
+        c.prepare()
+
+
+def _near(c: Copy, copy: Copy, cfg: EchoConfig) -> bool:
+    return c.start - cfg.max_lag < copy.end and copy.start < c.end + cfg.max_lag
+
+
+def _has_copy(state: _Room, who: str, copy: Copy) -> bool:
+    """Whether `who` already sent a copy overlapping `copy` (its open speech is then a later utterance)."""
+    return any(c.client_id == who and c.end > copy.start and c is not copy for c in state.copies)

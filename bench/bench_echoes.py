@@ -1,0 +1,282 @@
+"""One phone per voice: false merges, misses and the latency the kept copy pays.
+
+    python -m bench.bench_echoes [--parts 12] [--seed 0]
+
+1. Decisions (no server, faster than real time): each scenario makes what two phones' microphones pick up, cuts each
+   stream with the real VAD (Silero, the server's segmenter settings) at simulated arrival times, and runs the real
+   `Echoes` on the copies in the order and at the times the server would see them (a simulated clock, so max_wait is
+   honoured exactly). Counts per scenario class:
+   (a) one speech clip into two phones, the second 20-150 ms later and 6-12 dB quieter, each with its own room noise:
+       should deliver once (a second delivery is a miss);
+   (b) two different people (LibriVox reader, AN4 speaker, pocketsphinx's own speaker, espeak-ng voices) talking at
+       the same time into two phones, each phone also hearing the other person 15 dB down: should deliver both (a
+       lost one is a false merge);
+   (c) the same person on two phones, one phone hearing only part: long overlap (the second phone misses the first
+       10-20 %: deliver once, from the complete copy), a subset (it hears only the last 40 %: deliver once, the
+       complete copy) and staggered halves (first 60 % / last 60 %: neither copy holds all of it, both are delivered
+       by design: reported, not counted as a miss).
+   And the wait: how long the kept copy waited for its rival (from its own cut to its verdict).
+2. Through the real server (TestClient, fake engine, real VAD, real time): a single-phone turn's transcript latency
+   with the feature on and off, and the kept copy's latency in scenario (a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from babelfish.config import Settings
+from babelfish.echoes import EchoConfig, Echoes, Verdict
+from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
+from tests.audio import read_wav
+from tests.voices import RATE, voices
+
+FRAME = 320  # 20 ms frames, as the page sends
+
+
+def espeak_clips() -> list[np.ndarray]:
+    texts = [
+        ("en-us+m3", "Could you tell me where the train station is, please?"),
+        ("en-gb+f2", "I think we should meet again next week to finish the plan."),
+        ("en-us+f4", "The weather has been lovely all morning, hasn't it?"),
+        ("en-gb-scotland+m1", "Please send me the numbers before the meeting starts."),
+    ]
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (voice, text) in enumerate(texts):
+            path = Path(tmp) / f"{i}.wav"
+            subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text], check=True)
+            out.append(read_wav(path))
+    return out
+
+
+def speakers() -> dict[str, list[np.ndarray]]:
+    found = voices()
+    for i, clip in enumerate(espeak_clips()):
+        found[f"espeak{i}"] = [clip]
+    return {k: [c for c in v if len(c) > 1.2 * RATE] for k, v in found.items()}
+
+
+def db(x: float) -> float:
+    return float(10 ** (x / 20))
+
+
+def noise(n: int, level_dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    """Room-ish noise: pink-ish (white through a one-pole low-pass) at `level_dbfs` RMS."""
+    white = rng.standard_normal(n).astype(np.float32)
+    pink = np.zeros(n, np.float32)
+    acc = 0.0
+    for i in range(0, n, 4096):  # cheap low-pass: cumulative sum with leak, vectorised per block
+        block = white[i : i + 4096]
+        k = 0.97 ** np.arange(len(block))
+        pink[i : i + 4096] = np.convolve(block, 0.97 ** np.arange(64))[: len(block)] + acc * k
+        acc = float(pink[i + len(block) - 1])
+    pink /= np.sqrt(np.mean(pink**2)) + 1e-9
+    return pink * db(level_dbfs)
+
+
+def place(total: int, clip: np.ndarray, at: float, gain_db: float) -> np.ndarray:
+    out = np.zeros(total, np.float32)
+    i = int(at * RATE)
+    n = min(len(clip), total - i)
+    out[i : i + n] = clip[:n] * db(gain_db)
+    return out
+
+
+@dataclass
+class Cut:
+    phone: str
+    segment: Segment
+    at: float  # simulated time the VAD cut it
+
+
+def cut(stream: np.ndarray, phone: str, net_delay: float, cfg: SegmenterConfig) -> list[Cut]:
+    """The server's VAD over one phone's stream; frame k arrives at (k+1)·20 ms + net_delay (simulated clock)."""
+    seg = Segmenter(silero_detector(), cfg)
+    pcm = (np.clip(stream, -1, 1 - 1 / 32768) * 32768).astype("<i2").tobytes()
+    out: list[Cut] = []
+    batch: list[tuple[bytes, float]] = []
+    for k, i in enumerate(range(0, len(pcm), FRAME * 2)):
+        arrival = (k + 1) * FRAME / RATE + net_delay
+        batch.append((pcm[i : i + FRAME * 2], arrival))
+        if len(batch) == 5:  # the intake's ~100 ms VAD batches
+            out += [Cut(phone, s, arrival) for s in seg.feed_many(batch)]
+            batch = []
+    if batch:
+        out += [Cut(phone, s, batch[-1][1]) for s in seg.feed_many(batch)]
+    end = seg.end_utterance(len(stream) / RATE + net_delay)
+    if end is not None:
+        out.append(Cut(phone, end, len(stream) / RATE + net_delay))
+    return out
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def decide(cuts: list[Cut], config: EchoConfig) -> list[tuple[Cut, Verdict]]:
+    """The real Echoes on these cuts, in simulated time: each copy is registered at its cut and admitted at once;
+    each phone counts as speaking from its first voiced window to its cut (what the intake reports)."""
+    clock = Clock()
+    ids = itertools.count(1)
+    echoes = Echoes(config, lambda: f"u{next(ids)}", clock)
+    events: list[tuple[float, int, str, Cut]] = []
+    for c in cuts:
+        start = c.segment.speech_end - (len(c.segment.audio) / RATE)  # roughly when its speech opened
+        events.append((max(0.0, start + 0.25), 0, "open", c))
+        events.append((c.at, 1, "cut", c))
+    events.sort(key=lambda e: (e[0], e[1]))
+    tasks: list[tuple[Cut, asyncio.Task[Verdict]]] = []
+    real_start = time.monotonic()
+    for at, _, kind, c in events:
+        # Let time pass: waiting copies wake at their deadlines (asyncio.timeout runs on the real loop clock, so the
+        # simulated clock is moved in real time too, scaled 1:1 but only across gaps where someone waits).
+        while clock.now < at:
+            step = min(at - clock.now, 0.02)
+            pending = [t for _, t in tasks if not t.done()]
+            if pending:
+                await asyncio.sleep(step)
+            clock.now += step
+        if kind == "open":
+            echoes.speech_open("r", c.phone, at)
+        else:
+            echoes.speech_open("r", c.phone, None)
+            echoes.register("r", c.phone, c.segment)
+            tasks.append((c, asyncio.create_task(echoes.admit("r", c.phone, c.segment))))
+            await asyncio.sleep(0)
+    while any(not t.done() for _, t in tasks):
+        await asyncio.sleep(0.02)
+        clock.now += 0.02
+    del real_start
+    return [(c, t.result()) for c, t in tasks]
+
+
+def delivered(results: list[tuple[Cut, Verdict]]) -> list[tuple[Cut, Verdict]]:
+    return [(c, v) for c, v in results if v.keep]
+
+
+def part1(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    s = Settings()
+    vad = SegmenterConfig.from_settings(s)
+    config = EchoConfig.from_settings(s)
+    people = speakers()
+    clips = [(name, c) for name, cs in people.items() for c in cs]
+    print(
+        f"{len(clips)} clips from {len(people)} voices; settings: wait {config.max_wait * 1000:.0f} ms, "
+        f"similarity ≥ {config.min_similarity}, coverage ≥ {config.min_coverage}"
+    )
+    waits: list[float] = []
+
+    # (a) one clip, two phones
+    runs = merged = extra = 0
+    for (_name, clip), delay_ms, gain in itertools.product(clips, (20, 60, 150), (-6, -12)):
+        total = len(clip) + int(2.0 * RATE)
+        a = place(total, clip, 0.5, 0) + noise(total, -50, rng)
+        b = place(total, clip, 0.5 + delay_ms / 1000, gain) + noise(total, -50, rng)
+        net = rng.uniform(0.02, 0.08, 2)
+        cuts = cut(a, "A", net[0], vad) + cut(b, "B", net[1], vad)
+        out = asyncio.run(decide(cuts, config))
+        kept = delivered(out)
+        runs += 1
+        a_cuts = sum(c.phone == "A" for c in cuts)
+        merged += len(kept) == a_cuts
+        extra += max(0, len(kept) - a_cuts)
+        waits += [v.waited for _, v in kept]
+    print(
+        f"(a) same clip, two phones (20/60/150 ms, -6/-12 dB, noise -50 dBFS): {runs} runs, delivered once "
+        f"{merged}/{runs}, extra copies delivered (misses) {extra}"
+    )
+
+    # (b) two people at once: which person each copy is (the louder of the two in its span, known from the mix)
+    runs = lost = doubled = 0
+    pairs = [(x, y) for x, y in itertools.combinations(clips, 2) if x[0] != y[0]]
+    rng.shuffle(pairs)
+    for (_n1, c1), (_n2, c2) in pairs[:60]:
+        offset = rng.uniform(0, 1.0)
+        total = max(len(c1), len(c2)) + int(2.5 * RATE)
+        p1, p2 = place(total, c1, 0.5, 0), place(total, c2, 0.5 + offset, 0)
+        mixes = {"A": (p1, p2 * db(-15)), "B": (p1 * db(-15), p2)}
+        net = dict(zip("AB", rng.uniform(0.02, 0.08, 2), strict=True))
+        cuts = []
+        for phone, (x, y) in mixes.items():
+            cuts += cut(x + y + noise(total, -50, rng), phone, net[phone], vad)
+        out = asyncio.run(decide(cuts, config))
+        runs += 1
+        heard = {1: 0, 2: 0}
+        for c, v in out:
+            if not v.keep:
+                continue
+            x, y = mixes[c.phone]
+            end = int((c.segment.speech_end - net[c.phone]) * RATE)
+            lo = max(0, end - len(c.segment.audio))
+            person = 1 if np.sum(x[lo:end] ** 2) >= np.sum(y[lo:end] ** 2) else 2
+            heard[person] += 1
+        lost += sum(n == 0 for n in heard.values())
+        doubled += sum(n > 1 for n in heard.values())
+        waits.extend(v.waited for _, v in delivered(out))
+    print(
+        f"(b) two people at once on two phones (each phone hears the other person 15 dB down): {runs} runs, "
+        f"{2 * runs} people: lost (false merge) {lost}, delivered twice {doubled}"
+    )
+
+    # (c) same person, partial hearing on the second phone
+    for label, lo in (
+        ("long overlap (B misses the first 10-20 %)", None),
+        ("subset (B hears the last 40 %)", 0.6),
+        ("staggered (A first 60 %, B last 60 %)", 0.4),
+    ):
+        runs = once = twice = 0
+        for _name, clip in clips:
+            total = len(clip) + int(2.0 * RATE)
+            n = len(clip)
+            if lo is None:
+                start = rng.uniform(0.1, 0.2)
+                a_part, b_part = clip, clip * (np.arange(n) >= start * n)
+            elif label.startswith("subset"):
+                a_part, b_part = clip, clip * (np.arange(n) >= lo * n)
+            else:
+                a_part, b_part = clip * (np.arange(n) < 0.6 * n), clip * (np.arange(n) >= lo * n)
+            a = place(total, a_part, 0.5, 0) + noise(total, -50, rng)
+            b = place(total, b_part, 0.55, -3) + noise(total, -50, rng)
+            cuts = cut(a, "A", 0.03, vad) + cut(b, "B", 0.05, vad)
+            out = asyncio.run(decide(cuts, config))
+            runs += 1
+            k = len(delivered(out))
+            once += k == 1
+            twice += k >= 2
+        print(f"(c) {label}: {runs} runs, delivered once {once}, twice or more {twice}")
+    if waits:
+        print(
+            f"kept copies' wait for a rival: median {statistics.median(waits) * 1000:.0f} ms, "
+            f"p95 {np.percentile(waits, 95) * 1000:.0f} ms, max {max(waits) * 1000:.0f} ms"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="12")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print("load:", os.getloadavg())
+    if "1" in args.parts:
+        part1(args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""One phone per voice (babelfish/echoes.py): real speech cut by the real VAD, then through the app with two phones."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+
+import numpy as np
+import pytest
+
+from babelfish.app import create_app
+from babelfish.config import Settings
+from babelfish.echoes import EchoConfig, Echoes, envelopes, make_copy, same_speech
+from babelfish.engines.fake import FakeEngine
+from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
+from tests.audio import LIBRIVOX, SPEECH_CLIP, pcm16, read_wav
+from tests.test_ws import join
+from tests.voices import voices
+from tests.wsclient import BoundedClient
+
+RATE = 16000
+OTHER_CLIP = LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0870.wav"
+
+
+def db(x: float) -> float:
+    return float(10 ** (x / 20))
+
+
+def stream(parts: list[tuple[np.ndarray, float, float]], seconds: float, seed: int = 0) -> np.ndarray:
+    """What a phone hears: each (clip, start s, gain dB) mixed, over room noise at -50 dBFS."""
+    out = np.random.default_rng(seed).standard_normal(int(seconds * RATE)).astype(np.float32) * db(-50)
+    for clip, at, gain in parts:
+        i = int(at * RATE)
+        n = min(len(clip), len(out) - i)
+        out[i : i + n] += clip[:n] * db(gain)
+    return out
+
+
+def cut(audio: np.ndarray, net_delay: float = 0.03) -> list[Segment]:
+    """The server's VAD over a phone's stream, 20 ms frames arriving at their real-time instants (+ net_delay)."""
+    seg = Segmenter(silero_detector(), SegmenterConfig.from_settings(Settings()))
+    pcm = pcm16(audio)
+    frames = [(pcm[i : i + 640], (k + 1) * 0.02 + net_delay) for k, i in enumerate(range(0, len(pcm), 640))]
+    out = []
+    for i in range(0, len(frames), 5):
+        out += seg.feed_many(frames[i : i + 5])
+    last = seg.end_utterance(frames[-1][1])
+    return out + ([last] if last else [])
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    return read_wav(SPEECH_CLIP)
+
+
+@pytest.fixture(scope="module")
+def other_person() -> np.ndarray:
+    """A different speaker (pocketsphinx's own recordings: not the LibriVox reader)."""
+    return voices()["dhd"][0]
+
+
+def test_envelopes_match_the_same_speech_and_not_another_person(clip, other_person):
+    cfg = EchoConfig()
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+    (b,) = cut(stream([(clip, 0.59, -12)], 5.0, seed=2), net_delay=0.06)  # 90 ms later, 12 dB down, its own noise
+    (c,) = cut(stream([(other_person, 0.5, 0), (clip, 0.5, -15)], 5.0, seed=3))  # another person, hearing a too
+    ca, cb, cc = (make_copy(n, s, 0.5) for n, s in zip("abc", (a, b, c), strict=True))
+    assert envelopes(a.audio).shape[1] == 8
+    assert same_speech(ca, cb, cfg) and same_speech(cb, ca, cfg)
+    assert not same_speech(ca, cc, cfg) and not same_speech(cc, ca, cfg)
+
+
+def _echoes(**kw: object) -> Echoes:
+    """Echoes on the streams' timeline: its clock reads 5 s (the streams' end) when it starts, then runs."""
+    ids = itertools.count(1)
+    began = time.monotonic()
+    return Echoes(EchoConfig(**kw), lambda: f"u{next(ids)}", lambda: 5.0 + time.monotonic() - began)  # type: ignore[arg-type]
+
+
+def test_a_phone_alone_never_waits(clip):
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0))
+
+    async def run() -> None:
+        echoes = _echoes()
+        echoes.speech_open("r", "other-room-phone", 0.0)  # someone speaking in another room changes nothing
+        began = time.monotonic()
+        verdict = await echoes.admit("r2", "A", a)
+        assert verdict.keep and verdict.utterance_id == "u1"
+        assert time.monotonic() - began < 0.05
+
+    asyncio.run(run())
+
+
+def test_the_louder_copy_is_kept_and_the_other_heard_elsewhere(clip):
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+    (b,) = cut(stream([(clip, 0.56, -9)], 5.0, seed=2), net_delay=0.05)
+
+    async def run() -> None:
+        echoes = _echoes()
+        # B is still mid-utterance when A's copy is cut: A waits for it, then wins on level.
+        echoes.speech_open("r", "B", 0.6)
+        echoes.register("r", "A", a)
+        waiting = asyncio.ensure_future(echoes.admit("r", "A", a))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        echoes.speech_open("r", "B", None)
+        echoes.register("r", "B", b)
+        vb = await echoes.admit("r", "B", b)
+        va = await asyncio.wait_for(waiting, 2)
+        assert va.keep and not vb.keep
+        assert vb.utterance_id == va.utterance_id and vb.kept_client == "A"
+        assert 0.09 < va.waited < 0.5
+
+    asyncio.run(run())
+
+
+def test_the_wait_is_bounded(clip):
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0))
+
+    async def run() -> None:
+        echoes = _echoes(max_wait=0.2)
+        echoes.speech_open("r", "B", 0.0)  # B talks on and on (another person)
+        verdict = await asyncio.wait_for(echoes.admit("r", "A", a), 2)
+        assert verdict.keep and 0.15 < verdict.waited < 0.4
+
+    asyncio.run(run())
+
+
+def test_two_people_at_once_are_both_kept(clip, other_person):
+    (a,) = cut(stream([(clip, 0.5, 0), (other_person, 0.8, -15)], 5.0, seed=1))
+    (b,) = cut(stream([(other_person, 0.8, 0), (clip, 0.5, -15)], 5.0, seed=2))
+
+    async def run() -> None:
+        echoes = _echoes()
+        echoes.register("r", "A", a)
+        echoes.register("r", "B", b)
+        va, vb = await asyncio.gather(echoes.admit("r", "A", a), echoes.admit("r", "B", b))
+        assert va.keep and vb.keep and va.utterance_id != vb.utterance_id
+
+    asyncio.run(run())
+
+
+def test_a_phone_that_heard_only_part_never_replaces_the_whole(clip):
+    n = len(clip)
+    first, last = clip * (np.arange(n) < 0.6 * n), clip * (np.arange(n) >= 0.4 * n)
+    (a,) = cut(stream([(first, 0.5, 0)], 5.0, seed=1))  # louder, but only the first 60 %
+    (b,) = cut(stream([(last, 0.5, -6)], 5.0, seed=2))  # the last 60 %
+
+    async def run() -> None:
+        echoes = _echoes()
+        echoes.register("r", "A", a)
+        echoes.register("r", "B", b)
+        va, vb = await asyncio.gather(echoes.admit("r", "A", a), echoes.admit("r", "B", b))
+        assert va.keep and vb.keep
+
+    asyncio.run(run())
+
+
+def test_off_keeps_every_copy(clip):
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+
+    async def run() -> None:
+        echoes = _echoes(enabled=False)
+        echoes.register("r", "A", a)
+        echoes.register("r", "B", a)
+        assert (await echoes.admit("r", "A", a)).keep and (await echoes.admit("r", "B", a)).keep
+
+    asyncio.run(run())
+
+
+# --- through the app: two phones in one room, a listener counting what it gets ---------------------------------
+
+
+def _play(phones: list[tuple[object, np.ndarray]]) -> None:
+    """Send each phone's stream at real-time pace, 20 ms frames, interleaved (as two phones would)."""
+    pcms = [pcm16(audio) for _, audio in phones]
+    began = time.monotonic()
+    for k, i in enumerate(range(0, max(map(len, pcms)), 640)):
+        for (ws, _), pcm in zip(phones, pcms, strict=True):
+            if i < len(pcm):
+                ws.send_bytes(pcm[i : i + 640])  # type: ignore[attr-defined]
+        time.sleep(max(0.0, began + (k + 1) * 0.02 - time.monotonic()))
+
+
+def _next(ws) -> dict:
+    """The next JSON message (the binary frames of synthesized speech skipped)."""
+    while "text" not in (message := ws.receive()):
+        assert "bytes" in message, message
+    return json.loads(message["text"])
+
+
+def _listen(ws, settle: float = 1.5) -> list[dict]:
+    """What the listener got: everything up to the first transcript, then whatever came within `settle` s more."""
+    got: list[dict] = []
+    while not any(m["type"] == "transcript" for m in got):
+        got.append(_next(ws))
+    time.sleep(settle)
+    ws.send_text('{"type": "ping", "id": "end"}')
+    while (m := _next(ws))["type"] != "pong":
+        got.append(m)
+    return got
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("enabled", [True, False])
+def test_one_clip_on_two_phones_is_delivered_once(tmp_path, clip, enabled):
+    settings = Settings(data_dir=tmp_path, engine="test", one_phone_per_voice=enabled)
+    with (
+        BoundedClient(create_app(settings, engine=FakeEngine())) as c,
+        c.websocket_connect("/ws/client") as listener,
+        c.websocket_connect("/ws/client") as near,
+        c.websocket_connect("/ws/client") as far,
+    ):
+        join(listener, "L", "de")
+        near_id = join(near, "Near", "en")["client_id"]
+        far_id = join(far, "Far", "en")["client_id"]
+        a = stream([(clip, 0.3, 0)], 4.5, seed=1)
+        b = stream([(clip, 0.38, -9)], 4.5, seed=2)  # 80 ms later, 9 dB down
+        _play([(near, a), (far, b)])
+        got = _listen(listener)
+    transcripts = [m for m in got if m["type"] == "transcript"]
+    heard = [m for m in got if m["type"] == "heard_by"]
+    if enabled:
+        # Which copy wins (the louder, near one) is unit-tested above; here: one delivery, the other phone named.
+        assert len(transcripts) == 1 and transcripts[0]["client_id"] in {near_id, far_id}
+        other = ({near_id, far_id} - {transcripts[0]["client_id"]}).pop()
+        assert [(h["utterance_id"], h["client_id"]) for h in heard] == [(transcripts[0]["utterance_id"], other)]
+        assert len([m for m in got if m["type"] == "translation"]) == 1
+    else:
+        assert len(transcripts) == 2 and not heard
+
+
+@pytest.mark.timeout(60)
+def test_two_people_at_once_on_two_phones_are_both_delivered(tmp_path, clip, other_person):
+    settings = Settings(data_dir=tmp_path, engine="test")
+    with (
+        BoundedClient(create_app(settings, engine=FakeEngine())) as c,
+        c.websocket_connect("/ws/client") as listener,
+        c.websocket_connect("/ws/client") as one,
+        c.websocket_connect("/ws/client") as two,
+    ):
+        join(listener, "L", "de")
+        ids = {join(one, "One", "en")["client_id"], join(two, "Two", "en")["client_id"]}
+        a = stream([(clip, 0.3, 0), (other_person, 0.5, -15)], 4.5, seed=1)
+        b = stream([(other_person, 0.5, 0), (clip, 0.3, -15)], 4.5, seed=2)
+        _play([(one, a), (two, b)])
+        got = _listen(listener, settle=2.0)
+    transcripts = [m for m in got if m["type"] == "transcript"]
+    assert {m["client_id"] for m in transcripts} == ids
+    assert not [m for m in got if m["type"] == "heard_by"], json.dumps(got)[:2000]
