@@ -204,11 +204,15 @@ class Intake:
                 else:
                     batch.append(item)
             self._backlog_bytes -= sum(len(data) for data, _ in batch)
-            for segment in await loop.run_in_executor(self._hub.vad_executor, _cut_batch, segmenter, batch, end):
+            segments = await loop.run_in_executor(self._hub.vad_executor, _cut_batch, segmenter, batch, end)
+            for segment in segments:
                 self._queue(segment)
             # Other phones' copies of the same speech wait for this one only while it is open (babelfish/echoes.py).
-            since = batch[0][1] if batch else time.monotonic()
-            self._hub.echoes.speech_open(self._room, self._member.participant.id, since if segmenter.speaking else None)
+            me, echoes = self._member.participant.id, self._hub.echoes
+            if segments or not segmenter.speaking:
+                echoes.speech_open(self._room, me, None)
+            if segmenter.speaking:
+                echoes.speech_open(self._room, me, batch[0][1] if batch else time.monotonic())
 
     def _queue(self, segment: Segment) -> None:
         if self._pending.full():

@@ -267,15 +267,75 @@ def part1(seed: int) -> None:
         )
 
 
+def part2(turns: int) -> None:
+    """Real app, fake engine, real VAD, real time: transcript latency_ms of the delivered copies."""
+    from babelfish.app import create_app
+    from babelfish.engines.fake import FakeEngine
+    from tests.audio import SPEECH_CLIP
+    from tests.test_echoes import _next, _play, join, stream
+    from tests.wsclient import BoundedClient
+
+    clip = read_wav(SPEECH_CLIP)
+    period = len(clip) / RATE + 1.5
+
+    def run(enabled: bool, second: str) -> tuple[list[int], int, int]:
+        """`turns` turns from the near phone; the second phone hears nothing ("none"), only room noise ("quiet"),
+        or the same speech 80 ms later and 9 dB down ("echo"). Returns latencies, transcripts, heard_by."""
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(data_dir=Path(tmp), engine="test", one_phone_per_voice=enabled, log_level="warning")
+            with BoundedClient(create_app(settings, engine=FakeEngine())) as c:
+                wss = [c.websocket_connect("/ws/client") for _ in range(3 if second != "none" else 2)]
+                for ws in wss:
+                    ws.__enter__()
+                try:
+                    listener, near = wss[0], wss[1]
+                    join(listener, "L", "de")
+                    near_id = join(near, "Near", "en")["client_id"]
+                    parts = [(clip, 0.3 + k * period, 0) for k in range(turns)]
+                    seconds = 0.3 + turns * period + 0.5
+                    phones = [(near, stream(parts, seconds, seed=1))]
+                    if second != "none":
+                        join(wss[2], "Far", "en")
+                        far = [(x, at + 0.08, -9) for x, at, _ in parts] if second == "echo" else []
+                        phones.append((wss[2], stream(far, seconds, seed=2)))
+                    _play(phones)
+                    got = []
+                    while sum(m["type"] == "transcript" for m in got) < turns:  # each receive bounded (20 s)
+                        got.append(_next(listener))
+                    time.sleep(1.5)
+                    listener.send_text('{"type": "ping", "id": "end"}')
+                    while (m := _next(listener))["type"] != "pong":
+                        got.append(m)
+                finally:
+                    for ws in reversed(wss):
+                        ws.__exit__(None, None, None)
+        ts = [m for m in got if m["type"] == "transcript"]
+        heard = sum(m["type"] == "heard_by" for m in got)
+        return [m["latency_ms"] for m in ts if m["client_id"] == near_id or enabled], len(ts), heard
+
+    print(f"load: {os.getloadavg()[0]:.1f}; {turns} turns of a {len(clip) / RATE:.1f} s clip per run")
+    for second in ("none", "quiet", "echo"):
+        for enabled in (False, True):
+            lat, n, heard = run(enabled, second)
+            print(
+                f"  second phone {second:5s} one-phone {'on ' if enabled else 'off'}: transcripts {n}, heard_by "
+                f"{heard}, latency_ms median {statistics.median(lat) if lat else float('nan'):.0f} "
+                f"(all: {sorted(lat)})"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="12")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--turns", type=int, default=6)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print("load:", os.getloadavg())
     if "1" in args.parts:
         part1(args.seed)
+    if "2" in args.parts:
+        part2(args.turns)
 
 
 if __name__ == "__main__":
