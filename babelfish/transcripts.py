@@ -5,7 +5,8 @@ Memory: each room holds a `RoomTranscript`, made with the room and dropped with 
 keeps its latest hours, never unbounded memory.
 
 Disk: only with `transcript_retention` on. Each room's life gets one JSON Lines file under
-`data_dir/transcripts/` (one line per utterance, written when the utterance is done, off the event loop); files
+`data_dir/transcripts/` (one line per utterance, written when the utterance is done, off the event loop; a revised
+turn adds one more line, with `replaces`: babelfish/revisions.py); files
 older than the retention period are deleted at start and periodically after. With retention off nothing is ever
 written.
 """

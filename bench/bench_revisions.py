@@ -51,7 +51,7 @@ def cut(conv, speaker: str) -> list[Piece]:
     seg = Segmenter(silero_detector(), SegmenterConfig.from_settings(Settings()))
     pcm = (np.clip(track(conv, speaker), -1, 1) * 32767).astype("<i2").tobytes()
     step = SR // 50 * 2
-    out = []
+    out: list[Piece] = []
     for i in range(0, len(pcm), step):
         for s in seg.feed(pcm[i : i + step], (i + step) / 2 / SR):
             out.append(
@@ -99,7 +99,7 @@ def main() -> None:
                 lang = speaker_language(conv, speaker)
                 mine = [t for t in conv.turns if t.clip.speaker == speaker]
                 for piece in cut(conv, speaker):
-                    clip = min(mine, key=lambda t, p=piece: abs(t.end - p.speech_end)).clip
+                    clip = min(mine, key=lambda t, p=piece: abs(t.end - p.speech_end)).clip  # type: ignore[misc]
                     c0 = time.process_time()
                     got = engine.transcribe(
                         Utterance(piece.audio, None if lang == "auto" else lang, (), piece.speech_probs)
