@@ -265,13 +265,13 @@ async def test_a_killed_server_leaves_the_room_and_its_clients_return_through_th
     ann2, dave2 = await asyncio.gather(
         reconnect(cluster.lb_url, "Ann", "en", killed), reconnect(cluster.lb_url, "Dave", "fr", killed)
     )
-    back = time.monotonic() - killed
-    assert back < 5, f"clients back in the room after {back:.1f} s"
+    back = time.monotonic() - killed  # ~1 s on an idle machine; the bound leaves room for a loaded CI runner
+    assert back < 15, f"clients back in the room after {back:.1f} s"
     # The dead server's participants leave the lists (heartbeat TTL), the returned ones are there once each.
     for gone in (ann, dave):
         await bob.wait_for(lambda m, g=gone: m["type"] == "participants" and m["event"] == "leave"
-                           and m["who"]["id"] == g.welcome["client_id"], within=5)  # fmt: skip
-    for _ in range(100):  # bounded: 100 reads of /metrics
+                           and m["who"]["id"] == g.welcome["client_id"], within=10)  # fmt: skip
+    for _ in range(200):  # bounded: 200 reads of /metrics, 10 s or more
         if (clients := (await cluster.metrics(cluster.b))["clients"]) == 3:
             break
         await asyncio.sleep(0.05)
@@ -284,7 +284,7 @@ async def test_a_killed_server_leaves_the_room_and_its_clients_return_through_th
         await peer.close()
 
 
-async def reconnect(url: str, name: str, language: str, since: float, within: float = 5) -> Peer:
+async def reconnect(url: str, name: str, language: str, since: float, within: float = 15) -> Peer:
     """What the page does after a dropped connection: try again until it is back (bounded)."""
     while True:
         try:

@@ -101,7 +101,7 @@ def test_slow_reader_is_dropped_others_unaffected(tmp_path, speech_pcm):
     gets everything, and a restart does not wait for the stuck client (it cannot even take a close frame)."""
     from babelfish.cli import _Server
 
-    # A burst of 12 utterances, faster than real time: none shed or dropped here, this is about the reader.
+    # 12 utterances, faster than real time: none shed or dropped here, this is about the reader.
     settings = Settings(data_dir=tmp_path, send_queue_max=4, inference_max_wait_seconds=60, pending_utterances_max=12)
     app = create_app(settings, engine=FakeEngine(tone_seconds=20.0))  # ~880 kB per audio message
     sock = socket.socket()
@@ -138,13 +138,25 @@ def test_slow_reader_is_dropped_others_unaffected(tmp_path, speech_pcm):
                     elif (m := json.loads(frame))["type"] == "participants" and m["event"] == "leave":
                         leaves.append(m)
 
+            async def until_good_has(n: int) -> None:
+                deadline = time.monotonic() + 30
+                while audio < n:
+                    if reader.done():
+                        reader.result()  # its error, if it failed
+                    assert time.monotonic() < deadline, f"the reading listener got {audio} of {n} audio messages"
+                    await asyncio.sleep(0.01)
+
             reader = asyncio.create_task(read_good())
-            for _ in range(utterances):
+            for i in range(utterances):
                 for frame in frames(speech_pcm[:16000] + silence(0.1)):
                     await speaker.send(frame)
                 await speaker.send('{"type": "end_utterance"}')
-                await asyncio.sleep(0.05)
-            await asyncio.wait_for(reader, 60)  # every utterance's audio, and the slow client's leave
+                # The next one once the reading listener has this one's audio: it is then never more than one
+                # utterance (3 messages) behind, whatever the machine's load, while the one that does not read
+                # falls further behind with each. (A free-running burst evicted the reader too on a loaded machine
+                # when it fell 4 messages behind.)
+                await until_good_has(i + 1)
+            await asyncio.wait_for(reader, 30)  # the slow client's leave
             assert leaves[0]["count"] == 2  # the reader and the speaker are still there
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 metrics = (await http.get("/metrics")).json()

@@ -317,7 +317,10 @@ def test_audio_flood_is_throttled_not_fatal(tmp_path, speech_pcm):
     settings = Settings(data_dir=tmp_path, max_audio_rate=1.0, audio_burst_seconds=2.0)
     with BoundedClient(create_app(settings, engine=FakeEngine())) as c, c.websocket_connect("/ws/client") as a:
         join(a, "A", "en")
-        for frame in frames(silence(3)):  # 3 s of audio at once: over the 2 s burst
+        # 20 s of audio at once, ten times the 2 s burst. The bucket refills by wall-clock time between the frames'
+        # arrivals at the server, so a flood only just over the burst (3 s) passed when a loaded machine spread
+        # its 150 frames over more than a second; this one is refused unless they take 18 s to arrive.
+        for frame in frames(silence(20), ms=1000):
             a.send_bytes(frame)
         msg = a.receive_json()
         assert (msg["type"], msg["code"]) == ("error", "audio_too_fast")
