@@ -34,6 +34,7 @@ import numpy as np
 import psutil
 import websockets
 
+from bench.realtime import reading, send_paced
 from tests.serverproc import ServerProcess
 
 CLIP = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav")
@@ -74,31 +75,20 @@ async def run_client(url: str, c: Client, args: argparse.Namespace, speech: byte
             welcome = json.loads(await ws.recv())
             c.my_id = welcome["client_id"]
 
-            async def reader() -> None:
-                async for frame in ws:
-                    if isinstance(frame, bytes):
-                        continue
-                    msg = json.loads(frame)
-                    now = time.monotonic()
-                    if msg["type"] == "transcript" and msg["speaker"]["id"] == c.my_id:
-                        c.got.append(now)
-                    elif msg["type"] == "notice" and msg.get("code") == "dropped_utterance":
-                        c.shed += 1
-                    elif msg["type"] == "pong" and msg.get("id") in pending_pings:
-                        c.pings.append(now - pending_pings.pop(msg["id"]))
+            def on_message(msg: dict[str, Any], now: float) -> None:
+                if msg["type"] == "transcript" and msg["speaker"]["id"] == c.my_id:
+                    c.got.append(now)
+                elif msg["type"] == "notice" and msg.get("code") == "dropped_utterance":
+                    c.shed += 1
+                elif msg["type"] == "pong" and msg.get("id") in pending_pings:
+                    c.pings.append(now - pending_pings.pop(msg["id"]))
 
-            read = asyncio.create_task(reader())
-            t = time.monotonic() + (c.index % 10) * 0.1  # staggered starts: people do not all talk in sync
-            next_ping = t + 2.0
-            try:
+            async with reading(ws, on_message):
+                t = time.monotonic() + (c.index % 10) * 0.1  # staggered starts: people do not all talk in sync
+                next_ping = t + 2.0
                 while t < stop:
                     for part, is_speech in ((speech, True), (pause, False)):
-                        for i in range(0, len(part), step):
-                            delay = t - time.monotonic()
-                            if delay > 0:
-                                await asyncio.sleep(delay)
-                            await ws.send(part[i : i + step])
-                            t += args.frame_ms / 1000
+                        t = await send_paced(ws, part, t, step, args.frame_ms / 1000)
                         if is_speech:
                             c.sent_ends.append(time.monotonic())
                         if t >= next_ping:
@@ -106,9 +96,6 @@ async def run_client(url: str, c: Client, args: argparse.Namespace, speech: byte
                             await ws.send(json.dumps({"type": "ping", "id": str(next_ping)}))
                             next_ping += 2.0
                 await asyncio.sleep(3.0)  # the last utterance's answer
-            finally:
-                read.cancel()
-                await asyncio.gather(read, return_exceptions=True)
     except websockets.ConnectionClosed as exc:
         c.closed = f"{exc.rcvd.code if exc.rcvd else 'no close frame'} {exc.rcvd.reason if exc.rcvd else ''}".strip()
     except (OSError, TimeoutError) as exc:

@@ -24,11 +24,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import websockets
 
+from bench.realtime import reading, send_paced
 from tests.audio import librivox_clips
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip
 from tests.serverproc import ServerProcess
@@ -62,43 +64,28 @@ async def talk(url: str, s: Speaker, stop: float, ready: asyncio.Barrier) -> Non
             await ws.send(json.dumps({"type": "join", "name": f"p{s.index}", "language": s.lang, "room": "talk"}))
             s.my_id = json.loads(await ws.recv())["client_id"]
 
-            async def reader() -> None:
-                async for frame in ws:
-                    if isinstance(frame, bytes):
-                        continue
-                    msg = json.loads(frame)
-                    now = time.monotonic()
-                    if msg["type"] == "transcript" and msg["speaker"]["id"] == s.my_id:
-                        s.transcripts.append((now, msg["utterance_id"]))
-                    elif msg["type"] == "translation":
-                        s.translations.append((now, msg["utterance_id"]))
-                    elif msg["type"] == "notice" and msg.get("reason") == "server_busy":
-                        s.shed.append(now)
+            def on_message(msg: dict[str, Any], now: float) -> None:
+                if msg["type"] == "transcript" and msg["speaker"]["id"] == s.my_id:
+                    s.transcripts.append((now, msg["utterance_id"]))
+                elif msg["type"] == "translation":
+                    s.translations.append((now, msg["utterance_id"]))
+                elif msg["type"] == "notice" and msg.get("reason") == "server_busy":
+                    s.shed.append(now)
 
-            read = asyncio.create_task(reader())
-            await ready.wait()
-            t = time.monotonic() + rng.uniform(0, 2)
-            k = 0
-            try:
+            async with reading(ws, on_message):
+                await ready.wait()
+                t = time.monotonic() + rng.uniform(0, 2)
+                k = 0
                 while t < stop:
                     clip = s.clips[k % len(s.clips)]
                     k += 1
                     pause = bytes(int(rng.uniform(0.5, 2.5) * 16000) * 2)
-                    for part in (clip, pause):
-                        for i in range(0, len(part), FRAME * 2):
-                            delay = t - time.monotonic()
-                            if delay > 0:
-                                await asyncio.sleep(delay)
-                            await ws.send(part[i : i + FRAME * 2])
-                            t += 0.02
-                        if part is clip:
-                            s.ends.append(time.monotonic())
+                    t = await send_paced(ws, clip, t, FRAME * 2, 0.02)
+                    s.ends.append(time.monotonic())
+                    t = await send_paced(ws, pause, t, FRAME * 2, 0.02)
                 for _ in range(int(10 / 0.02)):  # silence while the last answers come in
                     await ws.send(silence)
                     await asyncio.sleep(0.02)
-            finally:
-                read.cancel()
-                await asyncio.gather(read, return_exceptions=True)
     except websockets.ConnectionClosed as exc:
         s.closed = f"{exc.rcvd.code if exc.rcvd else 'none'} {exc.rcvd.reason if exc.rcvd else ''}"
 

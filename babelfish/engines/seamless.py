@@ -379,19 +379,11 @@ class SeamlessEngine:
 
         model, config = self.model, self.model.config
         pad = model.generation_config.pad_token_id
-        rows = [enc.tokens[c] for c in codes]
-        lengths = torch.tensor([len(r) for r in rows], device=self.device)
-        ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad)
-        batch = len(codes)
         with torch.inference_mode():
             # The unit model reads the text decoder's states for [start, lang, text...] (as transformers' own S2ST
             # does, minus the end of sentence); right padding is harmless under the causal mask.
-            hidden = enc.hidden.expand(batch, -1, -1)
-            states = model.text_decoder(
-                input_ids=ids,
-                encoder_hidden_states=hidden,
-                encoder_attention_mask=torch.ones(hidden.shape[:2], dtype=torch.long, device=self.device),
-            ).last_hidden_state
+            ids, lengths, states = self._text_states(enc, [enc.tokens[c] for c in codes])
+            batch = len(codes)
             text_ids = ids[:, 2:]
             subwords = model._indices_to_subwords(text_ids)
             char_counts = model._count_character_length_in_subword(text_ids, subwords, pad_token_id=pad)
@@ -404,20 +396,9 @@ class SeamlessEngine:
             )
             units = t2u[0].argmax(dim=-1)
             valid = t2u[1].bool()
-            # Units the vocoder knows: control symbols (bos/pad/eos/unk, below the offset) and ids past its table are
-            # dropped rather than handed to the vocoder's embedding, where they would crash it.
-            offset, unit_pad = config.vocoder_offset, config.t2u_pad_token_id
-            vocab = config.unit_hifi_gan_vocab_size
+            offset, vocab = config.vocoder_offset, config.unit_hifi_gan_vocab_size
             kept = [u[m & (u >= offset) & (u < offset + vocab)] - offset for u, m in zip(units, valid, strict=True)]
-            voiced = [i for i, u in enumerate(kept) if len(u)]
-            if not voiced:
-                return {}
-            unit_ids = torch.nn.utils.rnn.pad_sequence([kept[i] for i in voiced], batch_first=True,
-                                                       padding_value=unit_pad)  # fmt: skip
-            lang = torch.tensor([[self.vocoder_ids[codes[i]]] for i in voiced], device=self.device)
-            speaker = torch.zeros_like(lang)
-            wave, wave_lengths = model.vocoder(input_ids=unit_ids, speaker_id=speaker, lang_id=lang)
-        return _pcm(wave, wave_lengths, [codes[i] for i in voiced])
+            return self._vocode(kept, codes, speaker_arg="speaker_id")
 
     def _speak_v1(self, enc: _Encoded, codes: Sequence[str]) -> dict[str, np.ndarray]:
         """v1: the autoregressive unit decoder, batched over the targets, then the vocoder (as transformers' own
@@ -425,20 +406,11 @@ class SeamlessEngine:
         import torch
 
         model, config = self.model, self.model.config
-        gen = model.generation_config
-        pad, eos = gen.pad_token_id, gen.eos_token_id
-        # The unit model reads the text decoder's states for [start, lang, text..., eos], as transformers' v1 does.
-        rows = [torch.cat([enc.tokens[c], enc.tokens[c].new_tensor([eos])]) for c in codes]
-        lengths = torch.tensor([len(r) for r in rows], device=self.device)
-        ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad)
-        batch = len(codes)
+        eos = model.generation_config.eos_token_id
         with torch.inference_mode():
-            hidden = enc.hidden.expand(batch, -1, -1)
-            states = model.text_decoder(
-                input_ids=ids,
-                encoder_hidden_states=hidden,
-                encoder_attention_mask=torch.ones(hidden.shape[:2], dtype=torch.long, device=self.device),
-            ).last_hidden_state
+            # The unit model reads the text decoder's states for [start, lang, text..., eos], as transformers' v1 does.
+            rows = [torch.cat([enc.tokens[c], enc.tokens[c].new_tensor([eos])]) for c in codes]
+            ids, lengths, states = self._text_states(enc, rows)
             mask = (torch.arange(ids.shape[1], device=self.device)[None, :] < lengths[:, None]).long()
             # Each row starts the unit decoder with its own language: one batch serves every target language.
             prefix = torch.tensor([[config.t2u_eos_token_id, self.t2u_ids[c]] for c in codes], device=self.device)
@@ -452,15 +424,38 @@ class SeamlessEngine:
             for row in units:
                 stop = ((row == config.t2u_eos_token_id) | (row == unit_pad)).nonzero()
                 row = row[: int(stop[0, 0])] if len(stop) else row
-                # control symbols (below the offset) and ids past the vocoder's table would crash its embedding
                 kept.append(row[(row >= offset) & (row < offset + vocab)] - offset)
-            voiced = [i for i, u in enumerate(kept) if len(u)]
-            if not voiced:
-                return {}
-            unit_ids = torch.nn.utils.rnn.pad_sequence([kept[i] for i in voiced], batch_first=True,
-                                                       padding_value=unit_pad)  # fmt: skip
-            lang = torch.tensor([[self.vocoder_ids[codes[i]]] for i in voiced], device=self.device)
-            wave, wave_lengths = model.vocoder(input_ids=unit_ids, spkr_id=torch.zeros_like(lang), lang_id=lang)
+            return self._vocode(kept, codes, speaker_arg="spkr_id")
+
+    def _text_states(self, enc: _Encoded, rows: list[Any]) -> tuple[Any, Any, Any]:
+        """(ids, lengths, states): `rows` right-padded, and the text decoder's states for them, which the unit model
+        reads. Under the caller's inference_mode."""
+        import torch
+
+        lengths = torch.tensor([len(r) for r in rows], device=self.device)
+        pad = self.model.generation_config.pad_token_id
+        ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=pad)
+        hidden = enc.hidden.expand(len(rows), -1, -1)
+        states = self.model.text_decoder(
+            input_ids=ids,
+            encoder_hidden_states=hidden,
+            encoder_attention_mask=torch.ones(hidden.shape[:2], dtype=torch.long, device=self.device),
+        ).last_hidden_state
+        return ids, lengths, states
+
+    def _vocode(self, kept: list[Any], codes: Sequence[str], speaker_arg: str) -> dict[str, np.ndarray]:
+        """The vocoder over each target's units (vocoder ids, control symbols already dropped: they would crash its
+        embedding); targets left with no unit get no speech. v1 and v2 name the speaker argument differently."""
+        import torch
+
+        voiced = [i for i, u in enumerate(kept) if len(u)]
+        if not voiced:
+            return {}
+        unit_ids = torch.nn.utils.rnn.pad_sequence([kept[i] for i in voiced], batch_first=True,
+                                                   padding_value=self.model.config.t2u_pad_token_id)  # fmt: skip
+        lang = torch.tensor([[self.vocoder_ids[codes[i]]] for i in voiced], device=self.device)
+        speaker = {speaker_arg: torch.zeros_like(lang)}
+        wave, wave_lengths = self.model.vocoder(input_ids=unit_ids, lang_id=lang, **speaker)
         return _pcm(wave, wave_lengths, [codes[i] for i in voiced])
 
     # --- helpers ---

@@ -29,33 +29,13 @@ SENTENCES = [
 ]
 
 
-def build_tiny_seamless(
-    folder: Path,
-    seed: int = 0,
-    text_langs: Sequence[str] = TEXT_LANGS,
-    speech_langs: Sequence[str] = SPEECH_LANGS,
-    size: str = "tiny",
-    device: str = "cpu",
-) -> Path:
-    """Write a random SeamlessM4Tv2 model + tokenizer + feature extractor into `folder`; returns `folder`.
-
-    `size="large"` keeps the tiny tokenizer but gives the model facebook/seamless-m4t-v2-large's shapes (2.3B
-    parameters, saved in fp16) so benchmarks time real-sized compute; build it on `device="cuda"` where there is one.
-    """
+def _tiny_tokenizer(work: Path, text_langs: Sequence[str]) -> tuple[Any, dict[str, int], list[str]]:
+    """A ~120-piece sentencepiece tokenizer trained in `work`, in NLLB's id layout, with a `__code__` token per
+    language: (tokenizer, vocab, language tokens)."""
     import sentencepiece as spm
-    import torch
-    from transformers import (
-        GenerationConfig,
-        SeamlessM4TFeatureExtractor,
-        SeamlessM4TProcessor,
-        SeamlessM4TTokenizer,
-        SeamlessM4Tv2Config,
-        SeamlessM4Tv2Model,
-    )
+    from transformers import SeamlessM4TTokenizer
 
-    folder.mkdir(parents=True, exist_ok=True)
-    work = folder / "_spm"
-    work.mkdir(exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES * 10))
     # NLLB's sentencepiece layout: unk=0, bos=1, eos=2, no pad; the tokenizer shifts ids by one for <pad>=0.
@@ -70,7 +50,57 @@ def build_tiny_seamless(
     tokenizer = SeamlessM4TTokenizer.from_pretrained(
         str(tok_dir), additional_special_tokens=lang_tokens, src_lang="eng", tgt_lang="deu"
     )
-    vocab = tokenizer.get_vocab()
+    return tokenizer, tokenizer.get_vocab(), lang_tokens
+
+
+def _pin_heads(model: Any, vocab: dict[str, int], lang_tokens: list[str], controls: list[int], device: str) -> None:
+    """Steer the random heads (under no_grad): the unit head never emits the control ids `controls` (pin
+    channel 0 of the t2u decoder's last layer norm to 1 and give those rows a -1e4 weight on it, or some seeds hand
+    the vocoder a negative unit id, or it stops at once); large language-token embeddings in the text decoder make
+    each language decode to its own text; the text head is kept off pad/unk/bos and the language tokens with the
+    same pinned channel (the text would decode to nothing otherwise) and off ids past the tokenizer."""
+    import torch
+
+    norm = model.t2u_model.model.decoder.layer_norm
+    norm.weight[0], norm.bias[0] = 0.0, 1.0
+    head = model.t2u_model.lm_head.weight
+    head[:, 0] = 0.0
+    head[controls, 0] = -1e4
+    lang_ids = [vocab[token] for token in lang_tokens]
+    hidden = model.config.hidden_size
+    model.text_decoder.embed_tokens.weight[lang_ids] = torch.randn(len(lang_ids), hidden, device=device)
+    norm = model.text_decoder.layer_norm
+    norm.weight[0], norm.bias[0] = 0.0, 1.0
+    model.lm_head.weight[:, 0] = 0.0
+    model.lm_head.weight[[0, 1, 2, *lang_ids], 0] = -1e4
+    model.lm_head.weight[len(vocab) :, 0] = -1e4
+
+
+def build_tiny_seamless(
+    folder: Path,
+    seed: int = 0,
+    text_langs: Sequence[str] = TEXT_LANGS,
+    speech_langs: Sequence[str] = SPEECH_LANGS,
+    size: str = "tiny",
+    device: str = "cpu",
+) -> Path:
+    """Write a random SeamlessM4Tv2 model + tokenizer + feature extractor into `folder`; returns `folder`.
+
+    `size="large"` keeps the tiny tokenizer but gives the model facebook/seamless-m4t-v2-large's shapes (2.3B
+    parameters, saved in fp16) so benchmarks time real-sized compute; build it on `device="cuda"` where there is one.
+    """
+    import torch
+    from transformers import (
+        GenerationConfig,
+        SeamlessM4TFeatureExtractor,
+        SeamlessM4TProcessor,
+        SeamlessM4Tv2Config,
+        SeamlessM4Tv2Model,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    work = folder / "_spm"
+    tokenizer, vocab, lang_tokens = _tiny_tokenizer(work, text_langs)
     vocab_size = max(vocab.values()) + 1
 
     chars = sorted({ch for piece in vocab for ch in piece})
@@ -100,24 +130,7 @@ def build_tiny_seamless(
     with torch.device(device):
         model = SeamlessM4Tv2Model(config).eval()
     with torch.no_grad():
-        # Keep the random unit head off the control ids 0/2/3 (bos/eos/unk): pin channel 0 of the t2u decoder's last
-        # layer norm to 1 and give those rows a -1e4 weight on it, or some seeds hand the vocoder a negative unit id.
-        norm = model.t2u_model.model.decoder.layer_norm
-        norm.weight[0], norm.bias[0] = 0.0, 1.0
-        head = model.t2u_model.lm_head.weight
-        head[:, 0] = 0.0
-        head[[0, 2, 3], 0] = -1e4
-
-        # Make the target language matter, so each language decodes to its own text: large language-token embeddings
-        # in the text decoder, and the text head kept off the language tokens and pad/unk/bos with the same pinned
-        # channel trick (the text would decode to nothing otherwise).
-        lang_ids = [vocab[token] for token in lang_tokens]
-        model.text_decoder.embed_tokens.weight[lang_ids] = torch.randn(len(lang_ids), config.hidden_size, device=device)
-        norm = model.text_decoder.layer_norm
-        norm.weight[0], norm.bias[0] = 0.0, 1.0
-        model.lm_head.weight[:, 0] = 0.0
-        model.lm_head.weight[[0, 1, 2, *lang_ids], 0] = -1e4
-        model.lm_head.weight[len(vocab) :, 0] = -1e4  # a large model's ids past the tiny tokenizer
+        _pin_heads(model, vocab, lang_tokens, [0, 2, 3], device)  # bos/eos/unk
 
     # A fresh GenerationConfig: one derived from the model config silently drops these tables on reload.
     generation = GenerationConfig(
@@ -169,7 +182,6 @@ def make_tiny_seamless_v1(
     `size="medium"` gives the model facebook/hf-seamless-m4t-medium's text shapes (hidden 1024, 12+12 layers, FFN 4096;
     speech encoder 12 layers, unit model 4+4) with the tiny tokenizer, so benchmarks time real-sized compute.
     """
-    import sentencepiece as spm
     import torch
     from transformers import (
         GenerationConfig,
@@ -177,23 +189,9 @@ def make_tiny_seamless_v1(
         SeamlessM4TFeatureExtractor,
         SeamlessM4TModel,
         SeamlessM4TProcessor,
-        SeamlessM4TTokenizer,
     )
 
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "corpus.txt").write_text("\n".join(SENTENCES * 10))
-    spm.SentencePieceTrainer.train(
-        input=str(work / "corpus.txt"), model_prefix=str(work / "sentencepiece.bpe"), vocab_size=120,
-        model_type="bpe", unk_id=0, bos_id=1, eos_id=2, pad_id=-1, character_coverage=1.0, minloglevel=2,
-    )  # fmt: skip
-    tok_dir = work / "tok"
-    tok_dir.mkdir(exist_ok=True)
-    (tok_dir / "sentencepiece.bpe.model").write_bytes((work / "sentencepiece.bpe.model").read_bytes())
-    lang_tokens = [f"__{code}__" for code in text_langs]
-    tokenizer = SeamlessM4TTokenizer.from_pretrained(
-        str(tok_dir), additional_special_tokens=lang_tokens, src_lang="eng", tgt_lang="deu"
-    )
-    vocab = tokenizer.get_vocab()
+    tokenizer, vocab, lang_tokens = _tiny_tokenizer(work, text_langs)
     vocab_size = max(vocab.values()) + 1
     t2u_vocab, vocoder_offset = 40, 4
     if size == "medium":
@@ -221,21 +219,8 @@ def make_tiny_seamless_v1(
     torch.manual_seed(seed)
     model = SeamlessM4TModel(config).eval()
     with torch.no_grad():
-        # The same pinned-channel trick as v2: the random unit decoder never emits the control ids 0-3 (bos/pad/eos/
-        # unk), so it speaks until its cap instead of stopping at once; the text head avoids pad/unk/bos and the
-        # language tokens, and large language embeddings make each language decode to its own text.
-        norm = model.t2u_model.model.decoder.layer_norm
-        norm.weight[0], norm.bias[0] = 0.0, 1.0
-        head = model.t2u_model.lm_head.weight
-        head[:, 0] = 0.0
-        head[[0, 1, 2, 3], 0] = -1e4
-        lang_ids = [vocab[token] for token in lang_tokens]
-        model.text_decoder.embed_tokens.weight[lang_ids] = torch.randn(len(lang_ids), config.hidden_size)
-        norm = model.text_decoder.layer_norm
-        norm.weight[0], norm.bias[0] = 0.0, 1.0
-        model.lm_head.weight[:, 0] = 0.0
-        model.lm_head.weight[[0, 1, 2, *lang_ids], 0] = -1e4
-        model.lm_head.weight[len(vocab) :, 0] = -1e4
+        # As v2, and the unit decoder also never emits pad (1): it speaks until its cap instead of stopping at once.
+        _pin_heads(model, vocab, lang_tokens, [0, 1, 2, 3], "cpu")
 
     generation = GenerationConfig(
         decoder_start_token_id=3, bos_token_id=2, eos_token_id=3, pad_token_id=0,
