@@ -127,6 +127,14 @@ def test_few_words_in_long_voice_with_whisper_doubting_is_babble():
     assert is_speech(Recognized("Yes.", "en", -0.6, 0.5), sure_short)  # a one-word turn is short, not sparse
 
 
+def test_a_low_score_alone_drops_no_turn_both_views_are_sure_of():
+    sure, unsure = Voicing(0.98, 0.67), Voicing(0.85, 0.67)
+    assert is_speech(Recognized("Fang again", "en", -2.01, 0.04), sure)  # misheard, but said: the turn goes out
+    assert not is_speech(Recognized("Fang again", "en", -2.01, 0.04), unsure)
+    assert not is_speech(Recognized("Fang again", "en", -2.01, 0.04), None)
+    assert not is_speech(Recognized("The", "en", -6.5, 0.46), Voicing(0.99, 3.7))  # babble: Whisper doubts it
+
+
 # --- the real models ---
 
 

@@ -69,7 +69,13 @@ def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
         return "weak voicing"
     if voicing is not None and _sparse(rec.text, voicing) and rec.no_speech_prob > NO_SPEECH_WITH_SPARSE_WORDS:
         return "few words for the voice"
-    return None if rec.avg_logprob > LOGPROB_FLOOR else "low log-probability"
+    if rec.avg_logprob > LOGPROB_FLOOR:
+        return None
+    # A low score alone drops nothing both views are sure is speech: short turns ("Sure.", "Fail again.") scored
+    # under the floor in the server (-2.0 to -2.2, no-speech 0.01-0.04, voiced confidence 0.98-0.99), while every
+    # babble segment under it had a no-speech probability of 0.36 or more (docs/benchmarks.md).
+    sure = voicing is not None and voicing.confidence >= WEAK_VOICING
+    return None if sure and rec.no_speech_prob <= NO_SPEECH_WITH_WEAK_VOICING else "low log-probability"
 
 
 def _sparse(text: str, voicing: Voicing) -> bool:
