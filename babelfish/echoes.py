@@ -21,7 +21,8 @@ Waiting for a competing copy costs latency, so a copy waits only while another p
 open (its VAD is inside an utterance that began before this copy ended) or holds an undecided better matching copy,
 and never longer than `max_wait`. A phone alone in a room, or the only one hearing anything, never waits.
 
-Bounds: each room keeps its copies for `HORIZON` seconds, at most `MAX_COPIES` (the oldest go).
+Bounds: each room keeps its copies for `HORIZON` seconds, at most `MAX_COPIES` (the oldest go); a room's state goes
+when its phones are quiet and its copies expired. `kept_waits` holds the last waits of kept copies (for benches).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ FRAME = 400  # 25 ms analysis window
 NFFT = 512
 BAND_EDGES_HZ = (150, 300, 500, 800, 1200, 1700, 2400, 3200, 4000)  # 8 bands where phones pick up speech well
 SLACK = 0.15  # seconds two phones' arrival times of the same sound may differ by, for coverage
-HORIZON = 30.0  # seconds a copy is remembered for late rivals
+HORIZON = 10.0  # seconds a copy (its audio) is remembered for late rivals: a phone's queue is seconds at most
 MAX_COPIES = 64  # per room
 
 
@@ -239,6 +240,7 @@ class Echoes:
         self._new_id = new_id
         self._clock = clock
         self._rooms: dict[str, _Room] = {}
+        self.kept_waits: deque[float] = deque(maxlen=1000)  # seconds each kept copy waited for its verdict
 
     def speech_open(self, room: str, client_id: str, since: float | None) -> None:
         """A client's VAD is inside an utterance since `since` (None: it is not)."""
@@ -288,6 +290,8 @@ class Echoes:
                 if verdict is not None:
                     verdict = Verdict(verdict.keep, verdict.utterance_id, verdict.kept_client, now - began)
                     copy.verdict = verdict
+                    if verdict.keep:
+                        self.kept_waits.append(verdict.waited)
                     return verdict
                 changed = state.changed
                 try:

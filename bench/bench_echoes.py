@@ -202,6 +202,8 @@ def part1(seed: int) -> None:
         f"{merged}/{runs}, extra copies delivered (misses) {extra}"
     )
 
+    waits_a, waits = waits, []
+    waits_b: list[float] = []
     # (b) two people at once: which person each copy is (the louder of the two in its span, known from the mix)
     runs = lost = doubled = 0
     pairs = [(x, y) for x, y in itertools.combinations(clips, 2) if x[0] != y[0]]
@@ -228,7 +230,7 @@ def part1(seed: int) -> None:
             heard[person] += 1
         lost += sum(n == 0 for n in heard.values())
         doubled += sum(n > 1 for n in heard.values())
-        waits.extend(v.waited for _, v in delivered(out))
+        waits_b.extend(v.waited for _, v in delivered(out))
     print(
         f"(b) two people at once on two phones (each phone hears the other person 15 dB down): {runs} runs, "
         f"{2 * runs} people: lost (false merge) {lost}, delivered twice {doubled}"
@@ -257,14 +259,16 @@ def part1(seed: int) -> None:
             out = asyncio.run(decide(cuts, config))
             runs += 1
             k = len(delivered(out))
+            waits.extend(v.waited for _, v in delivered(out))
             once += k == 1
             twice += k >= 2
         print(f"(c) {label}: {runs} runs, delivered once {once}, twice or more {twice}")
-    if waits:
-        print(
-            f"kept copies' wait for a rival: median {statistics.median(waits) * 1000:.0f} ms, "
-            f"p95 {np.percentile(waits, 95) * 1000:.0f} ms, max {max(waits) * 1000:.0f} ms"
-        )
+    for label, w in (("(a)", waits_a), ("(b)", waits_b), ("(c)", waits)):
+        if w:
+            print(
+                f"{label} kept copies' wait for a rival: median {statistics.median(w) * 1000:.0f} ms, "
+                f"p95 {np.percentile(w, 95) * 1000:.0f} ms, max {max(w) * 1000:.0f} ms"
+            )
 
 
 def part2(turns: int) -> None:
@@ -278,7 +282,7 @@ def part2(turns: int) -> None:
     clip = read_wav(SPEECH_CLIP)
     period = len(clip) / RATE + 1.5
 
-    def run(enabled: bool, second: str) -> tuple[list[int], int, int]:
+    def run(enabled: bool, second: str) -> tuple[list[int], int, int, list[float]]:
         """`turns` turns from the near phone; the second phone hears nothing ("none"), only room noise ("quiet"),
         or the same speech 80 ms later and 9 dB down ("echo"). Returns latencies, transcripts, heard_by."""
         with tempfile.TemporaryDirectory() as tmp:
@@ -309,18 +313,20 @@ def part2(turns: int) -> None:
                 finally:
                     for ws in reversed(wss):
                         ws.__exit__(None, None, None)
+                waits = list(c.app.state.hub.echoes.kept_waits)  # type: ignore[attr-defined]
         ts = [m for m in got if m["type"] == "transcript"]
         heard = sum(m["type"] == "heard_by" for m in got)
-        return [m["latency_ms"] for m in ts if m["client_id"] == near_id or enabled], len(ts), heard
+        return [m["latency_ms"] for m in ts if m["client_id"] == near_id or enabled], len(ts), heard, waits
 
     print(f"load: {os.getloadavg()[0]:.1f}; {turns} turns of a {len(clip) / RATE:.1f} s clip per run")
     for second in ("none", "quiet", "echo"):
         for enabled in (False, True):
-            lat, n, heard = run(enabled, second)
+            lat, n, heard, waits = run(enabled, second)
+            waited = f", kept copies waited (ms) {sorted(round(w * 1000) for w in waits)}" if enabled else ""
             print(
                 f"  second phone {second:5s} one-phone {'on ' if enabled else 'off'}: transcripts {n}, heard_by "
                 f"{heard}, latency_ms median {statistics.median(lat) if lat else float('nan'):.0f} "
-                f"(all: {sorted(lat)})"
+                f"(all: {sorted(lat)}){waited}"
             )
 
 
