@@ -76,6 +76,24 @@ def _pin_heads(model: Any, vocab: dict[str, int], lang_tokens: list[str], contro
     model.lm_head.weight[len(vocab) :, 0] = -1e4
 
 
+def _tiny_shapes(vocab_size: int, t2u_vocab: int, vocoder_offset: int, speech_langs: int) -> dict[str, Any]:
+    """The tiny shapes v1 and v2 configs share: one layer and a couple of heads everywhere, a small vocoder."""
+    return dict(
+        vocab_size=vocab_size, t2u_vocab_size=t2u_vocab, hidden_size=16,
+        encoder_layers=1, decoder_layers=1, encoder_ffn_dim=32, decoder_ffn_dim=32,
+        encoder_attention_heads=2, decoder_attention_heads=2,
+        speech_encoder_layers=1, speech_encoder_attention_heads=2, speech_encoder_intermediate_size=32,
+        t2u_encoder_layers=1, t2u_decoder_layers=1, t2u_encoder_ffn_dim=32, t2u_decoder_ffn_dim=32,
+        t2u_encoder_attention_heads=2, t2u_decoder_attention_heads=2,
+        max_position_embeddings=256, t2u_max_position_embeddings=512,
+        upsample_initial_channel=64, upsample_rates=(5, 4, 4, 2, 2), upsample_kernel_sizes=(11, 8, 8, 4, 4),
+        resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),),
+        unit_hifi_gan_vocab_size=t2u_vocab - vocoder_offset, unit_embed_dim=16, lang_embed_dim=4, spkr_embed_dim=4,
+        vocoder_num_langs=speech_langs, vocoder_num_spkrs=2, vocoder_offset=vocoder_offset,
+        variance_predictor_kernel_size=3, max_new_tokens=24, tie_word_embeddings=False,
+    )  # fmt: skip
+
+
 def build_tiny_seamless(
     folder: Path,
     seed: int = 0,
@@ -111,19 +129,9 @@ def build_tiny_seamless(
     else:
         t2u_vocab, vocoder_offset = 40, 4
         config = SeamlessM4Tv2Config(
-            vocab_size=vocab_size, t2u_vocab_size=t2u_vocab, char_vocab_size=len(chars) + 4, hidden_size=16,
-            encoder_layers=1, decoder_layers=1, encoder_ffn_dim=32, decoder_ffn_dim=32,
-            encoder_attention_heads=2, decoder_attention_heads=2,
-            speech_encoder_layers=1, speech_encoder_attention_heads=2, speech_encoder_intermediate_size=32,
-            t2u_encoder_layers=1, t2u_decoder_layers=1, t2u_encoder_ffn_dim=32, t2u_decoder_ffn_dim=32,
-            t2u_encoder_attention_heads=2, t2u_decoder_attention_heads=2,
+            **_tiny_shapes(vocab_size, t2u_vocab, vocoder_offset, len(speech_langs)),
+            char_vocab_size=len(chars) + 4,
             t2u_variance_predictor_embed_dim=16, t2u_variance_predictor_hidden_dim=16,
-            max_position_embeddings=256, t2u_max_position_embeddings=512,
-            upsample_initial_channel=64, upsample_rates=(5, 4, 4, 2, 2), upsample_kernel_sizes=(11, 8, 8, 4, 4),
-            resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),),
-            unit_hifi_gan_vocab_size=t2u_vocab - vocoder_offset, unit_embed_dim=16, lang_embed_dim=4, spkr_embed_dim=4,
-            vocoder_num_langs=len(speech_langs), vocoder_num_spkrs=2, vocoder_offset=vocoder_offset,
-            variance_predictor_kernel_size=3, max_new_tokens=24, tie_word_embeddings=False,
             left_max_position_embeddings=16, right_max_position_embeddings=4,
         )  # fmt: skip
     torch.manual_seed(seed)
@@ -203,19 +211,8 @@ def make_tiny_seamless_v1(
         t2u_vocab, vocoder_offset = config.t2u_vocab_size, config.vocoder_offset
     else:
         config = SeamlessM4TConfig(
-            vocab_size=vocab_size, t2u_vocab_size=t2u_vocab, hidden_size=16,
-            encoder_layers=1, decoder_layers=1, encoder_ffn_dim=32, decoder_ffn_dim=32,
-            encoder_attention_heads=2, decoder_attention_heads=2,
-            speech_encoder_layers=1, speech_encoder_attention_heads=2, speech_encoder_intermediate_size=32,
-            t2u_encoder_layers=1, t2u_decoder_layers=1, t2u_encoder_ffn_dim=32, t2u_decoder_ffn_dim=32,
-            t2u_encoder_attention_heads=2, t2u_decoder_attention_heads=2, t2u_max_new_tokens=32,
-            max_position_embeddings=256, t2u_max_position_embeddings=512,
-            upsample_initial_channel=64, upsample_rates=(5, 4, 4, 2, 2), upsample_kernel_sizes=(11, 8, 8, 4, 4),
-            resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),),
-            unit_hifi_gan_vocab_size=t2u_vocab - vocoder_offset, unit_embed_dim=16, lang_embed_dim=4, spkr_embed_dim=4,
-            vocoder_num_langs=len(speech_langs), vocoder_num_spkrs=2, vocoder_offset=vocoder_offset,
-            variance_predictor_kernel_size=3, max_new_tokens=24, tie_word_embeddings=False,
-        )  # fmt: skip
+            **_tiny_shapes(vocab_size, t2u_vocab, vocoder_offset, len(speech_langs)), t2u_max_new_tokens=32
+        )
     torch.manual_seed(seed)
     model = SeamlessM4TModel(config).eval()
     with torch.no_grad():
