@@ -24,6 +24,7 @@ from babelfish.gate import AddressLimits, Gate, close_revoked
 from babelfish.hub import Hub
 from babelfish.inference import InferenceQueue
 from babelfish.metrics import Metrics
+from babelfish.partials import make_partials
 from babelfish.pipeline import Pipeline
 from babelfish.rooms import Rooms
 from babelfish.segmenter import SegmenterConfig, SileroVad, SpeechDetector
@@ -135,6 +136,10 @@ def create_app(
             )
             turns = (settings.turn_gap_seconds, settings.turn_max_seconds) if settings.revisions else None
             pipeline = Pipeline(loaded, queue, rooms, metrics, cluster, speakers, archive, turns)
+            partials = make_partials(
+                settings.partials, settings.partial_interval_seconds, loaded, queue, rooms, metrics, cluster,
+                pipeline.new_id, speakers.label,
+            )  # fmt: skip
             app.state.hub = Hub(
                 settings=settings,
                 engine=loaded,
@@ -142,6 +147,7 @@ def create_app(
                 metrics=metrics,
                 pipeline=pipeline,
                 echoes=Echoes(EchoConfig.from_settings(settings), pipeline.new_id),
+                partials=partials,
                 vad_executor=vad,
                 detector_factory=detectors,
                 segmenter_config=SegmenterConfig.from_settings(settings),

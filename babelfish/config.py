@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         False, description="speak Portuguese with Kokoro-82M: far clearer than espeak-ng, but seconds late on 2 cores"
     )
 
+    partials: bool = Field(
+        True, description="streaming partials: the words on screen while someone speaks (cascade and test engines)"
+    )
+    partial_interval_seconds: float = Field(
+        0.5, ge=0.1, le=10, description="time between one speaker's partial updates, at least (longer when busy)"
+    )
+
     # --- segmentation ---
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="speech probability that counts as speech")
     vad_silence_ms: int = Field(300, ge=60, le=5000, description="silence that ends an utterance")

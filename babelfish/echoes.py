@@ -267,10 +267,11 @@ class Echoes:
         state.copies.append(make_copy(client_id, segment, self.config.vad_threshold))
         state.notify()
 
-    async def admit(self, room: str, client_id: str, segment: Segment) -> Verdict:
-        """The verdict on a copy about to be processed (registered at its cut, or now)."""
+    async def admit(self, room: str, client_id: str, segment: Segment, utterance_id: str | None = None) -> Verdict:
+        """The verdict on a copy about to be processed (registered at its cut, or now). `utterance_id`: the id this
+        copy already carries (its streaming partials, babelfish/partials.py); kept, it keeps it."""
         if not self.config.enabled:
-            return Verdict(True, self._new_id())
+            return Verdict(True, utterance_id or self._new_id())
         began = self._clock()
         state = self._rooms.setdefault(room, _Room())
         copy = next((c for c in state.copies if c.segment is segment), None)
@@ -286,7 +287,7 @@ class Echoes:
                 if rivals and unprepared:  # the envelopes, off the event loop
                     await asyncio.to_thread(_prepare_all, unprepared)
                 now = self._clock()
-                verdict = self._decide(state, copy, rivals, final=now >= deadline)
+                verdict = self._decide(state, copy, rivals, final=now >= deadline, utterance_id=utterance_id)
                 if verdict is not None:
                     verdict = Verdict(verdict.keep, verdict.utterance_id, verdict.kept_client, now - began)
                     copy.verdict = verdict
@@ -305,7 +306,9 @@ class Echoes:
             state.notify()
             self._forget(room, state)
 
-    def _decide(self, state: _Room, copy: Copy, rivals: list[Copy], final: bool) -> Verdict | None:
+    def _decide(
+        self, state: _Room, copy: Copy, rivals: list[Copy], final: bool, utterance_id: str | None = None
+    ) -> Verdict | None:
         cfg = self.config
         # Only a copy that covers most of this one may replace it: a phone that heard half a sentence never stands
         # in for the whole of it.
@@ -323,7 +326,7 @@ class Echoes:
                 for who, since in state.open.items()
             ):
                 return None  # another phone is mid-utterance over this one: its copy may be the better one
-        return Verdict(True, self._new_id())
+        return Verdict(True, utterance_id or self._new_id())
 
     def _prune(self, state: _Room, now: float) -> None:
         while state.copies and state.copies[0].end < now - HORIZON:

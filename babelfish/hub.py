@@ -17,6 +17,7 @@ from babelfish.echoes import EchoConfig, Echoes
 from babelfish.engines.base import Engine
 from babelfish.gate import AddressLimits
 from babelfish.metrics import Metrics
+from babelfish.partials import Partials
 from babelfish.pipeline import Pipeline
 from babelfish.rooms import Rooms
 from babelfish.segmenter import SegmenterConfig, SpeechDetector
@@ -47,6 +48,7 @@ class Hub:
     cluster: Cluster = field(default_factory=LocalOnly)  # the other servers of a cluster (--redis-url)
     # One phone per voice: which copy of speech heard by several phones goes on (babelfish/echoes.py).
     echoes: Echoes = field(default_factory=lambda: Echoes(EchoConfig(enabled=False), lambda: ""))
+    partials: Partials | None = None  # streaming partials; None: off, or an engine that cannot do them cheaply
     connections: set[Writer] = field(default_factory=set)  # every accepted WebSocket not yet closed
     intakes: set[Intake] = field(default_factory=set)  # joined clients' intakes, until handed to finish_later
     finishing: TaskSet = field(default_factory=TaskSet)  # intakes finishing what was said (finish_later)

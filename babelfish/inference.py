@@ -21,6 +21,11 @@ when no render and no transcription waits; and, as they only improve text listen
 - full: beyond `max_waiting` waiting revisions, the oldest is skipped.
 A revision that already runs finishes (it holds a worker for one re-decode of at most ~28 s of audio).
 
+Streaming partials (babelfish/partials.py) come after everything, revisions included, and back off first: a partial is
+dropped at once ("busy") when any other call waits, and skipped ("stale") when it has waited `max_wait` of its own (a
+newer one would be asked for by then). Their caller keeps at most one in flight per speaker. Partial sheds are counted
+apart from utterances.
+
 A call whose caller went away still runs to the end in its thread (threads cannot be stopped) and keeps its slot until
 then, so the count of busy workers is always the truth.
 """
@@ -41,8 +46,8 @@ from typing import Any, Literal, TypeVar
 from babelfish.metrics import Metrics
 
 T = TypeVar("T")
-RENDER, TRANSCRIBE, REVISE = 0, 1, 2  # priorities: lower runs first
-ShedReason = Literal["late", "full", "busy"]
+RENDER, TRANSCRIBE, REVISE, PARTIAL = 0, 1, 2, 3  # priorities: lower runs first
+ShedReason = Literal["late", "full", "busy", "stale"]
 BUSY_WAITING = 2  # transcriptions waiting that make the engine "behind" for revisions
 
 
@@ -116,6 +121,13 @@ class InferenceQueue:
     def _waiting_of(self, priority: int) -> list[_Job]:
         return [j for j in self._heap if j.priority == priority and not j.future.done()]
 
+    async def partial(self, fn: Callable[..., T], *args: Any, owner: str, max_wait: float) -> T:
+        """Run a streaming-partial call if the engine has nothing better to do; raises `Shed` ("busy" or "stale")."""
+        if any(j.priority < PARTIAL and not j.future.done() for j in self._heap):
+            self._metrics.partial_shed("busy")
+            raise Shed("busy")
+        return await self._submit(fn, args, PARTIAL, owner, time.monotonic() + max_wait)
+
     async def idle(self) -> None:
         """Wait until nothing waits and nothing runs."""
         await self._idle.wait()
@@ -142,6 +154,10 @@ class InferenceQueue:
 
     def _shed(self, job: _Job, reason: ShedReason) -> None:
         if job.future.done():
+            return
+        if job.priority == PARTIAL:
+            self._metrics.partial_shed("stale")  # the only way a waiting partial is skipped
+            job.future.set_exception(Shed("stale"))
             return
         job.future.set_exception(Shed(reason))
         if job.priority == REVISE:

@@ -86,6 +86,8 @@ class Intake:
         self._vad_task: asyncio.Task[None] | None = None
         self._pending: asyncio.Queue[Segment] = asyncio.Queue(s.pending_utterances_max)
         self._accepting = True
+        # Streaming partials of this speaker's open segment (babelfish/partials.py), when the server has them.
+        self._partials = hub.partials.stream(member.participant, self._tasks.spawn) if hub.partials else None
         self._tasks.spawn(self._utterance_worker())
         hub.intakes.add(self)
 
@@ -213,11 +215,15 @@ class Intake:
                 echoes.speech_open(self._room, me, None)
             if segmenter.speaking:
                 echoes.speech_open(self._room, me, batch[0][1] if batch else time.monotonic())
+            if self._partials is not None:  # the segmenter is idle until the next batch
+                self._partials.after_batch(segmenter, segments, decode=self._accepting)
 
     def _queue(self, segment: Segment) -> None:
         if self._pending.full():
-            self._pending.get_nowait()  # drop the oldest: the freshest speech matters most in a conversation
+            dropped = self._pending.get_nowait()  # drop the oldest: the freshest speech matters most in a conversation
             self._pending.task_done()
+            if self._partials is not None:
+                self._partials.finished(self._partials.utterance_id(dropped))
             self._member.participant.send(proto.Notice.dropped_utterance())
         self._pending.put_nowait(segment)
         self._hub.echoes.register(self._room, self._member.participant.id, segment)
@@ -225,15 +231,18 @@ class Intake:
     async def _utterance_worker(self) -> None:
         while True:
             segment = await self._pending.get()
+            utterance_id = self._partials.utterance_id(segment) if self._partials is not None else None
             try:
                 who = self._member.participant
-                verdict = await self._hub.echoes.admit(self._room, who.id, segment)
+                verdict = await self._hub.echoes.admit(self._room, who.id, segment, utterance_id)
                 if verdict.keep:
                     await self._hub.pipeline.process(who, segment, verdict.utterance_id)
                 else:
                     heard_elsewhere(self._hub, who, verdict)
             finally:
                 self._pending.task_done()
+                if self._partials is not None:
+                    self._partials.finished(utterance_id)
 
     async def finish(self) -> None:
         """Take nothing new; cut what already arrived (ending the utterance in progress) and process it all.

@@ -107,6 +107,25 @@ class Metrics:
         )
         for reason in ("late", "full"):
             self._shed.labels(reason=reason)
+        # Streaming partials (babelfish/partials.py): decodes run, and decodes dropped because finals came first.
+        self._partials = Counter("babelfish_partial_decodes", "Streaming-partial decodes run", registry=self.registry)
+        self._partial_shed = Counter(
+            "babelfish_partials_shed",
+            "Streaming-partial decodes dropped: busy (a final waited) or stale (waited too long)",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("busy", "stale"):
+            self._partial_shed.labels(reason=reason)
+        self._partial_seconds = Histogram(
+            "babelfish_partial_decode_seconds",
+            "Engine time of one streaming-partial decode (transcript and stable-prefix translations)",
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self._recent_partial: deque[float] = deque(maxlen=WINDOW)
+        self.partial_decodes = 0
+        self.partials_shed: dict[str, int] = {"busy": 0, "stale": 0}
         self._audio_dropped = Counter(
             "babelfish_audio_drops",
             "Times a client's audio waiting for the VAD went over vad_backlog_seconds and frames were dropped",
@@ -198,6 +217,16 @@ class Metrics:
         self._revision_seconds.labels(kind=kind).observe(seconds)
         self._revision_recent[kind].append(seconds)
 
+    def partial_decode(self, seconds: float) -> None:
+        self._partials.inc()
+        self.partial_decodes += 1
+        self._partial_seconds.observe(seconds)
+        self._recent_partial.append(seconds)
+
+    def partial_shed(self, reason: str) -> None:
+        self._partial_shed.labels(reason=reason).inc()
+        self.partials_shed[reason] = self.partials_shed.get(reason, 0) + 1
+
     def audio_dropped(self) -> None:
         self._audio_dropped.inc()
         self.audio_drops += 1
@@ -239,6 +268,11 @@ class Metrics:
             "revisions": {
                 **self.revisions,
                 **{f"{k}_ms": _percentiles(v) for k, v in self._revision_recent.items()},
+            },
+            "partials": {
+                "decodes": self.partial_decodes,
+                "shed": dict(self.partials_shed),
+                "decode_ms": _percentiles(self._recent_partial),
             },
         }
 

@@ -205,6 +205,33 @@ class Translation(_Out):
     latency_ms: int
 
 
+class Partial(_Out):
+    """Streaming text of an utterance still being spoken (babelfish/partials.py): `stable` no longer changes (it only
+    grows), `tail` is the recogniser's current guess at the rest. The final `transcript`/`translation` with the same
+    `utterance_id` replaces it; `partial_end` says none will come."""
+
+    type: Literal["partial"] = "partial"
+    utterance_id: str
+    speaker: Speaker
+    client_id: str
+    kind: Literal["transcript", "translation"]
+    language: str
+    source_language: str
+    stable: str
+    tail: str
+    seq: int  # counts this utterance's partials from 1; a page ignores one older than what it shows
+    audio_seconds: float  # how much of the utterance the text covers
+    elapsed_ms: int  # since the speech started
+
+
+class PartialEnd(_Out):
+    """No more partials for this utterance: what is still tentative is dropped (the final has replaced it, or the
+    utterance gave no text: noise, skipped)."""
+
+    type: Literal["partial_end"] = "partial_end"
+    utterance_id: str
+
+
 class AudioHeader(_Out):
     """Announces the binary frame that follows it at once: `bytes` bytes of PCM."""
 
@@ -326,6 +353,8 @@ ServerMessage = (
     Welcome
     | Transcript
     | Translation
+    | Partial
+    | PartialEnd
     | AudioHeader
     | HeardBy
     | Participants

@@ -105,6 +105,19 @@ class Segment:
     # weighs how confidently this was speech.
     speech_probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     cut_at: float = field(default_factory=time.monotonic)  # when it was cut: endpointing ends here (/metrics)
+    serial: int = 0  # which of this stream's segments (OpenSegment.serial while it was still open)
+
+
+@dataclass(frozen=True)
+class OpenSegment:
+    """The segment still being spoken, as far as it has arrived (for streaming partials, babelfish/partials.py)."""
+
+    serial: int  # counts this stream's segments from 1; the Segment it becomes carries the same number
+    audio: np.ndarray  # float32 16 kHz, preroll included
+    speech_probs: np.ndarray
+    started: float  # arrival time of its first voiced window
+    speech_seconds: float  # audio from its first voiced window on (the preroll before it not counted)
+    silent_seconds: float  # trailing audio that was not speech: the turn may be ending
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +165,9 @@ class Segmenter:
         self._last_voiced_at = 0.0
         # Arrival of the speech in progress (None between utterances): babelfish/turns.py asks whether a turn goes on.
         self.speech_started: float | None = None
+        self._serial = 0  # segments opened so far
+        self._started_at = 0.0
+        self._preroll_windows = 0
         self._max_windows = int(config.max_seconds * SAMPLE_RATE / WINDOW)
         self._gate = 10 ** (config.energy_gate_dbfs / 20)  # RMS, full scale = 1
 
@@ -195,6 +211,25 @@ class Segmenter:
                 out.append(seg)
         return out
 
+    def open_segment(self) -> OpenSegment | None:
+        """The segment being spoken, if any: one concatenation, so call it only when it is needed (between feeds,
+        from the thread that feeds)."""
+        if not self._speech:
+            return None
+        return OpenSegment(
+            self._serial,
+            np.concatenate(self._speech),
+            np.asarray(self._probs, np.float32),
+            self._started_at,
+            (len(self._speech) - self._preroll_windows) * WINDOW / SAMPLE_RATE,
+            self._silent_run * WINDOW / SAMPLE_RATE,
+        )
+
+    @property
+    def open_serial(self) -> int | None:
+        """The serial of the segment being spoken; None between segments. Free to ask."""
+        return self._serial if self._speech else None
+
     def end_utterance(self, now: float) -> Segment | None:
         """The client ended the utterance (push-to-talk release): emit what was said, if anything."""
         if self._speech and len(self._pending):
@@ -210,6 +245,9 @@ class Segmenter:
                 self._preroll.clear()
                 self._voiced, self._silent_run, self._last_voiced_at = 1, 0, now
                 self.speech_started = now
+                self._serial += 1
+                self._started_at = now
+                self._preroll_windows = len(self._speech) - 1
             elif self._cfg.preroll_ms:
                 self._preroll.append((window, prob))
             return None
@@ -235,4 +273,4 @@ class Segmenter:
             self._vad.reset()  # a fresh state per utterance keeps one noisy stretch from leaking into the next
         if not speech or voiced * WINDOW * 1000 < self._cfg.min_speech_ms * SAMPLE_RATE:
             return None
-        return Segment(np.concatenate(speech), last, cut, np.asarray(probs, np.float32))
+        return Segment(np.concatenate(speech), last, cut, np.asarray(probs, np.float32), serial=self._serial)

@@ -1,6 +1,8 @@
 """The default offline engine behind the real server: real speech in through a socket, real results out."""
 
+import itertools
 import json
+import re
 import subprocess
 import sys
 
@@ -53,3 +55,19 @@ def test_librivox_to_three_listeners(cascade_server, librivox, tmp_path):
     notice = next(m for m in got if m["connection"] == "listen:ja" and m["type"] == "notice")
     assert notice["code"] == "untranslatable"
     assert len(list(tmp_path.glob("*.wav"))) == 2
+    # Streaming partials from the real model: words while the clip was still being spoken, settling without
+    # flicker, and the same utterance's final replacing them.
+    partials = [m for m in got if m["connection"] == "speaker" and m["type"] == "partial"]
+    assert partials and all(m["utterance_id"] == transcript["utterance_id"] for m in partials), partials
+    assert partials[0]["audio_seconds"] < transcript["audio_seconds"] - 1
+    stables = [m["stable"] for m in partials if m["kind"] == "transcript"]
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(stables)), stables
+    final_words = set(_words(transcript["text"]))
+    heard = _words(partials[-1]["stable"] + " " + partials[-1]["tail"])
+    assert sum(w in final_words for w in heard) >= len(heard) / 2, (partials[-1], transcript["text"])
+    ends = [m for m in got if m["connection"] == "speaker" and m["type"] == "partial_end"]
+    assert [m["utterance_id"] for m in ends] == [transcript["utterance_id"]]
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.sub(r"[^\w\s']", " ", text.lower()).split() if w]

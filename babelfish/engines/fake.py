@@ -83,6 +83,9 @@ class FakeEngine:
                 self._sleep()
                 yield SpeechResult(target, tone(target, self._tone_seconds), TTS_RATE, via="test")
 
+    def translate_text(self, text: str, source: str, targets: Sequence[str]) -> list[TextResult]:
+        return [TextResult(t, None if t in TEXT_ONLY else f"[{t}] {text}", via="test") for t in targets]
+
     def close(self) -> None:
         pass
 

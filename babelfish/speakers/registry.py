@@ -100,6 +100,12 @@ class Registry:
             self._remember(self._last, client_id, match.speaker)
             return match
 
+    def last_speaker(self, client_id: str) -> Speaker | None:
+        """The voice last heard through this client, if any (in memory: cheap enough for the event loop)."""
+        with self._lock:
+            last = self._last.get(client_id)
+            return self._current(last) if last else None
+
     @staticmethod
     def _remember(seen: OrderedDict[str, Any], client_id: str, value: Any) -> None:
         seen[client_id] = value

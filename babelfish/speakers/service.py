@@ -52,6 +52,11 @@ class Speakers:
             log.debug("no embedding for this utterance", exc_info=True)
             return None
 
+    def label(self, who: Participant) -> proto.Speaker:
+        """A label before the utterance's own is known (streaming partials): the client's last voice, else itself."""
+        last = self.registry.last_speaker(who.id) if self.registry is not None else None
+        return proto.Speaker(id=last.id, name=last.name) if last else who.speaker()
+
     async def identify(self, who: Participant, vector: np.ndarray | None) -> proto.Speaker:
         if self.registry is None:
             return who.speaker()

@@ -75,19 +75,36 @@ function textWithTag(p, lang, text) {
   p.append(tag, t);
 }
 
+// Streaming text: the stable words, then the tentative tail greyed (.tail).
+function partialWithTag(p, part) {
+  textWithTag(p, part.language, part.stable);
+  const txt = p.querySelector(".txt");
+  if (part.tail) {
+    const tail = document.createElement("span"); tail.className = "tail";
+    tail.textContent = (part.stable ? " " : "") + part.tail;
+    txt.appendChild(tail);
+  }
+}
+
 function draw(c) {
   const u = c.u;
+  const partial = u.partial || {};
   c.who.textContent = u.speaker?.name || "Someone";
   if (u.speaker?.id) c.who.style.setProperty("--who", `hsl(${speakerHue(u.speaker.id)} 65% 38%)`);
   const voice = isVoice(u.speaker?.id);
   c.who.disabled = !voice;
   c.who.title = voice ? "Tap to name this voice" : "";
   // My language's text is the big line; the original goes small underneath when it differs.
-  if (u.translation) {
-    textWithTag(c.main, u.translation.language, u.translation.text);
-    if (u.transcript) { textWithTag(c.orig, u.transcript.language, u.transcript.text); c.orig.classList.remove("hidden"); }
-  } else if (u.transcript) {
-    textWithTag(c.main, u.transcript.language, u.transcript.text);
+  // While it is spoken (partials), the same places show the streaming text.
+  const translation = u.translation || partial.translation;
+  const transcript = u.transcript || partial.transcript;
+  const put = (p, final, part) => (final ? textWithTag(p, final.language, final.text) : partialWithTag(p, part));
+  c.el.classList.toggle("partial", !u.transcript && !u.translation);
+  if (translation) {
+    put(c.main, u.translation, partial.translation);
+    if (transcript) { put(c.orig, u.transcript, partial.transcript); c.orig.classList.remove("hidden"); }
+  } else if (transcript) {
+    put(c.main, u.transcript, partial.transcript);
   }
   const ms = u.latencyMs.translation ?? u.latencyMs.transcript; // the first text's: a revision comes later by design
   c.lat.classList.toggle("hidden", !showLatency || ms === undefined);
@@ -120,6 +137,14 @@ export function mergeCards(u, removed) {
   }
   draw(c);
   added();
+}
+
+// A card that only ever held partial text (the utterance gave nothing final): take it away.
+export function removeUtterance(u) {
+  const c = drawn.get(u.id);
+  if (!c) return;
+  c.el.remove();
+  drawn.delete(u.id);
 }
 
 // A plain-words note under an utterance's card (e.g. no translation into my language).

@@ -41,7 +41,7 @@ function utterance(conv, m) {
   // `speaker` is the voice; `client_id` (on transcripts) the device it came through: mine means sent from this page.
   const from = m.client_id ?? m.speaker?.id;
   u = { id: m.utterance_id, speaker: m.speaker || null, mine: !!(from && conv.myIds.has(from)),
-    transcript: null, translation: null, latencyMs: {}, notes: [], revised: false };
+    transcript: null, translation: null, partial: {}, latencyMs: {}, notes: [], revised: false };
   conv.utterances.set(u.id, u);
   if (conv.utterances.size > MAX_UTTERANCES) conv.utterances.delete(conv.utterances.keys().next().value);
   return u;
@@ -53,6 +53,7 @@ const others = (conv) => conv.participants.filter((p) => !conv.myIds.has(p.id));
 //   welcome {first, text, languages, engine, room, transcriptKey}   joined (first time: "You joined…", later: "Reconnected.")
 //   roster {}                                  the participant list changed
 //   utterance {utterance}                      a card to draw or redraw
+//   remove {utterance}                         a card that only ever had partial text: take it away
 //   renamed {utterances}                       a voice got a name: these cards show it
 //   merged {utterance, removed}                a revision: these ids' cards go, the utterance's card shows the turn
 //   note {utterance, text}                     a plain-words note under a card (also: heard by another phone)
@@ -107,6 +108,8 @@ export function applyMessage(conv, m, { joined = false, languageName = (code) =>
       const u = utterance(conv, m);
       if (m.client_id && conv.myIds.has(m.client_id)) u.mine = true; // a heard_by may have made the card first
       u[m.type] = { text: m.text, language: m.language };
+      if (m.type === "transcript" && m.speaker) u.speaker = m.speaker; // the voice, where partials named the client
+      delete u.partial[m.type]; // the final replaces the streaming text of its kind
       if (m.latency_ms !== undefined) u.latencyMs[m.type] = m.latency_ms;
       return [{ type: "utterance", utterance: u }];
     }
@@ -121,6 +124,30 @@ export function applyMessage(conv, m, { joined = false, languageName = (code) =>
         : (m.name ? `Also heard by ${m.name}’s phone.` : "Also heard by another phone.");
       if (!u.notes.includes(text)) u.notes.push(text);
       return [{ type: "note", utterance: u, text }];
+    }
+    case "partial": {
+      // Words while someone speaks: `stable` stays, `tail` is a guess (drawn greyed). A final of the same kind has
+      // replaced it already, or a newer partial is shown: ignore it.
+      if (m.kind !== "transcript" && m.kind !== "translation") return [];
+      if (conv.replaced.has(m.utterance_id)) return []; // merged into a revised turn
+      const known = conv.utterances.get(m.utterance_id);
+      if (known && (known[m.kind] || known.ended)) return [];
+      const u = utterance(conv, m);
+      const shown = u.partial[m.kind];
+      if (shown && shown.seq >= m.seq) return [];
+      u.partial[m.kind] = { stable: m.stable || "", tail: m.tail || "", language: m.language, seq: m.seq };
+      return [{ type: "utterance", utterance: u }];
+    }
+    case "partial_end": {
+      const u = conv.utterances.get(m.utterance_id);
+      if (!u) return [];
+      u.ended = true;
+      u.partial = {};
+      if (!u.transcript && !u.translation && !u.notes.length) {
+        conv.utterances.delete(u.id);
+        return [{ type: "remove", utterance: u }];
+      }
+      return [{ type: "utterance", utterance: u }];
     }
     case "speaker_renamed": {
       const sp = m.speaker;

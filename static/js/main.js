@@ -7,7 +7,7 @@
 // client_thin.html, join-form.js, settings.js, `joinMessage` below, and start.js if the file page must carry it;
 // what the picker says per language → language-picker.js. A new file under static/ also goes into static/sw.js.
 import { createAudio, TARGET_RATE } from "./audio.js";
-import { initLog, mergeCards, relabel, setShowLatency, showNote, showUtterance, systemLine } from "./cards.js";
+import { initLog, mergeCards, relabel, removeUtterance, setShowLatency, showNote, showUtterance, systemLine } from "./cards.js";
 import { Connection } from "./connection.js";
 import { applyBinary, applyMessage, newConversation, socketEnded } from "./conversation.js";
 import { $, banner, showStatus } from "./dom.js";
@@ -87,6 +87,7 @@ function apply(e) {
       return;
     case "roster": if (conn.state === "joined") renderStatus(); return;
     case "utterance": return showUtterance(e.utterance);
+    case "remove": return removeUtterance(e.utterance);
     case "renamed": return relabel(e.utterances);
     case "merged": return mergeCards(e.utterance, e.removed);
     case "note": return showNote(e.utterance, e.text);

@@ -209,6 +209,21 @@ class CascadeEngine:
             else:
                 jobs -= 1
 
+    def translate_text(self, text: str, source: str, targets: Sequence[str]) -> list[TextResult]:
+        """Text-only translation into each target, concurrently (streaming partials: babelfish/partials.py). Routes
+        that start from the audio (Whisper's translate task) are left out: a partial translates its stable prefix."""
+        memo = Memo()
+        futures = {tgt: self._pool.submit(self.router.translate, text, source, tgt, None, memo) for tgt in targets}
+        results = []
+        for tgt, fut in futures.items():
+            try:
+                out = fut.result()
+            except Exception:  # a partial is best effort: the final reports a failing backend
+                log.debug("partial translation %s→%s failed", source, tgt, exc_info=True)
+                out = None
+            results.append(TextResult(tgt, out[0], via=out[1]) if out else TextResult(tgt, None))
+        return results
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         for obj in [*self.voices.tts, *self.router.text.values()]:

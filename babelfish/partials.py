@@ -1,0 +1,302 @@
+"""Streaming partials: the words of an utterance on screen while it is still being spoken.
+
+While a speaker's segment is open, their `PartialStream` re-decodes the audio so far every `partial_interval_seconds`
+(or twice the last decode's cost, whichever is longer) and sends `partial` messages: the speaker's transcript to the
+whole room, and a translation to each listener language (MT once per distinct language, never per listener; no TTS).
+
+Flicker: each text is split into a `stable` prefix and a tentative `tail` by local agreement — the words on which two
+consecutive decodes agree are committed and never taken back, and the last word of a decode (maybe cut mid-word) is
+never committed. Only the stable prefix of the transcript is translated, and the translations go through the same
+agreement, so a listener's text does not flicker either.
+
+Cost: partial decodes are the engine queue's lowest priority (babelfish/inference.py): dropped at once when a final's
+call waits, skipped when they waited too long, at most one in flight per speaker, and none while the speaker's audio
+trails off into silence (the final is about to be cut and should find the engine free). A final always replaces the
+partials: its `transcript`/`translation` carry the same utterance id, and `partial_end` closes the utterance's partials
+whatever happened to it (a final, noise, a skip).
+
+An engine takes part if it can translate bare text (`PartialEngine`): the cascade engine and the test engine do;
+SeamlessM4T does not (a partial would cost a full speech-encoder pass and its decodes on every update).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from babelfish import protocol as proto
+from babelfish.cluster import Cluster
+from babelfish.engines.base import TextResult, Transcript, Utterance
+from babelfish.inference import InferenceQueue, Shed
+from babelfish.languages import AUTO
+from babelfish.metrics import Metrics
+from babelfish.rooms import Participant, Rooms
+from babelfish.segmenter import OpenSegment, Segment, Segmenter
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class PartialEngine(Protocol):
+    """What partials need of an engine: its usual transcription, and text-only translation (no audio routes)."""
+
+    def transcribe(self, utterance: Utterance) -> Transcript | None: ...
+
+    def translate_text(self, text: str, source: str, targets: Sequence[str]) -> Sequence[TextResult]:
+        """`text` in each target language (TextResult.text None where a pair has no text route)."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartialsConfig:
+    interval: float = 0.5  # seconds between decodes of one speaker (at least; see PartialStream)
+    first_after: float = 0.35  # speech before the first decode: less rarely holds a whole word
+    max_wait: float = 0.3  # a partial decode not started within this is stale: a newer one will be asked for
+    quiet_after: float = 0.15  # trailing silence from which no decode starts: the final is near
+    cost_factor: float = 2.0  # a speaker's next decode waits at least this many times the last one's cost
+
+
+def _norm(word: str) -> str:
+    return re.sub(r"\W", "", word.lower())
+
+
+class Agreement:
+    """Local agreement between consecutive hypotheses of a growing text: the committed prefix only grows."""
+
+    def __init__(self) -> None:
+        self.stable: list[str] = []
+        self._previous: list[str] | None = None
+
+    def update(self, text: str) -> tuple[str, str, bool]:
+        """(stable, tail, whether stable grew) after the hypothesis `text`."""
+        words = text.split()
+        before = len(self.stable)
+        if self._previous is not None:
+            # Only what follows the committed words is compared: those are fixed whatever a decode says of them.
+            agree = before
+            limit = min(len(self._previous), len(words) - 1)  # the newest last word is never committed
+            while agree < limit and _norm(self._previous[agree]) == _norm(words[agree]):
+                agree += 1
+            if agree > before:
+                self.stable = [*self.stable, *words[before:agree]]
+        self._previous = words
+        return " ".join(self.stable), " ".join(words[len(self.stable) :]), len(self.stable) > before
+
+
+@dataclass
+class _Open:
+    """One open segment's partial state."""
+
+    serial: int
+    started: float
+    utterance_id: str | None = None
+    language: str | None = None  # pinned after the first decode when the speaker's language is auto
+    transcript: Agreement = field(default_factory=Agreement)
+    translations: dict[str, Agreement] = field(default_factory=dict)
+    sent: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # (kind, lang) -> last (stable, tail)
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    language: str
+    stable: str
+    tail: str
+    translations: dict[str, tuple[str, str]]  # language -> (stable, tail)
+    seconds: float  # audio covered
+    cost: float  # engine seconds
+
+
+class Partials:
+    """The server's partials service: shared state (engine, queue, rooms) and one `PartialStream` per speaker."""
+
+    def __init__(
+        self,
+        engine: PartialEngine,
+        queue: InferenceQueue,
+        rooms: Rooms,
+        metrics: Metrics,
+        cluster: Cluster,
+        new_id: Callable[[], str],
+        config: PartialsConfig,
+        label: Callable[[Participant], proto.Speaker] = Participant.speaker,
+    ) -> None:
+        self.engine, self.queue, self.rooms, self.metrics, self.cluster = engine, queue, rooms, metrics, cluster
+        self.new_id, self.config = new_id, config
+        self.label = label  # who a partial says is speaking: the client's last recognised voice (speakers service)
+
+    def stream(self, who: Participant, spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]) -> PartialStream:
+        return PartialStream(self, who, spawn)
+
+
+class PartialStream:
+    """One speaker's partials. Lives on the event loop; its decode runs in the engine queue, one at a time."""
+
+    def __init__(
+        self, service: Partials, who: Participant, spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]
+    ) -> None:
+        self._s, self._who, self._spawn = service, who, spawn
+        self._open: _Open | None = None
+        self._ids: dict[int, str] = {}  # serial -> utterance id, for segments cut after partials were sent
+        self._busy = False  # a decode of this speaker is queued or running
+        # An `auto` speaker's language as the last decode found it: later partials skip language id (the final still
+        # does its own, so a change of language shows in the final).
+        self._language: str | None = None
+        self._next_at = 0.0
+
+    # --- from the intake ------------------------------------------------------------------------------------------
+
+    def after_batch(self, segmenter: Segmenter, cut: Sequence[Segment], decode: bool = True) -> None:
+        """After a VAD step (segmenter idle): close what was cut or dropped, then maybe decode the open segment."""
+        serial = segmenter.open_serial
+        current = self._open
+        if current is not None and current.serial != serial:
+            self._open = None
+            if current.utterance_id is not None:
+                if any(seg.serial == current.serial for seg in cut):
+                    self._ids[current.serial] = current.utterance_id  # the pipeline will finish it
+                else:
+                    self._end(current.utterance_id)  # dropped as noise: nothing will follow
+        if serial is None or not decode:
+            return
+        now = time.monotonic()
+        if self._busy or now < self._next_at:
+            return
+        seg = segmenter.open_segment()
+        cfg = self._s.config
+        if seg is None or seg.speech_seconds < cfg.first_after or seg.silent_seconds >= cfg.quiet_after:
+            return
+        if self._open is None:
+            self._open = _Open(seg.serial, seg.started)
+        self._busy = True
+        self._spawn(self._decode(self._open, seg))
+
+    def utterance_id(self, segment: Segment) -> str | None:
+        """The id its partials carried (the pipeline gives the final the same), or None when none was sent."""
+        return self._ids.pop(segment.serial, None)
+
+    def finished(self, utterance_id: str | None) -> None:
+        """The pipeline is done with this utterance (or it was dropped): close its partials on every page."""
+        if utterance_id is not None:
+            self._end(utterance_id)
+
+    # --- decoding -------------------------------------------------------------------------------------------------
+
+    async def _decode(self, state: _Open, seg: OpenSegment) -> None:
+        s = self._s
+        began = time.monotonic()
+        try:
+            room = s.rooms.get(self._who.room_name)
+            if room is None:
+                return
+            language = state.language or self._language or (None if self._who.language == AUTO else self._who.language)
+            candidates = tuple(sorted(room.languages() - {AUTO}))
+            heard = {p.language for p in room.listeners(self._who)} | {r.language for r in room.remote.values()}
+            listeners = sorted(heard)
+            utterance = Utterance(seg.audio, language, candidates, seg.speech_probs, voice=0)
+            try:
+                decoded = await s.queue.partial(
+                    _run, s.engine, state, utterance, listeners, owner=self._who.id, max_wait=s.config.max_wait
+                )
+            except Shed:
+                return
+            if decoded is not None:
+                s.metrics.partial_decode(decoded.cost)
+            if decoded is None or self._open is not state:  # no words yet, or the segment was cut meanwhile
+                return
+            state.language = self._language = decoded.language
+            self._send(state, decoded)
+        except Exception:
+            log.exception("partial decode for %s failed", self._who.id)
+        finally:
+            cost = time.monotonic() - began
+            self._busy = False
+            self._next_at = began + max(s.config.interval, s.config.cost_factor * cost)
+
+    def _send(self, state: _Open, decoded: _Decoded) -> None:
+        s = self._s
+        room = s.rooms.get(self._who.room_name)
+        if room is None:
+            return
+        if state.utterance_id is None:
+            state.utterance_id = s.new_id()
+        elapsed = round((time.monotonic() - state.started) * 1000)
+        texts = [("transcript", decoded.language, decoded.stable, decoded.tail)]
+        texts += [("translation", lang, st, tl) for lang, (st, tl) in decoded.translations.items()]
+        for kind, lang, stable, tail in texts:
+            if not (stable or tail) or state.sent.get((kind, lang)) == (stable, tail):
+                continue
+            state.sent[(kind, lang)] = (stable, tail)
+            state.seq += 1
+            message = proto.Partial(
+                utterance_id=state.utterance_id,
+                speaker=s.label(self._who),
+                client_id=self._who.id,
+                kind=kind,  # type: ignore[arg-type]
+                language=lang,
+                source_language=decoded.language,
+                stable=stable,
+                tail=tail,
+                seq=state.seq,
+                audio_seconds=round(decoded.seconds, 2),
+                elapsed_ms=elapsed,
+            )
+            if kind == "transcript":
+                room.broadcast(message)
+                s.cluster.relay(room, message.encode(), None)
+            else:
+                audience = [p for p in room.listeners(self._who) if p.language == lang]
+                room.broadcast(message, audience)
+                s.cluster.relay(room, message.encode(), lang)
+
+    def _end(self, utterance_id: str) -> None:
+        room = self._s.rooms.get(self._who.room_name)
+        if room is not None:
+            message = proto.PartialEnd(utterance_id=utterance_id)
+            room.broadcast(message)
+            self._s.cluster.relay(room, message.encode(), None)
+
+
+def _run(engine: PartialEngine, state: _Open, utterance: Utterance, listeners: Sequence[str]) -> _Decoded | None:
+    """In an inference worker: decode the audio so far, agree, translate the stable prefix where it grew."""
+    began = time.monotonic()
+    transcript = engine.transcribe(utterance)
+    if transcript is None:
+        return None
+    stable, tail, grew = state.transcript.update(transcript.text)
+    translations: dict[str, tuple[str, str]] = {}
+    targets = [t for t in listeners if t not in (transcript.language, AUTO)]
+    if grew and targets:
+        for result in engine.translate_text(stable, transcript.language, targets):
+            if result.text:
+                agreement = state.translations.setdefault(result.language, Agreement())
+                translations[result.language] = agreement.update(result.text)[:2]
+    # Nothing is sent for a language whose stable prefix did not grow: its last partial still holds.
+    return _Decoded(transcript.language, stable, tail, translations, utterance.seconds, time.monotonic() - began)
+
+
+def make_partials(
+    enabled: bool,
+    interval: float,
+    engine: object,
+    queue: InferenceQueue,
+    rooms: Rooms,
+    metrics: Metrics,
+    cluster: Cluster,
+    new_id: Callable[[], str],
+    label: Callable[[Participant], proto.Speaker] = Participant.speaker,
+) -> Partials | None:
+    """The service, or None (logged) when partials are turned off or the engine cannot do them cheaply."""
+    if not enabled:
+        log.info("streaming partials: off (--no-partials)")
+        return None
+    if not isinstance(engine, PartialEngine):
+        log.info("streaming partials: off, the %s engine has no cheap text-only path", type(engine).__name__)
+        return None
+    log.info("streaming partials: on, every %.2f s per speaker at most", interval)
+    return Partials(engine, queue, rooms, metrics, cluster, new_id, PartialsConfig(interval=interval), label)

@@ -1,0 +1,206 @@
+"""Streaming partials (babelfish/partials.py): local agreement, their place in the engine queue, and the messages
+through the real app (test engine, real VAD, audio at real-time pace)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from babelfish.app import create_app
+from babelfish.config import Settings
+from babelfish.engines.base import Transcript, Utterance
+from babelfish.engines.fake import FakeEngine
+from babelfish.inference import InferenceQueue, Shed
+from babelfish.metrics import Metrics
+from babelfish.partials import Agreement
+from tests.audio import LIBRIVOX, frames, pcm16, read_wav, silence
+from tests.test_inference import blocker, pool  # noqa: F401 - fixture
+from tests.wsclient import BoundedClient
+
+LONG_CLIP = LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0870.wav"  # about 7 s of one reader
+WORDS = [
+    "the",
+    "family",
+    "of",
+    "dashwood",
+    "had",
+    "long",
+    "been",
+    "settled",
+    "in",
+    "sussex",
+    "their",
+    "estate",
+    "was",
+    "large",
+    "and",
+    "their",
+    "residence",
+]
+
+
+# --- local agreement --------------------------------------------------------------------------------------------
+
+
+def test_agreement_commits_what_two_decodes_agree_on_and_never_takes_it_back():
+    a = Agreement()
+    assert a.update("The family") == ("", "The family", False)  # one decode: all tentative
+    assert a.update("The family of Dash") == ("The family", "of Dash", True)
+    # The recogniser changes its mind about committed words: they stay, and only what follows them is compared.
+    stable, tail, grew = a.update("A family of Dashwood had")
+    assert stable == "The family of" and grew and tail == "Dashwood had"
+    stable, tail, grew = a.update("The family, of Dashwood had long")  # punctuation and case do not block agreement
+    assert stable == "The family of Dashwood had" and tail == "long" and grew
+
+
+def test_agreement_never_commits_the_newest_last_word():
+    a = Agreement()
+    a.update("good morn")
+    assert a.update("good morn") == ("good", "morn", True)  # "morn" may be a word cut short
+
+
+def test_stable_prefix_only_grows_over_noisy_hypotheses():
+    rng = np.random.default_rng(7)
+    a = Agreement()
+    shown: list[str] = []
+    for n in range(1, len(WORDS) + 1):
+        words = list(WORDS[:n])
+        for i in rng.choice(n, size=min(n, 2), replace=False):  # the recogniser's mistakes, different each time
+            if rng.random() < 0.3:
+                words[i] = words[i].upper() + "x"
+        stable, _, _ = a.update(" ".join(words))
+        shown.append(stable)
+    for before, after in itertools.pairwise(shown):
+        assert after.startswith(before)
+    assert len(shown[-1].split()) >= len(WORDS) // 2  # and it does grow
+
+
+# --- the engine queue -------------------------------------------------------------------------------------------
+
+
+async def test_partial_is_dropped_at_once_when_a_final_waits(pool):  # noqa: F811
+    metrics = Metrics()
+    q = InferenceQueue(pool, 1, 8, 60, metrics)
+    gate, work = blocker()
+    running = asyncio.create_task(q.render(work, owner="a"))
+    await asyncio.sleep(0.05)
+    final = asyncio.create_task(q.transcribe(str, "final", owner="b"))
+    await asyncio.sleep(0.01)
+    ran: list[str] = []
+    with pytest.raises(Shed) as info:
+        await asyncio.wait_for(q.partial(ran.append, "partial", owner="c", max_wait=5), 1)
+    assert info.value.reason == "busy"
+    gate.set()
+    async with asyncio.timeout(5):
+        assert await asyncio.gather(running, final) == ["blocked", "final"]
+    assert ran == [] and metrics.snapshot()["partials"]["shed"]["busy"] == 1
+    assert metrics.shed == 0  # not an utterance lost
+
+
+async def test_waiting_partial_goes_after_finals_and_goes_stale(pool):  # noqa: F811
+    metrics = Metrics()
+    q = InferenceQueue(pool, 1, 8, 60, metrics)
+    gate, work = blocker()
+    order: list[str] = []
+    running = asyncio.create_task(q.render(work, owner="a"))
+    await asyncio.sleep(0.05)
+    fresh = asyncio.create_task(q.partial(order.append, "partial", owner="c", max_wait=5))
+    stale = asyncio.create_task(q.partial(order.append, "stale", owner="d", max_wait=0.05))
+    await asyncio.sleep(0.01)
+    final = asyncio.create_task(q.transcribe(order.append, "final", owner="b"))  # came last, runs first
+    await asyncio.sleep(0.2)
+    gate.set()
+    async with asyncio.timeout(5):
+        await asyncio.gather(running, final, fresh)
+        with pytest.raises(Shed) as info:
+            await stale
+    assert info.value.reason == "stale"
+    assert order == ["final", "partial"]
+    assert metrics.snapshot()["partials"]["shed"]["stale"] == 1
+
+
+# --- through the real app ---------------------------------------------------------------------------------------
+
+
+class GrowingWords(FakeEngine):
+    """A test engine whose transcript grows with the audio like a recogniser's: 2.5 words a second."""
+
+    def transcribe(self, utterance: Utterance) -> Transcript | None:
+        n = max(1, min(len(WORDS), int(utterance.seconds * 2.5)))
+        return Transcript(" ".join(WORDS[:n]), utterance.language or "en")
+
+
+@pytest.fixture
+def growing(tmp_path) -> Iterator[BoundedClient]:
+    with BoundedClient(create_app(Settings(data_dir=tmp_path, engine="test"), engine=GrowingWords())) as c:
+        yield c
+
+
+def _join(ws, name: str, language: str) -> None:
+    ws.send_text(json.dumps({"type": "join", "name": name, "language": language}))
+    assert ws.receive_json()["type"] == "welcome"
+
+
+def _speak_in_real_time(ws, pcm: bytes) -> None:
+    started = time.monotonic()
+    for i, frame in enumerate(frames(silence(0.3) + pcm + silence(0.8))):
+        ws.send_bytes(frame)
+        time.sleep(max(0.0, started + (i + 1) * 0.02 - time.monotonic()))
+
+
+def _until(ws, kind: str, seconds: float = 30.0) -> list[dict]:
+    got, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        msg = ws.receive_json()  # bounded itself (tests/wsclient.py)
+        if msg["type"] == "audio":
+            ws.receive_bytes()
+        got.append(msg)
+        if msg["type"] == kind:
+            return got
+    raise AssertionError(f"no {kind!r} within {seconds:.0f} s; got {[m['type'] for m in got]}")
+
+
+def test_partials_arrive_while_speaking_and_the_final_replaces_them(growing):
+    clip = pcm16(read_wav(LONG_CLIP))
+    with growing.websocket_connect("/ws/client") as en, growing.websocket_connect("/ws/client") as de:
+        _join(en, "Ann", "en")
+        _join(de, "Bob", "de")
+        began = time.monotonic()
+        _speak_in_real_time(en, clip)
+        spoken = time.monotonic() - began
+        got = _until(de, "partial_end")
+    final = next(m for m in got if m["type"] == "transcript")
+    partials = [m for m in got if m["type"] == "partial"]
+    transcript_partials = [m for m in partials if m["kind"] == "transcript"]
+    assert len(transcript_partials) >= 4, [m["type"] for m in got]  # ~7 s of speech, one every 0.5-1 s
+    assert all(m["utterance_id"] == final["utterance_id"] for m in partials)
+    assert got.index(final) > got.index(transcript_partials[-1])  # no partial after the final text
+    assert got[-1] == {"type": "partial_end", "utterance_id": final["utterance_id"]}
+    # Before the turn ended: the first one came within about a second of speech, long before the final.
+    assert transcript_partials[0]["elapsed_ms"] < 1500, transcript_partials[0]
+    assert transcript_partials[0]["audio_seconds"] < spoken / 2
+    for before, after in itertools.pairwise(transcript_partials):
+        assert after["stable"].startswith(before["stable"]) and after["seq"] > before["seq"]
+    assert transcript_partials[-1]["stable"] and final["text"].startswith(transcript_partials[-1]["stable"])
+    translated = [m for m in partials if m["kind"] == "translation"]
+    assert translated and all(m["language"] == "de" and m["source_language"] == "en" for m in translated)
+    for before, after in itertools.pairwise(translated):
+        assert after["stable"].startswith(before["stable"])
+    assert translated[-1]["stable"].startswith("[de] the family")  # the stable prefix, translated
+
+
+def test_partials_off(tmp_path):
+    settings = Settings(data_dir=tmp_path, engine="test", partials=False)
+    with BoundedClient(create_app(settings, engine=GrowingWords())) as c, c.websocket_connect("/ws/client") as ws:
+        _join(ws, "Ann", "en")
+        _speak_in_real_time(ws, pcm16(read_wav(LONG_CLIP))[: 16000 * 2 * 3])
+        got = _until(ws, "transcript")
+        assert not [m for m in got if m["type"].startswith("partial")]
+        ws.send_text('{"type": "ping"}')
+        assert ws.receive_json()["type"] == "pong"  # and no partial_end either
