@@ -128,7 +128,7 @@ def test_revisions_off(tmp_path, speech_pcm):
 def test_revisions_are_shed_when_the_engine_is_behind(tmp_path, speech_pcm):
     """Every speaker talks at once on a slow engine: fresh speech is transcribed, the revisions are skipped."""
     settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.3, inference_max_wait_seconds=30,
-                        inference_queue_max=50, revision_max_wait_seconds=0.2)  # fmt: skip
+                        inference_queue_max=50, revision_max_wait_seconds=0.2, partials=False)  # fmt: skip
     half = len(speech_pcm) // 2 // 2 * 2
     with BoundedClient(create_app(settings, engine=FakeEngine(delay_seconds=0.25))) as c:
         sockets = [c.websocket_connect("/ws/client") for _ in range(4)]
