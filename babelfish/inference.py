@@ -23,8 +23,9 @@ A revision that already runs finishes (it holds a worker for one re-decode of at
 
 Streaming partials (babelfish/partials.py) come after everything, revisions included, and back off first: a partial is
 dropped at once ("busy") when any other call waits, and skipped ("stale") when it has waited `max_wait` of its own (a
-newer one would be asked for by then). Their caller keeps at most one in flight per speaker. Partial sheds are counted
-apart from utterances.
+newer one would be asked for by then); and for `partial_hold` seconds after a transcription finishes (its render is
+asked for after the speaker's label is known: no partial may take the worker in between). Their caller keeps at most one
+in flight per speaker. Partial sheds are counted apart from utterances.
 
 A call whose caller went away still runs to the end in its thread (threads cannot be stopped) and keeps its slot until
 then, so the count of busy workers is always the truth.
@@ -77,8 +78,11 @@ class InferenceQueue:
         max_wait: float,
         metrics: Metrics,
         revision_max_wait: float = 5.0,
+        partial_hold: float = 0.3,
     ) -> None:
         self._executor = executor
+        self._partial_hold = partial_hold
+        self._partials_after = 0.0  # no partial starts before this (monotonic): a final is being completed
         self._revision_max_wait = revision_max_wait
         self._free = workers
         self._workers = workers
@@ -123,7 +127,9 @@ class InferenceQueue:
 
     async def partial(self, fn: Callable[..., T], *args: Any, owner: str, max_wait: float) -> T:
         """Run a streaming-partial call if the engine has nothing better to do; raises `Shed` ("busy" or "stale")."""
-        if any(j.priority < PARTIAL and not j.future.done() for j in self._heap):
+        if time.monotonic() < self._partials_after or any(
+            j.priority < PARTIAL and not j.future.done() for j in self._heap
+        ):
             self._metrics.partial_shed("busy")
             raise Shed("busy")
         return await self._submit(fn, args, PARTIAL, owner, time.monotonic() + max_wait)
@@ -175,6 +181,9 @@ class InferenceQueue:
             if job.deadline is not None and time.monotonic() > job.deadline:
                 self._shed(job, "late")
                 continue
+            if job.priority == PARTIAL and time.monotonic() < self._partials_after:
+                self._shed(job, "busy")  # counted as stale: it waited, and a final came first
+                continue
             self._free -= 1
             running = loop.run_in_executor(self._executor, job.fn, *job.args)
             running.add_done_callback(functools.partial(self._finished, job))
@@ -186,6 +195,8 @@ class InferenceQueue:
 
     def _finished(self, job: _Job, done: asyncio.Future[Any]) -> None:
         self._free += 1
+        if job.priority == TRANSCRIBE:
+            self._partials_after = time.monotonic() + self._partial_hold
         if not job.future.done():
             if done.cancelled():
                 job.future.cancel()

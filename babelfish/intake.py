@@ -257,6 +257,8 @@ class Intake:
         await self._pending.join()
 
     async def close(self) -> None:
+        if self._partials is not None:
+            self._partials.close()
         self._hub.echoes.speech_open(self._room, self._member.participant.id, None)
         await self._tasks.cancel_all()
         self._hub.pipeline.turns.leave(self._member.participant.id)  # their turn ends: it is revised now

@@ -10,8 +10,9 @@ never committed. Only the stable prefix of the transcript is translated, and the
 agreement, so a listener's text does not flicker either.
 
 Cost: partial decodes are the engine queue's lowest priority (babelfish/inference.py): dropped at once when a final's
-call waits, skipped when they waited too long, at most one in flight per speaker, and none while the speaker's audio
-trails off into silence (the final is about to be cut and should find the engine free). A final always replaces the
+call waits, skipped when they waited too long, at most one in flight per speaker, and none while any speaker's audio
+trails off into silence (that final is about to be cut and should find the engine free: a running decode cannot be
+stopped), nor just after a transcription (its render is about to be asked for). A final always replaces the
 partials: its `transcript`/`translation` carry the same utterance id, and `partial_end` closes the utterance's partials
 whatever happened to it (a final, noise, a skip).
 
@@ -129,6 +130,13 @@ class Partials:
         self.engine, self.queue, self.rooms, self.metrics, self.cluster = engine, queue, rooms, metrics, cluster
         self.new_id, self.config = new_id, config
         self.label = label  # who a partial says is speaking: the client's last recognised voice (speakers service)
+        # Speakers whose open segment trails into silence: their final is about to be cut, and any partial decode
+        # started now would hold the engine it needs (a running decode cannot be stopped).
+        # Marks older than a second are ignored: a client that stopped sending audio mid-segment blocks nobody.
+        self.ending: dict[str, float] = {}
+
+    def final_imminent(self, now: float) -> bool:
+        return any(now - since < 1.0 for since in self.ending.values())
 
     def stream(self, who: Participant, spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]) -> PartialStream:
         return PartialStream(self, who, spawn)
@@ -154,6 +162,11 @@ class PartialStream:
     def after_batch(self, segmenter: Segmenter, cut: Sequence[Segment], decode: bool = True) -> None:
         """After a VAD step (segmenter idle): close what was cut or dropped, then maybe decode the open segment."""
         serial = segmenter.open_serial
+        cfg = self._s.config
+        if serial is not None and segmenter.trailing_silence >= cfg.quiet_after:
+            self._s.ending[self._who.id] = time.monotonic()
+        else:
+            self._s.ending.pop(self._who.id, None)
         current = self._open
         if current is not None and current.serial != serial:
             self._open = None
@@ -165,11 +178,10 @@ class PartialStream:
         if serial is None or not decode:
             return
         now = time.monotonic()
-        if self._busy or now < self._next_at:
+        if self._busy or now < self._next_at or self._s.final_imminent(now):  # a final about to be cut goes first
             return
         seg = segmenter.open_segment()
-        cfg = self._s.config
-        if seg is None or seg.speech_seconds < cfg.first_after or seg.silent_seconds >= cfg.quiet_after:
+        if seg is None or seg.speech_seconds < cfg.first_after:
             return
         if self._open is None:
             self._open = _Open(seg.serial, seg.started)
@@ -179,6 +191,10 @@ class PartialStream:
     def utterance_id(self, segment: Segment) -> str | None:
         """The id its partials carried (the pipeline gives the final the same), or None when none was sent."""
         return self._ids.pop(segment.serial, None)
+
+    def close(self) -> None:
+        """The speaker's intake ends."""
+        self._s.ending.pop(self._who.id, None)
 
     def finished(self, utterance_id: str | None) -> None:
         """The pipeline is done with this utterance (or it was dropped): close its partials on every page."""

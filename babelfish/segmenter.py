@@ -211,6 +211,11 @@ class Segmenter:
                 out.append(seg)
         return out
 
+    @property
+    def trailing_silence(self) -> float:
+        """Seconds of non-speech at the end of the segment being spoken (0 between segments). Free to ask."""
+        return self._silent_run * WINDOW / SAMPLE_RATE if self._speech else 0.0
+
     def open_segment(self) -> OpenSegment | None:
         """The segment being spoken, if any: one concatenation, so call it only when it is needed (between feeds,
         from the thread that feeds)."""

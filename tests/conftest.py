@@ -9,6 +9,9 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 # Voice recognition loads a model at start-up: off for every app and server subprocess a test starts, unless the
 # test turns it on (Settings(speaker_embedder=...), create_app(embedder=...) or --speaker-embedder).
 os.environ.setdefault("BABELFISH_SPEAKER_EMBEDDER", "off")
+# Streaming partials add messages to every stream of speech: off unless a test turns them on (Settings(partials=True)
+# or --partials), so the tests of exact result sequences stay exact.
+os.environ.setdefault("BABELFISH_PARTIALS", "false")
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +39,7 @@ def speech_pcm() -> bytes:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # Streaming partials off: these tests check exact result sequences; tests/test_partials.py turns them on.
-    return Settings(data_dir=tmp_path, engine="test", partials=False)
+    return Settings(data_dir=tmp_path, engine="test")
 
 
 @pytest.fixture

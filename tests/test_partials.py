@@ -105,7 +105,7 @@ async def test_partial_is_dropped_at_once_when_a_final_waits(pool):  # noqa: F81
 
 async def test_waiting_partial_goes_after_finals_and_goes_stale(pool):  # noqa: F811
     metrics = Metrics()
-    q = InferenceQueue(pool, 1, 8, 60, metrics)
+    q = InferenceQueue(pool, 1, 8, 60, metrics, partial_hold=0.0)  # order alone (the hold: the next test)
     gate, work = blocker()
     order: list[str] = []
     running = asyncio.create_task(q.render(work, owner="a"))
@@ -125,6 +125,17 @@ async def test_waiting_partial_goes_after_finals_and_goes_stale(pool):  # noqa: 
     assert metrics.snapshot()["partials"]["shed"]["stale"] == 1
 
 
+async def test_no_partial_between_a_transcription_and_its_render(pool):  # noqa: F811
+    metrics = Metrics()
+    q = InferenceQueue(pool, 1, 8, 60, metrics, partial_hold=0.3)
+    assert await q.transcribe(str, "final", owner="a") == "final"
+    with pytest.raises(Shed):  # the render is about to be asked for
+        await q.partial(str, "partial", owner="b", max_wait=5)
+    await asyncio.sleep(0.35)
+    assert await q.partial(str, "partial", owner="b", max_wait=5) == "partial"
+    assert metrics.snapshot()["partials"]["shed"]["busy"] == 1
+
+
 # --- through the real app ---------------------------------------------------------------------------------------
 
 
@@ -138,7 +149,8 @@ class GrowingWords(FakeEngine):
 
 @pytest.fixture
 def growing(tmp_path) -> Iterator[BoundedClient]:
-    with BoundedClient(create_app(Settings(data_dir=tmp_path, engine="test"), engine=GrowingWords())) as c:
+    settings = Settings(data_dir=tmp_path, engine="test", partials=True)
+    with BoundedClient(create_app(settings, engine=GrowingWords())) as c:
         yield c
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.models
 @pytest.fixture(scope="module")
 def cascade_server(tmp_path_factory):
     # Default settings (engine auto → cascade), as `python server_cpu.py` runs them.
-    srv = ServerProcess(tmp_path_factory.mktemp("data"), "--engine", "auto").start()
+    srv = ServerProcess(tmp_path_factory.mktemp("data"), "--engine", "auto", "--partials").start()
     yield srv.port
     srv.stop()
 

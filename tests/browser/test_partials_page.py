@@ -15,7 +15,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("partials") / "data").start()
+    srv = ServerProcess(tmp_path_factory.mktemp("partials") / "data", "--partials").start()
     yield srv
     srv.kill()
 
