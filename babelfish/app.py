@@ -33,7 +33,8 @@ from babelfish.speakers.backup import backup_dir
 from babelfish.speakers.embedder import Embedder, load_embedder
 from babelfish.speakers.registry import Registry
 from babelfish.speakers.service import Speakers
-from babelfish.store.sqlite import SqliteStore, database_path
+from babelfish.store.base import Store
+from babelfish.store.open import open_store
 from babelfish.tls import ca_certificate_path
 from babelfish.tokens import TokenStore
 from babelfish.transcript_route import make_transcript_router
@@ -78,7 +79,7 @@ def create_app(
         loaded = engine
         revocations: asyncio.Task[None] | None = None
         cluster: Cluster = LocalOnly()
-        store: SqliteStore | None = None
+        store: Store | None = None
         tasks: set[asyncio.Task[None]] = set()
         expiry: asyncio.Task[None] | None = None
         # Transcripts go to disk only when the operator asks (retention on); otherwise nothing is ever written.
@@ -102,7 +103,7 @@ def create_app(
             chosen = await voice_model
             registry = None
             if chosen is not None:
-                store = SqliteStore(database_path(settings.data_dir))
+                store = open_store(settings)
                 registry = Registry(store, chosen.name, settings.speaker_threshold, settings.speaker_refine_max)
             speakers = Speakers(chosen, registry, voices, settings.speaker_min_seconds)
             backups = asyncio.create_task(
@@ -121,7 +122,9 @@ def create_app(
             if settings.redis_url:
                 from babelfish.cluster.redis_node import RedisCluster
 
-                cluster = RedisCluster(settings.redis_url, rooms, metrics, settings.cluster_heartbeat_seconds)
+                cluster = RedisCluster(
+                    settings.redis_url, rooms, metrics, settings.cluster_heartbeat_seconds, archive=archive
+                )
                 # Known gap (docs/deployment.md): one cluster room per passcode (redis_node.cluster_name),
                 # but a server holding the name under another passcode refuses the right one.
                 log.warning("cluster mode: room passcodes are checked per server, not cluster-wide; use --access token")
@@ -202,6 +205,7 @@ def create_app(
                 "status": "draining" if hub.draining else "ok",
                 "engine": {"name": info.name, "reason": info.reason, "details": info.details},
                 "cluster": hub.cluster.status(),  # redis "down": serving local clients only
+                **({"speakers": hub.speakers.store_status()} if hub.speakers.store_status() else {}),
             }
         )
 

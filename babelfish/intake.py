@@ -131,6 +131,7 @@ class Intake:
         update = proto.SpeakerRenamed(speaker=renamed)
         for room in self._hub.rooms:
             room.broadcast(update)
+        self._hub.cluster.everywhere(update.encode())  # voices are shared: every server's clients hear of it
 
     async def on_audio(self, data: bytes) -> None:
         now = time.monotonic()  # arrival: the receive loop reads every frame as soon as uvicorn has it

@@ -185,6 +185,7 @@ class Pipeline:
                     began = time.monotonic()
 
             await self._queue.render(consume, owner=who.id)
+        self._cluster.record(room, entry)  # every server's copy of the room transcript, translations included
         if self._archive is not None:
             await asyncio.to_thread(self._archive.append, room.transcript, entry)
         self._metrics.utterance_done("ok")

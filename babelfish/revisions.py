@@ -155,5 +155,7 @@ class Reviser:
             self._cluster.relay(room, translated.encode(), result.language)
         self._metrics.revision_seconds("latency", latency / 1000)
         entry = room.transcript.revise(turn.ids, revised.text, revised.language, translations)
+        if entry is not None:
+            self._cluster.record(room, entry)  # the other servers' copies of the transcript are revised too
         if entry is not None and self._archive is not None:
             self._tasks.spawn(asyncio.to_thread(self._archive.append, room.transcript, entry))

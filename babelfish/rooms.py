@@ -129,7 +129,7 @@ class Room:
     def admits(self, passcode: str | None) -> bool:
         if self.passcode_digest is None:
             return True
-        return passcode is not None and hmac.compare_digest(self.passcode_digest, _digest(passcode))
+        return passcode is not None and hmac.compare_digest(self.passcode_digest, passcode_digest(passcode))
 
     def voice_of(self, pid: str) -> int:
         """A voice variant for a speaker: kept while they stay, and the lowest one no other member holds."""
@@ -180,7 +180,7 @@ class WrongPasscode(Exception):
     pass
 
 
-def _digest(passcode: str) -> bytes:
+def passcode_digest(passcode: str) -> bytes:
     # Kept only while the room lives, in memory; hashed so a memory dump or debugger shows no passcode.
     return hashlib.sha256(passcode.encode()).digest()
 
@@ -213,7 +213,7 @@ class Rooms:
                 raise TooManyRooms(f"this server hosts at most {self._max_rooms} rooms")
             room = self._rooms[p.room_name] = Room(
                 p.room_name,
-                passcode_digest=_digest(passcode) if passcode else None,
+                passcode_digest=passcode_digest(passcode) if passcode else None,
                 transcript=RoomTranscript(p.room_name, self._transcript_cap),
             )
         elif not room.admits(passcode):  # before the size check: outsiders learn nothing about the room

@@ -72,7 +72,12 @@ class Session:
         try:
             if isinstance(join, ProtocolError):
                 raise join
-            return admit(self.hub, join, self._writer.outbox, self.ws.scope.get(CALLER))
+            # Read before admission: once admitted, results and events reach the newcomer, and none may precede
+            # its welcome, which lists the room on every server of a cluster.
+            others = await self.hub.cluster.look(join.room, join.passcode)
+            member = admit(self.hub, join, self._writer.outbox, self.ws.scope.get(CALLER))
+            self.hub.cluster.adopt(member.room, others, member.participant)
+            return member
         except ProtocolError as exc:
             await self._writer.refuse(exc)
             return None

@@ -63,6 +63,28 @@ class Entry:
             **revised,
         }
 
+    def to_wire(self) -> dict[str, Any]:
+        """The entry as another server of the cluster receives it (babelfish.cluster)."""
+        return {
+            "id": self.utterance_id, "speaker": [self.speaker_id, self.speaker_name], "start": self.start,
+            "end": self.end, "language": self.language, "text": self.text, "translations": self.translations,
+            "replaces": self.replaces,
+        }  # fmt: skip
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> Entry | None:
+        """None if `body` is not an entry (a frame from another version)."""
+        try:
+            speaker_id, speaker_name = body["speaker"]
+            translations = body.get("translations") or {}
+            entry = cls(str(body["id"]), str(speaker_id), str(speaker_name), float(body["start"]), float(body["end"]),
+                        str(body["language"]), str(body["text"]),
+                        {str(k): str(v) for k, v in translations.items()},
+                        [str(i) for i in body.get("replaces") or []])  # fmt: skip
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return entry
+
 
 class RoomTranscript:
     """What was said in one room, oldest first; at most `cap` utterances (then the oldest goes, counted)."""
@@ -98,6 +120,22 @@ class RoomTranscript:
         self._entries.clear()
         self._entries.extend(kept)
         return first
+
+    def add_relayed(self, entry: Entry) -> None:
+        """An utterance spoken on another server of the cluster, which sends it once it is fully translated: it goes
+        where its start time puts it (a local utterance added meanwhile may have started later). A repeat is ignored.
+        A revision (`replaces`) revises the pieces relayed before it, as on the speaker's server."""
+        if entry.replaces and self.revise(entry.replaces, entry.text, entry.language, entry.translations) is not None:
+            return
+        if any(e.utterance_id == entry.utterance_id for e in self._entries):
+            return
+        if len(self._entries) == self._entries.maxlen:
+            self._entries.popleft()
+            self.dropped += 1
+        at = len(self._entries)
+        while at > 0 and self._entries[at - 1].start > entry.start:
+            at -= 1
+        self._entries.insert(at, entry)
 
     def entries(self) -> list[Entry]:
         return list(self._entries)

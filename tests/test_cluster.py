@@ -59,12 +59,22 @@ def lb_site(upstreams: list[int]) -> str:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    yield from start_cluster(tmp_path)
+
+
+@pytest.fixture
+def voice_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """With speaker recognition on (resemblyzer, as tests/speakers/test_crash.py), so voices are stored in Redis."""
+    yield from start_cluster(tmp_path, "--speaker-embedder", "resemblyzer")
+
+
+def start_cluster(tmp_path: Path, *extra: str) -> Iterator[Cluster]:
     redis = RedisProcess(tmp_path / "redis", password="s3cret word").start()  # a password URL, as in production
-    args = ("--redis-url", redis.url.replace(" ", "%20"), "--cluster-heartbeat-seconds", BEAT)
+    args = ("--redis-url", redis.url.replace(" ", "%20"), "--cluster-heartbeat-seconds", BEAT, *extra)
     a = ServerProcess(tmp_path / "a", *args)
     b = ServerProcess(tmp_path / "b", *args)
     with ThreadPoolExecutor(2) as pool:  # both start at once
-        for f in [pool.submit(a.start), pool.submit(b.start)]:
+        for f in [pool.submit(a.start, 240), pool.submit(b.start, 240)]:
             f.result()
     nginx, lb_port = start_nginx(tmp_path / "nginx", lb_site([a.port, b.port]))
     try:
@@ -227,6 +237,80 @@ async def test_a_room_spans_two_servers_behind_the_load_balancer(cluster: Cluste
     assert sorted(s["utterances_processed"] for s in stats) == [0, 1]
     assert all(s["cluster"]["redis"] == "up" for s in stats)
     for peer in (ann, bob, carl):
+        await peer.close()
+
+
+async def room_members_in_redis(cluster: Cluster, room: str, n: int, within: float = 5) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(cluster.redis.url)
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                if await client.hlen(f"babelfish:room:{room}") >= n:
+                    return
+                await asyncio.sleep(0.02)
+    finally:
+        await client.aclose()
+
+
+async def transcript_of(srv: ServerProcess, peer: Peer) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as http:
+        r = await http.get(srv.url + "rooms/talk/transcript", params={"format": "json"}, timeout=5,
+                           headers={"Authorization": f"Bearer {peer.welcome['transcript_key']}"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    return r.json()["utterances"]
+
+
+async def test_voices_welcome_and_transcripts_are_cluster_wide(voice_cluster: Cluster, speech_pcm: bytes):
+    """A voice enrolled on A is recognised on B; a rename on B reaches A's clients; a welcome on B lists who is on A;
+    each server's room transcript holds the whole room, translations included."""
+    cluster = voice_cluster
+    for srv in (cluster.a, cluster.b):
+        await healthz_until(srv, "up")
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(srv.url + "healthz", timeout=5)).json()
+        assert health["speakers"] == {"store": "redis", "pending": 0}
+    ann = await Peer.join(cluster.a.ws_url, "Ann", "en")
+    await room_members_in_redis(cluster, "talk", 1)
+    bob = await Peer.join(cluster.b.ws_url, "Bob", "de")
+    assert {p["name"] for p in bob.welcome["participants"]} == {"Ann", "Bob"}  # Ann is on the other server
+    joined = await ann.wait_for(lambda m: m["type"] == "participants" and m["who"]["name"] == "Bob")
+    assert joined["count"] == 2
+
+    uid = await said(ann, speech_pcm)  # enrolled on A
+    voice = (await bob.wait_for(translation_of(uid, "de")))["speaker"]
+    assert voice["name"] == "Ann"
+    tablet = await Peer.join(cluster.b.ws_url, "Tablet", "en")  # the same voice through another device, on B
+    assert len(tablet.welcome["participants"]) == 3
+    await roster_is(ann, {"Ann", "Bob", "Tablet"})
+    uid_b = await said(tablet, speech_pcm)
+    mine = next(m for m in tablet.messages if m["type"] == "transcript" and m["utterance_id"] == uid_b)
+    assert mine["speaker"] == voice  # recognised on B: not a new speaker named "Tablet"
+
+    await bob.ws.send(json.dumps({"type": "rename_speaker", "id": voice["id"], "name": "Annie"}))
+    renamed = await ann.wait_for(lambda m: m["type"] == "speaker_renamed")  # on A, renamed on B
+    assert renamed["speaker"] == {"id": voice["id"], "name": "Annie"}
+
+    # Each server's transcript holds both utterances (one spoken on each server), with the translation into German.
+    async def whole(srv: ServerProcess, peer: Peer) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+
+        async def check() -> bool:
+            got[:] = await transcript_of(srv, peer)
+            return {u["id"] for u in got} == {uid, uid_b}
+
+        async with asyncio.timeout(10):
+            while True:
+                if await check():
+                    return got
+                await asyncio.sleep(0.05)
+
+    for srv, peer in ((cluster.a, ann), (cluster.b, bob)):
+        utterances = await whole(srv, peer)
+        assert [u["id"] for u in utterances] == [uid, uid_b]  # in the order spoken
+        assert all(u["translations"].get("de", "").startswith("[de] ") for u in utterances)
+    for peer in (ann, bob, tablet):
         await peer.close()
 
 

@@ -91,3 +91,48 @@ def test_redis_down_drops_remote_members_and_keeps_local_ones():
 
 def test_the_password_never_reaches_the_log():
     assert safe_url("rediss://:s3cret@cache.example:6380/2") == "rediss://cache.example:6380/2"
+
+
+def test_a_relayed_utterance_joins_the_room_transcript_in_time_order_once():
+    from babelfish.transcripts import Entry
+
+    rooms = Rooms(10, 10)
+    room = rooms.join(member("ann", "en"))
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")
+    room.transcript.add(Entry("u-local", "ann", "Ann", 20.0, 21.0, "en", "later here"))
+    spoken = Entry("u-remote", "spk-1", "Bob", 10.0, 12.0, "de", "Guten Morgen", {"en": "Good morning"})
+    frame = Envelope("entry", "other", "r", spoken.to_wire()).pack()
+    node._on_frame(frame)
+    node._on_frame(frame)  # a repeat changes nothing
+    node._on_frame(Envelope("entry", "other", "r", {"id": "broken"}).pack())  # not an entry: ignored
+    got = room.transcript.entries()
+    assert [e.utterance_id for e in got] == ["u-remote", "u-local"]
+    assert (got[0].speaker_name, got[0].translations) == ("Bob", {"en": "Good morning"})
+
+
+def test_a_message_for_everyone_reaches_every_room():
+    rooms = Rooms(10, 10)
+    ann, joe = member("ann", "en"), Participant("joe", "joe", "de", "other-room", Outbox(100, 1_000_000, lambda: None))
+    rooms.join(ann)
+    rooms.join(joe)
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")
+    text = '{"type":"speaker_renamed","speaker":{"id":"spk-1","name":"Maria"}}'
+    node._on_frame(Envelope("all", "other", "", {"text": text}).pack())
+    node._on_frame(Envelope("all", "me", "", {"text": "own echo"}).pack())
+    assert drain(ann) == [text] and drain(joe) == [text]
+
+
+def test_a_relayed_revision_revises_the_relayed_pieces():
+    from babelfish.transcripts import Entry
+
+    rooms = Rooms(10, 10)
+    room = rooms.join(member("ann", "en"))
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")
+    for uid, start, text in (("u1", 1.0, "good"), ("u2", 2.0, "morning")):
+        piece = Entry(uid, "spk-1", "Bob", start, start + 0.8, "en", text, {"de": text.upper()})
+        node._on_frame(Envelope("entry", "other", "r", piece.to_wire()).pack())
+    revised = Entry("u1", "spk-1", "Bob", 1.0, 2.8, "en", "good morning", {"de": "Guten Morgen"}, ["u1", "u2"])
+    node._on_frame(Envelope("entry", "other", "r", revised.to_wire()).pack())
+    (only,) = room.transcript.entries()
+    assert (only.utterance_id, only.text, only.translations, only.replaces, only.end) == (
+        "u1", "good morning", {"de": "Guten Morgen"}, ["u1", "u2"], 2.8)  # fmt: skip

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from babelfish.rooms import Participant, Room
+from babelfish.rooms import Participant, RemoteMember, Room
+from babelfish.transcripts import Entry
 
 
 class Cluster(Protocol):
@@ -24,6 +25,21 @@ class Cluster(Protocol):
 
     def relay(self, room: Room, text: str, language: str | None, pcm: bytes | None = None) -> None:
         """Hand a result (an encoded server message; audio: header + PCM) to listeners of `language` elsewhere."""
+
+    def everywhere(self, text: str) -> None:
+        """Hand an encoded server message to every client of every other server (speaker_renamed: voices are
+        cluster-wide)."""
+
+    def record(self, room: Room, entry: Entry) -> None:
+        """A finished utterance of `room` (translations included), for the room's transcript on the other servers."""
+
+    async def look(self, room: str, passcode: str | None) -> list[RemoteMember]:
+        """Who is in `room` (as this passcode opens it) on the other servers now; read before admitting a newcomer,
+        so its welcome lists the whole room and nothing reaches it before that welcome. Bounded wait; [] if unknown."""
+        ...
+
+    def adopt(self, room: Room, members: list[RemoteMember], newcomer: Participant) -> None:
+        """Add what `look` found to `room` (telling the others there, not the newcomer: its welcome lists them)."""
 
     def status(self) -> dict[str, object]:
         """For /healthz and /metrics."""
@@ -46,6 +62,18 @@ class LocalOnly:
         return None
 
     def relay(self, room: Room, text: str, language: str | None, pcm: bytes | None = None) -> None:
+        return None
+
+    def everywhere(self, text: str) -> None:
+        return None
+
+    def record(self, room: Room, entry: Entry) -> None:
+        return None
+
+    async def look(self, room: str, passcode: str | None) -> list[RemoteMember]:
+        return []
+
+    def adopt(self, room: Room, members: list[RemoteMember], newcomer: Participant) -> None:
         return None
 
     def status(self) -> dict[str, object]:

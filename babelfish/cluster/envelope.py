@@ -12,7 +12,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["join", "leave", "result"]
+Kind = Literal["join", "leave", "result", "entry", "all"]
+KINDS = ("join", "leave", "result", "entry", "all")
 _LEN = struct.Struct(">I")
 
 
@@ -21,7 +22,9 @@ class Envelope:
     kind: Kind
     origin: str  # server id of the sender: a server ignores its own frames
     room: str
-    body: dict[str, Any]  # join/leave: the participant; result: {"text": ..., "language": ...}
+    # join/leave: the participant; result: {"text": ..., "language": ...}; entry: a finished utterance for the room's
+    # transcript (translations included); all: {"text": ...} for every client of every server (room "")
+    body: dict[str, Any]
     payload: bytes = b""
 
     def pack(self) -> bytes:
@@ -42,6 +45,6 @@ def unpack(frame: bytes) -> Envelope:
         kind, origin, room, body = head["k"], head["o"], head["r"], head["b"]
     except (struct.error, ValueError, KeyError, TypeError) as exc:
         raise BadFrame(str(exc)) from None
-    if kind not in ("join", "leave", "result") or not isinstance(body, dict):
+    if kind not in KINDS or not isinstance(body, dict):
         raise BadFrame(f"unknown frame kind {kind!r}")
     return Envelope(kind, str(origin), str(room), body, bytes(frame[_LEN.size + size :]))

@@ -15,6 +15,11 @@ Redis down: every call fails fast (short socket timeouts, no retries), the node 
 participants from its rooms (telling its clients they left) and goes on serving its local clients; the heartbeat
 keeps trying, and once Redis answers the node re-registers its participants and re-reads every room (`up` again).
 
+Beyond presence and results, the same channels carry: each finished utterance (`entry`, translations included) so
+every server's copy of the room transcript holds the whole room; and, on the cluster channel, messages for every
+client everywhere (`all`: `speaker_renamed`, since known voices are shared by the whole cluster).
+A newcomer's welcome lists the whole room: `sync` reads the room's hash from Redis before the welcome is sent.
+
 Outbound overflow policy: relayed frames and presence writes wait in one bounded queue (QUEUE_MAX); when it is full
 (Redis too slow) the newest frame is dropped and counted, so the speaker's server never waits on Redis.
 """
@@ -39,8 +44,9 @@ from redis.exceptions import RedisError
 from babelfish import protocol as proto
 from babelfish.cluster.envelope import BadFrame, Envelope, unpack
 from babelfish.metrics import Metrics
-from babelfish.rooms import Participant, RemoteMember, Room, Rooms
+from babelfish.rooms import Participant, RemoteMember, Room, Rooms, passcode_digest
 from babelfish.tasks import TaskSet
+from babelfish.transcripts import Entry, TranscriptArchive
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +79,13 @@ def cluster_name(room: Room) -> str:
     """The room's name in Redis. A room with a passcode is a different cluster room for each passcode, so a server
     that does not host the room yet cannot let someone into it by creating it there with another passcode (or none).
     Room names cannot hold ':', so no plain name meets a locked one."""
-    if room.passcode_digest is None:
-        return room.name
-    return f"{room.name}:locked:{hashlib.sha256(b'babelfish-room:' + room.passcode_digest).hexdigest()[:32]}"
+    return locked_name(room.name, room.passcode_digest)
+
+
+def locked_name(name: str, digest: bytes | None) -> str:
+    if digest is None:
+        return name
+    return f"{name}:locked:{hashlib.sha256(b'babelfish-room:' + digest).hexdigest()[:32]}"
 
 
 def safe_url(url: str) -> str:
@@ -86,7 +96,13 @@ def safe_url(url: str) -> str:
 
 class RedisCluster:
     def __init__(
-        self, url: str, rooms: Rooms, metrics: Metrics, heartbeat_seconds: float = 1.0, server_id: str | None = None
+        self,
+        url: str,
+        rooms: Rooms,
+        metrics: Metrics,
+        heartbeat_seconds: float = 1.0,
+        server_id: str | None = None,
+        archive: TranscriptArchive | None = None,  # relayed utterances go to disk here too (retention on)
     ) -> None:
         self.server_id = server_id or secrets.token_hex(4)
         self._url = url
@@ -96,7 +112,7 @@ class RedisCluster:
         self._redis = aioredis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1)
         )
-        self._rooms, self._metrics = rooms, metrics
+        self._rooms, self._metrics, self._archive = rooms, metrics, archive
         self._beat = heartbeat_seconds
         self._ttl_ms = round(heartbeat_seconds * 3000)
         self._out: asyncio.Queue[Command] = asyncio.Queue(QUEUE_MAX)
@@ -163,6 +179,35 @@ class RedisCluster:
             body = {"text": text, "language": language, "audio": pcm is not None}
             frame = Envelope("result", self.server_id, room.name, body, pcm or b"").pack()
             self._send(("publish", channel(cluster_name(room)), frame))
+
+    def everywhere(self, text: str) -> None:
+        self._send(("publish", CLUSTER_CHANNEL, Envelope("all", self.server_id, "", {"text": text}).pack()))
+
+    def record(self, room: Room, entry: Entry) -> None:
+        if room.remote:
+            frame = Envelope("entry", self.server_id, room.name, entry.to_wire()).pack()
+            self._send(("publish", channel(cluster_name(room)), frame))
+
+    async def look(self, room: str, passcode: str | None) -> list[RemoteMember]:
+        if not self.up:
+            return []
+        here = self._rooms.get(room)  # its passcode decides; a wrong one is refused at admission anyway
+        digest = here.passcode_digest if here is not None else passcode_digest(passcode) if passcode else None
+        try:
+            async with asyncio.timeout(self._beat):
+                table = await self._redis.hgetall(room_key(locked_name(room, digest)))
+                members = [m for m in _parse_members(table).values() if m.server != self.server_id]
+                servers = sorted({m.server for m in members})
+                flags = await self._redis.mget([alive_key(x) for x in servers]) if servers else []
+        except FAILURES as exc:
+            log.debug("cluster: room %r not read before a welcome: %s", room, exc)
+            return []  # the heartbeat brings the others in a moment later, as join events
+        alive = {x for x, flag in zip(servers, flags, strict=True) if flag is not None}
+        return [m for m in members if m.server in alive]
+
+    def adopt(self, room: Room, members: list[RemoteMember], newcomer: Participant) -> None:
+        for member in members:
+            self._add(room, member, skip=newcomer)
 
     def status(self) -> dict[str, object]:
         return {
@@ -323,6 +368,9 @@ class RedisCluster:
             return
         if env.origin == self.server_id:
             return
+        if env.kind == "all":
+            self._to_everyone(env)
+            return
         room = self._rooms.get(env.room)
         if room is None:
             return
@@ -330,6 +378,12 @@ class RedisCluster:
         self._metrics.cluster_frame("in")
         if env.kind == "result":
             _deliver(room, env)
+        elif env.kind == "entry":
+            entry = Entry.from_wire(env.body)
+            if entry is not None:
+                room.transcript.add_relayed(entry)
+                if self._archive is not None:
+                    self._tasks.spawn(self._archive_later(room, entry))
         elif env.kind == "join":
             member = _member(env.body, env.origin)
             if member is not None:
@@ -352,12 +406,30 @@ class RedisCluster:
             if pid not in room.remote and not newer(pid):
                 self._add(room, member)
 
+    def _to_everyone(self, env: Envelope) -> None:
+        self.received += 1
+        self._metrics.cluster_frame("in")
+        text = env.body.get("text")
+        if isinstance(text, str):
+            for room in self._rooms:
+                for p in list(room.members.values()):
+                    p.outbox.put(text)
+
+    async def _archive_later(self, room: Room, entry: Entry) -> None:
+        assert self._archive is not None
+        try:
+            await asyncio.to_thread(self._archive.append, room.transcript, entry)
+        except OSError as exc:
+            log.error("transcript archive: a relayed utterance was not written: %s", exc)
+
     @staticmethod
-    def _add(room: Room, member: RemoteMember) -> None:
+    def _add(room: Room, member: RemoteMember, skip: Participant | None = None) -> None:
         if member.id in room.remote or member.id in room.members:
             return
         room.remote[member.id] = member
-        room.broadcast(proto.Participants(room=room.name, event="join", who=member.info(), count=room.count))
+        # `skip`: a newcomer whose welcome (sent next) lists this member already
+        event = proto.Participants(room=room.name, event="join", who=member.info(), count=room.count)
+        room.broadcast(event, [p for p in room.members.values() if p is not skip])
 
     @staticmethod
     def _remove(room: Room, pid: str) -> None:
@@ -413,7 +485,7 @@ def _is_table(reply: object) -> bool:
     return isinstance(reply, dict)
 
 
-def _parse_members(table: dict[bytes, bytes]) -> dict[str, RemoteMember]:
+def _parse_members(table: dict[Any, Any]) -> dict[str, RemoteMember]:
     members: dict[str, RemoteMember] = {}
     for raw in table.values():
         try:

@@ -1,7 +1,8 @@
 """`python -m babelfish speakers list | rename ID NAME | forget ID | export FILE | import FILE [--replace]`.
 
 Works on the data dir's store directly, also while the server runs (the server picks the change up before
-its next utterance). Settings come from `BABELFISH_*` variables, `--data-dir` overrides the data dir.
+its next utterance). Settings come from `BABELFISH_*` variables, `--data-dir` overrides the data dir. With a Redis URL
+(`--redis-url` or BABELFISH_REDIS_URL) it works on the cluster's shared store in Redis instead, which must answer.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from babelfish.config import Settings
 from babelfish.speakers import backup, embedder
+from babelfish.store.base import Store
 from babelfish.store.sqlite import SqliteStore, database_path
 
 
@@ -20,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m babelfish speakers", description="Known voices: list, name, forget, "
                                 "back up and restore.")  # fmt: skip
     p.add_argument("--data-dir", type=Path, help="the server's data dir (default: BABELFISH_DATA_DIR or ./data)")
+    p.add_argument("--redis-url", help="a cluster's Redis (default: BABELFISH_REDIS_URL): its shared speaker store")
     sub = p.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="every known speaker")
     rename = sub.add_parser("rename", help="give a speaker a name")
@@ -41,15 +46,26 @@ def _when(t: float) -> str:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings(data_dir=args.data_dir) if args.data_dir else Settings()
-    store = SqliteStore(database_path(settings.data_dir))
+    overrides = {k: v for k, v in (("data_dir", args.data_dir), ("redis_url", args.redis_url)) if v}
+    settings = Settings(**overrides)
+    store: Store
+    if settings.redis_url:
+        # The shared store itself: an admin change must reach every server, so no local fallback here.
+        from babelfish.store.redis_store import RedisStore
+
+        store = RedisStore(settings.redis_url)
+    else:
+        store = SqliteStore(database_path(settings.data_dir))
     try:
         return _run(args, settings, store)
+    except (RedisError, OSError) as exc:
+        print(f"[ERROR] the speaker store did not answer, nothing changed: {exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
 
 
-def _run(args: argparse.Namespace, settings: Settings, store: SqliteStore) -> int:
+def _run(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     if args.action == "list":
         records = store.speakers()
         if not records:

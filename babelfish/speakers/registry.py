@@ -64,6 +64,10 @@ class Registry:
         self._records: dict[str, SpeakerRecord] = {}
         self._load()
 
+    @property
+    def store(self) -> Store:
+        return self._store
+
     def _load(self) -> None:
         self._records = {r.id: r for r in self._store.speakers()}
 

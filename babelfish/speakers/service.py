@@ -38,6 +38,11 @@ class Speakers:
     def enabled(self) -> bool:
         return self.embedder is not None and self.registry is not None
 
+    def store_status(self) -> dict[str, object] | None:
+        """Where voices are read from now (the cluster's shared store only; None otherwise), for /healthz."""
+        status = getattr(self.registry.store, "status", None) if self.registry is not None else None
+        return status() if callable(status) else None
+
     async def embed(self, audio: np.ndarray) -> np.ndarray | None:
         """The utterance's voice vector; None when recognition is off or the utterance is too short to tell."""
         if self.embedder is None or len(audio) < self._min_seconds * SAMPLE_RATE:

@@ -1,1 +1,1 @@
-"""Durable state: the `Store` interface and its backends (SQLite today; Redis for several servers later)."""
+"""Durable state: the `Store` interface and its backends (SQLite alone; Redis with a local SQLite copy in a cluster)."""
