@@ -2,9 +2,9 @@
 
 While Redis answers, every read and write goes to Redis (shared by every server), and this server's local store
 (`data/speakers/speakers.db`) is kept as a copy: this server's own writes go to both, and what other servers wrote
-is copied in at most every `mirror_seconds` (and at start). When Redis does not answer (down, restarting,
-unreachable), nothing fails: reads come from the local copy, writes go to the local copy (durable, as in
-single-server mode) and their speaker ids to a pending journal (`data/speakers/pending.json`, written atomically
+is copied in at most every `mirror_seconds` (and at start), a forget at the next reload. When Redis does not answer
+(down, restarting, unreachable), nothing fails: reads come from the local copy, writes go to the local copy (durable,
+as in single-server mode) and their speaker ids to a pending journal (`data/speakers/pending.json`, written atomically
 with fsync). When Redis answers again, the journal is replayed (each pending speaker written whole, each pending
 forget done) before anything else, then the registry reloads from Redis. So nothing a user stored is lost: an
 enrolment, refinement, rename or forget made while Redis was down reaches Redis later. Conflicts are settled by
@@ -60,6 +60,7 @@ class SharedStore:
         self._pending: dict[str, str] = self._read_pending()  # speaker id -> PUT | FORGET, not yet in Redis
         self._retry_at = 0.0  # Redis is not tried before this (monotonic)
         self._mirrored_at: float | None = None
+        self._mirrored_ids: set[str] = set()
         self._online = False  # the last call reached Redis
         self._came_back = False  # back online: the registry must reload once
 
@@ -144,10 +145,11 @@ class SharedStore:
                     self._fail(exc)
                 else:
                     self._came_back = False
-                    now = self._clock()
-                    if self._mirrored_at is None or now - self._mirrored_at >= self._mirror_every:
+                    now, ids = self._clock(), {r.id for r in records}
+                    stale = self._mirrored_at is None or now - self._mirrored_at >= self._mirror_every
+                    if stale or self._mirrored_ids - ids:  # a voice forgotten elsewhere leaves this copy at once
                         self._local.put_all(records, replace=True)
-                        self._mirrored_at = now
+                        self._mirrored_at, self._mirrored_ids = now, ids
                     return records
             return self._local.speakers()
 

@@ -140,3 +140,24 @@ def test_the_admin_cli_works_on_the_shared_store(redis: RedisProcess, tmp_path: 
     redis.kill()
     down = cli("rename", "spk-1", "X")
     assert down.returncode == 1 and "did not answer" in down.stderr
+
+
+def test_a_voice_forgotten_through_another_server_leaves_this_servers_copy(redis: RedisProcess, tmp_path: Path):
+    clock = Clock()
+    one, two = shared(redis, tmp_path / "a"), shared(redis, tmp_path / "b", clock)
+    ra, rb = Registry(one, "fake", 0.7), Registry(two, "fake", 0.7)
+    ann = ra.identify("c1", "Ann", voice(0)).speaker
+    clock.now = 60  # b copies what the others wrote at most every 30 s
+    assert rb.identify("c2", "Hall", voice(0)).speaker == ann
+
+    def b_copy() -> set[str]:
+        copy = SqliteStore(tmp_path / "b" / "speakers.db")
+        try:
+            return {r.id for r in copy.speakers()}
+        finally:
+            copy.close()
+
+    assert ann.id in b_copy()
+    assert ra.forget(ann.id)
+    rb.identify("c2", "Hall", voice(5))  # b's next utterance: it reloads, and the forget reaches its copy at once
+    assert ann.id not in b_copy()
