@@ -76,7 +76,7 @@ async def run_client(url: str, c: Client, args: argparse.Namespace, speech: byte
             c.my_id = welcome["client_id"]
 
             def on_message(msg: dict[str, Any], now: float) -> None:
-                if msg["type"] == "transcript" and msg["speaker"]["id"] == c.my_id:
+                if msg["type"] == "transcript" and msg.get("client_id") == c.my_id:  # `speaker` is the recognised voice
                     c.got.append(now)
                 elif msg["type"] == "notice" and msg.get("code") == "dropped_utterance":
                     c.shed += 1

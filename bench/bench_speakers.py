@@ -65,7 +65,7 @@ async def talk(url: str, s: Speaker, stop: float, ready: asyncio.Barrier) -> Non
             s.my_id = json.loads(await ws.recv())["client_id"]
 
             def on_message(msg: dict[str, Any], now: float) -> None:
-                if msg["type"] == "transcript" and msg["speaker"]["id"] == s.my_id:
+                if msg["type"] == "transcript" and msg.get("client_id") == s.my_id:  # `speaker` is the recognised voice
                     s.transcripts.append((now, msg["utterance_id"]))
                 elif msg["type"] == "translation":
                     s.translations.append((now, msg["utterance_id"]))
