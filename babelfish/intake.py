@@ -30,13 +30,14 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 
 from babelfish import protocol as proto
 from babelfish.echoes import heard_elsewhere
 from babelfish.hub import Hub
 from babelfish.joining import Member
 from babelfish.protocol import ProtocolError
-from babelfish.segmenter import Segment, Segmenter
+from babelfish.segmenter import OpenSegment, Segment, Segmenter
 from babelfish.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,13 @@ class Intake:
                 else:
                     batch.append(item)
             self._backlog_bytes -= sum(len(data) for data, _ in batch)
-            segments = await loop.run_in_executor(self._hub.vad_executor, _cut_batch, segmenter, batch, end)
+            partials = self._partials
+            snapshot: Callable[[Segmenter], OpenSegment | None] | None = None
+            if partials is not None and self._accepting and partials.decode_due(time.monotonic()):
+                snapshot = partials.snapshot  # a partial's audio, the whole open segment, is copied in the VAD thread
+            segments, opened = await loop.run_in_executor(
+                self._hub.vad_executor, _cut_batch, segmenter, batch, end, snapshot
+            )
             for segment in segments:
                 self._queue(segment)
             # Other phones' copies of the same speech wait for this one only while it is open (babelfish/echoes.py).
@@ -216,8 +223,8 @@ class Intake:
                 echoes.speech_open(self._room, me, None)
             if segmenter.speaking:
                 echoes.speech_open(self._room, me, batch[0][1] if batch else time.monotonic())
-            if self._partials is not None:  # the segmenter is idle until the next batch
-                self._partials.after_batch(segmenter, segments, decode=self._accepting)
+            if partials is not None:  # the segmenter is idle until the next batch
+                partials.after_batch(segmenter, segments, opened if self._accepting else None)
 
     def _queue(self, segment: Segment) -> None:
         if self._pending.full():
@@ -272,11 +279,17 @@ class Intake:
         return self._segmenter.speech_started if self._segmenter is not None else None
 
 
-def _cut_batch(segmenter: Segmenter, batch: list[_Frame], end: float | None) -> list[Segment]:
-    """In a VAD thread: the batch's windows through the model at once, then the client's end_utterance, if any."""
+def _cut_batch(
+    segmenter: Segmenter,
+    batch: list[_Frame],
+    end: float | None,
+    snapshot: Callable[[Segmenter], OpenSegment | None] | None = None,
+) -> tuple[list[Segment], OpenSegment | None]:
+    """In a VAD thread: the batch's windows through the model at once, then the client's end_utterance, if any;
+    and, when asked (`snapshot`), the open segment for a partial decode."""
     out = segmenter.feed_many(batch) if batch else []
     if end is not None:
         last = segmenter.end_utterance(end)
         if last is not None:
             out.append(last)
-    return out
+    return out, snapshot(segmenter) if snapshot is not None else None

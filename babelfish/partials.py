@@ -159,8 +159,23 @@ class PartialStream:
 
     # --- from the intake ------------------------------------------------------------------------------------------
 
-    def after_batch(self, segmenter: Segmenter, cut: Sequence[Segment], decode: bool = True) -> None:
-        """After a VAD step (segmenter idle): close what was cut or dropped, then maybe decode the open segment."""
+    def decode_due(self, now: float) -> bool:
+        """Whether a decode may start after the next VAD step: then that step also takes a snapshot of the open
+        segment (`snapshot`, in the VAD thread)."""
+        return not self._busy and now >= self._next_at and not self._s.final_imminent(now)
+
+    def snapshot(self, segmenter: Segmenter) -> OpenSegment | None:
+        """In the VAD thread, right after a step: the open segment to decode, or None. Its audio is one concatenation
+        of the whole segment so far (seconds of it), kept off the event loop."""
+        cfg = self._s.config
+        if segmenter.open_serial is None or segmenter.trailing_silence >= cfg.quiet_after:
+            return None  # nothing open, or its final is near (after_batch will not decode)
+        seg = segmenter.open_segment()
+        return seg if seg is not None and seg.speech_seconds >= cfg.first_after else None
+
+    def after_batch(self, segmenter: Segmenter, cut: Sequence[Segment], opened: OpenSegment | None = None) -> None:
+        """After a VAD step (segmenter idle): close what was cut or dropped, then decode `opened` (the step's
+        `snapshot`, None when none was taken) if a decode is still due."""
         serial = segmenter.open_serial
         cfg = self._s.config
         if serial is not None and segmenter.trailing_silence >= cfg.quiet_after:
@@ -175,21 +190,22 @@ class PartialStream:
                     self._ids[current.serial] = current.utterance_id  # the pipeline will finish it
                 else:
                     self._end(current.utterance_id)  # dropped as noise: nothing will follow
-        if serial is None or not decode:
-            return
-        now = time.monotonic()
-        if self._busy or now < self._next_at or self._s.final_imminent(now):  # a final about to be cut goes first
-            return
-        seg = segmenter.open_segment()
-        if seg is None or seg.speech_seconds < cfg.first_after:
-            return
+        if opened is None or opened.serial != serial or not self.decode_due(time.monotonic()):
+            return  # a final about to be cut goes first
         if self._open is None:
-            self._open = _Open(seg.serial, seg.started)
+            self._open = _Open(opened.serial, opened.started)
         self._busy = True
-        self._spawn(self._decode(self._open, seg))
+        self._spawn(self._decode(self._open, opened))
 
     def utterance_id(self, segment: Segment) -> str | None:
-        """The id its partials carried (the pipeline gives the final the same), or None when none was sent."""
+        """The id its partials carried (the pipeline gives the final the same), or None when none was sent.
+
+        Asked for by the intake when the segment is processed, or dropped from a full queue: that can happen in the
+        VAD step that cut it, before `after_batch` has seen it cut."""
+        current = self._open
+        if current is not None and current.serial == segment.serial:
+            self._open = None  # cut: no partial of it is sent any more
+            return current.utterance_id
         return self._ids.pop(segment.serial, None)
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -13,13 +14,17 @@ import numpy as np
 import pytest
 
 from babelfish.app import create_app
+from babelfish.cluster import LocalOnly
 from babelfish.config import Settings
 from babelfish.engines.base import Transcript, Utterance
 from babelfish.engines.fake import FakeEngine
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.metrics import Metrics
-from babelfish.partials import Agreement
+from babelfish.partials import Agreement, Partials, PartialsConfig
+from babelfish.segmenter import Segmenter, SegmenterConfig
+from babelfish.tasks import TaskSet
 from tests.audio import LIBRIVOX, frames, pcm16, read_wav, silence
+from tests.pipeline_harness import PipelineHarness
 from tests.test_inference import blocker, pool  # noqa: F401 - fixture
 from tests.wsclient import BoundedClient
 
@@ -136,6 +141,78 @@ async def test_no_partial_between_a_transcription_and_its_render(pool):  # noqa:
     assert metrics.snapshot()["partials"]["shed"]["busy"] == 1
 
 
+# --- one speaker's stream, no socket -----------------------------------------------------------------------------
+
+
+class LoudIsSpeech:
+    """Speech probability from loudness: deterministic, no model."""
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        return np.where(np.abs(windows).max(axis=1) > 0.1, 0.95, 0.01).astype(np.float32)
+
+    def reset(self) -> None:
+        pass
+
+
+def _tone(seconds: float) -> bytes:
+    return pcm16(0.3 * np.sin(2 * np.pi * 220 * np.arange(int(16000 * seconds)) / 16000))
+
+
+async def test_a_segment_dropped_in_the_step_that_cut_it_still_closes_its_partials():
+    """The intake queues what a VAD step cut before `after_batch` sees the cut: when a full queue drops that very
+    segment, its partials must still be closed (`partial_end`) and nothing kept for it."""
+    h = PipelineHarness(engine=GrowingWords())
+    tasks = TaskSet()
+    try:
+        ann, bob = h.join("Ann", "en"), h.join("Bob", "de")
+        ids = iter(["u1", "u2"])
+        service = Partials(h.engine, h.queue, h.rooms, h.metrics, LocalOnly(), lambda: next(ids), PartialsConfig())
+        stream = service.stream(ann, tasks.spawn)
+        segmenter = Segmenter(LoudIsSpeech(), SegmenterConfig.from_settings(Settings()))
+        assert segmenter.feed(_tone(1.0), time.monotonic()) == []  # still speaking
+        assert stream.decode_due(time.monotonic())
+        opened = stream.snapshot(segmenter)
+        assert opened is not None and opened.speech_seconds > 0.5
+        stream.after_batch(segmenter, [], opened)
+        assert await tasks.wait(10) == 0
+        shown = [m for m in await h.received(bob) if m["type"] == "partial"]
+        assert shown and {m["utterance_id"] for m in shown} == {"u1"}
+        cut = segmenter.feed(silence(1.0), time.monotonic())
+        assert len(cut) == 1
+        # The intake's drop path (Intake._queue), before after_batch: the id is found and its partials closed.
+        dropped = stream.utterance_id(cut[0])
+        assert dropped == "u1"
+        stream.finished(dropped)
+        stream.after_batch(segmenter, cut, stream.snapshot(segmenter))
+        assert stream.utterance_id(cut[0]) is None  # nothing left behind for a segment that is gone
+        assert await h.received(bob) == [{"type": "partial_end", "utterance_id": "u1"}]
+    finally:
+        await tasks.cancel_all()
+        h.close()
+
+
+async def test_no_decode_without_a_snapshot_from_the_vad_step():
+    """The open segment's audio is copied in the VAD thread (`snapshot`); after_batch never copies it on the loop."""
+    h = PipelineHarness(engine=GrowingWords())
+    tasks = TaskSet()
+    try:
+        ann = h.join("Ann", "en")
+        service = Partials(h.engine, h.queue, h.rooms, h.metrics, LocalOnly(), lambda: "u1", PartialsConfig())
+        stream = service.stream(ann, tasks.spawn)
+        segmenter = Segmenter(LoudIsSpeech(), SegmenterConfig.from_settings(Settings()))
+        segmenter.feed(_tone(1.0), time.monotonic())
+
+        def on_the_loop() -> None:
+            raise AssertionError("open segment copied on the event loop")
+
+        segmenter.open_segment = on_the_loop  # type: ignore[method-assign]
+        stream.after_batch(segmenter, [])
+        assert len(tasks) == 0 and stream.decode_due(time.monotonic())  # no decode started, one still due
+    finally:
+        await tasks.cancel_all()
+        h.close()
+
+
 # --- through the real app ---------------------------------------------------------------------------------------
 
 
@@ -178,8 +255,16 @@ def _until(ws, kind: str, seconds: float = 30.0) -> list[dict]:
     raise AssertionError(f"no {kind!r} within {seconds:.0f} s; got {[m['type'] for m in got]}")
 
 
-def test_partials_arrive_while_speaking_and_the_final_replaces_them(growing):
+def test_partials_arrive_while_speaking_and_the_final_replaces_them(growing, monkeypatch):
     clip = pcm16(read_wav(LONG_CLIP))
+    copied_in: set[str] = set()  # threads that copied an open segment's audio for a partial
+    open_segment = Segmenter.open_segment
+
+    def recorded(self: Segmenter):
+        copied_in.add(threading.current_thread().name)
+        return open_segment(self)
+
+    monkeypatch.setattr(Segmenter, "open_segment", recorded)
     with growing.websocket_connect("/ws/client") as en, growing.websocket_connect("/ws/client") as de:
         _join(en, "Ann", "en")
         _join(de, "Bob", "de")
@@ -205,6 +290,7 @@ def test_partials_arrive_while_speaking_and_the_final_replaces_them(growing):
     for before, after in itertools.pairwise(translated):
         assert after["stable"].startswith(before["stable"])
     assert translated[-1]["stable"].startswith("[de] the family")  # the stable prefix, translated
+    assert copied_in and all(name.startswith("vad") for name in copied_in), copied_in  # never on the event loop
 
 
 def test_partials_off(tmp_path):

@@ -19,7 +19,7 @@ from babelfish.engines.base import Utterance
 from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
 from babelfish.engines.cascade.asr import Recognized
-from babelfish.engines.cascade.loops import collapse_loop, repair_loop, syllables
+from babelfish.engines.cascade.loops import collapse_loop, counts_script, repair_loop, syllables
 from babelfish.engines.cascade.nonspeech import Voicing, is_speech
 from babelfish.segmenter import WINDOW, Segment, Segmenter, SegmenterConfig, silero_detector
 from tests.engines.cascade_audio import normalize
@@ -50,6 +50,8 @@ def segments(audio: np.ndarray, detector=None) -> list[Segment]:
         ("No matter. No matter.", "No matter. No matter.", False),  # said twice and ended: maybe said so
         ("He said that that was fine.", "He said that that was fine.", False),
         ("Yes.", "Yes.", False),
+        ("हाँ हो है", "हाँ हो है", False),  # yes, be, is: words differing in their vowel signs only
+        ("नमस्ते नमस्ते नमस्ते", "नमस्ते", True),
     ],
 )
 def test_collapse_loop(decoded: str, kept: str, looped: bool):
@@ -66,6 +68,25 @@ def test_syllables(text: str, count: int):
 
 
 @pytest.mark.parametrize(
+    ("text", "said"),
+    [("नमस्ते आप कैसे हैं", 7), ("আমি ভালো আছি", 6), ("வணக்கம் எப்படி இருக்கிறீர்கள்", 11), ("ਸਤ ਸ੍ਰੀ ਅਕਾਲ", 4),
+     ("مرحبا كيف حالك", 8), ("السلام عليكم", 6), ("آپ کیسے ہیں", 4), ("שלום מה שלומך", 5), ("תודה רבה", 4)],
+)  # fmt: skip
+def test_syllables_of_scripts_that_write_vowels_as_marks_or_not_at_all(text: str, said: int):
+    """Indic vowel signs are marks, Arabic and Hebrew short vowels unwritten: counted from the letters, never fewer
+    than said (a short count takes calm speech for babble), and not so many that speech could pass for a loop."""
+    assert said <= syllables(text) <= 1.7 * said
+
+
+def test_counts_script():
+    counted = ["Good morning.", "Ça va ?", "Καλημέρα", "Сәлеметсіз бе", "नमस्ते", "مرحبا", "שלום", "人々は", "안녕하세요"]
+    for text in counted:
+        assert counts_script(text), text
+    for text in ["สวัสดีครับ", "გამარჯობა", "ሰላም", "Hello ნუ"]:
+        assert not counts_script(text), text
+
+
+@pytest.mark.parametrize(
     ("decoded", "voiced", "capped", "kept", "looped"),
     [
         ("No, no, no!", 1.0, False, "No, no, no!", False),  # said three times: fits a second of speech
@@ -79,6 +100,9 @@ def test_syllables(text: str, count: int):
          False),
         ("Bye. Bye.", 0.1, True, "Bye. Bye.", False),  # twice and ended: not a repetition to judge
         ("No, no, no!", None, False, "No,", True),  # no voicing known: a repetition is taken for a loop
+        ("हाँ, हाँ, हाँ!", 1.0, False, "हाँ, हाँ, हाँ!", False),
+        ("لا لا لا", 1.0, False, "لا لا لا", False),
+        ("नमस्ते " * 6, 1.0, False, "नमस्ते", True),
     ],
 )  # fmt: skip
 def test_repair_loop_keeps_what_fits_the_voiced_time(
@@ -125,6 +149,19 @@ def test_few_words_in_long_voice_with_whisper_doubting_is_babble():
     long_text = "Had he married a more amiable woman, he might have been made still more respectable."
     assert is_speech(Recognized(long_text, "en", -0.4, 0.64), sure_long)  # words enough for the voice
     assert is_speech(Recognized("Yes.", "en", -0.6, 0.5), sure_short)  # a one-word turn is short, not sparse
+
+
+def test_few_words_rule_counts_speech_in_other_scripts():
+    """Calm speech, 3.5-4.5 syllables per voiced second, with Whisper unsure: counted by word length, Hindi and
+    Arabic came out short (5 for 7 and 8) and were dropped as babble."""
+    unsure = 0.5  # no-speech probability over NO_SPEECH_WITH_SPARSE_WORDS, under Whisper's own rule
+    assert is_speech(Recognized("नमस्ते आप कैसे हैं", "hi", -0.4, unsure), Voicing(0.95, 1.8))  # 7 said
+    assert is_speech(Recognized("مرحبا كيف حالك", "ar", -0.4, unsure), Voicing(0.95, 2.0))  # 8 said
+    assert is_speech(Recognized("สวัสดีครับ", "th", -0.4, unsure), Voicing(0.95, 1.6))  # not judged: Thai
+    # Still babble: a word for four seconds of voice, in any counted script.
+    assert not is_speech(Recognized("हाँ", "hi", -0.4, 0.64), Voicing(0.95, 4.0))
+    assert not is_speech(Recognized("شكرا", "ar", -0.4, 0.64), Voicing(0.95, 4.0))
+    assert not is_speech(Recognized("สวัสดีครับ", "th", -0.4, 0.8), Voicing(0.8, 4.0))  # the other rules still apply
 
 
 def test_a_low_score_alone_drops_no_turn_both_views_are_sure_of():

@@ -18,28 +18,78 @@ import unicodedata
 # includes its own hangover, which lowers the figure); loops measure 20 and more.
 MAX_SYLLABLES_PER_SECOND = 12.0
 
-_VOWELS = re.compile(r"[aeiouyæøœɛɔəɪʊ]+|[аеёиоуыэюяіїє]+|[αεηιουω]+")
-# Scripts written a syllable per character: CJK ideographs, kana, Hangul.
-_SYLLABIC = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_VOWELS = re.compile(r"[aeiouyæøœɛɔəɪʊı]+|[аеёиоуыэюяіїєәөүұ]+|[αεηιουω]+")
+# Scripts written a syllable per character: CJK ideographs (and 々, one repeated), kana, Hangul.
+_SYLLABIC = re.compile(r"[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+# Abugidas of South Asia, Devanagari to Sinhala: a letter is a consonant with its inherent vowel or a vowel of its own;
+# vowel signs (marks) only change that vowel, and a virama takes it away.
+_ABUGIDA = re.compile(r"[\u0900-\u0dff]")
+_VIRAMA, _NUKTA = 9, 7  # canonical combining classes (a nukta sits between a consonant and its virama)
+# Abjads: Hebrew and Arabic write consonants; short vowels are unwritten (or marks), long ones are these letters.
+_ABJAD = re.compile(r"[\u0590-\u05ff\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff]")
+# Long vowels (ة: a word's final -a; Persian and Urdu ی ے; Urdu's nasal ں), and a Hebrew final ה (below).
+_VOWEL_LETTERS = frozenset("اىويةیےںאוי")
+_ALPHABETS = frozenset({"LATIN", "CYRILLIC", "GREEK"})  # scripts _VOWELS covers
 
 
 def _word(token: str) -> str:
-    return "".join(ch for ch in token.lower() if ch.isalnum())
+    """Letters and digits of `token`, lower case, with their marks: Indic vowel signs and viramas are marks, and
+    words differing only in them are different words ("हाँ हो है": yes, be, is)."""
+    return "".join(ch for ch in token.lower() if ch.isalnum() or unicodedata.category(ch)[0] == "M")
+
+
+def _abugida_syllables(word: str) -> int:
+    """Letters of an Indic script not silenced by a virama (schwa dropped in speech still counts: generous)."""
+    chars = [ch for ch in word if unicodedata.combining(ch) != _NUKTA]
+    return sum(
+        1
+        for i, ch in enumerate(chars)
+        if _ABUGIDA.match(ch)
+        and unicodedata.category(ch) == "Lo"
+        and not (i + 1 < len(chars) and unicodedata.combining(chars[i + 1]) == _VIRAMA)
+    )
+
+
+def _abjad_syllables(word: str) -> int:
+    """Consonant letters of Arabic and Hebrew: each opens a syllable or closes one (generous). A vowel letter counts
+    only first in a word, where it is a consonant (hamza, wa-, ya-)."""
+    letters = [ch for ch in word if _ABJAD.match(ch) and unicodedata.category(ch) == "Lo"]  # not the tatweel (Lm)
+    last = len(letters) - 1
+    return sum(1 for i, ch in enumerate(letters) if i == 0 or not (ch in _VOWEL_LETTERS or (ch == "ה" and i == last)))
 
 
 def syllables(text: str) -> int:
     """A rough syllable count, generous rather than short: vowel groups in alphabetic words (accents stripped),
-    one per character in syllabic scripts, one per digit, and about one per two letters in scripts without written
-    vowels (where none of the above applies)."""
+    one per character in syllabic scripts, one per digit, letters not silenced by a virama in Indic scripts,
+    consonant letters in Arabic and Hebrew, and about one per two letters in other scripts (`counts_script`)."""
     total = 0
     for token in text.split():
-        word = _word(unicodedata.normalize("NFD", token))  # accents apart (é → e + a mark _word drops)
-        if not word:
+        word = _word(unicodedata.normalize("NFD", token))  # accents apart (é → e + a mark)
+        bare = "".join(ch for ch in word if unicodedata.category(ch)[0] != "M")
+        if not bare:
             continue
         # Syllabic characters are counted before NFD, which would split a Hangul syllable into its letters.
-        count = len(_SYLLABIC.findall(token)) + len(_VOWELS.findall(word)) + sum(ch.isdigit() for ch in word)
-        total += count or max(1, len(word) // 2)
+        count = (
+            len(_SYLLABIC.findall(token))
+            + len(_VOWELS.findall(bare))
+            + sum(ch.isdigit() for ch in bare)
+            + _abugida_syllables(word)
+            + _abjad_syllables(bare)
+        )
+        total += count or max(1, len(bare) // 2)
     return total
+
+
+def counts_script(text: str) -> bool:
+    """Whether `syllables` counts every letter of `text` by its script's rules (not by word length): Latin,
+    Cyrillic, Greek, CJK, kana, Hangul, the Indic abugidas, Arabic, Hebrew. Rules that take few syllables for
+    babble must not judge other scripts (Thai, Georgian, Ethiopic...) on a guess."""
+    for ch in text:  # precomposed letters are named for their script too ("LATIN SMALL LETTER E WITH ACUTE")
+        if not ch.isalpha() or _SYLLABIC.match(ch) or _ABUGIDA.match(ch) or _ABJAD.match(ch):
+            continue
+        if unicodedata.name(ch, "").split(" ", 1)[0] not in _ALPHABETS:
+            return False
+    return True
 
 
 def _cut_copy(rest: list[str], unit: list[str]) -> bool:

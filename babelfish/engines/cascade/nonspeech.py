@@ -14,6 +14,9 @@ words ("I'm sorry.") for seconds of voice, with Whisper itself doubting speech:
     syllables per voiced second, at 1.5 s voiced or more: speech 3.6–8 (espeak, LibriVox, Pico), 8-voice babble
     that passed the rule above 0.8–3.0; Whisper's no-speech probability on them 0.43–0.64
 
+That rule judges only text whose syllables are counted by its script's rules (loops.counts_script): a guess from
+word length would take calm speech in an unsupported script for babble.
+
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
 """
 
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from babelfish.engines.cascade.asr import Recognized
-from babelfish.engines.cascade.loops import syllables
+from babelfish.engines.cascade.loops import counts_script, syllables
 
 VOICED = 0.5  # a window at or above this counts as voiced for the statistics (Silero's own default threshold)
 # Babble: the segmenter was unsure and Whisper too.
@@ -79,6 +82,8 @@ def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
 
 
 def _sparse(text: str, voicing: Voicing) -> bool:
-    """Few words for a long stretch of voice."""
+    """Few words for a long stretch of voice (never said of a script whose syllables are only guessed)."""
     seconds = voicing.voiced_seconds
-    return seconds >= SPARSE_MIN_VOICED_SECONDS and syllables(text) < SPARSE_SYLLABLES_PER_SECOND * seconds
+    if seconds < SPARSE_MIN_VOICED_SECONDS or not counts_script(text):
+        return False
+    return syllables(text) < SPARSE_SYLLABLES_PER_SECOND * seconds
