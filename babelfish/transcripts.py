@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -28,6 +29,12 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 SUFFIX = ".jsonl"
+# Bounds on an utterance relayed by another server (babelfish.cluster): anything beyond them is not one of ours.
+MAX_WIRE_TEXT = 20_000  # characters of the text, and of each translation
+MAX_WIRE_SHORT = 200  # characters of an id, a speaker id or name, a language
+MAX_WIRE_LANGUAGES = 64
+MAX_WIRE_REPLACES = 256  # utterances one revision may replace
+MAX_WIRE_SECONDS = 24 * 3600.0  # longest plausible utterance (a revised turn included)
 
 
 def iso(ts: float) -> str:
@@ -73,17 +80,31 @@ class Entry:
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> Entry | None:
-        """None if `body` is not an entry (a frame from another version)."""
+        """None if `body` is not an entry (a frame from another version, or beyond the MAX_WIRE_* bounds)."""
         try:
             speaker_id, speaker_name = body["speaker"]
             translations = body.get("translations") or {}
+            replaces = body.get("replaces") or []
+            if len(translations) > MAX_WIRE_LANGUAGES or len(replaces) > MAX_WIRE_REPLACES:
+                return None
             entry = cls(str(body["id"]), str(speaker_id), str(speaker_name), float(body["start"]), float(body["end"]),
                         str(body["language"]), str(body["text"]),
                         {str(k): str(v) for k, v in translations.items()},
-                        [str(i) for i in body.get("replaces") or []])  # fmt: skip
+                        [str(i) for i in replaces])  # fmt: skip
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        return entry
+        return entry if entry._plausible() else None
+
+    def _plausible(self) -> bool:
+        times_ok = math.isfinite(self.start) and math.isfinite(self.end) and 0 <= self.start <= self.end
+        shorts = [self.utterance_id, self.speaker_id, self.speaker_name, self.language, *self.translations,
+                  *self.replaces]  # fmt: skip
+        return (
+            times_ok
+            and self.end - self.start <= MAX_WIRE_SECONDS
+            and all(len(s) <= MAX_WIRE_SHORT for s in shorts)
+            and all(len(t) <= MAX_WIRE_TEXT for t in [self.text, *self.translations.values()])
+        )
 
 
 class RoomTranscript:

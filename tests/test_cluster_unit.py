@@ -119,7 +119,14 @@ def test_a_message_for_everyone_reaches_every_room():
     text = '{"type":"speaker_renamed","speaker":{"id":"spk-1","name":"Maria"}}'
     node._on_frame(Envelope("all", "other", "", {"text": text}).pack())
     node._on_frame(Envelope("all", "me", "", {"text": "own echo"}).pack())
-    assert drain(ann) == [text] and drain(joe) == [text]
+    # Only a speaker_renamed goes out, in this server's own encoding: anything else on the channel stops here.
+    spaced = '{"type": "speaker_renamed", "speaker": {"id": "spk-2", "name": "Jo"}}'
+    for bad in ('{"type":"transcript","text":"injected"}', "not json", '{"type":"speaker_renamed"}',
+                '{"type":"speaker_renamed","speaker":{"id":"spk-1","name":"M"},"html":"<script>"}',
+                '{"type":"speaker_renamed","speaker":{"id":"spk-1","name":"' + "x" * 5000 + '"}}', spaced):  # fmt: skip
+        node._on_frame(Envelope("all", "other", "", {"text": bad}).pack())
+    again = '{"type":"speaker_renamed","speaker":{"id":"spk-2","name":"Jo"}}'
+    assert drain(ann) == [text, again] and drain(joe) == [text, again]
 
 
 def test_a_relayed_revision_revises_the_relayed_pieces():
@@ -136,3 +143,40 @@ def test_a_relayed_revision_revises_the_relayed_pieces():
     (only,) = room.transcript.entries()
     assert (only.utterance_id, only.text, only.translations, only.replaces, only.end) == (
         "u1", "good morning", {"de": "Guten Morgen"}, ["u1", "u2"], 2.8)  # fmt: skip
+
+
+def test_relayed_entries_beyond_plausible_bounds_are_ignored():
+    from babelfish.transcripts import MAX_WIRE_REPLACES, MAX_WIRE_TEXT, Entry
+
+    rooms = Rooms(10, 10)
+    room = rooms.join(member("ann", "en"))
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")
+    good = Entry("u1", "spk-1", "Bob", 10.0, 12.0, "de", "Guten Morgen", {"en": "Good morning"}).to_wire()
+    bad = [
+        {**good, "start": float("nan")}, {**good, "end": float("inf")}, {**good, "start": 13.0}, {**good, "start": -5},
+        {**good, "text": "x" * (MAX_WIRE_TEXT + 1)}, {**good, "translations": {"en": "y" * (MAX_WIRE_TEXT + 1)}},
+        {**good, "replaces": [f"u{i}" for i in range(MAX_WIRE_REPLACES + 1)]}, {**good, "speaker": ["s", "n" * 500]},
+        {**good, "end": 10.0 + 2 * 24 * 3600},
+    ]  # fmt: skip
+    for body in bad:
+        node._on_frame(Envelope("entry", "other", "r", body).pack())
+    assert room.transcript.entries() == []
+    node._on_frame(Envelope("entry", "other", "r", good).pack())
+    assert [e.utterance_id for e in room.transcript.entries()] == ["u1"]
+
+
+def test_a_relayed_utterance_the_archive_cannot_take_is_logged_not_raised(caplog):
+    import asyncio
+
+    from babelfish.transcripts import Entry
+
+    class Broken:
+        def append(self, transcript: object, entry: object) -> None:
+            raise ValueError("not what anyone expected")
+
+    rooms = Rooms(10, 10)
+    room = rooms.join(member("ann", "en"))
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me", archive=Broken())  # type: ignore[arg-type]
+    entry = Entry("u1", "spk-1", "Bob", 10.0, 12.0, "de", "Guten Morgen")
+    asyncio.run(asyncio.wait_for(node._archive_later(room, entry), 10))
+    assert "was not written" in caplog.text

@@ -16,8 +16,10 @@ participants from its rooms (telling its clients they left) and goes on serving 
 keeps trying, and once Redis answers the node re-registers its participants and re-reads every room (`up` again).
 
 Beyond presence and results, the same channels carry: each finished utterance (`entry`, translations included) so
-every server's copy of the room transcript holds the whole room; and, on the cluster channel, messages for every
-client everywhere (`all`: `speaker_renamed`, since known voices are shared by the whole cluster).
+every server's copy of the room transcript holds the whole room (while it has members there); and, on the cluster
+channel, messages for every client everywhere (`all`: `speaker_renamed`, since known voices are shared by the whole
+cluster; a receiving server parses it as that message and sends its own encoding, so nothing else written to the
+channel reaches a client).
 A newcomer's welcome lists the whole room: `sync` reads the room's hash from Redis before the welcome is sent.
 
 Outbound overflow policy: relayed frames and presence writes wait in one bounded queue (QUEUE_MAX); when it is full
@@ -56,6 +58,7 @@ BATCH = 256  # frames sent in one round trip
 ROOM_TTL_MS = 60_000  # a room hash nobody refreshes (every server in it gone) disappears after this
 POLL_SECONDS = 0.1  # the listener looks for new rooms to subscribe to this often
 FAILURES = (RedisError, OSError, TimeoutError)
+MAX_ALL_BYTES = 2048  # a relayed message for every client (speaker_renamed: an id and a name) is never larger
 
 Command = tuple[str, str, Any]  # ("publish", channel, frame) | ("hset", key, {field: value}) | ("hdel", key, field)
 
@@ -410,17 +413,24 @@ class RedisCluster:
         self.received += 1
         self._metrics.cluster_frame("in")
         text = env.body.get("text")
-        if isinstance(text, str):
-            for room in self._rooms:
-                for p in list(room.members.values()):
-                    p.outbox.put(text)
+        if not isinstance(text, str) or len(text) > MAX_ALL_BYTES:
+            log.warning("cluster: ignoring a message for every client that is not a speaker_renamed")
+            return
+        try:
+            text = proto.SpeakerRenamed.model_validate_json(text).encode()
+        except ValueError:
+            log.warning("cluster: ignoring a message for every client that is not a speaker_renamed")
+            return
+        for room in self._rooms:
+            for p in list(room.members.values()):
+                p.outbox.put(text)
 
     async def _archive_later(self, room: Room, entry: Entry) -> None:
         assert self._archive is not None
         try:
             await asyncio.to_thread(self._archive.append, room.transcript, entry)
-        except OSError as exc:
-            log.error("transcript archive: a relayed utterance was not written: %s", exc)
+        except Exception:  # a task nobody awaits: whatever went wrong is logged, never lost
+            log.exception("transcript archive: a relayed utterance was not written")
 
     @staticmethod
     def _add(room: Room, member: RemoteMember, skip: Participant | None = None) -> None:

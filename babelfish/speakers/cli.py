@@ -3,6 +3,9 @@
 Works on the data dir's store directly, also while the server runs (the server picks the change up before
 its next utterance). Settings come from `BABELFISH_*` variables, `--data-dir` overrides the data dir. With a Redis URL
 (`--redis-url` or BABELFISH_REDIS_URL) it works on the cluster's shared store in Redis instead, which must answer.
+Without one, on a data dir whose store joined a cluster (its `speakers/redis-joined` marker), it refuses unless
+`--local` is given: a change made only to that server's local copy would be undone by the cluster (a voice forgotten
+there stays in Redis and comes back).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
                                 "back up and restore.")  # fmt: skip
     p.add_argument("--data-dir", type=Path, help="the server's data dir (default: BABELFISH_DATA_DIR or ./data)")
     p.add_argument("--redis-url", help="a cluster's Redis (default: BABELFISH_REDIS_URL): its shared speaker store")
+    p.add_argument("--local", action="store_true", help="on a data dir that joined a cluster, work on this server's "
+                   "local copy only (the cluster's Redis may undo it)")  # fmt: skip
     sub = p.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="every known speaker")
     rename = sub.add_parser("rename", help="give a speaker a name")
@@ -55,7 +60,13 @@ def main(argv: list[str]) -> int:
 
         store = RedisStore(settings.redis_url)
     else:
-        store = SqliteStore(database_path(settings.data_dir))
+        path = database_path(settings.data_dir)
+        if (path.parent / "redis-joined").exists() and not args.local:
+            print("[ERROR] this data dir's speaker store is a copy of a cluster's (Redis) store; a change here alone "
+                  "would be undone by the cluster. Give --redis-url (or BABELFISH_REDIS_URL) to change the cluster's "
+                  "store, or --local to work on this copy anyway. Nothing changed.", file=sys.stderr)  # fmt: skip
+            return 2
+        store = SqliteStore(path)
     try:
         return _run(args, settings, store)
     except (RedisError, OSError) as exc:

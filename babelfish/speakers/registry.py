@@ -1,7 +1,9 @@
 """The registry of known voices: match an utterance's embedding to a speaker, enrol new voices, refine known ones.
 
-All methods block (they write to the store before returning) and are called from one worker thread; a lock
-keeps them safe anyway. Rules:
+All methods but `last_speaker` block (they write to the store before returning) and are called from one worker thread;
+a lock keeps them safe anyway. `last_speaker` is called on the event loop, so it never takes that lock (a store that
+hangs, Redis, would freeze every room): it reads an immutable client -> speaker mapping that writers swap in whole.
+Rules:
 - cosine similarity ≥ `threshold` against a known voice of the same embedder: that speaker (best match wins);
   its embedding is refined with this one, as a running mean over at most `refine_max` utterances;
 - no match: a new speaker, named after the client for the first voice heard through it, else
@@ -15,8 +17,7 @@ import re
 import secrets
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,8 +60,9 @@ class Registry:
         self.threshold, self.refine_max = threshold, refine_max
         self._clock = clock
         self._lock = threading.RLock()
-        self._last: OrderedDict[str, Speaker] = OrderedDict()  # client id -> its last speaker, newest last
-        self._enrolled_via: OrderedDict[str, bool] = OrderedDict()  # clients through which a voice was enrolled
+        # client id -> its last speaker, newest last; never changed in place, only replaced (read without the lock)
+        self._last: Mapping[str, Speaker] = {}
+        self._enrolled_via: dict[str, bool] = {}  # clients through which a voice was enrolled
         self._records: dict[str, SpeakerRecord] = {}
         self._load()
 
@@ -75,7 +77,7 @@ class Registry:
         """Pick up what the admin CLI changed (rename, forget, import) while we run."""
         if self._store.changed():
             self._load()
-            self._last = OrderedDict((c, self._current(s)) for c, s in self._last.items() if s.id in self._records)
+            self._last = {c: self._current(s) for c, s in self._last.items() if s.id in self._records}
 
     def _current(self, s: Speaker) -> Speaker:
         record = self._records.get(s.id)
@@ -101,21 +103,22 @@ class Registry:
                 first = client_id not in self._enrolled_via
                 match = Match(self._enrol(client_name, vector, first), score if best else None, enrolled=True)
                 self._remember(self._enrolled_via, client_id, True)
-            self._remember(self._last, client_id, match.speaker)
+            seen = dict(self._last)
+            self._remember(seen, client_id, match.speaker)
+            self._last = seen
             return match
 
     def last_speaker(self, client_id: str) -> Speaker | None:
-        """The voice last heard through this client, if any (in memory: cheap enough for the event loop)."""
-        with self._lock:
-            last = self._last.get(client_id)
-            return self._current(last) if last else None
+        """The voice last heard through this client, if any: lock-free, for the event loop (writers keep the mapping's
+        names current)."""
+        return self._last.get(client_id)
 
     @staticmethod
-    def _remember(seen: OrderedDict[str, Any], client_id: str, value: Any) -> None:
-        seen[client_id] = value
-        seen.move_to_end(client_id)
+    def _remember(seen: dict[str, Any], client_id: str, value: Any) -> None:
+        seen.pop(client_id, None)
+        seen[client_id] = value  # newest last (dicts keep insertion order)
         while len(seen) > MAX_CLIENTS:  # bounded: clients long gone fall out, oldest first
-            seen.popitem(last=False)
+            del seen[next(iter(seen))]
 
     def _best(self, vector: np.ndarray) -> tuple[SpeakerRecord | None, float]:
         candidates = [
@@ -160,7 +163,7 @@ class Registry:
                 raise UnknownSpeaker(speaker_id)
             self._records[speaker_id].name = name
             speaker = Speaker(speaker_id, name)
-            self._last = OrderedDict((c, speaker if s.id == speaker_id else s) for c, s in self._last.items())
+            self._last = {c: speaker if s.id == speaker_id else s for c, s in self._last.items()}
             return speaker
 
     def forget(self, speaker_id: str) -> bool:
@@ -168,5 +171,5 @@ class Registry:
             self._sync()
             found = self._store.forget(speaker_id)
             self._records.pop(speaker_id, None)
-            self._last = OrderedDict((c, s) for c, s in self._last.items() if s.id != speaker_id)
+            self._last = {c: s for c, s in self._last.items() if s.id != speaker_id}
             return found

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -107,3 +110,41 @@ def test_registrations_survive_a_new_process(tmp_path: Path) -> None:
     assert registry(s2).identify("c9", "Z", voice(0)).speaker == a
     s2.close()
     s1.close()
+
+
+class HangingStore:
+    """A store whose `changed()` hangs while `hang` is set, as the cluster's does when Redis stops answering."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+        self.hang, self.entered, self.release = threading.Event(), threading.Event(), threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def changed(self) -> bool:
+        if self.hang.is_set():
+            self.entered.set()
+            self.release.wait(5)
+        return self.inner.changed()
+
+
+def test_last_speaker_never_waits_for_a_store_that_hangs(store: SqliteStore) -> None:
+    # last_speaker runs on the event loop (streaming partials): a rename stuck on the store in the worker thread
+    # must not freeze it.
+    hanging = HangingStore(store)
+    reg = Registry(hanging, "fake", 0.7)  # type: ignore[arg-type]
+    ann = reg.identify("c1", "Ann", voice(0)).speaker
+    hanging.hang.set()
+    worker = threading.Thread(target=reg.rename, args=(ann.id, "Ann K."), daemon=True)
+    worker.start()
+    try:
+        assert hanging.entered.wait(5)
+        began = time.monotonic()
+        assert reg.last_speaker("c1") == ann and reg.last_speaker("nobody") is None
+        assert time.monotonic() - began < 1.0
+    finally:
+        hanging.release.set()
+        worker.join(10)
+    assert not worker.is_alive()
+    assert reg.last_speaker("c1") == type(ann)(ann.id, "Ann K.")

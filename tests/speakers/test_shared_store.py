@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from babelfish.speakers import backup
+from babelfish.speakers import backup, cli
 from babelfish.speakers.registry import Registry
 from babelfish.store.base import SpeakerRecord
 from babelfish.store.redis_store import RedisStore
 from babelfish.store.shared import SharedStore
 from babelfish.store.sqlite import SqliteStore
-from tests.redisproc import RedisProcess
+from tests.redisproc import RedisProcess, free_port
 from tests.serverproc import ROOT
 from tests.speakers.test_registry import voice
 
@@ -161,3 +161,100 @@ def test_a_voice_forgotten_through_another_server_leaves_this_servers_copy(redis
     assert ra.forget(ann.id)
     rb.identify("c2", "Hall", voice(5))  # b's next utterance: it reloads, and the forget reaches its copy at once
     assert ann.id not in b_copy()
+
+
+def test_an_offline_refinement_neither_undoes_a_rename_nor_brings_back_a_forgotten_voice(
+    redis: RedisProcess, tmp_path: Path
+) -> None:
+    clock = Clock()
+    one = shared(redis, tmp_path / "a", clock)
+    reg = Registry(one, "fake", 0.7)
+    ann = reg.identify("c1", "Ann", voice(0)).speaker
+    bob = reg.identify("c2", "Bob", voice(1)).speaker
+    redis.kill()
+    # Offline here: both voices are refined (journalled, fields only); an unknown id journals nothing.
+    assert reg.identify("c1", "Ann", voice(0, 0.1, 5)).speaker == ann
+    assert reg.identify("c2", "Bob", voice(1, 0.1, 6)).speaker == bob
+    assert not one.rename("nobody", "X") and one.pending == 2
+    # Meanwhile the cluster renamed Ann and forgot Bob (Redis restarted empty in tests: the other server writes
+    # what the cluster holds by then).
+    redis.start()
+    other = RedisStore(redis.url)
+    try:
+        other.put(SpeakerRecord(ann.id, "Ann B.", "fake", voice(0), samples=1, created=1.0, updated=1.0))
+        clock.now = 100
+        one.speakers()  # Redis answers again: the journal is replayed
+        assert one.pending == 0
+        (got,) = other.speakers()
+        assert (got.id, got.name, got.samples) == (ann.id, "Ann B.", 2)  # the refinement arrived, the rename stays
+        assert not np.array_equal(got.embedding, voice(0))
+    finally:
+        other.close()
+        one.close()
+
+
+def test_a_change_the_journal_cannot_hold_is_not_made_locally(
+    redis: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Journal first, then SQLite: a crash (here a full disk) in between never leaves a local change Redis won't hear of.
+    one = shared(redis, tmp_path / "a")
+    one.put(record("spk-1", 1, "Ann"))
+    redis.kill()
+
+    def full_disk(path: Path, data: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("babelfish.store.shared.write_json_atomic", full_disk)
+    with pytest.raises(OSError):
+        one.put(record("spk-2", 2, "Bob"))
+    with pytest.raises(OSError):
+        one.rename("spk-1", "Annie")
+    with pytest.raises(OSError):
+        one.forget("spk-1")
+    one.close()
+    copy = SqliteStore(tmp_path / "a" / "speakers.db")
+    try:
+        assert [(r.id, r.name) for r in copy.speakers()] == [("spk-1", "Ann")]
+    finally:
+        copy.close()
+
+
+class Counted(RedisStore):
+    tries = 0
+
+    def speakers(self) -> list[SpeakerRecord]:
+        self.tries += 1
+        return super().speakers()
+
+
+def test_a_redis_that_keeps_failing_is_tried_less_and_less_often(tmp_path: Path) -> None:
+    clock, folder = Clock(), tmp_path / "a"
+    folder.mkdir()
+    remote = Counted(f"redis://127.0.0.1:{free_port()}/0", timeout=1)  # nothing listens there
+    store = SharedStore(remote, SqliteStore(folder / "speakers.db"), folder, clock=clock)
+    tried_at = []
+    for t in range(0, 121):
+        clock.now = float(t)
+        before = remote.tries
+        store.speakers()
+        if remote.tries > before:
+            tried_at.append(t)
+    store.close()
+    assert tried_at == [0, 2, 6, 14, 30, 60, 90, 120]  # 2 s, doubling, at most 30 s
+
+
+def test_the_cli_refuses_to_change_only_the_local_copy_of_a_cluster_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("BABELFISH_REDIS_URL", raising=False)
+    folder = tmp_path / "d" / "speakers"
+    local = SqliteStore(folder / "speakers.db")
+    local.put(record("spk-1", 0, "Ann"))
+    local.close()
+    (folder / "redis-joined").write_text("joined\n")
+    assert cli.main(["--data-dir", str(tmp_path / "d"), "forget", "spk-1"]) == 2
+    assert "--local" in capsys.readouterr().err
+    assert cli.main(["--data-dir", str(tmp_path / "d"), "list"]) == 2  # even reading: it may be behind the cluster
+    assert cli.main(["--data-dir", str(tmp_path / "d"), "--local", "list"]) == 0
+    assert "Ann" in capsys.readouterr().out
+    assert cli.main(["--data-dir", str(tmp_path / "d"), "--local", "forget", "spk-1"]) == 0
