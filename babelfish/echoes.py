@@ -5,7 +5,9 @@ would read it two or three times and the engine would transcribe it as often. Ea
 VAD is `admit`ted here before the engine sees it, and comes back with a `Verdict`:
 - keep: process it (with the utterance id the verdict carries);
 - heard elsewhere: another phone's copy of the same speech is kept instead; the room is told that this phone heard
-  it too (`heard_by`), and this copy costs no ASR.
+  it too (`heard_by`), and this copy costs no ASR. It stands by (`Verdict.standby`) until the kept copy's `outcome`
+  is known: when the kept copy was not delivered after all (shed by the engine queue, not speech, failed, its phone
+  gone), the best copy standing by takes over, under the same utterance id. Nothing said is lost to this filter.
 
 "The same speech" means, against a copy from another phone in the same room:
 - overlapping time: the voiced spans (arrival times, from the segment's `speech_end` and its per-window speech
@@ -22,7 +24,9 @@ open (its VAD is inside an utterance that began before this copy ended) or holds
 and never longer than `max_wait`. A phone alone in a room, or the only one hearing anything, never waits.
 
 Bounds: each room keeps its copies for `HORIZON` seconds, at most `MAX_COPIES` (the oldest go); a room's state goes
-when its phones are quiet and its copies expired. `kept_waits` holds the last waits of kept copies (for benches).
+when its phones are quiet and its copies expired (every room is swept on any activity, at most once a second: room
+names are the clients', a room nobody uses any more must not keep its copies).
+A copy stands by at most `HORIZON` seconds. `kept_waits` holds the last waits of kept copies (for benches).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,6 +60,7 @@ BAND_EDGES_HZ = (150, 300, 500, 800, 1200, 1700, 2400, 3200, 4000)  # 8 bands wh
 SLACK = 0.15  # seconds two phones' arrival times of the same sound may differ by, for coverage
 HORIZON = 10.0  # seconds a copy (its audio) is remembered for late rivals: a phone's queue is seconds at most
 MAX_COPIES = 64  # per room
+SWEEP_EVERY = 1.0  # seconds between sweeps of every room (speech_open comes with every VAD batch of every phone)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,6 +153,10 @@ class Verdict:
     utterance_id: str  # kept: this copy's new id; heard elsewhere: the kept copy's id
     kept_client: str | None = None  # heard elsewhere: the phone whose copy was kept
     waited: float = 0.0  # seconds spent waiting for competing copies
+    # kept: what became of it ("ok": its transcript went out; else "shed", "none", "error"), set by the pipeline
+    outcome: asyncio.Future[str] | None = field(default=None, compare=False)
+    # heard elsewhere: resolves to a keep verdict when this copy must take over from the kept one, else to None
+    standby: asyncio.Future[Verdict | None] | None = field(default=None, compare=False)
 
 
 @dataclass(eq=False)
@@ -161,6 +170,9 @@ class Copy:
     features: np.ndarray | None = None
     t0: float = 0.0  # arrival time of the segment's first sample
     matches: dict[int, float] = field(default_factory=dict)  # id(other copy) → envelope similarity
+    outcome: asyncio.Future[str] | None = None  # kept: its Verdict.outcome
+    standby: list[Copy] = field(default_factory=list)  # kept: copies heard elsewhere that wait for its outcome
+    turn: asyncio.Future[Verdict | None] | None = None  # heard elsewhere: its Verdict.standby
 
     @property
     def rank(self) -> tuple[float, float, float]:
@@ -240,6 +252,7 @@ class Echoes:
         self._new_id = new_id
         self._clock = clock
         self._rooms: dict[str, _Room] = {}
+        self._swept = -float("inf")
         self.kept_waits: deque[float] = deque(maxlen=1000)  # seconds each kept copy waited for its verdict
 
     def speech_open(self, room: str, client_id: str, since: float | None) -> None:
@@ -250,8 +263,10 @@ class Echoes:
         if since is None:
             if state is not None and state.open.pop(client_id, None) is not None:
                 state.notify()
-                self._forget(room, state)
+            self._sweep()
             return
+        self._sweep()
+        state = self._rooms.get(room)
         if state is None:
             state = self._rooms[room] = _Room()
         if client_id not in state.open:
@@ -262,8 +277,8 @@ class Echoes:
         """A client's VAD cut `segment`: rivals see it from now on, while it waits in the client's queue."""
         if not self.config.enabled:
             return
+        self._sweep()
         state = self._rooms.setdefault(room, _Room())
-        self._prune(state, self._clock())
         state.copies.append(make_copy(client_id, segment, self.config.vad_threshold))
         state.notify()
 
@@ -283,16 +298,17 @@ class Echoes:
         try:
             while True:
                 rivals = [c for c in state.copies if c.client_id != client_id and _near(c, copy, self.config)]
-                unprepared = [c for c in (copy, *rivals) if c.features is None]
-                if rivals and unprepared:  # the envelopes, off the event loop
-                    await asyncio.to_thread(_prepare_all, unprepared)
+                unmatched = [c for c in rivals if id(c) not in copy.matches and _candidate(c, copy, self.config)]
+                if unmatched:  # the envelopes and their correlations, off the event loop
+                    await asyncio.to_thread(_match_all, copy, unmatched, self.config)
                 now = self._clock()
                 verdict = self._decide(state, copy, rivals, final=now >= deadline, utterance_id=utterance_id)
                 if verdict is not None:
-                    verdict = Verdict(verdict.keep, verdict.utterance_id, verdict.kept_client, now - began)
-                    copy.verdict = verdict
+                    verdict = replace(verdict, waited=now - began)
                     if verdict.keep:
+                        verdict = replace(verdict, outcome=self._kept(copy))
                         self.kept_waits.append(verdict.waited)
+                    copy.verdict = verdict
                     return verdict
                 changed = state.changed
                 try:
@@ -304,7 +320,7 @@ class Echoes:
             if copy.verdict is None:  # cancelled: never leave a rival waiting for it
                 copy.verdict = Verdict(True, "")
             state.notify()
-            self._forget(room, state)
+            self._sweep()
 
     def _decide(
         self, state: _Room, copy: Copy, rivals: list[Copy], final: bool, utterance_id: str | None = None
@@ -313,11 +329,15 @@ class Echoes:
         # Only a copy that covers most of this one may replace it: a phone that heard half a sentence never stands
         # in for the whole of it.
         same = [c for c in rivals if covers(c, copy) >= cfg.min_coverage and same_speech(copy, c, cfg)]
-        kept = [c for c in same if c.verdict is not None and c.verdict.keep and c.verdict.utterance_id]
+        kept = [c for c in same if _stands(c)]
         if kept:
             best = max(kept, key=lambda c: c.rank)
             assert best.verdict is not None
-            return Verdict(False, best.verdict.utterance_id, best.client_id)
+            if best.outcome is not None and not best.outcome.done():
+                # Its audio stays until the kept copy is delivered: it takes over if that one is not.
+                copy.turn = asyncio.get_running_loop().create_future()
+                best.standby.append(copy)
+            return Verdict(False, best.verdict.utterance_id, best.client_id, standby=copy.turn)
         if not final:
             if any(c.verdict is None and better(c, copy) for c in same):
                 return None  # a better copy is being decided: it will be kept, and this one heard elsewhere
@@ -328,15 +348,47 @@ class Echoes:
                 return None  # another phone is mid-utterance over this one: its copy may be the better one
         return Verdict(True, utterance_id or self._new_id())
 
+    def _kept(self, copy: Copy) -> asyncio.Future[str]:
+        """A kept copy's outcome, for the pipeline to resolve; the copies standing by for it wait on it."""
+        copy.outcome = asyncio.get_running_loop().create_future()
+        copy.outcome.add_done_callback(lambda outcome: self._delivered_or_not(copy, outcome))
+        return copy.outcome
+
+    def _delivered_or_not(self, copy: Copy, outcome: asyncio.Future[str]) -> None:
+        """The kept copy's outcome is known: the copies standing by are released, or the best takes over."""
+        waiting = [c for c in copy.standby if c.turn is not None and not c.turn.done()]  # cancelled: gone
+        copy.standby = []
+        result = "none" if outcome.cancelled() else outcome.result()
+        if result == "ok" or not waiting or copy.verdict is None:
+            for c in waiting:
+                assert c.turn is not None
+                c.turn.set_result(None)
+            return
+        heir = max(waiting, key=lambda c: c.rank)
+        heir.standby = [c for c in waiting if c is not heir]
+        verdict = Verdict(True, copy.verdict.utterance_id, outcome=self._kept(heir))
+        heir.verdict = verdict
+        assert heir.turn is not None
+        heir.turn.set_result(verdict)
+        log.info(
+            "utterance %s from %s not delivered (%s): %s's copy takes over",
+            verdict.utterance_id, copy.client_id, result, heir.client_id,
+        )  # fmt: skip
+
     def _prune(self, state: _Room, now: float) -> None:
         while state.copies and state.copies[0].end < now - HORIZON:
             state.copies.popleft()
 
-    def _forget(self, room: str, state: _Room) -> None:
-        if not state.open:
-            self._prune(state, self._clock())
-            if not state.copies:
-                self._rooms.pop(room, None)
+    def _sweep(self) -> None:
+        """Expired copies go from every room, and the state of rooms left with none and nobody speaking."""
+        now = self._clock()
+        if now - self._swept < SWEEP_EVERY:
+            return
+        self._swept = now
+        for room, state in list(self._rooms.items()):
+            self._prune(state, now)
+            if not state.open and not state.copies:
+                del self._rooms[room]
 
     def rooms(self) -> Iterable[str]:
         return self._rooms.keys()
@@ -354,9 +406,23 @@ def heard_elsewhere(hub: Hub, who: Participant, verdict: Verdict) -> None:
     log.debug("%s heard %s too (kept from %s)", who.id, verdict.utterance_id, verdict.kept_client)
 
 
-def _prepare_all(copies: list[Copy]) -> None:
-    for c in copies:
-        c.prepare()
+def _candidate(c: Copy, copy: Copy, cfg: EchoConfig) -> bool:
+    """Whether `c` could replace `copy` (covers enough of it) and so needs its envelopes compared."""
+    return covers(c, copy) >= cfg.min_coverage and covers(c, copy, cfg.max_lag) > 0
+
+
+def _match_all(copy: Copy, rivals: list[Copy], cfg: EchoConfig) -> None:
+    """In a worker thread: envelopes and correlations of `copy` against each rival (cached in copy.matches)."""
+    for c in rivals:
+        same_speech(copy, c, cfg)
+
+
+def _stands(c: Copy) -> bool:
+    """A kept copy that was delivered or still may be."""
+    v, outcome = c.verdict, c.outcome
+    if v is None or not v.keep or not v.utterance_id:
+        return False
+    return outcome is None or not outcome.done() or (not outcome.cancelled() and outcome.result() == "ok")
 
 
 def _near(c: Copy, copy: Copy, cfg: EchoConfig) -> bool:

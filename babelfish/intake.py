@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 
 from babelfish import protocol as proto
-from babelfish.echoes import heard_elsewhere
+from babelfish.echoes import HORIZON, Verdict, heard_elsewhere
 from babelfish.hub import Hub
 from babelfish.joining import Member
 from babelfish.protocol import ProtocolError
@@ -240,17 +240,60 @@ class Intake:
         while True:
             segment = await self._pending.get()
             utterance_id = self._partials.utterance_id(segment) if self._partials is not None else None
+            standing_by = False
             try:
-                who = self._member.participant
-                verdict = await self._hub.echoes.admit(self._room, who.id, segment, utterance_id)
-                if verdict.keep:
-                    await self._hub.pipeline.process(who, segment, verdict.utterance_id)
-                else:
-                    heard_elsewhere(self._hub, who, verdict)
+                standing_by = await self._utterance(segment, utterance_id)
+            except Exception:  # one utterance must never end the worker: the speaker's later ones would be lost
+                log.exception("an utterance from %s failed", self._member.participant.id)
             finally:
-                self._pending.task_done()
+                if not standing_by:  # else its stand-by task is done with it (a drain waits for that too)
+                    self._pending.task_done()
                 if self._partials is not None:
                     self._partials.finished(utterance_id)
+
+    async def _utterance(self, segment: Segment, utterance_id: str | None) -> bool:
+        """One phone per voice, then the pipeline. True when the copy was heard elsewhere and stands by."""
+        who, hub = self._member.participant, self._hub
+        # It is no longer pending while it waits for its verdict: the speaker's open turn must still wait for it.
+        waiting = f"admit-{id(segment)}"
+        hub.pipeline.turns.expect(who.id, waiting)
+        try:
+            verdict = await hub.echoes.admit(self._room, who.id, segment, utterance_id)
+        except Exception:  # the filter is an economy: without it the copy is simply processed
+            log.exception("one phone per voice failed for an utterance from %s; processing it", who.id)
+            verdict = Verdict(True, utterance_id or hub.pipeline.new_id())
+        finally:
+            hub.pipeline.turns.settled(who.id, waiting)  # process() expects it under its id before any wait
+        if verdict.keep:
+            await hub.pipeline.process(who, segment, verdict.utterance_id, verdict.outcome)
+            return False
+        try:
+            heard_elsewhere(hub, who, verdict)
+        except Exception:
+            log.exception("telling the room that %s heard %s too failed", who.id, verdict.utterance_id)
+        if verdict.standby is None:
+            return False
+        self._tasks.spawn(self._stand_by(segment, verdict.standby))
+        return True
+
+    async def _stand_by(self, segment: Segment, turn: asyncio.Future[Verdict | None]) -> None:
+        """A copy heard elsewhere waits (at most HORIZON s) for the kept copy's outcome; it is processed in its place
+        when that one was not delivered (babelfish/echoes.py)."""
+        try:
+            try:
+                async with asyncio.timeout(HORIZON):
+                    verdict = await turn  # cancelled with this task: the filter then passes it over
+            except TimeoutError:
+                return
+            if verdict is not None:
+                await self._hub.pipeline.process(self._member.participant, segment, verdict.utterance_id,
+                                                 verdict.outcome)  # fmt: skip
+        finally:
+            self._pending.task_done()
+            # Cancelled after it was handed the utterance: the next copy standing by takes over instead.
+            handed = turn.result() if turn.done() and not turn.cancelled() else None
+            if handed is not None and handed.outcome is not None and not handed.outcome.done():
+                handed.outcome.set_result("none")
 
     async def finish(self) -> None:
         """Take nothing new; cut what already arrived (ending the utterance in progress) and process it all.

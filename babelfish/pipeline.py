@@ -38,6 +38,11 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
+def _resolve(outcome: asyncio.Future[str] | None, result: str) -> None:
+    if outcome is not None and not outcome.done():
+        outcome.set_result(result)
+
+
 def _ms(since: float) -> int:
     return round((time.monotonic() - since) * 1000)
 
@@ -78,12 +83,21 @@ class Pipeline:
     def new_id(self) -> str:
         return f"u{self._boot}-{next(self._ids)}"
 
-    async def process(self, who: Participant, segment: Segment, utterance_id: str | None = None) -> None:
+    async def process(
+        self,
+        who: Participant,
+        segment: Segment,
+        utterance_id: str | None = None,
+        outcome: asyncio.Future[str] | None = None,
+    ) -> None:
+        """`outcome` (one phone per voice, babelfish/echoes.py) is resolved "ok" once the transcript went out, else
+        "shed", "error" or "none" (not speech, speaker gone, cancelled): other phones' copies wait on it."""
         utterance_id = utterance_id or self.new_id()
         self.turns.expect(who.id, utterance_id)  # the speaker's open turn waits for this one
         try:
-            await self._process(who, segment, utterance_id)
+            await self._process(who, segment, utterance_id, outcome)
         except Shed as exc:
+            _resolve(outcome, "shed")
             self._metrics.utterance_done("shed")
             ago = time.monotonic() - segment.speech_end
             log.info(
@@ -93,6 +107,7 @@ class Pipeline:
         except Exception:
             # One bad utterance must not end the session or touch other clients.
             log.exception("utterance %s from %s failed", utterance_id, who.id)
+            _resolve(outcome, "error")
             self._metrics.utterance_done("error")
             who.send(
                 proto.Error(
@@ -100,9 +115,12 @@ class Pipeline:
                 )
             )
         finally:
+            _resolve(outcome, "none")
             self.turns.settled(who.id, utterance_id)
 
-    async def _process(self, who: Participant, segment: Segment, utterance_id: str) -> None:
+    async def _process(
+        self, who: Participant, segment: Segment, utterance_id: str, outcome: asyncio.Future[str] | None = None
+    ) -> None:
         loop = asyncio.get_running_loop()
         room = self._rooms.get(who.room_name)
         candidates = tuple(sorted(room.languages() - {AUTO})) if room else ()
@@ -156,6 +174,7 @@ class Pipeline:
         )
         room.broadcast(message)
         self._cluster.relay(room, message.encode(), None)
+        _resolve(outcome, "ok")
         piece = Piece(utterance_id, segment.audio, segment.speech_probs, transcript.text, transcript.language,
                       segment.speech_end, speaker)  # fmt: skip
         self.turns.add(who.id, piece, who, who.room_name)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 import time
 
 import numpy as np
 import pytest
 
+from babelfish import echoes as echoes_module
 from babelfish.app import create_app
 from babelfish.config import Settings
-from babelfish.echoes import EchoConfig, Echoes, envelopes, make_copy, same_speech
+from babelfish.echoes import HORIZON, EchoConfig, Echoes, envelopes, make_copy, same_speech
+from babelfish.engines.base import Transcript, Utterance
 from babelfish.engines.fake import FakeEngine
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
 from tests.audio import LIBRIVOX, SPEECH_CLIP, pcm16, read_wav
@@ -170,6 +173,77 @@ def test_off_keeps_every_copy(clip):
     asyncio.run(run())
 
 
+def test_a_copy_heard_elsewhere_takes_over_when_the_kept_one_is_not_delivered(clip):
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+    (b,) = cut(stream([(clip, 0.56, -9)], 5.0, seed=2), net_delay=0.05)
+    (c,) = cut(stream([(clip, 0.53, -12)], 5.0, seed=3), net_delay=0.04)
+
+    async def run() -> None:
+        echoes = _echoes()
+        for who, segment in zip("ABC", (a, b, c), strict=True):
+            echoes.register("r", who, segment)
+        va, vb, vc = await asyncio.wait_for(
+            asyncio.gather(echoes.admit("r", "A", a), echoes.admit("r", "B", b), echoes.admit("r", "C", c)), 5
+        )
+        assert va.keep and not vb.keep and not vc.keep and va.outcome is not None
+        assert vb.standby is not None and vc.standby is not None
+        await asyncio.sleep(0.05)
+        assert not vb.standby.done() and not vc.standby.done()  # until the kept copy's outcome is known
+        va.outcome.set_result("shed")  # the engine's queue skipped the kept copy
+        done, waiting = await asyncio.wait([vb.standby, vc.standby], timeout=2, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1 and len(waiting) == 1
+        heir = done.pop().result()
+        assert heir is not None and heir.keep and heir.utterance_id == va.utterance_id and heir.outcome is not None
+        await asyncio.sleep(0.05)
+        assert not waiting.pop().done()  # the third copy now stands by for the heir
+        heir.outcome.set_result("ok")
+        released = await asyncio.wait_for(asyncio.gather(vb.standby, vc.standby), 2)
+        assert released.count(None) == 1  # delivered: nobody else takes over
+
+    asyncio.run(run())
+
+
+def test_a_quiet_rooms_state_goes_after_the_horizon(clip):
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0))
+    now = [5.0]
+    echoes = Echoes(EchoConfig(), lambda: "u1", lambda: now[0])
+
+    async def run() -> None:
+        echoes.speech_open("r", "A", 0.5)
+        echoes.register("r", "A", a)
+        echoes.speech_open("r", "A", None)
+        assert (await asyncio.wait_for(echoes.admit("r", "A", a), 2)).keep
+        assert "r" in echoes.rooms()
+        now[0] += HORIZON + 1
+        echoes.speech_open("elsewhere", "B", now[0])  # activity in any room sweeps every room
+        assert list(echoes.rooms()) == ["elsewhere"]
+
+    asyncio.run(run())
+
+
+def test_envelopes_are_compared_off_the_event_loop(clip, monkeypatch):
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+    (b,) = cut(stream([(clip, 0.56, -9)], 5.0, seed=2), net_delay=0.05)
+    threads: list[threading.Thread] = []
+
+    def similarity(*args: object) -> float:
+        threads.append(threading.current_thread())
+        return real(*args)  # type: ignore[arg-type]
+
+    real = echoes_module.similarity
+    monkeypatch.setattr(echoes_module, "similarity", similarity)
+
+    async def run() -> None:
+        echoes = _echoes()
+        echoes.register("r", "A", a)
+        echoes.register("r", "B", b)
+        va, vb = await asyncio.wait_for(asyncio.gather(echoes.admit("r", "A", a), echoes.admit("r", "B", b)), 5)
+        assert va.keep != vb.keep
+
+    asyncio.run(run())
+    assert threads and threading.main_thread() not in threads
+
+
 # --- through the app: two phones in one room, a listener counting what it gets ---------------------------------
 
 
@@ -250,3 +324,63 @@ def test_two_people_at_once_on_two_phones_are_both_delivered(tmp_path, clip, oth
     transcripts = [m for m in got if m["type"] == "transcript"]
     assert {m["client_id"] for m in transcripts} == ids
     assert not [m for m in got if m["type"] == "heard_by"], json.dumps(got)[:2000]
+
+
+class _FirstIsNoise(FakeEngine):
+    """Finds no speech in the first utterance it is given (as if the kept copy were noise to it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def transcribe(self, utterance: Utterance) -> Transcript | None:
+        with self._lock:
+            self.calls += 1
+            first = self.calls == 1
+        return None if first else super().transcribe(utterance)
+
+
+@pytest.mark.timeout(60)
+def test_when_the_kept_copy_is_not_delivered_another_phones_copy_is(tmp_path, clip):
+    engine = _FirstIsNoise()
+    settings = Settings(data_dir=tmp_path, engine="test", partials=False)
+    with (
+        BoundedClient(create_app(settings, engine=engine)) as c,
+        c.websocket_connect("/ws/client") as listener,
+        c.websocket_connect("/ws/client") as near,
+        c.websocket_connect("/ws/client") as far,
+    ):
+        join(listener, "L", "de")
+        ids = {join(near, "Near", "en")["client_id"], join(far, "Far", "en")["client_id"]}
+        _play([(near, stream([(clip, 0.3, 0)], 4.5, seed=1)), (far, stream([(clip, 0.38, -9)], 4.5, seed=2))])
+        got = _listen(listener)
+    (transcript,) = [m for m in got if m["type"] == "transcript"]
+    assert transcript["client_id"] in ids and engine.calls == 2
+    for h in [m for m in got if m["type"] == "heard_by"]:  # the heard_by named the phone that delivered it after all
+        assert (h["utterance_id"], h["client_id"]) == (transcript["utterance_id"], transcript["client_id"])
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_filter_loses_no_utterance_and_the_turn_waits_for_its_verdict(tmp_path, clip):
+    settings = Settings(data_dir=tmp_path, engine="test", partials=False)
+    with (
+        BoundedClient(create_app(settings, engine=FakeEngine())) as c,
+        c.websocket_connect("/ws/client") as listener,
+        c.websocket_connect("/ws/client") as phone,
+    ):
+        join(listener, "L", "de")
+        phone_id = join(phone, "P", "en")["client_id"]
+        hub = c.app.state.hub  # type: ignore[attr-defined]
+        expected: list[set[str]] = []
+
+        async def broken_admit(*args: object, **kwargs: object) -> None:
+            # What the speaker's open turn waits for while the verdict is out (TurnTracker's in-flight ids).
+            expected.append(set(hub.pipeline.turns._in_flight.get(phone_id, ())))
+            raise RuntimeError("a bug in the filter")
+
+        hub.echoes.admit = broken_admit
+        _play([(phone, stream([(clip, 0.3, 0)], 4.5, seed=1))])
+        got = _listen(listener, settle=0.5)
+    assert [m["client_id"] for m in got if m["type"] == "transcript"] == [phone_id]
+    assert len(expected) == 1 and expected[0]
