@@ -82,6 +82,7 @@ class Hub:
         receive them. Bounded by `drain_seconds`, kept under systemd's stop timeout (babelfish.service).
         """
         self.draining = True
+        self.pipeline.stop_revising()  # the engine finishes what was said; listeners are about to go
         for intake in list(self.intakes):
             self.finish_later(intake)
         if len(self.finishing):

@@ -14,7 +14,8 @@ A skipped call raises `Shed` in its caller (the pipeline tells the speaker and c
 skipped.
 
 Revisions (a finished turn re-decoded whole: babelfish/revisions.py) come last and are the first to go. They run only
-when no render and no transcription waits; and, as they only improve text listeners already have:
+when no render and no transcription waits, nor while a finished transcription still owes its render (below); and, as
+they only improve text listeners already have:
 - busy: a revision asked for while `BUSY_WAITING` transcriptions wait is skipped at once, and every waiting revision
   is skipped the moment a transcription is shed — an engine that is behind spends nothing on revisions;
 - late: a revision that has waited `revision_max_wait` seconds is skipped (the conversation has moved on);
@@ -26,6 +27,11 @@ dropped at once ("busy") when any other call waits, and skipped ("stale") when i
 newer one would be asked for by then); and for `partial_hold` seconds after a transcription finishes (its render is
 asked for after the speaker's label is known: no partial may take the worker in between). Their caller keeps at most one
 in flight per speaker. Partial sheds are counted apart from utterances.
+
+Renders owed: a transcription submitted with an `Owed` (the pipeline's) owes its render from the moment it finishes
+until its caller calls `Owed.release` (the render is being asked for, or the utterance was given up: release in a
+`finally`). Meanwhile no revision and no partial starts, however long the speaker's label takes: the final's render
+goes first. A transcription whose caller went away owes nothing.
 
 A call whose caller went away still runs to the end in its thread (threads cannot be stopped) and keeps its slot until
 then, so the count of busy workers is always the truth.
@@ -67,6 +73,17 @@ class _Job:
     future: asyncio.Future[Any] = field(compare=False)
     owner: str = field(compare=False)
     deadline: float | None = field(compare=False)
+    owed: Owed | None = field(compare=False, default=None)
+
+
+class Owed:
+    """A final's render, owed from the end of its transcription until `release` (module docstring). Idempotent."""
+
+    def __init__(self, queue: InferenceQueue) -> None:
+        self._queue = queue
+
+    def release(self) -> None:
+        self._queue._release(self)
 
 
 class InferenceQueue:
@@ -90,6 +107,7 @@ class InferenceQueue:
         self._max_wait = max_wait
         self._metrics = metrics
         self._heap: list[_Job] = []
+        self._owed: set[Owed] = set()  # finished transcriptions whose render is not asked for yet
         self._seq = itertools.count()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -106,9 +124,19 @@ class InferenceQueue:
     def busy(self) -> int:
         return self._workers - self._free
 
-    async def transcribe(self, fn: Callable[..., T], *args: Any, owner: str) -> T:
-        """Run a transcription; raises `Shed` if the policy skips it."""
-        return await self._submit(fn, args, TRANSCRIBE, owner, time.monotonic() + self._max_wait)
+    async def transcribe(self, fn: Callable[..., T], *args: Any, owner: str, owed: Owed | None = None) -> T:
+        """Run a transcription; raises `Shed` if the policy skips it. With `owed`, its render is owed once it is done:
+        the caller must `owed.release()` (module docstring)."""
+        return await self._submit(fn, args, TRANSCRIBE, owner, time.monotonic() + self._max_wait, owed)
+
+    def owe_render(self) -> Owed:
+        return Owed(self)
+
+    def _release(self, owed: Owed) -> None:
+        if owed in self._owed:
+            self._owed.discard(owed)
+            # Not at once: the caller asks for the render right after releasing, and it must be queued first.
+            asyncio.get_running_loop().call_soon(self._dispatch)
 
     async def render(self, fn: Callable[..., T], *args: Any, owner: str) -> T:
         return await self._submit(fn, args, RENDER, owner, None)
@@ -122,13 +150,20 @@ class InferenceQueue:
             self._shed(min(revisions), "full")
         return await self._submit(fn, args, REVISE, owner, time.monotonic() + self._revision_max_wait)
 
+    def drop_revisions(self) -> None:
+        """Skip every waiting revision ("busy"): the server drains."""
+        for job in self._waiting_of(REVISE):
+            self._shed(job, "busy")
+
     def _waiting_of(self, priority: int) -> list[_Job]:
         return [j for j in self._heap if j.priority == priority and not j.future.done()]
 
     async def partial(self, fn: Callable[..., T], *args: Any, owner: str, max_wait: float) -> T:
         """Run a streaming-partial call if the engine has nothing better to do; raises `Shed` ("busy" or "stale")."""
-        if time.monotonic() < self._partials_after or any(
-            j.priority < PARTIAL and not j.future.done() for j in self._heap
+        if (
+            self._owed
+            or time.monotonic() < self._partials_after
+            or any(j.priority < PARTIAL and not j.future.done() for j in self._heap)
         ):
             self._metrics.partial_shed("busy")
             raise Shed("busy")
@@ -139,12 +174,18 @@ class InferenceQueue:
         await self._idle.wait()
 
     async def _submit(
-        self, fn: Callable[..., T], args: tuple[Any, ...], priority: int, owner: str, deadline: float | None
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        priority: int,
+        owner: str,
+        deadline: float | None,
+        owed: Owed | None = None,
     ) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if priority == TRANSCRIBE:
             self._make_room()
-        heapq.heappush(self._heap, _Job(priority, next(self._seq), fn, args, future, owner, deadline))
+        heapq.heappush(self._heap, _Job(priority, next(self._seq), fn, args, future, owner, deadline, owed))
         self._idle.clear()
         self._dispatch()
         return await future
@@ -181,9 +222,12 @@ class InferenceQueue:
             if job.deadline is not None and time.monotonic() > job.deadline:
                 self._shed(job, "late")
                 continue
-            if job.priority == PARTIAL and time.monotonic() < self._partials_after:
+            if job.priority == PARTIAL and (self._owed or time.monotonic() < self._partials_after):
                 self._shed(job, "busy")  # counted as stale: it waited, and a final came first
                 continue
+            if job.priority == REVISE and self._owed:
+                heapq.heappush(self._heap, job)  # a final's render is about to be asked for; released: dispatched
+                break  # only revisions and partials are left behind it
             self._free -= 1
             running = loop.run_in_executor(self._executor, job.fn, *job.args)
             running.add_done_callback(functools.partial(self._finished, job))
@@ -197,6 +241,8 @@ class InferenceQueue:
         self._free += 1
         if job.priority == TRANSCRIBE:
             self._partials_after = time.monotonic() + self._partial_hold
+            if job.owed is not None and not job.future.done() and not done.cancelled() and done.exception() is None:
+                self._owed.add(job.owed)  # before the dispatch below: nothing lower may start in the gap
         if not job.future.done():
             if done.cancelled():
                 job.future.cancel()

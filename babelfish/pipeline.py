@@ -14,12 +14,13 @@ import itertools
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from babelfish import protocol as proto
 from babelfish.cluster import Cluster, LocalOnly
 from babelfish.engines.base import Engine, RenderResult, SpeechResult, TextResult, Transcript, Utterance
-from babelfish.inference import InferenceQueue, Shed
+from babelfish.inference import InferenceQueue, Owed, Shed
 from babelfish.languages import AUTO, untranslatable
 from babelfish.metrics import Metrics
 from babelfish.revisions import Reviser
@@ -71,9 +72,21 @@ class Pipeline:
         # Ids stay unique across restarts (and servers): clients keep cards by id through a reconnect.
         self._boot = secrets.token_hex(3)
         # Turns cut at breath pauses are re-decoded whole when they end (babelfish/revisions.py).
-        self._reviser = Reviser(engine, queue, rooms, metrics, self._cluster, archive)
+        self._reviser = Reviser(engine, queue, rooms, metrics, self._cluster, archive, self.finished)
+        self._unfinished: dict[str, asyncio.Event] = {}  # utterance id -> set once its process() is over
         gap, longest = turns or (0.0, 0.0)
         self.turns = TurnTracker(gap, longest, self._reviser.turn_ended if turns else lambda turn: None)
+
+    def stop_revising(self) -> None:
+        """The server drains: no more revisions (babelfish/revisions.py)."""
+        self._reviser.stop()
+
+    async def finished(self, ids: Sequence[str]) -> None:
+        """Returns once each of `ids` is done with: rendered, recorded and archived, or given up."""
+        for uid in ids:
+            done = self._unfinished.get(uid)
+            if done is not None:
+                await done.wait()
 
     async def close(self) -> None:
         """Shutting down: open turns are not revised, revisions under way are given up."""
@@ -94,8 +107,10 @@ class Pipeline:
         "shed", "error" or "none" (not speech, speaker gone, cancelled): other phones' copies wait on it."""
         utterance_id = utterance_id or self.new_id()
         self.turns.expect(who.id, utterance_id)  # the speaker's open turn waits for this one
+        owed = self._queue.owe_render()  # no revision nor partial between its transcription and its render
+        done = self._unfinished[utterance_id] = asyncio.Event()
         try:
-            await self._process(who, segment, utterance_id, outcome)
+            await self._process(who, segment, utterance_id, owed, outcome)
         except Shed as exc:
             _resolve(outcome, "shed")
             self._metrics.utterance_done("shed")
@@ -116,10 +131,19 @@ class Pipeline:
             )
         finally:
             _resolve(outcome, "none")
+            owed.release()  # given up (no speech, speaker left, error): owed no more
             self.turns.settled(who.id, utterance_id)
+            done.set()  # its turn's revision may be delivered now
+            if self._unfinished.get(utterance_id) is done:
+                del self._unfinished[utterance_id]
 
     async def _process(
-        self, who: Participant, segment: Segment, utterance_id: str, outcome: asyncio.Future[str] | None = None
+        self,
+        who: Participant,
+        segment: Segment,
+        utterance_id: str,
+        owed: Owed,
+        outcome: asyncio.Future[str] | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         room = self._rooms.get(who.room_name)
@@ -136,7 +160,7 @@ class Pipeline:
             return self._engine.transcribe(utterance), began, time.monotonic()
 
         try:
-            transcript, began, ended = await self._queue.transcribe(transcribe, owner=who.id)
+            transcript, began, ended = await self._queue.transcribe(transcribe, owner=who.id, owed=owed)
             self._metrics.stage("endpointing", segment.cut_at - segment.speech_end)
             self._metrics.stage("queue", began - segment.cut_at)  # the shared engine queue, then a free worker
             self._metrics.stage("asr", ended - began)
@@ -179,6 +203,7 @@ class Pipeline:
                       segment.speech_end, speaker)  # fmt: skip
         self.turns.add(who.id, piece, who, who.room_name)
         targets = room.target_languages(who, transcript.language)
+        owed.release()  # the render is asked for now, in this same step (nothing awaited in between)
         if targets:
             wants_speech = room.wants_speech(who, targets)
             deliver = _Delivery(

@@ -7,6 +7,10 @@ the pieces' words joined, everyone in the room gets a `revision` of the transcri
 a `revision` of the translation (the engine translates it once per distinct language). The room transcript keeps the
 revised text (downloads show it), and other servers of a cluster get the same messages through `Cluster.relay`.
 
+A revision is delivered only once every piece of its turn is done with (rendered, recorded for the cluster, archived):
+otherwise a late piece's translation would land in the merged entry, other servers would get the piece after its
+revision, and the archive would hold them out of order. While the server drains, no revision starts.
+
 Text only: the listeners already heard the pieces spoken a moment ago; speaking the turn again would repeat it, late,
 over whatever is being said now. A re-decode that loses many of the pieces' words (a decoder that skipped a stretch
 of a long window) is not sent: the pieces stand.
@@ -18,7 +22,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from babelfish import protocol as proto
 from babelfish.cluster import Cluster
@@ -34,6 +38,7 @@ from babelfish.turns import Turn
 log = logging.getLogger(__name__)
 
 KEEP_WORDS = 0.6  # a re-decode with fewer words than this share of the pieces' words is not trusted
+PIECES_WAIT = 10.0  # seconds a computed revision waits for its pieces to be done with; later, it is not sent
 
 
 def words(text: str) -> list[str]:
@@ -62,10 +67,19 @@ class Reviser:
         metrics: Metrics,
         cluster: Cluster,
         archive: TranscriptArchive | None = None,
+        pieces_done: Callable[[Sequence[str]], Awaitable[None]] | None = None,
     ) -> None:
         self._engine, self._queue, self._rooms = engine, queue, rooms
         self._metrics, self._cluster, self._archive = metrics, cluster, archive
+        self._pieces_done = pieces_done  # waits until those utterances are done with (Pipeline.finished)
         self._tasks = TaskSet()
+        self._stopped = False
+
+    def stop(self) -> None:
+        """The server drains: no revision starts from now on, and the waiting ones are skipped (what was said is
+        finished first; the listeners are about to be disconnected)."""
+        self._stopped = True
+        self._queue.drop_revisions()
 
     def turn_ended(self, turn: Turn) -> None:
         """From the turn tracker, on the event loop: revise `turn` in a task of ours."""
@@ -89,7 +103,7 @@ class Reviser:
 
     async def _run(self, who: Participant, turn: Turn) -> str:
         room = self._rooms.get(who.room_name)
-        if room is None:
+        if room is None or self._stopped:
             return "gone"
         language = None if who.language == AUTO else who.language
         candidates = tuple(sorted(room.languages() - {AUTO}))
@@ -111,10 +125,17 @@ class Reviser:
 
         revised, decision, results, compute = await self._queue.revise(work, owner=who.id)
         self._metrics.revision_seconds("compute", compute)
-        room = self._rooms.get(who.room_name)
         if decision != "sent" or revised is None:
             log.debug("revision of %s: %s", turn.ids, decision)
             return decision
+        if self._pieces_done is not None:
+            try:
+                async with asyncio.timeout(PIECES_WAIT):
+                    await self._pieces_done(turn.ids)  # a piece's render may still run (another worker, or load)
+            except TimeoutError:
+                log.info("revision of %s not sent: its pieces were not done within %g s", turn.ids, PIECES_WAIT)
+                return "shed_late"
+        room = self._rooms.get(who.room_name)
         if room is None:
             return "gone"
         self._deliver(room, who, turn, revised, results)

@@ -145,9 +145,16 @@ class RoomTranscript:
     def add_relayed(self, entry: Entry) -> None:
         """An utterance spoken on another server of the cluster, which sends it once it is fully translated: it goes
         where its start time puts it (a local utterance added meanwhile may have started later). A repeat is ignored.
-        A revision (`replaces`) revises the pieces relayed before it, as on the speaker's server."""
-        if entry.replaces and self.revise(entry.replaces, entry.text, entry.language, entry.translations) is not None:
-            return
+        A revision (`replaces`) revises the pieces relayed before it, as on the speaker's server; when the first of
+        them is not here (the cap, or never received) it goes in as an utterance of its own, and its other pieces go."""
+        if entry.replaces:
+            if self.revise(entry.replaces, entry.text, entry.language, entry.translations) is not None:
+                return
+            replaced = set(entry.replaces)
+            kept = [e for e in self._entries if e.utterance_id not in replaced]
+            if len(kept) < len(self._entries):
+                self._entries.clear()
+                self._entries.extend(kept)
         if any(e.utterance_id == entry.utterance_id for e in self._entries):
             return
         if len(self._entries) == self._entries.maxlen:

@@ -12,7 +12,8 @@ The rule (docs/benchmarks.md, "Turns and revisions", has the measurements behind
 - a turn ends `gap` seconds after its last speech, unless the speaker is talking again by then (the intake's
   probe: speech in progress that started within the gap, or pieces already cut and waiting) — then it waits for
   that piece, bounded by `max_seconds`;
-- a turn ends at once when a piece does not continue it, when someone else in the room speaks after its last piece
+- a turn ends at once when a piece does not continue it (a piece recognised as another voice on the same phone never
+  does), when someone else in the room speaks after its last piece
   (the floor changed hands: a revision merging pieces from both sides of their words would reorder the conversation),
   or when the speaker leaves.
 
@@ -187,6 +188,8 @@ class TurnTracker:
     # --- the rule ----------------------------------------------------------------------------------------------------
 
     def _continues(self, turn: Turn, piece: Piece) -> bool:
+        if piece.speaker.id != turn.pieces[-1].speaker.id:
+            return False  # another voice on the same phone: their own turn (a revision credits one voice)
         pause = piece.speech_start - turn.speech_end
         return pause <= self.gap + SLACK and turn.seconds + piece.seconds <= self.max_seconds
 

@@ -98,3 +98,61 @@ async def test_a_caller_that_leaves_keeps_its_slot_until_the_thread_is_done(pool
     gate.set()
     await asyncio.wait_for(idle, 5)
     assert q.busy == 0
+
+
+async def test_no_revision_between_a_transcription_and_its_render(pool):
+    """A finished transcription owes its render until its caller releases it: a waiting revision does not take the
+    worker in that gap (the speaker's label is being looked up), however long it lasts."""
+    q = InferenceQueue(pool, 1, 8, 60, Metrics(), revision_max_wait=60)
+    gate, work = blocker()
+    order: list[str] = []
+    owed = q.owe_render()
+    final = asyncio.create_task(q.transcribe(work, owner="a", owed=owed))
+    await asyncio.sleep(0.05)
+    revision = asyncio.create_task(q.revise(order.append, "revision", owner="b"))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await asyncio.wait_for(final, 5) == "blocked"
+    await asyncio.sleep(0.5)  # longer than the partials' hold: the render is still owed
+    assert order == [] and not revision.done()
+    owed.release()
+    render = asyncio.create_task(q.render(order.append, "render", owner="a"))
+    async with asyncio.timeout(5):
+        await asyncio.gather(render, revision)
+        await q.idle()
+    assert order == ["render", "revision"]
+
+
+async def test_a_released_render_debt_lets_the_revision_run(pool):
+    """An utterance given up after its transcription (no speech, speaker gone) owes nothing: the revision runs."""
+    q = InferenceQueue(pool, 1, 8, 60, Metrics(), revision_max_wait=60)
+    gate, work = blocker()
+    owed = q.owe_render()
+    final = asyncio.create_task(q.transcribe(work, owner="a", owed=owed))
+    await asyncio.sleep(0.05)
+    revision = asyncio.create_task(q.revise(str, "revision", owner="b"))
+    gate.set()
+    assert await asyncio.wait_for(final, 5) == "blocked"
+    await asyncio.sleep(0.05)
+    assert not revision.done()
+    owed.release()
+    owed.release()  # twice: nothing more
+    assert await asyncio.wait_for(revision, 5) == "revision"
+    q.drop_revisions()  # nothing waits: a no-op
+
+
+async def test_draining_drops_waiting_revisions(pool):
+    q = InferenceQueue(pool, 1, 8, 60, Metrics(), revision_max_wait=60)
+    gate, work = blocker()
+    running = asyncio.create_task(q.render(work, owner="a"))
+    await asyncio.sleep(0.05)
+    ran: list[str] = []
+    revision = asyncio.create_task(q.revise(ran.append, "revision", owner="b"))
+    await asyncio.sleep(0.05)
+    q.drop_revisions()
+    with pytest.raises(Shed) as info:
+        await asyncio.wait_for(revision, 5)
+    assert info.value.reason == "busy"
+    gate.set()
+    await asyncio.wait_for(running, 5)
+    assert ran == []

@@ -158,3 +158,104 @@ def test_revision_message_shape():
                        name="A"), client_id="c", text="t", language="en", latency_ms=5)  # fmt: skip
     assert set(json.loads(m.encode())) == {"type", "of", "utterance_id", "replaces", "speaker", "client_id", "text",
                                            "language", "latency_ms"}  # fmt: skip
+
+
+def test_a_final_is_rendered_before_a_waiting_revision():
+    """A revision waiting for the engine does not slip in between a fresh utterance's transcription and its render
+    (the pipeline asks for the render only once the speaker's label is known)."""
+    import asyncio
+
+    from tests.pipeline_harness import PipelineHarness
+
+    calls: list[str] = []
+
+    class Recording(FakeEngine):
+        def transcribe(self, utterance):
+            calls.append("transcribe")
+            return super().transcribe(utterance)
+
+        def render(self, utterance, transcript, targets, speech=True):
+            calls.append("render")
+            yield from super().render(utterance, transcript, targets, speech)
+
+    async def main() -> None:
+        h = PipelineHarness(Recording(delay_seconds=0.2))
+        bob = h.join("Bob", "en")
+        h.join("Dan", "de", audio=False)
+        saying = asyncio.ensure_future(h.say(bob))
+        await asyncio.sleep(0.05)  # Bob's transcription runs
+        revision = asyncio.ensure_future(h.queue.revise(calls.append, "revision", owner="ann"))
+        await asyncio.wait_for(asyncio.gather(saying, revision), 10)
+        await h.pipeline.close()
+        h.close()
+
+    asyncio.run(main())
+    assert calls == ["transcribe", "render", "revision"]
+
+
+def test_a_revision_waits_for_its_last_piece_and_none_starts_while_draining():
+    """With two engine workers the turn's re-decode can finish while its last piece is still being translated: the
+    revision is delivered (and recorded for the cluster) only after that piece, so the piece's late translation
+    cannot land in the revised entry and other servers never get a piece after its revision. Then: a server that
+    drains starts no revision."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from babelfish.inference import InferenceQueue
+    from babelfish.pipeline import Pipeline
+    from tests.pipeline_harness import PipelineHarness
+
+    class SlowPieces(FakeEngine):
+        def render(self, utterance, transcript, targets, speech=True):
+            if 1.1 < utterance.seconds < 2.0:  # the turn's last piece (1.2 s), not the first nor the whole turn
+                time.sleep(0.8)
+            yield from super().render(utterance, transcript, targets, speech)
+
+    recorded: list[tuple[str, list[str]]] = []
+
+    class Recorder:
+        def relay(self, room, text, language, pcm=None) -> None:
+            pass
+
+        def record(self, room, entry) -> None:
+            recorded.append((entry.utterance_id, list(entry.replaces)))
+
+    async def main() -> tuple[list[dict], list, dict[str, int]]:
+        h = PipelineHarness(SlowPieces())
+        h.executor.shutdown()
+        h.executor = ThreadPoolExecutor(2, thread_name_prefix="harness-inference")
+        h.queue = InferenceQueue(h.executor, 2, 64, 60.0, h.metrics)
+        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, Recorder(), turns=(0.3, 28.0))  # type: ignore[arg-type]
+        outcomes: asyncio.Queue[str] = asyncio.Queue()
+        count = h.metrics.revision
+
+        def counted(outcome: str) -> None:
+            count(outcome)
+            outcomes.put_nowait(outcome)
+
+        h.metrics.revision = counted  # type: ignore[method-assign]
+        ann, dan = h.join("Ann", "en"), h.join("Dan", "de", audio=False)
+        await asyncio.wait_for(h.say(ann, 1.0), 10)
+        await asyncio.wait_for(h.say(ann, 1.2), 10)  # the turn ends 0.45 s after: while this piece is rendered
+        assert await asyncio.wait_for(outcomes.get(), 10) == "sent"
+        got = await h.received(dan)
+        entries = list(h.rooms.get("r").transcript.entries())
+
+        h.pipeline.stop_revising()  # the server drains
+        await asyncio.wait_for(h.say(ann, 1.0), 10)
+        await asyncio.wait_for(h.say(ann, 1.2), 10)
+        assert await asyncio.wait_for(outcomes.get(), 10) == "gone"
+        await h.pipeline.close()
+        h.close()
+        return got, entries, h.metrics.revisions
+
+    got, entries, outcomes = asyncio.run(main())
+    kinds = [(m["type"], m.get("of")) for m in got]
+    assert kinds == [("transcript", None), ("translation", None)] * 2 + [
+        ("revision", "transcript"), ("revision", "translation")]  # fmt: skip
+    first, second = got[0]["utterance_id"], got[2]["utterance_id"]
+    assert recorded[:3] == [(first, []), (second, []), (first, [first, second])]
+    (entry,) = entries
+    assert entry.replaces == [first, second]
+    assert entry.translations["de"] == got[-1]["text"]
+    assert outcomes["sent"] == 1 and outcomes["gone"] == 1

@@ -121,6 +121,28 @@ def test_someone_else_speaking_ends_the_turn():
     assert run(main()) == [["a", "b"]]
 
 
+def test_another_voice_on_the_same_phone_starts_its_own_turn():
+    """Two people sharing one phone trade quick lines: the voices' pieces are never merged into one revision."""
+    dan = Speaker(id="spk-dan", name="Dan")
+    eve = Speaker(id="spk-eve", name="Speaker 2 (via Dan)")
+
+    def said(uid: str, end: float, voice: Speaker) -> Piece:
+        return Piece(uid, np.zeros(16 * WINDOW, np.float32), np.ones(16, np.float32), uid, "en", end, voice)
+
+    async def main() -> list[list[str]]:
+        ended: list[list[str]] = []
+        tracker = TurnTracker(gap=1.0, max_seconds=28, on_end=lambda t: ended.append(t.ids))
+        now = time.monotonic()
+        tracker.add("phone", said("a", now - 3.0, dan), room="r")
+        tracker.add("phone", said("b", now - 2.2, dan), room="r")  # Dan's turn goes on
+        tracker.add("phone", said("c", now - 1.4, eve), room="r")  # 0.3 s later, another voice: Dan's turn ends
+        tracker.add("phone", said("d", now - 0.6, eve), room="r")
+        tracker.leave("phone")
+        return ended
+
+    assert run(main()) == [["a", "b"], ["c", "d"]]
+
+
 def test_a_turn_never_outgrows_the_decoder_window_and_leaving_ends_it():
     async def main() -> list[list[str]]:
         ended: list[list[str]] = []
@@ -158,6 +180,15 @@ def test_room_transcript_merges_the_revised_entries():
     assert entry.as_json(0)["replaces"] == ["a", "b", "c"]
     assert "replaces" not in tr.entries()[1].as_json(0)
     assert tr.revise(["gone", "a"], "z", "en", {}) is None
+
+
+def test_a_relayed_revision_whose_first_piece_never_came_replaces_the_others():
+    tr = RoomTranscript("r", 10)
+    tr.add(Entry("x", "bob", "Bob", 0.5, 0.9, "en", "x"))
+    tr.add_relayed(Entry("b", "ann", "Ann", 2.0, 2.5, "en", "b"))  # "a" was missed
+    tr.add_relayed(Entry("a", "ann", "Ann", 1.0, 2.5, "en", "A B", {"de": "[de] A B"}, ["a", "b"]))
+    assert [(e.utterance_id, e.text) for e in tr.entries()] == [("x", "x"), ("a", "A B")]
+    assert tr.entries()[1].replaces == ["a", "b"]
 
 
 def test_revisions_run_last_and_are_shed_first():
