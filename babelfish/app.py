@@ -74,6 +74,8 @@ def create_app(
         metrics = app_metrics
         # inference_workers utterances at once, each using `threads` CPU threads (README: keep the product ≤ cores).
         inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
+        # Speech has its own lane, as many at once: never a thread text could use (text first, inference.py).
+        speech = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="speech")
         vad = ThreadPoolExecutor(settings.vad_workers, thread_name_prefix="vad")
         voices = ThreadPoolExecutor(1, thread_name_prefix="speakers")
         loaded = engine
@@ -136,6 +138,8 @@ def create_app(
                 settings.inference_max_wait_seconds,
                 metrics,
                 settings.revision_max_wait_seconds,
+                speech_executor=speech,
+                speech_max_wait=settings.speech_max_wait_seconds,
             )
             turns = (settings.turn_gap_seconds, settings.turn_max_seconds) if settings.revisions else None
             pipeline = Pipeline(loaded, queue, rooms, metrics, cluster, speakers, archive, turns)
@@ -183,6 +187,7 @@ def create_app(
             # Off the loop: the utterance in flight may take a while, and closing models can block too.
             # Never cancel_futures: the drain has finished what was said; anything still queued is finished too.
             await asyncio.to_thread(inference.shutdown, wait=True)
+            await asyncio.to_thread(speech.shutdown, wait=True)  # speech given up (pipeline.close): at most one running
             await asyncio.to_thread(voices.shutdown, wait=True, cancel_futures=True)
             if store is not None:
                 store.close()

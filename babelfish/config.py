@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     inference_max_wait_seconds: float = Field(
         1.5, gt=0, le=60, description="an utterance that waits this long for the engine is skipped"
     )
+    speech_max_wait_seconds: float = Field(
+        3.0, gt=0, le=60, description="speech that could not start this long after its text went out is skipped"
+    )
     seamless_model: str = Field(
         "facebook/seamless-m4t-v2-large", description="SeamlessM4T model id in the HF cache, or a local folder"
     )

@@ -85,10 +85,14 @@ class Hub:
         self.pipeline.stop_revising()  # the engine finishes what was said; listeners are about to go
         for intake in list(self.intakes):
             self.finish_later(intake)
+        started = time.monotonic()
         if len(self.finishing):
-            started = time.monotonic()
             late = await self.finishing.wait(self.settings.drain_seconds + 1)
             log.info("drain: finished what was said in %.1f s (%d cut short)", time.monotonic() - started, late)
+        # Then its speech (text first: speech jobs outlive their utterance's text), within the same limit.
+        unspoken = await self.pipeline.spoken(max(0.0, self.settings.drain_seconds + 1 - (time.monotonic() - started)))
+        if unspoken:
+            log.info("drain: %d utterances' speech given up", unspoken)
         message = proto.Draining(reconnect_after_ms=reconnect_after_ms)
         await asyncio.gather(
             *(w.close_with(message, proto.CLOSE_SERVICE_RESTART, "server restarting") for w in list(self.connections))

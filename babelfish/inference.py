@@ -13,6 +13,20 @@ so that delay never grows without a word when speech arrives faster than the eng
 A skipped call raises `Shed` in its caller (the pipeline tells the speaker and counts it in /metrics). Renders are never
 skipped.
 
+Text first: speech never delays anyone's text. The pipeline renders an utterance's texts (transcript, then
+translations) as one call, and its speech as another, a speech job, which runs in its own lane: up to `workers` speech
+jobs at once, in an executor of their own, so a speech job never holds a worker a transcription or a render could use.
+A speech job starts only when no render and no transcription waits and no finished transcription owes its render
+(below): it then shares the CPU with text already running, never the other way round. Speech jobs start first come,
+first served. Shedding policy for speech (the text is out already; only the sound is skipped):
+- late: a speech job that could not start within `speech_max_wait` seconds of being asked for (its text was sent
+  then) is skipped: speech that far behind its text would talk over the conversation that followed;
+- full: when `max_waiting` speech jobs wait already, the oldest waiting one is skipped (the freshest speech matters
+  most).
+A speech job that already runs finishes. A skipped one raises `Shed` in its caller, which counts it in /metrics and
+tells the listeners who wanted to hear it (docs/protocol.md, `speech_skipped`). Revisions and partials do not wait for
+speech (they use the workers, speech has its own lane).
+
 Revisions (a finished turn re-decoded whole: babelfish/revisions.py) come last and are the first to go. They run only
 when no render and no transcription waits, nor while a finished transcription still owes its render (below); and, as
 they only improve text listeners already have:
@@ -44,7 +58,7 @@ import functools
 import heapq
 import itertools
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -54,6 +68,7 @@ from babelfish.metrics import Metrics
 
 T = TypeVar("T")
 RENDER, TRANSCRIBE, REVISE, PARTIAL = 0, 1, 2, 3  # priorities: lower runs first
+SPEAK = 4  # speech jobs: their own lane (module docstring), never in the workers' heap
 ShedReason = Literal["late", "full", "busy", "stale"]
 BUSY_WAITING = 2  # transcriptions waiting that make the engine "behind" for revisions
 
@@ -96,8 +111,14 @@ class InferenceQueue:
         metrics: Metrics,
         revision_max_wait: float = 5.0,
         partial_hold: float = 0.3,
+        speech_executor: Executor | None = None,  # None: `executor` (it then needs `workers` threads more)
+        speech_max_wait: float = 3.0,
     ) -> None:
         self._executor = executor
+        self._speech_executor = speech_executor or executor
+        self._speech_max_wait = speech_max_wait
+        self._speech: deque[_Job] = deque()  # waiting speech jobs, oldest first
+        self._speech_free = workers
         self._partial_hold = partial_hold
         self._partials_after = 0.0  # no partial starts before this (monotonic): a final is being completed
         self._revision_max_wait = revision_max_wait
@@ -124,6 +145,14 @@ class InferenceQueue:
     def busy(self) -> int:
         return self._workers - self._free
 
+    @property
+    def speech_waiting(self) -> int:
+        return sum(1 for j in self._speech if not j.future.done())
+
+    @property
+    def speaking(self) -> int:
+        return self._workers - self._speech_free
+
     async def transcribe(self, fn: Callable[..., T], *args: Any, owner: str, owed: Owed | None = None) -> T:
         """Run a transcription; raises `Shed` if the policy skips it. With `owed`, its render is owed once it is done:
         the caller must `owed.release()` (module docstring)."""
@@ -140,6 +169,19 @@ class InferenceQueue:
 
     async def render(self, fn: Callable[..., T], *args: Any, owner: str) -> T:
         return await self._submit(fn, args, RENDER, owner, None)
+
+    async def speak(self, fn: Callable[..., T], *args: Any, owner: str) -> T:
+        """Run a speech job in the speech lane, after every text; raises `Shed` if the policy skips it (module
+        docstring)."""
+        waiting = [j for j in self._speech if not j.future.done()]
+        if len(waiting) >= self._max_waiting:
+            self._shed(waiting[0], "full")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        deadline = time.monotonic() + self._speech_max_wait
+        self._speech.append(_Job(SPEAK, next(self._seq), fn, args, future, owner, deadline))
+        self._idle.clear()
+        self._dispatch()
+        return await future
 
     async def revise(self, fn: Callable[..., T], *args: Any, owner: str) -> T:
         """Run a revision at the lowest priority; raises `Shed` if the policy skips it (module docstring)."""
@@ -207,8 +249,8 @@ class InferenceQueue:
             job.future.set_exception(Shed("stale"))
             return
         job.future.set_exception(Shed(reason))
-        if job.priority == REVISE:
-            return  # counted by its caller, as a revision's outcome
+        if job.priority in (REVISE, SPEAK):
+            return  # counted by its caller, as a revision's or a speech job's outcome
         self._metrics.utterance_shed(reason)
         for revision in self._waiting_of(REVISE):  # the engine is behind: fresh speech first
             self._shed(revision, "busy")
@@ -231,14 +273,35 @@ class InferenceQueue:
             self._free -= 1
             running = loop.run_in_executor(self._executor, job.fn, *job.args)
             running.add_done_callback(functools.partial(self._finished, job))
+        self._dispatch_speech()
         waiting = self.waiting
         self._metrics.set_waiting(waiting)
         if self._free == self._workers and not waiting:
             self._heap.clear()
-            self._idle.set()
+            if self._speech_free == self._workers and not self.speech_waiting:
+                self._speech.clear()
+                self._idle.set()
+
+    def _dispatch_speech(self) -> None:
+        now = time.monotonic()
+        while self._speech and (self._speech[0].future.done() or now > (self._speech[0].deadline or now)):
+            self._shed(self._speech.popleft(), "late")  # a no-op for one already done (its caller went away)
+        if self._owed or any(j.priority <= TRANSCRIBE and not j.future.done() for j in self._heap):
+            return  # text waits, or is about to be asked for: text first
+        loop = asyncio.get_running_loop()
+        while self._speech_free and self._speech:
+            job = self._speech.popleft()
+            if job.future.done():
+                continue
+            self._speech_free -= 1
+            running = loop.run_in_executor(self._speech_executor, job.fn, *job.args)
+            running.add_done_callback(functools.partial(self._finished, job))
 
     def _finished(self, job: _Job, done: asyncio.Future[Any]) -> None:
-        self._free += 1
+        if job.priority == SPEAK:
+            self._speech_free += 1
+        else:
+            self._free += 1
         if job.priority == TRANSCRIBE:
             self._partials_after = time.monotonic() + self._partial_hold
             if job.owed is not None and not job.future.done() and not done.cancelled() and done.exception() is None:

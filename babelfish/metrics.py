@@ -42,6 +42,9 @@ REFUSALS = (
     "bad_passcode",
     "metrics_forbidden",
 )
+# What became of each speech job (one per utterance with speech to make, babelfish/pipeline.py): spoken, skipped by
+# the queue's policy (late, full: babelfish/inference.py), failed (error), or given up as the server stopped (gone).
+SPEECH_OUTCOMES = ("spoken", "shed_late", "shed_full", "error", "gone")
 BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
@@ -158,6 +161,20 @@ class Metrics:
         )
         self.revisions: dict[str, int] = dict.fromkeys(REVISION_OUTCOMES, 0)
         self._revision_recent: dict[str, deque[float]] = {k: deque(maxlen=WINDOW) for k in ("latency", "compute")}
+        self._speech = Counter(
+            "babelfish_speech_jobs", "Speech jobs (one per utterance with speech to make), by outcome", ["outcome"],
+            registry=self.registry,
+        )  # fmt: skip
+        for outcome in SPEECH_OUTCOMES:
+            self._speech.labels(outcome=outcome)
+        self._speech_wait = Histogram(
+            "babelfish_speech_wait_seconds",
+            "Time a speech job waited, from its texts sent to its start (text first: it waits while text waits)",
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.speech_jobs: dict[str, int] = dict.fromkeys(SPEECH_OUTCOMES, 0)
+        self._recent_speech_wait: deque[float] = deque(maxlen=WINDOW)
         self.clients = 0
         self.rooms = 0
         self.utterances = 0
@@ -217,6 +234,15 @@ class Metrics:
         self._revision_seconds.labels(kind=kind).observe(seconds)
         self._revision_recent[kind].append(seconds)
 
+    def speech(self, outcome: str) -> None:
+        self._speech.labels(outcome=outcome).inc()
+        self.speech_jobs[outcome] = self.speech_jobs.get(outcome, 0) + 1
+
+    def speech_wait(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self._speech_wait.observe(seconds)
+        self._recent_speech_wait.append(seconds)
+
     def partial_decode(self, seconds: float) -> None:
         self._partials.inc()
         self.partial_decodes += 1
@@ -269,6 +295,7 @@ class Metrics:
                 **self.revisions,
                 **{f"{k}_ms": _percentiles(v) for k, v in self._revision_recent.items()},
             },
+            "speech": {**self.speech_jobs, "wait_ms": _percentiles(self._recent_speech_wait)},
             "partials": {
                 "decodes": self.partial_decodes,
                 "shed": dict(self.partials_shed),

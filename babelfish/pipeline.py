@@ -2,9 +2,14 @@
 
 The engine runs in the dedicated inference executor, through the `InferenceQueue` all speakers share (priority,
 bound and shedding policy: babelfish/inference.py). Its `render` generator is consumed inside that worker thread;
-each result is handed back to the event loop as it appears and delivered at once, so a listener reads the text
-before the speech for other languages has been synthesised. The engine is asked once per distinct target
-language, never once per listener.
+each result is handed back to the event loop as it appears and delivered at once. The engine is asked once per
+distinct target language, never once per listener.
+
+Text first: `process` renders the texts only (transcript, then translations), and hands the speech of those
+translations to a speech job of the pipeline's own (`speak`), for the languages someone listens to: `process` is
+over when the texts are out, so the speaker's next utterance, and everyone else's, never waits for this one's
+speech. A speech job the queue skips tells the listeners who wanted to hear it (`speech_skipped`); `/metrics` counts
+every speech job's outcome. Speech jobs finish even if the speaker leaves; a drain waits for them (within its limit).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from babelfish.revisions import Reviser
 from babelfish.rooms import Participant, Rooms
 from babelfish.segmenter import Segment
 from babelfish.speakers.service import Speakers
+from babelfish.tasks import TaskSet
 from babelfish.transcripts import Entry, TranscriptArchive
 from babelfish.turns import Piece, TurnTracker
 
@@ -74,6 +80,7 @@ class Pipeline:
         # Turns cut at breath pauses are re-decoded whole when they end (babelfish/revisions.py).
         self._reviser = Reviser(engine, queue, rooms, metrics, self._cluster, archive, self.finished)
         self._unfinished: dict[str, asyncio.Event] = {}  # utterance id -> set once its process() is over
+        self._speaking = TaskSet()  # speech jobs (text first: the module docstring)
         gap, longest = turns or (0.0, 0.0)
         self.turns = TurnTracker(gap, longest, self._reviser.turn_ended if turns else lambda turn: None)
 
@@ -89,9 +96,14 @@ class Pipeline:
                 await done.wait()
 
     async def close(self) -> None:
-        """Shutting down: open turns are not revised, revisions under way are given up."""
+        """Shutting down: open turns are not revised, revisions under way and speech not yet made are given up."""
         self.turns.close()
         await self._reviser.close()
+        await self._speaking.cancel_all()
+
+    async def spoken(self, limit: float) -> int:
+        """Wait up to `limit` seconds for every speech job (those started meanwhile too); how many are left."""
+        return await self._speaking.wait(limit)
 
     def new_id(self) -> str:
         return f"u{self._boot}-{next(self._ids)}"
@@ -205,7 +217,6 @@ class Pipeline:
         targets = room.target_languages(who, transcript.language)
         owed.release()  # the render is asked for now, in this same step (nothing awaited in between)
         if targets:
-            wants_speech = room.wants_speech(who, targets)
             deliver = _Delivery(
                 self._rooms,
                 self._metrics,
@@ -218,21 +229,62 @@ class Pipeline:
                 entry,
             )
 
+            texts: list[TextResult] = []  # filled in the worker; read once the render is over
+
             # Runs in the worker thread (the generator is lazy). It finishes even if the speaker leaves meanwhile:
             # the room should still get what was said ("bye" before closing the app).
-            # Each result's own compute time is the time the generator took to yield it (mt or tts in /metrics).
+            # Each result's own compute time is the time the generator took to yield it (mt in /metrics).
             def consume() -> None:
                 began = time.monotonic()
-                for result in self._engine.render(utterance, transcript, targets, wants_speech):
+                for result in self._engine.render(utterance, transcript, targets, False):
                     ready = time.monotonic()
+                    if isinstance(result, TextResult):
+                        texts.append(result)
                     loop.call_soon_threadsafe(deliver, result, ready - began, ready)
                     began = time.monotonic()
 
             await self._queue.render(consume, owner=who.id)
+            # Speech only where someone listening takes audio in that language (looked up now: who is still here).
+            heard = [t for t in texts if t.text and room.wants_speech(who, [t.language])]
+            if heard:
+                self._speaking.spawn(self._speak(who, utterance, heard, deliver))
         self._cluster.record(room, entry)  # every server's copy of the room transcript, translations included
         if self._archive is not None:
             await asyncio.to_thread(self._archive.append, room.transcript, entry)
         self._metrics.utterance_done("ok")
+
+    async def _speak(self, who: Participant, utterance: Utterance, texts: list[TextResult], deliver: _Delivery) -> None:
+        """One utterance's speech, for the languages in `texts`: a speech job (babelfish/inference.py)."""
+        loop = asyncio.get_running_loop()
+        asked = time.monotonic()
+        started: list[float] = []
+
+        def consume() -> None:  # in the speech lane's thread; each result's own compute time is tts in /metrics
+            began = time.monotonic()
+            started.append(began)
+            for result in self._engine.speak(utterance, texts):
+                ready = time.monotonic()
+                loop.call_soon_threadsafe(deliver, result, ready - began, ready)
+                began = time.monotonic()
+
+        try:
+            await self._queue.speak(consume, owner=who.id)
+        except Shed as exc:
+            self._metrics.speech(f"shed_{exc.reason}")
+            deliver.speech_skipped([t.language for t in texts])
+            log.info("speech of %s skipped (%s)", deliver.utterance_id, exc.reason)
+            return
+        except asyncio.CancelledError:
+            self._metrics.speech("gone")  # the server stops
+            raise
+        except Exception:  # the texts are out; one failing voice must not touch anything else
+            log.exception("speech of %s failed", deliver.utterance_id)
+            self._metrics.speech("error")
+            return
+        finally:
+            if started:
+                self._metrics.speech_wait(started[0] - asked)
+        self._metrics.speech("spoken")
 
 
 class _Delivery:
@@ -253,7 +305,7 @@ class _Delivery:
         self._rooms, self._metrics, self._cluster, self._who = rooms, metrics, cluster, who
         self._entry = entry
         self._transcript, self._speech_end = transcript, speech_end
-        self._utterance_id, self._speaker = utterance_id, speaker
+        self.utterance_id, self._speaker = utterance_id, speaker
 
     def __call__(self, result: RenderResult, compute_seconds: float = 0.0, ready_at: float | None = None) -> None:
         if not (isinstance(result, TextResult) and result.text is None):  # a notice costs no translation
@@ -272,7 +324,7 @@ class _Delivery:
             message: proto.ServerMessage
             if result.text is None:
                 message = proto.Notice.untranslatable(
-                    self._utterance_id,
+                    self.utterance_id,
                     self._speaker,
                     result.language,
                     result.notice or untranslatable(self._transcript.language, result.language),
@@ -280,7 +332,7 @@ class _Delivery:
             else:
                 self._metrics.observe("translation", latency / 1000)
                 message = proto.Translation(
-                    utterance_id=self._utterance_id,
+                    utterance_id=self.utterance_id,
                     speaker=self._speaker,
                     text=result.text,
                     language=result.language,
@@ -293,7 +345,7 @@ class _Delivery:
         elif isinstance(result, SpeechResult):
             self._metrics.observe("audio", latency / 1000)
             header = proto.AudioHeader(
-                utterance_id=self._utterance_id,
+                utterance_id=self.utterance_id,
                 speaker=self._speaker,
                 language=result.language,
                 sample_rate=result.sample_rate,
@@ -306,3 +358,15 @@ class _Delivery:
             self._cluster.relay(room, header, result.language, result.pcm)
         if ready_at is not None:
             self._metrics.stage("delivery", time.monotonic() - ready_at)
+
+    def speech_skipped(self, languages: list[str]) -> None:
+        """The speech of `languages` was skipped: the listeners who wanted to hear it are told."""
+        room = self._rooms.get(self._who.room_name)
+        if room is None:
+            return
+        for language in languages:
+            message = proto.Notice.speech_skipped(self.utterance_id, self._speaker, language)
+            audience = [p for p in room.listeners(self._who) if p.language == language and p.wants_audio]
+            room.broadcast(message, audience)
+            if any(r.language == language and r.wants_audio for r in room.remote.values()):
+                self._cluster.relay(room, message.encode(), language)

@@ -287,7 +287,7 @@ class Participants(_Out):
     count: int
 
 
-NoticeCode = Literal["untranslatable", "dropped_utterance"]
+NoticeCode = Literal["untranslatable", "dropped_utterance", "speech_skipped"]
 DropReason = Literal["too_fast", "server_busy"]  # the speaker's own queue overflowed / the shared engine is behind
 
 
@@ -297,7 +297,7 @@ class Notice(_Out):
     utterance_id: str | None = _omit()
     speaker: Speaker | None = _omit()
     language: str | None = _omit()
-    reason: DropReason | None = _omit()  # dropped_utterance: why
+    reason: DropReason | None = _omit()  # dropped_utterance, speech_skipped: why
     message: str
 
     @classmethod
@@ -312,6 +312,17 @@ class Notice(_Out):
             code="dropped_utterance",
             reason="too_fast",
             message="You spoke faster than the server could keep up; an earlier utterance was skipped.",
+        )
+
+    @classmethod
+    def speech_skipped(cls, utterance_id: str, speaker: Speaker, language: str) -> Notice:
+        return cls(
+            code="speech_skipped",
+            utterance_id=utterance_id,
+            speaker=speaker,
+            language=language,
+            reason="server_busy",
+            message="Not read aloud: the server was too busy.",
         )
 
     @classmethod

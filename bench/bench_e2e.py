@@ -8,6 +8,7 @@ listener it records speech end → translated text and → first audio, where "s
 last frame left the client, so the VAD's silence wait is included. It also prints the server's own `latency_ms`
 (from its last voiced frame), the time from launch to ready, and resident memory.
 Clips: the LibriVox clips of pocketsphinx-testdata (English, human) and espeak-ng clips in de/es/fr/pt.
+`--server-root DIR` runs the server of another checkout, to compare two versions in the same window.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ async def main_async(args: argparse.Namespace) -> None:
     # which are for strangers, not for the benchmark.
     limits = ("--max-rooms-per-minute", "10000", "--max-joins-per-minute", "10000")
     limits += ("--max-connections-per-address", "1000")
-    srv = ServerProcess(Path(args.data_dir), "--engine", "auto", "--log-level", "warning", *limits, *args.server_args)
+    srv = ServerProcess(
+        Path(args.data_dir), "--engine", "auto", "--log-level", "warning", *limits, *args.server_args,
+        **({"root": args.server_root} if args.server_root else {}),
+    )  # fmt: skip
     srv.start()
     port, ready_s, url = srv.port, srv.ready_seconds, srv.ws_url
     try:
@@ -159,8 +163,12 @@ def main() -> None:
     p.add_argument("--data-dir", default="data")
     p.add_argument("--espeak", nargs="*", default=["de", "es", "fr", "pt"])
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--server-root", type=Path, default=None, help="run the server of this checkout instead")
     p.add_argument("server_args", nargs="*", help="extra server flags after --")
-    asyncio.run(main_async(p.parse_args()))
+    args = p.parse_args()
+    args.data_dir = Path(args.data_dir).resolve()  # the server may run in another checkout (--server-root)
+    args.server_root = args.server_root.resolve() if args.server_root else None
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,14 @@ real-time pace, then 0.5–2.5 s of silence (seeded), until the time is up. Ever
 utterance is transcribed and translated into the other K-1 languages (text and speech).
 
 Delays are on the client's clock, from the moment a clip's last frame left its speaker: to the speaker's own
-transcript, and to each translation at each listener. They are printed per third of the run: a backlog shows as a
-p95 that grows. Utterances the server skipped by its shedding policy (a `dropped_utterance` notice with reason
-`server_busy`) are counted, as are clips that got neither a transcript nor a notice (lost).
+transcript, to each translation at each listener, and to each listener's speech (`audio`). They are printed per
+third of the run: a backlog shows as a p95 that grows. Utterances the server skipped by its shedding policy (a
+`dropped_utterance` notice with reason `server_busy`) are counted, as are clips that got neither a transcript nor a
+notice (lost); and, per translation a listener got, whether its speech came, was skipped with a `speech_skipped`
+notice, or neither (text first: babelfish/inference.py).
+
+`--server-root DIR` runs the server of another checkout (e.g. `git archive` of an older commit) with this client,
+to compare two versions in the same window.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class Speaker:
     transcripts: list[tuple[float, str]] = field(default_factory=list)  # (arrival, utterance_id), own
     shed: list[float] = field(default_factory=list)
     translations: list[tuple[float, str]] = field(default_factory=list)  # heard from others
+    audio: list[tuple[float, str]] = field(default_factory=list)  # speech heard from others (first chunk each)
+    speech_skipped: list[tuple[float, str]] = field(default_factory=list)
     my_id: str = ""
     closed: str | None = None
 
@@ -69,6 +76,11 @@ async def talk(url: str, s: Speaker, stop: float, ready: asyncio.Barrier) -> Non
                     s.transcripts.append((now, msg["utterance_id"]))
                 elif msg["type"] == "translation":
                     s.translations.append((now, msg["utterance_id"]))
+                elif msg["type"] == "audio":
+                    if all(u != msg["utterance_id"] for _, u in s.audio):  # a streaming voice sends several
+                        s.audio.append((now, msg["utterance_id"]))
+                elif msg["type"] == "notice" and msg.get("code") == "speech_skipped":
+                    s.speech_skipped.append((now, msg["utterance_id"]))
                 elif msg["type"] == "notice" and msg.get("reason") == "server_busy":
                     s.shed.append(now)
 
@@ -121,6 +133,9 @@ async def scenario(server: ServerProcess, args: argparse.Namespace, folder: Path
         for t, u in s.translations
         if u in utterance_end
     ]
+    audio_delays = [
+        (utterance_end[u] - started, t - utterance_end[u]) for s in speakers for t, u in s.audio if u in utterance_end
+    ]
     spoken = sum(len(s.ends) for s in speakers)
     answered = sum(len(s.transcripts) for s in speakers)
     shed = sum(len(s.shed) for s in speakers)
@@ -128,13 +143,20 @@ async def scenario(server: ServerProcess, args: argparse.Namespace, folder: Path
     print(f"disconnects: {[s.closed for s in speakers if s.closed]}")
     print(f"clips spoken {spoken}; transcribed {answered}; shed by policy (speaker told) {shed}; "
           f"neither {spoken - answered - shed} (negative: the VAD cut some clips in two)")  # fmt: skip
-    for name, delays in (("transcript", transcript_delays), ("translation", translation_delays)):
+    translated = sum(len(s.translations) for s in speakers)
+    heard = sum(len(s.audio) for s in speakers)
+    skipped = sum(len(s.speech_skipped) for s in speakers)
+    print(f"speech per translation received: {translated} translations; speech came {heard}, skipped with a notice "
+          f"{skipped}, neither {translated - heard - skipped}")  # fmt: skip
+    rows = (("transcript", transcript_delays), ("translation", translation_delays), ("speech", audio_delays))
+    for name, delays in rows:
         all_ = [d for _, d in delays]
         print(f"speech end → {name} ms: n {len(all_)} p50 {_pct(all_, 50)} p95 {_pct(all_, 95)}")
         for k in range(3):
             part = [d for w, d in delays if k * args.seconds / 3 <= w < (k + 1) * args.seconds / 3]
             print(f"  third {k + 1}: n {len(part)} p50 {_pct(part, 50)} p95 {_pct(part, 95)}")
     print(f"/metrics: utterances_shed {metrics.get('utterances_shed')}, latency_ms {metrics['latency_ms']}")
+    print(f"/metrics: speech {metrics.get('speech')}, revisions {metrics.get('revisions')}")
 
 
 def main() -> None:
@@ -142,9 +164,13 @@ def main() -> None:
     parser.add_argument("--speakers", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--server-root", type=Path, default=None, help="run the server of this checkout instead")
     parser.add_argument("server_args", nargs="*", help="extra server flags, after --")
     args = parser.parse_args()
-    server = ServerProcess(Path(args.data_dir), "--engine", "auto", "--log-level", "warning", *args.server_args)
+    server = ServerProcess(
+        Path(args.data_dir).resolve(), "--engine", "auto", "--log-level", "warning", *args.server_args,
+        **({"root": args.server_root.resolve()} if args.server_root else {}),
+    )  # fmt: skip
     server.start()
     try:
         with tempfile.TemporaryDirectory() as tmp:

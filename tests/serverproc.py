@@ -17,8 +17,11 @@ READY = re.compile(rb"\[OK\] Server ready for clients at \S+:(\d+)/")
 class ServerProcess:
     """The real server. Port 0 picks a free port on the first start; restarts reuse it."""
 
-    def __init__(self, data_dir: Path, *args: str, port: int = 0, log: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *args: str, port: int = 0, log: Path | None = None, root: Path = ROOT
+    ) -> None:
         self.data_dir, self.args, self.port = data_dir, args, port
+        self.root = root  # the checkout whose server_cpu.py runs (benchmarks compare against another)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log = log or data_dir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -42,7 +45,7 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "server_cpu.py", "--host", "127.0.0.1", "--port", str(self.port),
                  "--data-dir", str(self.data_dir), *args],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                cwd=self.root, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
         while time.monotonic() - started < timeout:
             with self.log.open("rb") as f:

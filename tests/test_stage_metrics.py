@@ -23,9 +23,9 @@ async def test_each_stage_is_measured_where_its_time_goes():
     stages = h.metrics.snapshot()["stages_ms"]
     assert isinstance(stages, dict) and set(stages) == set(PIPELINE_STAGES)
     counts = {name: stages[name]["count"] for name in PIPELINE_STAGES}
-    # One transcribe; a translation and a voice each for de and fr (the engine renders speech for every target once
-    # anyone wants it); each of the four had listeners of its language, so each went through delivery.
-    assert counts == {"endpointing": 1, "queue": 1, "asr": 1, "mt": 2, "tts": 2, "delivery": 4}
+    # One transcribe; a translation each for de and fr, a voice for de only (speech is made only for languages
+    # someone listens to); each of the three had listeners of its language, so each went through delivery.
+    assert counts == {"endpointing": 1, "queue": 1, "asr": 1, "mt": 2, "tts": 1, "delivery": 3}
     ms = DELAY * 1000
     for name in ("asr", "mt", "tts"):  # the engine's own time, not more than a busy machine can add
         assert ms * 0.9 <= stages[name]["p50"] < ms + 2000, (name, stages[name])

@@ -2,8 +2,13 @@
 
 An engine turns one utterance (16 kHz mono float32) into a transcript, then renders that
 transcript into each requested target language (text, then speech). It is always called from
-a worker thread, never from the event loop, and `render` is a lazy generator that the worker
-consumes so results can stream out as soon as each is ready.
+a worker thread, never from the event loop, and `render` and `speak` are lazy generators that
+the worker consumes so results can stream out as soon as each is ready.
+
+The server asks for text and speech apart (text first: babelfish/inference.py): `render` with
+`speech=False` for the texts, then `speak` with those texts, as lower-priority work that may
+be skipped. `render` with speech (texts, then their speech) is for callers that want it all
+at once: benchmarks, tests, scripts.
 """
 
 from __future__ import annotations
@@ -106,6 +111,11 @@ class Engine(Protocol):
         Texts for all targets should come before any speech, so every listener reads as early as
         possible. Targets never include the transcript's own language.
         """
+        ...
+
+    def speak(self, utterance: Utterance, texts: Sequence[TextResult]) -> Iterator[SpeechResult]:
+        """Yield the speech of `texts` (what `render` gave for `utterance`), each as soon as it is ready; none for a
+        text that is None or a language the engine cannot speak. A voice that fails costs only its own language."""
         ...
 
     def close(self) -> None:

@@ -49,9 +49,11 @@ class FakeEngine:
         default_language: str = "en",
         tone_seconds: float = 0.25,
         reason: str = "selected with --engine test: no models, deterministic output",
+        speech_delay_seconds: float | None = None,  # each language's speech; None: delay_seconds
     ) -> None:
         self.info = EngineInfo(name="test", reason=reason)
         self._delay = delay_seconds
+        self._speech_delay = delay_seconds if speech_delay_seconds is None else speech_delay_seconds
         self._default = default_language
         self._tone_seconds = tone_seconds
 
@@ -71,17 +73,23 @@ class FakeEngine:
     def render(
         self, utterance: Utterance, transcript: Transcript, targets: Sequence[str], speech: bool = True
     ) -> Iterator[RenderResult]:
-        served = [t for t in targets if t not in TEXT_ONLY]
+        texts = []
         for target in targets:
             self._sleep()
             if target in TEXT_ONLY:
-                yield TextResult(target, None, notice=f"The test engine cannot translate into {english_name(target)}.")
+                text = TextResult(target, None, notice=f"The test engine cannot translate into {english_name(target)}.")
             else:
-                yield TextResult(target, f"[{target}] {transcript.text}", via="test")
+                text = TextResult(target, f"[{target}] {transcript.text}", via="test")
+            texts.append(text)
+            yield text
         if speech:
-            for target in served:
-                self._sleep()
-                yield SpeechResult(target, tone(target, self._tone_seconds), TTS_RATE, via="test")
+            yield from self.speak(utterance, texts)
+
+    def speak(self, utterance: Utterance, texts: Sequence[TextResult]) -> Iterator[SpeechResult]:
+        for text in texts:
+            if text.text is not None and text.language not in TEXT_ONLY:
+                self._sleep(self._speech_delay)
+                yield SpeechResult(text.language, tone(text.language, self._tone_seconds), TTS_RATE, via="test")
 
     def translate_text(self, text: str, source: str, targets: Sequence[str]) -> list[TextResult]:
         return [TextResult(t, None if t in TEXT_ONLY else f"[{t}] {text}", via="test") for t in targets]
@@ -89,9 +97,10 @@ class FakeEngine:
     def close(self) -> None:
         pass
 
-    def _sleep(self) -> None:
-        if self._delay:
-            time.sleep(self._delay)
+    def _sleep(self, seconds: float | None = None) -> None:
+        seconds = self._delay if seconds is None else seconds
+        if seconds:
+            time.sleep(seconds)
 
 
 def tone(language: str, seconds: float = 0.25) -> bytes:

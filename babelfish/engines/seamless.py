@@ -272,23 +272,33 @@ class SeamlessEngine:
             except Exception as exc:  # the listeners get a notice, the server carries on
                 log.exception("seamless: decoding %s failed", ",".join(wanted))
                 failure = f"translation failed: {exc}"
-        spoken: list[tuple[str, str]] = []
+        texts: list[TextResult] = []
         for tgt, code in plan:
             if code is None or code not in self.text_ids:
-                yield TextResult(tgt, None, notice=untranslatable(transcript.language, tgt))
+                result = TextResult(tgt, None, notice=untranslatable(transcript.language, tgt))
             elif enc is None or failure is not None:
-                yield TextResult(tgt, None, notice=failure)
+                result = TextResult(tgt, None, notice=failure)
             else:
-                text = enc.texts[code].strip()
-                yield TextResult(tgt, text, via=VIA)
-                if speech and text and code in self.vocoder_ids:
-                    spoken.append((tgt, code))
-        if not spoken or enc is None or not self.can_speak:
+                result = TextResult(tgt, enc.texts[code].strip(), via=VIA)
+            texts.append(result)
+            yield result
+        if speech and enc is not None:
+            yield from self.speak(utterance, texts)
+
+    def speak(self, utterance: Utterance, texts: Sequence[TextResult]) -> Iterator[SpeechResult]:
+        """All the targets' speech in one unit-model and vocoder batch, from the decodes `render` made (the encoder
+        output is cached per utterance; evicted meanwhile, it is computed again)."""
+        spoken = [(t.language, code) for t in texts if t.text and (code := self.map.seamless(t.language))]
+        spoken = [(tgt, code) for tgt, code in spoken if code in self.vocoder_ids and code in self.text_ids]
+        if not spoken or not self.can_speak:
             return
+        codes = [code for _, code in spoken]
         try:
-            waves = self._speak(enc, [code for _, code in spoken])
+            enc = self._encode(utterance)
+            self._decode(enc, codes)  # a no-op for what render decoded
+            waves = self._speak(enc, codes)
         except Exception:  # texts are out already; speech is best effort
-            log.exception("seamless: speech for %s failed", ",".join(c for _, c in spoken))
+            log.exception("seamless: speech for %s failed", ",".join(codes))
             return
         for tgt, code in spoken:
             pcm = waves.get(code)

@@ -84,6 +84,9 @@ class CascadeEngine:
         # Targets translate concurrently: apertium runs in other processes, CTranslate2/Rust backends release the GIL,
         # so k targets cost far less than k times one (see docs/benchmarks.md).
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cascade-mt")
+        # Voices get threads of their own: a translation must never queue behind another utterance's speech (text
+        # first, babelfish/inference.py).
+        self._voice_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cascade-tts")
 
     @classmethod
     def load(cls, settings: Settings, reason: str = "cascade engine selected") -> CascadeEngine:
@@ -197,17 +200,23 @@ class CascadeEngine:
                     result = TextResult(tgt, out[0], via=out[1])
             # Speech starts as soon as its text is ready, on the voice's own thread: Piper (~100 ms a sentence) then
             # runs beside the other targets' translation and espeak (~3 ms), not after them.
-            voice = self.voices.for_language(tgt) if speech and result.text else None
-            if voice is not None and result.text:
-                self._pool.submit(_speak, voice, result.text, tgt, utterance.voice, spoken)
-                jobs += 1
+            if speech:
+                jobs += self._start_speech(utterance, result, spoken)
             yield result
-        while jobs:  # quickest first: espeak listeners do not wait behind Piper
-            item = spoken.get()
-            if isinstance(item, SpeechResult):
-                yield item
-            else:
-                jobs -= 1
+        yield from _spoken(spoken, jobs)
+
+    def speak(self, utterance: Utterance, texts: Sequence[TextResult]) -> Iterator[SpeechResult]:
+        spoken: queue.SimpleQueue[SpeechResult | str] = queue.SimpleQueue()  # as in render
+        jobs = sum(self._start_speech(utterance, text, spoken) for text in texts)  # every voice at once
+        yield from _spoken(spoken, jobs)
+
+    def _start_speech(self, utterance: Utterance, text: TextResult, out: queue.SimpleQueue[SpeechResult | str]) -> int:
+        """Start `text`'s speech on the pool, onto `out`: 1 if started, 0 when there is no text or no voice."""
+        voice = self.voices.for_language(text.language) if text.text else None
+        if voice is None or not text.text:
+            return 0
+        self._voice_pool.submit(_speak, voice, text.text, text.language, utterance.voice, out)
+        return 1
 
     def translate_text(self, text: str, source: str, targets: Sequence[str]) -> list[TextResult]:
         """Text-only translation into each target, concurrently (streaming partials: babelfish/partials.py). Routes
@@ -226,6 +235,7 @@ class CascadeEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._voice_pool.shutdown(wait=True)
         for obj in [*self.voices.tts, *self.router.text.values()]:
             close = getattr(obj, "close", None)
             if close is not None:
@@ -277,6 +287,17 @@ def _speak(voice: Tts, text: str, language: str, variant: int, out: queue.Simple
         log.exception("speech synthesis for %s failed", language)
     finally:
         out.put(language)
+
+
+def _spoken(spoken: queue.SimpleQueue[SpeechResult | str], jobs: int) -> Iterator[SpeechResult]:
+    """Speech as it comes from `jobs` started speech jobs, until each has put its end mark: quickest first, so espeak
+    listeners do not wait behind Piper."""
+    while jobs:
+        item = spoken.get()
+        if isinstance(item, SpeechResult):
+            yield item
+        else:
+            jobs -= 1
 
 
 def _pairs(pairs: Collection[tuple[str, str]]) -> str:

@@ -1,0 +1,201 @@
+"""Text first: nobody's text waits behind anyone's speech; speech that could not start in time is skipped, counted,
+and its listeners are told (babelfish/inference.py, babelfish/pipeline.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from babelfish.app import create_app
+from babelfish.config import Settings
+from babelfish.engines.fake import FakeEngine
+from babelfish.inference import InferenceQueue, Shed
+from babelfish.metrics import Metrics
+from tests.pipeline_harness import PipelineHarness
+from tests.test_ws import join, speak
+from tests.wsclient import BoundedClient
+
+
+@pytest.fixture
+def pools():
+    with ThreadPoolExecutor(1) as text, ThreadPoolExecutor(1) as speech:
+        yield text, speech
+
+
+def blocker() -> tuple[threading.Event, threading.Event, object]:
+    """(started, gate, work): work sets `started`, then holds its thread until `gate` is set."""
+    started, gate = threading.Event(), threading.Event()
+
+    def work() -> str:
+        started.set()
+        assert gate.wait(10)
+        return "blocked"
+
+    return started, gate, work
+
+
+async def test_a_transcription_does_not_wait_for_a_long_synthesis(pools):
+    text, speech = pools
+    q = InferenceQueue(text, 1, 8, 60, Metrics(), speech_executor=speech, speech_max_wait=60)
+    started, gate, synthesis = blocker()
+    speaking = asyncio.create_task(q.speak(synthesis, owner="a"))
+    assert await asyncio.to_thread(started.wait, 5)
+    assert q.speaking == 1
+    began = time.monotonic()
+    async with asyncio.timeout(5):
+        assert await q.transcribe(str, "b's words", owner="b") == "b's words"
+        assert await q.render(str, "b's translations", owner="b") == "b's translations"
+    assert time.monotonic() - began < 1.0 and not speaking.done()  # the synthesis still runs
+    gate.set()
+    async with asyncio.timeout(5):
+        assert await speaking == "blocked"
+        await q.idle()
+
+
+async def test_speech_starts_only_when_no_text_waits(pools):
+    text, speech = pools
+    q = InferenceQueue(text, 1, 8, 60, Metrics(), speech_executor=speech, speech_max_wait=60)
+    started, gate, work = blocker()
+    order: list[str] = []
+    running = asyncio.create_task(q.transcribe(work, owner="a"))
+    assert await asyncio.to_thread(started.wait, 5)
+    waiting = asyncio.create_task(q.transcribe(order.append, "transcribe b", owner="b"))
+    spoken = asyncio.create_task(q.speak(order.append, "speak a", owner="a"))
+    await asyncio.sleep(0.1)
+    assert order == [] and q.speech_waiting == 1  # the speech lane is free, but b's transcription waits
+    gate.set()
+    async with asyncio.timeout(5):
+        await asyncio.gather(running, waiting, spoken)
+        await q.idle()
+    assert order == ["transcribe b", "speak a"]
+
+
+async def test_speech_that_waited_too_long_is_skipped(pools):
+    text, speech = pools
+    q = InferenceQueue(text, 1, 8, 60, Metrics(), speech_executor=speech, speech_max_wait=0.2)
+    started, gate, work = blocker()
+    ran: list[str] = []
+    running = asyncio.create_task(q.transcribe(work, owner="a"))
+    assert await asyncio.to_thread(started.wait, 5)
+    waiting = asyncio.create_task(q.transcribe(ran.append, "b", owner="b"))  # text waits: speech may not start
+    late = asyncio.create_task(q.speak(ran.append, "speech", owner="a"))
+    await asyncio.sleep(0.4)
+    gate.set()
+    with pytest.raises(Shed) as info:
+        await asyncio.wait_for(late, 5)
+    assert info.value.reason == "late"
+    async with asyncio.timeout(5):
+        await asyncio.gather(running, waiting)
+        await q.idle()
+    assert ran == ["b"]
+
+
+async def test_full_speech_queue_skips_the_oldest(pools):
+    text, speech = pools
+    q = InferenceQueue(text, 1, 2, 60, Metrics(), speech_executor=speech, speech_max_wait=60)
+    started, gate, synthesis = blocker()
+    running = asyncio.create_task(q.speak(synthesis, owner="a"))
+    assert await asyncio.to_thread(started.wait, 5)
+    first = asyncio.create_task(q.speak(str, "first", owner="a"))
+    second = asyncio.create_task(q.speak(str, "second", owner="b"))
+    await asyncio.sleep(0.01)
+    third = asyncio.create_task(q.speak(str, "third", owner="c"))
+    with pytest.raises(Shed) as info:
+        await asyncio.wait_for(first, 5)
+    assert info.value.reason == "full"
+    gate.set()
+    async with asyncio.timeout(5):
+        assert await asyncio.gather(running, second, third) == ["blocked", "second", "third"]
+
+
+async def test_the_next_utterance_is_not_held_by_the_speech_of_the_last():
+    """The pipeline: Ann's utterance is over for the text path once its texts are out; her speech runs on while Bob's
+    utterance is transcribed and translated."""
+    h = PipelineHarness(FakeEngine(speech_delay_seconds=0.6))  # per language: Ann's speech (de, fr) takes 1.2 s
+    try:
+        ann, bob, dan = h.join("Ann", "en"), h.join("Bob", "fr"), h.join("Dan", "de")
+        async with asyncio.timeout(10):
+            await h.pipeline.process(ann, h.segment(1.0))  # returns with the texts out, speech still to make
+            began = time.monotonic()
+            await h.pipeline.process(bob, h.segment(1.2))
+            text_seconds = time.monotonic() - began
+            assert await h.pipeline.spoken(10) == 0
+        assert text_seconds < 0.5, text_seconds
+        got = await h.received(dan)
+        ann_id, bob_id = (m["utterance_id"] for m in got if m["type"] == "transcript")
+        kinds = [(m["type"], m["utterance_id"]) for m in got]
+        assert kinds.index(("translation", bob_id)) < kinds.index(("audio", ann_id))  # read Bob before hearing Ann
+        assert ("audio", bob_id) in kinds
+        speech = h.metrics.snapshot()["speech"]
+        assert isinstance(speech, dict) and speech["spoken"] == 2 and speech["shed_late"] == 0
+    finally:
+        h.close()
+
+
+async def test_skipped_speech_is_counted_and_its_listeners_told():
+    h = PipelineHarness(FakeEngine(speech_delay_seconds=0.8), speech_max_wait=0.3)
+    try:
+        ann, bob, mute = h.join("Ann", "en"), h.join("Bob", "de"), h.join("Mute", "de", audio=False)
+        async with asyncio.timeout(10):
+            await h.pipeline.process(ann, h.segment(1.0))  # its speech takes the lane for 0.8 s
+            await h.pipeline.process(ann, h.segment(1.3))  # its speech cannot start within 0.3 s
+            assert await h.pipeline.spoken(10) == 0
+        got = await h.received(bob)
+        audio = [m for m in got if m["type"] == "audio"]
+        skipped = [m for m in got if m["type"] == "notice" and m["code"] == "speech_skipped"]
+        assert len(audio) == 1 and len(skipped) == 1
+        assert skipped[0]["utterance_id"] != audio[0]["utterance_id"]
+        assert (skipped[0]["language"], skipped[0]["reason"]) == ("de", "server_busy")
+        # Its text was delivered all the same.
+        assert any(m["type"] == "translation" and m["utterance_id"] == skipped[0]["utterance_id"] for m in got)
+        # A listener who takes no audio is not told about audio.
+        assert not any(m["type"] == "notice" for m in await h.received(mute))
+        speech = h.metrics.snapshot()["speech"]
+        assert isinstance(speech, dict) and (speech["spoken"], speech["shed_late"]) == (1, 1)
+        assert 'babelfish_speech_jobs_total{outcome="shed_late"} 1.0' in h.metrics.prometheus().decode()
+    finally:
+        h.close()
+
+
+def _collect(ws, done, seconds: float = 30.0) -> list[dict]:
+    got: list[dict] = []
+    deadline = time.monotonic() + seconds
+    while not done(got):
+        assert time.monotonic() < deadline, [m["type"] for m in got]
+        msg = ws.receive_json()  # itself bounded (tests/wsclient.py)
+        if msg["type"] == "audio":
+            msg["payload"] = ws.receive_bytes()
+        got.append(msg)
+    return got
+
+
+def test_through_the_app_a_slow_voice_holds_up_no_text(tmp_path, speech_pcm):
+    """A voice that takes 2.5 s: the speaker's next utterances are read before the first is heard, and speech that
+    could not start within 0.5 s is skipped with a notice; every text arrives."""
+    settings = Settings(data_dir=tmp_path, engine="test", speech_max_wait_seconds=0.5, revisions=False)
+    with (
+        BoundedClient(create_app(settings, engine=FakeEngine(speech_delay_seconds=2.5))) as c,
+        c.websocket_connect("/ws/client") as en,
+        c.websocket_connect("/ws/client") as de,
+    ):
+        join(en, "Ann", "en")
+        join(de, "Dan", "de")
+        for _ in range(3):
+            speak(en, speech_pcm)
+
+        def spoken_or_skipped(m: dict) -> bool:
+            return m["type"] == "audio" or (m["type"] == "notice" and m["code"] == "speech_skipped")
+
+        got = _collect(de, lambda g: sum(m["type"] == "translation" for m in g) == 3 and any(map(spoken_or_skipped, g)))
+        ids = [m["utterance_id"] for m in got if m["type"] == "translation"]
+        kinds = [(m["type"], m["utterance_id"]) for m in got]
+        assert kinds.index(("translation", ids[1])) < kinds.index(("audio", ids[0]))  # read before the first is heard
+        got += _collect(de, lambda g: sum(map(spoken_or_skipped, g)) == 2, seconds=20)  # the two others' verdicts
+        skipped = [m for m in got if m["type"] == "notice" and m["code"] == "speech_skipped"]
+        assert skipped and {m["utterance_id"] for m in skipped} <= set(ids[1:])
+        speech = c.get("/metrics").json()["speech"]
+        assert speech["shed_late"] == len(skipped) and speech["spoken"] == 3 - len(skipped), speech
