@@ -110,6 +110,8 @@ def test_pivot_and_unservable_targets(engine: CascadeEngine, tmp_path: Path):
     assert isinstance(es, TextResult) and es.text and es.via == "pivot:whisper-translate+apertium"
     assert isinstance(ja, TextResult) and ja.text is None and ja.notice
     assert [type(r) for r in out[2:]] == [SpeechResult]  # speech only for the served target
+    spoken = list(engine.speak(u, [es, ja]))  # as the server asks: the texts first, then their speech apart
+    assert [s.language for s in spoken] == ["es"] and len(spoken[0].pcm) > 2 * spoken[0].sample_rate // 2
 
 
 # Silence and noise: tests/engines/test_cascade_fidelity.py, through the segmenter as the server does.

@@ -154,6 +154,22 @@ def test_encoder_runs_once_per_utterance(engine: SeamlessEngine, audio):
         calls.close()
 
 
+def test_speech_asked_for_after_the_texts_reuses_the_encoder(engine: SeamlessEngine, audio):
+    """As the server asks (text first): render's texts, then their speech apart, from one encoder pass."""
+    calls = EncoderCalls(engine)
+    try:
+        utt = Utterance(audio, "en")
+        transcript = engine.transcribe(utt)
+        assert transcript is not None
+        texts = [r for r in engine.render(utt, transcript, TARGETS, speech=False) if isinstance(r, TextResult)]
+        speech = list(engine.speak(utt, texts))
+        assert [s.language for s in speech] == ["de", "pt", "es"]  # fr has no speech output in this model
+        assert all(s.pcm and len(s.pcm) % 2 == 0 for s in speech)
+        assert calls.count == 1
+    finally:
+        calls.close()
+
+
 def test_transcribe_decodes_the_room_languages_in_the_same_batch(engine: SeamlessEngine, audio):
     decoder_calls = []
     handle = engine.model.text_decoder.register_forward_hook(lambda *_: decoder_calls.append(1))
