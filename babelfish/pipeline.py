@@ -245,9 +245,9 @@ class Pipeline:
 
             await self._queue.render(consume, owner=who.id)
             # Speech only where someone listening takes audio in that language (looked up now: who is still here).
-            heard = [t for t in texts if t.text and room.wants_speech(who, [t.language])]
-            if heard:
-                self._speaking.spawn(self._speak(who, utterance, heard, deliver))
+            listened = [t for t in texts if t.text and room.wants_speech(who, [t.language])]
+            if listened:
+                self._speaking.spawn(self._speak(who, utterance, listened, deliver))
         self._cluster.record(room, entry)  # every server's copy of the room transcript, translations included
         if self._archive is not None:
             await asyncio.to_thread(self._archive.append, room.transcript, entry)
