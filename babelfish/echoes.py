@@ -395,8 +395,8 @@ class Echoes:
 
 
 def heard_elsewhere(hub: Hub, who: Participant, verdict: Verdict) -> None:
-    """Tell the room (and the cluster's other servers) that `who`'s phone heard the kept utterance too."""
-    hub.metrics.utterance_done("heard_elsewhere")
+    """Tell the room (and the cluster's other servers) that `who`'s phone heard the kept utterance too. Counted in
+    /metrics by the caller: a copy standing by may still take over and be counted as processed instead."""
     room = hub.rooms.get(who.room_name)
     if room is None:
         return

@@ -272,6 +272,7 @@ class Intake:
         except Exception:
             log.exception("telling the room that %s heard %s too failed", who.id, verdict.utterance_id)
         if verdict.standby is None:
+            hub.metrics.utterance_done("heard_elsewhere")
             return False
         self._tasks.spawn(self._stand_by(segment, verdict.standby))
         return True
@@ -284,8 +285,10 @@ class Intake:
                 async with asyncio.timeout(HORIZON):
                     verdict = await turn  # cancelled with this task: the filter then passes it over
             except TimeoutError:
-                return
-            if verdict is not None:
+                verdict = None
+            if verdict is None:  # the kept copy was delivered: this one was only heard elsewhere (counted once)
+                self._hub.metrics.utterance_done("heard_elsewhere")
+            else:  # it takes over: the pipeline counts its outcome
                 await self._hub.pipeline.process(self._member.participant, segment, verdict.utterance_id,
                                                  verdict.outcome)  # fmt: skip
         finally:

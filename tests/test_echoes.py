@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
 import time
 
@@ -294,8 +295,10 @@ def test_one_clip_on_two_phones_is_delivered_once(tmp_path, clip, enabled):
         b = stream([(clip, 0.38, -9)], 4.5, seed=2)  # 80 ms later, 9 dB down
         _play([(near, a), (far, b)])
         got = _listen(listener)
+        heard_count = _outcomes(c).get("heard_elsewhere", 0)
     transcripts = [m for m in got if m["type"] == "transcript"]
     heard = [m for m in got if m["type"] == "heard_by"]
+    assert heard_count == len(heard)  # each copy counted once in /metrics
     if enabled:
         # Which copy wins (the louder, near one) is unit-tested above; here: one delivery, the other phone named.
         assert len(transcripts) == 1 and transcripts[0]["client_id"] in {near_id, far_id}
@@ -324,6 +327,13 @@ def test_two_people_at_once_on_two_phones_are_both_delivered(tmp_path, clip, oth
     transcripts = [m for m in got if m["type"] == "transcript"]
     assert {m["client_id"] for m in transcripts} == ids
     assert not [m for m in got if m["type"] == "heard_by"], json.dumps(got)[:2000]
+
+
+def _outcomes(client) -> dict[str, float]:
+    """`babelfish_utterances_total` by outcome, from the Prometheus text of /metrics."""
+    text = client.get("/metrics?format=prometheus").text
+    found = re.findall(r'^babelfish_utterances_total\{outcome="([a-z_]+)"\} ([0-9.]+)$', text, re.M)
+    return {outcome: float(n) for outcome, n in found}
 
 
 class _FirstIsNoise(FakeEngine):
@@ -355,8 +365,12 @@ def test_when_the_kept_copy_is_not_delivered_another_phones_copy_is(tmp_path, cl
         ids = {join(near, "Near", "en")["client_id"], join(far, "Far", "en")["client_id"]}
         _play([(near, stream([(clip, 0.3, 0)], 4.5, seed=1)), (far, stream([(clip, 0.38, -9)], 4.5, seed=2))])
         got = _listen(listener)
+        outcomes = _outcomes(c)
     (transcript,) = [m for m in got if m["type"] == "transcript"]
     assert transcript["client_id"] in ids and engine.calls == 2
+    # Two copies, two outcomes: the one that was noise to the engine and the heir delivered; the heir that stood by
+    # is not also counted as heard elsewhere.
+    assert outcomes.get("heard_elsewhere", 0) == 0 and outcomes.get("ok") == 1 and sum(outcomes.values()) == 2
     for h in [m for m in got if m["type"] == "heard_by"]:  # the heard_by named the phone that delivered it after all
         assert (h["utterance_id"], h["client_id"]) == (transcript["utterance_id"], transcript["client_id"])
 
