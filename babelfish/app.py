@@ -115,6 +115,7 @@ def create_app(
             )
             tasks.add(backups)
             metrics.set_engine(loaded.info.name, loaded.info.reason)
+            metrics.watch_pipelines(getattr(loaded, "pipeline_events", None))
             if loaded.info.name == "test":
                 log.warning("running the TEST engine: output is synthetic, not real translation")
             detectors = detector_factory or (await asyncio.to_thread(SileroVad)).stream

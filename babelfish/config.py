@@ -93,13 +93,18 @@ class Settings(BaseSettings):
         default_factory=list, description="extra MT model folders (CTranslate2 or transformers: NLLB, opus-mt, M2M-100)"
     )
     apertium_pipelines: int = Field(
-        8, ge=1, le=64, description="apertium pairs kept running at once; the least recently used stops for another"
+        16, ge=1, le=64, description="apertium pairs kept running at once; the least recently used stops for another"
     )
     apertium_memory_mib: float = Field(
         2048.0, gt=0, description="memory running apertium pairs may hold (one takes 40-620 MiB); LRU ones stop beyond"
     )
     apertium_idle_seconds: float = Field(
         900.0, gt=0, description="an apertium pair unused this long is stopped (it restarts on its next use)"
+    )
+    route_memory_weight: float = Field(
+        1.5,
+        ge=0,
+        description="chrF points a translation route may give up per 100 MiB of apertium pipelines saved; 0: chrF only",
     )
     natural_voices: bool = Field(True, description="use a natural TTS voice where one is installed")
     kokoro_voice: bool = Field(

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from typing import Literal
 
 import numpy as np
 import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 Stage = Literal["transcript", "translation", "audio"]
 STAGES: tuple[Stage, ...] = ("transcript", "translation", "audio")
@@ -175,6 +178,9 @@ class Metrics:
         )
         self.speech_jobs: dict[str, int] = dict.fromkeys(SPEECH_OUTCOMES, 0)
         self._recent_speech_wait: deque[float] = deque(maxlen=WINDOW)
+        # The engine's translation pipeline churn (apertium starts, evictions, idle stops), read at scrape time.
+        self._pipeline_events: Callable[[], Mapping[str, int]] = dict
+        self.registry.register(_PipelineEvents(lambda: self._pipeline_events()))
         self.clients = 0
         self.rooms = 0
         self.utterances = 0
@@ -187,6 +193,10 @@ class Metrics:
     def set_engine(self, name: str, reason: str) -> None:
         self.engine_name, self.engine_reason = name, reason
         self._engine.labels(engine=name, reason=reason).set(1)
+
+    def watch_pipelines(self, events: Callable[[], Mapping[str, int]] | None) -> None:
+        """Export the engine's translation pipeline events (CascadeEngine.pipeline_events); None: nothing to watch."""
+        self._pipeline_events = events or dict
 
     def observe(self, stage: Stage, seconds: float) -> None:
         self._latency.labels(stage=stage).observe(seconds)
@@ -296,6 +306,7 @@ class Metrics:
                 **{f"{k}_ms": _percentiles(v) for k, v in self._revision_recent.items()},
             },
             "speech": {**self.speech_jobs, "wait_ms": _percentiles(self._recent_speech_wait)},
+            "mt_pipelines": dict(self._pipeline_events()),
             "partials": {
                 "decodes": self.partial_decodes,
                 "shed": dict(self.partials_shed),
@@ -307,6 +318,22 @@ class Metrics:
         self._memory.set(self._process.memory_info().rss)
         self._uptime.set(time.monotonic() - self.started)
         return generate_latest(self.registry)
+
+
+class _PipelineEvents(Collector):
+    def __init__(self, events: Callable[[], Mapping[str, int]]) -> None:
+        self._events = events
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "babelfish_mt_pipeline_events",
+            "Translation pipelines (apertium) started, evicted under the caps, or stopped idle: churn shows as starts"
+            " that keep growing",
+            labels=["event"],
+        )
+        for event, count in self._events().items():
+            family.add_metric([event], count)
+        yield family
 
 
 def _percentiles(values: deque[float]) -> dict[str, float | int | None]:

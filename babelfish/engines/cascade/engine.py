@@ -25,7 +25,7 @@ from babelfish.engines.cascade.asr import Asr, WhisperAsr
 from babelfish.engines.cascade.kokoro import Kokoro
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
 from babelfish.engines.cascade.nonspeech import Voicing, rejection
-from babelfish.engines.cascade.quality import load_quality
+from babelfish.engines.cascade.quality import load_memory, load_quality
 from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
 from babelfish.engines.cascade.tts import MAX_VOICE_WER, Espeak, Pico, Piper, StreamingTts, Tts, load_voice_quality
 from babelfish.languages import untranslatable
@@ -123,7 +123,10 @@ class CascadeEngine:
             text.append(model)
             log.info("MT: %s from %s, %d pairs", model.name, model.folder, len(model.pairs()))
         speech: list[SpeechTranslator] = [WhisperTranslate(asr)]
-        router = Router(text, speech, measured=load_quality())  # routes ranked by measured chrF
+        # Routes ranked by measured chrF, less their pipelines' memory: keeps a room's working set within the caps.
+        router = Router(
+            text, speech, measured=load_quality(), memory=load_memory(), memory_weight=settings.route_memory_weight
+        )
         details["mt"] = ", ".join(router.backends())
 
         t0 = time.perf_counter()
@@ -232,6 +235,15 @@ class CascadeEngine:
                 out = None
             results.append(TextResult(tgt, out[0], via=out[1]) if out else TextResult(tgt, None))
         return results
+
+    def pipeline_events(self) -> dict[str, int]:
+        """Translation pipeline churn summed over the backends that count it (apertium), for /metrics."""
+        events: dict[str, int] = {}
+        for backend in self.router.text.values():
+            counters = getattr(backend, "counters", None)
+            for event, count in (counters() if counters is not None else {}).items():
+                events[event] = events.get(event, 0) + count
+        return events
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

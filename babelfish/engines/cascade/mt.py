@@ -57,6 +57,7 @@ class FastTranslate:
         self._t.close()
 
 
+PIPELINE_EVENTS = ("start", "eviction", "idle_stop")  # Apertium.counters()
 MODES_DIR = Path("/usr/share/apertium/modes")
 ONE_SHOT_TIMEOUT = 20.0  # seconds for a call that loads a pair: a one-shot `apertium`, a pipeline's first reply
 _MODE = re.compile(r"^([a-z]{2,3})(?:_\w+)?-([a-z]{2,3})(?:_\w+)?$")
@@ -94,6 +95,7 @@ class _ApertiumProcess:
         # after a stop as the estimate for the next start.
         self.mib = 0.0
         self.fresh = False  # started, no reply yet
+        self.starts = 0  # processes started (first use and restarts), for /metrics
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._proc.poll() is not None:
@@ -112,6 +114,7 @@ class _ApertiumProcess:
                 start_new_session=True,  # its own process group, so a restart or close ends every stage
             )
             self.fresh = True
+            self.starts += 1
         return self._proc
 
     def translate(self, text: str) -> str:
@@ -230,6 +233,9 @@ class Apertium:
         self._reaper_lock = threading.Lock()
         # A warm pipeline answers in ms and a cold one loads in well under a second: past `timeout` it is stuck.
         self._pipes = {pair: _ApertiumProcess(modes_dir / f"{mode}.mode", timeout) for pair, mode in modes.items()}
+        # Pipeline churn for /metrics: stopped to make room (evicted) or idle; starts are counted by each pipeline.
+        self._events = dict.fromkeys(PIPELINE_EVENTS, 0)
+        self._events_lock = threading.Lock()
 
     @classmethod
     def detect(cls, modes_dir: Path = MODES_DIR, **options: Any) -> Apertium | None:
@@ -282,8 +288,8 @@ class Apertium:
     def _stop_idle(self, skip: Pair | None = None) -> None:
         now = time.monotonic()
         for pair, pipe in self._pipes.items():
-            if pair != skip:
-                pipe.stop_if_idle(now, self._idle_seconds)
+            if pair != skip and pipe.stop_if_idle(now, self._idle_seconds):
+                self._count("idle_stop")
 
     def _make_room(self, keep: Pair) -> None:
         """Stop the least recently used pipelines but `keep`'s until they fit both caps with it. One in use is never
@@ -301,6 +307,17 @@ class Apertium:
                              *keep)  # fmt: skip
                     count -= 1
                     mib -= pipe.mib
+                    self._count("eviction")
+
+    def _count(self, event: str) -> None:
+        with self._events_lock:
+            self._events[event] += 1
+
+    def counters(self) -> dict[str, int]:
+        """Pipeline events so far: start, eviction (stopped for another under the caps), idle_stop."""
+        with self._events_lock:
+            events = dict(self._events)
+        return {**events, "start": sum(p.starts for p in self._pipes.values())}
 
     def _start_reaper(self) -> None:
         # Lazily, on the first request: an apertium nobody uses costs no thread.

@@ -42,6 +42,16 @@ def measured_routes(routes: dict[str, dict[str, float]]) -> dict[tuple[str, str]
     return table
 
 
+def load_memory(path: Path = QUALITY_FILE) -> dict[tuple[str, str, str], float]:
+    """MiB each measured hop keeps running, {(backend, src, tgt): MiB}; empty if the table has none or is unreadable."""
+    try:
+        table = json.loads(path.read_text()).get("pipeline_mib", {})
+        return {(h.backend, h.src, h.tgt): float(mib) for key, mib in table.items() for h in parse_route(key)}
+    except (OSError, ValueError, AttributeError) as exc:
+        log.warning("pipeline memory table %s not used (%s): routes chosen by chrF alone", path, exc)
+        return {}
+
+
 def load_quality(path: Path = QUALITY_FILE) -> dict[tuple[str, str], list[tuple[float, Route]]]:
     """The shipped table. An unreadable one is logged and ignored: routes are then chosen by hop count."""
     try:

@@ -1,5 +1,6 @@
 """Pick and run a translation route: the best measured one (chrF per route, quality.py), else the cheapest chain by
-hop count and backend quality (pivots, usually through English)."""
+hop count and backend quality (pivots, usually through English). Optionally weighs each route's memory (the apertium
+pipelines its hops keep running) against its chrF, so a room's working set fits the pipeline caps."""
 
 from __future__ import annotations
 
@@ -89,7 +90,11 @@ class Router:
         speech: Sequence[SpeechTranslator] = (),
         max_hops: int = 3,
         measured: Measured | None = None,
+        memory: Mapping[tuple[str, str, str], float] | None = None,
+        memory_weight: float = 0.0,
     ) -> None:
+        """`memory`: MiB a hop's process keeps while running, by (backend, src, tgt) (quality.load_memory);
+        `memory_weight`: chrF points a route may give up per 100 MiB less (0: chrF alone decides)."""
         self.text = {b.name: b for b in text}
         self.speech = {b.name: b for b in speech}
         self.max_hops = max_hops
@@ -99,6 +104,8 @@ class Router:
                 self._edges.setdefault(src, []).append((hop_cost(b.quality), Hop(b.name, src, tgt)))
         self._hops = {hop for hops in self._edges.values() for _, hop in hops}
         self._measured = measured or {}
+        self._memory = memory or {}
+        self.memory_weight = memory_weight
         self._routes: dict[tuple[str, str, bool], Route | None] = {}
 
     def backends(self) -> list[str]:
@@ -131,19 +138,36 @@ class Router:
         if cheapest:
             candidates.append(cheapest)
             head = cheapest[0]
-            onward = self._best_measured(head.tgt, tgt) if len(cheapest) > 1 else None
-            if onward is not None and len(onward) < self.max_hops and src not in {h.tgt for h in onward}:
-                candidates.append((head, *onward))
-        # Highest score less the margin per extra hop; ties go to fewer hops.
-        return max(candidates, key=lambda r: (self.score(r) - HOP_MARGIN * (len(r) - 1), -len(r)), default=None)
+            if len(cheapest) > 1:
+                # Every measured route onward that fits the hops left competes as a whole (its score scaled by the
+                # head's): with memory weighed, the best one on its own is not always the best after this head.
+                candidates += [
+                    (head, *onward)
+                    for _, onward in self._measured.get((head.tgt, tgt), ())
+                    if len(onward) < self.max_hops
+                    and all(h in self._hops for h in onward)
+                    and src not in {h.tgt for h in onward}
+                ]
+        # Highest score less the margin per extra hop and the memory penalty; ties go to fewer hops.
+        return max(candidates, key=lambda r: (self.merit(r, self.score(r)), -len(r)), default=None)
 
     def _best_measured(self, src: str, tgt: str) -> Route | None:
         usable = [
-            (score - HOP_MARGIN * (len(route) - 1), -len(route), route)
+            (self.merit(route, score), -len(route), route)
             for score, route in self._measured.get((src, tgt), ())
             if len(route) <= self.max_hops and all(h in self._hops for h in route)
         ]
         return max(usable, key=lambda u: u[:2])[2] if usable else None
+
+    def merit(self, route: Route, chrf: float) -> float:
+        """What a route is worth: its chrF, less HOP_MARGIN per extra hop and `memory_weight` per 100 MiB of the
+        pipelines its hops keep running."""
+        return chrf - HOP_MARGIN * (len(route) - 1) - self.memory_weight * self.memory_mib(route) / 100.0
+
+    def memory_mib(self, route: Route) -> float:
+        """Memory the route's hops keep running (measured per hop; a hop not in the table costs nothing extra, as a
+        model loaded once at start does not)."""
+        return sum(self._memory.get((h.backend, h.src, h.tgt), 0.0) for h in route)
 
     def score(self, route: Route) -> float:
         """The route's measured chrF, else a guess: its first hop's score (measured alone, else its backend's prior)
