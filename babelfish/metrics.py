@@ -145,7 +145,8 @@ class Metrics:
             registry=self.registry,
         )  # fmt: skip
         self._cluster_frames = Counter(
-            "babelfish_cluster_frames", "Cluster frames relayed (out), received (in) or dropped", ["direction"],
+            "babelfish_cluster_frames",
+            "Cluster frames relayed (out), received (in), dropped; partials shed", ["direction"],
             registry=self.registry,
         )  # fmt: skip
         self._revisions = Counter(
@@ -228,7 +229,7 @@ class Metrics:
     def set_cluster_up(self, up: bool) -> None:
         self._cluster_up.set(1 if up else 0)
 
-    def cluster_frame(self, direction: Literal["in", "out", "dropped"]) -> None:
+    def cluster_frame(self, direction: Literal["in", "out", "dropped", "shed"]) -> None:
         self._cluster_frames.labels(direction=direction).inc()
 
     def utterance_shed(self, reason: str) -> None:

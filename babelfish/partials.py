@@ -278,13 +278,15 @@ class PartialStream:
                 audio_seconds=round(decoded.seconds, 2),
                 elapsed_ms=elapsed,
             )
+            # Other servers: the same text, low priority (a newer partial of this slot replaces one still waiting).
+            slot = (state.utterance_id, kind, lang)
             if kind == "transcript":
                 room.broadcast(message)
-                s.cluster.relay(room, message.encode(), None)
+                s.cluster.relay_partial(room, slot, message.encode(), None)
             else:
                 audience = [p for p in room.listeners(self._who) if p.language == lang]
                 room.broadcast(message, audience)
-                s.cluster.relay(room, message.encode(), lang)
+                s.cluster.relay_partial(room, slot, message.encode(), lang)
 
     def _end(self, utterance_id: str) -> None:
         room = self._s.rooms.get(self._who.room_name)

@@ -1,6 +1,6 @@
 """Cluster mode: what the extra hop through Redis costs, and fan-out to many listeners over two servers.
 
-    python -m bench.bench_cluster [--rounds 30] [--listeners 500]
+    python -m bench.bench_cluster [--rounds 30] [--listeners 500] [--partial-rounds 5]
 
 Runs a real redis-server and two real servers (test engine, so the engine costs nothing) as subprocesses; every
 client is in this process, so one clock times them all.
@@ -8,6 +8,9 @@ client is in this process, so one clock times them all.
 1. Extra hop: a speaker and a German listener on server A, a German listener on server B. For each utterance the
    translation (and its audio) reaches both listeners; B's arrival minus A's is the cost of the cross-server delivery
    (relay through Redis pub/sub and B forwarding it), p50/p95 over the rounds.
+1b. Partials: the speaker streams a 7 s clip at real-time pace (streaming partials on, the servers' default); each
+   partial (same utterance, kind and seq) at both German listeners: B's arrival minus A's, and how many of A's
+   partials B got (a partial still waiting for Redis is replaced by the next one, so B may get fewer).
 2. Fan-out: N listeners in one room, on one server alone (no Redis) vs spread evenly over the two servers; the
    speaker on A. Per utterance: from the end of the utterance (the speaker's `end_utterance`) to the last listener
    reading the transcript, and the spread from the first listener to the last.
@@ -117,6 +120,40 @@ async def extra_hop(a: ServerProcess, b: ServerProcess, rounds: int) -> dict[str
     return extra
 
 
+LONG_CLIP = CLIP.with_name("sense_and_sensibility_01_austen_64kb-0870.wav")  # about 7 s of one reader
+
+
+async def partial_hop(a: ServerProcess, b: ServerProcess, rounds: int) -> tuple[list[float], int, int]:
+    speaker = await join(a.ws_url, "S", "en")
+    listeners = [await join(a.ws_url, "LA", "de", audio=False), await join(b.ws_url, "LB", "de", audio=False)]
+    await asyncio.sleep(1.0)  # presence settled on both servers
+    seen: list[dict[tuple[str, str, int], float]] = [{}, {}]
+
+    async def read(ws: websockets.ClientConnection, into: dict[tuple[str, str, int], float]) -> None:
+        async for frame in ws:
+            if isinstance(frame, str) and '"type":"partial"' in frame:
+                m = json.loads(frame)
+                into[(m["utterance_id"], m["kind"], m["seq"])] = time.perf_counter()
+
+    readers = [asyncio.create_task(read(ws, into)) for ws, into in zip(listeners, seen, strict=True)]
+    with wave.open(str(LONG_CLIP)) as w:
+        pcm = w.readframes(w.getnframes())
+    silence = bytes(16000)  # 0.5 s
+    for _ in range(rounds):
+        began = time.perf_counter()
+        for k, i in enumerate(range(0, len(pcm + silence), 640)):
+            await speaker.send((pcm + silence)[i : i + 640])
+            await asyncio.sleep(max(0.0, began + (k + 1) * 0.02 - time.perf_counter()))
+        await asyncio.sleep(2.0)
+    for task in readers:
+        task.cancel()
+    for ws in (speaker, *listeners):
+        await ws.close()
+    at_a, at_b = seen
+    extra = [(at_b[k] - at_a[k]) * 1000 for k in at_a if k in at_b]
+    return extra, len(at_a), len(at_b)
+
+
 async def fan_out(urls: list[str], speaker_url: str, n: int, rounds: int) -> tuple[list[float], list[float], int]:
     arrivals = Arrivals()
     times = arrivals.times
@@ -154,13 +191,14 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--fanout-rounds", type=int, default=10)
     p.add_argument("--listeners", type=int, default=500)
+    p.add_argument("--partial-rounds", type=int, default=5)
     args = p.parse_args()
     print(f"load: {os.getloadavg()[0]:.1f} (1 min), cores: {os.cpu_count()}")
     room = str(args.listeners + 10)
     limits = ("--max-clients-per-room", room, "--max-connections-per-address", room, "--max-joins-per-minute", room)
     with tempfile.TemporaryDirectory() as tmp:
         redis = RedisProcess(Path(tmp) / "redis").start()
-        common = ("--log-level", "warning", *limits, "--redis-url", redis.url)
+        common = ("--log-level", "warning", *limits, "--redis-url", redis.url, "--partials")
         a, b = ServerProcess(Path(tmp) / "a", *common), ServerProcess(Path(tmp) / "b", *common)
         try:
             start_all([a, b])
@@ -168,6 +206,10 @@ def main() -> None:
             print("\n| cross-server extra latency | n | p50 ms | p95 ms |\n|---|---|---|---|")
             for kind, values in extra.items():
                 print(f"| {kind} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 95):.1f} |")
+            if args.partial_rounds:
+                hop, n_a, n_b = asyncio.run(partial_hop(a, b, args.partial_rounds))
+                print(f"| partial (translation or transcript) | {len(hop)} | {pct(hop, 50):.1f} | {pct(hop, 95):.1f} |")
+                print(f"partials: {n_a} at the listener on A, {n_b} at the listener on B")
             two = asyncio.run(fan_out([a.ws_url, b.ws_url], a.ws_url, args.listeners, args.fanout_rounds))
         finally:
             for s in (a, b):

@@ -7,6 +7,7 @@ restarted mid-conversation leaves each server serving its own clients, and the c
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import ssl
@@ -24,7 +25,7 @@ import pytest
 import websockets
 
 from babelfish.tls import ensure_certificate
-from tests.audio import frames, silence
+from tests.audio import frames, pcm16, read_wav, silence
 from tests.nginxproc import start_nginx
 from tests.redisproc import RedisProcess
 from tests.serverproc import ROOT, ServerProcess
@@ -66,6 +67,12 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 def voice_cluster(tmp_path: Path) -> Iterator[Cluster]:
     """With speaker recognition on (resemblyzer, as tests/speakers/test_crash.py), so voices are stored in Redis."""
     yield from start_cluster(tmp_path, "--speaker-embedder", "resemblyzer")
+
+
+@pytest.fixture
+def partials_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """With streaming partials on (off by default in tests, conftest.py)."""
+    yield from start_cluster(tmp_path, "--partials")
 
 
 def start_cluster(tmp_path: Path, *extra: str) -> Iterator[Cluster]:
@@ -158,6 +165,13 @@ class Peer:
     async def speak(self, pcm: bytes) -> None:
         for frame in frames(pcm + silence(0.8)):
             await self.ws.send(frame)
+
+    async def speak_in_real_time(self, pcm: bytes) -> None:
+        """As a phone does: 20 ms frames at the pace they are spoken (partials need time to pass)."""
+        started = time.monotonic()
+        for i, frame in enumerate(frames(silence(0.3) + pcm + silence(0.8))):
+            await self.ws.send(frame)
+            await asyncio.sleep(max(0.0, started + (i + 1) * 0.02 - time.monotonic()))
 
     async def close(self) -> None:
         if self.reader is not None:
@@ -441,3 +455,51 @@ async def test_a_tls_redis_url_with_a_password_joins(tls_redis: tuple[int, Path]
         await eventually(lambda: node.up, 10, "a heartbeat over TLS")
     finally:
         await node.stop()
+
+
+async def test_partials_reach_listeners_on_the_other_server_translated_once(partials_cluster: Cluster):
+    """The speaker on A, listeners on A and B: B's listeners see the words while they are spoken (the transcript to
+    all, the translation to each language), rendered once on A; the final replaces them and partial_end closes them."""
+    from tests.test_partials import LONG_CLIP
+
+    cluster = partials_cluster
+    for srv in (cluster.a, cluster.b):
+        await healthz_until(srv, "up")
+    ann = await Peer.join(cluster.a.ws_url, "Ann", "en")
+    dan = await Peer.join(cluster.a.ws_url, "Dan", "de")  # a German listener on the speaker's server
+    bob = await Peer.join(cluster.b.ws_url, "Bob", "de")  # and one on the other server
+    carl = await Peer.join(cluster.b.ws_url, "Carl", "en")  # the speaker's language, on the other server
+    for peer in (ann, bob):
+        await roster_is(peer, {"Ann", "Dan", "Bob", "Carl"})
+
+    await ann.speak_in_real_time(pcm16(read_wav(LONG_CLIP)))
+    final = await ann.wait_for(lambda m: m["type"] == "transcript", within=20)
+    uid = final["utterance_id"]
+    for peer in (dan, bob, carl):
+        await peer.wait_for(lambda m: m["type"] == "partial_end" and m["utterance_id"] == uid, within=20)
+
+    def partials(peer: Peer, kind: str) -> list[dict[str, Any]]:
+        return [m for m in peer.messages if m["type"] == "partial" and m["kind"] == kind]
+
+    for peer in (bob, carl):
+        got = [m["type"] for m in peer.messages if m.get("utterance_id") == uid]
+        words = [m for m in partials(peer, "transcript") if m["utterance_id"] == uid]
+        assert len(words) >= 2, got  # ~7 s of speech: a partial every 0.5-1 s
+        assert all(m["speaker"]["name"] == "Ann" for m in words)
+        assert got.index("partial") < got.index("transcript")  # while Ann spoke, before her final
+        last_text = max(i for i, kind in enumerate(got) if kind in ("transcript", "translation"))
+        assert got.index("partial_end") > last_text  # after the final texts (speech may come later: text first)
+        for before, after in itertools.pairwise(words):
+            assert after["seq"] > before["seq"] and after["stable"].startswith(before["stable"])
+    german = partials(bob, "translation")
+    assert german and all(m["language"] == "de" for m in german)
+    assert not partials(carl, "translation")  # Carl reads Ann's own language
+    # Rendered once for the whole cluster: on A, the speaker's server; B only forwards what A sent.
+    at_a = {(m["utterance_id"], m["seq"], m["stable"], m["tail"]) for m in partials(dan, "translation")}
+    assert {(m["utterance_id"], m["seq"], m["stable"], m["tail"]) for m in german} <= at_a
+    stats = {srv.port: await cluster.metrics(srv) for srv in (cluster.a, cluster.b)}
+    assert stats[cluster.a.port]["partials"]["decodes"] >= 2
+    assert stats[cluster.b.port]["partials"]["decodes"] == 0
+    assert stats[cluster.a.port]["cluster"]["partials_shed"] == 0  # nothing was busy here
+    for peer in (ann, dan, bob, carl):
+        await peer.close()

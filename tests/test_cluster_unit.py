@@ -180,3 +180,43 @@ def test_a_relayed_utterance_the_archive_cannot_take_is_logged_not_raised(caplog
     entry = Entry("u1", "spk-1", "Bob", 10.0, 12.0, "de", "Guten Morgen")
     asyncio.run(asyncio.wait_for(node._archive_later(room, entry), 10))
     assert "was not written" in caplog.text
+
+
+def test_partials_for_redis_are_bounded_and_a_newer_one_replaces_the_waiting_one():
+    """Partials are low priority on the way to Redis: one waiting per slot (the newest text, in the first one's place
+    in line), at most PARTIAL_SLOTS waiting, none once the queue is a quarter full; finals still go."""
+    from babelfish.cluster.redis_node import PARTIAL_ROOM, PARTIAL_SLOTS, Latest
+
+    rooms = Rooms(10, 10)
+    ann = member("ann", "en")
+    room = rooms.join(ann)
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")
+    node._set_up(True)
+    node.relay_partial(room, ("u1", "transcript", "en"), "nobody elsewhere", None)
+    assert node._out.qsize() == 0  # nobody on another server: nothing to send
+    room.remote["bob"] = RemoteMember("bob", "Bob", "de", True, "other")
+    node.relay_partial(room, ("u1", "translation", "fr"), "no French listener elsewhere", "fr")
+    assert node._out.qsize() == 0
+
+    for n in range(50):  # a speaker's partials while Redis does not take them
+        node.relay_partial(room, ("u1", "transcript", "en"), f"words {n}", None)
+        node.relay_partial(room, ("u1", "translation", "de"), f"Wörter {n}", "de")
+    node.relay(room, "final", None)
+    queued = [node._take() for _ in range(node._out.qsize())]
+    texts = [unpack(c[2].frame if isinstance(c[2], Latest) else c[2]).body["text"] for c in queued]
+    assert texts == ["words 49", "Wörter 49", "final"]  # the newest of each slot, ahead of the final
+    assert node.status()["partials_superseded"] == 98
+
+    node.relay_partial(room, ("u1", "transcript", "en"), "taken: a new slot", None)
+    assert node._out.qsize() == 1  # the one taken by the sender is no longer replaceable
+    for n in range(PARTIAL_SLOTS + 10):
+        node.relay_partial(room, (f"v{n}", "transcript", "en"), "x", None)
+    assert node._out.qsize() == PARTIAL_SLOTS and node.status()["partials_shed"] == 11
+    while node._out.qsize():
+        node._take()
+    for n in range(PARTIAL_ROOM):
+        node.relay(room, f"final {n}", None)
+    node.relay_partial(room, ("w", "transcript", "en"), "behind a backlog of finals", None)
+    assert node._out.qsize() == PARTIAL_ROOM and node.status()["partials_shed"] == 12
+    node._set_up(False)
+    assert node._partials == {}

@@ -26,6 +26,11 @@ class Cluster(Protocol):
     def relay(self, room: Room, text: str, language: str | None, pcm: bytes | None = None) -> None:
         """Hand a result (an encoded server message; audio: header + PCM) to listeners of `language` elsewhere."""
 
+    def relay_partial(self, room: Room, slot: tuple[str, str, str], text: str, language: str | None) -> None:
+        """Hand a streaming partial to listeners of `language` (None: everyone) elsewhere. Low priority: a newer
+        partial of the same `slot` (utterance id, kind, language) supersedes one still waiting, and partials are the
+        first thing dropped when the link to the other servers is busy."""
+
     def everywhere(self, text: str) -> None:
         """Hand an encoded server message to every client of every other server (speaker_renamed: voices are
         cluster-wide)."""
@@ -62,6 +67,9 @@ class LocalOnly:
         return None
 
     def relay(self, room: Room, text: str, language: str | None, pcm: bytes | None = None) -> None:
+        return None
+
+    def relay_partial(self, room: Room, slot: tuple[str, str, str], text: str, language: str | None) -> None:
         return None
 
     def everywhere(self, text: str) -> None:

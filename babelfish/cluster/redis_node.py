@@ -24,6 +24,11 @@ A newcomer's welcome lists the whole room: `sync` reads the room's hash from Red
 
 Outbound overflow policy: relayed frames and presence writes wait in one bounded queue (QUEUE_MAX); when it is full
 (Redis too slow) the newest frame is dropped and counted, so the speaker's server never waits on Redis.
+Streaming partials are the lowest priority in that queue: each carries its utterance's whole text so far, so a partial
+still waiting is replaced in place by the next one of the same utterance, kind and language (its place in line keeps
+it ahead of that utterance's final), and a new one is dropped (counted as `shed`) when PARTIAL_SLOTS partials already
+wait or the queue is a quarter full: finals never wait behind partials, and a slow Redis sees at most one partial per
+utterance and language at a time.
 """
 
 from __future__ import annotations
@@ -54,13 +59,26 @@ log = logging.getLogger(__name__)
 
 PREFIX = "babelfish:"
 QUEUE_MAX = 4096  # frames waiting for Redis
+PARTIAL_SLOTS = 64  # streaming partials waiting for Redis, all rooms together
+PARTIAL_ROOM = QUEUE_MAX // 4  # partials are only queued while fewer frames than this wait
 BATCH = 256  # frames sent in one round trip
 ROOM_TTL_MS = 60_000  # a room hash nobody refreshes (every server in it gone) disappears after this
 POLL_SECONDS = 0.1  # the listener looks for new rooms to subscribe to this often
 FAILURES = (RedisError, OSError, TimeoutError)
 MAX_ALL_BYTES = 2048  # a relayed message for every client (speaker_renamed: an id and a name) is never larger
 
-Command = tuple[str, str, Any]  # ("publish", channel, frame) | ("hset", key, {field: value}) | ("hdel", key, field)
+
+class Latest:
+    """A partial waiting for Redis: the newest frame of its slot (room, utterance id, kind, language)."""
+
+    __slots__ = ("frame", "key")
+
+    def __init__(self, key: tuple[str, ...], frame: bytes) -> None:
+        self.key, self.frame = key, frame
+
+
+# ("publish", channel, frame or Latest) | ("hset", key, {field: value}) | ("hdel", key, field)
+Command = tuple[str, str, Any]
 
 
 def alive_key(server: str) -> str:
@@ -125,9 +143,11 @@ class RedisCluster:
         # does not undo it.
         self._heard: dict[tuple[str, str], float] = {}
         self._entered: dict[str, str] = {}  # participant id -> its room's cluster name, for `left`
+        self._partials: dict[tuple[str, ...], Latest] = {}  # partials queued and not yet taken by the sender
         self.up = False  # the heartbeat gets through and the subscription stands
         self._beating = self._listening = False
         self.published = self.received = self.dropped = 0
+        self.partials_shed = self.partials_superseded = 0
         metrics.set_cluster_up(False)
 
     # --- life cycle -------------------------------------------------------------------------------
@@ -143,7 +163,7 @@ class RedisCluster:
         await self._tasks.cancel_all()
         with contextlib.suppress(*FAILURES):
             async with asyncio.timeout(2):
-                batch = [self._out.get_nowait() for _ in range(self._out.qsize())]
+                batch = [self._take() for _ in range(self._out.qsize())]
                 pipe = self._redis.pipeline(transaction=False)
                 for cmd in batch:
                     _queue_command(pipe, cmd)
@@ -173,15 +193,29 @@ class RedisCluster:
         self._send(("publish", channel(name), Envelope("leave", self.server_id, p.room_name, body).pack()))
 
     def relay(self, room: Room, text: str, language: str | None, pcm: bytes | None = None) -> None:
-        remote = room.remote.values()
-        if language is None:
-            needed = bool(room.remote)
-        else:
-            needed = any(r.language == language and (pcm is None or r.wants_audio) for r in remote)
-        if needed:
+        if _needed(room, language, pcm is not None):
             body = {"text": text, "language": language, "audio": pcm is not None}
             frame = Envelope("result", self.server_id, room.name, body, pcm or b"").pack()
             self._send(("publish", channel(cluster_name(room)), frame))
+
+    def relay_partial(self, room: Room, slot: tuple[str, str, str], text: str, language: str | None) -> None:
+        if not self.up or not _needed(room, language, False):
+            return
+        name = cluster_name(room)
+        frame = Envelope("result", self.server_id, room.name, {"text": text, "language": language}).pack()
+        key = (name, *slot)
+        waiting = self._partials.get(key)
+        if waiting is not None:  # the older text of the same slot is worthless now: the newer one takes its place
+            waiting.frame = frame
+            self.partials_superseded += 1
+            return
+        if len(self._partials) >= PARTIAL_SLOTS or self._out.qsize() >= PARTIAL_ROOM:
+            self.partials_shed += 1  # the next partial of this utterance carries the same words and more
+            self._metrics.cluster_frame("shed")
+            return
+        latest = Latest(key, frame)
+        if self._send(("publish", channel(name), latest)):
+            self._partials[key] = latest
 
     def everywhere(self, text: str) -> None:
         self._send(("publish", CLUSTER_CHANNEL, Envelope("all", self.server_id, "", {"text": text}).pack()))
@@ -221,16 +255,29 @@ class RedisCluster:
             "relayed": self.published,
             "received": self.received,
             "dropped": self.dropped,
+            "partials_shed": self.partials_shed,
+            "partials_superseded": self.partials_superseded,
         }
 
-    def _send(self, cmd: Command) -> None:
+    def _send(self, cmd: Command) -> bool:
         if not self.up:
-            return  # the heartbeat re-registers presence when Redis is back; results of now are for now only
+            return False  # the heartbeat re-registers presence when Redis is back; results of now are for now only
         try:
             self._out.put_nowait(cmd)
         except asyncio.QueueFull:
             self.dropped += 1
             self._metrics.cluster_frame("dropped")
+            return False
+        return True
+
+    def _take(self) -> Command:
+        return self._taken(self._out.get_nowait())
+
+    def _taken(self, cmd: Command) -> Command:
+        """`cmd` leaves the queue for Redis: a partial is no longer replaceable once taken."""
+        if isinstance(cmd[2], Latest):
+            self._partials.pop(cmd[2].key, None)
+        return cmd
 
     # --- up and down ---------------------------------------------------------------------------------
 
@@ -249,6 +296,7 @@ class RedisCluster:
         log.warning("cluster: Redis unreachable; serving local clients only until it returns")
         while not self._out.empty():
             self._out.get_nowait()
+        self._partials.clear()
         for room in self._rooms:  # nobody elsewhere can be reached now: they leave this server's view of the room
             self._reconcile(room, {}, since=None)
 
@@ -312,9 +360,9 @@ class RedisCluster:
 
     async def _sender_loop(self) -> None:
         while True:
-            batch = [await self._out.get()]
+            batch = [self._taken(await self._out.get())]
             while len(batch) < BATCH and not self._out.empty():
-                batch.append(self._out.get_nowait())
+                batch.append(self._take())
             pipe = self._redis.pipeline(transaction=False)
             for cmd in batch:
                 _queue_command(pipe, cmd)
@@ -463,10 +511,17 @@ def _deliver(room: Room, env: Envelope) -> None:
             p.outbox.put(text)
 
 
+def _needed(room: Room, language: str | None, audio: bool) -> bool:
+    """Whether anyone on another server gets a result for `language` (None: everyone)."""
+    if language is None:
+        return bool(room.remote)
+    return any(r.language == language and (not audio or r.wants_audio) for r in room.remote.values())
+
+
 def _queue_command(pipe: Any, cmd: Command) -> None:
     op, key, arg = cmd
     if op == "publish":
-        pipe.publish(key, arg)
+        pipe.publish(key, arg.frame if isinstance(arg, Latest) else arg)
     elif op == "hset":
         pipe.hset(key, mapping=arg)
         pipe.pexpire(key, ROOM_TTL_MS)
