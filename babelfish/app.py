@@ -148,13 +148,16 @@ def create_app(
                 settings.partials, settings.partial_interval_seconds, loaded, queue, rooms, metrics, cluster,
                 pipeline.new_id, speakers.label,
             )  # fmt: skip
+            # One phone per voice spans the cluster: each server tells the others about its phones' copies.
+            echoes = Echoes(EchoConfig.from_settings(settings), pipeline.new_id, link=cluster)
+            cluster.listen_echoes(echoes.remote)
             app.state.hub = Hub(
                 settings=settings,
                 engine=loaded,
                 rooms=rooms,
                 metrics=metrics,
                 pipeline=pipeline,
-                echoes=Echoes(EchoConfig.from_settings(settings), pipeline.new_id),
+                echoes=echoes,
                 partials=partials,
                 vad_executor=vad,
                 detector_factory=detectors,

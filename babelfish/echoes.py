@@ -27,6 +27,19 @@ Bounds: each room keeps its copies for `HORIZON` seconds, at most `MAX_COPIES` (
 when its phones are quiet and its copies expired (every room is swept on any activity, at most once a second: room
 names are the clients', a room nobody uses any more must not keep its copies).
 A copy stands by at most `HORIZON` seconds. `kept_waits` holds the last waits of kept copies (for benches).
+
+Across servers (cluster mode): phones of one room may sit on different servers. Each server tells the room's other
+servers (an `EchoLink`, babelfish/cluster) what this filter needs of its phones, in compact frames: when a phone's
+speech opens and closes; each cut copy's voiced span, quality and envelopes (float16, scaled to the copy's peak: about
+1.6 KB per second of speech, computed in the VAD thread); each verdict; and each kept copy's outcome. A server keeps
+the copies it hears of as remote copies beside its own, and decides its own copies exactly as above: it waits while a
+remote phone is mid-utterance or holds an undecided better copy, and a remote kept copy stands in for a local one.
+When a kept copy is not delivered, every server picks the same heir among the copies standing by cluster-wide (the
+best one), and only the heir's server processes it. Times cross servers as wall-clock times, so the servers' clocks
+must agree to well within `max_lag` (NTP does). What a lost frame costs: a lost copy, open or verdict frame lets a
+rival be kept too (a duplicate, as without this filter); a lost outcome of an undelivered kept copy leaves the copies
+standing by for it elsewhere to expire after `HORIZON` (that speech is lost). A kept copy whose server dies (or
+Redis goes down) before its outcome came counts as not delivered: a copy standing by here takes over.
 """
 
 from __future__ import annotations
@@ -38,7 +51,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -61,6 +74,20 @@ SLACK = 0.15  # seconds two phones' arrival times of the same sound may differ b
 HORIZON = 10.0  # seconds a copy (its audio) is remembered for late rivals: a phone's queue is seconds at most
 MAX_COPIES = 64  # per room
 SWEEP_EVERY = 1.0  # seconds between sweeps of every room (speech_open comes with every VAD batch of every phone)
+BANDS = len(BAND_EDGES_HZ) - 1
+MAX_REMOTE_FRAMES = 12_000  # envelopes of a remote copy: 120 s at most (the longest max_utterance_seconds)
+REMOTE_OPEN_MAX = 130.0  # seconds a remote phone counts as mid-utterance without news (its close frame was lost)
+
+
+class EchoLink(Protocol):
+    """How a server tells the other servers of a room about its phones' copies (babelfish/cluster)."""
+
+    def shares(self, room: str) -> bool:
+        """Whether `room` has members on other servers now."""
+        ...
+
+    def echo(self, room: str, body: dict[str, Any], payload: bytes = b"") -> None:
+        """Hand a compact frame to `room`'s other servers (fire and forget, never waiting)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,7 +189,7 @@ class Verdict:
 @dataclass(eq=False)
 class Copy:
     client_id: str
-    segment: Segment
+    segment: Segment | None  # None: a copy cut on another server (remote), known by its features
     start: float  # voiced span, arrival times (time.monotonic)
     end: float
     score: tuple[float, float]
@@ -173,13 +200,16 @@ class Copy:
     outcome: asyncio.Future[str] | None = None  # kept: its Verdict.outcome
     standby: list[Copy] = field(default_factory=list)  # kept: copies heard elsewhere that wait for its outcome
     turn: asyncio.Future[Verdict | None] | None = None  # heard elsewhere: its Verdict.standby
+    key: str = ""  # names it to the other servers of a cluster
+    remote: bool = False  # cut on another server: only that server decides it
+    told: bool = False  # local, and told to the other servers (its verdict and outcome follow it there)
 
     @property
     def rank(self) -> tuple[float, float, float]:
         return (*self.score, -self.end)  # ties: the copy that ended first
 
     def prepare(self) -> None:
-        if self.features is None:
+        if self.features is None and self.segment is not None:
             self.features = envelopes(self.segment.audio)
 
 
@@ -235,6 +265,7 @@ def better(c: Copy, x: Copy) -> bool:
 class _Room:
     copies: deque[Copy] = field(default_factory=lambda: deque(maxlen=MAX_COPIES))
     open: dict[str, float] = field(default_factory=dict)  # client id → when its open speech began
+    remote: set[str] = field(default_factory=set)  # clients of other servers in `open`
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def notify(self) -> None:
@@ -246,14 +277,113 @@ class Echoes:
     """The rooms' recent copies and which phones are mid-utterance; decides each copy's verdict."""
 
     def __init__(
-        self, config: EchoConfig, new_id: Callable[[], str], clock: Callable[[], float] = time.monotonic
+        self,
+        config: EchoConfig,
+        new_id: Callable[[], str],
+        clock: Callable[[], float] = time.monotonic,
+        link: EchoLink | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self._new_id = new_id
         self._clock = clock
+        self._wall = wall  # times told to other servers are wall-clock times (monotonic clocks are per machine)
+        self.link = link  # the other servers of a cluster; None: a server on its own
         self._rooms: dict[str, _Room] = {}
         self._swept = -float("inf")
+        self._serial = itertools.count(1)
         self.kept_waits: deque[float] = deque(maxlen=1000)  # seconds each kept copy waited for its verdict
+
+    # --- the other servers of a cluster ---------------------------------------------------------------------------
+
+    def shares(self, room: str) -> bool:
+        """Whether this room's copies are told to other servers (then `register` wants the copy's envelopes)."""
+        return self.config.enabled and self.link is not None and self.link.shares(room)
+
+    def _tell(self, room: str, body: dict[str, Any], payload: bytes = b"") -> None:
+        if self.link is not None and self.link.shares(room):
+            self.link.echo(room, body, payload)
+
+    def _to_wall(self, t: float) -> float:
+        return round(t - self._clock() + self._wall(), 4)
+
+    def _from_wall(self, t: float) -> float:
+        return t - self._wall() + self._clock()
+
+    def _tell_verdict(self, room: str, copy: Copy) -> None:
+        v = copy.verdict
+        if v is not None and copy.told:
+            self._tell(room, {"op": "verdict", "k": copy.key, "keep": v.keep, "u": v.utterance_id})
+
+    def remote(self, room: str, body: dict[str, Any], payload: bytes = b"") -> None:
+        """A frame from another server's `EchoLink` about its phones in `room`. Checked here: a frame that makes no
+        sense is ignored (logged), never raised into the cluster's listener."""
+        if not self.config.enabled:
+            return
+        try:
+            self._remote(room, body, payload)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("one phone per voice: ignoring a malformed frame from another server: %s", exc)
+        except Exception:  # the cluster's listener must go on whatever this filter does
+            log.exception("one phone per voice: a frame from another server failed")
+
+    def _remote(self, room: str, body: dict[str, Any], payload: bytes) -> None:
+        op = body["op"]
+        self._sweep()
+        state = self._rooms.setdefault(room, _Room())
+        if op == "open":
+            client, since = str(body["c"]), body.get("since")
+            if since is None:
+                state.open.pop(client, None)
+                state.remote.discard(client)
+            else:
+                state.open.setdefault(client, self._from_wall(float(since)))
+                state.remote.add(client)
+        elif op == "gone":  # from our own cluster node: that phone's server is dead or out of reach
+            client = str(body["c"])
+            state.open.pop(client, None)
+            state.remote.discard(client)
+            for c in list(state.copies):
+                if c.remote and c.client_id == client and c.outcome is not None and not c.outcome.done():
+                    c.outcome.set_result("gone")  # not delivered here: a copy standing by takes over
+        elif op == "copy":
+            if len(payload) % (2 * BANDS) or not 0 < len(payload) <= MAX_REMOTE_FRAMES * 2 * BANDS:
+                raise ValueError(f"envelopes of {len(payload)} bytes")
+            features = np.frombuffer(payload, "<f2").astype(np.float32).reshape(-1, BANDS)
+            snr, level = (float(x) for x in body["q"])
+            copy = Copy(
+                str(body["c"]),
+                None,
+                self._from_wall(float(body["s"])),
+                self._from_wall(float(body["e"])),
+                (snr, level),
+                features=features,
+                t0=self._from_wall(float(body["t0"])),
+                key=str(body["k"]),
+                remote=True,
+            )
+            self._prune(state, self._clock())
+            state.copies.append(copy)
+        elif op in ("verdict", "outcome"):
+            found = next((c for c in state.copies if c.remote and c.key == str(body["k"])), None)
+            if found is None:
+                return  # its copy frame never came (or expired): nothing here waits on it
+            self._remote_news(room, found, body)
+        else:
+            raise ValueError(f"unknown op {op!r}")
+        state.notify()
+
+    def _remote_news(self, room: str, copy: Copy, body: dict[str, Any]) -> None:
+        """A remote copy's verdict or outcome."""
+        if body["op"] == "verdict":
+            keep, uid = bool(body["keep"]), str(body["u"])
+            copy.verdict = Verdict(keep, uid)
+            if keep and uid and copy.outcome is None:
+                # Copies standing by here for it hear its outcome through this future (as for a local kept copy).
+                outcome = copy.outcome = asyncio.get_running_loop().create_future()
+                outcome.add_done_callback(lambda done: self._delivered_or_not(copy, done, room))
+        elif copy.outcome is not None and not copy.outcome.done():
+            copy.outcome.set_result(str(body["r"]))
 
     def speech_open(self, room: str, client_id: str, since: float | None) -> None:
         """A client's VAD is inside an utterance since `since` (None: it is not)."""
@@ -263,6 +393,7 @@ class Echoes:
         if since is None:
             if state is not None and state.open.pop(client_id, None) is not None:
                 state.notify()
+                self._tell(room, {"op": "open", "c": client_id, "since": None})
             self._sweep()
             return
         self._sweep()
@@ -272,15 +403,28 @@ class Echoes:
         if client_id not in state.open:
             state.open[client_id] = since
             state.notify()
+            self._tell(room, {"op": "open", "c": client_id, "since": self._to_wall(since)})
 
-    def register(self, room: str, client_id: str, segment: Segment) -> None:
-        """A client's VAD cut `segment`: rivals see it from now on, while it waits in the client's queue."""
+    def register(self, room: str, client_id: str, segment: Segment, features: np.ndarray | None = None) -> None:
+        """A client's VAD cut `segment`: rivals see it from now on, while it waits in the client's queue.
+        `features`: its `envelopes`, computed in the VAD thread when the room `shares` (told to the other servers)."""
         if not self.config.enabled:
             return
         self._sweep()
         state = self._rooms.setdefault(room, _Room())
-        state.copies.append(make_copy(client_id, segment, self.config.vad_threshold))
+        copy = make_copy(client_id, segment, self.config.vad_threshold)
+        copy.key = f"{client_id}:{next(self._serial)}"
+        copy.features = features
+        state.copies.append(copy)
         state.notify()
+        if features is not None and len(features):
+            body = {
+                "op": "copy", "k": copy.key, "c": client_id, "s": self._to_wall(copy.start),
+                "e": self._to_wall(copy.end), "t0": self._to_wall(copy.t0), "q": list(copy.score),
+            }  # fmt: skip
+            peak = float(features.max()) or 1.0
+            self._tell(room, body, (features[:MAX_REMOTE_FRAMES] / peak).astype("<f2").tobytes())
+            copy.told = True
 
     async def admit(self, room: str, client_id: str, segment: Segment, utterance_id: str | None = None) -> Verdict:
         """The verdict on a copy about to be processed (registered at its cut, or now). `utterance_id`: the id this
@@ -292,6 +436,7 @@ class Echoes:
         copy = next((c for c in state.copies if c.segment is segment), None)
         if copy is None:
             copy = make_copy(client_id, segment, self.config.vad_threshold)
+            copy.key = f"{client_id}:{next(self._serial)}"
             self._prune(state, began)
             state.copies.append(copy)
         deadline = began + self.config.max_wait
@@ -306,9 +451,10 @@ class Echoes:
                 if verdict is not None:
                     verdict = replace(verdict, waited=now - began)
                     if verdict.keep:
-                        verdict = replace(verdict, outcome=self._kept(copy))
+                        verdict = replace(verdict, outcome=self._kept(copy, room))
                         self.kept_waits.append(verdict.waited)
                     copy.verdict = verdict
+                    self._tell_verdict(room, copy)
                     return verdict
                 changed = state.changed
                 try:
@@ -319,6 +465,7 @@ class Echoes:
         finally:
             if copy.verdict is None:  # cancelled: never leave a rival waiting for it
                 copy.verdict = Verdict(True, "")
+                self._tell_verdict(room, copy)
             state.notify()
             self._sweep()
 
@@ -348,26 +495,41 @@ class Echoes:
                 return None  # another phone is mid-utterance over this one: its copy may be the better one
         return Verdict(True, utterance_id or self._new_id())
 
-    def _kept(self, copy: Copy) -> asyncio.Future[str]:
-        """A kept copy's outcome, for the pipeline to resolve; the copies standing by for it wait on it."""
+    def _kept(self, copy: Copy, room: str) -> asyncio.Future[str]:
+        """A kept copy's outcome, for the pipeline to resolve; the copies standing by for it wait on it (and the other
+        servers' copies, told the outcome)."""
         copy.outcome = asyncio.get_running_loop().create_future()
-        copy.outcome.add_done_callback(lambda outcome: self._delivered_or_not(copy, outcome))
+        copy.outcome.add_done_callback(lambda outcome: self._delivered_or_not(copy, outcome, room))
         return copy.outcome
 
-    def _delivered_or_not(self, copy: Copy, outcome: asyncio.Future[str]) -> None:
+    def _delivered_or_not(self, copy: Copy, outcome: asyncio.Future[str], room: str) -> None:
         """The kept copy's outcome is known: the copies standing by are released, or the best takes over."""
         waiting = [c for c in copy.standby if c.turn is not None and not c.turn.done()]  # cancelled: gone
         copy.standby = []
         result = "none" if outcome.cancelled() else outcome.result()
+        if copy.told:
+            self._tell(room, {"op": "outcome", "k": copy.key, "r": result})
         if result == "ok" or not waiting or copy.verdict is None:
             for c in waiting:
                 assert c.turn is not None
                 c.turn.set_result(None)
             return
-        heir = max(waiting, key=lambda c: c.rank)
+        # Copies standing by on other servers for the same utterance: the heir is the best one cluster-wide, and only
+        # its own server hands it on (ours then stand by for that one in turn).
+        uid = copy.verdict.utterance_id
+        state = self._rooms.get(room)
+        elsewhere = [
+            c for c in (state.copies if state is not None else ())
+            if c.remote and c.verdict is not None and not c.verdict.keep and c.verdict.utterance_id == uid
+        ]  # fmt: skip
+        heir = max(waiting + elsewhere, key=lambda c: c.rank)
+        if heir.remote:
+            heir.standby.extend(waiting)
+            return
         heir.standby = [c for c in waiting if c is not heir]
-        verdict = Verdict(True, copy.verdict.utterance_id, outcome=self._kept(heir))
+        verdict = Verdict(True, copy.verdict.utterance_id, outcome=self._kept(heir, room))
         heir.verdict = verdict
+        self._tell_verdict(room, heir)
         assert heir.turn is not None
         heir.turn.set_result(verdict)
         log.info(
@@ -387,6 +549,9 @@ class Echoes:
         self._swept = now
         for room, state in list(self._rooms.items()):
             self._prune(state, now)
+            for client in [c for c in state.remote if now - state.open.get(c, now) > REMOTE_OPEN_MAX]:
+                del state.open[client]
+                state.remote.discard(client)
             if not state.open and not state.copies:
                 del self._rooms[room]
 

@@ -32,8 +32,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+import numpy as np
+
 from babelfish import protocol as proto
-from babelfish.echoes import HORIZON, Verdict, heard_elsewhere
+from babelfish.echoes import HORIZON, Verdict, envelopes, heard_elsewhere
 from babelfish.hub import Hub
 from babelfish.joining import Member
 from babelfish.protocol import ProtocolError
@@ -212,13 +214,15 @@ class Intake:
             snapshot: Callable[[Segmenter], OpenSegment | None] | None = None
             if partials is not None and self._accepting and partials.decode_due(time.monotonic()):
                 snapshot = partials.snapshot  # a partial's audio, the whole open segment, is copied in the VAD thread
-            segments, opened = await loop.run_in_executor(
-                self._hub.vad_executor, _cut_batch, segmenter, batch, end, snapshot
-            )
-            for segment in segments:
-                self._queue(segment)
-            # Other phones' copies of the same speech wait for this one only while it is open (babelfish/echoes.py).
             me, echoes = self._member.participant.id, self._hub.echoes
+            # A copy told to the other servers of a cluster carries its envelopes, computed here in the VAD thread.
+            shared = echoes.shares(self._room)
+            segments, opened, described = await loop.run_in_executor(
+                self._hub.vad_executor, _cut_batch, segmenter, batch, end, snapshot, shared
+            )
+            for segment, features in zip(segments, described, strict=True):
+                self._queue(segment, features)
+            # Other phones' copies of the same speech wait for this one only while it is open (babelfish/echoes.py).
             if segments or not segmenter.speaking:
                 echoes.speech_open(self._room, me, None)
             if segmenter.speaking:
@@ -226,7 +230,7 @@ class Intake:
             if partials is not None:  # the segmenter is idle until the next batch
                 partials.after_batch(segmenter, segments, opened if self._accepting else None)
 
-    def _queue(self, segment: Segment) -> None:
+    def _queue(self, segment: Segment, features: np.ndarray | None = None) -> None:
         if self._pending.full():
             dropped = self._pending.get_nowait()  # drop the oldest: the freshest speech matters most in a conversation
             self._pending.task_done()
@@ -234,7 +238,7 @@ class Intake:
                 self._partials.finished(self._partials.utterance_id(dropped))
             self._member.participant.send(proto.Notice.dropped_utterance())
         self._pending.put_nowait(segment)
-        self._hub.echoes.register(self._room, self._member.participant.id, segment)
+        self._hub.echoes.register(self._room, self._member.participant.id, segment, features)
 
     async def _utterance_worker(self) -> None:
         while True:
@@ -330,12 +334,15 @@ def _cut_batch(
     batch: list[_Frame],
     end: float | None,
     snapshot: Callable[[Segmenter], OpenSegment | None] | None = None,
-) -> tuple[list[Segment], OpenSegment | None]:
+    describe: bool = False,
+) -> tuple[list[Segment], OpenSegment | None, list[np.ndarray | None]]:
     """In a VAD thread: the batch's windows through the model at once, then the client's end_utterance, if any;
-    and, when asked (`snapshot`), the open segment for a partial decode."""
+    when asked (`snapshot`), the open segment for a partial decode; when asked (`describe`), each cut segment's
+    envelopes (one phone per voice across servers, babelfish/echoes.py)."""
     out = segmenter.feed_many(batch) if batch else []
     if end is not None:
         last = segmenter.end_utterance(end)
         if last is not None:
             out.append(last)
-    return out, snapshot(segmenter) if snapshot is not None else None
+    features: list[np.ndarray | None] = [envelopes(s.audio) if describe else None for s in out]
+    return out, snapshot(segmenter) if snapshot is not None else None, features

@@ -1,6 +1,6 @@
 """One phone per voice: false merges, misses and the latency the kept copy pays.
 
-    python -m bench.bench_echoes [--parts 12] [--seed 0]
+    python -m bench.bench_echoes [--parts 123] [--seed 0] [--servers 1,2] [--relay-ms 2,20] [--runs 8]
 
 1. Decisions (no server, faster than real time): each scenario makes what two phones' microphones pick up, cuts each
    stream with the real VAD (Silero, the server's segmenter settings) at simulated arrival times, and runs the real
@@ -16,27 +16,37 @@
        complete copy) and staggered halves (first 60 % / last 60 %: neither copy holds all of it, both are delivered
        by design: reported, not counted as a miss).
    And the wait: how long the kept copy waited for its rival (from its own cut to its verdict).
+   With `--servers 2` the same, with the two phones on two servers: two `Echoes` linked as the cluster links them
+   (each tells the other its phones' open speech, copies with their envelopes, verdicts and outcomes), every frame
+   arriving `--relay-ms` later (simulated time; bench_cluster measures the Redis hop at ~1 ms p50, ~10 ms p95 on a
+   loaded machine).
 2. Through the real server (TestClient, fake engine, real VAD, real time): a single-phone turn's transcript latency
    with the feature on and off, and the kept copy's latency in scenario (a).
+3. Through a real cluster (redis-server, two servers with the test engine, real time): the two phones on different
+   servers, a listener on the second; scenario (a) `--runs` times and (b) `--runs` times: deliveries counted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import itertools
+import json
 import os
 import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from babelfish.config import Settings
-from babelfish.echoes import EchoConfig, Echoes, Verdict
+from babelfish.echoes import EchoConfig, Echoes, Verdict, envelopes
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
 from tests.audio import read_wav
 from tests.voices import RATE, voices
@@ -128,12 +138,55 @@ class Clock:
         return self.now
 
 
-async def decide(cuts: list[Cut], config: EchoConfig) -> list[tuple[Cut, Verdict]]:
+class SimLink:
+    """A server's EchoLink in simulated time: each frame reaches the other server's Echoes `latency` s later."""
+
+    def __init__(self, clock: Clock, latency: float, wire: list[tuple[float, int, Callable[[], None]]]) -> None:
+        self.clock, self.latency, self.wire = clock, latency, wire
+        self.peer: Echoes | None = None
+        self.bytes = 0
+
+    def shares(self, room: str) -> bool:
+        return True
+
+    def echo(self, room: str, body: dict[str, Any], payload: bytes = b"") -> None:
+        assert self.peer is not None
+        self.bytes += len(json.dumps(body)) + len(payload)
+        peer = self.peer
+        due = self.clock.now + self.latency
+        heapq.heappush(self.wire, (due, next(_order), lambda: peer.remote(room, body, payload)))
+
+
+_order = itertools.count()
+
+
+async def decide(
+    cuts: list[Cut], config: EchoConfig, servers: int = 1, latency: float = 0.0, sent: list[int] | None = None
+) -> list[tuple[Cut, Verdict]]:
     """The real Echoes on these cuts, in simulated time: each copy is registered at its cut and admitted at once;
-    each phone counts as speaking from its first voiced window to its cut (what the intake reports)."""
+    each phone counts as speaking from its first voiced window to its cut (what the intake reports).
+    servers=2: phone A on one server, every other phone on a second, linked (SimLink); `sent` gets the bytes relayed."""
     clock = Clock()
     ids = itertools.count(1)
-    echoes = Echoes(config, lambda: f"u{next(ids)}", clock)
+    wire: list[tuple[float, int, Callable[[], None]]] = []
+    links = [SimLink(clock, latency, wire) for _ in range(servers)]
+    nodes = [
+        Echoes(config, lambda: f"u{next(ids)}", clock, link=link if servers > 1 else None, wall=clock) for link in links
+    ]
+    if servers > 1:
+        links[0].peer, links[1].peer = nodes[1], nodes[0]
+
+    def node(phone: str) -> Echoes:
+        return nodes[0] if phone == "A" or servers == 1 else nodes[1]
+
+    def deliver() -> None:
+        while wire and wire[0][0] <= clock.now + 1e-9:
+            heapq.heappop(wire)[2]()
+
+    def until_due(limit: float) -> float:
+        """Simulated seconds to the next step: at most `limit`, never past the next frame's arrival."""
+        return max(0.0, min(limit, wire[0][0] - clock.now)) if wire else limit
+
     events: list[tuple[float, int, str, Cut]] = []
     for c in cuts:
         start = c.segment.speech_end - (len(c.segment.audio) / RATE)  # roughly when its speech opened
@@ -146,22 +199,32 @@ async def decide(cuts: list[Cut], config: EchoConfig) -> list[tuple[Cut, Verdict
         # Let time pass: waiting copies wake at their deadlines (asyncio.timeout runs on the real loop clock, so the
         # simulated clock is moved in real time too, scaled 1:1 but only across gaps where someone waits).
         while clock.now < at:
-            step = min(at - clock.now, 0.02)
+            step = until_due(min(at - clock.now, 0.02))
             pending = [t for _, t in tasks if not t.done()]
             if pending:
                 await asyncio.sleep(step)
             clock.now += step
+            deliver()
+            await asyncio.sleep(0)
+        deliver()
+        echoes = node(c.phone)
         if kind == "open":
             echoes.speech_open("r", c.phone, at)
         else:
+            # Across servers a copy is told with its envelopes (computed in the VAD thread), then its phone closes.
+            echoes.register("r", c.phone, c.segment, envelopes(c.segment.audio) if servers > 1 else None)
             echoes.speech_open("r", c.phone, None)
-            echoes.register("r", c.phone, c.segment)
             tasks.append((c, asyncio.create_task(echoes.admit("r", c.phone, c.segment))))
             await asyncio.sleep(0)
-    while any(not t.done() for _, t in tasks):
-        await asyncio.sleep(0.02)
-        clock.now += 0.02
+    while any(not t.done() for _, t in tasks) or wire:
+        step = until_due(0.02)
+        await asyncio.sleep(step)
+        clock.now += step
+        deliver()
+        await asyncio.sleep(0)
     del real_start
+    if sent is not None:
+        sent.append(sum(link.bytes for link in links))
     return [(c, t.result()) for c, t in tasks]
 
 
@@ -169,8 +232,12 @@ def delivered(results: list[tuple[Cut, Verdict]]) -> list[tuple[Cut, Verdict]]:
     return [(c, v) for c, v in results if v.keep]
 
 
-def part1(seed: int) -> None:
+def part1(seed: int, servers: int = 1, latency: float = 0.0) -> None:
     rng = np.random.default_rng(seed)
+    layout = "one server" if servers == 1 else f"two servers, frames {latency * 1000:.0f} ms late"
+    print(f"--- phones A and B on {layout}")
+    sent: list[int] = []
+    speech = 0.0
     s = Settings()
     vad = SegmenterConfig.from_settings(s)
     config = EchoConfig.from_settings(s)
@@ -190,10 +257,11 @@ def part1(seed: int) -> None:
         b = place(total, clip, 0.5 + delay_ms / 1000, gain) + noise(total, -50, rng)
         net = rng.uniform(0.02, 0.08, 2)
         cuts = cut(a, "A", net[0], vad) + cut(b, "B", net[1], vad)
-        out = asyncio.run(decide(cuts, config))
+        out = asyncio.run(decide(cuts, config, servers, latency, sent))
         kept = delivered(out)
         runs += 1
         a_cuts = sum(c.phone == "A" for c in cuts)
+        speech += 2 * len(clip) / RATE
         merged += len(kept) == a_cuts
         extra += max(0, len(kept) - a_cuts)
         waits += [v.waited for _, v in kept]
@@ -201,6 +269,14 @@ def part1(seed: int) -> None:
         f"(a) same clip, two phones (20/60/150 ms, -6/-12 dB, noise -50 dBFS): {runs} runs, delivered once "
         f"{merged}/{runs}, extra copies delivered (misses) {extra}"
     )
+    if servers > 1:
+        print(f"    relayed between the servers: {sum(sent) / speech:.0f} bytes per second of speech per phone")
+        longest = max((c for _, c in clips), key=len)
+        began = time.perf_counter()
+        for _ in range(20):
+            envelopes(longest)
+        cost = (time.perf_counter() - began) / 20 / (len(longest) / RATE)
+        print(f"    envelopes of a copy (VAD thread): {cost * 1000:.1f} ms per second of speech")
 
     waits_a, waits = waits, []
     waits_b: list[float] = []
@@ -217,7 +293,7 @@ def part1(seed: int) -> None:
         cuts = []
         for phone, (x, y) in mixes.items():
             cuts += cut(x + y + noise(total, -50, rng), phone, net[phone], vad)
-        out = asyncio.run(decide(cuts, config))
+        out = asyncio.run(decide(cuts, config, servers, latency))
         runs += 1
         heard = {1: 0, 2: 0}
         for c, v in out:
@@ -256,7 +332,7 @@ def part1(seed: int) -> None:
             a = place(total, a_part, 0.5, 0) + noise(total, -50, rng)
             b = place(total, b_part, 0.55, -3) + noise(total, -50, rng)
             cuts = cut(a, "A", 0.03, vad) + cut(b, "B", 0.05, vad)
-            out = asyncio.run(decide(cuts, config))
+            out = asyncio.run(decide(cuts, config, servers, latency))
             runs += 1
             k = len(delivered(out))
             waits.extend(v.waited for _, v in delivered(out))
@@ -330,18 +406,83 @@ def part2(turns: int) -> None:
             )
 
 
+async def part3(runs: int) -> None:
+    """A real cluster: redis-server, two servers with the test engine; phone Near on server A, phone Far and a German
+    listener on server B, each run in a room of its own. Counts what the listener got."""
+    from tests.audio import SPEECH_CLIP
+    from tests.test_cluster import Peer, healthz_until, play, roster_is, start_cluster
+    from tests.test_echoes import stream
+
+    clip, other = read_wav(SPEECH_CLIP), voices()["dhd"][0]
+    print(f"--- a real cluster (redis-server, 2 servers, test engine); load {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        servers = start_cluster(Path(tmp))
+        cluster = next(servers)
+        try:
+            for srv in (cluster.a, cluster.b):
+                await healthz_until(srv, "up")
+            for scenario in ("same", "two"):
+                counts: list[int] = []
+                latencies: list[int] = []
+                lost = 0
+                for k in range(runs):
+                    room = f"{scenario}{k}"
+                    near = await Peer.join(cluster.a.ws_url, "Near", "en", room=room)
+                    far = await Peer.join(cluster.b.ws_url, "Far", "en", room=room)
+                    listener = await Peer.join(cluster.b.ws_url, "L", "de", room=room)
+                    for peer in (near, far, listener):
+                        await roster_is(peer, {"Near", "Far", "L"})
+                    if scenario == "same":  # (a): 20/80/150 ms later, 6/12 dB down on the far phone
+                        delay, gain = (0.02, 0.08, 0.15)[k % 3], (-6, -12)[k % 2]
+                        a = stream([(clip, 0.3, 0)], 4.5, seed=2 * k)
+                        b = stream([(clip, 0.3 + delay, gain)], 4.5, seed=2 * k + 1)
+                    else:  # (b): two people at once, each phone hearing the other 15 dB down
+                        at = float(np.random.default_rng(k).uniform(0, 1.0))
+                        a = stream([(clip, 0.3, 0), (other, 0.3 + at, -15)], 5.0, seed=2 * k)
+                        b = stream([(other, 0.3 + at, 0), (clip, 0.3, -15)], 5.0, seed=2 * k + 1)
+                    await play([(near, a), (far, b)])
+                    await asyncio.sleep(3.0)  # the results, and any duplicate
+                    got = [m for m in listener.messages if m["type"] == "transcript"]
+                    counts.append(len(got))
+                    latencies += [m["latency_ms"] for m in got]
+                    if scenario == "two":
+                        lost += sum(not any(m["client_id"] == p.welcome["client_id"] for m in got) for p in (near, far))
+                    for peer in (near, far, listener):
+                        await peer.close()
+                if scenario == "same":
+                    print(
+                        f"(a) same clip, phones on two servers: {runs} runs, delivered once {counts.count(1)}/{runs}, "
+                        f"extra copies delivered (misses) {sum(max(0, n - 1) for n in counts)}, "
+                        f"transcript latency_ms median {statistics.median(latencies):.0f}"
+                    )
+                else:
+                    print(
+                        f"(b) two people at once, phones on two servers: {runs} runs, {2 * runs} people: lost (false "
+                        f"merge) {lost}, transcripts per run {counts}"
+                    )
+        finally:
+            servers.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="12")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--turns", type=int, default=6)
+    parser.add_argument("--servers", default="1,2", help="part 1 layouts: phones on one server, on two servers")
+    parser.add_argument("--relay-ms", default="2,20", help="part 1, two servers: how late frames arrive")
+    parser.add_argument("--runs", type=int, default=8, help="part 3: runs of each scenario")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print("load:", os.getloadavg())
     if "1" in args.parts:
-        part1(args.seed)
+        for servers in sorted({int(x) for x in args.servers.split(",")}):
+            for ms in [0.0] if servers == 1 else [float(x) for x in args.relay_ms.split(",")]:
+                part1(args.seed, servers, ms / 1000)
     if "2" in args.parts:
         part2(args.turns)
+    if "3" in args.parts:
+        asyncio.run(part3(args.runs))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 import pytest
 import websockets
 
@@ -502,4 +503,59 @@ async def test_partials_reach_listeners_on_the_other_server_translated_once(part
     assert stats[cluster.b.port]["partials"]["decodes"] == 0
     assert stats[cluster.a.port]["cluster"]["partials_shed"] == 0  # nothing was busy here
     for peer in (ann, dan, bob, carl):
+        await peer.close()
+
+
+async def play(phones: list[tuple[Peer, Any]]) -> None:
+    """Several phones' streams (float32 arrays) at real-time pace, 20 ms frames interleaved, as phones in one room."""
+    pcms = [pcm16(audio) for _, audio in phones]
+    began = time.monotonic()
+    for k, i in enumerate(range(0, max(map(len, pcms)), 640)):
+        for (peer, _), pcm in zip(phones, pcms, strict=True):
+            if i < len(pcm):
+                await peer.ws.send(pcm[i : i + 640])
+        await asyncio.sleep(max(0.0, began + (k + 1) * 0.02 - time.monotonic()))
+
+
+async def test_one_phone_per_voice_holds_across_servers(cluster: Cluster, speech_pcm: bytes):
+    """Two phones in one room on different servers hear the same speech: it is delivered once, and the other phone
+    is named in heard_by. Two people talking at once into them: both are delivered."""
+    from tests.test_echoes import stream
+    from tests.voices import voices
+
+    for srv in (cluster.a, cluster.b):
+        await healthz_until(srv, "up")
+    near = await Peer.join(cluster.a.ws_url, "Near", "en")
+    far = await Peer.join(cluster.b.ws_url, "Far", "en")
+    listener = await Peer.join(cluster.b.ws_url, "L", "de")
+    for peer in (near, far, listener):
+        await roster_is(peer, {"Near", "Far", "L"})
+    phones = {near.welcome["client_id"], far.welcome["client_id"]}
+    clip = np.frombuffer(speech_pcm, "<i2").astype(np.float32) / 32768
+
+    def said(kind: str) -> list[dict[str, Any]]:
+        return [m for m in listener.messages if m["type"] == kind]
+
+    # The same sentence: 80 ms later and 9 dB down on the far phone, each phone with its own room noise.
+    await play([(near, stream([(clip, 0.3, 0)], 4.5, seed=1)), (far, stream([(clip, 0.38, -9)], 4.5, seed=2))])
+    first = await listener.wait_for(lambda m: m["type"] == "transcript", within=15)
+    await listener.wait_for(lambda m: m["type"] == "heard_by", within=10)
+    await asyncio.sleep(1.5)  # a duplicate would come now (the other server renders its own copy just as fast)
+    assert [m["utterance_id"] for m in said("transcript")] == [first["utterance_id"]], said("transcript")
+    assert len(said("translation")) == 1
+    (heard,) = said("heard_by")
+    assert heard["utterance_id"] == first["utterance_id"]
+    assert {heard["client_id"], first["client_id"]} == phones
+
+    # Two people at once, each phone hearing the other person 15 dB down: both are delivered.
+    other = voices()["dhd"][0]
+    await play([
+        (near, stream([(clip, 0.3, 0), (other, 0.5, -15)], 4.5, seed=3)),
+        (far, stream([(other, 0.5, 0), (clip, 0.3, -15)], 4.5, seed=4)),
+    ])  # fmt: skip
+    await eventually(lambda: len(said("transcript")) >= 3, 15, lambda: f"transcripts {said('transcript')}")
+    await asyncio.sleep(1.0)
+    assert {m["client_id"] for m in said("transcript")[1:]} == phones
+    assert len(said("heard_by")) == 1  # still only the first sentence's
+    for peer in (near, far, listener):
         await peer.close()

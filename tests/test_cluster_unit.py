@@ -220,3 +220,30 @@ def test_partials_for_redis_are_bounded_and_a_newer_one_replaces_the_waiting_one
     assert node._out.qsize() == PARTIAL_ROOM and node.status()["partials_shed"] == 12
     node._set_up(False)
     assert node._partials == {}
+
+
+def test_one_phone_per_voice_frames_go_to_the_rooms_other_servers_and_come_back_to_the_sink():
+    rooms = Rooms(10, 10)
+    room = rooms.join(member("ann", "en"))
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")
+    node._set_up(True)
+    got: list[tuple[str, dict, bytes]] = []
+    node.listen_echoes(lambda r, body, payload: got.append((r, body, payload)))
+    assert not node.shares("r")  # nobody elsewhere: nothing to tell
+    node.echo("r", {"op": "open", "c": "ann", "since": None})
+    assert node._out.qsize() == 0
+    room.remote["bob"] = RemoteMember("bob", "Bob", "en", True, "other")
+    assert node.shares("r") and not node.shares("nowhere")
+    node.echo("r", {"op": "copy", "k": "ann:1"}, b"\x00\x3c" * 8)
+    (cmd,) = [node._take() for _ in range(node._out.qsize())]
+    sent = unpack(cmd[2])
+    assert (sent.kind, sent.room, sent.body["op"], sent.payload) == ("echo", "r", "copy", b"\x00\x3c" * 8)
+
+    node._on_frame(Envelope("echo", "other", "r", {"op": "verdict", "k": "bob:1"}, b"").pack())
+    node._on_frame(Envelope("echo", "me", "r", {"op": "verdict", "k": "ann:1"}, b"").pack())  # our own: ignored
+    assert got == [("r", {"op": "verdict", "k": "bob:1"}, b"")]
+    node._on_frame(Envelope("leave", "other", "r", {"id": "bob"}).pack())  # left: its server finishes its speech
+    assert got[-1] == ("r", {"op": "open", "c": "bob", "since": None}, b"")
+    room.remote["eve"] = RemoteMember("eve", "Eve", "en", True, "dead")
+    node._reconcile(room, {}, since=None)  # its server is gone: nothing more of it will come
+    assert got[-1] == ("r", {"op": "gone", "c": "eve"}, b"")

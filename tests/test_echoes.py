@@ -245,6 +245,163 @@ def test_envelopes_are_compared_off_the_event_loop(clip, monkeypatch):
     assert threads and threading.main_thread() not in threads
 
 
+# --- across servers: two Echoes linked as a cluster links them ----------------------------------------------------
+
+
+class _Link:
+    """One server's EchoLink: frames reach the other server's Echoes a few ms later (as over Redis), in order."""
+
+    def __init__(self, latency: float = 0.003) -> None:
+        self.peer: Echoes | None = None
+        self.sent: list[tuple[dict, int]] = []  # (body, payload bytes)
+        self.latency = latency
+
+    def shares(self, room: str) -> bool:
+        return True
+
+    def echo(self, room: str, body: dict, payload: bytes = b"") -> None:
+        self.sent.append((body, len(payload)))
+        assert self.peer is not None
+        json.dumps(body)  # what goes over the wire is JSON
+        asyncio.get_running_loop().call_later(self.latency, self.peer.remote, room, body, payload)
+
+
+def _servers(**kw: object) -> tuple[Echoes, Echoes, _Link, _Link]:
+    """Two servers' Echoes on one timeline (the streams' end at 5 s), each telling the other through a _Link."""
+    ids = itertools.count(1)
+    began = time.monotonic()
+
+    def clock() -> float:
+        return 5.0 + time.monotonic() - began
+
+    one, two = _Link(), _Link()
+    s1 = Echoes(EchoConfig(**kw), lambda: f"u{next(ids)}", clock, link=one)  # type: ignore[arg-type]
+    s2 = Echoes(EchoConfig(**kw), lambda: f"u{next(ids)}", clock, link=two)  # type: ignore[arg-type]
+    one.peer, two.peer = s2, s1
+    return s1, s2, one, two
+
+
+def test_across_servers_the_better_copy_is_kept_once(clip):
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+    (b,) = cut(stream([(clip, 0.56, -9)], 5.0, seed=2), net_delay=0.05)
+
+    async def run() -> None:
+        s1, s2, one, _ = _servers()
+        # Phone B (on server 2) is still mid-utterance when A's copy is cut on server 1: A waits for it.
+        s1.speech_open("r", "A", 0.5)
+        s2.speech_open("r", "B", 0.6)
+        await asyncio.sleep(0.02)
+        s1.register("r", "A", a, envelopes(a.audio))
+        s1.speech_open("r", "A", None)
+        waiting = asyncio.ensure_future(s1.admit("r", "A", a))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        s2.register("r", "B", b, envelopes(b.audio))  # the copy first, then the phone's speech closes
+        s2.speech_open("r", "B", None)
+        vb = await asyncio.wait_for(s2.admit("r", "B", b), 2)
+        va = await asyncio.wait_for(waiting, 2)
+        assert va.keep and not vb.keep
+        assert vb.utterance_id == va.utterance_id and vb.kept_client == "A"
+        # Compact: the envelopes as float16, 8 bands every 10 ms; the rest a few small JSON fields.
+        (copy_a,) = [n for body, n in one.sent if body["op"] == "copy"]
+        assert copy_a == len(envelopes(a.audio)) * 8 * 2
+        assert [body["op"] for body, _ in one.sent] == ["open", "copy", "open", "verdict"]
+        va.outcome.set_result("ok")  # type: ignore[union-attr]
+        released = await asyncio.wait_for(vb.standby, 2)  # type: ignore[arg-type]
+        assert released is None  # delivered on server 1: server 2's copy is done with
+        assert one.sent[-1][0] == {"op": "outcome", "k": one.sent[1][0]["k"], "r": "ok"}
+
+    asyncio.run(run())
+
+
+def test_across_servers_two_people_at_once_are_both_kept(clip, other_person):
+    (a,) = cut(stream([(clip, 0.5, 0), (other_person, 0.8, -15)], 5.0, seed=1))
+    (b,) = cut(stream([(other_person, 0.8, 0), (clip, 0.5, -15)], 5.0, seed=2))
+
+    async def run() -> None:
+        s1, s2, _, _ = _servers()
+        s1.register("r", "A", a, envelopes(a.audio))
+        s2.register("r", "B", b, envelopes(b.audio))
+        await asyncio.sleep(0.02)
+        va, vb = await asyncio.wait_for(asyncio.gather(s1.admit("r", "A", a), s2.admit("r", "B", b)), 5)
+        assert va.keep and vb.keep and va.utterance_id != vb.utterance_id
+
+    asyncio.run(run())
+
+
+def test_across_servers_one_heir_takes_over_when_the_kept_copy_is_not_delivered(clip):
+    """A (server 1) is kept; B (server 2, the better of the rest) and C (server 1) stand by. A is not delivered: B
+    takes over on server 2, C stands by for B in turn, and nothing is delivered twice."""
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+    (b,) = cut(stream([(clip, 0.53, -6)], 5.0, seed=2), net_delay=0.04)
+    (c,) = cut(stream([(clip, 0.56, -12)], 5.0, seed=3), net_delay=0.05)
+
+    async def run() -> None:
+        s1, s2, _, _ = _servers()
+        s1.register("r", "A", a, envelopes(a.audio))
+        s1.register("r", "C", c, envelopes(c.audio))
+        s2.register("r", "B", b, envelopes(b.audio))
+        await asyncio.sleep(0.02)
+        va = await asyncio.wait_for(s1.admit("r", "A", a), 2)
+        await asyncio.sleep(0.02)
+        vb, vc = await asyncio.wait_for(asyncio.gather(s2.admit("r", "B", b), s1.admit("r", "C", c)), 2)
+        assert va.keep and not vb.keep and not vc.keep and va.outcome is not None
+        assert vb.standby is not None and vc.standby is not None
+        await asyncio.sleep(0.02)  # each server has heard of the other's copies standing by
+        va.outcome.set_result("none")  # the engine found no speech in A's copy
+        heir = await asyncio.wait_for(vb.standby, 2)
+        assert heir is not None and heir.keep and heir.utterance_id == va.utterance_id and heir.outcome is not None
+        await asyncio.sleep(0.05)
+        assert not vc.standby.done()  # C now stands by for B, on the other server
+        heir.outcome.set_result("shed")  # and B is not delivered either: C takes over
+        last = await asyncio.wait_for(vc.standby, 2)
+        assert last is not None and last.keep and last.utterance_id == va.utterance_id
+
+    asyncio.run(run())
+
+
+def test_across_servers_a_copy_standing_by_takes_over_when_the_kept_copys_server_is_gone(clip):
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+    (b,) = cut(stream([(clip, 0.56, -9)], 5.0, seed=2), net_delay=0.05)
+
+    async def run() -> None:
+        s1, s2, _, _ = _servers()
+        s1.register("r", "A", a, envelopes(a.audio))
+        s2.register("r", "B", b, envelopes(b.audio))
+        await asyncio.sleep(0.02)
+        va = await asyncio.wait_for(s1.admit("r", "A", a), 2)
+        await asyncio.sleep(0.02)
+        vb = await asyncio.wait_for(s2.admit("r", "B", b), 2)
+        assert va.keep and not vb.keep and vb.standby is not None
+        s2.remote("r", {"op": "gone", "c": "A"})  # server 1 died before A's copy was delivered (its cluster node says)
+        heir = await asyncio.wait_for(vb.standby, 2)
+        assert heir is not None and heir.keep and heir.utterance_id == va.utterance_id
+
+    asyncio.run(run())
+
+
+def test_across_servers_nonsense_frames_are_ignored(clip, caplog):
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+
+    async def run() -> None:
+        s1, _, _, _ = _servers()
+        for body, payload in [
+            ({}, b""),
+            ({"op": "copy", "k": "x", "c": "B", "s": 1, "e": 2, "t0": 1, "q": [10, -20]}, b"\x00" * 15),
+            ({"op": "copy", "k": "x", "c": "B", "s": 1, "e": 2, "t0": 1, "q": "loud"}, b"\x00" * 16),
+            ({"op": "open", "c": "B", "since": "soon"}, b""),
+            ({"op": "shout"}, b""),
+            ({"op": "verdict", "k": "never-seen", "keep": True, "u": "u9"}, b""),
+        ]:
+            s1.remote("r", body, payload)
+        began = time.monotonic()
+        assert (await asyncio.wait_for(s1.admit("r", "A", a), 2)).keep
+        assert time.monotonic() - began < 0.3  # nothing left it waiting
+
+    asyncio.run(run())
+    assert "malformed frame" in caplog.text
+
+
 # --- through the app: two phones in one room, a listener counting what it gets ---------------------------------
 
 

@@ -6,10 +6,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from babelfish.rooms import Participant, RemoteMember, Room
 from babelfish.transcripts import Entry
+
+# A receiver of one-phone-per-voice frames from the other servers: (room name, body, payload) (babelfish/echoes.py)
+EchoSink = Callable[[str, dict[str, Any], bytes], None]
 
 
 class Cluster(Protocol):
@@ -37,6 +41,16 @@ class Cluster(Protocol):
 
     def record(self, room: Room, entry: Entry) -> None:
         """A finished utterance of `room` (translations included), for the room's transcript on the other servers."""
+
+    def shares(self, room: str) -> bool:
+        """Whether `room` (its name here) has members on other servers now."""
+        ...
+
+    def echo(self, room: str, body: dict[str, Any], payload: bytes = b"") -> None:
+        """Hand a one-phone-per-voice frame (babelfish/echoes.py) to `room`'s other servers."""
+
+    def listen_echoes(self, sink: EchoSink) -> None:
+        """Where one-phone-per-voice frames from the other servers go."""
 
     async def look(self, room: str, passcode: str | None) -> list[RemoteMember]:
         """Who is in `room` (as this passcode opens it) on the other servers now; read before admitting a newcomer,
@@ -76,6 +90,15 @@ class LocalOnly:
         return None
 
     def record(self, room: Room, entry: Entry) -> None:
+        return None
+
+    def shares(self, room: str) -> bool:
+        return False
+
+    def echo(self, room: str, body: dict[str, Any], payload: bytes = b"") -> None:
+        return None
+
+    def listen_echoes(self, sink: EchoSink) -> None:
         return None
 
     async def look(self, room: str, passcode: str | None) -> list[RemoteMember]:

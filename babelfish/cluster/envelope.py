@@ -12,8 +12,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["join", "leave", "result", "entry", "all"]
-KINDS = ("join", "leave", "result", "entry", "all")
+Kind = Literal["join", "leave", "result", "entry", "all", "echo"]
+KINDS = ("join", "leave", "result", "entry", "all", "echo")
 _LEN = struct.Struct(">I")
 
 
@@ -23,7 +23,9 @@ class Envelope:
     origin: str  # server id of the sender: a server ignores its own frames
     room: str
     # join/leave: the participant; result: {"text": ..., "language": ...}; entry: a finished utterance for the room's
-    # transcript (translations included); all: {"text": ...} for every client of every server (room "")
+    # transcript (translations included); all: {"text": ...} for every client of every server (room "");
+    # echo: one phone per voice across servers (babelfish/echoes.py: an "op" and its fields; a copy's envelopes in
+    # the payload)
     body: dict[str, Any]
     payload: bytes = b""
 

@@ -49,6 +49,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from babelfish import protocol as proto
+from babelfish.cluster import EchoSink
 from babelfish.cluster.envelope import BadFrame, Envelope, unpack
 from babelfish.metrics import Metrics
 from babelfish.rooms import Participant, RemoteMember, Room, Rooms, passcode_digest
@@ -148,6 +149,7 @@ class RedisCluster:
         self._beating = self._listening = False
         self.published = self.received = self.dropped = 0
         self.partials_shed = self.partials_superseded = 0
+        self._echo_sink: EchoSink | None = None
         metrics.set_cluster_up(False)
 
     # --- life cycle -------------------------------------------------------------------------------
@@ -216,6 +218,19 @@ class RedisCluster:
         latest = Latest(key, frame)
         if self._send(("publish", channel(name), latest)):
             self._partials[key] = latest
+
+    def shares(self, room: str) -> bool:
+        here = self._rooms.get(room)
+        return self.up and here is not None and bool(here.remote)
+
+    def echo(self, room: str, body: dict[str, Any], payload: bytes = b"") -> None:
+        here = self._rooms.get(room)
+        if here is not None and here.remote:
+            frame = Envelope("echo", self.server_id, here.name, body, payload).pack()
+            self._send(("publish", channel(cluster_name(here)), frame))
+
+    def listen_echoes(self, sink: EchoSink) -> None:
+        self._echo_sink = sink
 
     def everywhere(self, text: str) -> None:
         self._send(("publish", CLUSTER_CHANNEL, Envelope("all", self.server_id, "", {"text": text}).pack()))
@@ -429,6 +444,9 @@ class RedisCluster:
         self._metrics.cluster_frame("in")
         if env.kind == "result":
             _deliver(room, env)
+        elif env.kind == "echo":
+            if self._echo_sink is not None:
+                self._echo_sink(room.name, env.body, env.payload)  # it checks what it is given
         elif env.kind == "entry":
             entry = Entry.from_wire(env.body)
             if entry is not None:
@@ -452,7 +470,7 @@ class RedisCluster:
             return since is not None and self._heard.get((room.name, pid), 0.0) > since
 
         for pid in [pid for pid in room.remote if pid not in remote and not newer(pid)]:
-            self._remove(room, pid)
+            self._remove(room, pid, unreachable=True)
         for pid, member in remote.items():
             if pid not in room.remote and not newer(pid):
                 self._add(room, member)
@@ -489,11 +507,15 @@ class RedisCluster:
         event = proto.Participants(room=room.name, event="join", who=member.info(), count=room.count)
         room.broadcast(event, [p for p in room.members.values() if p is not skip])
 
-    @staticmethod
-    def _remove(room: Room, pid: str) -> None:
+    def _remove(self, room: Room, pid: str, unreachable: bool = False) -> None:
+        """`pid` left (a leave frame: its server still finishes what it said), or is `unreachable` (its server is
+        dead, or Redis down): then nothing more of it will come through the cluster."""
         member = room.remote.pop(pid, None)
         if member is not None:
             room.broadcast(proto.Participants(room=room.name, event="leave", who=member.info(), count=room.count))
+            if self._echo_sink is not None:  # not mid-utterance any more; unreachable: its kept copies never came
+                body = {"op": "gone", "c": pid} if unreachable else {"op": "open", "c": pid, "since": None}
+                self._echo_sink(room.name, body, b"")
 
 
 def _deliver(room: Room, env: Envelope) -> None:
