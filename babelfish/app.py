@@ -143,7 +143,9 @@ def create_app(
                 speech_max_wait=settings.speech_max_wait_seconds,
             )
             turns = (settings.turn_gap_seconds, settings.turn_max_seconds) if settings.revisions else None
-            pipeline = Pipeline(loaded, queue, rooms, metrics, cluster, speakers, archive, turns)
+            pipeline = Pipeline(
+                loaded, queue, rooms, metrics, cluster, speakers, archive, turns, settings.revision_single_pieces
+            )
             partials = make_partials(
                 settings.partials, settings.partial_interval_seconds, loaded, queue, rooms, metrics, cluster,
                 pipeline.new_id, speakers.label,

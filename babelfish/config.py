@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     turn_max_seconds: float = Field(
         28.0, ge=1, le=30, description="a turn's audio is re-decoded in one window: at most this long (Whisper: 30 s)"
     )
+    revision_single_pieces: bool = Field(
+        True, description="revise a turn of one utterance too, when the engine is idle (sent only if the words change)"
+    )
+    revision_beam_size: int = Field(
+        5, ge=1, le=10, description="beam width of a revision's re-decode (cascade: Whisper's standard 30 s window)"
+    )
     revision_max_wait_seconds: float = Field(
         5.0, gt=0, le=60, description="a revision that waits this long for the engine is skipped"
     )

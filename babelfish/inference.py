@@ -33,7 +33,9 @@ they only improve text listeners already have:
 - busy: a revision asked for while `BUSY_WAITING` transcriptions wait is skipped at once, and every waiting revision
   is skipped the moment a transcription is shed — an engine that is behind spends nothing on revisions;
 - late: a revision that has waited `revision_max_wait` seconds is skipped (the conversation has moved on);
-- full: beyond `max_waiting` waiting revisions, the oldest is skipped.
+- full: beyond `max_waiting` waiting revisions, the oldest is skipped;
+- idle only (a one-piece turn's revision, worth less): skipped ("busy") at once unless nothing runs, nothing waits
+  and no render is owed.
 A revision that already runs finishes (it holds a worker for one re-decode of at most ~28 s of audio).
 
 Streaming partials (babelfish/partials.py) come after everything, revisions included, and back off first: a partial is
@@ -183,9 +185,11 @@ class InferenceQueue:
         self._dispatch()
         return await future
 
-    async def revise(self, fn: Callable[..., T], *args: Any, owner: str) -> T:
+    async def revise(self, fn: Callable[..., T], *args: Any, owner: str, idle_only: bool = False) -> T:
         """Run a revision at the lowest priority; raises `Shed` if the policy skips it (module docstring)."""
         if len(self._waiting_of(TRANSCRIBE)) >= BUSY_WAITING:
+            raise Shed("busy")
+        if idle_only and (self._free < self._workers or self.waiting or self._owed):
             raise Shed("busy")
         revisions = self._waiting_of(REVISE)
         if len(revisions) >= self._max_waiting:

@@ -65,6 +65,7 @@ class Pipeline:
         speakers: Speakers | None = None,
         archive: TranscriptArchive | None = None,  # transcripts on disk too (retention on)
         turns: tuple[float, float] | None = None,  # revisions on: (turn gap, turn max seconds), babelfish/turns.py
+        single_pieces: bool = False,  # one-piece turns are revised too, in idle time (babelfish/revisions.py)
     ) -> None:
         self._engine = engine
         self._archive = archive
@@ -78,11 +79,14 @@ class Pipeline:
         # Ids stay unique across restarts (and servers): clients keep cards by id through a reconnect.
         self._boot = secrets.token_hex(3)
         # Turns cut at breath pauses are re-decoded whole when they end (babelfish/revisions.py).
-        self._reviser = Reviser(engine, queue, rooms, metrics, self._cluster, archive, self.finished)
+        self._reviser = Reviser(
+            engine, queue, rooms, metrics, self._cluster, archive, self.finished, lambda: self.turns.talking()
+        )
         self._unfinished: dict[str, asyncio.Event] = {}  # utterance id -> set once its process() is over
         self._speaking = TaskSet()  # speech jobs (text first: the module docstring)
         gap, longest = turns or (0.0, 0.0)
-        self.turns = TurnTracker(gap, longest, self._reviser.turn_ended if turns else lambda turn: None)
+        on_end = self._reviser.turn_ended if turns else lambda turn: None
+        self.turns = TurnTracker(gap, longest, on_end, 1 if single_pieces else 2)
 
     def stop_revising(self) -> None:
         """The server drains: no more revisions (babelfish/revisions.py)."""

@@ -1,11 +1,17 @@
 """Revisions: a finished turn re-decoded whole, and the corrected text sent in place of its pieces' texts.
 
 Each piece of a turn (babelfish/turns.py) was transcribed alone, fast, without the context of the others: Whisper
-guesses the words at every cut. Once the turn ends, its joined audio is transcribed again in one window — on the shared
-engine queue at the lowest priority, shed first under load (babelfish/inference.py) — and, when the words differ from
-the pieces' words joined, everyone in the room gets a `revision` of the transcript, then the listeners of each language
-a `revision` of the translation (the engine translates it once per distinct language). The room transcript keeps the
-revised text (downloads show it), and other servers of a cluster get the same messages through `Cluster.relay`.
+guesses the words at every cut, and decodes greedily on a short window to be quick. Once the turn ends, its joined
+audio is transcribed again in one window, the careful way (`Utterance.revision`: the cascade decodes it like Whisper's
+standard transcribe, 30 s window and beam search) — on the shared engine queue at the lowest priority, shed first under
+load (babelfish/inference.py) — and, when the words differ from the pieces' words joined, everyone in the room gets a
+`revision` of the transcript, then the listeners of each language a `revision` of the translation (the engine
+translates it once per distinct language). The room transcript keeps the revised text (downloads show it), and other
+servers of a cluster get the same messages through `Cluster.relay`.
+
+A turn of one piece has no cut to repair, only the quick decode: it is revised too (`revision_single_pieces`), but
+only with time nobody else needs: it is skipped ("busy") unless the engine is idle and nobody is speaking (a revision
+that runs holds the worker; fresh speech would wait for it).
 
 A revision is delivered only once every piece of its turn is done with (rendered, recorded for the cluster, archived):
 otherwise a late piece's translation would land in the merged entry, other servers would get the piece after its
@@ -68,10 +74,12 @@ class Reviser:
         cluster: Cluster,
         archive: TranscriptArchive | None = None,
         pieces_done: Callable[[Sequence[str]], Awaitable[None]] | None = None,
+        talking: Callable[[], bool] = lambda: False,
     ) -> None:
         self._engine, self._queue, self._rooms = engine, queue, rooms
         self._metrics, self._cluster, self._archive = metrics, cluster, archive
         self._pieces_done = pieces_done  # waits until those utterances are done with (Pipeline.finished)
+        self._talking = talking  # someone is speaking, or speech is on its way to the engine (TurnTracker.talking)
         self._tasks = TaskSet()
         self._stopped = False
 
@@ -105,9 +113,15 @@ class Reviser:
         room = self._rooms.get(who.room_name)
         if room is None or self._stopped:
             return "gone"
+        if len(turn.pieces) == 1 and self._talking():
+            raise Shed("busy")  # only idle time for a turn without cuts (module docstring)
         language = None if who.language == AUTO else who.language
+        if language is None and len({p.language for p in turn.pieces}) == 1:
+            language = turn.pieces[0].language  # settled by the pieces' language id, with the room's hints
         candidates = tuple(sorted(room.languages() - {AUTO}))
-        utterance = Utterance(turn.audio(), language, candidates, turn.speech_probs(), voice=room.voice_of(who.id))
+        utterance = Utterance(
+            turn.audio(), language, candidates, turn.speech_probs(), voice=room.voice_of(who.id), revision=True
+        )
         # Every listener language now; the revised transcript's own language is dropped in the worker.
         listening = room.target_languages(who, "")
         pieces_text = turn.text
@@ -123,7 +137,8 @@ class Reviser:
                 results = [r for r in rendered if isinstance(r, TextResult) and r.text is not None]
             return revised, decision, results, time.monotonic() - began
 
-        revised, decision, results, compute = await self._queue.revise(work, owner=who.id)
+        idle_only = len(turn.pieces) == 1
+        revised, decision, results, compute = await self._queue.revise(work, owner=who.id, idle_only=idle_only)
         self._metrics.revision_seconds("compute", compute)
         if decision != "sent" or revised is None:
             log.debug("revision of %s: %s", turn.ids, decision)

@@ -2,8 +2,9 @@
 
 Hands-free, the segmenter cuts an utterance after `vad_silence_ms` of silence (300 ms by default), so a sentence
 with a breath in it arrives as several pieces, each transcribed alone and without the others' context. A *turn* is
-the consecutive pieces of one participant whose pauses are short. When a turn of two or more pieces ends, the
-pipeline re-transcribes the turn's joined audio (babelfish/revisions.py) and sends a corrected text.
+the consecutive pieces of one participant whose pauses are short. When a turn ends, the pipeline re-transcribes the
+turn's joined audio (babelfish/revisions.py) and sends a corrected text: always for a turn of two or more pieces,
+and for a one-piece turn when `min_pieces` is 1 (`revision_single_pieces`).
 
 The rule (docs/benchmarks.md, "Turns and revisions", has the measurements behind the numbers):
 - a piece continues the open turn when its speech starts at most `gap` seconds after the previous piece's speech
@@ -121,11 +122,12 @@ class _Open:
 
 
 class TurnTracker:
-    """Groups each speaker's pieces into turns; calls `on_end(turn)` for every ended turn of two or more pieces."""
+    """Groups each speaker's pieces into turns; calls `on_end(turn)` for every ended turn of `min_pieces` or more."""
 
-    def __init__(self, gap: float, max_seconds: float, on_end: Callable[[Turn], None]) -> None:
+    def __init__(self, gap: float, max_seconds: float, on_end: Callable[[Turn], None], min_pieces: int = 2) -> None:
         self.gap = gap
         self.max_seconds = max_seconds
+        self.min_pieces = min_pieces
         self._on_end = on_end
         self._open: dict[str, _Open] = {}
         self._probes: dict[str, Probe] = {}
@@ -181,6 +183,10 @@ class TurnTracker:
         self._open.clear()
         self._probes.clear()
 
+    def talking(self) -> bool:
+        """Whether anyone is speaking now or has speech on its way to the engine: the engine is about to be needed."""
+        return bool(self._in_flight) or any(probe() is not None for probe in self._probes.values())
+
     def open_turn(self, speaker_id: str) -> Turn | None:
         state = self._open.get(speaker_id)
         return state.turn if state else None
@@ -229,7 +235,7 @@ class TurnTracker:
             return
         if state.timer is not None:
             state.timer.cancel()
-        if len(state.turn.pieces) > 1:
+        if len(state.turn.pieces) >= self.min_pieces:
             try:
                 self._on_end(state.turn)
             except Exception:  # a revision is a bonus: never let it break the pipeline that calls add/leave

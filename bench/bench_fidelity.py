@@ -69,6 +69,7 @@ class Clip:
     pieces: list[np.ndarray] = field(default_factory=list)  # empty: said whole
     reference: str = ""
     greedy: str = ""  # the same window decoded greedily: how stable the reference itself is
+    said: str = ""  # what the speaker said (the LibriVox transcript, the text synthesised): a check on the reference
 
 
 @dataclass
@@ -138,11 +139,12 @@ def build_set(tmp: Path) -> list[Conversation]:
              ("Ich weiß es nicht.", "de-DE", "de"), ("Danke schön.", "de-DE", "de"),
              ("Wo ist der Bahnhof?", "de-DE", "de")]  # fmt: skip
     whole, cut = [], []
-    for (name, audio, _), (text, voice, lang) in zip(libri, other, strict=True):
+    for (name, audio, said), (text, voice, lang) in zip(libri, other, strict=True):
         short = name.rsplit("-", 1)[-1]
-        whole += [Clip(f"lv{short}", "A", "en", audio), Clip(f"B:{text}", "B", lang, pico(text, voice))]
-        cut.append(Clip(f"lv{short}-cut", "A", "en", audio, pieces=cut_at_pauses(audio)))
-        cut.append(Clip(f"B:{text}", "B", lang, pico(text, voice)))
+        whole += [Clip(f"lv{short}", "A", "en", audio, said=said), Clip(f"B:{text}", "B", lang, pico(text, voice),
+                                                                        said=text)]  # fmt: skip
+        cut.append(Clip(f"lv{short}-cut", "A", "en", audio, pieces=cut_at_pauses(audio), said=said))
+        cut.append(Clip(f"B:{text}", "B", lang, pico(text, voice), said=text))
     a_turns = [("Good morning.", "en-US"), ("Yes.", "en-US"), ("Try again.", "en-US"), ("No matter.", "en-US"),
                ("Ever tried.", "en-US"), ("I will see you at the station at five.", "en-US"), ("Okay.", "en-US"),
                ("Thank you very much.", "en-US")]  # fmt: skip
@@ -152,9 +154,9 @@ def build_set(tmp: Path) -> list[Conversation]:
                ("You are welcome.", "en-GB", "en")]  # fmt: skip
     short = []
     for (ta, va), (tb, vb, lb) in zip(a_turns, b_turns, strict=True):
-        short += [Clip(f"A:{ta}", "A", "en", pico(ta, va)), Clip(f"B:{tb}", "B", lb, pico(tb, vb))]
+        short += [Clip(f"A:{ta}", "A", "en", pico(ta, va), said=ta), Clip(f"B:{tb}", "B", lb, pico(tb, vb), said=tb)]
     # espeak-ng's formant voices, four speakers each declaring their language, taking turns.
-    esp = [Clip(f"{lang}:{text[:24]}", lang, lang, espeak_clip(text, lang, tmp))
+    esp = [Clip(f"{lang}:{text[:24]}", lang, lang, espeak_clip(text, lang, tmp), said=text)
            for k in range(2) for lang in ("de", "es", "fr", "pt") for text in [ESPEAK_SENTENCES[lang][k]]]  # fmt: skip
     return [lay_out("librivox", whole), lay_out("librivox-cut", cut), lay_out("short", short), lay_out("espeak", esp)]
 

@@ -1,13 +1,17 @@
 """What revisions buy and cost, decoded offline: bench_fidelity's conversational set, each speaker's track cut by the
-server's segmenter, each utterance transcribed alone (what listeners get first), then every turn of two or more
-utterances re-decoded whole (what they hold after the `revision`), both scored against the whole-clip reference.
+server's segmenter, each utterance transcribed alone (what listeners get first), then every turn re-decoded whole
+(what they hold after the `revision`), both scored against the whole-clip reference and against what was said.
 
     python -m bench.bench_revisions [--data-dir data] [--only librivox-cut ...] [--gap 1.2]
+                                    [--modes standard-beam5 short-greedy ...] [--first-beam 5]
 
 No server and no clock: the segmenter runs on the tracks' own timeline and turns are grouped by the server's rule
 (babelfish/turns.py: pauses up to `--gap`, at most 28 s, nobody else speaking in between), so the word error rates do
-not depend on the machine's load. The engine's CPU time (process time, all threads) of the first decodes and of the
-revisions is measured in the same run, as is each revision's wall time: what it adds after the turn's gap.
+not depend on the machine's load. Each mode is a way to decode the revision (window × beam: `short` is the fresh
+path's clip + 2 s tail, at least 10 s; `standard` is faster-whisper's transcribe, 30 s window); each is applied to the
+turns of two or more pieces, and to every turn (one-piece turns too: `revision_single_pieces`). `--first-beam N`
+also decodes every utterance with a beam of N on the fresh path's window, to weigh a beam there. The engine's CPU time
+(process time, all threads) and wall time per decode are measured in the same run.
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ from babelfish.turns import Piece
 from bench.bench_fidelity import SR, Clip, build_set, references, speaker_language, track
 from tests.engines.cascade_audio import word_errors
 
+# name: (window, beam) of a revision's re-decode
+MODES = {
+    "short-greedy": ("short", 1),  # before: the fresh path's own decode, on the joined audio
+    "short-beam5": ("short", 5),
+    "standard-greedy": ("standard", 1),
+    "standard-beam5": ("standard", 5),  # the reference's way
+}
+
 
 @dataclass
 class Cut:
@@ -36,15 +48,31 @@ class Cut:
     speaker: str
     clip: Clip
     text: str = ""
-    final: str | None = None  # after revisions: the turn's text on its first piece, "" on the others
+    beam_text: str = ""  # the first pass with --first-beam
+    # mode -> scope ("multi", "all") -> the turn's text on its first piece, "" on the others (revision sent)
+    final: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass
 class Cost:
-    cpu_first: float = 0.0
-    cpu_revise: float = 0.0
-    revise_wall: list[float] = field(default_factory=list)
+    cpu: float = 0.0
+    speech: float = 0.0  # seconds of audio decoded
+    wall: list[float] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, cpu: float, wall: float, seconds: float, outcome: str = "") -> None:
+        self.cpu += cpu
+        self.speech += seconds
+        self.wall.append(wall)
+        if outcome:
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def line(self) -> str:
+        w = self.wall
+        p50 = np.median(w) * 1000 if w else 0
+        p95 = np.percentile(w, 95) * 1000 if w else 0
+        return (f"CPU {self.cpu:6.1f} s ({self.cpu / max(self.speech, 1e-9) * 1000:4.0f} ms per speech s), wall p50 "
+                f"{p50:5.0f} ms p95 {p95:5.0f} ms (n={len(w)}) {self.outcomes or ''}")  # fmt: skip
 
 
 def cut(conv, speaker: str) -> list[Piece]:
@@ -78,18 +106,61 @@ def turns(cuts: list[Cut], gap: float, longest: float) -> list[list[Cut]]:
     return out + list(open_.values())
 
 
+def timed(fn):  # type: ignore[no-untyped-def]
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return out, time.process_time() - c0, time.perf_counter() - w0
+
+
+class Tally:
+    """Word errors per (set, column) against the reference and against what was said."""
+
+    def __init__(self) -> None:
+        self.errors: dict[tuple[str, str, str], list[int]] = {}
+        self.clip_wers: dict[tuple[str, str], list[float]] = {}
+
+    def add(self, conv: str, column: str, hyp: str, clip: Clip) -> tuple[int, int]:
+        e, n = word_errors(hyp, clip.reference)
+        s, m = word_errors(hyp, clip.said) if clip.said else (0, 0)
+        for key in ((conv, column, "ref"), ("all", column, "ref")):
+            self.errors.setdefault(key, [0, 0])
+            self.errors[key] = [self.errors[key][0] + e, self.errors[key][1] + n]
+        for key in ((conv, column, "said"), ("all", column, "said")):
+            self.errors.setdefault(key, [0, 0])
+            self.errors[key] = [self.errors[key][0] + s, self.errors[key][1] + m]
+        for key2 in ((conv, column), ("all", column)):
+            self.clip_wers.setdefault(key2, []).append(e / max(1, n))
+        return e, n
+
+    def row(self, conv: str, column: str) -> str:
+        e, n = self.errors.get((conv, column, "ref"), [0, 0])
+        s, m = self.errors.get((conv, column, "said"), [0, 0])
+        wers = self.clip_wers.get((conv, column), [0.0])
+        return (f"{e / max(1, n):6.1%} ({e:3}/{n:3})  mean per clip {np.mean(wers):6.1%}  worst {max(wers):4.0%}  "
+                f"vs said {s / max(1, m):6.1%} ({s}/{m})")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default="data")
     p.add_argument("--only", nargs="*")
     p.add_argument("--gap", type=float, default=Settings().turn_gap_seconds)
+    p.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES))
+    p.add_argument("--first-beam", type=int, default=0, help="also decode every utterance with this beam")
+    p.add_argument("--verbose", action="store_true")
     args = p.parse_args()
     from babelfish.engines.cascade import CascadeEngine
+    from babelfish.engines.cascade.asr import WhisperAsr
 
     data_dir = Path(args.data_dir)
     engine = CascadeEngine.load(Settings(data_dir=data_dir, threads=2, natural_voices=False))
-    cost = Cost()
-    pooled = [0, 0, 0]
+    asr = engine.asr
+    assert isinstance(asr, WhisperAsr)
+    first, first_beam = Cost(), Cost()
+    costs = {(mode, scope): Cost() for mode in args.modes for scope in ("multi", "single")}
+    tally = Tally()
+    columns = ["first"] + (["first-beam"] if args.first_beam else [])
+    columns += [f"{mode}/{scope}" for mode in args.modes for scope in ("multi", "all")]
     with tempfile.TemporaryDirectory() as tmp:
         convs = [c for c in build_set(Path(tmp)) if not args.only or c.name in args.only]
         references([c for conv in convs for c in conv.clips], data_dir)
@@ -100,53 +171,65 @@ def main() -> None:
                 mine = [t for t in conv.turns if t.clip.speaker == speaker]
                 for piece in cut(conv, speaker):
                     clip = min(mine, key=lambda t, p=piece: abs(t.end - p.speech_end)).clip  # type: ignore[misc]
-                    c0 = time.process_time()
-                    got = engine.transcribe(
-                        Utterance(piece.audio, None if lang == "auto" else lang, (), piece.speech_probs)
-                    )
-                    cost.cpu_first += time.process_time() - c0
-                    if got is not None:
-                        cuts.append(Cut(Piece(piece.utterance_id, piece.audio, piece.speech_probs, got.text,
-                                              got.language, piece.speech_end, piece.speaker), speaker, clip,
-                                        got.text))  # fmt: skip
+                    u = Utterance(piece.audio, None if lang == "auto" else lang, (), piece.speech_probs)
+                    got, cpu, wall = timed(lambda u=u: engine.transcribe(u))
+                    first.add(cpu, wall, piece.seconds)
+                    if got is None:
+                        continue
+                    c = Cut(Piece(piece.utterance_id, piece.audio, piece.speech_probs, got.text, got.language,
+                                  piece.speech_end, piece.speaker), speaker, clip, got.text)  # fmt: skip
+                    if args.first_beam:
+                        asr.beam_size = args.first_beam
+                        try:
+                            beamed, cpu, wall = timed(lambda u=u: engine.transcribe(u))
+                        finally:
+                            asr.beam_size = 1
+                        first_beam.add(cpu, wall, piece.seconds)
+                        c.beam_text = beamed.text if beamed is not None else ""
+                    cuts.append(c)
             for turn in turns(cuts, args.gap, Settings().turn_max_seconds):
-                if len(turn) < 2:
-                    continue
                 audio = np.concatenate([c.piece.audio for c in turn])
                 lang = speaker_language(conv, turn[0].speaker)
-                c0, w0 = time.process_time(), time.perf_counter()
+                if lang == "auto" and len({c.piece.language for c in turn}) == 1:
+                    lang = turn[0].piece.language  # as the server's Reviser: the pieces' language
                 probs = np.concatenate([c.piece.speech_probs for c in turn])
-                whole = engine.transcribe(Utterance(audio, None if lang == "auto" else lang, (), probs))
-                cost.cpu_revise += time.process_time() - c0
-                cost.revise_wall.append(time.perf_counter() - w0)
-                outcome = verdict(" ".join(c.text for c in turn), whole)
-                cost.outcomes[outcome] = cost.outcomes.get(outcome, 0) + 1
-                if outcome == "sent" and whole is not None:
+                u = Utterance(audio, None if lang == "auto" else lang, (), probs, revision=True)
+                for mode in args.modes:
+                    asr.revision_window, asr.revision_beam = MODES[mode]
+                    whole, cpu, wall = timed(lambda u=u: engine.transcribe(u))
+                    outcome = verdict(" ".join(c.text for c in turn), whole)
+                    scope = "multi" if len(turn) > 1 else "single"
+                    costs[(mode, scope)].add(cpu, wall, len(audio) / SR, outcome)
                     for i, c in enumerate(turn):
-                        c.final = whole.text if i == 0 else ""
-            errs = [0, 0, 0]
+                        text = (whole.text if i == 0 else "") if outcome == "sent" and whole is not None else c.text
+                        c.final[mode] = {"all": text, "multi": text if len(turn) > 1 else c.text}
             print(f"\n{conv.name}:")
             for clip in conv.clips:
                 said = [c for c in cuts if c.clip is clip]
-                first = " ".join(c.text for c in said)
-                held = " ".join(c.text if c.final is None else c.final for c in said if c.final != "")
-                e, n = word_errors(first, clip.reference)
-                f, _ = word_errors(held, clip.reference)
-                errs = [errs[0] + e, errs[1] + f, errs[2] + n]
-                if e != f:
-                    print(f"  {clip.name[:34]:34} WER {e / max(1, n):4.0%} → {f / max(1, n):4.0%}\n"
-                          f"      ref: {clip.reference}\n    first: {first}\n     held: {held}")  # fmt: skip
-            print(f"  {conv.name}: WER as first received {errs[0] / max(1, errs[2]):.1%} ({errs[0]}/{errs[2]}), "
-                  f"after revisions {errs[1] / max(1, errs[2]):.1%} ({errs[1]}/{errs[2]})", flush=True)  # fmt: skip
-            pooled = [a + b for a, b in zip(pooled, errs, strict=True)]
+                got = {"first": " ".join(c.text for c in said)}
+                if args.first_beam:
+                    got["first-beam"] = " ".join(c.beam_text for c in said)
+                for mode in args.modes:
+                    for scope in ("multi", "all"):
+                        got[f"{mode}/{scope}"] = " ".join(c.final[mode][scope] for c in said if c.final[mode][scope])
+                errs = {col: tally.add(conv.name, col, got[col], clip) for col in columns}
+                if args.verbose or len({e for e, _ in errs.values()}) > 1:
+                    print(f"  {clip.name[:40]}\n      ref: {clip.reference}\n     said: {clip.said}")
+                    for col in columns:
+                        e, n = errs[col]
+                        print(f"    {col:26} {e / max(1, n):4.0%} {got[col]}")
+            for col in columns:
+                print(f"  {conv.name:12} {col:26} {tally.row(conv.name, col)}", flush=True)
     engine.close()
-    print(f"\noverall: WER as first received {pooled[0] / max(1, pooled[2]):.1%}, after revisions "
-          f"{pooled[1] / max(1, pooled[2]):.1%} ({pooled[2]} reference words); revisions {cost.outcomes}")  # fmt: skip
-    wall = cost.revise_wall
-    print(f"engine CPU: first decodes {cost.cpu_first:.1f} s, revisions {cost.cpu_revise:.1f} s "
-          f"(+{cost.cpu_revise / max(cost.cpu_first, 1e-9):.0%}); a revision's re-decode wall time p50 "
-          f"{np.median(wall) * 1000 if wall else 0:.0f} ms, p95 {np.percentile(wall, 95) * 1000 if wall else 0:.0f} ms "
-          f"(n={len(wall)})")  # fmt: skip
+    print("\noverall, WER pooled against the reference (and against what was said):")
+    for col in columns:
+        print(f"  {col:26} {tally.row('all', col)}")
+    print("\ncost:")
+    print(f"  first pass (greedy)        {first.line()}")
+    if args.first_beam:
+        print(f"  first pass (beam {args.first_beam})        {first_beam.line()}")
+    for (mode, scope), cost in costs.items():
+        print(f"  {mode + ' ' + scope:26} {cost.line()}")
 
 
 if __name__ == "__main__":

@@ -100,7 +100,9 @@ def test_a_turn_cut_at_a_pause_is_revised_once_for_everyone(app_client, speech_p
         assert 'babelfish_revisions_total{outcome="sent"} 1.0' in app_client.get("/metrics?format=prometheus").text
 
 
-def test_a_single_piece_and_a_long_pause_are_never_revised(app_client, speech_pcm):
+def test_a_long_pause_splits_the_turn_and_unchanged_words_send_no_revision(app_client, speech_pcm):
+    """Two one-piece turns: each is decoded again (one-piece turns are revised by default), but the fake engine's
+    words do not change, so nobody gets a revision."""
     with app_client.websocket_connect("/ws/client") as ann, app_client.websocket_connect("/ws/client") as dan:
         join(ann, "Ann", "en")
         join(dan, "Dan", "de")
@@ -259,3 +261,87 @@ def test_a_revision_waits_for_its_last_piece_and_none_starts_while_draining():
     assert entry.replaces == [first, second]
     assert entry.translations["de"] == got[-1]["text"]
     assert outcomes["sent"] == 1 and outcomes["gone"] == 1
+
+
+def test_a_one_piece_turn_is_revised_only_when_its_words_change_and_only_in_idle_time():
+    """With `revision_single_pieces`, a turn of one utterance is decoded again (`Utterance.revision`) once it ends: a
+    revision goes out only when the words changed, and none is even tried while someone speaks or the engine works."""
+    import asyncio
+
+    from babelfish.engines.base import Transcript
+    from babelfish.pipeline import Pipeline
+    from tests.pipeline_harness import PipelineHarness
+
+    class Careful(FakeEngine):
+        """The careful decode hears one more word in utterances under 1.5 s."""
+
+        def transcribe(self, utterance):
+            got = super().transcribe(utterance)
+            if got is not None and utterance.revision and utterance.seconds < 1.5:
+                return Transcript(got.text + " indeed", got.language)
+            return got
+
+    async def main() -> tuple[list[dict], dict[str, int]]:
+        h = PipelineHarness(Careful())
+        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.3, 28.0), single_pieces=True)
+        outcomes: asyncio.Queue[str] = asyncio.Queue()
+        count = h.metrics.revision
+
+        def counted(outcome: str) -> None:
+            count(outcome)
+            outcomes.put_nowait(outcome)
+
+        h.metrics.revision = counted  # type: ignore[method-assign]
+        ann, dan = h.join("Ann", "en"), h.join("Dan", "de", audio=False)
+        await asyncio.wait_for(h.say(ann, 1.0), 10)
+        assert await asyncio.wait_for(outcomes.get(), 10) == "sent"
+        await asyncio.wait_for(h.say(ann, 2.0), 10)
+        assert await asyncio.wait_for(outcomes.get(), 10) == "unchanged"
+        got = await h.received(dan)
+
+        h.pipeline.turns.watch("bob-id", time.monotonic)  # Bob is speaking when Ann's turn ends
+        await asyncio.wait_for(h.say(ann, 1.0), 10)
+        assert await asyncio.wait_for(outcomes.get(), 10) == "shed_busy"
+        await h.pipeline.close()
+        h.close()
+        return got, h.metrics.revisions
+
+    got, revisions = asyncio.run(main())
+    kinds = [(m["type"], m.get("of")) for m in got]
+    assert kinds == [("transcript", None), ("translation", None), ("revision", "transcript"),
+                     ("revision", "translation"), ("transcript", None), ("translation", None)]  # fmt: skip
+    first = got[0]["utterance_id"]
+    assert got[2]["replaces"] == [first] and got[2]["text"].endswith(" indeed") and got[2]["utterance_id"] == first
+    assert got[3]["text"] == f"[de] {got[2]['text']}"
+    assert revisions["sent"] == 1 and revisions["unchanged"] == 1 and revisions["shed_busy"] == 1, revisions
+
+
+def test_a_one_piece_revision_is_skipped_while_the_engine_works():
+    """Ann's one-piece turn ends while Bob's utterance waits for a slow engine: her revision is skipped (busy) rather
+    than queued: nothing runs before his utterance."""
+    import asyncio
+
+    from babelfish.pipeline import Pipeline
+    from tests.pipeline_harness import PipelineHarness
+
+    calls: list[bool] = []
+
+    class Recording(FakeEngine):
+        def transcribe(self, utterance):
+            calls.append(utterance.revision)
+            return super().transcribe(utterance)
+
+    async def main() -> dict[str, int]:
+        h = PipelineHarness(Recording(delay_seconds=0.5))
+        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.1, 28.0), single_pieces=True)
+        ann, bob = h.join("Ann", "en"), h.join("Bob", "en")
+        saying = asyncio.ensure_future(h.say(ann, 1.0))  # her turn is over as soon as her piece is transcribed
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(asyncio.gather(saying, h.say(bob, 1.0)), 10)  # Bob's waits meanwhile
+        await h.pipeline.close()
+        h.close()
+        return h.metrics.revisions
+
+    revisions = asyncio.run(main())
+    assert revisions["shed_busy"] == 1 and revisions["sent"] == 0, revisions
+    assert calls[:2] == [False, False]  # Ann's and Bob's utterances, nothing in between (then maybe Bob's revision)

@@ -157,6 +157,76 @@ def test_a_turn_never_outgrows_the_decoder_window_and_leaving_ends_it():
     assert run(main()) == [["a", "b"], ["c", "d"]]
 
 
+def test_one_piece_turns_end_too_when_asked_and_talking_sees_speech_on_its_way():
+    async def main() -> tuple[list[list[str]], list[list[str]]]:
+        ended: list[list[str]] = []
+        tracker = TurnTracker(gap=0.3, max_seconds=28, on_end=lambda t: ended.append(t.ids), min_pieces=1)
+        default: list[list[str]] = []
+        multi_only = TurnTracker(gap=0.3, max_seconds=28, on_end=lambda t: default.append(t.ids))
+        since: dict[str, float | None] = {"bob": None}
+        tracker.watch("bob", lambda: since["bob"])
+        assert not tracker.talking()
+        now = time.monotonic()
+        for t in (tracker, multi_only):
+            t.add("ann", piece("a", now - 2.0), room="r")
+            t.add("ann", piece("b", now), room="r")  # 1 s after "a" ended: a turn of its own
+        assert ended == [["a"]] and default == []
+        tracker.expect("ann", "c")  # cut, being transcribed
+        assert tracker.talking()
+        tracker.settled("ann", "c")
+        assert not tracker.talking()
+        since["bob"] = time.monotonic()  # Bob started speaking
+        assert tracker.talking()
+        since["bob"] = None
+        await asyncio.sleep(0.3 + 0.15 + 0.3)  # "b" alone: its turn ends after the gap, revised only when asked
+        tracker.close()
+        multi_only.close()
+        return ended, default
+
+    ended, default = run(main())
+    assert ended == [["a"], ["b"]] and default == []
+
+
+def test_a_one_piece_revision_takes_only_idle_time():
+    """`idle_only` (a one-piece turn's revision) is skipped while anything runs or waits or a render is owed, and runs
+    on an idle engine; it still comes after fresh speech asked for meanwhile."""
+
+    async def main() -> list[str]:
+        metrics = Metrics()
+        order: list[str] = []
+        with ThreadPoolExecutor(1) as pool:
+            queue = InferenceQueue(pool, 1, 3, 60.0, metrics, revision_max_wait=60.0)
+            gate = asyncio.Event()
+            loop = asyncio.get_running_loop()
+
+            def job(name: str, wait: bool = False) -> str:
+                if wait:
+                    asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(5)
+                order.append(name)
+                return name
+
+            running = asyncio.ensure_future(queue.transcribe(job, "first", True, owner="x"))
+            await asyncio.sleep(0.05)
+            with pytest.raises(Shed) as info:
+                await queue.revise(job, "while-running", owner="ann", idle_only=True)
+            assert info.value.reason == "busy"
+            multi = asyncio.ensure_future(queue.revise(job, "multi", owner="ann"))  # not idle-only: waits its turn
+            await asyncio.sleep(0.01)
+            gate.set()
+            await asyncio.gather(running, multi)
+
+            owed = queue.owe_render()
+            await queue.transcribe(job, "final", owner="bob", owed=owed)  # its render is owed from now on
+            with pytest.raises(Shed):
+                await queue.revise(job, "while-owed", owner="ann", idle_only=True)
+            owed.release()
+            await queue.idle()
+            assert await queue.revise(job, "idle", owner="ann", idle_only=True) == "idle"
+        return order
+
+    assert run(main()) == ["first", "multi", "final", "idle"]
+
+
 def test_verdict_sends_only_a_meaningful_change():
     def t(text: str) -> Transcript:
         return Transcript(text, "en")

@@ -35,6 +35,9 @@ class Utterance:
     # Which voice variant speaks this speaker's translations: distinct per speaker in a room, so listeners can tell
     # speakers apart by ear. Engines with one fixed voice ignore it.
     voice: int = 0
+    # A finished turn decoded again (babelfish/revisions.py), at the engine's lowest priority: an engine may spend more
+    # time on it for better words (the cascade decodes it the standard Whisper way, with a beam).
+    revision: bool = False
 
     @property
     def seconds(self) -> float:

@@ -1,6 +1,6 @@
 """Revisions with the real model: LibriVox sentences cut at their own pauses, each piece cut by the real segmenter and
-transcribed alone (as the pipeline does hands-free), against the turn's joined audio transcribed once (as
-babelfish/revisions.py does). CTranslate2's int8 kernels differ between CPUs: only robust things are asserted, summed
+transcribed alone (as the pipeline does hands-free), against the turn's joined audio transcribed once the careful way
+(as babelfish/revisions.py does: Whisper's standard window, beam search). CTranslate2's int8 kernels differ between CPUs: only robust things are asserted, summed
 over the clips — the joined decode keeps at least as many of the reference's words, and is never thrown away."""
 
 from __future__ import annotations
@@ -55,10 +55,22 @@ def test_a_turn_decoded_whole_keeps_more_of_what_was_said(engine: CascadeEngine)
         if len(turn.pieces) < 2:
             continue
         turns += 1
-        whole = engine.transcribe(Utterance(turn.audio(), "en", (), turn.speech_probs()))
+        whole = engine.transcribe(Utterance(turn.audio(), "en", (), turn.speech_probs(), revision=True))
         assert whole is not None
         assert verdict(turn.text, whole) != "rejected", (turn.text, whole.text)
         pieces_hits += hits(turn.text, reference)
         whole_hits += hits(whole.text, reference)
     assert turns >= 3  # most clips were cut in several pieces
     assert whole_hits >= pieces_hits, (whole_hits, pieces_hits)
+
+
+def test_a_short_turn_revised_keeps_its_words_once(engine: CascadeEngine) -> None:
+    """A one-piece short turn decoded again the careful way (standard 30 s window, beam search: no loop on a short
+    clip) keeps its words, once."""
+    from tests.engines.conversation_audio import pico
+
+    for text, key in (("Good morning.", "morning"), ("Thank you very much.", "thank")):
+        audio = np.concatenate([np.zeros(3200, np.float32), pico(text, "en-US"), np.zeros(4800, np.float32)])
+        got = engine.transcribe(Utterance(audio, "en", (), None, revision=True))
+        assert got is not None and got.language == "en", text
+        assert normalize(got.text).count(key) == 1, got.text

@@ -39,7 +39,7 @@ class FakeAsr:
     def languages(self):
         return {"de", "es", "en"}
 
-    def recognize(self, audio, language, candidates=(), voiced_seconds=None):
+    def recognize(self, audio, language, candidates=(), voiced_seconds=None, revision=False):
         return None
 
 

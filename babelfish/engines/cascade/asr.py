@@ -1,4 +1,7 @@
-"""Speech recognition: faster-whisper's CTranslate2 model, driven directly so short clips are not padded to 30 s."""
+"""Speech recognition: faster-whisper's CTranslate2 model, driven directly so short clips are not padded to 30 s.
+
+A revision (a finished turn re-decoded: babelfish/revisions.py) is decoded the standard way instead: faster-whisper's
+own `transcribe`, 30 s window, beam search (docs/benchmarks.md, "Revisions decoded the standard way")."""
 
 from __future__ import annotations
 
@@ -46,11 +49,13 @@ class Asr(Protocol):
         language: str | None,
         candidates: Collection[str] = (),
         voiced_seconds: float | None = None,
+        revision: bool = False,
     ) -> Recognized | None:
         """Text of 16 kHz float32 audio with the decoder's statistics; None for silence or no words (whether the
         words are speech is decided with the segmenter's view too: nonspeech.py). `candidates`: likely languages
         when `language` is None (a hint, not a limit). `voiced_seconds`: how much of the audio the segmenter heard
-        as speech, which tells a phrase said three times from a decoder loop (loops.py)."""
+        as speech, which tells a phrase said three times from a decoder loop (loops.py). `revision`: a finished turn
+        decoded again, off the fresh path: accuracy over speed."""
         ...
 
 
@@ -72,6 +77,8 @@ TAIL_PAD_SECONDS = 2.0
 # ("Good morning. Good morning. ..." for 5 of 12 short Pico turns, docs/benchmarks.md); from 10 s on it ends like
 # the standard 30 s window does. Costs ~67 ms of encoder against ~25 ms for 3 s (2 cores, int8).
 MIN_WINDOW_SECONDS = 10.0
+# A revision's beam: faster-whisper's default, and the bench's reference (docs/benchmarks.md).
+REVISION_BEAM = 5
 
 
 class WhisperAsr:
@@ -82,7 +89,14 @@ class WhisperAsr:
     output is kept for a few utterances so Whisper's translate task (X→en) reuses it and costs only a decode.
     """
 
-    def __init__(self, folder: Path, compute_type: str = "int8", threads: int = 2, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        compute_type: str = "int8",
+        threads: int = 2,
+        device: str = "cpu",
+        revision_beam: int = REVISION_BEAM,
+    ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
@@ -101,6 +115,9 @@ class WhisperAsr:
         self._no_ts = self._tok.token_to_id("<|notimestamps|>")
         self._task = {t: self._tok.token_to_id(f"<|{t}|>") for t in ("transcribe", "translate")}
         self._eot = self._tok.token_to_id("<|endoftext|>")
+        self.beam_size = 1  # the fresh path: greedy (a beam costs latency on every turn: docs/benchmarks.md)
+        self.revision_beam = revision_beam
+        self.revision_window = "standard"  # or "short": the fresh path's window (bench_revisions compares them)
 
     def languages(self) -> Collection[str]:
         return self._langs
@@ -131,14 +148,16 @@ class WhisperAsr:
         best = max(decoded, key=lambda c: decoded[c].avg_logprob - (0.0 if c in hints else HINT_MARGIN))
         return best, decoded[best]
 
-    def _decode(self, encoded: Any, language: str, task: str, seconds: float, voiced: float) -> Decoded:
+    def _decode(
+        self, encoded: Any, language: str, task: str, seconds: float, voiced: float, beam: int | None = None
+    ) -> Decoded:
         lang_token = self._tok.token_to_id(f"<|{self._from_canon[language]}|>")
         prompt = [self._sot, lang_token, self._task[task], self._no_ts]
         max_length = int(20 + 12 * seconds)  # ~3 words/s speech never needs more; stops runaway loops early
         (res,) = self._model.generate(
             encoded,
             [prompt],
-            beam_size=1,
+            beam_size=beam or self.beam_size,
             max_length=max_length,
             return_scores=True,
             return_no_speech_prob=True,
@@ -150,6 +169,20 @@ class WhisperAsr:
         text, looped = repair_loop(self._tok.decode(ids).strip(), voiced, capped)
         return Decoded(text, float(res.scores[0]), float(res.no_speech_prob), looped)
 
+    def _standard(self, audio: np.ndarray, language: str, voiced: float) -> Decoded:
+        """faster-whisper's own `transcribe`, as the bench's reference decodes a whole clip: the 30 s window, beam
+        search, timestamps, its temperature fallback. Its statistics are the segments' own, weighted by tokens."""
+        segments, _ = self._fw.transcribe(
+            audio, language=self._from_canon[language], beam_size=self.revision_beam, vad_filter=False
+        )
+        segs = list(segments)  # lazy: decoded here, in the worker
+        text = " ".join(s.text.strip() for s in segs).strip()
+        weights = np.array([max(1, len(s.tokens)) for s in segs], float)
+        logprob = float(np.average([s.avg_logprob for s in segs], weights=weights)) if segs else -10.0
+        no_speech = float(np.average([s.no_speech_prob for s in segs], weights=weights)) if segs else 1.0
+        text, looped = repair_loop(text, voiced, False)
+        return Decoded(text, logprob, no_speech, looped)
+
     # --- public ---
     def recognize(
         self,
@@ -157,12 +190,15 @@ class WhisperAsr:
         language: str | None,
         candidates: Collection[str] = (),
         voiced_seconds: float | None = None,
+        revision: bool = False,
     ) -> Recognized | None:
         audio = np.asarray(audio, np.float32)
         seconds = len(audio) / SAMPLE_RATE
         if seconds < 0.1 or float(np.sqrt(np.mean(audio**2))) < SILENCE_RMS:
             return None
         voiced = seconds if voiced_seconds is None else min(voiced_seconds, seconds)
+        if revision and language is not None and language in self._langs and self.revision_window == "standard":
+            return self._recognized(self._standard(audio, language, voiced), language, seconds)
         encoded = self._encode(audio)
         decoded: Decoded | None = None
         if language is None or language not in self._langs:
@@ -173,8 +209,15 @@ class WhisperAsr:
                 language, decoded = self._settle(encoded, seconds, voiced, hints, language)
             elif prob < LID_CONFIDENT:
                 language = self._detect(self._encode(audio, full_window=True))[0][0]
+        if revision and self.revision_window == "standard":
+            decoded = self._standard(audio, language, voiced)  # the language settled above, on the short window
+        elif revision:
+            decoded = self._decode(encoded, language, "transcribe", seconds, voiced, self.revision_beam)
         decoded = decoded or self._decode(encoded, language, "transcribe", seconds, voiced)
         self._encodings.put(audio, (encoded, voiced))
+        return self._recognized(decoded, language, seconds)
+
+    def _recognized(self, decoded: Decoded, language: str, seconds: float) -> Recognized | None:
         if not any(ch.isalnum() for ch in decoded.text):
             return None
         if decoded.looped:

@@ -97,7 +97,9 @@ class CascadeEngine:
 
         t0 = time.perf_counter()
         folder, origin = resolve_whisper(settings.asr_model, settings.data_dir)
-        asr = WhisperAsr(folder, settings.asr_compute_type, settings.threads, settings.device)
+        asr = WhisperAsr(
+            folder, settings.asr_compute_type, settings.threads, settings.device, settings.revision_beam_size
+        )
         log.info("ASR: faster-whisper from %s (%s), %s, in %.1f s", folder, origin, settings.asr_compute_type,
                  time.perf_counter() - t0)  # fmt: skip
         details["asr"] = f"faster-whisper {folder.name} ({origin})"
@@ -170,7 +172,9 @@ class CascadeEngine:
     def transcribe(self, utterance: Utterance) -> Transcript | None:
         voicing = Voicing.of(utterance.speech_probs)
         voiced = voicing.voiced_seconds if voicing is not None else None
-        rec = self.asr.recognize(utterance.audio, utterance.language, utterance.candidates, voiced)
+        rec = self.asr.recognize(
+            utterance.audio, utterance.language, utterance.candidates, voiced, revision=utterance.revision
+        )
         if rec is None:
             return None
         why = rejection(rec, voicing)
