@@ -23,7 +23,8 @@ class Looping(FakeEngine):
         self.seen: list[Utterance] = []
 
     def transcribe(self, utterance: Utterance) -> Transcript | None:
-        self.seen.append(utterance)
+        if not utterance.revision:  # the turn decoded again once it ends: not what the pipeline passed on
+            self.seen.append(utterance)
         tr = super().transcribe(utterance)
         return None if tr is None else Transcript(tr.text, tr.language, repaired=True)
 

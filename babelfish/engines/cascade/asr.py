@@ -101,6 +101,8 @@ class WhisperAsr:
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
         self._fw = WhisperModel(str(folder), device=device, compute_type=compute_type, cpu_threads=threads)
+        # Its transcribe (revisions) logs every call's audio length at info level: noise in a server's log.
+        self._fw.logger.setLevel(max(self._fw.logger.getEffectiveLevel(), logging.WARNING))
         self._model = self._fw.model
         self._tok = self._fw.hf_tokenizer
         self._features = self._fw.feature_extractor
