@@ -1,7 +1,8 @@
 """Revisions with the real model: LibriVox sentences cut at their own pauses, each piece cut by the real segmenter and
 transcribed alone (as the pipeline does hands-free), against the turn's joined audio transcribed once the careful way
-(as babelfish/revisions.py does: Whisper's standard window, beam search). CTranslate2's int8 kernels differ between CPUs: only robust things are asserted, summed
-over the clips — the joined decode keeps at least as many of the reference's words, and is never thrown away."""
+(as babelfish/revisions.py does: Whisper's standard window, beam search). CTranslate2's int8 kernels differ between
+CPUs: only robust things are asserted, summed over the clips — the joined decode keeps at least as many of the
+reference's words, and is never thrown away."""
 
 from __future__ import annotations
 
