@@ -34,8 +34,8 @@ they only improve text listeners already have:
   is skipped the moment a transcription is shed — an engine that is behind spends nothing on revisions;
 - late: a revision that has waited `revision_max_wait` seconds is skipped (the conversation has moved on);
 - full: beyond `max_waiting` waiting revisions, the oldest is skipped;
-- idle only (a one-piece turn's revision, worth less): skipped ("busy") at once unless nothing runs, nothing waits
-  and no render is owed.
+- idle only (a one-piece turn's revision, worth less; its caller waits for `quiet` first): skipped ("busy") at once
+  unless nothing runs, nothing waits and no render is owed.
 A revision that already runs finishes (it holds a worker for one re-decode of at most ~28 s of audio).
 
 Streaming partials (babelfish/partials.py) come after everything, revisions included, and back off first: a partial is
@@ -155,6 +155,21 @@ class InferenceQueue:
     def speaking(self) -> int:
         return self._workers - self._speech_free
 
+    @property
+    def quiet(self) -> bool:
+        """Nothing runs or waits (speech included), no render is owed: an idle-only revision would start now."""
+        return (
+            self._free == self._workers
+            and self._speech_free == self._workers
+            and not self.waiting
+            and not self.speech_waiting
+            and not self._owed
+        )
+
+    @property
+    def revision_max_wait(self) -> float:
+        return self._revision_max_wait
+
     async def transcribe(self, fn: Callable[..., T], *args: Any, owner: str, owed: Owed | None = None) -> T:
         """Run a transcription; raises `Shed` if the policy skips it. With `owed`, its render is owed once it is done:
         the caller must `owed.release()` (module docstring)."""
@@ -189,7 +204,7 @@ class InferenceQueue:
         """Run a revision at the lowest priority; raises `Shed` if the policy skips it (module docstring)."""
         if len(self._waiting_of(TRANSCRIBE)) >= BUSY_WAITING:
             raise Shed("busy")
-        if idle_only and (self._free < self._workers or self.waiting or self._owed):
+        if idle_only and not self.quiet:
             raise Shed("busy")
         revisions = self._waiting_of(REVISE)
         if len(revisions) >= self._max_waiting:

@@ -10,8 +10,8 @@ translates it once per distinct language). The room transcript keeps the revised
 servers of a cluster get the same messages through `Cluster.relay`.
 
 A turn of one piece has no cut to repair, only the quick decode: it is revised too (`revision_single_pieces`), but
-only with time nobody else needs: it is skipped ("busy") unless the engine is idle and nobody is speaking (a revision
-that runs holds the worker; fresh speech would wait for it).
+only with time nobody else needs: it waits (up to `revision_max_wait_seconds`, else "late") for a moment when the
+engine is idle and nobody is speaking, since a revision that runs holds the worker and fresh speech would wait for it.
 
 A revision is delivered only once every piece of its turn is done with (rendered, recorded for the cluster, archived):
 otherwise a late piece's translation would land in the merged entry, other servers would get the piece after its
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 KEEP_WORDS = 0.6  # a re-decode with fewer words than this share of the pieces' words is not trusted
 PIECES_WAIT = 10.0  # seconds a computed revision waits for its pieces to be done with; later, it is not sent
+IDLE_POLL = 0.1  # seconds between looks for an idle moment (one-piece turns); the VAD reports speech every ~0.1 s
 
 
 def words(text: str) -> list[str]:
@@ -110,11 +111,13 @@ class Reviser:
         self._metrics.revision(outcome)
 
     async def _run(self, who: Participant, turn: Turn) -> str:
+        if len(turn.pieces) == 1 and not await self._idle_moment():
+            if self._stopped:
+                return "gone"
+            raise Shed("late")  # no idle time for a turn without cuts (module docstring)
         room = self._rooms.get(who.room_name)
         if room is None or self._stopped:
             return "gone"
-        if len(turn.pieces) == 1 and self._talking():
-            raise Shed("busy")  # only idle time for a turn without cuts (module docstring)
         language = None if who.language == AUTO else who.language
         if language is None and len({p.language for p in turn.pieces}) == 1:
             language = turn.pieces[0].language  # settled by the pieces' language id, with the room's hints
@@ -155,6 +158,15 @@ class Reviser:
             return "gone"
         self._deliver(room, who, turn, revised, results)
         return "sent"
+
+    async def _idle_moment(self) -> bool:
+        """Waits, at most the queue's revision wait, until the engine is quiet and nobody speaks; False if never."""
+        deadline = time.monotonic() + self._queue.revision_max_wait
+        while self._talking() or not self._queue.quiet:
+            if self._stopped or time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(IDLE_POLL)
+        return not self._stopped
 
     def _deliver(
         self, room: Room, who: Participant, turn: Turn, revised: Transcript, results: Sequence[TextResult]

@@ -265,10 +265,11 @@ def test_a_revision_waits_for_its_last_piece_and_none_starts_while_draining():
 
 def test_a_one_piece_turn_is_revised_only_when_its_words_change_and_only_in_idle_time():
     """With `revision_single_pieces`, a turn of one utterance is decoded again (`Utterance.revision`) once it ends: a
-    revision goes out only when the words changed, and none is even tried while someone speaks or the engine works."""
+    revision goes out only when the words changed, and it waits for a moment when nobody speaks (then "late")."""
     import asyncio
 
     from babelfish.engines.base import Transcript
+    from babelfish.inference import InferenceQueue
     from babelfish.pipeline import Pipeline
     from tests.pipeline_harness import PipelineHarness
 
@@ -283,6 +284,7 @@ def test_a_one_piece_turn_is_revised_only_when_its_words_change_and_only_in_idle
 
     async def main() -> tuple[list[dict], dict[str, int]]:
         h = PipelineHarness(Careful())
+        h.queue = InferenceQueue(h.executor, 1, 64, 60.0, h.metrics, revision_max_wait=1.5)
         h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.3, 28.0), single_pieces=True)
         outcomes: asyncio.Queue[str] = asyncio.Queue()
         count = h.metrics.revision
@@ -299,9 +301,17 @@ def test_a_one_piece_turn_is_revised_only_when_its_words_change_and_only_in_idle
         assert await asyncio.wait_for(outcomes.get(), 10) == "unchanged"
         got = await h.received(dan)
 
-        h.pipeline.turns.watch("bob-id", time.monotonic)  # Bob is speaking when Ann's turn ends
+        bob: dict[str, float | None] = {"since": time.monotonic()}  # Bob is speaking when Ann's turn ends
+        h.pipeline.turns.watch("bob-id", lambda: bob["since"])
         await asyncio.wait_for(h.say(ann, 1.0), 10)
-        assert await asyncio.wait_for(outcomes.get(), 10) == "shed_busy"
+        await asyncio.sleep(0.3 + 0.15 + 0.4)  # her turn is over; her revision waits for Bob
+        assert outcomes.empty()
+        bob["since"] = None
+        assert await asyncio.wait_for(outcomes.get(), 10) == "sent"
+
+        bob["since"] = time.monotonic()  # and now he does not stop
+        await asyncio.wait_for(h.say(ann, 1.0), 10)
+        assert await asyncio.wait_for(outcomes.get(), 10) == "shed_late"
         await h.pipeline.close()
         h.close()
         return got, h.metrics.revisions
@@ -313,12 +323,12 @@ def test_a_one_piece_turn_is_revised_only_when_its_words_change_and_only_in_idle
     first = got[0]["utterance_id"]
     assert got[2]["replaces"] == [first] and got[2]["text"].endswith(" indeed") and got[2]["utterance_id"] == first
     assert got[3]["text"] == f"[de] {got[2]['text']}"
-    assert revisions["sent"] == 1 and revisions["unchanged"] == 1 and revisions["shed_busy"] == 1, revisions
+    assert revisions["sent"] == 2 and revisions["unchanged"] == 1 and revisions["shed_late"] == 1, revisions
 
 
-def test_a_one_piece_revision_is_skipped_while_the_engine_works():
-    """Ann's one-piece turn ends while Bob's utterance waits for a slow engine: her revision is skipped (busy) rather
-    than queued: nothing runs before his utterance."""
+def test_a_one_piece_revision_waits_for_the_engine_to_be_idle():
+    """Ann's one-piece turn ends while Bob's utterance waits for a slow engine: her revision starts only once his
+    utterance is done with, never before it."""
     import asyncio
 
     from babelfish.pipeline import Pipeline
@@ -334,14 +344,24 @@ def test_a_one_piece_revision_is_skipped_while_the_engine_works():
     async def main() -> dict[str, int]:
         h = PipelineHarness(Recording(delay_seconds=0.5))
         h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.1, 28.0), single_pieces=True)
+        outcomes: asyncio.Queue[str] = asyncio.Queue()
+        count = h.metrics.revision
+
+        def counted(outcome: str) -> None:
+            count(outcome)
+            outcomes.put_nowait(outcome)
+
+        h.metrics.revision = counted  # type: ignore[method-assign]
         ann, bob = h.join("Ann", "en"), h.join("Bob", "en")
         saying = asyncio.ensure_future(h.say(ann, 1.0))  # her turn is over as soon as her piece is transcribed
         await asyncio.sleep(0.05)
         await asyncio.wait_for(asyncio.gather(saying, h.say(bob, 1.0)), 10)  # Bob's waits meanwhile
+        for _ in range(2):  # Ann's and Bob's one-piece turns
+            assert await asyncio.wait_for(outcomes.get(), 10) == "unchanged"
         await h.pipeline.close()
         h.close()
         return h.metrics.revisions
 
     revisions = asyncio.run(main())
-    assert revisions["shed_busy"] == 1 and revisions["sent"] == 0, revisions
-    assert calls[:2] == [False, False]  # Ann's and Bob's utterances, nothing in between (then maybe Bob's revision)
+    assert revisions["unchanged"] == 2 and revisions["sent"] == 0, revisions
+    assert calls == [False, False, True, True]  # both utterances first, then the revisions
