@@ -342,11 +342,13 @@ def score(
     return total, wers, server_lat, client_lat, final_wers
 
 
-def revision_latency(lines: list[tuple[float, dict]]) -> list[float]:
-    """Server latency_ms of each transcript revision the first listener got (from the turn's last voiced audio)."""
+def revision_latency(lines: list[tuple[float, dict]]) -> tuple[list[float], int]:
+    """Server latency_ms of each transcript revision the first listener got (from the turn's last voiced audio), and
+    how many of them revised a one-utterance turn."""
     first_listener = f"listen:{LISTEN[0]}"
     revised = [m for _, m in lines if m.get("type") == "revision" and m["of"] == "transcript"]
-    return [m["latency_ms"] / 1000 for m in revised if m["connection"] == first_listener]
+    mine = [m for m in revised if m["connection"] == first_listener]
+    return [m["latency_ms"] / 1000 for m in mine], sum(1 for m in mine if len(m["replaces"]) == 1)
 
 
 def prometheus_sums(url: str) -> dict[str, float]:
@@ -380,16 +382,20 @@ def run(args: argparse.Namespace) -> None:
         clip_wers: list[float] = []
         final_clip_wers: list[float] = []
         revision_lat: list[float] = []
+        single_revisions = 0
+        speech_seconds = sum(len(c.audio) for conv in convs for c in conv.clips) / SR
         total, server_lat, client_lat = Score(), [], []
         try:
             for conv in convs:
                 print(f"\n{conv.name}: {len(conv.clips)} clips, {len(conv.turns)} turns, {conv.seconds:.0f} s")
                 lines, t0 = asyncio.run(play(srv.ws_url, conv, wavs[conv.name]))
                 s, wers, sl, cl, fw = score(conv, lines, t0, args.verbose)
-                rl = revision_latency(lines)
+                rl, singles = revision_latency(lines)
+                single_revisions += singles
                 print(f"  {conv.name}: WER {s.errors / max(1, s.words):.1%}, mean per clip {np.mean(wers):.1%}; "
                       f"after revisions {s.final_errors / max(1, s.words):.1%}, mean per clip {np.mean(fw):.1%} "
-                      f"({len(rl)} revisions); dropped {s.dropped}/{s.turns}, repeated {s.repeated}",
+                      f"({len(rl)} revisions, {singles} of one-utterance turns); dropped {s.dropped}/{s.turns}, "
+                      f"repeated {s.repeated}",
                       flush=True)  # fmt: skip
                 total.final_errors += s.final_errors
                 final_clip_wers += fw
@@ -417,7 +423,8 @@ def run(args: argparse.Namespace) -> None:
           f"{total.final_errors / max(1, total.words):.1%} ({total.final_errors}/{total.words} words)")  # fmt: skip
     outcomes = {k.split('"')[1]: int(v) for k, v in sums.items() if k.startswith("babelfish_revisions_total{")}
     print(f"revisions: {outcomes}; turn's speech end → revised transcript (server latency_ms): p50 "
-          f"{pct(revision_lat, 50)} ms, p95 {pct(revision_lat, 95)} ms (n={len(revision_lat)})")  # fmt: skip
+          f"{pct(revision_lat, 50)} ms, p95 {pct(revision_lat, 95)} ms (n={len(revision_lat)}, "
+          f"{single_revisions} of one-utterance turns)")  # fmt: skip
     asr = sums.get('babelfish_stage_seconds_sum{stage="asr"}', 0.0)
     mt = sums.get('babelfish_stage_seconds_sum{stage="mt"}', 0.0)
     rev = sums.get('babelfish_revision_seconds_sum{kind="compute"}', 0.0)
@@ -429,6 +436,9 @@ def run(args: argparse.Namespace) -> None:
         f"(+{rev / max(asr + mt, 1e-9):.0%}); fresh utterances' mean queue wait "
         f"{queue / max(queue_n, 1) * 1000:.0f} ms"
     )
+    print(f"per second of speech played ({speech_seconds:.0f} s): fresh asr + mt "
+          f"{(asr + mt) / max(speech_seconds, 1e-9) * 1000:.0f} ms, revisions "
+          f"{rev / max(speech_seconds, 1e-9) * 1000:.0f} ms of engine time")  # fmt: skip
 
 
 def main() -> None:
