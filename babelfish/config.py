@@ -142,7 +142,7 @@ class Settings(BaseSettings):
         True, description="revise a one-utterance turn too, once the engine is idle and nobody speaks (if words change)"
     )
     revision_beam_size: int = Field(
-        5, ge=1, le=10, description="beam width of a revision's re-decode (cascade: Whisper's standard 30 s window)"
+        5, ge=1, le=10, description="beam width of a revision's re-decode (the first pass stays greedy, for speed)"
     )
     revision_max_wait_seconds: float = Field(
         5.0, gt=0, le=60, description="a revision that waits this long for the engine is skipped"

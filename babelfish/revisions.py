@@ -2,12 +2,12 @@
 
 Each piece of a turn (babelfish/turns.py) was transcribed alone, fast, without the context of the others: Whisper
 guesses the words at every cut, and decodes greedily on a short window to be quick. Once the turn ends, its joined
-audio is transcribed again in one window, the careful way (`Utterance.revision`: the cascade decodes it like Whisper's
-standard transcribe, 30 s window and beam search) — on the shared engine queue at the lowest priority, shed first under
-load (babelfish/inference.py) — and, when the words differ from the pieces' words joined, everyone in the room gets a
-`revision` of the transcript, then the listeners of each language a `revision` of the translation (the engine
-translates it once per distinct language). The room transcript keeps the revised text (downloads show it), and other
-servers of a cluster get the same messages through `Cluster.relay`.
+audio is transcribed again in one window, the careful way (`Utterance.revision`: the cascade decodes it with a beam
+search) — on the shared engine queue at the lowest priority, shed first under load (babelfish/inference.py) — and,
+when the words differ from the pieces' words joined, everyone in the room gets a `revision` of the transcript, then
+the listeners of each language a `revision` of the translation (the engine translates it once per distinct language).
+The room transcript keeps the revised text (downloads show it), and other servers of a cluster get the same messages
+through `Cluster.relay`.
 
 A turn of one piece has no cut to repair, only the quick decode: it is revised too (`revision_single_pieces`), but
 only with time nobody else needs: it waits (up to `revision_max_wait_seconds`, else "late") for a moment when the

@@ -36,7 +36,7 @@ class Utterance:
     # speakers apart by ear. Engines with one fixed voice ignore it.
     voice: int = 0
     # A finished turn decoded again (babelfish/revisions.py), at the engine's lowest priority: an engine may spend more
-    # time on it for better words (the cascade decodes it the standard Whisper way, with a beam).
+    # time on it for better words (the cascade decodes it with a beam search).
     revision: bool = False
 
     @property

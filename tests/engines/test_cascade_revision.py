@@ -1,6 +1,6 @@
 """Revisions with the real model: LibriVox sentences cut at their own pauses, each piece cut by the real segmenter and
 transcribed alone (as the pipeline does hands-free), against the turn's joined audio transcribed once the careful way
-(as babelfish/revisions.py does: Whisper's standard window, beam search). CTranslate2's int8 kernels differ between
+(as babelfish/revisions.py does: a beam search). CTranslate2's int8 kernels differ between
 CPUs: only robust things are asserted, summed over the clips — the joined decode keeps at least as many of the
 reference's words, and is never thrown away."""
 
@@ -66,8 +66,7 @@ def test_a_turn_decoded_whole_keeps_more_of_what_was_said(engine: CascadeEngine)
 
 
 def test_a_short_turn_revised_keeps_its_words_once(engine: CascadeEngine) -> None:
-    """A one-piece short turn decoded again the careful way (standard 30 s window, beam search: no loop on a short
-    clip) keeps its words, once."""
+    """A one-piece short turn decoded again the careful way (a beam search) keeps its words, once: no loop."""
     from tests.engines.conversation_audio import pico
 
     for text, key in (("Good morning.", "morning"), ("Thank you very much.", "thank")):

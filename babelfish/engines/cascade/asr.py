@@ -1,7 +1,8 @@
 """Speech recognition: faster-whisper's CTranslate2 model, driven directly so short clips are not padded to 30 s.
 
-A revision (a finished turn re-decoded: babelfish/revisions.py) is decoded the standard way instead: faster-whisper's
-own `transcribe`, 30 s window, beam search (docs/benchmarks.md, "Revisions decoded the standard way")."""
+A revision (a finished turn re-decoded: babelfish/revisions.py) is decoded with a beam on the same short window; the
+standard 30 s window (faster-whisper's own `transcribe`) matches the bench's reference better but costs four times the
+engine time, for about the same words against what was said (docs/benchmarks.md, "How a revision decodes")."""
 
 from __future__ import annotations
 
@@ -119,7 +120,8 @@ class WhisperAsr:
         self._eot = self._tok.token_to_id("<|endoftext|>")
         self.beam_size = 1  # the fresh path: greedy (a beam costs latency on every turn: docs/benchmarks.md)
         self.revision_beam = revision_beam
-        self.revision_window = "standard"  # or "short": the fresh path's window (bench_revisions compares them)
+        # "short": the fresh path's window; "standard": faster-whisper's transcribe (bench_revisions compares them)
+        self.revision_window = "short"
 
     def languages(self) -> Collection[str]:
         return self._langs
