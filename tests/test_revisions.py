@@ -101,8 +101,7 @@ def test_a_turn_cut_at_a_pause_is_revised_once_for_everyone(app_client, speech_p
 
 
 def test_a_long_pause_splits_the_turn_and_unchanged_words_send_no_revision(app_client, speech_pcm):
-    """Two one-piece turns: each is decoded again (one-piece turns are revised by default), but the fake engine's
-    words do not change, so nobody gets a revision."""
+    """Two one-piece turns, each its own turn: nobody gets a revision."""
     with app_client.websocket_connect("/ws/client") as ann, app_client.websocket_connect("/ws/client") as dan:
         join(ann, "Ann", "en")
         join(dan, "Dan", "de")
@@ -114,6 +113,32 @@ def test_a_long_pause_splits_the_turn_and_unchanged_words_send_no_revision(app_c
         got = nothing_more(dan, 1.5)
         assert not [m for m in got if m["type"] == "revision"], got
         assert app_client.get("/metrics", params={"format": "json"}).json()["revisions"]["sent"] == 0
+
+
+def test_revision_single_pieces_revises_a_one_piece_turn_whose_words_change(tmp_path, speech_pcm):
+    from babelfish.engines.base import Transcript
+
+    class Careful(FakeEngine):
+        def transcribe(self, utterance):
+            got = super().transcribe(utterance)
+            return Transcript(got.text + " indeed", got.language) if got and utterance.revision else got
+
+    settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.8, revision_single_pieces=True)
+    with (
+        BoundedClient(create_app(settings, engine=Careful())) as c,
+        c.websocket_connect("/ws/client") as ann,
+        c.websocket_connect("/ws/client") as dan,
+    ):
+        join(ann, "Ann", "en")
+        join(dan, "Dan", "de")
+        say(ann, [speech_pcm])
+        got = until(dan, "revision", "translation")
+        (transcript,) = [m for m in got if m["type"] == "transcript"]
+        revised = [m for m in got if m["type"] == "revision"]
+        assert [m["of"] for m in revised] == ["transcript", "translation"]
+        assert revised[0]["replaces"] == [transcript["utterance_id"]]
+        assert revised[0]["text"] == transcript["text"] + " indeed"
+        assert revised[1]["text"] == f"[de] {transcript['text']} indeed"
 
 
 def test_revisions_off(tmp_path, speech_pcm):
