@@ -139,7 +139,8 @@ class Settings(BaseSettings):
         28.0, ge=1, le=30, description="a turn's audio is re-decoded in one window: at most this long (Whisper: 30 s)"
     )
     revision_single_pieces: bool = Field(
-        False, description="revise a one-utterance turn too, once the engine is idle and nobody speaks (if words change)"
+        False,
+        description="revise a one-utterance turn too, once the engine is idle and nobody speaks (if words change)",
     )
     revision_beam_size: int = Field(
         5, ge=1, le=10, description="beam width of a revision's re-decode (the first pass stays greedy, for speed)"
