@@ -1,7 +1,7 @@
 """Speech recognition: faster-whisper's CTranslate2 model, driven directly so short clips are not padded to 30 s.
 
 A revision (a finished turn re-decoded: babelfish/revisions.py) is decoded with a beam on the same short window; the
-standard 30 s window (faster-whisper's own `transcribe`) matches the bench's reference better but costs four times the
+standard 30 s window (faster-whisper's own `transcribe`) matches the bench's reference better but costs 3-4 times the
 engine time, for about the same words against what was said (docs/benchmarks.md, "How a revision decodes")."""
 
 from __future__ import annotations
