@@ -19,7 +19,7 @@ revision, and the archive would hold them out of order. While the server drains,
 
 Text only: the listeners already heard the pieces spoken a moment ago; speaking the turn again would repeat it, late,
 over whatever is being said now. A re-decode that loses many of the pieces' words (a decoder that skipped a stretch
-of a long window) is not sent: the pieces stand.
+of a long window), or repeats a phrase the pieces have once, is not sent: the pieces stand.
 """
 
 from __future__ import annotations
@@ -53,6 +53,18 @@ def words(text: str) -> list[str]:
     return re.findall(r"\w+(?:['’]\w+)*", text.lower())
 
 
+def doubled(ws: list[str]) -> int:
+    """How many times a phrase (1 to 6 words) comes twice in a row in `ws`."""
+    count, i = 0, 0
+    while i < len(ws):
+        for n in range(min(6, (len(ws) - i) // 2), 0, -1):
+            if ws[i : i + n] == ws[i + n : i + 2 * n]:
+                count, i = count + 1, i + n - 1
+                break
+        i += 1
+    return count
+
+
 def verdict(pieces: str, revised: Transcript | None) -> str:
     """ "sent" when `revised` should replace the pieces' text; else why not ("unchanged", "rejected")."""
     if revised is None or not revised.text.strip():
@@ -62,6 +74,8 @@ def verdict(pieces: str, revised: Transcript | None) -> str:
         return "unchanged"
     if len(after) < KEEP_WORDS * len(before):
         return "rejected"
+    if doubled(after) > doubled(before):
+        return "rejected"  # a beam can say a short phrase twice ("Good morning. Good morning."): the pieces stand
     return "sent"
 
 

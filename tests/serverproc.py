@@ -17,9 +17,7 @@ READY = re.compile(rb"\[OK\] Server ready for clients at \S+:(\d+)/")
 class ServerProcess:
     """The real server. Port 0 picks a free port on the first start; restarts reuse it."""
 
-    def __init__(
-        self, data_dir: Path, *args: str, port: int = 0, log: Path | None = None, root: Path = ROOT
-    ) -> None:
+    def __init__(self, data_dir: Path, *args: str, port: int = 0, log: Path | None = None, root: Path = ROOT) -> None:
         self.data_dir, self.args, self.port = data_dir, args, port
         self.root = root  # the checkout whose server_cpu.py runs (benchmarks compare against another)
         data_dir.mkdir(parents=True, exist_ok=True)

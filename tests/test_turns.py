@@ -236,6 +236,11 @@ def test_verdict_sends_only_a_meaningful_change():
     assert verdict("the cats at on the mat", t("The cat sat on the mat.")) == "sent"
     assert verdict("one two three four five six", t("one two")) == "rejected"  # lost most words
     assert verdict("one two", None) == "rejected"
+    # a phrase the pieces have once, said twice by the re-decode: a decoder's repeat, not the speaker's
+    assert verdict("Good morning.", t("Good morning. Good morning.")) == "rejected"
+    assert verdict("He was not. And he'll", t("He was not an ill man, not an ill man.")) == "rejected"
+    assert verdict("No, no. No!", t("No, no, no.")) == "unchanged"
+    assert verdict("Yes. Yes, I", t("Yes, yes, I do.")) == "sent"  # the repeat was in the pieces already
 
 
 def test_room_transcript_merges_the_revised_entries():
