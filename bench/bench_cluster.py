@@ -202,14 +202,17 @@ def main() -> None:
         a, b = ServerProcess(Path(tmp) / "a", *common), ServerProcess(Path(tmp) / "b", *common)
         try:
             start_all([a, b])
-            extra = asyncio.run(extra_hop(a, b, args.rounds))
             print("\n| cross-server extra latency | n | p50 ms | p95 ms |\n|---|---|---|---|")
-            for kind, values in extra.items():
-                print(f"| {kind} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 95):.1f} |")
+            if args.rounds:
+                extra = asyncio.run(extra_hop(a, b, args.rounds))
+                for kind, values in extra.items():
+                    print(f"| {kind} | {len(values)} | {pct(values, 50):.1f} | {pct(values, 95):.1f} |")
             if args.partial_rounds:
                 hop, n_a, n_b = asyncio.run(partial_hop(a, b, args.partial_rounds))
                 print(f"| partial (translation or transcript) | {len(hop)} | {pct(hop, 50):.1f} | {pct(hop, 95):.1f} |")
                 print(f"partials: {n_a} at the listener on A, {n_b} at the listener on B")
+            if not args.fanout_rounds:  # the fan-out part is skipped
+                return
             two = asyncio.run(fan_out([a.ws_url, b.ws_url], a.ws_url, args.listeners, args.fanout_rounds))
         finally:
             for s in (a, b):

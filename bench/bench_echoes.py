@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import heapq
 import itertools
 import json
@@ -410,7 +411,7 @@ async def part3(runs: int) -> None:
     """A real cluster: redis-server, two servers with the test engine; phone Near on server A, phone Far and a German
     listener on server B, each run in a room of its own. Counts what the listener got."""
     from tests.audio import SPEECH_CLIP
-    from tests.test_cluster import Peer, healthz_until, play, roster_is, start_cluster
+    from tests.test_cluster import Peer, eventually, healthz_until, play, roster_is, start_cluster
     from tests.test_echoes import stream
 
     clip, other = read_wav(SPEECH_CLIP), voices()["dhd"][0]
@@ -423,6 +424,7 @@ async def part3(runs: int) -> None:
                 await healthz_until(srv, "up")
             for scenario in ("same", "two"):
                 counts: list[int] = []
+                heard: list[int] = []
                 latencies: list[int] = []
                 lost = 0
                 for k in range(runs):
@@ -441,8 +443,19 @@ async def part3(runs: int) -> None:
                         a = stream([(clip, 0.3, 0), (other, 0.3 + at, -15)], 5.0, seed=2 * k)
                         b = stream([(other, 0.3 + at, 0), (clip, 0.3, -15)], 5.0, seed=2 * k + 1)
                     await play([(near, a), (far, b)])
-                    await asyncio.sleep(3.0)  # the results, and any duplicate
-                    got = [m for m in listener.messages if m["type"] == "transcript"]
+                    expected = 1 if scenario == "same" else 2
+
+                    def transcripts(peer: Peer = listener) -> list[dict[str, Any]]:
+                        return [m for m in peer.messages if m["type"] == "transcript"]
+
+                    def enough(n: int = expected) -> bool:
+                        return len(transcripts()) >= n
+
+                    with contextlib.suppress(AssertionError):  # none or too few: counted below
+                        await eventually(enough, 20, "transcripts")
+                    await asyncio.sleep(2.0)  # any duplicate comes about as fast as the kept copy
+                    got = transcripts()
+                    heard.append(sum(m["type"] == "heard_by" for m in listener.messages))
                     counts.append(len(got))
                     latencies += [m["latency_ms"] for m in got]
                     if scenario == "two":
@@ -453,12 +466,13 @@ async def part3(runs: int) -> None:
                     print(
                         f"(a) same clip, phones on two servers: {runs} runs, delivered once {counts.count(1)}/{runs}, "
                         f"extra copies delivered (misses) {sum(max(0, n - 1) for n in counts)}, "
-                        f"transcript latency_ms median {statistics.median(latencies):.0f}"
+                        f"transcript latency_ms median {statistics.median(latencies):.0f}; transcripts per run "
+                        f"{counts}, heard_by per run {heard}"
                     )
                 else:
                     print(
                         f"(b) two people at once, phones on two servers: {runs} runs, {2 * runs} people: lost (false "
-                        f"merge) {lost}, transcripts per run {counts}"
+                        f"merge) {lost}, transcripts per run {counts}, heard_by per run {heard}"
                     )
         finally:
             servers.close()
