@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from babelfish.app import create_app
 from babelfish.config import Settings
+from babelfish.engines.base import SpeechResult, TextResult, Utterance
 from babelfish.engines.fake import FakeEngine
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.metrics import Metrics
+from tests.audio import frames, silence
 from tests.pipeline_harness import PipelineHarness
 from tests.test_ws import join, speak
 from tests.wsclient import BoundedClient
@@ -45,11 +48,10 @@ async def test_a_transcription_does_not_wait_for_a_long_synthesis(pools):
     speaking = asyncio.create_task(q.speak(synthesis, owner="a"))
     assert await asyncio.to_thread(started.wait, 5)
     assert q.speaking == 1
-    began = time.monotonic()
     async with asyncio.timeout(5):
         assert await q.transcribe(str, "b's words", owner="b") == "b's words"
         assert await q.render(str, "b's translations", owner="b") == "b's translations"
-    assert time.monotonic() - began < 1.0 and not speaking.done()  # the synthesis still runs
+    assert not speaking.done()  # the synthesis still runs: the texts did not wait for it
     gate.set()
     async with asyncio.timeout(5):
         assert await speaking == "blocked"
@@ -62,6 +64,7 @@ async def test_speech_starts_only_when_no_text_waits(pools):
     started, gate, work = blocker()
     b_started, b_gate, b_work = blocker()
     order: list[str] = []
+
     running = asyncio.create_task(q.transcribe(work, owner="a"))
     assert await asyncio.to_thread(started.wait, 5)
     waiting = asyncio.create_task(q.transcribe(b_work, owner="b"))
@@ -117,19 +120,32 @@ async def test_full_speech_queue_skips_the_oldest(pools):
         assert await asyncio.gather(running, second, third) == ["blocked", "second", "third"]
 
 
+class GatedEngine(FakeEngine):
+    """The fake engine whose speech waits for `gate` (at most 10 s): speech that outlasts whatever the test needs,
+    with no wall-clock margin."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def speak(self, utterance: Utterance, texts: Sequence[TextResult]) -> Iterator[SpeechResult]:
+        assert self.gate.wait(10)
+        yield from super().speak(utterance, texts)
+
+
 async def test_the_next_utterance_is_not_held_by_the_speech_of_the_last():
     """The pipeline: Ann's utterance is over for the text path once its texts are out; her speech runs on while Bob's
     utterance is transcribed and translated."""
-    h = PipelineHarness(FakeEngine(speech_delay_seconds=0.6))  # per language: Ann's speech (de, fr) takes 1.2 s
+    engine = GatedEngine()  # Ann's speech holds the only speech lane until Bob's texts are out
+    h = PipelineHarness(engine)
     try:
         ann, bob, dan = h.join("Ann", "en"), h.join("Bob", "fr"), h.join("Dan", "de")
         async with asyncio.timeout(10):
             await h.pipeline.process(ann, h.segment(1.0))  # returns with the texts out, speech still to make
-            began = time.monotonic()
-            await h.pipeline.process(bob, h.segment(1.2))
-            text_seconds = time.monotonic() - began
+            await h.pipeline.process(bob, h.segment(1.2))  # would time out if it waited for Ann's speech
+            assert h.queue.speaking == 1
+            engine.gate.set()
             assert await h.pipeline.spoken(10) == 0
-        assert text_seconds < 0.5, text_seconds
         got = await h.received(dan)
         ann_id, bob_id = (m["utterance_id"] for m in got if m["type"] == "transcript")
         kinds = [(m["type"], m["utterance_id"]) for m in got]
@@ -138,16 +154,20 @@ async def test_the_next_utterance_is_not_held_by_the_speech_of_the_last():
         speech = h.metrics.snapshot()["speech"]
         assert isinstance(speech, dict) and speech["spoken"] == 2 and speech["shed_late"] == 0
     finally:
+        engine.gate.set()
         h.close()
 
 
 async def test_skipped_speech_is_counted_and_its_listeners_told():
-    h = PipelineHarness(FakeEngine(speech_delay_seconds=0.8), speech_max_wait=0.3)
+    engine = GatedEngine()
+    h = PipelineHarness(engine, speech_max_wait=0.3)
     try:
         ann, bob, mute = h.join("Ann", "en"), h.join("Bob", "de"), h.join("Mute", "de", audio=False)
         async with asyncio.timeout(10):
-            await h.pipeline.process(ann, h.segment(1.0))  # its speech takes the lane for 0.8 s
-            await h.pipeline.process(ann, h.segment(1.3))  # its speech cannot start within 0.3 s
+            await h.pipeline.process(ann, h.segment(1.0))  # its speech takes the lane until the gate opens
+            await h.pipeline.process(ann, h.segment(1.3))
+            await asyncio.sleep(0.4)  # the second one's speech has waited longer than 0.3 s
+            engine.gate.set()
             assert await h.pipeline.spoken(10) == 0
         got = await h.received(bob)
         audio = [m for m in got if m["type"] == "audio"]
@@ -163,6 +183,7 @@ async def test_skipped_speech_is_counted_and_its_listeners_told():
         assert isinstance(speech, dict) and (speech["spoken"], speech["shed_late"]) == (1, 1)
         assert 'babelfish_speech_jobs_total{outcome="shed_late"} 1.0' in h.metrics.prometheus().decode()
     finally:
+        engine.gate.set()
         h.close()
 
 
@@ -182,30 +203,43 @@ def _collect(ws, done, seconds: float = 30.0) -> list[dict]:
 
 
 def test_through_the_app_a_slow_voice_holds_up_no_text(tmp_path, speech_pcm):
-    """A voice that takes 4 s: the speaker's next utterance is read before the first is heard, and its speech,
-    which could not start within 0.5 s, is skipped with a notice; every text arrives."""
+    """A voice that holds the speech lane: the speaker's next utterances are read before the first is heard, and
+    speech that could not start within 0.5 s is skipped with a notice; every text arrives."""
     settings = Settings(data_dir=tmp_path, engine="test", speech_max_wait_seconds=0.5, revisions=False)
-    with (
-        BoundedClient(create_app(settings, engine=FakeEngine(speech_delay_seconds=4.0))) as c,
-        c.websocket_connect("/ws/client") as en,
-        c.websocket_connect("/ws/client") as de,
-    ):
-        join(en, "Ann", "en")
-        join(de, "Dan", "de")
-        for _ in range(2):  # at once: more would go over the VAD's backlog limit (10 s of audio)
-            speak(en, speech_pcm)
+    engine = GatedEngine()  # the first speech holds the lane until all three texts are read
+    try:
+        with (
+            BoundedClient(create_app(settings, engine=engine)) as c,
+            c.websocket_connect("/ws/client") as en,
+            c.websocket_connect("/ws/client") as de,
+        ):
+            join(en, "Ann", "en")
+            join(de, "Dan", "de")
 
-        def spoken_or_skipped(m: dict) -> bool:
-            return m["type"] == "audio" or (m["type"] == "notice" and m["code"] == "speech_skipped")
+            def spoken_or_skipped(m: dict) -> bool:
+                return m["type"] == "audio" or (m["type"] == "notice" and m["code"] == "speech_skipped")
 
-        got = _collect(de, lambda g: sum(m["type"] == "translation" for m in g) == 2 and any(map(spoken_or_skipped, g)))
-        ids = [m["utterance_id"] for m in got if m["type"] == "translation"]
-        kinds = [(m["type"], m["utterance_id"]) for m in got]
-        assert kinds.index(("translation", ids[1])) < kinds.index(("audio", ids[0]))  # read before the first is heard
-        left = 2 - sum(map(spoken_or_skipped, got))  # every utterance's speech: heard or skipped
-        if left:
-            got += _collect(de, lambda g: sum(map(spoken_or_skipped, g)) == left, seconds=20)
-        skipped = [m for m in got if m["type"] == "notice" and m["code"] == "speech_skipped"]
-        assert skipped and {m["utterance_id"] for m in skipped} <= set(ids[1:])
-        speech = c.get("/metrics").json()["speech"]
-        assert speech["shed_late"] == len(skipped) == 1 and speech["spoken"] == 1, speech
+            def translations(g: list[dict]) -> int:
+                return sum(m["type"] == "translation" for m in g)
+
+            got: list[dict] = []
+            for n in range(1, 4):  # one at a time, each ended by a clear pause: three utterances however busy the CPU
+                speak(en, speech_pcm)
+                for frame in frames(silence(1.0)):
+                    en.send_bytes(frame)
+                want = n - translations(got)
+                got += _collect(de, lambda g, want=want: translations(g) >= want)
+            time.sleep(1.0)  # the speech of the second (asked for before the third was read) is now late
+            engine.gate.set()
+            said, heard = translations(got), sum(map(spoken_or_skipped, got))
+            got += _collect(de, lambda g: heard + sum(map(spoken_or_skipped, g)) == said + translations(g))
+            ids = [m["utterance_id"] for m in got if m["type"] == "translation"]
+            kinds = [(m["type"], m["utterance_id"]) for m in got]
+            assert kinds.index(("translation", ids[2])) < kinds.index(("audio", ids[0]))  # read before heard
+            skipped = [m for m in got if m["type"] == "notice" and m["code"] == "speech_skipped"]
+            skipped_ids = {m["utterance_id"] for m in skipped}
+            assert ids[1] in skipped_ids and ids[0] not in skipped_ids
+            speech = c.get("/metrics").json()["speech"]
+            assert speech["shed_late"] == len(skipped) and speech["spoken"] == len(ids) - len(skipped), speech
+    finally:
+        engine.gate.set()
