@@ -19,7 +19,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from babelfish import protocol as proto
@@ -84,6 +84,8 @@ class Pipeline:
         )
         self._unfinished: dict[str, asyncio.Event] = {}  # utterance id -> set once its process() is over
         self._speaking = TaskSet()  # speech jobs (text first: the module docstring)
+        # Languages the engine has a voice for: no speech job (and no "too busy" notice) for one it could never speak.
+        self._speakable = frozenset(s.code for s in engine.languages() if s.speech_out)
         gap, longest = turns or (0.0, 0.0)
         on_end = self._reviser.turn_ended if turns else lambda turn: None
         self.turns = TurnTracker(gap, longest, on_end, 1 if single_pieces else 2)
@@ -249,7 +251,9 @@ class Pipeline:
 
             await self._queue.render(consume, owner=who.id)
             # Speech only where someone listening takes audio in that language (looked up now: who is still here).
-            listened = [t for t in texts if t.text and room.wants_speech(who, [t.language])]
+            listened = [
+                t for t in texts if t.text and t.language in self._speakable and room.wants_speech(who, [t.language])
+            ]
             if listened:
                 self._speaking.spawn(self._speak(who, utterance, listened, deliver))
         self._cluster.record(room, entry)  # every server's copy of the room transcript, translations included
@@ -262,12 +266,14 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         asked = time.monotonic()
         started: list[float] = []
+        heard: set[str] = set()  # the languages the engine gave speech for
 
         def consume() -> None:  # in the speech lane's thread; each result's own compute time is tts in /metrics
             began = time.monotonic()
             started.append(began)
             for result in self._engine.speak(utterance, texts):
                 ready = time.monotonic()
+                heard.add(result.language)
                 loop.call_soon_threadsafe(deliver, result, ready - began, ready)
                 began = time.monotonic()
 
@@ -275,20 +281,23 @@ class Pipeline:
             await self._queue.speak(consume, owner=who.id)
         except Shed as exc:
             self._metrics.speech(f"shed_{exc.reason}")
-            deliver.speech_skipped([t.language for t in texts])
+            deliver.speech_skipped([t.language for t in texts], proto.Notice.speech_skipped)
             log.info("speech of %s skipped (%s)", deliver.utterance_id, exc.reason)
             return
         except asyncio.CancelledError:
             self._metrics.speech("gone")  # the server stops
             raise
         except Exception:  # the texts are out; one failing voice must not touch anything else
-            log.exception("speech of %s failed", deliver.utterance_id)
-            self._metrics.speech("error")
-            return
+            log.exception("speech of %s failed", deliver.utterance_id)  # what came before it was delivered
         finally:
             if started:
                 self._metrics.speech_wait(started[0] - asked)
-        self._metrics.speech("spoken")
+        # Engines swallow a failing or hung voice (each voice on its own): a language asked for and not given failed.
+        missing = [t.language for t in texts if t.language not in heard]
+        if missing:
+            log.warning("speech of %s: no voice output for %s", deliver.utterance_id, ", ".join(missing))
+            deliver.speech_skipped(missing, proto.Notice.speech_failed)
+        self._metrics.speech("error" if missing else "spoken")
 
 
 class _Delivery:
@@ -363,13 +372,14 @@ class _Delivery:
         if ready_at is not None:
             self._metrics.stage("delivery", time.monotonic() - ready_at)
 
-    def speech_skipped(self, languages: list[str]) -> None:
-        """The speech of `languages` was skipped: the listeners who wanted to hear it are told."""
+    def speech_skipped(self, languages: list[str], notice: Callable[[str, proto.Speaker, str], proto.Notice]) -> None:
+        """The speech of `languages` was skipped or failed (`notice` says which): the listeners who wanted to hear
+        it are told."""
         room = self._rooms.get(self._who.room_name)
         if room is None:
             return
         for language in languages:
-            message = proto.Notice.speech_skipped(self.utterance_id, self._speaker, language)
+            message = notice(self.utterance_id, self._speaker, language)
             audience = [p for p in room.listeners(self._who) if p.language == language and p.wants_audio]
             room.broadcast(message, audience)
             if any(r.language == language and r.wants_audio for r in room.remote.values()):

@@ -288,7 +288,8 @@ class Participants(_Out):
 
 
 NoticeCode = Literal["untranslatable", "dropped_utterance", "speech_skipped"]
-DropReason = Literal["too_fast", "server_busy"]  # the speaker's own queue overflowed / the shared engine is behind
+# the speaker's own queue overflowed / the shared engine is behind / a voice failed or hung (speech_skipped)
+DropReason = Literal["too_fast", "server_busy", "voice_failed"]
 
 
 class Notice(_Out):
@@ -323,6 +324,17 @@ class Notice(_Out):
             language=language,
             reason="server_busy",
             message="Not read aloud: the server was too busy.",
+        )
+
+    @classmethod
+    def speech_failed(cls, utterance_id: str, speaker: Speaker, language: str) -> Notice:
+        return cls(
+            code="speech_skipped",
+            utterance_id=utterance_id,
+            speaker=speaker,
+            language=language,
+            reason="voice_failed",
+            message="Not read aloud: the voice failed.",
         )
 
     @classmethod

@@ -8,12 +8,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 
 from babelfish.app import create_app
 from babelfish.config import Settings
-from babelfish.engines.base import SpeechResult, TextResult, Utterance
+from babelfish.engines.base import LanguageSupport, SpeechResult, TextResult, Utterance
 from babelfish.engines.fake import FakeEngine
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.metrics import Metrics
@@ -243,3 +244,31 @@ def test_through_the_app_a_slow_voice_holds_up_no_text(tmp_path, speech_pcm):
             assert speech["shed_late"] == len(skipped) and speech["spoken"] == len(ids) - len(skipped), speech
     finally:
         engine.gate.set()
+
+
+class VoicelessEngine(FakeEngine):
+    """No voice for French (its speech_out is False); the German voice fails quietly, as the engines' voices do."""
+
+    def languages(self) -> Sequence[LanguageSupport]:
+        return [replace(s, speech_out=False) if s.code == "fr" else s for s in super().languages()]
+
+    def speak(self, utterance: Utterance, texts: Sequence[TextResult]) -> Iterator[SpeechResult]:
+        assert "fr" not in {t.language for t in texts}  # no speech job for a language it cannot speak
+        yield from super().speak(utterance, [t for t in texts if t.language != "de"])
+
+
+async def test_a_language_without_voice_gets_no_speech_job_and_a_failing_voice_is_told():
+    h = PipelineHarness(VoicelessEngine())
+    try:
+        ann, fr, de, es = h.join("Ann", "en"), h.join("Fay", "fr"), h.join("Dan", "de"), h.join("Eva", "es")
+        await h.say(ann)
+        assert not any(m["type"] in ("audio", "notice") for m in await h.received(fr))  # text only, nothing to tell
+        got = await h.received(de)
+        assert not any(m["type"] == "audio" for m in got)
+        failed = [m for m in got if m["type"] == "notice"]
+        assert [(m["code"], m["reason"], m["language"]) for m in failed] == [("speech_skipped", "voice_failed", "de")]
+        assert any(m["type"] == "audio" for m in await h.received(es))
+        speech = h.metrics.snapshot()["speech"]
+        assert isinstance(speech, dict) and speech.get("error") == 1 and not speech.get("spoken"), speech
+    finally:
+        h.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 
 from babelfish.engines.base import SpeechResult, TextResult, Transcript, Utterance
@@ -220,3 +223,36 @@ def test_streaming_voice_sends_each_sentence_in_order_after_all_texts():
     assert [r.pcm[:2] for r in es] == [bytes([1, 3]), bytes([2, 3]), bytes([3, 3])]  # sentence order, speaker's voice
     assert all(r.via == "slow-neural" for r in es)
     assert [r.language for r in out[2:] if r.language == "en"] == ["en"]  # a plain voice: one piece
+
+
+class HungTts:
+    """A voice that hangs (until `release` is set) for "es"."""
+
+    name = "hung"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def languages(self):
+        return {"es"}
+
+    def synthesize(self, text: str, language: str, variant: int = 0):
+        assert self.release.wait(10)
+        return b"\x02\x00" * 100, 8000
+
+
+def test_a_hung_voice_is_given_up_and_does_not_hang_the_shutdown():
+    hung = HungTts()
+    engine = CascadeEngine(FakeAsr(), Router([]), Voices([hung, FakeTts()]))
+    engine.voice_seconds = 0.3
+    u = Utterance(np.zeros(16000, np.float32), "de")
+    try:
+        began = time.monotonic()
+        out = list(engine.speak(u, [TextResult("es", "hola"), TextResult("en", "hello")]))
+        assert time.monotonic() - began < 9  # given up at its deadline, not when the voice came back (10 s)
+        assert [r.language for r in out] == ["en"]  # the working voice's speech; es missing (the pipeline tells)
+        began = time.monotonic()
+        engine.close()
+        assert time.monotonic() - began < 9
+    finally:
+        hung.release.set()

@@ -6,7 +6,7 @@ import logging
 import queue
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -74,9 +74,13 @@ class Voices:
         return {lang for t in self.tts for lang in t.languages()}
 
 
+VOICE_SECONDS = 30.0  # the most one utterance's voices may take: a hung voice must not hold the speech lane
+
+
 class CascadeEngine:
     def __init__(self, asr: Asr, router: Router, voices: Voices, info: EngineInfo | None = None) -> None:
         self.asr = asr
+        self.voice_seconds = VOICE_SECONDS
         self.router = router
         self.voices = voices
         self.info = info or EngineInfo(name="cascade", reason="constructed directly")
@@ -87,6 +91,7 @@ class CascadeEngine:
         # Voices get threads of their own: a translation must never queue behind another utterance's speech (text
         # first, babelfish/inference.py).
         self._voice_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cascade-tts")
+        self._voices_running: set[Future[None]] = set()  # only read by close(): to wait for them, boundedly
 
     @classmethod
     def load(cls, settings: Settings, reason: str = "cascade engine selected") -> CascadeEngine:
@@ -192,7 +197,7 @@ class CascadeEngine:
         # Speech jobs put their results (clause by clause where the voice streams) and then an end mark on `spoken`.
         # Unbounded but bounded by the text: one item per clause per target, plus one end mark per target.
         spoken: queue.SimpleQueue[SpeechResult | str] = queue.SimpleQueue()
-        jobs = 0
+        jobs: set[str] = set()
         for fut in as_completed(futures):  # quickest first: a listener never waits for another language's text
             tgt = futures[fut]
             try:
@@ -207,22 +212,23 @@ class CascadeEngine:
                     result = TextResult(tgt, out[0], via=out[1])
             # Speech starts as soon as its text is ready, on the voice's own thread: Piper (~100 ms a sentence) then
             # runs beside the other targets' translation and espeak (~3 ms), not after them.
-            if speech:
-                jobs += self._start_speech(utterance, result, spoken)
+            if speech and self._start_speech(utterance, result, spoken):
+                jobs.add(tgt)
             yield result
-        yield from _spoken(spoken, jobs)
+        yield from _spoken(spoken, jobs, time.monotonic() + self.voice_seconds)
 
     def speak(self, utterance: Utterance, texts: Sequence[TextResult]) -> Iterator[SpeechResult]:
         spoken: queue.SimpleQueue[SpeechResult | str] = queue.SimpleQueue()  # as in render
-        jobs = sum(self._start_speech(utterance, text, spoken) for text in texts)  # every voice at once
-        yield from _spoken(spoken, jobs)
+        jobs = {text.language for text in texts if self._start_speech(utterance, text, spoken)}  # every voice at once
+        yield from _spoken(spoken, jobs, time.monotonic() + self.voice_seconds)
 
     def _start_speech(self, utterance: Utterance, text: TextResult, out: queue.SimpleQueue[SpeechResult | str]) -> int:
         """Start `text`'s speech on the pool, onto `out`: 1 if started, 0 when there is no text or no voice."""
         voice = self.voices.for_language(text.language) if text.text else None
         if voice is None or not text.text:
             return 0
-        self._voice_pool.submit(_speak, voice, text.text, text.language, utterance.voice, out)
+        self._voices_running.add(self._voice_pool.submit(_speak, voice, text.text, text.language, utterance.voice, out))
+        self._voices_running = {f for f in self._voices_running if not f.done()}
         return 1
 
     def translate_text(self, text: str, source: str, targets: Sequence[str]) -> list[TextResult]:
@@ -251,7 +257,12 @@ class CascadeEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        self._voice_pool.shutdown(wait=True)
+        # A hung voice must not hang the shutdown: wait a bounded time, and leave the voices open if one still runs.
+        self._voice_pool.shutdown(wait=False, cancel_futures=True)
+        _, hung = wait(list(self._voices_running), timeout=self.voice_seconds)
+        if hung:
+            log.warning("%d voice(s) still running at shutdown: left as they are", len(hung))
+            return
         for obj in [*self.voices.tts, *self.router.text.values()]:
             close = getattr(obj, "close", None)
             if close is not None:
@@ -305,15 +316,21 @@ def _speak(voice: Tts, text: str, language: str, variant: int, out: queue.Simple
         out.put(language)
 
 
-def _spoken(spoken: queue.SimpleQueue[SpeechResult | str], jobs: int) -> Iterator[SpeechResult]:
-    """Speech as it comes from `jobs` started speech jobs, until each has put its end mark: quickest first, so espeak
-    listeners do not wait behind Piper."""
+def _spoken(spoken: queue.SimpleQueue[SpeechResult | str], jobs: set[str], deadline: float) -> Iterator[SpeechResult]:
+    """Speech as it comes from the started speech jobs of `jobs` (languages), until each has put its end mark or
+    `deadline` (time.monotonic()) passed: quickest first, so espeak listeners do not wait behind Piper. A language
+    given up is simply missing from what is yielded (the pipeline tells its listeners)."""
+    jobs = set(jobs)
     while jobs:
-        item = spoken.get()
+        try:
+            item = spoken.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            log.warning("speech for %s took too long: given up", ", ".join(sorted(jobs)))
+            return
         if isinstance(item, SpeechResult):
             yield item
         else:
-            jobs -= 1
+            jobs.discard(item)
 
 
 def _pairs(pairs: Collection[tuple[str, str]]) -> str:
