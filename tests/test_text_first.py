@@ -65,7 +65,6 @@ async def test_speech_starts_only_when_no_text_waits(pools):
     started, gate, work = blocker()
     b_started, b_gate, b_work = blocker()
     order: list[str] = []
-
     running = asyncio.create_task(q.transcribe(work, owner="a"))
     assert await asyncio.to_thread(started.wait, 5)
     waiting = asyncio.create_task(q.transcribe(b_work, owner="b"))
