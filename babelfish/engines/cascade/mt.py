@@ -217,8 +217,8 @@ class Apertium:
         timeout: float = 5,
         idle_seconds: float = 900,
         reap_every: float = 60,
-        max_pipelines: int = 8,
-        memory_mib: float = 2048,
+        max_pipelines: int = 16,
+        memory_mib: float = 2560,
     ) -> None:
         self._modes = modes
         self._max_pipelines = max_pipelines
