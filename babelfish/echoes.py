@@ -37,9 +37,11 @@ remote phone is mid-utterance or holds an undecided better copy, and a remote ke
 When a kept copy is not delivered, every server picks the same heir among the copies standing by cluster-wide (the
 best one), and only the heir's server processes it. Times cross servers as wall-clock times, so the servers' clocks
 must agree to well within `max_lag` (NTP does). What a lost frame costs: a lost copy, open or verdict frame lets a
-rival be kept too (a duplicate, as without this filter); a lost outcome of an undelivered kept copy leaves the copies
-standing by for it elsewhere to expire after `HORIZON` (that speech is lost). A kept copy whose server dies (or
-Redis goes down) before its outcome came counts as not delivered: a copy standing by here takes over.
+rival be kept too (a duplicate, as without this filter); a lost outcome of an undelivered kept copy (or an heir
+picked on a server that is gone) leaves the copies standing by for it with no word: after `HORIZON` each is processed
+after all unless the room's transcript holds the utterance (babelfish/intake.py: a late duplicate, never lost
+speech). A kept copy whose server dies (or Redis goes down) before its outcome came counts as not delivered: a copy
+standing by here takes over.
 """
 
 from __future__ import annotations

@@ -278,10 +278,10 @@ class Intake:
         if verdict.standby is None:
             hub.metrics.utterance_done("heard_elsewhere")
             return False
-        self._tasks.spawn(self._stand_by(segment, verdict.standby))
+        self._tasks.spawn(self._stand_by(segment, verdict.standby, verdict.utterance_id))
         return True
 
-    async def _stand_by(self, segment: Segment, turn: asyncio.Future[Verdict | None]) -> None:
+    async def _stand_by(self, segment: Segment, turn: asyncio.Future[Verdict | None], utterance_id: str) -> None:
         """A copy heard elsewhere waits (at most HORIZON s) for the kept copy's outcome; it is processed in its place
         when that one was not delivered (babelfish/echoes.py)."""
         try:
@@ -289,7 +289,7 @@ class Intake:
                 async with asyncio.timeout(HORIZON):
                     verdict = await turn  # cancelled with this task: the filter then passes it over
             except TimeoutError:
-                verdict = None
+                verdict = self._unresolved(utterance_id)
             if verdict is None:  # the kept copy was delivered: this one was only heard elsewhere (counted once)
                 self._hub.metrics.utterance_done("heard_elsewhere")
             else:  # it takes over: the pipeline counts its outcome
@@ -301,6 +301,18 @@ class Intake:
             handed = turn.result() if turn.done() and not turn.cancelled() else None
             if handed is not None and handed.outcome is not None and not handed.outcome.done():
                 handed.outcome.set_result("none")
+
+    def _unresolved(self, utterance_id: str) -> Verdict | None:
+        """No outcome came for the kept copy within HORIZON: only a lost cluster message (the kept copy on another
+        server, its outcome or its server's end never told) gets here. Unless the room's transcript shows the
+        utterance delivered, this copy is processed after all: a late duplicate is better than lost speech."""
+        room = self._hub.rooms.get(self._member.participant.room_name)
+        if room is not None and any(e.utterance_id == utterance_id for e in room.transcript.entries()):
+            return None
+        log.warning("no outcome for utterance %s within %.0f s; processing %s's copy of it", utterance_id, HORIZON,
+                    self._member.participant.id)  # fmt: skip
+        self._hub.metrics.echo_unresolved_copy()
+        return Verdict(True, utterance_id)
 
     async def finish(self) -> None:
         """Take nothing new; cut what already arrived (ending the utterance in progress) and process it all.

@@ -89,6 +89,11 @@ class Metrics:
             "babelfish_decoder_loops", "Transcripts whose decoder looped; the phrase was kept once",
             registry=self.registry,
         )  # fmt: skip
+        self._echo_unresolved = Counter(
+            "babelfish_echo_unresolved",
+            "Copies heard elsewhere processed after all: no outcome for the kept copy came (a lost cluster message)",
+            registry=self.registry,
+        )
         self._refused = Counter(
             "babelfish_refused", "Requests and connections refused, by reason", ["reason"], registry=self.registry
         )
@@ -187,6 +192,7 @@ class Metrics:
         self.utterances = 0
         self.dropped = 0
         self.decoder_loops = 0
+        self.echo_unresolved = 0
         self.shed = 0
         self.audio_drops = 0
         self.waiting = 0
@@ -220,6 +226,10 @@ class Metrics:
     def decoder_loop(self) -> None:
         self._loops.inc()
         self.decoder_loops += 1
+
+    def echo_unresolved_copy(self) -> None:
+        self._echo_unresolved.inc()
+        self.echo_unresolved += 1
 
     def set_population(self, clients: int, rooms: int) -> None:
         self.clients, self.rooms = clients, rooms
@@ -295,6 +305,7 @@ class Metrics:
             "utterances_processed": self.utterances,
             "clients_dropped": self.dropped,
             "decoder_loops": self.decoder_loops,
+            "echo_unresolved": self.echo_unresolved,
             "refused": dict(self.refusals),
             "utterances_shed": self.shed,
             "audio_drops": self.audio_drops,

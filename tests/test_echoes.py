@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 from babelfish import echoes as echoes_module
+from babelfish import intake as intake_module
 from babelfish.app import create_app
 from babelfish.config import Settings
-from babelfish.echoes import HORIZON, EchoConfig, Echoes, envelopes, make_copy, same_speech
+from babelfish.echoes import HORIZON, EchoConfig, Echoes, Verdict, envelopes, make_copy, same_speech
 from babelfish.engines.base import Transcript, Utterance
 from babelfish.engines.fake import FakeEngine
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
+from babelfish.transcripts import Entry
 from tests.audio import LIBRIVOX, SPEECH_CLIP, pcm16, read_wav
 from tests.test_ws import join
 from tests.voices import voices
@@ -557,3 +559,50 @@ def test_a_failing_filter_loses_no_utterance_and_the_turn_waits_for_its_verdict(
         got = _listen(listener, settle=0.5)
     assert [m["client_id"] for m in got if m["type"] == "transcript"] == [phone_id]
     assert len(expected) == 1 and expected[0]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("delivered", [False, True])
+def test_a_copy_standing_by_with_no_word_of_the_kept_one_is_processed_unless_delivered(tmp_path, clip, monkeypatch,
+                                                                                        delivered):  # fmt: skip
+    """A lost cluster message (the kept copy on another server, its outcome never told) must not lose the speech."""
+    monkeypatch.setattr(intake_module, "HORIZON", 0.5)
+    settings = Settings(data_dir=tmp_path, engine="test", partials=False)
+    with (
+        BoundedClient(create_app(settings, engine=FakeEngine())) as c,
+        c.websocket_connect("/ws/client") as listener,
+        c.websocket_connect("/ws/client") as phone,
+    ):
+        join(listener, "L", "de")
+        welcome = join(phone, "P", "en")
+        phone_id = welcome["client_id"]
+        hub = c.app.state.hub  # type: ignore[attr-defined]
+        hub_room = [welcome["room"]]
+        never: list[asyncio.Future] = []
+
+        async def heard_on_another_server(*args: object, **kwargs: object) -> Verdict:
+            never.append(asyncio.get_running_loop().create_future())  # its outcome never comes
+            if delivered:
+                room = hub.rooms.get(hub_room[0])
+                room.transcript.add(Entry("u-remote", "x", "Remote", 0.0, 1.0, "en", "delivered over there"))
+            return Verdict(False, "u-remote", kept_client="remote-phone", standby=never[-1])
+
+        hub.echoes.admit = heard_on_another_server
+        _play([(phone, stream([(clip, 0.3, 0)], 4.5, seed=1))])
+        if delivered:
+            time.sleep(1.5)
+            got: list[dict] = []
+            listener.send_text('{"type": "ping", "id": "end"}')
+            while (m := _next(listener))["type"] != "pong":
+                got.append(m)
+        else:
+            got = _listen(listener, settle=0.5)
+        outcomes = _outcomes(c)
+        unresolved = c.get("/metrics").json()["echo_unresolved"]
+    transcripts = [m for m in got if m["type"] == "transcript"]
+    assert unresolved == (0 if delivered else 1)
+    if delivered:
+        assert not transcripts and outcomes.get("heard_elsewhere") == 1
+    else:
+        assert [(m["utterance_id"], m["client_id"]) for m in transcripts] == [("u-remote", phone_id)]
+        assert outcomes.get("ok") == 1
