@@ -27,18 +27,26 @@ def test_partial_text_greyed_then_replaced_by_the_final(server: ServerProcess, b
         wait_joined(speaker)
         wait_joined(listener)
         speaker.click("#mic")
-        tail = listener.locator("article.utt.partial .tail").first
-        tail.wait_for(timeout=20_000)  # words while the speaker is still talking
-        utt = tail.evaluate("(el) => el.closest('article').dataset.utt")
+        # One look at a card while it is partial: the final may replace it at any moment (on a slow machine, right
+        # after its first partial), so the card's id, the tail's look and the hidden latency are read together.
+        seen = listener.wait_for_function(
+            """() => {
+                const tail = document.querySelector('article.utt.partial .tail');
+                if (!tail) return null;
+                const card = tail.closest('article'), lat = card.querySelector('.lat');
+                const t = getComputedStyle(tail), txt = getComputedStyle(tail.closest('.txt'));
+                return {
+                    utt: card.dataset.utt,
+                    greyed: t.color !== txt.color || Number(t.opacity) < 1,
+                    latHidden: !lat || lat.offsetParent === null || getComputedStyle(lat).display === 'none',
+                };
+            }""",
+            timeout=20_000,  # words while the speaker is still talking
+        ).json_value()
+        utt = seen["utt"]
         card = listener.locator(f"article.utt[data-utt='{utt}']")
-        greyed = tail.evaluate(
-            """(el) => {
-                const t = getComputedStyle(el), txt = getComputedStyle(el.closest('.txt'));
-                return t.color !== txt.color || Number(t.opacity) < 1;
-            }"""
-        )
-        assert greyed, "the tentative tail must look different from settled text"
-        assert card.locator(".lat").is_hidden()  # no latency on text still being spoken
+        assert seen["greyed"], "the tentative tail must look different from settled text"
+        assert seen["latHidden"]  # no latency on text still being spoken
         listener.screenshot(path=ARTIFACTS / "phone-partials.png")
         # The same card turns final: no tail, no partial look, my language's final text.
         handle = card.element_handle()
