@@ -382,5 +382,4 @@ class _Delivery:
             message = notice(self.utterance_id, self._speaker, language)
             audience = [p for p in room.listeners(self._who) if p.language == language and p.wants_audio]
             room.broadcast(message, audience)
-            if any(r.language == language and r.wants_audio for r in room.remote.values()):
-                self._cluster.relay(room, message.encode(), language)
+            self._cluster.relay(room, message.encode(), language, audio_only=True)

@@ -4,6 +4,7 @@ and its listeners are told (babelfish/inference.py, babelfish/pipeline.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -11,15 +12,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
+import websockets
 
 from babelfish.app import create_app
+from babelfish.cluster import LocalOnly, redis_node
+from babelfish.cluster.envelope import Envelope
 from babelfish.config import Settings
 from babelfish.engines.base import LanguageSupport, SpeechResult, TextResult, Utterance
 from babelfish.engines.fake import FakeEngine
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.metrics import Metrics
+from babelfish.pipeline import Pipeline
+from babelfish.rooms import Outbox, Participant, RemoteMember, Room
 from tests.audio import frames, silence
 from tests.pipeline_harness import PipelineHarness
+from tests.test_nothing_lost import _InThread
 from tests.test_ws import join, speak
 from tests.wsclient import BoundedClient
 
@@ -271,3 +278,91 @@ async def test_a_language_without_voice_gets_no_speech_job_and_a_failing_voice_i
         assert isinstance(speech, dict) and speech.get("error") == 1 and not speech.get("spoken"), speech
     finally:
         h.close()
+
+
+class Relayed:
+    """A cluster that records what is relayed (the rest of the Cluster protocol as LocalOnly)."""
+
+    def __init__(self) -> None:
+        self.relayed: list[tuple[str, str | None, bool, bool]] = []  # (text, language, pcm?, audio_only)
+
+    def relay(self, room, text, language, pcm=None, audio_only=False) -> None:
+        self.relayed.append((text, language, pcm is not None, audio_only))
+
+    def __getattr__(self, name: str):
+        return getattr(LocalOnly(), name)
+
+
+async def test_across_servers_speech_skipped_reaches_only_listeners_who_take_audio():
+    engine = GatedEngine()
+    h = PipelineHarness(engine, speech_max_wait=0.3)
+    cluster = Relayed()
+    h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, cluster)  # type: ignore[arg-type]
+    try:
+        ann = h.join("Ann", "en")
+        h.rooms.get("r").remote["far"] = RemoteMember("far", "Fay", "de", True, "server-2")
+        async with asyncio.timeout(10):
+            await h.pipeline.process(ann, h.segment(1.0))
+            await h.pipeline.process(ann, h.segment(1.3))
+            await asyncio.sleep(0.4)  # the second one's speech is late
+            engine.gate.set()
+            assert await h.pipeline.spoken(10) == 0
+        skipped = [r for r in cluster.relayed if '"speech_skipped"' in r[0]]
+        assert [(lang, audio_only) for _, lang, _, audio_only in skipped] == [("de", True)]
+        # The other server's side: the notice goes to its listeners of that language who take audio, only.
+        room = Room("r")
+        hears = Participant("h", "Hal", "de", "r", Outbox(10, 1 << 20, lambda: None), wants_audio=True)
+        reads = Participant("t", "Tom", "de", "r", Outbox(10, 1 << 20, lambda: None), wants_audio=False)
+        room.members.update({p.id: p for p in (hears, reads)})
+        body = {"text": skipped[0][0], "language": "de", "audio": False, "audio_only": True}
+        redis_node._deliver(room, Envelope("result", "server-1", "r", body))
+        assert (hears.outbox.qsize(), reads.outbox.qsize()) == (1, 0)
+        assert not redis_node._needed(room_with_remote(False), "de", True)
+        assert redis_node._needed(room_with_remote(True), "de", True)
+    finally:
+        engine.gate.set()
+        h.close()
+
+
+def room_with_remote(wants_audio: bool) -> Room:
+    room = Room("r")
+    room.remote["far"] = RemoteMember("far", "Fay", "de", wants_audio, "server-2")
+    return room
+
+
+@pytest.mark.timeout(90)
+def test_a_drain_waits_for_speech_in_flight(tmp_path, speech_pcm):
+    """A restart while an utterance's speech is being made (its text is out): the audio arrives before `draining`."""
+    settings = Settings(data_dir=tmp_path, log_level="warning", revisions=False)
+    engine = GatedEngine()
+    srv = _InThread(create_app(settings, engine=engine), settings)
+
+    async def scenario() -> list[str]:
+        async with websockets.connect(srv.url, max_size=None) as listener, websockets.connect(srv.url) as speaker:
+            for ws, name, lang in ((listener, "L", "de"), (speaker, "S", "en")):
+                await ws.send(json.dumps({"type": "join", "name": name, "language": lang}))
+                assert json.loads(await asyncio.wait_for(ws.recv(), 20))["type"] == "welcome"
+            for frame in frames(speech_pcm):
+                await speaker.send(frame)
+            await speaker.send('{"type": "end_utterance"}')
+            seen: list[str] = []
+            while "translation" not in seen:  # the text is out; its speech waits for the gate
+                msg = await asyncio.wait_for(listener.recv(), 20)
+                seen.append("audio-frame" if isinstance(msg, bytes) else json.loads(msg)["type"])
+            srv.server.should_exit = True  # what SIGTERM does
+            await asyncio.sleep(0.5)  # the drain has begun (were it not to wait for speech, `draining` came now)
+            engine.gate.set()
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    msg = await asyncio.wait_for(listener.recv(), 20)
+                    seen.append("audio-frame" if isinstance(msg, bytes) else json.loads(msg)["type"])
+            return seen
+
+    try:
+        seen = asyncio.run(scenario())
+    finally:
+        engine.gate.set()
+        srv.stop()
+    kinds = [k for k in seen if k != "participants"]
+    assert "audio" in kinds and kinds.index("audio") < kinds.index("draining"), kinds
+    assert not srv.thread.is_alive()

@@ -27,8 +27,11 @@ class Cluster(Protocol):
     def left(self, p: Participant) -> None:
         """`p` left its room here: tell the other servers."""
 
-    def relay(self, room: Room, text: str, language: str | None, pcm: bytes | None = None) -> None:
-        """Hand a result (an encoded server message; audio: header + PCM) to listeners of `language` elsewhere."""
+    def relay(
+        self, room: Room, text: str, language: str | None, pcm: bytes | None = None, audio_only: bool = False
+    ) -> None:
+        """Hand a result (an encoded server message; audio: header + PCM) to listeners of `language` elsewhere;
+        `audio_only`: a message about audio (speech_skipped), only for listeners who take audio."""
 
     def relay_partial(self, room: Room, slot: tuple[str, str, str], text: str, language: str | None) -> None:
         """Hand a streaming partial to listeners of `language` (None: everyone) elsewhere. Low priority: a newer
@@ -80,7 +83,9 @@ class LocalOnly:
     def left(self, p: Participant) -> None:
         return None
 
-    def relay(self, room: Room, text: str, language: str | None, pcm: bytes | None = None) -> None:
+    def relay(
+        self, room: Room, text: str, language: str | None, pcm: bytes | None = None, audio_only: bool = False
+    ) -> None:
         return None
 
     def relay_partial(self, room: Room, slot: tuple[str, str, str], text: str, language: str | None) -> None:

@@ -194,9 +194,11 @@ class RedisCluster:
         body = {"id": p.id}
         self._send(("publish", channel(name), Envelope("leave", self.server_id, p.room_name, body).pack()))
 
-    def relay(self, room: Room, text: str, language: str | None, pcm: bytes | None = None) -> None:
-        if _needed(room, language, pcm is not None):
-            body = {"text": text, "language": language, "audio": pcm is not None}
+    def relay(
+        self, room: Room, text: str, language: str | None, pcm: bytes | None = None, audio_only: bool = False
+    ) -> None:
+        if _needed(room, language, pcm is not None or audio_only):
+            body = {"text": text, "language": language, "audio": pcm is not None, "audio_only": audio_only}
             frame = Envelope("result", self.server_id, room.name, body, pcm or b"").pack()
             self._send(("publish", channel(cluster_name(room)), frame))
 
@@ -521,10 +523,13 @@ class RedisCluster:
 def _deliver(room: Room, env: Envelope) -> None:
     """A result rendered on another server, to this server's listeners of its language (all, for a transcript)."""
     text, language, audio = env.body.get("text"), env.body.get("language"), bool(env.body.get("audio"))
+    audio_only = bool(env.body.get("audio_only"))  # a message about audio (speech_skipped): not for text-only
     if not isinstance(text, str):
         return
     for p in list(room.members.values()):
         if language is not None and p.language != language:
+            continue
+        if audio_only and not p.wants_audio:
             continue
         if audio:
             if p.wants_audio:
