@@ -156,9 +156,22 @@ def test_memory_weight_trades_a_little_chrf_for_much_less_memory():
     # A big difference in chrF still buys the heavy route.
     far = _measured({"ap:en-ca+ap:ca-fr": 75.0, "ap:en-es+ap:es-fr": 50.0})
     assert Router([ap], measured=far, memory=memory, memory_weight=1.5).route("en", "fr")[0].tgt == "ca"
-    # Hops with no memory in the table (a model loaded once at start) cost nothing: the it pivot, not in it, wins.
+    # Hops with no memory in the table cost their backend's default: none for a model loaded once at start (the it
+    # pivot, not in the table, wins), a pipeline's worth for an installed but unmeasured apertium pair (es wins).
     unmeasured = _measured({"ap:en-ca+ap:ca-fr": 63.0, "ap:en-es+ap:es-fr": 58.0, "ap:en-it+ap:it-fr": 57.0})
     assert Router([ap], measured=unmeasured, memory=memory, memory_weight=1.5).route("en", "fr")[0].tgt == "it"
+    charged = Router([ap], measured=unmeasured, memory=memory, memory_weight=1.5, memory_default={"ap": 112.5})
+    assert charged.route("en", "fr")[0].tgt == "es" and charged.memory_mib(charged.route("en", "it")) == 112.5
+
+
+def test_unmeasured_apertium_pairs_cost_the_measured_median():
+    from babelfish.engines.cascade.quality import DEFAULT_APERTIUM_MIB, apertium_default_mib, load_memory
+
+    shipped = apertium_default_mib(load_memory())
+    assert 40 < shipped < 300  # a typical pair, not the 622 MiB outlier nor nothing
+    table = {("apertium", "a", "b"): 10.0, ("apertium", "b", "a"): 30.0, ("x", "a", "b"): 900.0}
+    assert apertium_default_mib(table) == 20
+    assert apertium_default_mib({}) == DEFAULT_APERTIUM_MIB
 
 
 class FakeWhisperTranslate(FakeSpeechMT):

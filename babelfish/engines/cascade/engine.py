@@ -25,7 +25,7 @@ from babelfish.engines.cascade.asr import Asr, WhisperAsr
 from babelfish.engines.cascade.kokoro import Kokoro
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
 from babelfish.engines.cascade.nonspeech import Voicing, rejection
-from babelfish.engines.cascade.quality import load_memory, load_quality
+from babelfish.engines.cascade.quality import apertium_default_mib, load_memory, load_quality
 from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
 from babelfish.engines.cascade.tts import MAX_VOICE_WER, Espeak, Pico, Piper, StreamingTts, Tts, load_voice_quality
 from babelfish.languages import untranslatable
@@ -131,9 +131,18 @@ class CascadeEngine:
             log.info("MT: %s from %s, %d pairs", model.name, model.folder, len(model.pairs()))
         speech: list[SpeechTranslator] = [WhisperTranslate(asr)]
         # Routes ranked by measured chrF, less their pipelines' memory: keeps a room's working set within the caps.
-        router = Router(
-            text, speech, measured=load_quality(), memory=load_memory(), memory_weight=settings.route_memory_weight
+        memory = load_memory()
+        default = apertium_default_mib(memory)
+        # Extra Debian pairs nobody measured: charged a typical pair's memory (constant, so routes never flip).
+        unmeasured = sorted(
+            f"{s}-{t}" for b in text if b.name == "apertium" for s, t in b.pairs() if ("apertium", s, t) not in memory
         )
+        if unmeasured:
+            log.info("MT: apertium pairs with no measured memory, weighed at %.0f MiB each: %s", default, unmeasured)
+        router = Router(
+            text, speech, measured=load_quality(), memory=memory, memory_weight=settings.route_memory_weight,
+            memory_default={"apertium": default},
+        )  # fmt: skip
         details["mt"] = ", ".join(router.backends())
 
         t0 = time.perf_counter()

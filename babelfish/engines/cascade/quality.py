@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+import statistics
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from babelfish.engines.cascade.router import Hop, Route
@@ -50,6 +51,18 @@ def load_memory(path: Path = QUALITY_FILE) -> dict[tuple[str, str, str], float]:
     except (OSError, ValueError, AttributeError) as exc:
         log.warning("pipeline memory table %s not used (%s): routes chosen by chrF alone", path, exc)
         return {}
+
+
+# An apertium pair with no measured memory (one installed beyond the shipped ones): the shipped pairs' median
+# (112.5 MiB), when the table has none.
+DEFAULT_APERTIUM_MIB = 112.5
+
+
+def apertium_default_mib(memory: Mapping[tuple[str, str, str], float]) -> float:
+    """What routing charges for an apertium pair missing from the memory table: the measured pairs' median, a
+    constant for the server's lifetime."""
+    mibs = [mib for (backend, _, _), mib in memory.items() if backend == "apertium"]
+    return statistics.median(mibs) if mibs else DEFAULT_APERTIUM_MIB
 
 
 def load_quality(path: Path = QUALITY_FILE) -> dict[tuple[str, str], list[tuple[float, Route]]]:

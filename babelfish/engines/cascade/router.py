@@ -92,9 +92,11 @@ class Router:
         measured: Measured | None = None,
         memory: Mapping[tuple[str, str, str], float] | None = None,
         memory_weight: float = 0.0,
+        memory_default: Mapping[str, float] | None = None,
     ) -> None:
         """`memory`: MiB a hop's process keeps while running, by (backend, src, tgt) (quality.load_memory);
-        `memory_weight`: chrF points a route may give up per 100 MiB less (0: chrF alone decides)."""
+        `memory_weight`: chrF points a route may give up per 100 MiB less (0: chrF alone decides);
+        `memory_default`: MiB of a hop missing from `memory`, by backend (one starting a process per pair: apertium)."""
         self.text = {b.name: b for b in text}
         self.speech = {b.name: b for b in speech}
         self.max_hops = max_hops
@@ -105,6 +107,7 @@ class Router:
         self._hops = {hop for hops in self._edges.values() for _, hop in hops}
         self._measured = measured or {}
         self._memory = memory or {}
+        self._memory_default = memory_default or {}
         self.memory_weight = memory_weight
         self._routes: dict[tuple[str, str, bool], Route | None] = {}
 
@@ -165,9 +168,10 @@ class Router:
         return chrf - HOP_MARGIN * (len(route) - 1) - self.memory_weight * self.memory_mib(route) / 100.0
 
     def memory_mib(self, route: Route) -> float:
-        """Memory the route's hops keep running (measured per hop; a hop not in the table costs nothing extra, as a
-        model loaded once at start does not)."""
-        return sum(self._memory.get((h.backend, h.src, h.tgt), 0.0) for h in route)
+        """Memory the route's hops keep running: measured per hop; a hop not in the table costs its backend's
+        constant default (a pair installed but never measured), else nothing (a model loaded once at start). Never the
+        live memory: routes must not flip while a server runs."""
+        return sum(self._memory.get((h.backend, h.src, h.tgt), self._memory_default.get(h.backend, 0.0)) for h in route)
 
     def score(self, route: Route) -> float:
         """The route's measured chrF, else a guess: its first hop's score (measured alone, else its backend's prior)
