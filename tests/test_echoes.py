@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -536,8 +539,9 @@ def test_when_the_kept_copy_is_not_delivered_another_phones_copy_is(tmp_path, cl
         assert (h["utterance_id"], h["client_id"]) == (transcript["utterance_id"], transcript["client_id"])
 
 
-@pytest.mark.timeout(60)
-def test_a_failing_filter_loses_no_utterance_and_the_turn_waits_for_its_verdict(tmp_path, clip):
+@contextlib.contextmanager
+def _listener_and_phone(tmp_path) -> Iterator[tuple[BoundedClient, Any, Any, dict]]:
+    """The app with the test engine, a German listener and one English phone (its welcome), joined in one room."""
     settings = Settings(data_dir=tmp_path, engine="test", partials=False)
     with (
         BoundedClient(create_app(settings, engine=FakeEngine())) as c,
@@ -545,7 +549,13 @@ def test_a_failing_filter_loses_no_utterance_and_the_turn_waits_for_its_verdict(
         c.websocket_connect("/ws/client") as phone,
     ):
         join(listener, "L", "de")
-        phone_id = join(phone, "P", "en")["client_id"]
+        yield c, listener, phone, join(phone, "P", "en")
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_filter_loses_no_utterance_and_the_turn_waits_for_its_verdict(tmp_path, clip):
+    with _listener_and_phone(tmp_path) as (c, listener, phone, welcome):
+        phone_id = welcome["client_id"]
         hub = c.app.state.hub  # type: ignore[attr-defined]
         expected: list[set[str]] = []
 
@@ -567,14 +577,7 @@ def test_a_copy_standing_by_with_no_word_of_the_kept_one_is_processed_unless_del
                                                                                         delivered):  # fmt: skip
     """A lost cluster message (the kept copy on another server, its outcome never told) must not lose the speech."""
     monkeypatch.setattr(intake_module, "HORIZON", 0.5)
-    settings = Settings(data_dir=tmp_path, engine="test", partials=False)
-    with (
-        BoundedClient(create_app(settings, engine=FakeEngine())) as c,
-        c.websocket_connect("/ws/client") as listener,
-        c.websocket_connect("/ws/client") as phone,
-    ):
-        join(listener, "L", "de")
-        welcome = join(phone, "P", "en")
+    with _listener_and_phone(tmp_path) as (c, listener, phone, welcome):
         phone_id = welcome["client_id"]
         hub = c.app.state.hub  # type: ignore[attr-defined]
         hub_room = [welcome["room"]]

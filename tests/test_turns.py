@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -187,6 +188,21 @@ def test_one_piece_turns_end_too_when_asked_and_talking_sees_speech_on_its_way()
     assert ended == [["a"], ["b"]] and default == []
 
 
+def _gated_job(order: list[str]) -> tuple[asyncio.Event, Callable[..., str]]:
+    """A job for the queue's worker thread that records its name in `order`; `wait=True` holds the worker until the
+    returned event is set (called on the event loop)."""
+    gate = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def job(name: str, wait: bool = False) -> str:
+        if wait:
+            asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(5)
+        order.append(name)
+        return name
+
+    return gate, job
+
+
 def test_a_one_piece_revision_takes_only_idle_time():
     """`idle_only` (a one-piece turn's revision) is skipped while anything runs or waits or a render is owed, and runs
     on an idle engine; it still comes after fresh speech asked for meanwhile."""
@@ -196,15 +212,7 @@ def test_a_one_piece_revision_takes_only_idle_time():
         order: list[str] = []
         with ThreadPoolExecutor(1) as pool:
             queue = InferenceQueue(pool, 1, 3, 60.0, metrics, revision_max_wait=60.0)
-            gate = asyncio.Event()
-            loop = asyncio.get_running_loop()
-
-            def job(name: str, wait: bool = False) -> str:
-                if wait:
-                    asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(5)
-                order.append(name)
-                return name
-
+            gate, job = _gated_job(order)
             running = asyncio.ensure_future(queue.transcribe(job, "first", True, owner="x"))
             await asyncio.sleep(0.05)
             with pytest.raises(Shed) as info:
@@ -272,15 +280,7 @@ def test_revisions_run_last_and_are_shed_first():
         order: list[str] = []
         with ThreadPoolExecutor(1) as pool:
             queue = InferenceQueue(pool, 1, 3, 60.0, metrics, revision_max_wait=60.0)
-            gate = asyncio.Event()
-            loop = asyncio.get_running_loop()
-
-            def job(name: str, wait: bool = False) -> str:
-                if wait:
-                    asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(5)
-                order.append(name)
-                return name
-
+            gate, job = _gated_job(order)
             busy = asyncio.ensure_future(queue.transcribe(job, "first", True, owner="x"))
             await asyncio.sleep(0.05)
             revision = asyncio.ensure_future(queue.revise(job, "revision", owner="ann"))
