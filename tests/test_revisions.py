@@ -3,6 +3,7 @@ its corrected text replaces the pieces' texts, for everyone, in every language, 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from babelfish.app import create_app
 from babelfish.config import Settings
 from babelfish.engines.fake import FakeEngine
 from tests.audio import frames, silence
+from tests.pipeline_harness import PipelineHarness
 from tests.wsclient import BoundedClient
 
 
@@ -57,6 +59,19 @@ def nothing_more(ws, wait: float) -> list[dict]:
     got = until(ws, "pong")
     return got[:-1]
 
+
+
+def _revision_outcomes(h: PipelineHarness) -> asyncio.Queue[str]:
+    """Each revision outcome the pipeline counts in /metrics, also put on a queue for the test to await."""
+    outcomes: asyncio.Queue[str] = asyncio.Queue()
+    count = h.metrics.revision
+
+    def counted(outcome: str) -> None:
+        count(outcome)
+        outcomes.put_nowait(outcome)
+
+    h.metrics.revision = counted  # type: ignore[method-assign]
+    return outcomes
 
 def test_a_turn_cut_at_a_pause_is_revised_once_for_everyone(app_client, speech_pcm):
     half = len(speech_pcm) // 2 // 2 * 2
@@ -253,14 +268,7 @@ def test_a_revision_waits_for_its_last_piece_and_none_starts_while_draining():
         h.executor = ThreadPoolExecutor(2, thread_name_prefix="harness-inference")
         h.queue = InferenceQueue(h.executor, 2, 64, 60.0, h.metrics)
         h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, Recorder(), turns=(0.3, 28.0))  # type: ignore[arg-type]
-        outcomes: asyncio.Queue[str] = asyncio.Queue()
-        count = h.metrics.revision
-
-        def counted(outcome: str) -> None:
-            count(outcome)
-            outcomes.put_nowait(outcome)
-
-        h.metrics.revision = counted  # type: ignore[method-assign]
+        outcomes = _revision_outcomes(h)
         ann, dan = h.join("Ann", "en"), h.join("Dan", "de", audio=False)
         await asyncio.wait_for(h.say(ann, 1.0), 10)
         await asyncio.wait_for(h.say(ann, 1.2), 10)  # the turn ends 0.45 s after: while this piece is rendered
@@ -311,14 +319,7 @@ def test_a_one_piece_turn_is_revised_only_when_its_words_change_and_only_in_idle
         h = PipelineHarness(Careful())
         h.queue = InferenceQueue(h.executor, 1, 64, 60.0, h.metrics, revision_max_wait=1.5)
         h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.3, 28.0), single_pieces=True)
-        outcomes: asyncio.Queue[str] = asyncio.Queue()
-        count = h.metrics.revision
-
-        def counted(outcome: str) -> None:
-            count(outcome)
-            outcomes.put_nowait(outcome)
-
-        h.metrics.revision = counted  # type: ignore[method-assign]
+        outcomes = _revision_outcomes(h)
         ann, dan = h.join("Ann", "en"), h.join("Dan", "de", audio=False)
         await asyncio.wait_for(h.say(ann, 1.0), 10)
         assert await asyncio.wait_for(outcomes.get(), 10) == "sent"
@@ -369,14 +370,7 @@ def test_a_one_piece_revision_waits_for_the_engine_to_be_idle():
     async def main() -> dict[str, int]:
         h = PipelineHarness(Recording(delay_seconds=0.5))
         h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.1, 28.0), single_pieces=True)
-        outcomes: asyncio.Queue[str] = asyncio.Queue()
-        count = h.metrics.revision
-
-        def counted(outcome: str) -> None:
-            count(outcome)
-            outcomes.put_nowait(outcome)
-
-        h.metrics.revision = counted  # type: ignore[method-assign]
+        outcomes = _revision_outcomes(h)
         ann, bob = h.join("Ann", "en"), h.join("Bob", "en")
         saying = asyncio.ensure_future(h.say(ann, 1.0))  # her turn is over as soon as her piece is transcribed
         await asyncio.sleep(0.05)
