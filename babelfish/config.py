@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     # --- engine ---
     engine: EngineName = Field("auto", description="auto: seamless when its weights are local, else cascade")
     device: Literal["cpu", "cuda"] = Field("cpu", description="where models run")
-    threads: int = Field(2, ge=1, le=256, description="CPU threads for inference")
-    inference_workers: int = Field(1, ge=1, le=16, description="utterances processed at once, each with `threads`")
+    threads: int = Field(1, ge=1, le=256, description="CPU threads for each inference worker")
+    inference_workers: int = Field(2, ge=1, le=16, description="engine calls run at once, each with `threads`")
     vad_workers: int = Field(2, ge=1, le=16, description="threads cutting every client's audio into utterances")
     inference_queue_max: int = Field(
         8, ge=1, le=1000, description="utterances waiting for the engine, all speakers; beyond, one is skipped"

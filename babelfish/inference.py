@@ -38,11 +38,14 @@ they only improve text listeners already have:
   unless nothing runs, nothing waits and no render is owed.
 A revision that already runs finishes (it holds a worker for one re-decode of at most ~28 s of audio).
 
-Streaming partials (babelfish/partials.py) come after everything, revisions included, and back off first: a partial is
-dropped at once ("busy") when any other call waits, and skipped ("stale") when it has waited `max_wait` of its own (a
-newer one would be asked for by then); and for `partial_hold` seconds after a transcription finishes (its render is
-asked for after the speaker's label is known: no partial may take the worker in between). Their caller keeps at most one
-in flight per speaker. Partial sheds are counted apart from utterances.
+Streaming partials (babelfish/partials.py) come after everything, revisions included, and back off first: a partial runs
+only while the engine is otherwise idle, and never waits: it is dropped at once ("busy") when any other call runs or
+waits (a partial that started would share the CPU with, or hold a worker from, a final that arrives meanwhile: with
+six people talking, partials in every free moment slowed the finals by a fifth, docs/benchmarks.md), and for
+`partial_hold` seconds after a transcription finishes (its render is asked for after the speaker's label is known: no
+partial may take a worker in between). Should one wait after all, it goes after every other call and is skipped
+("stale") after `max_wait` of its own. Their caller keeps at most one in flight per speaker. Partial sheds are
+counted apart from utterances.
 
 Renders owed: a transcription submitted with an `Owed` (the pipeline's) owes its render from the moment it finishes
 until its caller calls `Owed.release` (the render is being asked for, or the utterance was given up: release in a
@@ -220,9 +223,10 @@ class InferenceQueue:
         return [j for j in self._heap if j.priority == priority and not j.future.done()]
 
     async def partial(self, fn: Callable[..., T], *args: Any, owner: str, max_wait: float) -> T:
-        """Run a streaming-partial call if the engine has nothing better to do; raises `Shed` ("busy" or "stale")."""
+        """Run a streaming-partial call if the engine is otherwise idle; raises `Shed` ("busy" or "stale")."""
         if (
             self._owed
+            or self._free < self._workers
             or time.monotonic() < self._partials_after
             or any(j.priority < PARTIAL and not j.future.done() for j in self._heap)
         ):
@@ -283,7 +287,9 @@ class InferenceQueue:
             if job.deadline is not None and time.monotonic() > job.deadline:
                 self._shed(job, "late")
                 continue
-            if job.priority == PARTIAL and (self._owed or time.monotonic() < self._partials_after):
+            if job.priority == PARTIAL and (
+                self._owed or self._free < self._workers or time.monotonic() < self._partials_after
+            ):
                 self._shed(job, "busy")  # counted as stale: it waited, and a final came first
                 continue
             if job.priority == REVISE and self._owed:

@@ -189,6 +189,8 @@ async def scenario(server: ServerProcess, args: argparse.Namespace, folder: Path
           f"(apertium) USS MiB median {median:.0f}, max {max(samples, default=0):.0f}")  # fmt: skip
     print(f"/metrics: utterances_shed {metrics.get('utterances_shed')}, latency_ms {metrics['latency_ms']}")
     print(f"/metrics: speech {metrics.get('speech')}, revisions {metrics.get('revisions')}")
+    print(f"/metrics: stages_ms {metrics.get('stages_ms')}, speaker_wait_ms {metrics.get('speaker_wait_ms')}")
+    print(f"/metrics: partials {metrics.get('partials')}, cpu_percent {metrics.get('cpu_percent')}")
 
 
 def main() -> None:

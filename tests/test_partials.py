@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -108,26 +109,30 @@ async def test_partial_is_dropped_at_once_when_a_final_waits(pool):  # noqa: F81
     assert metrics.shed == 0  # not an utterance lost
 
 
-async def test_waiting_partial_goes_after_finals_and_goes_stale(pool):  # noqa: F811
+async def test_partial_waits_for_an_idle_engine_not_only_a_free_worker():
+    # Two workers, one busy with a final's render: a partial would share the CPU with it (or hold the second worker
+    # from the next final), so it is dropped until nothing runs; it never waits in the queue.
     metrics = Metrics()
-    q = InferenceQueue(pool, 1, 8, 60, metrics, partial_hold=0.0)  # order alone (the hold: the next test)
+    with ThreadPoolExecutor(2) as two:
+        await _idle_engine_only(InferenceQueue(two, 2, 8, 60, metrics, partial_hold=0.0), metrics)
+
+
+async def _idle_engine_only(q: InferenceQueue, metrics: Metrics) -> None:
     gate, work = blocker()
-    order: list[str] = []
     running = asyncio.create_task(q.render(work, owner="a"))
     await asyncio.sleep(0.05)
-    fresh = asyncio.create_task(q.partial(order.append, "partial", owner="c", max_wait=5))
-    stale = asyncio.create_task(q.partial(order.append, "stale", owner="d", max_wait=0.05))
-    await asyncio.sleep(0.01)
-    final = asyncio.create_task(q.transcribe(order.append, "final", owner="b"))  # came last, runs first
-    await asyncio.sleep(0.2)
+    assert q.busy == 1 and q.waiting == 0
+    ran: list[str] = []
+    with pytest.raises(Shed) as info:
+        await asyncio.wait_for(q.partial(ran.append, "partial", owner="c", max_wait=5), 1)
+    assert info.value.reason == "busy"
+    async with asyncio.timeout(5):  # a final still takes the free worker at once
+        assert await q.transcribe(str, "final", owner="b") == "final"
     gate.set()
     async with asyncio.timeout(5):
-        await asyncio.gather(running, final, fresh)
-        with pytest.raises(Shed) as info:
-            await stale
-    assert info.value.reason == "stale"
-    assert order == ["final", "partial"]
-    assert metrics.snapshot()["partials"]["shed"]["stale"] == 1
+        assert await running == "blocked"
+        assert await q.partial(str, "partial", owner="c", max_wait=5) == "partial"  # idle: it runs
+    assert ran == [] and metrics.snapshot()["partials"]["shed"]["busy"] == 1
 
 
 async def test_no_partial_between_a_transcription_and_its_render(pool):  # noqa: F811

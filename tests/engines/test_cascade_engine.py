@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from babelfish.config import Settings
 from babelfish.engines.base import Engine, SpeechResult, TextResult, Utterance
 from babelfish.engines.cascade import CascadeEngine
+from babelfish.engines.cascade.asr import WhisperAsr
 from tests.audio import librivox_clips
 from tests.engines.cascade_audio import espeak_clip, word_errors
 
@@ -23,7 +25,7 @@ MAX_WER = 0.08
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CascadeEngine]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), threads=2)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
     eng = CascadeEngine.load(settings)
     yield eng
     eng.close()
@@ -37,6 +39,18 @@ def test_engine_protocol_and_info(engine: CascadeEngine, tmp_path: Path, caplog:
     assert table["pt"].text_out and table["es"].text_out and table["fr"].text_out
     assert table["de"].speech_in and table["de"].speech_out and not table["de"].text_out  # no route into German
     assert table["en"].via["tts"].startswith("piper")
+
+
+def test_inference_workers_transcribe_at_once(engine: CascadeEngine):
+    # One Whisper replica per inference worker: otherwise their calls queue inside CTranslate2, one at a time.
+    assert isinstance(engine.asr, WhisperAsr) and engine.asr.workers == Settings().inference_workers == 2
+    clips = librivox_clips()[:2]
+    with ThreadPoolExecutor(2) as two:
+        texts = list(two.map(lambda clip: engine.transcribe(Utterance(clip[1], "en")), clips))
+    for (name, _, ref), tr in zip(clips, texts, strict=True):  # each its own words: no crossed wires
+        assert tr is not None, name
+        errors, words = word_errors(tr.text, ref)
+        assert errors / words <= 2 * MAX_WER, (name, tr.text)
 
 
 def test_second_load_reuses_assembled_model(tmp_path: Path, caplog: pytest.LogCaptureFixture):

@@ -97,11 +97,16 @@ class WhisperAsr:
         threads: int = 2,
         device: str = "cpu",
         revision_beam: int = REVISION_BEAM,
+        workers: int = 1,
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-        self._fw = WhisperModel(str(folder), device=device, compute_type=compute_type, cpu_threads=threads)
+        # `workers` model replicas (CTranslate2's inter_threads), so that many calls from the inference workers run at
+        # once: with one, concurrent calls queue inside CTranslate2 however many workers the server has.
+        self._fw = WhisperModel(
+            str(folder), device=device, compute_type=compute_type, cpu_threads=threads, num_workers=workers
+        )
         # Its transcribe (revisions) logs every call's audio length at info level: noise in a server's log.
         self._fw.logger.setLevel(max(self._fw.logger.getEffectiveLevel(), logging.WARNING))
         self._model = self._fw.model
@@ -125,6 +130,11 @@ class WhisperAsr:
 
     def languages(self) -> Collection[str]:
         return self._langs
+
+    @property
+    def workers(self) -> int:
+        """Calls that run at once (model replicas)."""
+        return int(self._model.num_workers)
 
     # --- encoding ---
     def _encode(self, audio: np.ndarray, full_window: bool = False) -> Any:

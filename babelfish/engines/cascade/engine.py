@@ -103,7 +103,12 @@ class CascadeEngine:
         t0 = time.perf_counter()
         folder, origin = resolve_whisper(settings.asr_model, settings.data_dir)
         asr = WhisperAsr(
-            folder, settings.asr_compute_type, settings.threads, settings.device, settings.revision_beam_size
+            folder,
+            settings.asr_compute_type,
+            settings.threads,
+            settings.device,
+            settings.revision_beam_size,
+            settings.inference_workers,
         )
         log.info("ASR: faster-whisper from %s (%s), %s, in %.1f s", folder, origin, settings.asr_compute_type,
                  time.perf_counter() - t0)  # fmt: skip
