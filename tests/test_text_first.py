@@ -212,7 +212,9 @@ def _collect(ws, done, seconds: float = 30.0) -> list[dict]:
 def test_through_the_app_a_slow_voice_holds_up_no_text(tmp_path, speech_pcm):
     """A voice that holds the speech lane: the speaker's next utterances are read before the first is heard, and
     speech that could not start within 0.5 s is skipped with a notice; every text arrives."""
-    settings = Settings(data_dir=tmp_path, engine="test", speech_max_wait_seconds=0.5, revisions=False)
+    settings = Settings(
+        data_dir=tmp_path, engine="test", speech_max_wait_seconds=0.5, revisions=False, inference_workers=1
+    )  # one worker: one speech lane
     engine = GatedEngine()  # the first speech holds the lane until all three texts are read
     try:
         with (
