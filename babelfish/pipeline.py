@@ -19,7 +19,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from babelfish import protocol as proto
@@ -281,7 +281,7 @@ class Pipeline:
             await self._queue.speak(consume, owner=who.id)
         except Shed as exc:
             self._metrics.speech(f"shed_{exc.reason}")
-            deliver.speech_skipped([t.language for t in texts], proto.Notice.speech_skipped)
+            deliver.speech_skipped([t.language for t in texts], "server_busy")
             log.info("speech of %s skipped (%s)", deliver.utterance_id, exc.reason)
             return
         except asyncio.CancelledError:
@@ -296,7 +296,7 @@ class Pipeline:
         missing = [t.language for t in texts if t.language not in heard]
         if missing:
             log.warning("speech of %s: no voice output for %s", deliver.utterance_id, ", ".join(missing))
-            deliver.speech_skipped(missing, proto.Notice.speech_failed)
+            deliver.speech_skipped(missing, "voice_failed")
         self._metrics.speech("error" if missing else "spoken")
 
 
@@ -372,14 +372,14 @@ class _Delivery:
         if ready_at is not None:
             self._metrics.stage("delivery", time.monotonic() - ready_at)
 
-    def speech_skipped(self, languages: list[str], notice: Callable[[str, proto.Speaker, str], proto.Notice]) -> None:
-        """The speech of `languages` was skipped or failed (`notice` says which): the listeners who wanted to hear
+    def speech_skipped(self, languages: list[str], reason: proto.SpeechSkip) -> None:
+        """The speech of `languages` was skipped or failed (`reason` says which): the listeners who wanted to hear
         it are told."""
         room = self._rooms.get(self._who.room_name)
         if room is None:
             return
         for language in languages:
-            message = notice(self.utterance_id, self._speaker, language)
+            message = proto.Notice.speech_skipped(self.utterance_id, self._speaker, language, reason)
             audience = [p for p in room.listeners(self._who) if p.language == language and p.wants_audio]
             room.broadcast(message, audience)
             self._cluster.relay(room, message.encode(), language, audio_only=True)

@@ -290,6 +290,11 @@ class Participants(_Out):
 NoticeCode = Literal["untranslatable", "dropped_utterance", "speech_skipped"]
 # the speaker's own queue overflowed / the shared engine is behind / a voice failed or hung (speech_skipped)
 DropReason = Literal["too_fast", "server_busy", "voice_failed"]
+SpeechSkip = Literal["server_busy", "voice_failed"]  # why a `speech_skipped` notice came
+SPEECH_SKIPPED: dict[SpeechSkip, str] = {
+    "server_busy": "Not read aloud: the server was too busy.",
+    "voice_failed": "Not read aloud: the voice failed.",
+}
 
 
 class Notice(_Out):
@@ -316,25 +321,14 @@ class Notice(_Out):
         )
 
     @classmethod
-    def speech_skipped(cls, utterance_id: str, speaker: Speaker, language: str) -> Notice:
+    def speech_skipped(cls, utterance_id: str, speaker: Speaker, language: str, reason: SpeechSkip) -> Notice:
         return cls(
             code="speech_skipped",
             utterance_id=utterance_id,
             speaker=speaker,
             language=language,
-            reason="server_busy",
-            message="Not read aloud: the server was too busy.",
-        )
-
-    @classmethod
-    def speech_failed(cls, utterance_id: str, speaker: Speaker, language: str) -> Notice:
-        return cls(
-            code="speech_skipped",
-            utterance_id=utterance_id,
-            speaker=speaker,
-            language=language,
-            reason="voice_failed",
-            message="Not read aloud: the voice failed.",
+            reason=reason,
+            message=SPEECH_SKIPPED[reason],
         )
 
     @classmethod

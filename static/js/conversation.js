@@ -13,7 +13,7 @@ export function newConversation() {
     room: "",
     participants: [],
     utterances: new Map(), // utterance_id → utterance (insertion order = arrival order)
-    replaced: new Set(), // ids merged into a revised card: results still arriving for them are stale
+    replaced: new Map(), // id merged into a revised card -> that card's id: results still arriving for it are stale
     pendingAudio: null, // an audio header; the next binary frame carries its bytes
     everJoined: false,
     stats: newStats(),
@@ -165,9 +165,15 @@ export function applyMessage(conv, m, { joined = false, languageName = (code) =>
     case "notice": {
       s.notices++;
       const text = m.message || m.code;
+      // A notice about a piece merged into a revised card (its speech skipped, say) belongs on that card.
+      const into = conv.replaced.get(m.utterance_id);
+      let u = into !== undefined ? conv.utterances.get(into) : undefined;
       // An untranslatable notice stands in for a translation, so like one it can start the card.
-      if (m.utterance_id && (conv.utterances.has(m.utterance_id) || m.code === "untranslatable")) {
-        const u = utterance(conv, m);
+      if (!u && m.utterance_id && (conv.utterances.has(m.utterance_id) || m.code === "untranslatable")) {
+        u = utterance(conv, m);
+      }
+      if (u) {
+        if (u.notes.includes(text)) return []; // said once on the card, for all its pieces
         u.notes.push(text);
         return [{ type: "note", utterance: u, text }];
       }
@@ -211,9 +217,9 @@ function revise(conv, m) {
   const removed = ids.slice(1);
   for (const id of removed) {
     conv.utterances.delete(id);
-    conv.replaced.add(id);
+    conv.replaced.set(id, u.id);
   }
-  while (conv.replaced.size > MAX_UTTERANCES) conv.replaced.delete(conv.replaced.values().next().value);
+  while (conv.replaced.size > MAX_UTTERANCES) conv.replaced.delete(conv.replaced.keys().next().value);
   return [{ type: "merged", utterance: u, removed }];
 }
 

@@ -184,6 +184,14 @@ test("a revision merges the turn's cards into its first, and stale results for t
   assert.equal(conv.utterances.has("u2"), false);
   // a translation revision for a card no longer kept is dropped quietly
   assert.deepEqual(applyMessage(conv, { ...rev, utterance_id: "u9", of: "translation" }), []);
+  // a piece's speech skipped after the merge: a note on the merged card (once), not a bare line
+  const skipped = { type: "notice", code: "speech_skipped", reason: "server_busy", ...base, language: "de",
+    message: "Not read aloud: the server was too busy." };
+  fx = applyMessage(conv, { ...skipped, utterance_id: "u2" });
+  assert.deepEqual(types(fx), ["note"]);
+  assert.equal(fx[0].utterance, u);
+  assert.deepEqual(u.notes, ["Not read aloud: the server was too busy."]);
+  assert.deepEqual(applyMessage(conv, { ...skipped, utterance_id: "u1" }), []); // the card says it already
 });
 
 test("heard_by: one phone per voice; the phone whose copy was not delivered sees its speech, not a loss", () => {
