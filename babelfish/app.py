@@ -152,7 +152,7 @@ def create_app(
             )  # fmt: skip
             # One phone per voice spans the cluster: each server tells the others about its phones' copies.
             echoes = Echoes(EchoConfig.from_settings(settings), pipeline.new_id, link=cluster)
-            cluster.listen_echoes(echoes.remote)
+            cluster.listen_echoes(echoes)
             app.state.hub = Hub(
                 settings=settings,
                 engine=loaded,

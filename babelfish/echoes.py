@@ -42,6 +42,10 @@ picked on a server that is gone) leaves the copies standing by for it with no wo
 after all unless the room's transcript holds the utterance (babelfish/intake.py: a late duplicate, never lost
 speech). A kept copy whose server dies (or Redis goes down) before its outcome came counts as not delivered: a copy
 standing by here takes over.
+A server tells its copies only while a phone of another server has spoken in the room lately (`shares`): servers
+holding only listeners there get the phones' speech opening and closing, never envelopes. What other servers tell is
+checked field by field against babelfish/cluster/inbound.py (finite, plausible times; sizes; the remote phones open
+and envelopes kept per room), and a frame that fails is refused with a reason (`remote`), never raised.
 """
 
 from __future__ import annotations
@@ -58,6 +62,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from babelfish import protocol as proto
+from babelfish.cluster.inbound import (
+    ECHO_FUTURE,
+    ECHO_PAST,
+    MAX_ECHO_FRAMES,
+    MAX_ECHO_ROOM_FRAMES,
+    MAX_ID_CHARS,
+    MAX_OUTCOME_CHARS,
+    MAX_QUALITY,
+    Ignored,
+    number,
+    short,
+)
 from babelfish.config import Settings
 from babelfish.engines.base import SAMPLE_RATE
 from babelfish.segmenter import WINDOW, Segment
@@ -77,8 +93,10 @@ HORIZON = 10.0  # seconds a copy (its audio) is remembered for late rivals: a ph
 MAX_COPIES = 64  # per room
 SWEEP_EVERY = 1.0  # seconds between sweeps of every room (speech_open comes with every VAD batch of every phone)
 BANDS = len(BAND_EDGES_HZ) - 1
-MAX_REMOTE_FRAMES = 12_000  # envelopes of a remote copy: 120 s at most (the longest max_utterance_seconds)
 REMOTE_OPEN_MAX = 130.0  # seconds a remote phone counts as mid-utterance without news (its close frame was lost)
+# Seconds a room's copies are told to its other servers after a phone there last spoke (opened speech, or sent a
+# copy): a room whose other servers hold only listeners costs them no copy frames.
+SPOKEN_MEMORY = 1800.0
 
 
 class EchoLink(Protocol):
@@ -100,6 +118,7 @@ class EchoConfig:
     min_similarity: float = 0.55  # envelope correlation that counts as the same speech
     min_coverage: float = 0.8  # of a copy's voiced span the kept copy must cover to replace it
     vad_threshold: float = 0.5
+    max_remote_open: int = 500  # phones of other servers mid-utterance at once in one room (more: a buggy peer)
 
     @classmethod
     def from_settings(cls, s: Settings) -> EchoConfig:
@@ -108,6 +127,7 @@ class EchoConfig:
             max_wait=s.one_phone_wait_ms / 1000,
             min_similarity=s.one_phone_similarity,
             vad_threshold=s.vad_threshold,
+            max_remote_open=s.max_clients_per_room,
         )
 
 
@@ -292,6 +312,7 @@ class Echoes:
         self._wall = wall  # times told to other servers are wall-clock times (monotonic clocks are per machine)
         self.link = link  # the other servers of a cluster; None: a server on its own
         self._rooms: dict[str, _Room] = {}
+        self._spoken: dict[str, float] = {}  # room -> when a phone of another server last spoke there (our clock)
         self._swept = -float("inf")
         self._serial = itertools.count(1)
         self.kept_waits: deque[float] = deque(maxlen=1000)  # seconds each kept copy waited for its verdict
@@ -299,8 +320,14 @@ class Echoes:
     # --- the other servers of a cluster ---------------------------------------------------------------------------
 
     def shares(self, room: str) -> bool:
-        """Whether this room's copies are told to other servers (then `register` wants the copy's envelopes)."""
-        return self.config.enabled and self.link is not None and self.link.shares(room)
+        """Whether this room's copies are told to other servers (then `register` wants the copy's envelopes): while a
+        phone on another server has spoken in the room lately (SPOKEN_MEMORY). Where the other servers hold only
+        listeners, no copy there can be a rival: they hear of our phones' speech opening and closing (a few bytes,
+        which is how they know to tell us theirs), never of the copies."""
+        if not (self.config.enabled and self.link is not None and self.link.shares(room)):
+            return False
+        spoke = self._spoken.get(room)
+        return spoke is not None and self._clock() - spoke < SPOKEN_MEMORY
 
     def _tell(self, room: str, body: dict[str, Any], payload: bytes = b"") -> None:
         if self.link is not None and self.link.shares(room):
@@ -317,75 +344,133 @@ class Echoes:
         if v is not None and copy.told:
             self._tell(room, {"op": "verdict", "k": copy.key, "keep": v.keep, "u": v.utterance_id})
 
-    def remote(self, room: str, body: dict[str, Any], payload: bytes = b"") -> None:
-        """A frame from another server's `EchoLink` about its phones in `room`. Checked here: a frame that makes no
-        sense is ignored (logged), never raised into the cluster's listener."""
+    def remote(self, room: str, body: dict[str, Any], payload: bytes = b"") -> Ignored | None:
+        """A frame from another server's `EchoLink` about its phones in `room`: None once taken, else why it was
+        ignored (the cluster node counts and logs that). Every field is checked against the bounds of
+        babelfish/cluster/inbound.py before anything here changes: a peer may be older, newer or buggy."""
         if not self.config.enabled:
-            return
-        try:
-            self._remote(room, body, payload)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("one phone per voice: ignoring a malformed frame from another server: %s", exc)
-        except Exception:  # the cluster's listener must go on whatever this filter does
-            log.exception("one phone per voice: a frame from another server failed")
-
-    def _remote(self, room: str, body: dict[str, Any], payload: bytes) -> None:
-        op = body["op"]
-        self._sweep()
-        state = self._rooms.setdefault(room, _Room())
+            return None
+        op = body.get("op")
         if op == "open":
-            client, since = str(body["c"]), body.get("since")
-            if since is None:
+            return self._remote_open(room, body)
+        if op == "copy":
+            return self._remote_copy(room, body, payload)
+        if op in ("verdict", "outcome"):
+            key = body.get("k")
+            if not short(key):
+                return Ignored("echo", f"{op}: no copy key")
+            if op == "verdict":
+                keep, uid = body.get("keep"), body.get("u")
+                if not isinstance(keep, bool) or not isinstance(uid, str) or len(uid) > MAX_ID_CHARS:
+                    return Ignored("echo", "verdict: keep is not true or false, or no utterance id")
+            elif not short(body.get("r"), MAX_OUTCOME_CHARS):
+                return Ignored("echo", "outcome: no result")
+            state = self._rooms.get(room)
+            found = next((c for c in state.copies if c.remote and c.key == key), None) if state else None
+            if state is None or found is None:
+                return None  # its copy frame never came (or expired): nothing here waits on it
+            self._remote_news(room, found, body)
+            state.notify()
+            return None
+        if op == "gone":
+            return Ignored("echo", "gone is this server's own word about a dead server, never a peer's")
+        return Ignored("echo", f"unknown op {str(op)[:40]!r}")
+
+    def _remote_open(self, room: str, body: dict[str, Any]) -> Ignored | None:
+        client, since = body.get("c"), body.get("since")
+        if not short(client):
+            return Ignored("echo", "open: no phone id")
+        self._sweep()
+        if since is None:
+            state = self._rooms.get(room)
+            if state is not None and client in state.remote:
                 state.open.pop(client, None)
                 state.remote.discard(client)
-            else:
-                state.open.setdefault(client, self._from_wall(float(since)))
-                state.remote.add(client)
-        elif op == "gone":  # from our own cluster node: that phone's server is dead or out of reach
-            client = str(body["c"])
+                state.notify()
+            return None
+        began = self._from_peer(since)
+        if began is None:
+            return Ignored("echo", "open: since is not a time within ECHO_PAST/ECHO_FUTURE of ours")
+        state = self._rooms.setdefault(room, _Room())
+        if client in state.open and client not in state.remote:
+            return Ignored("echo_foreign", "open: a phone of this server")
+        if client not in state.remote and len(state.remote) >= self.config.max_remote_open:
+            return Ignored("echo_limit", f"open: {len(state.remote)} phones of other servers are open already")
+        state.open.setdefault(client, began)
+        state.remote.add(client)
+        self._spoken[room] = self._clock()
+        state.notify()
+        return None
+
+    def _remote_copy(self, room: str, body: dict[str, Any], payload: bytes) -> Ignored | None:
+        key, client, q = body.get("k"), body.get("c"), body.get("q")
+        if not (short(key) and short(client)):
+            return Ignored("echo", "copy: no key or phone id")
+        t0, start, end = (self._from_peer(body.get(f)) for f in ("t0", "s", "e"))
+        if t0 is None or start is None or end is None:
+            return Ignored("echo", "copy: a time that is not a number within ECHO_PAST/ECHO_FUTURE of ours")
+        if not t0 <= start <= end:
+            return Ignored("echo", "copy: its times are out of order")
+        score = [number(x) for x in q] if isinstance(q, list) and len(q) == 2 else [None]
+        if not all(x is not None and abs(x) <= MAX_QUALITY for x in score):
+            return Ignored("echo", "copy: quality is not two finite numbers")
+        if len(payload) % (2 * BANDS) or not 0 < len(payload) <= MAX_ECHO_FRAMES * 2 * BANDS:
+            return Ignored("echo", f"copy: envelopes of {len(payload)} bytes")
+        features = np.frombuffer(payload, "<f2").astype(np.float32)
+        if not (np.isfinite(features).all() and features.min() >= 0 and features.max() <= 1):
+            return Ignored("echo", "copy: envelopes not within 0..1 (they are scaled to their peak)")
+        self._sweep()
+        state = self._rooms.setdefault(room, _Room())
+        if any(c.remote and c.key == key for c in state.copies):
+            return Ignored("echo", "copy: a key told before")
+        snr, level = score
+        assert snr is not None and level is not None
+        copy = Copy(client, None, start, end, (snr, level), features=features.reshape(-1, BANDS), t0=t0, key=key,
+                    remote=True)  # fmt: skip
+        self._prune(state, self._clock())
+        state.copies.append(copy)
+        # Bounded: the remote copies' envelopes in one room (the oldest remote copies go first).
+        kept = sum(len(c.features) for c in state.copies if c.remote and c.features is not None)
+        while kept > MAX_ECHO_ROOM_FRAMES:
+            oldest = next(c for c in state.copies if c.remote)
+            state.copies.remove(oldest)
+            kept -= len(oldest.features) if oldest.features is not None else 0
+        self._spoken[room] = self._clock()
+        state.notify()
+        return None
+
+    def unreachable(self, room: str, client: str) -> None:
+        """From our own cluster node: `client`'s server is dead or out of reach, so its kept copies' outcomes will
+        never come (they count as not delivered: a copy standing by here takes over)."""
+        state = self._rooms.get(room)
+        if not self.config.enabled or state is None:
+            return
+        if client in state.remote:
             state.open.pop(client, None)
             state.remote.discard(client)
-            for c in list(state.copies):
-                if c.remote and c.client_id == client and c.outcome is not None and not c.outcome.done():
-                    c.outcome.set_result("gone")  # not delivered here: a copy standing by takes over
-        elif op == "copy":
-            if len(payload) % (2 * BANDS) or not 0 < len(payload) <= MAX_REMOTE_FRAMES * 2 * BANDS:
-                raise ValueError(f"envelopes of {len(payload)} bytes")
-            features = np.frombuffer(payload, "<f2").astype(np.float32).reshape(-1, BANDS)
-            snr, level = (float(x) for x in body["q"])
-            copy = Copy(
-                str(body["c"]),
-                None,
-                self._from_wall(float(body["s"])),
-                self._from_wall(float(body["e"])),
-                (snr, level),
-                features=features,
-                t0=self._from_wall(float(body["t0"])),
-                key=str(body["k"]),
-                remote=True,
-            )
-            self._prune(state, self._clock())
-            state.copies.append(copy)
-        elif op in ("verdict", "outcome"):
-            found = next((c for c in state.copies if c.remote and c.key == str(body["k"])), None)
-            if found is None:
-                return  # its copy frame never came (or expired): nothing here waits on it
-            self._remote_news(room, found, body)
-        else:
-            raise ValueError(f"unknown op {op!r}")
+        for c in list(state.copies):
+            if c.remote and c.client_id == client and c.outcome is not None and not c.outcome.done():
+                c.outcome.set_result("gone")
         state.notify()
 
+    def _from_peer(self, t: object) -> float | None:
+        """A wall-clock time told by another server, on our clock; None unless a finite number near our now."""
+        x, now = number(t), self._wall()
+        if x is None or not now - ECHO_PAST <= x <= now + ECHO_FUTURE:
+            return None
+        return self._from_wall(x)
+
     def _remote_news(self, room: str, copy: Copy, body: dict[str, Any]) -> None:
-        """A remote copy's verdict or outcome."""
+        """A remote copy's verdict or outcome (checked)."""
         if body["op"] == "verdict":
-            keep, uid = bool(body["keep"]), str(body["u"])
+            keep, uid = body["keep"], body["u"]
             copy.verdict = Verdict(keep, uid)
             if keep and uid and copy.outcome is None:
                 # Copies standing by here for it hear its outcome through this future (as for a local kept copy).
                 outcome = copy.outcome = asyncio.get_running_loop().create_future()
                 outcome.add_done_callback(lambda done: self._delivered_or_not(copy, done, room))
         elif copy.outcome is not None and not copy.outcome.done():
-            copy.outcome.set_result(str(body["r"]))
+            copy.outcome.set_result(body["r"])
 
     def speech_open(self, room: str, client_id: str, since: float | None) -> None:
         """A client's VAD is inside an utterance since `since` (None: it is not)."""
@@ -425,8 +510,13 @@ class Echoes:
                 "e": self._to_wall(copy.end), "t0": self._to_wall(copy.t0), "q": list(copy.score),
             }  # fmt: skip
             peak = float(features.max()) or 1.0
-            self._tell(room, body, (features[:MAX_REMOTE_FRAMES] / peak).astype("<f2").tobytes())
+            self._tell(room, body, (features[:MAX_ECHO_FRAMES] / peak).astype("<f2").tobytes())
             copy.told = True
+        elif client_id not in state.open:
+            # Cut within one VAD batch, so never told open: the other servers still learn that a phone here speaks
+            # (and so tell us their copies from now on).
+            self._tell(room, {"op": "open", "c": client_id, "since": self._to_wall(copy.start)})
+            self._tell(room, {"op": "open", "c": client_id, "since": None})
 
     async def admit(self, room: str, client_id: str, segment: Segment, utterance_id: str | None = None) -> Verdict:
         """The verdict on a copy about to be processed (registered at its cut, or now). `utterance_id`: the id this
@@ -549,6 +639,7 @@ class Echoes:
         if now - self._swept < SWEEP_EVERY:
             return
         self._swept = now
+        self._spoken = {room: t for room, t in self._spoken.items() if now - t < SPOKEN_MEMORY}
         for room, state in list(self._rooms.items()):
             self._prune(state, now)
             for client in [c for c in state.remote if now - state.open.get(c, now) > REMOTE_OPEN_MAX]:

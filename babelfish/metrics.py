@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from babelfish.cluster.inbound import REASONS as CLUSTER_IGNORED
+
 Stage = Literal["transcript", "translation", "audio"]
 STAGES: tuple[Stage, ...] = ("transcript", "translation", "audio")
 # Where an utterance's time goes (babelfish/pipeline.py): speech end → cut by the VAD (endpointing), waiting for an
@@ -154,6 +156,14 @@ class Metrics:
             "Cluster frames relayed (out), received (in), dropped; partials shed", ["direction"],
             registry=self.registry,
         )  # fmt: skip
+        # Frames from the other servers ignored, by reason (babelfish/cluster/inbound.py); exported from the start.
+        self._cluster_ignored = Counter(
+            "babelfish_cluster_frames_ignored", "Cluster frames from other servers ignored, by reason", ["reason"],
+            registry=self.registry,
+        )  # fmt: skip
+        for reason in CLUSTER_IGNORED:
+            self._cluster_ignored.labels(reason=reason)
+        self.cluster_ignored: dict[str, int] = dict.fromkeys(CLUSTER_IGNORED, 0)
         self._revisions = Counter(
             "babelfish_revisions", "Ended multi-piece turns, by what became of their revision", ["outcome"],
             registry=self.registry,
@@ -242,6 +252,10 @@ class Metrics:
     def cluster_frame(self, direction: Literal["in", "out", "dropped", "shed"]) -> None:
         self._cluster_frames.labels(direction=direction).inc()
 
+    def cluster_frame_ignored(self, reason: str) -> None:
+        self._cluster_ignored.labels(reason=reason).inc()
+        self.cluster_ignored[reason] = self.cluster_ignored.get(reason, 0) + 1
+
     def utterance_shed(self, reason: str) -> None:
         self._shed.labels(reason=reason).inc()
         self.shed += 1
@@ -307,6 +321,7 @@ class Metrics:
             "decoder_loops": self.decoder_loops,
             "echo_unresolved": self.echo_unresolved,
             "refused": dict(self.refusals),
+            "cluster_ignored": dict(self.cluster_ignored),
             "utterances_shed": self.shed,
             "audio_drops": self.audio_drops,
             "inference_waiting": self.waiting,

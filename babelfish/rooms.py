@@ -195,6 +195,11 @@ class Rooms:
     def __len__(self) -> int:
         return len(self._rooms)
 
+    @property
+    def max_per_room(self) -> int:
+        """Participants a room holds, cluster-wide."""
+        return self._max_per_room
+
     def __iter__(self):  # noqa: ANN204 - plain iterator over rooms
         return iter(list(self._rooms.values()))
 

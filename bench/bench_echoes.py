@@ -212,8 +212,9 @@ async def decide(
         if kind == "open":
             echoes.speech_open("r", c.phone, at)
         else:
-            # Across servers a copy is told with its envelopes (computed in the VAD thread), then its phone closes.
-            echoes.register("r", c.phone, c.segment, envelopes(c.segment.audio) if servers > 1 else None)
+            # Across servers a copy is told with its envelopes (computed in the VAD thread when the room shares), then
+            # its phone closes.
+            echoes.register("r", c.phone, c.segment, envelopes(c.segment.audio) if echoes.shares("r") else None)
             echoes.speech_open("r", c.phone, None)
             tasks.append((c, asyncio.create_task(echoes.admit("r", c.phone, c.segment))))
             await asyncio.sleep(0)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from babelfish import protocol as proto
 from babelfish.cluster.envelope import BadFrame, Envelope, unpack
 from babelfish.cluster.redis_node import RedisCluster, safe_url
 from babelfish.metrics import Metrics
@@ -47,20 +48,27 @@ def test_remote_members_count_in_languages_roster_and_size():
         rooms.join(member("joe", "en"))  # the room limit is cluster-wide
 
 
+# Client messages as a speaker's server relays them (this server's own encoding: forwarded unchanged).
+SPEAKER = proto.Speaker(id="bob", name="Bob")
+TRANSCRIPT = proto.Transcript(utterance_id="u1", speaker=SPEAKER, client_id="bob", text="Hallo", language="de",
+                              audio_seconds=1.0, latency_ms=300).encode()  # fmt: skip
+AUDIO = proto.AudioHeader(utterance_id="u1", speaker=SPEAKER, language="de", sample_rate=16000, bytes=4,
+                          latency_ms=300).encode()  # fmt: skip
+
+
 def test_a_received_result_reaches_local_listeners_of_its_language_only():
     rooms = Rooms(10, 10)
     de, de_text_only, fr = member("d1", "de"), member("d2", "de", audio=False), member("f1", "fr")
     for p in (de, de_text_only, fr):
         rooms.join(p)
     node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")  # never connects here
-    header = '{"type":"audio"}'
-    node._on_frame(Envelope("result", "other", "r", {"text": header, "language": "de", "audio": True}, b"pcm").pack())
-    node._on_frame(Envelope("result", "other", "r", {"text": '{"type":"transcript"}', "language": None}).pack())
+    node._on_frame(Envelope("result", "other", "r", {"text": AUDIO, "language": "de", "audio": True}, b"pcm!").pack())
+    node._on_frame(Envelope("result", "other", "r", {"text": TRANSCRIPT, "language": None}).pack())
     node._on_frame(Envelope("result", "me", "r", {"text": "mine", "language": None}).pack())  # own echo: ignored
     node._on_frame(Envelope("result", "other", "elsewhere", {"text": "x", "language": None}).pack())
-    assert drain(de) == [(header, b"pcm"), '{"type":"transcript"}']
-    assert drain(de_text_only) == ['{"type":"transcript"}']
-    assert drain(fr) == ['{"type":"transcript"}']
+    assert drain(de) == [(AUDIO, b"pcm!"), TRANSCRIPT]
+    assert drain(de_text_only) == [TRANSCRIPT]
+    assert drain(fr) == [TRANSCRIPT]
 
 
 def test_remote_join_and_leave_are_announced_once():
@@ -228,7 +236,15 @@ def test_one_phone_per_voice_frames_go_to_the_rooms_other_servers_and_come_back_
     node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")
     node._set_up(True)
     got: list[tuple[str, dict, bytes]] = []
-    node.listen_echoes(lambda r, body, payload: got.append((r, body, payload)))
+
+    class Sink:
+        def remote(self, r: str, body: dict, payload: bytes = b"") -> None:
+            got.append((r, body, payload))
+
+        def unreachable(self, r: str, client: str) -> None:
+            got.append((r, {"unreachable": client}, b""))
+
+    node.listen_echoes(Sink())
     assert not node.shares("r")  # nobody elsewhere: nothing to tell
     node.echo("r", {"op": "open", "c": "ann", "since": None})
     assert node._out.qsize() == 0
@@ -246,4 +262,167 @@ def test_one_phone_per_voice_frames_go_to_the_rooms_other_servers_and_come_back_
     assert got[-1] == ("r", {"op": "open", "c": "bob", "since": None}, b"")
     room.remote["eve"] = RemoteMember("eve", "Eve", "en", True, "dead")
     node._reconcile(room, {}, since=None)  # its server is gone: nothing more of it will come
-    assert got[-1] == ("r", {"op": "gone", "c": "eve"}, b"")
+    assert got[-1] == ("r", {"unreachable": "eve"}, b"")
+
+
+# --- what a server accepts from the others (babelfish/cluster/inbound.py) -------------------------------------------
+
+
+def _frame(kind: str, body: dict, payload: bytes = b"", origin: str = "other", room: str = "r") -> bytes:
+    return Envelope(kind, origin, room, body, payload).pack()  # type: ignore[arg-type]
+
+
+def test_hostile_frames_are_ignored_counted_by_reason_and_the_room_goes_on():
+    """Frames no server of ours sends, through the real decoding path: none raises (which would end the subscription),
+    each is counted by reason, no client hears of them; good frames alongside still work."""
+    import struct
+
+    from babelfish.cluster.inbound import MAX_FRAME_BYTES, MAX_HEAD_BYTES
+    from babelfish.cluster.redis_node import CLUSTER_CHANNEL, channel
+    from babelfish.echoes import EchoConfig, Echoes
+
+    rooms = Rooms(10, 10)
+    ann = member("ann", "de")
+    room = rooms.join(ann)
+    metrics = Metrics()
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, metrics, server_id="me")
+    node.listen_echoes(Echoes(EchoConfig(), lambda: "u1"))
+    node._on_frame(_frame("join", {"id": "bob", "name": "Bob", "language": "de", "server": "other"}))
+    drain(ann)
+    transcript, audio = TRANSCRIPT, AUDIO
+    deep = b"[" * 100_000
+    hostile: dict[str, list[bytes]] = {
+        "not_ours": [b"", b"\x00\x00\x00\x05{}", b"\x00\x00\x00\x40" + b"{}" * 8, b"\x00\x00\x00\x02[]",
+                     struct.pack(">I", len(deep)) + deep, _frame("mystery", {}),
+                     struct.pack(">I", 30) + b'{"k":"join","o":7,"r":"r","b":{}}'[:30]],
+        "too_large": [struct.pack(">I", MAX_HEAD_BYTES + 1) + b"{}", b"\x00" * (MAX_FRAME_BYTES + 1)],
+        "result": [_frame("result", {"text": 7, "language": "de"}),
+                   _frame("result", {"text": "not json", "language": "de"}),
+                   _frame("result", {"text": '{"type":"welcome"}', "language": "de"}),
+                   _frame("result", {"text": transcript[:-1] + ',"html":"<script>"}', "language": "de"}),
+                   _frame("result", {"text": transcript, "language": {"de": 1}}),
+                   _frame("result", {"text": transcript, "language": "de"}, b"pcm?"),
+                   _frame("result", {"text": audio, "language": "de", "audio": True}, b"\x00" * 6),
+                   _frame("result", {"text": audio, "language": "de", "audio": "yes"}, b"\x00" * 4),
+                   _frame("result", {"text": transcript, "language": "de", "audio": True}, b"\x00" * 4),
+                   _frame("result", {"text": "x" * 300_000, "language": "de"})],
+        "member": [_frame("join", {"id": "eve", "name": "E" * 5000, "language": "de", "server": "other"}),
+                   _frame("join", {"id": 5, "name": "Eve", "language": "de", "server": "other"}),
+                   _frame("join", {"id": "eve", "name": "Eve", "language": "de", "server": "third"}),
+                   _frame("join", {"id": "eve", "name": "Eve", "language": "de", "audio": "no", "server": "other"}),
+                   _frame("leave", {"id": ["bob"]}), _frame("leave", {"id": "bob"}, origin="third")],
+        "entry": [_frame("entry", {"id": "u9", "speaker": ["s", "n"], "start": float("nan"), "end": 1.0,
+                                   "language": "de", "text": "x"})],
+        "all": [_frame("all", {"text": '{"type":"transcript","text":"injected"}'}, room="")],
+        "echo": [_frame("echo", {"op": "gone", "c": "bob"}), _frame("echo", {"op": "open", "c": "bob",
+                                                                             "since": float("nan")})],
+        "echo_foreign": [_frame("echo", {"op": "open", "c": "ann", "since": 1.0})],
+    }  # fmt: skip
+    for frames in hostile.values():
+        for frame in frames:
+            node._on_frame(frame)
+    # On the wrong channel: another room's, or a room's for a message to everyone.
+    node._on_frame(_frame("result", {"text": transcript, "language": "de"}), channel("elsewhere").encode())
+    node._on_frame(_frame("all", {"text": '{"type":"speaker_renamed","speaker":{"id":"s","name":"M"}}'}, room=""),
+                   channel("r").encode())  # fmt: skip
+    expected = {reason: len(frames) for reason, frames in hostile.items()} | {"wrong_channel": 2}
+    assert {k: v for k, v in metrics.cluster_ignored.items() if v} == expected
+    assert node.status()["ignored"] == sum(expected.values())
+    assert b'babelfish_cluster_frames_ignored_total{reason="echo"} 2.0' in metrics.prometheus()
+    assert drain(ann) == [] and set(room.remote) == {"bob"}
+
+    # Good frames alongside, on their own channels: delivered in this server's own encoding.
+    node._on_frame(_frame("result", {"text": transcript, "language": "de"}), channel("r").encode())
+    node._on_frame(_frame("result", {"text": audio, "language": "de", "audio": True}, b"\x01\x02\x03\x04"))
+    node._on_frame(_frame("join", {"id": "eve", "name": "Eve", "language": "fr", "server": "other"}))
+    renamed = '{"type":"speaker_renamed","speaker":{"id":"s","name":"M"}}'
+    node._on_frame(_frame("all", {"text": renamed}, room=""), CLUSTER_CHANNEL.encode())
+    got = drain(ann)
+    assert got[:2] == [transcript, (audio, b"\x01\x02\x03\x04")]
+    assert json.loads(got[2])["event"] == "join" and got[3] == renamed and len(got) == 4
+    assert node.status()["ignored"] == sum(expected.values())
+
+
+def test_a_failure_while_handling_a_frame_is_logged_and_counted_not_raised(caplog):
+    class Broken:
+        def remote(self, room: str, body: dict, payload: bytes = b"") -> None:
+            raise RuntimeError("a bug in the filter")
+
+        def unreachable(self, room: str, client: str) -> None:
+            raise RuntimeError("a bug in the filter")
+
+    rooms = Rooms(10, 10)
+    rooms.join(member("ann", "en"))
+    metrics = Metrics()
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, metrics, server_id="me")
+    node.listen_echoes(Broken())
+    for _ in range(3):
+        node._on_frame(_frame("echo", {"op": "verdict", "k": "bob:1", "keep": True, "u": "u1"}))
+    assert metrics.cluster_ignored["failed"] == 3
+    (logged,) = [r for r in caplog.records if r.levelname == "ERROR"]  # once, with its traceback; repeats counted
+    assert logged.exc_info is not None and "a bug in the filter" in caplog.text
+
+
+def test_what_peers_make_a_server_keep_is_bounded(monkeypatch):
+    """Remote participants never outgrow the room, presence changes remembered between heartbeats are capped, and a
+    room's table in Redis yields only plausible participants."""
+    from babelfish.cluster import redis_node
+
+    monkeypatch.setattr(redis_node, "MAX_HEARD", 50)
+    rooms = Rooms(10, 5)
+    ann = member("ann", "en")
+    room = rooms.join(ann)
+    metrics = Metrics()
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, metrics, server_id="me")
+    for i in range(20):
+        node._on_frame(_frame("join", {"id": f"p{i}", "name": "P", "language": "en", "server": "other"}))
+    assert len(room.remote) == 5 and metrics.cluster_ignored["room_full"] == 15
+    for i in range(1000):
+        node._on_frame(_frame("leave", {"id": f"q{i}"}))
+    assert len(node._heard) == 50
+    good = {"id": "bob", "name": "Bob", "language": "de", "audio": True, "server": "s2"}
+    table = {
+        b"bob": json.dumps(good).encode(),
+        b"deep": b"[" * 100_000,
+        b"junk": b"not json",
+        b"list": b"[1, 2]",
+        b"alias": json.dumps({**good, "id": "eve"}).encode(),
+        b"huge": json.dumps({**good, "id": "huge", "name": "x" * 10_000}).encode(),
+        b"noserver": json.dumps({k: v for k, v in good.items() if k != "server"}).encode(),
+    }
+    before = metrics.cluster_ignored["member"]
+    assert list(node._members_of(table)) == ["bob"]
+    assert metrics.cluster_ignored["member"] - before == 6
+
+
+def test_the_log_of_ignored_frames_cannot_flood():
+    """The first ignored frame per peer and reason is logged, then at most one line a minute with how many since;
+    invented peer names share one line per reason beyond MAX_LOG_KEYS."""
+    import logging
+
+    from babelfish.cluster import inbound
+
+    now = [0.0]
+    counted: list[str] = []
+    tally = inbound.Tally(counted.append, clock=lambda: now[0])
+    lines: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Catch()
+    inbound.log.addHandler(handler)
+    try:
+        for _ in range(1000):
+            tally.ignore(inbound.Ignored("echo", "nonsense"), "peer-1")
+        assert len(lines) == 1
+        now[0] = inbound.LOG_EVERY + 1
+        tally.ignore(inbound.Ignored("echo", "nonsense"), "peer-1")
+        assert len(lines) == 2 and "999 more" in lines[-1]
+        for i in range(10_000):
+            tally.ignore(inbound.Ignored("member", "nonsense"), f"invented-{i}")
+        assert len(lines) <= 2 + inbound.MAX_LOG_KEYS + 1
+    finally:
+        inbound.log.removeHandler(handler)
+    assert len(counted) == 1001 + 10_000 and tally.total == len(counted)

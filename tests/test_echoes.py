@@ -18,6 +18,7 @@ import pytest
 from babelfish import echoes as echoes_module
 from babelfish import intake as intake_module
 from babelfish.app import create_app
+from babelfish.cluster.envelope import Envelope, unpack
 from babelfish.config import Settings
 from babelfish.echoes import HORIZON, EchoConfig, Echoes, Verdict, envelopes, make_copy, same_speech
 from babelfish.engines.base import Transcript, Utterance
@@ -286,6 +287,15 @@ def _servers(**kw: object) -> tuple[Echoes, Echoes, _Link, _Link]:
     return s1, s2, one, two
 
 
+async def _spoke(*phones: tuple[Echoes, str]) -> None:
+    """Each phone's speech opened and closed once (its server tells the other), as a phone that has spoken in the room:
+    from then on each server tells the other its copies."""
+    for server, client in phones:
+        server.speech_open("r", client, 4.0)
+        server.speech_open("r", client, None)
+    await asyncio.sleep(0.02)
+
+
 def test_across_servers_the_better_copy_is_kept_once(clip):
     (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
     (b,) = cut(stream([(clip, 0.56, -9)], 5.0, seed=2), net_delay=0.05)
@@ -325,6 +335,7 @@ def test_across_servers_two_people_at_once_are_both_kept(clip, other_person):
 
     async def run() -> None:
         s1, s2, _, _ = _servers()
+        await _spoke((s1, "A"), (s2, "B"))
         s1.register("r", "A", a, envelopes(a.audio))
         s2.register("r", "B", b, envelopes(b.audio))
         await asyncio.sleep(0.02)
@@ -343,6 +354,7 @@ def test_across_servers_one_heir_takes_over_when_the_kept_copy_is_not_delivered(
 
     async def run() -> None:
         s1, s2, _, _ = _servers()
+        await _spoke((s1, "A"), (s1, "C"), (s2, "B"))
         s1.register("r", "A", a, envelopes(a.audio))
         s1.register("r", "C", c, envelopes(c.audio))
         s2.register("r", "B", b, envelopes(b.audio))
@@ -371,6 +383,7 @@ def test_across_servers_a_copy_standing_by_takes_over_when_the_kept_copys_server
 
     async def run() -> None:
         s1, s2, _, _ = _servers()
+        await _spoke((s1, "A"), (s2, "B"))
         s1.register("r", "A", a, envelopes(a.audio))
         s2.register("r", "B", b, envelopes(b.audio))
         await asyncio.sleep(0.02)
@@ -378,33 +391,114 @@ def test_across_servers_a_copy_standing_by_takes_over_when_the_kept_copys_server
         await asyncio.sleep(0.02)
         vb = await asyncio.wait_for(s2.admit("r", "B", b), 2)
         assert va.keep and not vb.keep and vb.standby is not None
-        s2.remote("r", {"op": "gone", "c": "A"})  # server 1 died before A's copy was delivered (its cluster node says)
+        s2.unreachable("r", "A")  # server 1 died before A's copy was delivered (its cluster node says)
         heir = await asyncio.wait_for(vb.standby, 2)
         assert heir is not None and heir.keep and heir.utterance_id == va.utterance_id
 
     asyncio.run(run())
 
 
-def test_across_servers_nonsense_frames_are_ignored(clip, caplog):
+def _wire(body: dict, payload: bytes = b"") -> tuple[dict, bytes]:
+    """A frame as another server's node writes it and ours reads it back (JSON keeps NaN and Infinity)."""
+    env = unpack(Envelope("echo", "peer", "r", body, payload).pack())
+    return env.body, env.payload
+
+
+def _copy_frame(key: str, client: str, frames: int = 100, seed: int = 0) -> tuple[dict, bytes]:
+    now = time.time()
+    body = {"op": "copy", "k": key, "c": client, "s": now - 1.0, "e": now, "t0": now - 1.1, "q": [20.0, -30.0]}
+    return body, np.random.default_rng(seed).random((frames, 8)).astype("<f2").tobytes()
+
+
+def test_across_servers_hostile_frames_are_ignored_and_the_state_stays_bounded(clip):
+    """Frames no server of ours would send are refused with a reason (the node counts them), whatever they hold;
+    what a peer can make this server keep stays bounded; a conversation in another room goes on alongside."""
+    from babelfish.cluster.inbound import MAX_ECHO_FRAMES, MAX_ECHO_ROOM_FRAMES
+
     (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+    (b,) = cut(stream([(clip, 0.56, -9)], 5.0, seed=2), net_delay=0.05)
 
     async def run() -> None:
-        s1, _, _, _ = _servers()
-        for body, payload in [
-            ({}, b""),
-            ({"op": "copy", "k": "x", "c": "B", "s": 1, "e": 2, "t0": 1, "q": [10, -20]}, b"\x00" * 15),
-            ({"op": "copy", "k": "x", "c": "B", "s": 1, "e": 2, "t0": 1, "q": "loud"}, b"\x00" * 16),
-            ({"op": "open", "c": "B", "since": "soon"}, b""),
-            ({"op": "shout"}, b""),
-            ({"op": "verdict", "k": "never-seen", "keep": True, "u": "u9"}, b""),
-        ]:
-            s1.remote("r", body, payload)
-        began = time.monotonic()
-        assert (await asyncio.wait_for(s1.admit("r", "A", a), 2)).keep
-        assert time.monotonic() - began < 0.3  # nothing left it waiting
+        s1, s2, _, _ = _servers(max_remote_open=8)
+        now = time.time()
+        good, envelope = _copy_frame("Z:1", "Z")
+        f16 = lambda x: np.full((100, 8), x, "<f2").tobytes()  # noqa: E731
+        bad = [
+            ({}, b""), ({"op": "shout"}, b""),
+            ({"op": "gone", "c": "A"}, b""),  # only our own node says a server is gone
+            *[({"op": "open", "c": "B", "since": t}, b"") for t in
+              (float("nan"), float("inf"), -float("inf"), True, "soon", [now], now + 3600, now - 3600, 1e308 * 10)],
+            ({"op": "open", "c": ["B"], "since": now}, b""), ({"op": "open", "c": "x" * 1000, "since": now}, b""),
+            ({**good, "s": float("nan")}, envelope), ({**good, "e": -float("inf")}, envelope),
+            ({**good, "t0": now + 1e9}, envelope), ({**good, "s": now + 1, "e": now}, envelope),
+            ({**good, "q": [float("nan"), 1]}, envelope), ({**good, "q": [1e300 * 1e10, 1]}, envelope),
+            ({**good, "q": [1, 2, 3]}, envelope), ({**good, "q": "loud"}, envelope), ({**good, "k": 7}, envelope),
+            (good, envelope[:-1]), (good, b""), (good, np.zeros((MAX_ECHO_FRAMES + 1, 8), "<f2").tobytes()),
+            (good, f16(np.nan)), (good, f16(np.inf)), (good, f16(2.0)), (good, f16(-1.0)),
+            ({"op": "verdict", "k": "Z:1", "keep": "yes", "u": "u9"}, b""),
+            ({"op": "verdict", "k": "Z:1", "keep": True, "u": 9}, b""),
+            ({"op": "outcome", "k": "Z:1", "r": None}, b""), ({"op": "outcome", "k": "Z:1", "r": "x" * 100}, b""),
+        ]  # fmt: skip
+        for body, payload in bad:
+            why = s1.remote("r", *_wire(body, payload))
+            assert why is not None and why.reason == "echo", body
+        assert s1.remote("r", *_wire(good, envelope)) is None
+        assert s1.remote("r", *_wire(good, envelope)).reason == "echo"  # type: ignore[union-attr]  # a key told before
+        # A phone of this server is ours to tell about: a peer can neither open nor close it.
+        s1.speech_open("r", "A", 4.5)
+        assert s1.remote("r", *_wire({"op": "open", "c": "A", "since": now})).reason == "echo_foreign"  # type: ignore[union-attr]
+        s1.remote("r", *_wire({"op": "open", "c": "A", "since": None}))
+        assert "A" in s1._rooms["r"].open
+        s1.speech_open("r", "A", None)
+
+        # Bounded: phones of other servers open at once in a room, and the envelopes of their copies it keeps.
+        opened = [s1.remote("flood", *_wire({"op": "open", "c": f"P{i}", "since": now})) for i in range(100)]
+        assert opened[:8] == [None] * 8 and {w.reason for w in opened[8:] if w} == {"echo_limit"}
+        assert len(s1._rooms["flood"].remote) == 8
+        for i in range(40):
+            assert s1.remote("flood", *_wire(*_copy_frame(f"P{i}:1", f"P{i}", frames=3000, seed=i))) is None
+        kept = [c for c in s1._rooms["flood"].copies if c.remote]
+        assert sum(len(c.features) for c in kept) <= MAX_ECHO_ROOM_FRAMES and kept[-1].key == "P39:1"
+
+        # Alongside: a conversation across the same two servers is decided as ever.
+        await _spoke((s1, "A"), (s2, "B"))
+        s1.register("r", "A", a, envelopes(a.audio))
+        s2.register("r", "B", b, envelopes(b.audio))
+        await asyncio.sleep(0.02)
+        va = await asyncio.wait_for(s1.admit("r", "A", a), 2)
+        await asyncio.sleep(0.02)
+        vb = await asyncio.wait_for(s2.admit("r", "B", b), 2)
+        assert va.keep and not vb.keep and vb.utterance_id == va.utterance_id
 
     asyncio.run(run())
-    assert "malformed frame" in caplog.text
+
+
+def test_across_servers_copies_are_told_only_where_a_phone_of_another_server_speaks(clip):
+    """Server 2 holds only listeners: server 1 tells it when its phone's speech opens and closes, never its copies
+    (no copy there can be a rival). Once a phone on server 2 speaks, server 1 tells its copies again."""
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+    (a2,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=3))
+
+    async def run() -> None:
+        s1, s2, one, two = _servers()
+        assert not s1.shares("r") and not s2.shares("r")
+        s1.speech_open("r", "A", 4.0)
+        s1.register("r", "A", a, envelopes(a.audio) if s1.shares("r") else None)
+        s1.speech_open("r", "A", None)
+        assert (await asyncio.wait_for(s1.admit("r", "A", a), 2)).keep
+        assert [body["op"] for body, _ in one.sent] == ["open", "open"]  # opened, closed: no copy, no verdict
+        await asyncio.sleep(0.02)
+        assert s2.shares("r") and not s1.shares("r")  # a phone of server 1 speaks; none of server 2 yet
+        # A copy cut within one VAD batch (never told open) still tells the other server that a phone speaks here.
+        s2.register("r", "B", a2, None)
+        assert [body["op"] for body, _ in two.sent] == ["open", "open"]
+        await asyncio.sleep(0.02)
+        assert s1.shares("r")
+        one.sent.clear()
+        s1.register("r", "A", a2, envelopes(a2.audio) if s1.shares("r") else None)
+        assert [body["op"] for body, _ in one.sent] == ["copy"]
+
+    asyncio.run(run())
 
 
 # --- through the app: two phones in one room, a listener counting what it gets ---------------------------------

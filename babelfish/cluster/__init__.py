@@ -6,14 +6,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
+from babelfish.cluster.inbound import Ignored
 from babelfish.rooms import Participant, RemoteMember, Room
 from babelfish.transcripts import Entry
 
-# A receiver of one-phone-per-voice frames from the other servers: (room name, body, payload) (babelfish/echoes.py)
-EchoSink = Callable[[str, dict[str, Any], bytes], None]
+
+class EchoSink(Protocol):
+    """Where one-phone-per-voice frames from the other servers go (babelfish/echoes.py)."""
+
+    def remote(self, room: str, body: dict[str, Any], payload: bytes = b"") -> Ignored | None:
+        """A frame about the phones of another server in `room` (its name here): None once taken, else why not."""
+        ...
+
+    def unreachable(self, room: str, client: str) -> None:
+        """`client`'s server is dead or out of reach: nothing more of it will come (never from the wire)."""
 
 
 class Cluster(Protocol):

@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from babelfish.cluster.inbound import MAX_FRAME_BYTES, MAX_HEAD_BYTES, MAX_ID_CHARS
+
 Kind = Literal["join", "leave", "result", "entry", "all", "echo"]
 KINDS = ("join", "leave", "result", "entry", "all", "echo")
 _LEN = struct.Struct(">I")
@@ -36,17 +38,30 @@ class Envelope:
 
 
 class BadFrame(ValueError):
-    pass
+    def __init__(self, detail: str, too_large: bool = False) -> None:
+        super().__init__(detail)
+        self.too_large = too_large
 
 
 def unpack(frame: bytes) -> Envelope:
-    """Parse a frame; BadFrame if it is not one of ours (another program on the same channel, a newer version)."""
+    """Parse a frame; BadFrame if it is not one of ours (another program on the same channel, a newer version) or
+    is over the size limits (babelfish/cluster/inbound.py), checked before its header is parsed."""
+    if len(frame) > MAX_FRAME_BYTES:
+        raise BadFrame(f"a frame of {len(frame)} bytes", too_large=True)
     try:
         (size,) = _LEN.unpack_from(frame)
+        if size > MAX_HEAD_BYTES:
+            raise BadFrame(f"a header of {size} bytes", too_large=True)
+        if size > len(frame) - _LEN.size:
+            raise BadFrame(f"a header of {size} bytes in a frame of {len(frame)}")
         head = json.loads(frame[_LEN.size : _LEN.size + size])
         kind, origin, room, body = head["k"], head["o"], head["r"], head["b"]
-    except (struct.error, ValueError, KeyError, TypeError) as exc:
-        raise BadFrame(str(exc)) from None
+    except BadFrame:
+        raise
+    except (struct.error, ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: deep nesting
+        raise BadFrame(f"{type(exc).__name__}: {exc}") from None
     if kind not in KINDS or not isinstance(body, dict):
-        raise BadFrame(f"unknown frame kind {kind!r}")
-    return Envelope(kind, str(origin), str(room), body, bytes(frame[_LEN.size + size :]))
+        raise BadFrame(f"unknown frame kind {str(kind)[:40]!r}")
+    if not isinstance(origin, str) or not isinstance(room, str) or max(len(origin), len(room)) > MAX_ID_CHARS:
+        raise BadFrame("origin or room is not a short string")
+    return Envelope(kind, origin, room, body, bytes(frame[_LEN.size + size :]))

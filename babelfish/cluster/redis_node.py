@@ -29,6 +29,10 @@ still waiting is replaced in place by the next one of the same utterance, kind a
 it ahead of that utterance's final), and a new one is dropped (counted as `shed`) when PARTIAL_SLOTS partials already
 wait or the queue is a quarter full: finals never wait behind partials, and a slow Redis sees at most one partial per
 utterance and language at a time.
+
+Inbound: every frame from the other servers is checked before it changes anything here (babelfish/cluster/inbound.py);
+one that fails is ignored, counted by reason and logged sparingly, and nothing raises into the listener, since an
+exception there would end the subscription and cut this server off the cluster.
 """
 
 from __future__ import annotations
@@ -49,8 +53,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from babelfish import protocol as proto
-from babelfish.cluster import EchoSink
+from babelfish.cluster import EchoSink, inbound
 from babelfish.cluster.envelope import BadFrame, Envelope, unpack
+from babelfish.cluster.inbound import MAX_ARCHIVE_PENDING, MAX_HEARD, MAX_MEMBER_BYTES, Ignored, Result, Tally, short
 from babelfish.metrics import Metrics
 from babelfish.rooms import Participant, RemoteMember, Room, Rooms, passcode_digest
 from babelfish.tasks import TaskSet
@@ -150,6 +155,8 @@ class RedisCluster:
         self.published = self.received = self.dropped = 0
         self.partials_shed = self.partials_superseded = 0
         self._echo_sink: EchoSink | None = None
+        self._tally = Tally(metrics.cluster_frame_ignored)  # frames ignored (babelfish/cluster/inbound.py)
+        self._archiving = 0  # relayed utterances on their way to the archive
         metrics.set_cluster_up(False)
 
     # --- life cycle -------------------------------------------------------------------------------
@@ -250,7 +257,7 @@ class RedisCluster:
         try:
             async with asyncio.timeout(self._beat):
                 table = await self._redis.hgetall(room_key(locked_name(room, digest)))
-                members = [m for m in _parse_members(table).values() if m.server != self.server_id]
+                members = [m for m in self._members_of(table).values() if m.server != self.server_id]
                 servers = sorted({m.server for m in members})
                 flags = await self._redis.mget([alive_key(x) for x in servers]) if servers else []
         except FAILURES as exc:
@@ -261,7 +268,7 @@ class RedisCluster:
 
     def adopt(self, room: Room, members: list[RemoteMember], newcomer: Participant) -> None:
         for member in members:
-            self._add(room, member, skip=newcomer)
+            self._add_or_tally(room, member, skip=newcomer)
 
     def status(self) -> dict[str, object]:
         return {
@@ -274,6 +281,7 @@ class RedisCluster:
             "dropped": self.dropped,
             "partials_shed": self.partials_shed,
             "partials_superseded": self.partials_superseded,
+            "ignored": self._tally.total,
         }
 
     def _send(self, cmd: Command) -> bool:
@@ -351,7 +359,7 @@ class RedisCluster:
         sent = time.monotonic()
         replies = (await pipe.execute())[1:]
         tables = [replies[i] for i in range(len(replies)) if _is_table(replies[i])]
-        entries = [_parse_members(t) for t in tables]
+        entries = [self._members_of(t) for t in tables]
         servers = sorted({m.server for es in entries for m in es.values()} - {self.server_id})
         alive: set[str] = set()
         if servers:
@@ -414,7 +422,7 @@ class RedisCluster:
                     subscribed = wanted
                     message = await pubsub.get_message(timeout=POLL_SECONDS)
                     if message is not None and message.get("type") == "message":
-                        self._on_frame(message["data"])
+                        self._on_frame(message["data"], message.get("channel"))
             except FAILURES as exc:
                 log.debug("cluster subscription lost: %s", exc)
             except Exception:
@@ -428,42 +436,114 @@ class RedisCluster:
 
     # --- what the cluster tells this server -------------------------------------------------------
 
-    def _on_frame(self, frame: bytes) -> None:
+    def _on_frame(self, frame: bytes, via: bytes | str | None = None) -> None:
+        """A frame from the cluster (`via`: the channel it came on). Whatever it holds, nothing raises from here: an
+        exception would end the subscription and so cut this server off the cluster."""
         try:
             env = unpack(frame)
         except BadFrame as exc:
-            log.warning("cluster: ignoring a frame that is not ours: %s", exc)
+            self._tally.ignore(Ignored("too_large" if exc.too_large else "not_ours", str(exc)), "?")
             return
         if env.origin == self.server_id:
             return
-        if env.kind == "all":
-            self._to_everyone(env)
+        try:
+            why = self._act(env, via.decode() if isinstance(via, bytes) else via)
+        except Exception as exc:  # a bug here: logged with its traceback; the listener goes on
+            self._tally.ignore(Ignored("failed", f"{env.kind}: {type(exc).__name__}: {exc}"), env.origin)
             return
+        if why is not None:
+            self._tally.ignore(why, env.origin)
+
+    def _act(self, env: Envelope, via: str | None) -> Ignored | None:
+        """Act on a frame of another server, checked first (babelfish/cluster/inbound.py): None, or why it was
+        ignored. `via` None: the channel is not checked (tests)."""
+        if env.kind == "all":
+            if via is not None and via != CLUSTER_CHANNEL:
+                return Ignored("wrong_channel", "a message for everyone on a room's channel")
+            return self._to_everyone(env)
         room = self._rooms.get(env.room)
         if room is None:
-            return
+            return None  # no such room here (any more): nobody to tell
+        if via is not None and via != channel(cluster_name(room)):
+            return Ignored("wrong_channel", f"a frame for room {env.room!r} on another channel")
         self.received += 1
         self._metrics.cluster_frame("in")
         if env.kind == "result":
-            _deliver(room, env)
+            checked = inbound.result(env.body, env.payload)
+            if isinstance(checked, Ignored):
+                return checked
+            _deliver(room, checked)
         elif env.kind == "echo":
-            if self._echo_sink is not None:
-                self._echo_sink(room.name, env.body, env.payload)  # it checks what it is given
+            return self._echo(room, env)
         elif env.kind == "entry":
             entry = Entry.from_wire(env.body)
-            if entry is not None:
-                room.transcript.add_relayed(entry)
-                if self._archive is not None:
-                    self._tasks.spawn(self._archive_later(room, entry))
+            if entry is None:
+                return Ignored("entry", "not a transcript entry within transcripts.MAX_WIRE_*")
+            room.transcript.add_relayed(entry)
+            if self._archive is not None:
+                self._archive_soon(room, entry)
         elif env.kind == "join":
-            member = _member(env.body, env.origin)
-            if member is not None:
-                self._heard[(room.name, member.id)] = time.monotonic()
-                self._add(room, member)
+            member = inbound.member(env.body, env.origin)
+            if isinstance(member, Ignored):
+                return member
+            if member.server != env.origin:
+                return Ignored("member", "a join for a participant of another server")
+            self._hear(room.name, member.id)
+            return self._add(room, member)
         else:
-            pid = str(env.body.get("id"))
-            self._heard[(room.name, pid)] = time.monotonic()
+            pid = env.body.get("id")
+            if not short(pid):
+                return Ignored("member", "a leave without a participant id")
+            there = room.remote.get(pid)
+            if there is not None and there.server != env.origin:
+                return Ignored("member", "a leave for a participant of another server")
+            self._hear(room.name, pid)
             self._remove(room, pid)
+        return None
+
+    def _echo(self, room: Room, env: Envelope) -> Ignored | None:
+        """A one-phone-per-voice frame: only its sender's phones are its business."""
+        if self._echo_sink is None:
+            return None
+        client = env.body.get("c")
+        if isinstance(client, str):
+            there = room.remote.get(client)
+            if client in room.members or (there is not None and there.server != env.origin):
+                return Ignored("echo_foreign", "a frame about a phone of another server")
+        return self._echo_sink.remote(room.name, env.body, env.payload)
+
+    def _hear(self, room: str, pid: str) -> None:
+        """A presence change heard now, newer than any heartbeat snapshot taken before. Bounded: beyond MAX_HEARD a
+        change is not remembered, and a heartbeat may undo it until the next one (Redis has it right by then)."""
+        if len(self._heard) < MAX_HEARD or (room, pid) in self._heard:
+            self._heard[(room, pid)] = time.monotonic()
+
+    def _archive_soon(self, room: Room, entry: Entry) -> None:
+        if self._archiving >= MAX_ARCHIVE_PENDING:  # the disk cannot keep up: the transcript in memory has it
+            log.warning("transcript archive: %d relayed utterances wait already; one is not archived", self._archiving)
+            return
+        self._archiving += 1
+        self._tasks.spawn(self._archive_later(room, entry))
+
+    def _members_of(self, table: dict[Any, Any]) -> dict[str, RemoteMember]:
+        """A room's table in Redis (participant id -> its JSON), written by every server: what is not a plausible
+        participant, under its own id, is ignored (counted at every read while it stays there)."""
+        members: dict[str, RemoteMember] = {}
+        for field, raw in table.items():
+            try:
+                body = json.loads(raw) if len(raw) <= MAX_MEMBER_BYTES else None
+            except (ValueError, TypeError, RecursionError):
+                body = None
+            found = inbound.member(body, "") if isinstance(body, dict) else Ignored("member", "not a JSON object")
+            pid = field.decode(errors="replace") if isinstance(field, bytes) else str(field)
+            if not isinstance(found, Ignored) and found.id != pid:
+                found = Ignored("member", "a table entry under another id")
+            if isinstance(found, Ignored):
+                server = body.get("server") if isinstance(body, dict) else None
+                self._tally.ignore(found, server if isinstance(server, str) else "?")
+            elif found.server:
+                members[found.id] = found
+        return members
 
     def _reconcile(self, room: Room, remote: dict[str, RemoteMember], since: float | None) -> None:
         """Make `room.remote` what Redis says, except where pub/sub told us something newer than the snapshot."""
@@ -475,23 +555,22 @@ class RedisCluster:
             self._remove(room, pid, unreachable=True)
         for pid, member in remote.items():
             if pid not in room.remote and not newer(pid):
-                self._add(room, member)
+                self._add_or_tally(room, member)
 
-    def _to_everyone(self, env: Envelope) -> None:
+    def _to_everyone(self, env: Envelope) -> Ignored | None:
         self.received += 1
         self._metrics.cluster_frame("in")
         text = env.body.get("text")
         if not isinstance(text, str) or len(text) > MAX_ALL_BYTES:
-            log.warning("cluster: ignoring a message for every client that is not a speaker_renamed")
-            return
+            return Ignored("all", "no message, or one too long for a speaker_renamed")
         try:
             text = proto.SpeakerRenamed.model_validate_json(text).encode()
         except ValueError:
-            log.warning("cluster: ignoring a message for every client that is not a speaker_renamed")
-            return
+            return Ignored("all", "not a speaker_renamed")
         for room in self._rooms:
             for p in list(room.members.values()):
                 p.outbox.put(text)
+        return None
 
     async def _archive_later(self, room: Room, entry: Entry) -> None:
         assert self._archive is not None
@@ -499,15 +578,24 @@ class RedisCluster:
             await asyncio.to_thread(self._archive.append, room.transcript, entry)
         except Exception:  # a task nobody awaits: whatever went wrong is logged, never lost
             log.exception("transcript archive: a relayed utterance was not written")
+        finally:
+            self._archiving -= 1
 
-    @staticmethod
-    def _add(room: Room, member: RemoteMember, skip: Participant | None = None) -> None:
+    def _add(self, room: Room, member: RemoteMember, skip: Participant | None = None) -> Ignored | None:
         if member.id in room.remote or member.id in room.members:
-            return
+            return None
+        if len(room.remote) >= self._rooms.max_per_room:  # never more than the room holds (beyond: a buggy peer)
+            return Ignored("room_full", f"room {room.name!r} has {len(room.remote)} participants elsewhere already")
         room.remote[member.id] = member
         # `skip`: a newcomer whose welcome (sent next) lists this member already
         event = proto.Participants(room=room.name, event="join", who=member.info(), count=room.count)
         room.broadcast(event, [p for p in room.members.values() if p is not skip])
+        return None
+
+    def _add_or_tally(self, room: Room, member: RemoteMember, skip: Participant | None = None) -> None:
+        why = self._add(room, member, skip)
+        if why is not None:
+            self._tally.ignore(why, member.server)
 
     def _remove(self, room: Room, pid: str, unreachable: bool = False) -> None:
         """`pid` left (a leave frame: its server still finishes what it said), or is `unreachable` (its server is
@@ -515,25 +603,25 @@ class RedisCluster:
         member = room.remote.pop(pid, None)
         if member is not None:
             room.broadcast(proto.Participants(room=room.name, event="leave", who=member.info(), count=room.count))
-            if self._echo_sink is not None:  # not mid-utterance any more; unreachable: its kept copies never came
-                body = {"op": "gone", "c": pid} if unreachable else {"op": "open", "c": pid, "since": None}
-                self._echo_sink(room.name, body, b"")
+            if self._echo_sink is None:
+                return
+            if unreachable:  # its kept copies' outcomes will never come
+                self._echo_sink.unreachable(room.name, pid)
+            else:  # not mid-utterance any more
+                self._echo_sink.remote(room.name, {"op": "open", "c": pid, "since": None})
 
 
-def _deliver(room: Room, env: Envelope) -> None:
+def _deliver(room: Room, result: Result) -> None:
     """A result rendered on another server, to this server's listeners of its language (all, for a transcript)."""
-    text, language, audio = env.body.get("text"), env.body.get("language"), bool(env.body.get("audio"))
-    audio_only = bool(env.body.get("audio_only"))  # a message about audio (speech_skipped): not for text-only
-    if not isinstance(text, str):
-        return
+    text, language = result.text, result.language
     for p in list(room.members.values()):
         if language is not None and p.language != language:
             continue
-        if audio_only and not p.wants_audio:
+        if result.audio_only and not p.wants_audio:  # a message about audio (speech_skipped): not for text-only
             continue
-        if audio:
+        if result.audio:
             if p.wants_audio:
-                p.outbox.put((text, env.payload))
+                p.outbox.put((text, result.pcm))
         else:
             p.outbox.put(text)
 
@@ -560,31 +648,5 @@ def _member_body(p: Participant, server: str) -> dict[str, object]:
     return {"id": p.id, "name": p.name, "language": p.language, "audio": p.wants_audio, "server": server}
 
 
-def _member(body: dict[str, Any], server: str) -> RemoteMember | None:
-    try:
-        return RemoteMember(
-            id=str(body["id"]),
-            name=str(body["name"]),
-            language=str(body["language"]),
-            wants_audio=bool(body.get("audio", True)),
-            server=str(body.get("server", server)),
-        )
-    except KeyError:
-        return None
-
-
 def _is_table(reply: object) -> bool:
     return isinstance(reply, dict)
-
-
-def _parse_members(table: dict[Any, Any]) -> dict[str, RemoteMember]:
-    members: dict[str, RemoteMember] = {}
-    for raw in table.values():
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            continue
-        member = _member(body, "") if isinstance(body, dict) else None
-        if member is not None and member.server:
-            members[member.id] = member
-    return members
