@@ -239,6 +239,7 @@ async def test_a_room_spans_two_servers_behind_the_load_balancer(cluster: Cluste
     for peer in (ann, bob, carl):
         await roster_is(peer, {"Ann", "Bob", "Carl"})
     assert all(m["count"] <= 3 for p in (bob, carl) for m in p.messages if m["type"] == "participants")
+    await hostile_writer(cluster, "talk")
 
     uid = await said(ann, speech_pcm)
     for peer, language in ((bob, "de"), (carl, "fr")):
@@ -251,8 +252,42 @@ async def test_a_room_spans_two_servers_behind_the_load_balancer(cluster: Cluste
     stats = [await cluster.metrics(s) for s in (cluster.a, cluster.b)]
     assert sorted(s["utterances_processed"] for s in stats) == [0, 1]
     assert all(s["cluster"]["redis"] == "up" for s in stats)
+    # What the hostile writer sent was ignored and counted by both servers, and reached nobody; the rooms stayed whole.
+    for s in stats:
+        ignored = s["cluster_ignored"]
+        assert ignored["not_ours"] >= 2 and ignored["result"] >= 1 and ignored["echo"] >= 2 and ignored["all"] >= 1
+        assert ignored["member"] >= 2 and ignored["failed"] == 0 and s["cluster"]["ignored"] >= 8
+    for peer in (ann, bob, carl):
+        assert roster(peer) == {"Ann", "Bob", "Carl"}
+        assert not [m for m in peer.messages if "injected" in json.dumps(m)]
     for peer in (ann, bob, carl):
         await peer.close()
+
+
+async def hostile_writer(cluster: Cluster, room: str) -> None:
+    """Something else with access to Redis (a buggy or other-version server) writes nonsense where servers listen: on
+    the room's channel, the cluster channel and in the room's table (which every heartbeat reads)."""
+    import redis.asyncio as aioredis
+
+    from babelfish.cluster.envelope import Envelope
+
+    deep = b"[" * 100_000  # more nesting than the JSON parser takes
+    injected = '{"type":"transcript","text":"injected"}'
+    frames = [
+        b"garbage", len(deep).to_bytes(4, "big") + deep,
+        Envelope("result", "evil", room, {"text": injected, "language": None}).pack(),
+        Envelope("join", "evil", room, {"id": "ghost", "name": "G" * 5000, "language": "de", "server": "evil"}).pack(),
+        Envelope("echo", "evil", room, {"op": "gone", "c": "anyone"}).pack(),
+        Envelope("echo", "evil", room, {"op": "open", "c": "anyone", "since": float("nan")}).pack(),
+    ]  # fmt: skip
+    client = aioredis.from_url(cluster.redis.url)
+    try:
+        await client.hset(f"babelfish:room:{room}", "deep", deep)
+        for frame in frames:
+            await client.publish(f"babelfish:room:{room}:events", frame)
+        await client.publish("babelfish:cluster", Envelope("all", "evil", "", {"text": injected}).pack())
+    finally:
+        await client.aclose()
 
 
 async def room_members_in_redis(cluster: Cluster, room: str, n: int, within: float = 5) -> None:

@@ -393,6 +393,8 @@ def test_what_peers_make_a_server_keep_is_bounded(monkeypatch):
     before = metrics.cluster_ignored["member"]
     assert list(node._members_of(table)) == ["bob"]
     assert metrics.cluster_ignored["member"] - before == 6
+    crowded = {f"p{i}".encode(): json.dumps({**good, "id": f"p{i}"}).encode() for i in range(1000)}
+    assert len(node._members_of(crowded)) == 10  # twice the room's capacity at most
 
 
 def test_the_log_of_ignored_frames_cannot_flood():
@@ -426,3 +428,35 @@ def test_the_log_of_ignored_frames_cannot_flood():
     finally:
         inbound.log.removeHandler(handler)
     assert len(counted) == 1001 + 10_000 and tally.total == len(counted)
+
+
+def test_relayed_utterances_waiting_for_a_slow_archive_are_bounded():
+    """A disk that cannot keep up holds at most MAX_ARCHIVE_PENDING relayed utterances in flight (the room's transcript
+    in memory still has every one)."""
+    import asyncio
+    import threading
+
+    from babelfish.cluster.inbound import MAX_ARCHIVE_PENDING
+    from babelfish.transcripts import Entry
+
+    gate = threading.Event()
+    written: list[str] = []
+
+    class Slow:
+        def append(self, transcript: object, entry: Entry) -> None:
+            gate.wait(10)
+            written.append(entry.utterance_id)
+
+    async def run() -> None:
+        rooms = Rooms(10, 10)
+        room = rooms.join(member("ann", "en"))
+        node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me", archive=Slow())  # type: ignore[arg-type]
+        for i in range(MAX_ARCHIVE_PENDING + 50):
+            entry = Entry(f"u{i}", "spk-1", "Bob", float(i), i + 0.5, "de", "Hallo")
+            node._on_frame(_frame("entry", entry.to_wire()))
+        assert node._archiving == MAX_ARCHIVE_PENDING and len(room.transcript.entries()) == MAX_ARCHIVE_PENDING + 50
+        gate.set()
+        assert await node._tasks.wait(10) == 0
+        assert len(written) == MAX_ARCHIVE_PENDING and node._archiving == 0
+
+    asyncio.run(run())

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import secrets
@@ -157,6 +158,7 @@ class RedisCluster:
         self._echo_sink: EchoSink | None = None
         self._tally = Tally(metrics.cluster_frame_ignored)  # frames ignored (babelfish/cluster/inbound.py)
         self._archiving = 0  # relayed utterances on their way to the archive
+        self._archive_busy = False  # MAX_ARCHIVE_PENDING reached (and said so in the log)
         metrics.set_cluster_up(False)
 
     # --- life cycle -------------------------------------------------------------------------------
@@ -520,16 +522,23 @@ class RedisCluster:
 
     def _archive_soon(self, room: Room, entry: Entry) -> None:
         if self._archiving >= MAX_ARCHIVE_PENDING:  # the disk cannot keep up: the transcript in memory has it
-            log.warning("transcript archive: %d relayed utterances wait already; one is not archived", self._archiving)
+            if not self._archive_busy:  # once per busy spell, not per utterance
+                log.warning("transcript archive: %d relayed utterances wait; more are not archived until it catches "
+                            "up", self._archiving)  # fmt: skip
+            self._archive_busy = True
             return
         self._archiving += 1
         self._tasks.spawn(self._archive_later(room, entry))
 
     def _members_of(self, table: dict[Any, Any]) -> dict[str, RemoteMember]:
         """A room's table in Redis (participant id -> its JSON), written by every server: what is not a plausible
-        participant, under its own id, is ignored (counted at every read while it stays there)."""
+        participant, under its own id, is ignored (counted at every read while it stays there), and no more entries
+        are read than a room can hold."""
         members: dict[str, RemoteMember] = {}
-        for field, raw in table.items():
+        limit = 2 * self._rooms.max_per_room  # a room never holds more (twice: servers admitting at the same time)
+        if len(table) > limit:
+            self._tally.ignore(Ignored("room_full", f"a room table of {len(table)} entries: {limit} read"), "?")
+        for field, raw in itertools.islice(table.items(), limit):
             try:
                 body = json.loads(raw) if len(raw) <= MAX_MEMBER_BYTES else None
             except (ValueError, TypeError, RecursionError):
@@ -580,6 +589,7 @@ class RedisCluster:
             log.exception("transcript archive: a relayed utterance was not written")
         finally:
             self._archiving -= 1
+            self._archive_busy = self._archive_busy and self._archiving > MAX_ARCHIVE_PENDING // 2
 
     def _add(self, room: Room, member: RemoteMember, skip: Participant | None = None) -> Ignored | None:
         if member.id in room.remote or member.id in room.members:
