@@ -1,8 +1,9 @@
 """The cluster's wire format on Redis: one binary frame per event, audio carried as raw bytes.
 
 A frame is a 4-byte big-endian header length, a compact JSON header, then the payload (PCM for audio, else empty).
-The header of a relayed result holds the client message already encoded, so a receiving server forwards that text
-as is: nothing is parsed or re-serialised per listener, and speech is never base64-encoded.
+The header of a relayed result holds the client message already encoded; a receiving server checks it once (one of
+the messages servers relay: babelfish/cluster/inbound.py) and hands its own encoding to every listener: nothing is
+parsed or re-serialised per listener, and speech is never base64-encoded.
 """
 
 from __future__ import annotations
