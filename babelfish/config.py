@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         "", description="faster-whisper model: a local folder or a model name in the HF cache; empty: shipped base"
     )
     asr_compute_type: str = Field("int8", description="CTranslate2 compute type for ASR")
+    asr_beam_size: int = Field(
+        5, ge=1, le=10,
+        description="beam width of an utterance's first transcription while no other waits for the engine (greedy "
+        "when one does, to keep up); 1: always greedy",
+    )  # fmt: skip
     mt_models: list[Path] = Field(
         default_factory=list, description="extra MT model folders (CTranslate2 or transformers: NLLB, opus-mt, M2M-100)"
     )
@@ -145,7 +150,7 @@ class Settings(BaseSettings):
         description="revise a one-utterance turn too, once the engine is idle and nobody speaks (if words change)",
     )
     revision_beam_size: int = Field(
-        5, ge=1, le=10, description="beam width of a revision's re-decode (the first pass stays greedy, for speed)"
+        5, ge=1, le=10, description="beam width of a revision's re-decode"
     )
     revision_max_wait_seconds: float = Field(
         5.0, gt=0, le=60, description="a revision that waits this long for the engine is skipped"

@@ -47,6 +47,10 @@ partial may take a worker in between). Should one wait after all, it goes after 
 ("stale") after `max_wait` of its own. Their caller keeps at most one in flight per speaker. Partial sheds are
 counted apart from utterances.
 
+Behind: a transcription may ask to be told, as it starts, whether another transcription is waiting then (the engine
+is behind). The pipeline decodes carefully (the cascade: a beam search) only when none is: a beam costs ~12% more
+engine time, which a backlog cannot afford (docs/benchmarks.md, "A beam on the first pass").
+
 Renders owed: a transcription submitted with an `Owed` (the pipeline's) owes its render from the moment it finishes
 until its caller calls `Owed.release` (the render is being asked for, or the utterance was given up: release in a
 `finally`). Meanwhile no revision and no partial starts, however long the speaker's label takes: the final's render
@@ -94,6 +98,7 @@ class _Job:
     owner: str = field(compare=False)
     deadline: float | None = field(compare=False)
     owed: Owed | None = field(compare=False, default=None)
+    tell_behind: bool = field(compare=False, default=False)  # called with one more argument: `behind` (docstring)
 
 
 class Owed:
@@ -173,10 +178,14 @@ class InferenceQueue:
     def revision_max_wait(self) -> float:
         return self._revision_max_wait
 
-    async def transcribe(self, fn: Callable[..., T], *args: Any, owner: str, owed: Owed | None = None) -> T:
+    async def transcribe(
+        self, fn: Callable[..., T], *args: Any, owner: str, owed: Owed | None = None, tell_behind: bool = False
+    ) -> T:
         """Run a transcription; raises `Shed` if the policy skips it. With `owed`, its render is owed once it is done:
-        the caller must `owed.release()` (module docstring)."""
-        return await self._submit(fn, args, TRANSCRIBE, owner, time.monotonic() + self._max_wait, owed)
+        the caller must `owed.release()` (module docstring). With `tell_behind`, `fn` gets one more argument: whether
+        another transcription was waiting as it started."""
+        deadline = time.monotonic() + self._max_wait
+        return await self._submit(fn, args, TRANSCRIBE, owner, deadline, owed, tell_behind)
 
     def owe_render(self) -> Owed:
         return Owed(self)
@@ -246,11 +255,13 @@ class InferenceQueue:
         owner: str,
         deadline: float | None,
         owed: Owed | None = None,
+        tell_behind: bool = False,
     ) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if priority == TRANSCRIBE:
             self._make_room()
-        heapq.heappush(self._heap, _Job(priority, next(self._seq), fn, args, future, owner, deadline, owed))
+        job = _Job(priority, next(self._seq), fn, args, future, owner, deadline, owed, tell_behind)
+        heapq.heappush(self._heap, job)
         self._idle.clear()
         self._dispatch()
         return await future
@@ -296,7 +307,8 @@ class InferenceQueue:
                 heapq.heappush(self._heap, job)  # a final's render is about to be asked for; released: dispatched
                 break  # only revisions and partials are left behind it
             self._free -= 1
-            running = loop.run_in_executor(self._executor, job.fn, *job.args)
+            args = (*job.args, bool(self._waiting_of(TRANSCRIBE))) if job.tell_behind else job.args
+            running = loop.run_in_executor(self._executor, job.fn, *args)
             running.add_done_callback(functools.partial(self._finished, job))
         self._dispatch_speech()
         waiting = self.waiting

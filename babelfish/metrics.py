@@ -50,6 +50,11 @@ REFUSALS = (
 # What became of each speech job (one per utterance with speech to make, babelfish/pipeline.py): spoken, skipped by
 # the queue's policy (late, full: babelfish/inference.py), failed (error), or given up as the server stopped (gone).
 SPEECH_OUTCOMES = ("spoken", "shed_late", "shed_full", "error", "gone")
+# How each first pass that gave a transcript was decoded (babelfish/pipeline.py, inference.py): with a beam (the
+# engine had time: nothing else waited), greedily because another transcription waited (busy), or greedily anyway (the
+# engine decodes that way: `asr_beam_size` 1, or an engine without the option).
+FirstPassDecode = Literal["beam", "greedy_busy", "greedy"]
+FIRST_PASS_DECODES: tuple[FirstPassDecode, ...] = ("beam", "greedy_busy", "greedy")
 BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
@@ -91,6 +96,16 @@ class Metrics:
             "babelfish_decoder_loops", "Transcripts whose decoder looped; the phrase was kept once",
             registry=self.registry,
         )  # fmt: skip
+        self._first_passes = Counter(
+            "babelfish_first_passes",
+            "Utterances transcribed, by how the first pass decoded: beam, greedy_busy (another transcription waited), "
+            "greedy",
+            ["decode"],
+            registry=self.registry,
+        )
+        for decode in FIRST_PASS_DECODES:
+            self._first_passes.labels(decode=decode)
+        self.first_passes: dict[str, int] = dict.fromkeys(FIRST_PASS_DECODES, 0)
         self._echo_unresolved = Counter(
             "babelfish_echo_unresolved",
             "Copies heard elsewhere processed after all: no outcome for the kept copy came (a lost cluster message)",
@@ -237,6 +252,10 @@ class Metrics:
         self._loops.inc()
         self.decoder_loops += 1
 
+    def first_pass(self, decode: FirstPassDecode) -> None:
+        self._first_passes.labels(decode=decode).inc()
+        self.first_passes[decode] += 1
+
     def echo_unresolved_copy(self) -> None:
         self._echo_unresolved.inc()
         self.echo_unresolved += 1
@@ -319,6 +338,7 @@ class Metrics:
             "utterances_processed": self.utterances,
             "clients_dropped": self.dropped,
             "decoder_loops": self.decoder_loops,
+            "first_passes": dict(self.first_passes),
             "echo_unresolved": self.echo_unresolved,
             "refused": dict(self.refusals),
             "cluster_ignored": dict(self.cluster_ignored),

@@ -15,6 +15,7 @@ every speech job's outcome. Speech jobs finish even if the speaker leaves; a dra
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import secrets
@@ -168,17 +169,23 @@ class Pipeline:
         candidates = tuple(sorted(room.languages() - {AUTO})) if room else ()
         language = None if who.language == AUTO else who.language
         voice = room.voice_of(who.id) if room else 0
-        utterance = Utterance(segment.audio, language, candidates, segment.speech_probs, voice=voice)
+        asked = Utterance(segment.audio, language, candidates, segment.speech_probs, voice=voice)
         # The speaker's voice is embedded in its own worker while ASR runs, so it costs the text path nothing but
         # the wait for whichever finishes last (ASR, by far).
         embedding = asyncio.ensure_future(self._speakers.embed(segment.audio))
 
-        def transcribe() -> tuple[Transcript | None, float, float]:  # in the worker, timed there
+        # Careful (the cascade: a beam search) only if no other transcription waits as it starts: a backlog cannot
+        # afford the extra engine time (babelfish/inference.py). The same Utterance object is rendered later (an engine
+        # may cache its encoding per utterance).
+        def transcribe(behind: bool) -> tuple[Utterance, Transcript | None, float, float]:  # in the worker, timed there
             began = time.monotonic()
-            return self._engine.transcribe(utterance), began, time.monotonic()
+            told = dataclasses.replace(asked, careful=not behind)
+            return told, self._engine.transcribe(told), began, time.monotonic()
 
         try:
-            transcript, began, ended = await self._queue.transcribe(transcribe, owner=who.id, owed=owed)
+            utterance, transcript, began, ended = await self._queue.transcribe(
+                transcribe, owner=who.id, owed=owed, tell_behind=True
+            )
             self._metrics.stage("endpointing", segment.cut_at - segment.speech_end)
             self._metrics.stage("queue", began - segment.cut_at)  # the shared engine queue, then a free worker
             self._metrics.stage("asr", ended - began)
@@ -198,6 +205,7 @@ class Pipeline:
             return
         if transcript.repaired:
             self._metrics.decoder_loop()
+        self._metrics.first_pass("beam" if transcript.beam else "greedy" if utterance.careful else "greedy_busy")
         latency = _ms(segment.speech_end)
         self._metrics.observe("transcript", latency / 1000)
         end = time.time() - (time.monotonic() - segment.speech_end)  # wall clock, for the room's transcript

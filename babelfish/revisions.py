@@ -1,7 +1,7 @@
 """Revisions: a finished turn re-decoded whole, and the corrected text sent in place of its pieces' texts.
 
 Each piece of a turn (babelfish/turns.py) was transcribed alone, fast, without the context of the others: Whisper
-guesses the words at every cut, and decodes greedily on a short window to be quick. Once the turn ends, its joined
+guesses the words at every cut (and decodes greedily when the engine is behind). Once the turn ends, its joined
 audio is transcribed again in one window, the careful way (`Utterance.revision`: the cascade decodes it with a beam
 search) — on the shared engine queue at the lowest priority, shed first under load (babelfish/inference.py) — and,
 when the words differ from the pieces' words joined, everyone in the room gets a `revision` of the transcript, then
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -36,6 +35,7 @@ from babelfish.engines.base import Engine, TextResult, Transcript, Utterance
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.languages import AUTO
 from babelfish.metrics import Metrics
+from babelfish.repeats import doubled, words
 from babelfish.rooms import Participant, Room, Rooms
 from babelfish.tasks import TaskSet
 from babelfish.transcripts import TranscriptArchive
@@ -46,23 +46,6 @@ log = logging.getLogger(__name__)
 KEEP_WORDS = 0.6  # a re-decode with fewer words than this share of the pieces' words is not trusted
 PIECES_WAIT = 10.0  # seconds a computed revision waits for its pieces to be done with; later, it is not sent
 IDLE_POLL = 0.1  # seconds between looks for an idle moment (one-piece turns); the VAD reports speech every ~0.1 s
-
-
-def words(text: str) -> list[str]:
-    """The words of `text`, lower-cased, without punctuation: what makes two transcripts differ for a listener."""
-    return re.findall(r"\w+(?:['’]\w+)*", text.lower())
-
-
-def doubled(ws: list[str]) -> int:
-    """How many times a phrase (1 to 6 words) comes twice in a row in `ws`."""
-    count, i = 0, 0
-    while i < len(ws):
-        for n in range(min(6, (len(ws) - i) // 2), 0, -1):
-            if ws[i : i + n] == ws[i + n : i + 2 * n]:
-                count, i = count + 1, i + n - 1
-                break
-        i += 1
-    return count
 
 
 def verdict(pieces: str, revised: Transcript | None) -> str:

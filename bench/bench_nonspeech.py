@@ -1,12 +1,22 @@
 """Babble against speech: how often a crowd passes as speech, and whether real turns are kept.
 
     python -m bench.bench_nonspeech [--data-dir data] [--seeds 8] [--talkers 6 8 10 16] [--peaks 0.1 0.3 0.6 0.9]
+                                    [--beam 5] [--loops]
 
 Babble: `talkers` Pico voices at once, played backwards (tests/engines/conversation_audio.py), 4 s at each peak level,
 one mix per seed. Speech: every turn of bench_fidelity's set (LibriVox whole and cut at its pauses, short Pico turns,
 espeak-ng), language given. Each is streamed through the real segmenter (20 ms frames, then a second of silence) and
 the cascade engine's recogniser and non-speech decision, as the server does. Prints, per group: segments the VAD cut,
-segments Whisper wrote words for, and those that pass as speech, with the rule that rejected the others.
+segments Whisper wrote words for, and those that pass as speech, with the rule that rejected the others; then the
+decoder's statistics (avg_logprob, no_speech_prob) and the segmenter's voiced confidence of the segments with words,
+speech against babble, which the rules' thresholds (babelfish/engines/cascade/nonspeech.py) were set on.
+
+`--beam N`: every segment is decoded as a careful first pass with a beam of N (`asr_beam_size`; the server does so
+when no other transcription waits); 1 (default): greedily, as a first pass while the engine is behind.
+`--loops`: also the loop rule (loops.py) with that beam: short Pico turns and phrases said three times, decoded
+without the 10 s minimum window (Whisper base loops then), at three length caps (where does a looping decode stop?),
+and what `repair_loop` made of each; and, on the short turns with the shipped window, how often each decode says a
+phrase twice in a row (cut by the segmenter, and padded with silence as in tests/engines/test_cascade_revision.py).
 """
 
 from __future__ import annotations
@@ -20,9 +30,21 @@ import numpy as np
 
 from babelfish.config import Settings
 from babelfish.engines.cascade import CascadeEngine
+from babelfish.engines.cascade import asr as asr_module
+from babelfish.engines.cascade.asr import WhisperAsr
 from babelfish.engines.cascade.nonspeech import Voicing, rejection
+from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
-from tests.engines.conversation_audio import babble
+from tests.engines.conversation_audio import SHORT_TURNS, babble, pico
+
+# Said three times: a repetition that must be kept (docs/benchmarks.md, "Repetitions said vs decoder loops").
+SAID_THRICE = [("No, no, no!", "en-US"), ("Yes yes yes.", "en-US"), ("Go, go, go!", "en-US"), ("Sí, sí, sí.", "es-ES"),
+               ("Thank you, thank you, thank you.", "en-GB")]  # fmt: skip
+# bench_fidelity's `short` set, and a few more short turns.
+SHORT_SET = [("Good morning to you too.", "en-GB"), ("Right.", "en-GB"), ("Fail again.", "en-GB"),
+             ("Not at all.", "en-GB"), ("Sure.", "en-GB"), ("You are welcome.", "en-GB"), ("Okay.", "en-US"),
+             ("Try again.", "en-US"), ("Ever tried.", "en-US"), ("No matter.", "en-GB"), ("Good morning.", "en-GB"),
+             ("Guten Morgen.", "de-DE"), ("Sí.", "es-ES"), ("Ja.", "de-DE"), ("Danke schön.", "de-DE")]  # fmt: skip
 
 
 def segments(audio: np.ndarray) -> list[Segment]:
@@ -36,16 +58,19 @@ class Tally:
         self.segments = self.worded = self.passed = 0
         self.reasons: Counter[str] = Counter()
         self.examples: list[str] = []
+        self.stats: list[tuple[float, float, float]] = []  # (avg_logprob, no_speech_prob, voiced confidence)
 
     def add(self, engine: CascadeEngine, seg: Segment, language: str) -> str | None:
-        """The decision for one segment; returns the text when it passes."""
+        """The decision for one segment (a careful first pass); returns the text when it passes."""
         self.segments += 1
         voicing = Voicing.of(seg.speech_probs)
-        rec = engine.asr.recognize(seg.audio, language, (), voicing.voiced_seconds if voicing else None)
+        voiced = voicing.voiced_seconds if voicing else None
+        rec = engine.asr.recognize(seg.audio, language, (), voiced, careful=True)
         if rec is None:
             self.reasons["no words"] += 1
             return None
         self.worded += 1
+        self.stats.append((rec.avg_logprob, rec.no_speech_prob, voicing.confidence if voicing else float("nan")))
         why = rejection(rec, voicing)
         if why is not None:
             self.reasons[why] += 1
@@ -59,6 +84,79 @@ class Tally:
         return f"  {name:28} segments {self.segments:3}  with words {self.worded:3}  pass {self.passed:3}  ({why})"
 
 
+def spread(name: str, stats: list[tuple[float, float, float]]) -> str:
+    """min / p5 / median / p95 / max of each statistic."""
+    if not stats:
+        return f"  {name}: none"
+    cols = np.array(stats)
+    out = [f"  {name} (n={len(stats)}):"]
+    for i, label in enumerate(("avg_logprob", "no_speech_prob", "voiced confidence")):
+        q = np.nanpercentile(cols[:, i], [0, 5, 50, 95, 100])
+        out.append(f"    {label:18} " + " / ".join(f"{v:6.2f}" for v in q) + "   (min / p5 / median / p95 / max)")
+    return "\n".join(out)
+
+
+def loops(engine: CascadeEngine) -> None:
+    """Without the minimum window Whisper base loops on short clips: where does a looping decode stop, with this
+    beam, and what does repair_loop make of it? Then: phrases said twice in a row, with the shipped window."""
+    asr = engine.asr
+    assert isinstance(asr, WhisperAsr)
+    print(f"loops (no minimum window), first pass beam {asr.beam_size}:")
+    print("  clip                              voiced  cap: tokens at cap / 42 / 200  greedy-at-cap  -> sent (looped)")
+    shipped = asr_module.MIN_WINDOW_SECONDS
+    asr_module.MIN_WINDOW_SECONDS = 0.0
+    try:
+        for text, voice in [*SHORT_TURNS, *SAID_THRICE]:
+            for seg in segments(pico(text, voice)):
+                voicing = Voicing.of(seg.speech_probs)
+                voiced = voicing.voiced_seconds if voicing else None
+                seconds = len(seg.audio) / 16000
+                encoded = asr._encode(seg.audio)
+                lang = asr._tok.token_to_id(f"<|{voice[:2]}|>")
+                prompt = [asr._sot, lang, asr._task["transcribe"], asr._no_ts]
+                cap = int(20 + 12 * seconds)
+                lengths = []
+                for max_length in (cap, 42, 200):
+                    (res,) = asr._model.generate(
+                        encoded, [prompt], beam_size=asr.beam_size, max_length=max_length, suppress_blank=True
+                    )
+                    lengths.append(len(res.sequences_ids[0]))
+                (greedy,) = asr._model.generate(encoded, [prompt], beam_size=1, max_length=cap, suppress_blank=True)
+                rec = asr.recognize(seg.audio, voice[:2], (), voiced, careful=True)
+                sent = f"{rec.text!r} ({rec.looped})" if rec else "None"
+                print(f"  {text[:32]:32} {voiced or 0:5.2f} s  {cap:3}: {lengths[0]:3} / {lengths[1]:3} / "
+                      f"{lengths[2]:3}  {len(greedy.sequences_ids[0]):3}  -> {sent}")  # fmt: skip
+    finally:
+        asr_module.MIN_WINDOW_SECONDS = shipped
+    print(f"phrases said twice in a row (shipped window), beam {asr.beam_size} against greedy:")
+    counts: Counter[str] = Counter()
+    for text, voice in [*SHORT_TURNS, *SHORT_SET, *SAID_THRICE]:
+        audio = pico(text, voice)
+        padded = np.concatenate([np.zeros(3200, np.float32), audio, np.zeros(4800, np.float32)])
+        said = doubled(words(text))
+        cut = [(s.audio, Voicing.of(s.speech_probs)) for s in segments(audio)]
+        for how, audio_, voicing in [*(("cut", a, v) for a, v in cut), ("padded", padded, None)]:
+            voiced = voicing.voiced_seconds if voicing else None
+            seconds = len(audio_) / 16000
+            encoded = asr._encode(audio_)
+            decodes = {
+                "greedy": asr._decode(encoded, voice[:2], "transcribe", seconds, voiced or seconds).text,
+                "beam": asr._decode(encoded, voice[:2], "transcribe", seconds, voiced or seconds, asr.beam_size).text,
+            }
+            rec = asr.recognize(audio_, voice[:2], (), voiced, careful=True)
+            decodes["sent"] = rec.text if rec else ""
+            more = {k: doubled(words(t)) > said for k, t in decodes.items()}
+            counts.update(f"{how} {k}" for k, v in more.items() if v)
+            counts[f"{how} turns"] += 1
+            counts[f"{how} guard ran greedy"] += doubled(words(decodes["beam"])) > 0
+            if any(more.values()):
+                print(f"  {how:6} {text!r}: " + ", ".join(f"{k} {t!r}" for k, t in decodes.items()))
+    for how in ("cut", "padded"):
+        print(f"  {how}: {counts[f'{how} turns']} turns; a phrase twice that was said once: greedy "
+              f"{counts[f'{how} greedy']}, beam {counts[f'{how} beam']}, sent (beam, guarded) {counts[f'{how} sent']};"
+              f" guard decoded greedy too for {counts[f'{how} guard ran greedy']}")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default="data")
@@ -66,31 +164,42 @@ def main() -> None:
     p.add_argument("--talkers", type=int, nargs="*", default=[6, 8, 10, 16])
     p.add_argument("--peaks", type=float, nargs="*", default=[0.1, 0.3, 0.6, 0.9])
     p.add_argument("--no-speech-set", action="store_true", help="babble only")
+    p.add_argument("--beam", type=int, default=1, help="the first pass's beam (1: greedy)")
+    p.add_argument("--loops", action="store_true", help="also the loop rule and doubled phrases (module docstring)")
     args = p.parse_args()
-    engine = CascadeEngine.load(Settings(data_dir=Path(args.data_dir), natural_voices=False))
+    settings = Settings(data_dir=Path(args.data_dir), natural_voices=False, asr_beam_size=args.beam)
+    engine = CascadeEngine.load(settings)
     try:
-        print("babble (language en):")
+        if args.loops:
+            loops(engine)
+        print(f"babble (language en), first pass beam {args.beam}:")
+        babble_stats: list[tuple[float, float, float]] = []
         for talkers in args.talkers:
             for peak in args.peaks:
                 tally = Tally()
                 for seed in range(args.seeds):
                     for seg in segments(babble(4.0, peak, np.random.default_rng(seed), talkers=talkers)):
                         tally.add(engine, seg, "en")
+                babble_stats += tally.stats
                 print(tally.line(f"{talkers} voices, peak {peak}") + "".join(f"\n      {t!r}" for t in tally.examples))
+        print(spread("babble segments with words", babble_stats))
         if args.no_speech_set:
             return
         from bench.bench_fidelity import build_set
 
-        print("speech (bench_fidelity's turns, language given):")
+        print(f"speech (bench_fidelity's turns, language given), first pass beam {args.beam}:")
         with tempfile.TemporaryDirectory() as tmp:
             convs = build_set(Path(tmp))
+        speech_stats: list[tuple[float, float, float]] = []
         for conv in convs:
             tally, dropped = Tally(), []
             for turn in conv.turns:
                 texts = [tally.add(engine, seg, turn.clip.language) for seg in segments(turn.audio)]
                 if not any(texts):
                     dropped.append(turn.clip.name)
+            speech_stats += tally.stats
             print(tally.line(conv.name) + f"  turns {len(conv.turns)}, dropped {len(dropped)} {dropped or ''}")
+        print(spread("speech segments with words", speech_stats))
     finally:
         engine.close()
 

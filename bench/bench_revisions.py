@@ -10,13 +10,15 @@ No server and no clock: the segmenter runs on the tracks' own timeline and turns
 not depend on the machine's load. Each mode is a way to decode the revision (window × beam: `short` is the fresh
 path's clip + 2 s tail, at least 10 s; `standard` is faster-whisper's transcribe, 30 s window); each is applied to the
 turns of two or more pieces, and to every turn (one-piece turns too: `revision_single_pieces`). `--first-beam N`
-also decodes every utterance with a beam of N on the fresh path's window, to weigh a beam there. The engine's CPU time
-(process time, all threads) and wall time per decode are measured in the same run.
+also decodes every utterance as a careful first pass (beam N on the fresh path's window, as the server does when no
+other transcription waits), to weigh a beam there; `first` is the first pass decoded greedily (the engine behind).
+The engine's CPU time (process time, all threads) and wall time per decode are measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -153,7 +155,8 @@ def main() -> None:
     from babelfish.engines.cascade.asr import WhisperAsr
 
     data_dir = Path(args.data_dir)
-    engine = CascadeEngine.load(Settings(data_dir=data_dir, threads=2, natural_voices=False))
+    settings = Settings(data_dir=data_dir, threads=2, natural_voices=False, asr_beam_size=max(1, args.first_beam))
+    engine = CascadeEngine.load(settings)
     asr = engine.asr
     assert isinstance(asr, WhisperAsr)
     first, first_beam = Cost(), Cost()
@@ -179,11 +182,8 @@ def main() -> None:
                     c = Cut(Piece(piece.utterance_id, piece.audio, piece.speech_probs, got.text, got.language,
                                   piece.speech_end, piece.speaker), speaker, clip, got.text)  # fmt: skip
                     if args.first_beam:
-                        asr.beam_size = args.first_beam
-                        try:
-                            beamed, cpu, wall = timed(lambda u=u: engine.transcribe(u))
-                        finally:
-                            asr.beam_size = 1
+                        careful = dataclasses.replace(u, careful=True)  # as the server when nothing else waits
+                        beamed, cpu, wall = timed(lambda u=careful: engine.transcribe(u))
                         first_beam.add(cpu, wall, piece.seconds)
                         c.beam_text = beamed.text if beamed is not None else ""
                     cuts.append(c)

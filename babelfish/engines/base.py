@@ -38,6 +38,10 @@ class Utterance:
     # A finished turn decoded again (babelfish/revisions.py), at the engine's lowest priority: an engine may spend more
     # time on it for better words (the cascade decodes it with a beam search).
     revision: bool = False
+    # A first pass that started with no other transcription waiting for the engine (babelfish/inference.py): an engine
+    # may spend a little more on it for better words (the cascade: a beam search of `asr_beam_size`). False (the
+    # default, and whenever the engine is behind): decode the quick way.
+    careful: bool = False
 
     @property
     def seconds(self) -> float:
@@ -49,6 +53,7 @@ class Transcript:
     text: str
     language: str  # canonical code: declared, or what language id found
     repaired: bool = False  # the recogniser looped and the text keeps the phrase once (counted in /metrics)
+    beam: bool = False  # the recogniser searched with a beam (a careful first pass: counted in /metrics)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ class FakeEngine:
         self._sleep()
         if not len(utterance.audio) or float(np.max(np.abs(utterance.audio))) < 1e-3:
             return None  # digital silence: nothing was said
-        return Transcript(transcript_of(utterance.audio), utterance.language or self._default)
+        # A careful first pass is reported as a beam search, as the cascade does with its default `asr_beam_size`.
+        return Transcript(transcript_of(utterance.audio), utterance.language or self._default, beam=utterance.careful)
 
     def render(
         self, utterance: Utterance, transcript: Transcript, targets: Sequence[str], speech: bool = True

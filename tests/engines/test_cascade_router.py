@@ -42,7 +42,7 @@ class FakeAsr:
     def languages(self):
         return {"de", "es", "en"}
 
-    def recognize(self, audio, language, candidates=(), voiced_seconds=None, revision=False):
+    def recognize(self, audio, language, candidates=(), voiced_seconds=None, revision=False, careful=False):
         return None
 
 

@@ -1,8 +1,10 @@
 """Speech recognition: faster-whisper's CTranslate2 model, driven directly so short clips are not padded to 30 s.
 
-A revision (a finished turn re-decoded: babelfish/revisions.py) is decoded with a beam on the same short window; the
-standard 30 s window (faster-whisper's own `transcribe`) matches the bench's reference better but costs 3-4 times the
-engine time, for about the same words against what was said (docs/benchmarks.md, "How a revision decodes")."""
+A first pass (the fresh transcription of an utterance) decodes with a beam search when it is `careful` (nothing else
+waited for the engine as it started: babelfish/inference.py), greedily otherwise; partials decode greedily. A revision
+(a finished turn re-decoded: babelfish/revisions.py) is decoded with a beam on the same short window; the standard
+30 s window (faster-whisper's own `transcribe`) matches the bench's reference better but costs 3-4 times the engine
+time, for about the same words against what was said (docs/benchmarks.md, "How a revision decodes")."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from babelfish.engines.base import SAMPLE_RATE
 from babelfish.engines.cascade.loops import repair_loop
 from babelfish.engines.identity_cache import IdentityLRU
 from babelfish.languages import try_canonical
+from babelfish.repeats import doubled, words
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ class Recognized:
     avg_logprob: float
     no_speech_prob: float
     looped: bool = False  # the decoder looped (loops.py); `text` keeps the phrase once
+    beam: bool = False  # decoded with a beam search
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Decoded:
     avg_logprob: float
     no_speech_prob: float
     looped: bool
+    beam: bool = False
 
 
 class Asr(Protocol):
@@ -51,12 +56,14 @@ class Asr(Protocol):
         candidates: Collection[str] = (),
         voiced_seconds: float | None = None,
         revision: bool = False,
+        careful: bool = False,
     ) -> Recognized | None:
         """Text of 16 kHz float32 audio with the decoder's statistics; None for silence or no words (whether the
         words are speech is decided with the segmenter's view too: nonspeech.py). `candidates`: likely languages
         when `language` is None (a hint, not a limit). `voiced_seconds`: how much of the audio the segmenter heard
         as speech, which tells a phrase said three times from a decoder loop (loops.py). `revision`: a finished turn
-        decoded again, off the fresh path: accuracy over speed."""
+        decoded again, off the fresh path: accuracy over speed. `careful`: a first pass the engine has time for (nothing
+        else waits): a little more time for better words."""
         ...
 
 
@@ -80,6 +87,9 @@ TAIL_PAD_SECONDS = 2.0
 MIN_WINDOW_SECONDS = 10.0
 # A revision's beam: faster-whisper's default, and the bench's reference (docs/benchmarks.md).
 REVISION_BEAM = 5
+# A careful first pass's beam (`asr_beam_size`): +12% engine CPU for 20.1% → 17.0% WER against what was said
+# (docs/benchmarks.md, "A beam on the first pass").
+FIRST_PASS_BEAM = 5
 
 
 class WhisperAsr:
@@ -98,6 +108,7 @@ class WhisperAsr:
         device: str = "cpu",
         revision_beam: int = REVISION_BEAM,
         workers: int = 1,
+        beam_size: int = FIRST_PASS_BEAM,
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import _LANGUAGE_CODES
@@ -123,7 +134,7 @@ class WhisperAsr:
         self._no_ts = self._tok.token_to_id("<|notimestamps|>")
         self._task = {t: self._tok.token_to_id(f"<|{t}|>") for t in ("transcribe", "translate")}
         self._eot = self._tok.token_to_id("<|endoftext|>")
-        self.beam_size = 1  # the fresh path: greedy (a beam costs latency on every turn: docs/benchmarks.md)
+        self.beam_size = beam_size  # a careful first pass's; a hurried one, partials and translate are greedy
         self.revision_beam = revision_beam
         # "short": the fresh path's window; "standard": faster-whisper's transcribe (bench_revisions compares them)
         self.revision_window = "short"
@@ -157,13 +168,14 @@ class WhisperAsr:
         return [(self._to_canon.get(tok[2:-2], tok[2:-2]), p) for tok, p in self._model.detect_language(encoded)[0]]
 
     def _settle(self, encoded: Any, seconds: float, voiced: float, hints: list[str], top: str) -> tuple[str, Decoded]:
-        """Language id by decoding: the hinted languages and Whisper's top pick each transcribe; best score wins."""
+        """Language id by decoding: the hinted languages and Whisper's top pick each transcribe; best score wins.
+        Greedy, as measured: scores of beam decodes were never compared across languages."""
         decoded = {c: self._decode(encoded, c, "transcribe", seconds, voiced) for c in dict.fromkeys([*hints, top])}
         best = max(decoded, key=lambda c: decoded[c].avg_logprob - (0.0 if c in hints else HINT_MARGIN))
         return best, decoded[best]
 
     def _decode(
-        self, encoded: Any, language: str, task: str, seconds: float, voiced: float, beam: int | None = None
+        self, encoded: Any, language: str, task: str, seconds: float, voiced: float, beam: int = 1
     ) -> Decoded:
         lang_token = self._tok.token_to_id(f"<|{self._from_canon[language]}|>")
         prompt = [self._sot, lang_token, self._task[task], self._no_ts]
@@ -171,17 +183,29 @@ class WhisperAsr:
         (res,) = self._model.generate(
             encoded,
             [prompt],
-            beam_size=beam or self.beam_size,
+            beam_size=beam,
             max_length=max_length,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
         )
         ids = [t for t in res.sequences_ids[0] if t < self._eot]
-        # CTranslate2's Whisper stops a decode at half of max_length (measured, 4.8): reaching that is never ending.
+        # CTranslate2's Whisper stops a decode at half of max_length (measured, 4.8, greedy and beam 5): reaching
+        # that is never ending.
         capped = len(res.sequences_ids[0]) >= max_length // 2
         text, looped = repair_loop(self._tok.decode(ids).strip(), voiced, capped)
-        return Decoded(text, float(res.scores[0]), float(res.no_speech_prob), looped)
+        return Decoded(text, float(res.scores[0]), float(res.no_speech_prob), looped, beam > 1)
+
+    def _careful(self, encoded: Any, language: str, seconds: float, voiced: float, greedy: Decoded | None) -> Decoded:
+        """A careful first pass: the beam's words, unless they say a phrase twice in a row more often than a greedy
+        decode does (a beam doubled a padded "Good morning." once: docs/benchmarks.md). The greedy decode (`greedy`,
+        when language id already made one) runs only then: a doubled phrase is rare."""
+        beamed = self._decode(encoded, language, "transcribe", seconds, voiced, self.beam_size)
+        twice = doubled(words(beamed.text))
+        if not twice:
+            return beamed
+        greedy = greedy or self._decode(encoded, language, "transcribe", seconds, voiced)
+        return greedy if doubled(words(greedy.text)) < twice else beamed
 
     def _standard(self, audio: np.ndarray, language: str, voiced: float) -> Decoded:
         """faster-whisper's own `transcribe`, as the bench's reference decodes a whole clip: the 30 s window, beam
@@ -205,6 +229,7 @@ class WhisperAsr:
         candidates: Collection[str] = (),
         voiced_seconds: float | None = None,
         revision: bool = False,
+        careful: bool = False,
     ) -> Recognized | None:
         audio = np.asarray(audio, np.float32)
         seconds = len(audio) / SAMPLE_RATE
@@ -227,6 +252,8 @@ class WhisperAsr:
             decoded = self._standard(audio, language, voiced)  # the language settled above, on the short window
         elif revision:
             decoded = self._decode(encoded, language, "transcribe", seconds, voiced, self.revision_beam)
+        elif careful and self.beam_size > 1:
+            decoded = self._careful(encoded, language, seconds, voiced, decoded)
         decoded = decoded or self._decode(encoded, language, "transcribe", seconds, voiced)
         self._encodings.put(audio, (encoded, voiced))
         return self._recognized(decoded, language, seconds)
@@ -236,7 +263,9 @@ class WhisperAsr:
             return None
         if decoded.looped:
             log.info("decoder loop on a %.1f s clip; kept the phrase once: %r", seconds, decoded.text)
-        return Recognized(decoded.text, language, decoded.avg_logprob, decoded.no_speech_prob, decoded.looped)
+        return Recognized(
+            decoded.text, language, decoded.avg_logprob, decoded.no_speech_prob, decoded.looped, decoded.beam
+        )
 
     def translate_to_english(self, audio: np.ndarray, language: str) -> str:
         """Whisper's translate task on the same audio, reusing the encoding `recognize` made when it can."""

@@ -109,6 +109,7 @@ class CascadeEngine:
             settings.device,
             settings.revision_beam_size,
             settings.inference_workers,
+            settings.asr_beam_size,
         )
         log.info("ASR: faster-whisper from %s (%s), %s, in %.1f s", folder, origin, settings.asr_compute_type,
                  time.perf_counter() - t0)  # fmt: skip
@@ -192,7 +193,7 @@ class CascadeEngine:
         voicing = Voicing.of(utterance.speech_probs)
         voiced = voicing.voiced_seconds if voicing is not None else None
         rec = self.asr.recognize(
-            utterance.audio, utterance.language, utterance.candidates, voiced, revision=utterance.revision
+            utterance.audio, utterance.language, utterance.candidates, voiced, utterance.revision, utterance.careful
         )
         if rec is None:
             return None
@@ -200,7 +201,7 @@ class CascadeEngine:
         if why is not None:
             log.debug("rejected as non-speech (%s): %s, %s", why, rec, voicing)
             return None
-        return Transcript(rec.text, rec.language, repaired=rec.looped)
+        return Transcript(rec.text, rec.language, repaired=rec.looped, beam=rec.beam)
 
     def render(
         self, utterance: Utterance, transcript: Transcript, targets: Sequence[str], speech: bool = True
