@@ -51,8 +51,8 @@ REFUSALS = (
 # the queue's policy (late, full: babelfish/inference.py), failed (error), or given up as the server stopped (gone).
 SPEECH_OUTCOMES = ("spoken", "shed_late", "shed_full", "error", "gone")
 # How each first pass that gave a transcript was decoded (babelfish/pipeline.py, inference.py): with a beam (the
-# engine had time: nothing else waited), greedily because another transcription waited (busy), or greedily anyway (the
-# engine decodes that way: `asr_beam_size` 1, or an engine without the option).
+# engine had time: nothing else waited), greedily because another transcription waited (busy), or greedily anyway
+# (`asr_beam_size` 1, an engine without a beam, or the beam said a phrase twice that the greedy decode said once).
 FirstPassDecode = Literal["beam", "greedy_busy", "greedy"]
 FIRST_PASS_DECODES: tuple[FirstPassDecode, ...] = ("beam", "greedy_busy", "greedy")
 BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)

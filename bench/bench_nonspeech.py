@@ -1,7 +1,7 @@
 """Babble against speech: how often a crowd passes as speech, and whether real turns are kept.
 
-    python -m bench.bench_nonspeech [--data-dir data] [--seeds 8] [--talkers 6 8 10 16] [--peaks 0.1 0.3 0.6 0.9]
-                                    [--beam 5] [--loops]
+    python -m bench.bench_nonspeech [--data-dir data] [--seeds 8] [--first-seed 0] [--talkers 6 8 10 16]
+                                    [--peaks 0.1 0.3 0.6 0.9] [--no-speech-set] [--beam 5] [--loops]
 
 Babble: `talkers` Pico voices at once, played backwards (tests/engines/conversation_audio.py), 4 s at each peak level,
 one mix per seed. Speech: every turn of bench_fidelity's set (LibriVox whole and cut at its pauses, short Pico turns,
@@ -161,6 +161,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default="data")
     p.add_argument("--seeds", type=int, default=8)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     p.add_argument("--talkers", type=int, nargs="*", default=[6, 8, 10, 16])
     p.add_argument("--peaks", type=float, nargs="*", default=[0.1, 0.3, 0.6, 0.9])
     p.add_argument("--no-speech-set", action="store_true", help="babble only")
@@ -177,7 +178,7 @@ def main() -> None:
         for talkers in args.talkers:
             for peak in args.peaks:
                 tally = Tally()
-                for seed in range(args.seeds):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     for seg in segments(babble(4.0, peak, np.random.default_rng(seed), talkers=talkers)):
                         tally.add(engine, seg, "en")
                 babble_stats += tally.stats
