@@ -19,7 +19,7 @@ from babelfish.config import Settings
 from babelfish.engines.base import Utterance
 from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
-from babelfish.engines.cascade.asr import Recognized
+from babelfish.engines.cascade.asr import Decoded, Recognized, WhisperAsr
 from babelfish.engines.cascade.loops import collapse_loop, counts_script, repair_loop, syllables
 from babelfish.engines.cascade.nonspeech import Voicing, is_speech
 from babelfish.segmenter import WINDOW, Segment, Segmenter, SegmenterConfig, silero_detector
@@ -110,6 +110,33 @@ def test_repair_loop_keeps_what_fits_the_voiced_time(
     decoded: str, voiced: float | None, capped: bool, kept: str, looped: bool
 ):
     assert repair_loop(decoded.strip(), voiced, capped) == (kept, looped)
+
+
+class ScriptedAsr(WhisperAsr):
+    """WhisperAsr's careful first pass with scripted decodes (no model): greedy and beam texts per call."""
+
+    def __init__(self, greedy: str, beam: str) -> None:  # no model loaded
+        self.beam_size, self.texts, self.calls = 5, {1: greedy, 5: beam}, []
+
+    def _decode(self, encoded, language, task, seconds, voiced, beam=1):  # type: ignore[no-untyped-def]
+        self.calls.append(beam)
+        return Decoded(self.texts[beam], -0.3, 0.01, False, beam > 1)
+
+
+@pytest.mark.parametrize(
+    ("greedy", "beam", "sent", "calls"),
+    [
+        ("Good morning.", "Good morning. Good morning.", "Good morning.", [5, 1]),  # the beam doubled it
+        ("Bye. Bye.", "Bye. Bye.", "Bye. Bye.", [5, 1]),  # both say it twice: said so, the beam's words stand
+        ("No, no, no!", "No, no, no!", "No, no, no!", [5, 1]),
+        ("Thank you very much.", "Thank you very much!", "Thank you very much!", [5]),  # nothing doubled: no greedy
+    ],
+)
+def test_a_careful_first_pass_trusts_no_phrase_the_beam_alone_doubles(greedy, beam, sent, calls):
+    asr = ScriptedAsr(greedy, beam)
+    got = asr._careful(None, "en", 1.0, 0.8, None)
+    assert (got.text, asr.calls) == (sent, calls)
+    assert got.beam == (sent == beam)
 
 
 class StepDetector:
