@@ -76,7 +76,9 @@ class Tally:
             self.reasons[why] += 1
             return None
         self.passed += 1
-        self.examples.append(rec.text)
+        conf = f"{voicing.confidence:.2f}, {voicing.voiced_seconds:.1f} s voiced" if voicing else "no voicing"
+        stats = f"logprob {rec.avg_logprob:.2f}, no-speech {rec.no_speech_prob:.2f}, {conf}"
+        self.examples.append(f"{rec.text!r} ({stats})")
         return rec.text
 
     def line(self, name: str) -> str:
@@ -182,7 +184,7 @@ def main() -> None:
                     for seg in segments(babble(4.0, peak, np.random.default_rng(seed), talkers=talkers)):
                         tally.add(engine, seg, "en")
                 babble_stats += tally.stats
-                print(tally.line(f"{talkers} voices, peak {peak}") + "".join(f"\n      {t!r}" for t in tally.examples))
+                print(tally.line(f"{talkers} voices, peak {peak}") + "".join(f"\n      {t}" for t in tally.examples))
         print(spread("babble segments with words", babble_stats))
         if args.no_speech_set:
             return

@@ -245,11 +245,12 @@ def test_a_careful_first_pass_says_a_short_turn_once(engine: CascadeEngine):
 
 
 @pytest.mark.models
-def test_a_phrase_said_three_times_is_kept(engine: CascadeEngine):
+@pytest.mark.parametrize("careful", [False, True], ids=["greedy", "beam"])
+def test_a_phrase_said_three_times_is_kept(engine: CascadeEngine, careful: bool):
     """Real repetitions come out as said; the recognizer's loop on short clips is still cut to one copy."""
     said = [("No, no, no!", "no"), ("Yes yes yes.", "yes"), ("Go, go, go!", "go")]
     for text, word in said:
-        got = transcribe(engine, segments(pico(text, "en-US")), "en")
+        got = transcribe(engine, segments(pico(text, "en-US")), "en", careful)
         assert 3 <= Counter(w for t in got for w in normalize(t))[word] <= 4, (text, got)
 
 
