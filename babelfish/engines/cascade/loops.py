@@ -7,6 +7,8 @@ that fits the audio is kept as said.
 
 Measured (docs/benchmarks.md, "Repetitions said vs decoder loops"): real speech, Pico and LibriVox, short turns and
 read sentences, comes out at 2–8 syllables per voiced second; the loops Whisper base made on short clips at 20–50.
+A beam search stops at the same cap, but rarely loops to it: it ends after a second copy ("Good morning. Good
+morning."), which the ASR checks against a greedy decode instead (asr.py, `WhisperAsr._careful`).
 """
 
 from __future__ import annotations

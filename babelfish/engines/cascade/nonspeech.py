@@ -18,6 +18,10 @@ That rule judges only text whose syllables are counted by its script's rules (lo
 word length would take calm speech in an unsupported script for babble.
 
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
+
+Set on greedy decodes, and measured again on beam-5 first passes (docs/benchmarks.md, "A beam on the first pass"): the
+no-speech probability does not change, the log-probability rises for babble more than for speech; every speech turn
+was kept, and one babble mix more of 117 passed. The thresholds hold for both.
 """
 
 from __future__ import annotations
