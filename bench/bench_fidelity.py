@@ -425,6 +425,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"revisions: {outcomes}; turn's speech end → revised transcript (server latency_ms): p50 "
           f"{pct(revision_lat, 50)} ms, p95 {pct(revision_lat, 95)} ms (n={len(revision_lat)}, "
           f"{single_revisions} of one-utterance turns)")  # fmt: skip
+    passes = {k.split('"')[1]: int(v) for k, v in sums.items() if k.startswith("babelfish_first_passes_total{")}
+    print(f"first passes: {passes} (beam: the engine had time; greedy_busy: another transcription waited)")
     asr = sums.get('babelfish_stage_seconds_sum{stage="asr"}', 0.0)
     mt = sums.get('babelfish_stage_seconds_sum{stage="mt"}', 0.0)
     rev = sums.get('babelfish_revision_seconds_sum{kind="compute"}', 0.0)
