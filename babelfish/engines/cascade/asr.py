@@ -198,8 +198,9 @@ class WhisperAsr:
 
     def _careful(self, encoded: Any, language: str, seconds: float, voiced: float, greedy: Decoded | None) -> Decoded:
         """A careful first pass: the beam's words, unless they say a phrase twice in a row more often than a greedy
-        decode does (a beam doubled a padded "Good morning." once: docs/benchmarks.md). The greedy decode (`greedy`,
-        when language id already made one) runs only then: a doubled phrase is rare."""
+        decode does (beam 5 doubled a padded "Good morning." once, and "Guten Morgen." in 1 of 29 short turns:
+        docs/benchmarks.md). The greedy decode (`greedy`, when language id already made one) runs only when the beam's
+        text has a doubled phrase."""
         beamed = self._decode(encoded, language, "transcribe", seconds, voiced, self.beam_size)
         twice = doubled(words(beamed.text))
         if not twice:
