@@ -22,7 +22,7 @@ from babelfish.echoes import EchoConfig, Echoes
 from babelfish.engines.base import Engine
 from babelfish.gate import AddressLimits, Gate, close_revoked
 from babelfish.hub import Hub
-from babelfish.inference import InferenceQueue
+from babelfish.inference import SPEECH_LANES, InferenceQueue
 from babelfish.metrics import Metrics
 from babelfish.partials import make_partials
 from babelfish.pipeline import Pipeline
@@ -74,8 +74,8 @@ def create_app(
         metrics = app_metrics
         # inference_workers utterances at once, each using `threads` CPU threads (README: keep the product ≤ cores).
         inference = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference")
-        # Speech has its own lane, as many at once: never a thread text could use (text first, inference.py).
-        speech = ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="speech")
+        # Speech has its own lane: never a thread text could use (text first, inference.py); one job at a time.
+        speech = ThreadPoolExecutor(SPEECH_LANES, thread_name_prefix="speech")
         vad = ThreadPoolExecutor(settings.vad_workers, thread_name_prefix="vad")
         voices = ThreadPoolExecutor(1, thread_name_prefix="speakers")
         loaded = engine

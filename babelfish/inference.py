@@ -14,8 +14,10 @@ A skipped call raises `Shed` in its caller (the pipeline tells the speaker and c
 skipped.
 
 Text first: speech never delays anyone's text. The pipeline renders an utterance's texts (transcript, then
-translations) as one call, and its speech as another, a speech job, which runs in its own lane: up to `workers` speech
-jobs at once, in an executor of their own, so a speech job never holds a worker a transcription or a render could use.
+translations) as one call, and its speech as another, a speech job, which runs in its own lane: one speech job at a
+time, in an executor of its own, so a speech job never holds a worker a transcription or a render could use, and
+speech plays in the order it was asked for (two jobs at once would interleave two utterances' sentences where a voice
+streams sentence by sentence).
 A speech job starts only when no render and no transcription waits and no finished transcription owes its render
 (below): it then shares the CPU with text already running, never the other way round. Speech jobs start first come,
 first served. Shedding policy for speech (the text is out already; only the sound is skipped):
@@ -78,6 +80,7 @@ from babelfish.metrics import Metrics
 T = TypeVar("T")
 RENDER, TRANSCRIBE, REVISE, PARTIAL = 0, 1, 2, 3  # priorities: lower runs first
 SPEAK = 4  # speech jobs: their own lane (module docstring), never in the workers' heap
+SPEECH_LANES = 1  # speech jobs at once: one, so speech plays in order (module docstring)
 ShedReason = Literal["late", "full", "busy", "stale"]
 BUSY_WAITING = 2  # transcriptions waiting that make the engine "behind" for revisions
 
@@ -121,14 +124,14 @@ class InferenceQueue:
         metrics: Metrics,
         revision_max_wait: float = 5.0,
         partial_hold: float = 0.3,
-        speech_executor: Executor | None = None,  # None: `executor` (it then needs `workers` threads more)
+        speech_executor: Executor | None = None,  # None: `executor` (it then needs a thread more)
         speech_max_wait: float = 3.0,
     ) -> None:
         self._executor = executor
         self._speech_executor = speech_executor or executor
         self._speech_max_wait = speech_max_wait
         self._speech: deque[_Job] = deque()  # waiting speech jobs, oldest first
-        self._speech_free = workers
+        self._speech_free = SPEECH_LANES
         self._partial_hold = partial_hold
         self._partials_after = 0.0  # no partial starts before this (monotonic): a final is being completed
         self._revision_max_wait = revision_max_wait
@@ -161,14 +164,14 @@ class InferenceQueue:
 
     @property
     def speaking(self) -> int:
-        return self._workers - self._speech_free
+        return SPEECH_LANES - self._speech_free
 
     @property
     def quiet(self) -> bool:
         """Nothing runs or waits (speech included), no render is owed: an idle-only revision would start now."""
         return (
             self._free == self._workers
-            and self._speech_free == self._workers
+            and self._speech_free == SPEECH_LANES
             and not self.waiting
             and not self.speech_waiting
             and not self._owed
@@ -315,7 +318,7 @@ class InferenceQueue:
         self._metrics.set_waiting(waiting)
         if self._free == self._workers and not waiting:
             self._heap.clear()
-            if self._speech_free == self._workers and not self.speech_waiting:
+            if self._speech_free == SPEECH_LANES and not self.speech_waiting:
                 self._speech.clear()
                 self._idle.set()
 

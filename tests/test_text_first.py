@@ -66,6 +66,25 @@ async def test_a_transcription_does_not_wait_for_a_long_synthesis(pools):
         await q.idle()
 
 
+async def test_speech_jobs_run_one_at_a_time_in_order_whatever_the_workers():
+    # Two workers, a speech executor with threads to spare: the lane still takes one job at a time, so one listener
+    # never hears two utterances' sentences interleaved, and they come in the order they were asked for.
+    with ThreadPoolExecutor(2) as text, ThreadPoolExecutor(2) as speech:
+        q = InferenceQueue(text, 2, 8, 60, Metrics(), speech_executor=speech, speech_max_wait=60)
+        started, gate, first = blocker()
+        order: list[str] = []
+        a = asyncio.create_task(q.speak(first, owner="a"))
+        assert await asyncio.to_thread(started.wait, 5)
+        b = asyncio.create_task(q.speak(order.append, "b", owner="b"))
+        c = asyncio.create_task(q.speak(order.append, "c", owner="c"))
+        await asyncio.sleep(0.1)
+        assert q.speaking == 1 and q.speech_waiting == 2 and order == []
+        gate.set()
+        async with asyncio.timeout(5):
+            await asyncio.gather(a, b, c)
+        assert order == ["b", "c"]
+
+
 async def test_speech_starts_only_when_no_text_waits(pools):
     text, speech = pools
     q = InferenceQueue(text, 1, 8, 60, Metrics(), speech_executor=speech, speech_max_wait=60)
@@ -212,9 +231,7 @@ def _collect(ws, done, seconds: float = 30.0) -> list[dict]:
 def test_through_the_app_a_slow_voice_holds_up_no_text(tmp_path, speech_pcm):
     """A voice that holds the speech lane: the speaker's next utterances are read before the first is heard, and
     speech that could not start within 0.5 s is skipped with a notice; every text arrives."""
-    settings = Settings(
-        data_dir=tmp_path, engine="test", speech_max_wait_seconds=0.5, revisions=False, inference_workers=1
-    )  # one worker: one speech lane
+    settings = Settings(data_dir=tmp_path, engine="test", speech_max_wait_seconds=0.5, revisions=False)
     engine = GatedEngine()  # the first speech holds the lane until all three texts are read
     try:
         with (

@@ -202,6 +202,15 @@ class SeamlessEngine:
             log.warning("seamless: device cuda asked for but CUDA is not available; running on cpu")
             device = "cpu"
         torch.set_num_threads(settings.threads)
+        if device == "cpu" and settings.inference_workers > 1:
+            # The defaults suit the cascade engine (2 workers x 1 thread); a model this size wants every core per call.
+            log.warning(
+                "seamless on cpu with %d inference workers of %d thread(s): --inference-workers 1 --threads %d is "
+                "likely faster",
+                settings.inference_workers,
+                settings.threads,
+                settings.inference_workers * settings.threads,
+            )
         dtype = dtype or pick_dtype(device)
         processor = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
         model = model_class.from_pretrained(str(folder), dtype=dtype, local_files_only=True)

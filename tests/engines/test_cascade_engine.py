@@ -43,7 +43,7 @@ def test_engine_protocol_and_info(engine: CascadeEngine, tmp_path: Path, caplog:
 
 def test_inference_workers_transcribe_at_once(engine: CascadeEngine):
     # One Whisper replica per inference worker: otherwise their calls queue inside CTranslate2, one at a time.
-    assert isinstance(engine.asr, WhisperAsr) and engine.asr.workers == Settings().inference_workers == 2
+    assert isinstance(engine.asr, WhisperAsr) and engine.asr.workers == Settings().inference_workers > 1
     clips = librivox_clips()[:2]
     with ThreadPoolExecutor(2) as two:
         texts = list(two.map(lambda clip: engine.transcribe(Utterance(clip[1], "en")), clips))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
@@ -92,6 +93,7 @@ class CascadeEngine:
         # first, babelfish/inference.py).
         self._voice_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cascade-tts")
         self._voices_running: set[Future[None]] = set()  # only read by close(): to wait for them, boundedly
+        self._voices_lock = threading.Lock()  # voices start from several threads: renders, the speech lane
 
     @classmethod
     def load(cls, settings: Settings, reason: str = "cascade engine selected") -> CascadeEngine:
@@ -242,8 +244,10 @@ class CascadeEngine:
         voice = self.voices.for_language(text.language) if text.text else None
         if voice is None or not text.text:
             return 0
-        self._voices_running.add(self._voice_pool.submit(_speak, voice, text.text, text.language, utterance.voice, out))
-        self._voices_running = {f for f in self._voices_running if not f.done()}
+        started = self._voice_pool.submit(_speak, voice, text.text, text.language, utterance.voice, out)
+        with self._voices_lock:
+            self._voices_running = {f for f in self._voices_running if not f.done()}
+            self._voices_running.add(started)
         return 1
 
     def translate_text(self, text: str, source: str, targets: Sequence[str]) -> list[TextResult]:
@@ -274,7 +278,9 @@ class CascadeEngine:
         self._pool.shutdown(wait=True)
         # A hung voice must not hang the shutdown: wait a bounded time, and leave the voices open if one still runs.
         self._voice_pool.shutdown(wait=False, cancel_futures=True)
-        _, hung = wait(list(self._voices_running), timeout=self.voice_seconds)
+        with self._voices_lock:
+            running = list(self._voices_running)
+        _, hung = wait(running, timeout=self.voice_seconds)
         if hung:
             log.warning("%d voice(s) still running at shutdown: left as they are", len(hung))
             return
