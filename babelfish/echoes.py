@@ -22,6 +22,15 @@ The best copy is the one with the higher speech-to-noise estimate (the phone nea
 Waiting for a competing copy costs latency, so a copy waits only while another phone in the same room has speech
 open (its VAD is inside an utterance that began before this copy ended) or holds an undecided better matching copy,
 and never longer than `max_wait`. A phone alone in a room, or the only one hearing anything, never waits.
+When people talk over each other, some other phone nearly always has speech open, mostly someone else's. So for a
+phone of this server (its audio so far is here: the intake hands `speech_open` its segmenter's open segment), a
+waiting copy looks at what that phone heard so far, in a worker thread, at most every `LOOK_EVERY` s: that phone no
+longer holds it back when its copy, however it ends, cannot cover enough of this one to replace it (its voiced
+speech began too late), or when over at least `JUDGE_SECONDS` of voiced time they share its envelopes correlate
+below `min_similarity - UNLIKE_MARGIN` at every lag within ±`max_lag` (only the open audio within the copy's span
+± max_lag is analysed). A shorter shared span is too little to tell another person from a delayed echo: the copy
+waits as before, looking again as the open speech grows. Phones of other servers are waited for as before (their
+open audio is not relayed). Measured in docs/benchmarks.md ("One phone per voice").
 
 Bounds: each room keeps its copies for `HORIZON` seconds, at most `MAX_COPIES` (the oldest go); a room's state goes
 when its phones are quiet and its copies expired (every room is swept on any activity, at most once a second: room
@@ -76,7 +85,7 @@ from babelfish.cluster.inbound import (
 )
 from babelfish.config import Settings
 from babelfish.engines.base import SAMPLE_RATE
-from babelfish.segmenter import WINDOW, Segment
+from babelfish.segmenter import WINDOW, OpenSegment, Segment
 
 if TYPE_CHECKING:
     from babelfish.hub import Hub
@@ -97,6 +106,15 @@ REMOTE_OPEN_MAX = 130.0  # seconds a remote phone counts as mid-utterance withou
 # Seconds a room's copies are told to its other servers after a phone there last spoke (opened speech, or sent a
 # copy): a room whose other servers hold only listeners costs them no copy frames.
 SPOKEN_MEMORY = 1800.0
+# A local phone's open speech is judged unlike a waiting copy on this much voiced time they share, at least: in
+# bench_echoes' scenarios the same speech seen over 0.5 s of it correlated as low as 0.48, over 0.8 s 0.68 (never
+# below 0.45 = min_similarity - UNLIKE_MARGIN); shorter, another person and a delayed echo are not told apart safely.
+JUDGE_SECONDS = 0.8
+UNLIKE_MARGIN = 0.1  # below min_similarity by this much, an open phone's speech is unlike the copy's
+LOOK_EVERY = 0.1  # seconds between looks at an open phone's growing speech while a copy waits for it (~a VAD batch)
+
+# What a phone of this server heard of its open speech so far (Segmenter.open_segment): callable from any thread.
+Hearing = Callable[[], OpenSegment | None]
 
 
 class EchoLink(Protocol):
@@ -222,6 +240,9 @@ class Copy:
     outcome: asyncio.Future[str] | None = None  # kept: its Verdict.outcome
     standby: list[Copy] = field(default_factory=list)  # kept: copies heard elsewhere that wait for its outcome
     turn: asyncio.Future[Verdict | None] | None = None  # heard elsewhere: its Verdict.standby
+    # Waiting: open phones (id, since) whose speech so far is unlike this copy's, and when each was last looked at.
+    unlike: set[tuple[str, float]] = field(default_factory=set)
+    looked: dict[tuple[str, float], float] = field(default_factory=dict)
     key: str = ""  # names it to the other servers of a cluster
     remote: bool = False  # cut on another server: only that server decides it
     told: bool = False  # local, and told to the other servers (its verdict and outcome follow it there)
@@ -288,6 +309,7 @@ class _Room:
     copies: deque[Copy] = field(default_factory=lambda: deque(maxlen=MAX_COPIES))
     open: dict[str, float] = field(default_factory=dict)  # client id → when its open speech began
     remote: set[str] = field(default_factory=set)  # clients of other servers in `open`
+    hearing: dict[str, Hearing] = field(default_factory=dict)  # local clients in `open`: their open speech so far
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def notify(self) -> None:
@@ -472,12 +494,15 @@ class Echoes:
         elif copy.outcome is not None and not copy.outcome.done():
             copy.outcome.set_result(body["r"])
 
-    def speech_open(self, room: str, client_id: str, since: float | None) -> None:
-        """A client's VAD is inside an utterance since `since` (None: it is not)."""
+    def speech_open(self, room: str, client_id: str, since: float | None, hearing: Hearing | None = None) -> None:
+        """A client's VAD is inside an utterance since `since` (None: it is not). `hearing`: what it heard of that
+        utterance so far (a local phone's segmenter), so that a copy waiting for it can tell a different person."""
         if not self.config.enabled:
             return
         state = self._rooms.get(room)
         if since is None:
+            if state is not None:
+                state.hearing.pop(client_id, None)
             if state is not None and state.open.pop(client_id, None) is not None:
                 state.notify()
                 self._tell(room, {"op": "open", "c": client_id, "since": None})
@@ -489,6 +514,8 @@ class Echoes:
             state = self._rooms[room] = _Room()
         if client_id not in state.open:
             state.open[client_id] = since
+            if hearing is not None:
+                state.hearing[client_id] = hearing
             state.notify()
             self._tell(room, {"op": "open", "c": client_id, "since": self._to_wall(since)})
 
@@ -536,8 +563,10 @@ class Echoes:
             while True:
                 rivals = [c for c in state.copies if c.client_id != client_id and _near(c, copy, self.config)]
                 unmatched = [c for c in rivals if id(c) not in copy.matches and _candidate(c, copy, self.config)]
-                if unmatched:  # the envelopes and their correlations, off the event loop
-                    await asyncio.to_thread(_match_all, copy, unmatched, self.config)
+                looks = self._looks(state, copy, self._clock())
+                if unmatched or looks:  # the envelopes and their correlations, off the event loop
+                    await asyncio.to_thread(_match_all, copy, unmatched, self.config, looks)
+                    continue  # copies cut meanwhile are rivals too (what was compared is cached)
                 now = self._clock()
                 verdict = self._decide(state, copy, rivals, final=now >= deadline, utterance_id=utterance_id)
                 if verdict is not None:
@@ -549,8 +578,11 @@ class Echoes:
                     self._tell_verdict(room, copy)
                     return verdict
                 changed = state.changed
+                wake = deadline
+                if any(who in state.hearing for who, _ in self._holding(state, copy)):
+                    wake = min(wake, now + LOOK_EVERY)  # its open speech grows: look again
                 try:
-                    async with asyncio.timeout(max(0.0, deadline - now)):
+                    async with asyncio.timeout(max(0.0, wake - now)):
                         await changed.wait()
                 except TimeoutError:
                     pass
@@ -580,12 +612,28 @@ class Echoes:
         if not final:
             if any(c.verdict is None and better(c, copy) for c in same):
                 return None  # a better copy is being decided: it will be kept, and this one heard elsewhere
-            if any(
-                who != copy.client_id and since < copy.end and not _has_copy(state, who, copy)
-                for who, since in state.open.items()
-            ):
+            if self._holding(state, copy):
                 return None  # another phone is mid-utterance over this one: its copy may be the better one
         return Verdict(True, utterance_id or self._new_id())
+
+    def _holding(self, state: _Room, copy: Copy) -> list[tuple[str, float]]:
+        """The phones mid-utterance over `copy` (since before it ended, no copy of theirs overlapping it yet), but
+        for those whose speech so far was judged unlike it: their copies may be the better one of the same speech."""
+        return [
+            (who, since) for who, since in state.open.items()
+            if who != copy.client_id and since < copy.end and (who, since) not in copy.unlike
+            and not _has_copy(state, who, copy)
+        ]  # fmt: skip
+
+    def _looks(self, state: _Room, copy: Copy, now: float) -> list[tuple[str, float, Hearing]]:
+        """The local phones holding `copy` back whose open speech is due a look (at most every LOOK_EVERY s)."""
+        due = []
+        for key in self._holding(state, copy):
+            hearing = state.hearing.get(key[0])
+            if hearing is not None and now - copy.looked.get(key, -float("inf")) >= LOOK_EVERY:
+                copy.looked[key] = now
+                due.append((*key, hearing))
+        return due
 
     def _kept(self, copy: Copy, room: str) -> asyncio.Future[str]:
         """A kept copy's outcome, for the pipeline to resolve; the copies standing by for it wait on it (and the other
@@ -669,10 +717,53 @@ def _candidate(c: Copy, copy: Copy, cfg: EchoConfig) -> bool:
     return covers(c, copy) >= cfg.min_coverage and covers(c, copy, cfg.max_lag) > 0
 
 
-def _match_all(copy: Copy, rivals: list[Copy], cfg: EchoConfig) -> None:
-    """In a worker thread: envelopes and correlations of `copy` against each rival (cached in copy.matches)."""
+def _match_all(
+    copy: Copy, rivals: list[Copy], cfg: EchoConfig, looks: Iterable[tuple[str, float, Hearing]] = ()
+) -> None:
+    """In a worker thread: envelopes and correlations of `copy` against each rival (cached in copy.matches), and
+    against what each open phone in `looks` heard so far (those unlike it go into copy.unlike)."""
     for c in rivals:
         same_speech(copy, c, cfg)
+    for who, since, hearing in looks:
+        heard = hearing()
+        if heard is not None and unlike(copy, heard, cfg):
+            copy.unlike.add((who, since))
+
+
+def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float]:
+    """What a phone's open speech so far says of `copy`: (voiced seconds the two share, envelope similarity over
+    them); (inf, 0.0) when its copy, however it ends, cannot cover enough of `copy` to replace it (it began too late).
+
+    The open speech is placed on the arrival timeline as `make_copy` places a copy (its first voiced window arrived
+    at `heard.started`, after its preroll), and only the part of it within `copy`'s frames ± max_lag is compared."""
+    step = WINDOW / SAMPLE_RATE
+    n = len(heard.speech_probs)
+    voiced = np.flatnonzero(heard.speech_probs >= max(0.05, cfg.vad_threshold - 0.15))
+    if not len(voiced):
+        return 0.0, 0.0
+    t0 = heard.started - (n - round(heard.speech_seconds / step) + 1) * step  # its first sample's arrival
+    start, end = t0 + voiced[0] * step, t0 + (voiced[-1] + 1) * step
+    if covers(Copy("", None, start, float("inf"), (0.0, 0.0)), copy) < cfg.min_coverage:
+        return float("inf"), 0.0
+    shared = min(copy.end, end) - max(copy.start, start)
+    if shared <= 0:
+        return 0.0, 0.0
+    copy.prepare()
+    assert copy.features is not None
+    lag = round(cfg.max_lag * SAMPLE_RATE / HOP)
+    # Whole frames (HOP apart) of the open audio from max_lag before the copy's first sample to max_lag after its last.
+    first = max(0, int((copy.t0 - t0) * SAMPLE_RATE / HOP) - lag)
+    last = first + len(copy.features) + 2 * lag + FRAME // HOP
+    features = envelopes(heard.audio[first * HOP : last * HOP])
+    offset = round((t0 - copy.t0) * SAMPLE_RATE / HOP) + first  # the open frame j is heard at the copy's j + offset
+    return shared, similarity(copy.features, features, offset, lag)
+
+
+def unlike(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> bool:
+    """Whether a phone's open speech so far is clearly not `copy`'s speech: its copy then never replaces this one,
+    so the copy need not wait for it. Too short a shared voiced span to judge: not (yet)."""
+    shared, sim = judge(copy, heard, cfg)
+    return shared >= JUDGE_SECONDS and sim < cfg.min_similarity - UNLIKE_MARGIN
 
 
 def _stands(c: Copy) -> bool:

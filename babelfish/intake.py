@@ -222,11 +222,13 @@ class Intake:
             )
             for segment, features in zip(segments, described, strict=True):
                 self._queue(segment, features)
-            # Other phones' copies of the same speech wait for this one only while it is open (babelfish/echoes.py).
+            # Other phones' copies of the same speech wait for this one only while it is open (babelfish/echoes.py),
+            # and only while what it heard so far (read from a worker thread, only by a copy that waits) may be theirs.
             if segments or not segmenter.speaking:
                 echoes.speech_open(self._room, me, None)
             if segmenter.speaking:
-                echoes.speech_open(self._room, me, batch[0][1] if batch else time.monotonic())
+                since = batch[0][1] if batch else time.monotonic()
+                echoes.speech_open(self._room, me, since, segmenter.open_segment)
             if partials is not None:  # the segmenter is idle until the next batch
                 partials.after_batch(segmenter, segments, opened if self._accepting else None)
 

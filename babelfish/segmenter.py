@@ -141,6 +141,18 @@ class SegmenterConfig:
         )
 
 
+@dataclass(frozen=True)
+class _Opened:
+    """The segment being spoken, as one reference another thread can read whole (see `Segmenter.open_segment`): its
+    lists are the segmenter's own, which only grow until the segment is cut (then new lists are made)."""
+
+    serial: int
+    started: float
+    preroll_windows: int
+    windows: list[np.ndarray]
+    probs: list[float]
+
+
 def _windows(ms: float) -> int:
     return max(1, round(ms * SAMPLE_RATE / 1000 / WINDOW))
 
@@ -166,8 +178,7 @@ class Segmenter:
         # Arrival of the speech in progress (None between utterances): babelfish/turns.py asks whether a turn goes on.
         self.speech_started: float | None = None
         self._serial = 0  # segments opened so far
-        self._started_at = 0.0
-        self._preroll_windows = 0
+        self._opened: _Opened | None = None  # the segment being spoken, for readers on other threads
         self._max_windows = int(config.max_seconds * SAMPLE_RATE / WINDOW)
         self._gate = 10 ** (config.energy_gate_dbfs / 20)  # RMS, full scale = 1
 
@@ -217,17 +228,24 @@ class Segmenter:
         return self._silent_run * WINDOW / SAMPLE_RATE if self._speech else 0.0
 
     def open_segment(self) -> OpenSegment | None:
-        """The segment being spoken, if any: one concatenation, so call it only when it is needed (between feeds,
-        from the thread that feeds)."""
-        if not self._speech:
+        """The segment being spoken as far as it has been fed, if any: one concatenation, so call it only when it is
+        needed. Any thread may call it, also while another feeds (one phone per voice looks at a phone's open speech
+        from a worker thread, babelfish/echoes.py): it reads one reference to the open segment, and of its growing
+        lists only the windows that already have their probability."""
+        opened = self._opened
+        if opened is None:
             return None
+        n = min(len(opened.windows), len(opened.probs))  # a window is appended just before its probability
+        probs = np.asarray(opened.probs[:n], np.float32)
+        unvoiced = probs < self._off_threshold
+        silent = n if unvoiced.all() else int(np.argmin(unvoiced[::-1]))  # trailing windows that were not speech
         return OpenSegment(
-            self._serial,
-            np.concatenate(self._speech),
-            np.asarray(self._probs, np.float32),
-            self._started_at,
-            (len(self._speech) - self._preroll_windows) * WINDOW / SAMPLE_RATE,
-            self._silent_run * WINDOW / SAMPLE_RATE,
+            opened.serial,
+            np.concatenate(opened.windows[:n]),
+            probs,
+            opened.started,
+            (n - opened.preroll_windows) * WINDOW / SAMPLE_RATE,
+            silent * WINDOW / SAMPLE_RATE,
         )
 
     @property
@@ -251,8 +269,7 @@ class Segmenter:
                 self._voiced, self._silent_run, self._last_voiced_at = 1, 0, now
                 self.speech_started = now
                 self._serial += 1
-                self._started_at = now
-                self._preroll_windows = len(self._speech) - 1
+                self._opened = _Opened(self._serial, now, len(self._speech) - 1, self._speech, self._probs)
             elif self._cfg.preroll_ms:
                 self._preroll.append((window, prob))
             return None
@@ -271,6 +288,7 @@ class Segmenter:
         return None
 
     def _finish(self, cut: CutReason) -> Segment | None:
+        self._opened = None
         speech, probs, voiced, last = self._speech, self._probs, self._voiced, self._last_voiced_at
         self._speech, self._probs, self._voiced, self._silent_run = [], [], 0, 0
         self.speech_started = None

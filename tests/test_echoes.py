@@ -60,6 +60,18 @@ def cut(audio: np.ndarray, net_delay: float = 0.03) -> list[Segment]:
     return out + ([last] if last else [])
 
 
+def still_open(audio: np.ndarray, until: float, net_delay: float = 0.03) -> Segmenter:
+    """The server's VAD over a phone's stream as far as it arrived by `until` (stream time): still mid-utterance."""
+    seg = Segmenter(silero_detector(), SegmenterConfig.from_settings(Settings()))
+    pcm = pcm16(audio)
+    frames = [(pcm[i : i + 640], (k + 1) * 0.02 + net_delay) for k, i in enumerate(range(0, len(pcm), 640))]
+    frames = [f for f in frames if f[1] <= until]
+    for i in range(0, len(frames), 5):
+        seg.feed_many(frames[i : i + 5])
+    assert seg.speaking, "the phone should still be mid-utterance"
+    return seg
+
+
 @pytest.fixture(scope="module")
 def clip() -> np.ndarray:
     return read_wav(SPEECH_CLIP)
@@ -103,17 +115,22 @@ def test_a_phone_alone_never_waits(clip):
     asyncio.run(run())
 
 
-def test_the_louder_copy_is_kept_and_the_other_heard_elsewhere(clip):
+@pytest.mark.parametrize("look", [True, False])
+def test_the_louder_copy_is_kept_and_the_other_heard_elsewhere(clip, look):
     (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
-    (b,) = cut(stream([(clip, 0.56, -9)], 5.0, seed=2), net_delay=0.05)
+    heard_b = stream([(clip, 0.56, -9)], 5.0, seed=2)
+    (b,) = cut(heard_b, net_delay=0.05)
+    # What B's VAD has when A's copy is cut (A's last speech + its 300 ms of silence): the same sentence, not ended.
+    open_b = still_open(heard_b, a.speech_end + 0.3, net_delay=0.05)
 
     async def run() -> None:
         echoes = _echoes()
-        # B is still mid-utterance when A's copy is cut: A waits for it, then wins on level.
-        echoes.speech_open("r", "B", 0.6)
+        # B is still mid-utterance when A's copy is cut: A waits for it (B's speech so far is A's speech, so looking
+        # at it changes nothing), then wins on level.
+        echoes.speech_open("r", "B", 0.6, open_b.open_segment if look else None)
         echoes.register("r", "A", a)
         waiting = asyncio.ensure_future(echoes.admit("r", "A", a))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.35)  # several looks at B's open speech
         assert not waiting.done()
         echoes.speech_open("r", "B", None)
         echoes.register("r", "B", b)
@@ -134,6 +151,27 @@ def test_the_wait_is_bounded(clip):
         echoes.speech_open("r", "B", 0.0)  # B talks on and on (another person)
         verdict = await asyncio.wait_for(echoes.admit("r", "A", a), 2)
         assert verdict.keep and 0.15 < verdict.waited < 0.4
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("look", [True, False])
+def test_a_copy_does_not_wait_for_a_phone_that_hears_someone_else(clip, look):
+    longer = voices()["dhd"][1]  # another person, 4 s: still talking when A's copy is cut
+    # A hears only its own speaker (hearing B's too, even 15 dB down, its VAD would stay open as long as B's).
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+    open_b = still_open(stream([(longer, 0.8, 0), (clip, 0.5, -15)], 5.0, seed=2), a.speech_end + 0.3)
+
+    async def run() -> None:
+        echoes = _echoes(max_wait=1.0)
+        echoes.speech_open("r", "B", 0.8, open_b.open_segment if look else None)
+        echoes.register("r", "A", a)
+        verdict = await asyncio.wait_for(echoes.admit("r", "A", a), 5)
+        assert verdict.keep
+        if look:  # B's speech so far is unlike A's: A goes on at once (the look costs a few FFTs)
+            assert verdict.waited < 0.4
+        else:  # the rule without a look: A waits while B is mid-utterance, up to max_wait
+            assert verdict.waited > 0.9
 
     asyncio.run(run())
 
@@ -583,6 +621,31 @@ def test_two_people_at_once_on_two_phones_are_both_delivered(tmp_path, clip, oth
     transcripts = [m for m in got if m["type"] == "transcript"]
     assert {m["client_id"] for m in transcripts} == ids
     assert not [m for m in got if m["type"] == "heard_by"], json.dumps(got)[:2000]
+
+
+@pytest.mark.timeout(60)
+def test_the_first_of_two_people_at_once_does_not_wait_for_the_other(tmp_path, clip):
+    """Through the app: One's copy is cut while Two (another person) talks on for ~1.5 s: the intake lets the filter
+    look at Two's speech so far, unlike One's, so One's copy goes on at once instead of waiting for Two's cut."""
+    longer = voices()["dhd"][1]
+    settings = Settings(data_dir=tmp_path, engine="test", one_phone_wait_ms=3000, partials=False)
+    with (
+        BoundedClient(create_app(settings, engine=FakeEngine())) as c,
+        c.websocket_connect("/ws/client") as listener,
+        c.websocket_connect("/ws/client") as one,
+        c.websocket_connect("/ws/client") as two,
+    ):
+        join(listener, "L", "de")
+        ids = [join(one, "One", "en")["client_id"], join(two, "Two", "en")["client_id"]]
+        a = stream([(clip, 0.3, 0)], 5.5, seed=1)  # hearing Two as well, One's VAD would stay open as long
+        b = stream([(longer, 0.8, 0), (clip, 0.3, -15)], 5.5, seed=2)
+        _play([(one, a), (two, b)])
+        got = _listen(listener, settle=2.0)
+        waits = list(c.app.state.hub.echoes.kept_waits)  # type: ignore[attr-defined]
+    transcripts = [m for m in got if m["type"] == "transcript"]
+    assert [m["client_id"] for m in transcripts] == ids  # both delivered, One's first
+    assert not [m for m in got if m["type"] == "heard_by"]
+    assert len(waits) == 2 and waits[0] < 0.75, waits  # the rule without a look: ~1.5 s, until Two's cut
 
 
 def _outcomes(client) -> dict[str, float]:
