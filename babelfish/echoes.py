@@ -29,7 +29,8 @@ longer holds it back when its copy, however it ends, cannot cover enough of this
 speech began too late), or when over at least `JUDGE_SECONDS` of voiced time they share its envelopes correlate
 below `min_similarity - UNLIKE_MARGIN` at every lag within ±`max_lag` (only the open audio within the copy's span
 ± max_lag is analysed). A shorter shared span is too little to tell another person from a delayed echo: the copy
-waits as before, looking again as the open speech grows. Phones of other servers are waited for as before (their
+waits as before, looking again as the open speech grows (not when the span they can ever share is too short,
+as for a copy with less voiced speech than that). Phones of other servers are waited for as before (their
 open audio is not relayed). Measured in docs/benchmarks.md ("One phone per voice").
 
 Bounds: each room keeps its copies for `HORIZON` seconds, at most `MAX_COPIES` (the oldest go); a room's state goes
@@ -112,6 +113,7 @@ SPOKEN_MEMORY = 1800.0
 JUDGE_SECONDS = 0.8
 UNLIKE_MARGIN = 0.1  # below min_similarity by this much, an open phone's speech is unlike the copy's
 LOOK_EVERY = 0.1  # seconds between looks at an open phone's growing speech while a copy waits for it (~a VAD batch)
+NEVER = float("inf")  # Copy.looked: this open phone's speech can never be judged against the copy (no more looks)
 
 # What a phone of this server heard of its open speech so far (Segmenter.open_segment): callable from any thread.
 Hearing = Callable[[], OpenSegment | None]
@@ -563,7 +565,7 @@ class Echoes:
             while True:
                 rivals = [c for c in state.copies if c.client_id != client_id and _near(c, copy, self.config)]
                 unmatched = [c for c in rivals if id(c) not in copy.matches and _candidate(c, copy, self.config)]
-                looks = self._looks(state, copy, self._clock())
+                looks = self._looks(state, copy, self._clock()) if self._clock() < deadline else []
                 if unmatched or looks:  # the envelopes and their correlations, off the event loop
                     await asyncio.to_thread(_match_all, copy, unmatched, self.config, looks)
                     continue  # copies cut meanwhile are rivals too (what was compared is cached)
@@ -579,7 +581,8 @@ class Echoes:
                     return verdict
                 changed = state.changed
                 wake = deadline
-                if any(who in state.hearing for who, _ in self._holding(state, copy)):
+                if any(who in state.hearing and copy.looked.get((who, since)) != NEVER
+                       for who, since in self._holding(state, copy)):  # fmt: skip
                     wake = min(wake, now + LOOK_EVERY)  # its open speech grows: look again
                 try:
                     async with asyncio.timeout(max(0.0, wake - now)):
@@ -726,13 +729,19 @@ def _match_all(
         same_speech(copy, c, cfg)
     for who, since, hearing in looks:
         heard = hearing()
-        if heard is not None and unlike(copy, heard, cfg):
-            copy.unlike.add((who, since))
+        if heard is None:
+            continue  # it was just cut: its copy comes
+        shared, sim, most = judge(copy, heard, cfg)
+        if shared >= JUDGE_SECONDS and sim < cfg.min_similarity - UNLIKE_MARGIN:
+            copy.unlike.add((who, since))  # clearly not this copy's speech: its copy never replaces this one
+        elif most < JUDGE_SECONDS:
+            copy.looked[(who, since)] = NEVER  # too short to judge however it grows: the copy waits as before
 
 
-def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float]:
+def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float, float]:
     """What a phone's open speech so far says of `copy`: (voiced seconds the two share, envelope similarity over
-    them); (inf, 0.0) when its copy, however it ends, cannot cover enough of `copy` to replace it (it began too late).
+    them, the most voiced seconds they can ever share); (inf, 0.0, inf) when its copy, however it ends, cannot cover
+    enough of `copy` to replace it (it began too late).
 
     The open speech is placed on the arrival timeline as `make_copy` places a copy (its first voiced window arrived
     at `heard.started`, after its preroll), and only the part of it within `copy`'s frames ± max_lag is compared."""
@@ -740,14 +749,15 @@ def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float
     n = len(heard.speech_probs)
     voiced = np.flatnonzero(heard.speech_probs >= max(0.05, cfg.vad_threshold - 0.15))
     if not len(voiced):
-        return 0.0, 0.0
+        return 0.0, 0.0, copy.end - copy.start
     t0 = heard.started - (n - round(heard.speech_seconds / step) + 1) * step  # its first sample's arrival
     start, end = t0 + voiced[0] * step, t0 + (voiced[-1] + 1) * step
     if covers(Copy("", None, start, float("inf"), (0.0, 0.0)), copy) < cfg.min_coverage:
-        return float("inf"), 0.0
+        return float("inf"), 0.0, float("inf")
+    most = copy.end - max(copy.start, start)
     shared = min(copy.end, end) - max(copy.start, start)
     if shared <= 0:
-        return 0.0, 0.0
+        return 0.0, 0.0, most
     copy.prepare()
     assert copy.features is not None
     lag = round(cfg.max_lag * SAMPLE_RATE / HOP)
@@ -756,14 +766,7 @@ def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float
     last = first + len(copy.features) + 2 * lag + FRAME // HOP
     features = envelopes(heard.audio[first * HOP : last * HOP])
     offset = round((t0 - copy.t0) * SAMPLE_RATE / HOP) + first  # the open frame j is heard at the copy's j + offset
-    return shared, similarity(copy.features, features, offset, lag)
-
-
-def unlike(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> bool:
-    """Whether a phone's open speech so far is clearly not `copy`'s speech: its copy then never replaces this one,
-    so the copy need not wait for it. Too short a shared voiced span to judge: not (yet)."""
-    shared, sim = judge(copy, heard, cfg)
-    return shared >= JUDGE_SECONDS and sim < cfg.min_similarity - UNLIKE_MARGIN
+    return shared, similarity(copy.features, features, offset, lag), most
 
 
 def _stands(c: Copy) -> bool:
