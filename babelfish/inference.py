@@ -49,9 +49,11 @@ partial may take a worker in between). Should one wait after all, it goes after 
 ("stale") after `max_wait` of its own. Their caller keeps at most one in flight per speaker. Partial sheds are
 counted apart from utterances.
 
-Behind: a transcription may ask to be told, as it starts, whether another transcription is waiting then (the engine
-is behind). The pipeline decodes carefully (the cascade: a beam search) only when none is: a beam costs ~12% more
-engine time, which a backlog cannot afford (docs/benchmarks.md, "A beam on the first pass").
+Behind: a transcription may ask to be told, as it starts, whether the engine is behind: another transcription is
+waiting then, or this one had to wait for a worker itself (with two workers and six people talking, a transcription
+seldom waits behind another, but often waits for a worker). The pipeline decodes carefully (the cascade: a beam
+search) only when the engine is not behind: a beam costs ~8% more engine time, which a backlog cannot afford
+(docs/benchmarks.md, "A beam on the first pass").
 
 Renders owed: a transcription submitted with an `Owed` (the pipeline's) owes its render from the moment it finishes
 until its caller calls `Owed.release` (the render is being asked for, or the utterance was given up: release in a
@@ -102,6 +104,7 @@ class _Job:
     deadline: float | None = field(compare=False)
     owed: Owed | None = field(compare=False, default=None)
     tell_behind: bool = field(compare=False, default=False)  # called with one more argument: `behind` (docstring)
+    queued: bool = field(compare=False, default=False)  # it did not start when submitted: it waited for a worker
 
 
 class Owed:
@@ -267,6 +270,7 @@ class InferenceQueue:
         heapq.heappush(self._heap, job)
         self._idle.clear()
         self._dispatch()
+        job.queued = any(j is job for j in self._heap)  # not started at once: no worker was free
         return await future
 
     def _make_room(self) -> None:
@@ -310,7 +314,7 @@ class InferenceQueue:
                 heapq.heappush(self._heap, job)  # a final's render is about to be asked for; released: dispatched
                 break  # only revisions and partials are left behind it
             self._free -= 1
-            args = (*job.args, bool(self._waiting_of(TRANSCRIBE))) if job.tell_behind else job.args
+            args = (*job.args, job.queued or bool(self._waiting_of(TRANSCRIBE))) if job.tell_behind else job.args
             running = loop.run_in_executor(self._executor, job.fn, *args)
             running.add_done_callback(functools.partial(self._finished, job))
         self._dispatch_speech()

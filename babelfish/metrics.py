@@ -98,7 +98,7 @@ class Metrics:
         )  # fmt: skip
         self._first_passes = Counter(
             "babelfish_first_passes",
-            "Utterances transcribed, by how the first pass decoded: beam, greedy_busy (another transcription waited), "
+            "First passes that gave a transcript, by how they decoded: beam, greedy_busy (the engine was behind), "
             "greedy",
             ["decode"],
             registry=self.registry,

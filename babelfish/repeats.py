@@ -24,3 +24,9 @@ def doubled(ws: list[str]) -> int:
                 break
         i += 1
     return count
+
+
+def doubled_at_end(ws: list[str]) -> bool:
+    """Whether `ws` ends with a phrase (1 to 6 words) said twice in a row: how a beam's extra copy shows (a doubled
+    phrase inside a sentence is language, "nous nous sommes", "had had")."""
+    return any(ws[-2 * n : -n] == ws[-n:] for n in range(1, min(6, len(ws) // 2) + 1))

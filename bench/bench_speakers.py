@@ -191,6 +191,7 @@ async def scenario(server: ServerProcess, args: argparse.Namespace, folder: Path
     print(f"/metrics: speech {metrics.get('speech')}, revisions {metrics.get('revisions')}")
     print(f"/metrics: stages_ms {metrics.get('stages_ms')}, speaker_wait_ms {metrics.get('speaker_wait_ms')}")
     print(f"/metrics: partials {metrics.get('partials')}, cpu_percent {metrics.get('cpu_percent')}")
+    print(f"/metrics: first_passes {metrics.get('first_passes')}, decoder_loops {metrics.get('decoder_loops')}")
 
 
 def main() -> None:

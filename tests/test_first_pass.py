@@ -1,5 +1,6 @@
-"""The first pass decodes carefully (the cascade: a beam search) only when no other transcription waits for the engine
-as it starts; the queue tells the job, the pipeline tells the engine, /metrics counts how each first pass decoded."""
+"""The first pass decodes carefully (the cascade: a beam search) only when the engine is not behind as it starts (no
+other transcription waits, and it did not wait for a worker itself); the queue tells the job, the pipeline tells the
+engine, /metrics counts how each first pass decoded."""
 
 from __future__ import annotations
 
@@ -48,10 +49,31 @@ async def test_the_queue_tells_a_transcription_whether_another_waits_as_it_start
             gate.set()
             assert await running is False  # nothing waited when it started
             assert await second == ("b", True)  # the third and the plain one waited behind it
-            assert await third == ("c", True)  # the plain one still waited
+            assert await third == ("c", True)  # it waited for the worker itself
             assert await plain == "d"
             last = await q.transcribe(lambda behind: behind, owner="e", tell_behind=True)
-        assert last is False
+        assert last is False  # a free worker, nothing waiting
+
+
+async def test_with_two_workers_a_transcription_that_waited_for_a_worker_is_behind():
+    # Six people on two workers: a transcription seldom waits behind another one, but it waits for a worker.
+    with ThreadPoolExecutor(2) as pool:
+        q = InferenceQueue(pool, 2, 8, 60, Metrics())
+        gate = threading.Event()
+
+        def held(behind: bool) -> bool:
+            assert gate.wait(10)
+            return behind
+
+        async with asyncio.timeout(10):
+            a = asyncio.create_task(q.transcribe(held, owner="a", tell_behind=True))
+            b = asyncio.create_task(q.transcribe(held, owner="b", tell_behind=True))  # the second worker
+            await until(lambda: q.busy == 2)
+            c = asyncio.create_task(q.transcribe(tagged, "c", owner="c", tell_behind=True))
+            await until(lambda: q.waiting == 1)
+            gate.set()
+            assert await a is False and await b is False  # each found a free worker and nothing waiting
+            assert await c == ("c", True)  # alone in the queue, but it had to wait
 
 
 class Held(FakeEngine):
@@ -90,13 +112,13 @@ async def test_careful_only_when_nothing_waits_and_metrics_count_each_decode():
             await asyncio.gather(first, *backlog)
             assert await h.pipeline.spoken(10) == 0
         careful = {round(u.seconds, 1): u.careful for u in engine.transcribed}
-        assert careful == {1.0: True, 1.5: False, 2.0: True}  # 1.5 s started while the 2 s one waited
+        assert careful == {1.0: True, 1.5: False, 2.0: False}  # both waited for the worker; 1.5 s also behind 2 s
         # What was rendered is the very utterance transcribed (an engine may cache its encoding per utterance).
         assert all(any(r is t for t in engine.transcribed) for r in engine.rendered) and engine.rendered
-        assert h.metrics.snapshot()["first_passes"] == {"beam": 2, "greedy_busy": 1, "greedy": 0}
+        assert h.metrics.snapshot()["first_passes"] == {"beam": 1, "greedy_busy": 2, "greedy": 0}
         text = h.metrics.prometheus().decode()
-        assert 'babelfish_first_passes_total{decode="beam"} 2.0' in text
-        assert 'babelfish_first_passes_total{decode="greedy_busy"} 1.0' in text
+        assert 'babelfish_first_passes_total{decode="beam"} 1.0' in text
+        assert 'babelfish_first_passes_total{decode="greedy_busy"} 2.0' in text
     finally:
         h.close()
 

@@ -20,7 +20,7 @@ from babelfish.engines.base import SAMPLE_RATE
 from babelfish.engines.cascade.loops import repair_loop
 from babelfish.engines.identity_cache import IdentityLRU
 from babelfish.languages import try_canonical
-from babelfish.repeats import doubled, words
+from babelfish.repeats import doubled_at_end, words
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ TAIL_PAD_SECONDS = 2.0
 MIN_WINDOW_SECONDS = 10.0
 # A revision's beam: faster-whisper's default, and the bench's reference (docs/benchmarks.md).
 REVISION_BEAM = 5
-# A careful first pass's beam (`asr_beam_size`): +12% engine CPU for 20.1% → 17.0% WER against what was said
-# (docs/benchmarks.md, "A beam on the first pass").
+# A careful first pass's beam (`asr_beam_size`): +8% engine CPU (one thread per worker) for 20.1% → 17.0% WER
+# against what was said (docs/benchmarks.md, "A beam on the first pass").
 FIRST_PASS_BEAM = 5
 
 
@@ -197,16 +197,15 @@ class WhisperAsr:
         return Decoded(text, float(res.scores[0]), float(res.no_speech_prob), looped, beam > 1)
 
     def _careful(self, encoded: Any, language: str, seconds: float, voiced: float, greedy: Decoded | None) -> Decoded:
-        """A careful first pass: the beam's words, unless they say a phrase twice in a row more often than a greedy
-        decode does (beam 5 doubled a padded "Good morning." once, and "Guten Morgen." in 1 of 29 short turns:
-        docs/benchmarks.md). The greedy decode (`greedy`, when language id already made one) runs only when the beam's
-        text has a doubled phrase."""
+        """A careful first pass: the beam's words, unless they end by saying a phrase a second time where a greedy
+        decode does not (beam 5 doubled a padded "Good morning." once, and "Guten Morgen." in 1 of 29 short turns,
+        each as a second copy at the end: docs/benchmarks.md). The greedy decode (`greedy`, when language id already
+        made one) runs only then; one that looped is never preferred."""
         beamed = self._decode(encoded, language, "transcribe", seconds, voiced, self.beam_size)
-        twice = doubled(words(beamed.text))
-        if not twice:
+        if not doubled_at_end(words(beamed.text)):
             return beamed
         greedy = greedy or self._decode(encoded, language, "transcribe", seconds, voiced)
-        return greedy if doubled(words(greedy.text)) < twice else beamed
+        return greedy if not greedy.looped and not doubled_at_end(words(greedy.text)) else beamed
 
     def _standard(self, audio: np.ndarray, language: str, voiced: float) -> Decoded:
         """faster-whisper's own `transcribe`, as the bench's reference decodes a whole clip: the 30 s window, beam

@@ -195,7 +195,12 @@ class CascadeEngine:
         voicing = Voicing.of(utterance.speech_probs)
         voiced = voicing.voiced_seconds if voicing is not None else None
         rec = self.asr.recognize(
-            utterance.audio, utterance.language, utterance.candidates, voiced, utterance.revision, utterance.careful
+            utterance.audio,
+            utterance.language,
+            utterance.candidates,
+            voiced_seconds=voiced,
+            revision=utterance.revision,
+            careful=utterance.careful,
         )
         if rec is None:
             return None
