@@ -200,12 +200,12 @@ class WhisperAsr:
         """A careful first pass: the beam's words, unless they end by saying a phrase a second time where a greedy
         decode does not (beam 5 doubled a padded "Good morning." once, and "Guten Morgen." in 1 of 29 short turns,
         each as a second copy at the end: docs/benchmarks.md). The greedy decode (`greedy`, when language id already
-        made one) runs only then; one that looped is never preferred."""
+        made one) runs only then (a loop in it is already cut to one copy: loops.py)."""
         beamed = self._decode(encoded, language, "transcribe", seconds, voiced, self.beam_size)
         if not doubled_at_end(words(beamed.text)):
             return beamed
         greedy = greedy or self._decode(encoded, language, "transcribe", seconds, voiced)
-        return greedy if not greedy.looped and not doubled_at_end(words(greedy.text)) else beamed
+        return greedy if not doubled_at_end(words(greedy.text)) else beamed
 
     def _standard(self, audio: np.ndarray, language: str, voiced: float) -> Decoded:
         """faster-whisper's own `transcribe`, as the bench's reference decodes a whole clip: the 30 s window, beam
