@@ -24,7 +24,9 @@ open (its VAD is inside an utterance that began before this copy ended) or holds
 and never longer than `max_wait`. A phone alone in a room, or the only one hearing anything, never waits.
 When people talk over each other, some other phone nearly always has speech open, mostly someone else's. So for a
 phone of this server (its audio so far is here: the intake hands `speech_open` its segmenter's open segment), a
-waiting copy looks at what that phone heard so far, in a worker thread, at most every `LOOK_EVERY` s: that phone no
+waiting copy looks at what that phone heard so far, in a worker thread, at most every `LOOK_EVERY` s after its last
+round of looks ended and at most `LOOKS_PER_ROUND` phones a round (one found to hear this very speech is not looked
+at again: its copy is waited for, as before): that phone no
 longer holds it back when its copy, however it ends, cannot cover enough of this one to replace it (its voiced
 speech began too late), or when over at least `JUDGE_SECONDS` of voiced time they share its envelopes correlate
 below `min_similarity - UNLIKE_MARGIN` at every lag within ±`max_lag` (only the open audio within the copy's span
@@ -113,7 +115,9 @@ SPOKEN_MEMORY = 1800.0
 JUDGE_SECONDS = 0.8
 UNLIKE_MARGIN = 0.1  # below min_similarity by this much, an open phone's speech is unlike the copy's
 LOOK_EVERY = 0.1  # seconds between looks at an open phone's growing speech while a copy waits for it (~a VAD batch)
-NEVER = float("inf")  # Copy.looked: this open phone's speech can never be judged against the copy (no more looks)
+NEVER = float("inf")  # Copy.looked: no more looks at this open phone (too short ever to judge, or the same speech)
+LOOKS_PER_ROUND = 3  # open phones looked at per round (16-28 ms each for a 3 s copy): a room full of phones hearing
+# one voice costs each waiting copy at most this many looks every LOOK_EVERY
 
 # What a phone of this server heard of its open speech so far (Segmenter.open_segment): callable from any thread.
 Hearing = Callable[[], OpenSegment | None]
@@ -568,6 +572,10 @@ class Echoes:
                 looks = self._looks(state, copy, self._clock()) if self._clock() < deadline else []
                 if unmatched or looks:  # the envelopes and their correlations, off the event loop
                     await asyncio.to_thread(_match_all, copy, unmatched, self.config, looks)
+                    done = self._clock()
+                    for who, since, _ in looks:  # the next look LOOK_EVERY after this round, not after its start
+                        if copy.looked.get((who, since)) != NEVER:
+                            copy.looked[(who, since)] = done
                     continue  # copies cut meanwhile are rivals too (what was compared is cached)
                 now = self._clock()
                 verdict = self._decide(state, copy, rivals, final=now >= deadline, utterance_id=utterance_id)
@@ -629,14 +637,19 @@ class Echoes:
         ]  # fmt: skip
 
     def _looks(self, state: _Room, copy: Copy, now: float) -> list[tuple[str, float, Hearing]]:
-        """The local phones holding `copy` back whose open speech is due a look (at most every LOOK_EVERY s)."""
+        """The local phones holding `copy` back whose open speech is due a look (at most every LOOK_EVERY s after the
+        last round ended), at most LOOKS_PER_ROUND of them, the longest unlooked first: a round stays short, so the
+        copy decides between rounds and never overruns its deadline by more than one short round."""
         due = []
         for key in self._holding(state, copy):
             hearing = state.hearing.get(key[0])
-            if hearing is not None and now - copy.looked.get(key, -float("inf")) >= LOOK_EVERY:
-                copy.looked[key] = now
-                due.append((*key, hearing))
-        return due
+            last = copy.looked.get(key, -float("inf"))
+            if hearing is not None and now - last >= LOOK_EVERY:
+                due.append((last, key, hearing))
+        due.sort(key=lambda d: d[0])
+        for _, key, _ in due[:LOOKS_PER_ROUND]:
+            copy.looked[key] = now
+        return [(*key, hearing) for _, key, hearing in due[:LOOKS_PER_ROUND]]
 
     def _kept(self, copy: Copy, room: str) -> asyncio.Future[str]:
         """A kept copy's outcome, for the pipeline to resolve; the copies standing by for it wait on it (and the other
@@ -734,8 +747,10 @@ def _match_all(
         shared, sim, most = judge(copy, heard, cfg)
         if shared >= JUDGE_SECONDS and sim < cfg.min_similarity - UNLIKE_MARGIN:
             copy.unlike.add((who, since))  # clearly not this copy's speech: its copy never replaces this one
-        elif most < JUDGE_SECONDS:
-            copy.looked[(who, since)] = NEVER  # too short to judge however it grows: the copy waits as before
+        elif most < JUDGE_SECONDS or (shared >= JUDGE_SECONDS and sim >= cfg.min_similarity):
+            # Too short to judge however it grows, or it hears this very speech: either way the copy waits for that
+            # phone's copy as before, and looking again would only cost CPU.
+            copy.looked[(who, since)] = NEVER
 
 
 def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float, float]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -228,7 +229,9 @@ class Intake:
                 echoes.speech_open(self._room, me, None)
             if segmenter.speaking:
                 since = batch[0][1] if batch else time.monotonic()
-                echoes.speech_open(self._room, me, since, segmenter.open_segment)
+                echoes.speech_open(
+                    self._room, me, since, functools.partial(_heard_so_far, segmenter, segmenter.open_serial)
+                )
             if partials is not None:  # the segmenter is idle until the next batch
                 partials.after_batch(segmenter, segments, opened if self._accepting else None)
 
@@ -360,3 +363,10 @@ def _cut_batch(
             out.append(last)
     features: list[np.ndarray | None] = [envelopes(s.audio) if describe else None for s in out]
     return out, snapshot(segmenter) if snapshot is not None else None, features
+
+
+def _heard_so_far(segmenter: Segmenter, serial: int | None) -> OpenSegment | None:
+    """The open segment `serial` as far as it was fed (any thread); None once it was cut, even if the VAD opened the
+    next one meanwhile: a look must never judge a later utterance in place of the one it was told of."""
+    heard = segmenter.open_segment()
+    return heard if heard is not None and heard.serial == serial else None

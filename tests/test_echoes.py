@@ -176,6 +176,17 @@ def test_a_copy_does_not_wait_for_a_phone_that_hears_someone_else(clip, look):
     asyncio.run(run())
 
 
+def test_a_look_reads_only_the_utterance_it_was_told_of():
+    # The VAD may cut B's utterance and open the next within one batch: a copy waiting on the first must not judge
+    # the second in its place (it would find it "unlike" and stop waiting for the first one's copy).
+    open_b = still_open(stream([(voices()["dhd"][1], 0.8, 0)], 5.0, seed=2), 2.0)
+    serial = open_b.open_serial
+    assert serial is not None
+    heard = intake_module._heard_so_far(open_b, serial)
+    assert heard is not None and heard.serial == serial and len(heard.audio)
+    assert intake_module._heard_so_far(open_b, serial - 1) is None  # told of an earlier one: cut since, its copy comes
+
+
 def test_two_people_at_once_are_both_kept(clip, other_person):
     (a,) = cut(stream([(clip, 0.5, 0), (other_person, 0.8, -15)], 5.0, seed=1))
     (b,) = cut(stream([(other_person, 0.8, 0), (clip, 0.5, -15)], 5.0, seed=2))
