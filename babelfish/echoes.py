@@ -767,7 +767,9 @@ def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float
         return 0.0, 0.0, copy.end - copy.start
     t0 = heard.started - (n - round(heard.speech_seconds / step) + 1) * step  # its first sample's arrival
     start, end = t0 + voiced[0] * step, t0 + (voiced[-1] + 1) * step
-    if covers(Copy("", None, start, float("inf"), (0.0, 0.0)), copy) < cfg.min_coverage:
+    # Open speech is placed from its first voiced window's arrival, a copy from its last: allow max_lag for a phone
+    # whose audio arrived late at its start (a network stall), as the correlation allows it.
+    if covers(Copy("", None, start - cfg.max_lag, float("inf"), (0.0, 0.0)), copy) < cfg.min_coverage:
         return float("inf"), 0.0, float("inf")
     most = copy.end - max(copy.start, start)
     shared = min(copy.end, end) - max(copy.start, start)
