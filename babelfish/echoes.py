@@ -115,6 +115,7 @@ SPOKEN_MEMORY = 1800.0
 JUDGE_SECONDS = 0.8
 UNLIKE_MARGIN = 0.1  # below min_similarity by this much, an open phone's speech is unlike the copy's
 LOOK_EVERY = 0.1  # seconds between looks at an open phone's growing speech while a copy waits for it (~a VAD batch)
+TIME_SLACK = 0.001  # seconds: times from another server that are equal there may differ by a clock read here
 NEVER = float("inf")  # Copy.looked: no more looks at this open phone (too short ever to judge, or the same speech)
 LOOKS_PER_ROUND = 3  # open phones looked at per round (16-28 ms each for a 3 s copy): a room full of phones hearing
 # one voice costs each waiting copy at most this many looks every LOOK_EVERY
@@ -437,7 +438,9 @@ class Echoes:
         t0, start, end = (self._from_peer(body.get(f)) for f in ("t0", "s", "e"))
         if t0 is None or start is None or end is None:
             return Ignored("echo", "copy: a time that is not a number within ECHO_PAST/ECHO_FUTURE of ours")
-        if not t0 <= start <= end:
+        # Each time crosses two clocks one call at a time: equal times (a copy voiced from its first window) may come
+        # out a few hundred nanoseconds apart in either order.
+        if not t0 - TIME_SLACK <= start <= end + TIME_SLACK:
             return Ignored("echo", "copy: its times are out of order")
         score = [number(x) for x in q] if isinstance(q, list) and len(q) == 2 else [None]
         if not all(x is not None and abs(x) <= MAX_QUALITY for x in score):

@@ -459,6 +459,18 @@ def _copy_frame(key: str, client: str, frames: int = 100, seed: int = 0) -> tupl
     return body, np.random.default_rng(seed).random((frames, 8)).astype("<f2").tobytes()
 
 
+def test_across_servers_a_copy_voiced_from_its_first_window_is_accepted():
+    # Equal times there (start == t0: a copy voiced from its first window, as after a max-length cut) cross two
+    # clocks one read at a time and may arrive a few hundred nanoseconds out of order: not a hostile frame.
+    s1, _, _, _ = _servers()
+    good, envelope = _copy_frame("Z:1", "Z")
+    for i, skew in enumerate((-2e-7, 0.0, 2e-7)):
+        body = {**good, "k": f"Z:{i}", "s": good["t0"] + skew}
+        assert s1.remote("r", *_wire(body, envelope)) is None, skew
+    huge = s1.remote("r", *_wire({"op": "open", "c": "B", "since": 10**400}))  # beyond any float: refused, no error
+    assert huge is not None and huge.reason == "echo"
+
+
 def test_across_servers_hostile_frames_are_ignored_and_the_state_stays_bounded(clip):
     """Frames no server of ours would send are refused with a reason (the node counts them), whatever they hold;
     what a peer can make this server keep stays bounded; a conversation in another room goes on alongside."""

@@ -124,7 +124,10 @@ def number(value: object) -> float | None:
     """A finite JSON number (not a bool), or None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an integer beyond any float (JSON allows 10**400)
+        return None
     return x if math.isfinite(x) else None
 
 

@@ -311,6 +311,14 @@ class RedisCluster:
     def _update(self) -> None:
         self._set_up(self._beating and self._listening)
 
+    def _safe_update(self) -> None:
+        """`_update` from the heartbeat and subscriber loops: whatever a room's clean-up raises must not end them (the
+        node would stay down until a restart)."""
+        try:
+            self._update()
+        except Exception:
+            log.exception("cluster: updating the node's state failed")
+
     def _set_up(self, up: bool) -> None:
         if up == self.up:
             return
@@ -340,7 +348,7 @@ class RedisCluster:
             except Exception:
                 log.exception("cluster heartbeat failed")
                 self._beating = False
-            self._update()
+            self._safe_update()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._beat)
             self._wake.clear()
@@ -431,7 +439,7 @@ class RedisCluster:
                 log.exception("cluster subscription failed")
             finally:
                 self._listening = False
-                self._update()
+                self._safe_update()
                 with contextlib.suppress(*FAILURES):
                     await pubsub.aclose()
             await asyncio.sleep(self._beat)
