@@ -41,9 +41,10 @@ they only improve text listeners already have:
 A revision that already runs finishes (it holds a worker for one re-decode of at most ~28 s of audio).
 
 Streaming partials (babelfish/partials.py) come after everything, revisions included, and back off first: a partial runs
-only while the engine is otherwise idle, and never waits: it is dropped at once ("busy") when any other call runs or
-waits (a partial that started would share the CPU with, or hold a worker from, a final that arrives meanwhile: with
-six people talking, partials in every free moment slowed the finals by a fifth, docs/benchmarks.md), and for
+only while no other kind of call runs or waits (other partials may run beside it, one per free worker: two people
+talking each get theirs), and never waits: it is dropped at once ("busy") when a transcription, render or revision
+runs or waits, or no worker is free (a partial that started beside a final would share the CPU with it: with six
+people talking, partials in every free moment slowed the finals by a fifth, docs/benchmarks.md), and for
 `partial_hold` seconds after a transcription finishes (its render is asked for after the speaker's label is known: no
 partial may take a worker in between). Should one wait after all, it goes after every other call and is skipped
 ("stale") after `max_wait` of its own. Their caller keeps at most one in flight per speaker. Partial sheds are
@@ -139,6 +140,7 @@ class InferenceQueue:
         self._partials_after = 0.0  # no partial starts before this (monotonic): a final is being completed
         self._revision_max_wait = revision_max_wait
         self._free = workers
+        self._others_running = 0  # calls running that are not partials (partials may run beside each other only)
         self._workers = workers
         self._max_waiting = max_waiting
         self._max_wait = max_wait
@@ -241,7 +243,8 @@ class InferenceQueue:
         """Run a streaming-partial call if the engine is otherwise idle; raises `Shed` ("busy" or "stale")."""
         if (
             self._owed
-            or self._free < self._workers
+            or self._others_running
+            or not self._free
             or time.monotonic() < self._partials_after
             or any(j.priority < PARTIAL and not j.future.done() for j in self._heap)
         ):
@@ -306,7 +309,7 @@ class InferenceQueue:
                 self._shed(job, "late")
                 continue
             if job.priority == PARTIAL and (
-                self._owed or self._free < self._workers or time.monotonic() < self._partials_after
+                self._owed or self._others_running or time.monotonic() < self._partials_after
             ):
                 self._shed(job, "busy")  # counted as stale: it waited, and a final came first
                 continue
@@ -314,6 +317,7 @@ class InferenceQueue:
                 heapq.heappush(self._heap, job)  # a final's render is about to be asked for; released: dispatched
                 break  # only revisions and partials are left behind it
             self._free -= 1
+            self._others_running += job.priority != PARTIAL
             args = (*job.args, job.queued or bool(self._waiting_of(TRANSCRIBE))) if job.tell_behind else job.args
             running = loop.run_in_executor(self._executor, job.fn, *args)
             running.add_done_callback(functools.partial(self._finished, job))
@@ -346,6 +350,7 @@ class InferenceQueue:
             self._speech_free += 1
         else:
             self._free += 1
+            self._others_running -= job.priority != PARTIAL
         if job.priority == TRANSCRIBE:
             self._partials_after = time.monotonic() + self._partial_hold
             if job.owed is not None and not job.future.done() and not done.cancelled() and done.exception() is None:

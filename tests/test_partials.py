@@ -111,7 +111,7 @@ async def test_partial_is_dropped_at_once_when_a_final_waits(pool):  # noqa: F81
 
 async def test_partial_waits_for_an_idle_engine_not_only_a_free_worker():
     # Two workers, one busy with a final's render: a partial would share the CPU with it (or hold the second worker
-    # from the next final), so it is dropped until nothing runs; it never waits in the queue.
+    # from the next final), so it is dropped until no final runs; it never waits in the queue.
     metrics = Metrics()
     with ThreadPoolExecutor(2) as two:
         await _idle_engine_only(InferenceQueue(two, 2, 8, 60, metrics, partial_hold=0.0), metrics)
@@ -133,6 +133,15 @@ async def _idle_engine_only(q: InferenceQueue, metrics: Metrics) -> None:
         assert await running == "blocked"
         assert await q.partial(str, "partial", owner="c", max_wait=5) == "partial"  # idle: it runs
     assert ran == [] and metrics.snapshot()["partials"]["shed"]["busy"] == 1
+    # Two people talking: their partials may run beside each other, one per worker (only finals are kept clear of).
+    gate2, work2 = blocker()
+    first = asyncio.create_task(q.partial(work2, owner="c", max_wait=5))
+    await asyncio.sleep(0.05)
+    async with asyncio.timeout(5):
+        assert await q.partial(str, "second", owner="d", max_wait=5) == "second"
+    gate2.set()
+    async with asyncio.timeout(5):
+        assert await first == "blocked"
 
 
 async def test_no_partial_between_a_transcription_and_its_render(pool):  # noqa: F811
