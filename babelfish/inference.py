@@ -191,7 +191,7 @@ class InferenceQueue:
     ) -> T:
         """Run a transcription; raises `Shed` if the policy skips it. With `owed`, its render is owed once it is done:
         the caller must `owed.release()` (module docstring). With `tell_behind`, `fn` gets one more argument: whether
-        another transcription was waiting as it started."""
+        the engine was behind as it started (module docstring)."""
         deadline = time.monotonic() + self._max_wait
         return await self._submit(fn, args, TRANSCRIBE, owner, deadline, owed, tell_behind)
 
@@ -240,7 +240,8 @@ class InferenceQueue:
         return [j for j in self._heap if j.priority == priority and not j.future.done()]
 
     async def partial(self, fn: Callable[..., T], *args: Any, owner: str, max_wait: float) -> T:
-        """Run a streaming-partial call if the engine is otherwise idle; raises `Shed` ("busy" or "stale")."""
+        """Run a streaming-partial call if no other kind of call runs or waits and a worker is free; raises `Shed`
+        ("busy" or "stale")."""
         if (
             self._owed
             or self._others_running
