@@ -91,8 +91,8 @@ class Settings(BaseSettings):
     asr_compute_type: str = Field("int8", description="CTranslate2 compute type for ASR")
     asr_beam_size: int = Field(
         5, ge=1, le=10,
-        description="beam width of an utterance's first transcription while no other waits for the engine (greedy "
-        "when one does, to keep up); 1: always greedy",
+        description="beam width of an utterance's first transcription while the engine is not behind (greedy when "
+        "it is, to keep up); 1: always greedy",
     )  # fmt: skip
     mt_models: list[Path] = Field(
         default_factory=list, description="extra MT model folders (CTranslate2 or transformers: NLLB, opus-mt, M2M-100)"

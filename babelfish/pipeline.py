@@ -174,7 +174,7 @@ class Pipeline:
         # the wait for whichever finishes last (ASR, by far).
         embedding = asyncio.ensure_future(self._speakers.embed(segment.audio))
 
-        # Careful (the cascade: a beam search) only if no other transcription waits as it starts: a backlog cannot
+        # Careful (the cascade: a beam search) only if the engine is not behind as it starts: a backlog cannot
         # afford the extra engine time (babelfish/inference.py). The same Utterance object is rendered later (an engine
         # may cache its encoding per utterance).
         def transcribe(behind: bool) -> tuple[Utterance, Transcript | None, float, float]:  # in the worker, timed there
