@@ -345,6 +345,19 @@ async def _spoke(*phones: tuple[Echoes, str]) -> None:
     await asyncio.sleep(0.02)
 
 
+async def _a_then_b(s1: Echoes, s2: Echoes, a: Segment, b: Segment) -> tuple[Verdict, Verdict]:
+    """Phones A (server 1) and B (server 2) have spoken in the room; each server registers its copy, then A's verdict
+    is asked for, then B's (each server has heard of the other's copy first)."""
+    await _spoke((s1, "A"), (s2, "B"))
+    s1.register("r", "A", a, envelopes(a.audio))
+    s2.register("r", "B", b, envelopes(b.audio))
+    await asyncio.sleep(0.02)
+    va = await asyncio.wait_for(s1.admit("r", "A", a), 2)
+    await asyncio.sleep(0.02)
+    vb = await asyncio.wait_for(s2.admit("r", "B", b), 2)
+    return va, vb
+
+
 def test_across_servers_the_better_copy_is_kept_once(clip):
     (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
     (b,) = cut(stream([(clip, 0.56, -9)], 5.0, seed=2), net_delay=0.05)
@@ -432,13 +445,7 @@ def test_across_servers_a_copy_standing_by_takes_over_when_the_kept_copys_server
 
     async def run() -> None:
         s1, s2, _, _ = _servers()
-        await _spoke((s1, "A"), (s2, "B"))
-        s1.register("r", "A", a, envelopes(a.audio))
-        s2.register("r", "B", b, envelopes(b.audio))
-        await asyncio.sleep(0.02)
-        va = await asyncio.wait_for(s1.admit("r", "A", a), 2)
-        await asyncio.sleep(0.02)
-        vb = await asyncio.wait_for(s2.admit("r", "B", b), 2)
+        va, vb = await _a_then_b(s1, s2, a, b)
         assert va.keep and not vb.keep and vb.standby is not None
         s2.unreachable("r", "A")  # server 1 died before A's copy was delivered (its cluster node says)
         heir = await asyncio.wait_for(vb.standby, 2)
@@ -522,13 +529,7 @@ def test_across_servers_hostile_frames_are_ignored_and_the_state_stays_bounded(c
         assert sum(len(c.features) for c in kept) <= MAX_ECHO_ROOM_FRAMES and kept[-1].key == "P39:1"
 
         # Alongside: a conversation across the same two servers is decided as ever.
-        await _spoke((s1, "A"), (s2, "B"))
-        s1.register("r", "A", a, envelopes(a.audio))
-        s2.register("r", "B", b, envelopes(b.audio))
-        await asyncio.sleep(0.02)
-        va = await asyncio.wait_for(s1.admit("r", "A", a), 2)
-        await asyncio.sleep(0.02)
-        vb = await asyncio.wait_for(s2.admit("r", "B", b), 2)
+        va, vb = await _a_then_b(s1, s2, a, b)
         assert va.keep and not vb.keep and vb.utterance_id == va.utterance_id
 
     asyncio.run(run())

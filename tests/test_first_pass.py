@@ -30,17 +30,22 @@ def tagged(tag: str, behind: bool) -> tuple[str, bool]:
     return tag, behind
 
 
+def held_until(gate: threading.Event) -> Callable[[bool], bool]:
+    """A transcription that holds its worker until `gate` is set, then says whether it was told it was behind."""
+
+    def held(behind: bool) -> bool:
+        assert gate.wait(10)
+        return behind
+
+    return held
+
+
 async def test_the_queue_tells_a_transcription_whether_another_waits_as_it_starts():
     with ThreadPoolExecutor(1) as pool:
         q = InferenceQueue(pool, 1, 8, 60, Metrics())
         gate = threading.Event()
-
-        def first(behind: bool) -> bool:
-            assert gate.wait(10)
-            return behind
-
         async with asyncio.timeout(10):
-            running = asyncio.create_task(q.transcribe(first, owner="a", tell_behind=True))
+            running = asyncio.create_task(q.transcribe(held_until(gate), owner="a", tell_behind=True))
             await until(lambda: q.busy)
             second = asyncio.create_task(q.transcribe(tagged, "b", owner="b", tell_behind=True))
             third = asyncio.create_task(q.transcribe(tagged, "c", owner="c", tell_behind=True))
@@ -60,14 +65,9 @@ async def test_with_two_workers_a_transcription_that_waited_for_a_worker_is_behi
     with ThreadPoolExecutor(2) as pool:
         q = InferenceQueue(pool, 2, 8, 60, Metrics())
         gate = threading.Event()
-
-        def held(behind: bool) -> bool:
-            assert gate.wait(10)
-            return behind
-
         async with asyncio.timeout(10):
-            a = asyncio.create_task(q.transcribe(held, owner="a", tell_behind=True))
-            b = asyncio.create_task(q.transcribe(held, owner="b", tell_behind=True))  # the second worker
+            a = asyncio.create_task(q.transcribe(held_until(gate), owner="a", tell_behind=True))
+            b = asyncio.create_task(q.transcribe(held_until(gate), owner="b", tell_behind=True))  # the second worker
             await until(lambda: q.busy == 2)
             c = asyncio.create_task(q.transcribe(tagged, "c", owner="c", tell_behind=True))
             await until(lambda: q.waiting == 1)
