@@ -57,7 +57,8 @@ standing by here takes over.
 A server tells its copies only while a phone of another server has spoken in the room lately (`shares`): servers
 holding only listeners there get the phones' speech opening and closing, never envelopes. What other servers tell is
 checked field by field against babelfish/cluster/inbound.py (finite, plausible times; sizes; the remote phones open
-and envelopes kept per room), and a frame that fails is refused with a reason (`remote`), never raised.
+and envelopes kept per room; a copy's verdict and outcome only from the server that told the copy), and a frame that
+fails is refused with a reason (`remote`), never raised.
 """
 
 from __future__ import annotations
@@ -252,6 +253,7 @@ class Copy:
     looked: dict[tuple[str, float], float] = field(default_factory=dict)
     key: str = ""  # names it to the other servers of a cluster
     remote: bool = False  # cut on another server: only that server decides it
+    origin: str = ""  # remote: the server that told it (only its verdict and outcome frames settle it)
     told: bool = False  # local, and told to the other servers (its verdict and outcome follow it there)
 
     @property
@@ -373,17 +375,17 @@ class Echoes:
         if v is not None and copy.told:
             self._tell(room, {"op": "verdict", "k": copy.key, "keep": v.keep, "u": v.utterance_id})
 
-    def remote(self, room: str, body: dict[str, Any], payload: bytes = b"") -> Ignored | None:
-        """A frame from another server's `EchoLink` about its phones in `room`: None once taken, else why it was
-        ignored (the cluster node counts and logs that). Every field is checked against the bounds of
-        babelfish/cluster/inbound.py before anything here changes: a peer may be older, newer or buggy."""
+    def remote(self, room: str, origin: str, body: dict[str, Any], payload: bytes = b"") -> Ignored | None:
+        """A frame from another server's `EchoLink` (`origin`: that server) about its phones in `room`: None once
+        taken, else why it was ignored (the cluster node counts and logs that). Every field is checked against the
+        bounds of babelfish/cluster/inbound.py before anything here changes: a peer may be older, newer or buggy."""
         if not self.config.enabled:
             return None
         op = body.get("op")
         if op == "open":
             return self._remote_open(room, body)
         if op == "copy":
-            return self._remote_copy(room, body, payload)
+            return self._remote_copy(room, origin, body, payload)
         if op in ("verdict", "outcome"):
             key = body.get("k")
             if not short(key):
@@ -395,7 +397,12 @@ class Echoes:
             elif not short(body.get("r"), MAX_OUTCOME_CHARS):
                 return Ignored("echo", "outcome: no result")
             state = self._rooms.get(room)
-            found = next((c for c in state.copies if c.remote and c.key == key), None) if state else None
+            named = [c for c in state.copies if c.remote and c.key == key] if state is not None else []
+            found = next((c for c in named if c.origin == origin), None)
+            if found is None and named:
+                # Only the server that cut a copy settles it: another's `outcome shed` would make a copy standing by
+                # here take over from one that was delivered (said twice).
+                return Ignored("echo_foreign", f"{op}: a copy another server told")
             if state is None or found is None:
                 return None  # its copy frame never came (or expired): nothing here waits on it
             self._remote_news(room, found, body)
@@ -431,7 +438,7 @@ class Echoes:
         state.notify()
         return None
 
-    def _remote_copy(self, room: str, body: dict[str, Any], payload: bytes) -> Ignored | None:
+    def _remote_copy(self, room: str, origin: str, body: dict[str, Any], payload: bytes) -> Ignored | None:
         key, client, q = body.get("k"), body.get("c"), body.get("q")
         if not (short(key) and short(client)):
             return Ignored("echo", "copy: no key or phone id")
@@ -452,12 +459,12 @@ class Echoes:
             return Ignored("echo", "copy: envelopes not within 0..1 (they are scaled to their peak)")
         self._sweep()
         state = self._rooms.setdefault(room, _Room())
-        if any(c.remote and c.key == key for c in state.copies):
-            return Ignored("echo", "copy: a key told before")
+        if any(c.remote and c.key == key and c.origin == origin for c in state.copies):
+            return Ignored("echo", "copy: a key told before")  # (another server's key cannot shadow it)
         snr, level = score
         assert snr is not None and level is not None
         copy = Copy(client, None, start, end, (snr, level), features=features.reshape(-1, BANDS), t0=t0, key=key,
-                    remote=True)  # fmt: skip
+                    remote=True, origin=origin)  # fmt: skip
         self._prune(state, self._clock())
         state.copies.append(copy)
         # Bounded: the remote copies' envelopes in one room (the oldest remote copies go first).

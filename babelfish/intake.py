@@ -221,6 +221,11 @@ class Intake:
             segments, opened, described = await loop.run_in_executor(
                 self._hub.vad_executor, _cut_batch, segmenter, batch, end, snapshot, shared
             )
+            if segments and not shared and echoes.shares(self._room):
+                # A phone of another server spoke up while the batch ran (its first words in the room): its copies of
+                # this speech will wait for ours only if ours are told, with their envelopes, before this phone's
+                # speech is told closed below. Rare (once per room and 30 min), and the envelopes cost milliseconds.
+                described = await asyncio.to_thread(_describe, segments)
             for segment, features in zip(segments, described, strict=True):
                 self._queue(segment, features)
             # Other phones' copies of the same speech wait for this one only while it is open (babelfish/echoes.py),
@@ -363,6 +368,11 @@ def _cut_batch(
             out.append(last)
     features: list[np.ndarray | None] = [envelopes(s.audio) if describe else None for s in out]
     return out, snapshot(segmenter) if snapshot is not None else None, features
+
+
+def _describe(segments: list[Segment]) -> list[np.ndarray | None]:
+    """Each segment's envelopes (a worker thread)."""
+    return [envelopes(s.audio) for s in segments]
 
 
 def _heard_so_far(segmenter: Segmenter, serial: int | None) -> OpenSegment | None:

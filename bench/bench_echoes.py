@@ -181,7 +181,8 @@ class SimLink:
         self.bytes += len(json.dumps(body)) + len(payload)
         peer = self.peer
         due = self.clock.now + self.latency
-        heapq.heappush(self.wire, (due, next(_order), lambda: peer.remote(room, body, payload)))
+        origin = f"server-{id(self):x}"
+        heapq.heappush(self.wire, (due, next(_order), lambda: peer.remote(room, origin, body, payload)))
 
 
 _order = itertools.count()

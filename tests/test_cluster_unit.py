@@ -129,12 +129,14 @@ def test_a_message_for_everyone_reaches_every_room():
     node._on_frame(Envelope("all", "me", "", {"text": "own echo"}).pack())
     # Only a speaker_renamed goes out, in this server's own encoding: anything else on the channel stops here.
     spaced = '{"type": "speaker_renamed", "speaker": {"id": "spk-2", "name": "Jo"}}'
-    for bad in ('{"type":"transcript","text":"injected"}', "not json", '{"type":"speaker_renamed"}',
-                '{"type":"speaker_renamed","speaker":{"id":"spk-1","name":"M"},"html":"<script>"}',
-                '{"type":"speaker_renamed","speaker":{"id":"spk-1","name":"' + "x" * 5000 + '"}}', spaced):  # fmt: skip
+    newer = '{"type":"speaker_renamed","speaker":{"id":"spk-1","name":"M","x":1},"html":"<script>"}'  # a newer server
+    for bad in ('{"type":"transcript","text":"injected"}', "not json", '{"type":"speaker_renamed"}', newer,
+                '{"type":"speaker_renamed","speaker":{"id":"spk-1","name":"' + "x" * 5000 + '"}}', spaced,
+                '{"type":"speaker_renamed","speaker":{"id":"spk-1","name":7}}'):  # fmt: skip
         node._on_frame(Envelope("all", "other", "", {"text": bad}).pack())
     again = '{"type":"speaker_renamed","speaker":{"id":"spk-2","name":"Jo"}}'
-    assert drain(ann) == [text, again] and drain(joe) == [text, again]
+    without = '{"type":"speaker_renamed","speaker":{"id":"spk-1","name":"M"}}'  # what this one does not know: left out
+    assert drain(ann) == [text, without, again] and drain(joe) == [text, without, again]
 
 
 def test_a_relayed_revision_revises_the_relayed_pieces():
@@ -235,14 +237,14 @@ def test_one_phone_per_voice_frames_go_to_the_rooms_other_servers_and_come_back_
     room = rooms.join(member("ann", "en"))
     node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me")
     node._set_up(True)
-    got: list[tuple[str, dict, bytes]] = []
+    got: list[tuple[str, str, dict, bytes]] = []
 
     class Sink:
-        def remote(self, r: str, body: dict, payload: bytes = b"") -> None:
-            got.append((r, body, payload))
+        def remote(self, r: str, origin: str, body: dict, payload: bytes = b"") -> None:
+            got.append((r, origin, body, payload))
 
         def unreachable(self, r: str, client: str) -> None:
-            got.append((r, {"unreachable": client}, b""))
+            got.append((r, "", {"unreachable": client}, b""))
 
     node.listen_echoes(Sink())
     assert not node.shares("r")  # nobody elsewhere: nothing to tell
@@ -257,12 +259,12 @@ def test_one_phone_per_voice_frames_go_to_the_rooms_other_servers_and_come_back_
 
     node._on_frame(Envelope("echo", "other", "r", {"op": "verdict", "k": "bob:1"}, b"").pack())
     node._on_frame(Envelope("echo", "me", "r", {"op": "verdict", "k": "ann:1"}, b"").pack())  # our own: ignored
-    assert got == [("r", {"op": "verdict", "k": "bob:1"}, b"")]
+    assert got == [("r", "other", {"op": "verdict", "k": "bob:1"}, b"")]  # with its sender: only it settles bob:1
     node._on_frame(Envelope("leave", "other", "r", {"id": "bob"}).pack())  # left: its server finishes its speech
-    assert got[-1] == ("r", {"op": "open", "c": "bob", "since": None}, b"")
+    assert got[-1] == ("r", "other", {"op": "open", "c": "bob", "since": None}, b"")
     room.remote["eve"] = RemoteMember("eve", "Eve", "en", True, "dead")
     node._reconcile(room, {}, since=None)  # its server is gone: nothing more of it will come
-    assert got[-1] == ("r", {"unreachable": "eve"}, b"")
+    assert got[-1] == ("r", "", {"unreachable": "eve"}, b"")
 
 
 # --- what a server accepts from the others (babelfish/cluster/inbound.py) -------------------------------------------
@@ -299,7 +301,9 @@ def test_hostile_frames_are_ignored_counted_by_reason_and_the_room_goes_on():
         "result": [_frame("result", {"text": 7, "language": "de"}),
                    _frame("result", {"text": "not json", "language": "de"}),
                    _frame("result", {"text": '{"type":"welcome"}', "language": "de"}),
-                   _frame("result", {"text": transcript[:-1] + ',"html":"<script>"}', "language": "de"}),
+                   _frame("result", {"text": transcript.replace('"latency_ms":300', '"latency_ms":"soon"'),
+                                     "language": "de"}),
+                   _frame("result", {"text": transcript.replace('"transcript"', '"reaction"'), "language": "de"}),
                    _frame("result", {"text": transcript, "language": {"de": 1}}),
                    _frame("result", {"text": transcript, "language": "de"}, b"pcm?"),
                    _frame("result", {"text": audio, "language": "de", "audio": True}, b"\x00" * 6),
@@ -343,9 +347,64 @@ def test_hostile_frames_are_ignored_counted_by_reason_and_the_room_goes_on():
     assert node.status()["ignored"] == sum(expected.values())
 
 
+def test_a_copy_is_settled_only_by_the_server_that_told_it():
+    """The node hands the sender to the filter: a third server's outcome for another server's kept copy is refused
+    (echo_foreign), the real sender's is taken."""
+    import asyncio
+    import time
+
+    import numpy as np
+
+    from babelfish.echoes import EchoConfig, Echoes
+
+    async def run() -> None:
+        rooms = Rooms(10, 10)
+        rooms.join(member("ann", "en"))
+        metrics = Metrics()
+        node = RedisCluster("redis://127.0.0.1:1/0", rooms, metrics, server_id="me")
+        echoes = Echoes(EchoConfig(), lambda: "u1")
+        node.listen_echoes(echoes)
+        node._on_frame(_frame("join", {"id": "bob", "name": "Bob", "language": "en", "server": "other"}))
+        now = time.time()
+        copy = {"op": "copy", "k": "bob:1", "c": "bob", "s": now - 1, "e": now, "t0": now - 1.1, "q": [20.0, -30.0]}
+        node._on_frame(_frame("echo", copy, np.full((100, 8), 0.5, "<f2").tobytes()))
+        node._on_frame(_frame("echo", {"op": "verdict", "k": "bob:1", "keep": True, "u": "u7"}))
+        (kept,) = echoes._rooms["r"].copies
+        assert kept.outcome is not None and not kept.outcome.done()
+        node._on_frame(_frame("echo", {"op": "outcome", "k": "bob:1", "r": "shed"}, origin="third"))
+        assert metrics.cluster_ignored["echo_foreign"] == 1 and not kept.outcome.done()
+        node._on_frame(_frame("echo", {"op": "outcome", "k": "bob:1", "r": "ok"}))
+        assert kept.outcome.result() == "ok" and node.status()["ignored"] == 1
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+
+
+def test_a_newer_servers_results_are_forwarded_without_what_this_server_does_not_know():
+    """Rolling upgrades: a newer server may add fields to the messages it relays; this one forwards them in its own
+    encoding, without those fields, rather than refuse every result that server renders. A known field with a wrong
+    value or an unknown message type is still refused, and what clients send stays strict."""
+    rooms = Rooms(10, 10)
+    ann = member("ann", "de")
+    rooms.join(ann)
+    metrics = Metrics()
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, metrics, server_id="me")
+    newer = json.loads(TRANSCRIPT) | {"confidence": 0.9}
+    newer["speaker"] = {**newer["speaker"], "pronouns": "he"}
+    node._on_frame(_frame("result", {"text": json.dumps(newer), "language": None}))
+    header = json.loads(AUDIO) | {"codec_hint": "x"}
+    node._on_frame(_frame("result", {"text": json.dumps(header), "language": "de", "audio": True}, b"\x01\x02\x03\x04"))
+    assert drain(ann) == [TRANSCRIPT, (AUDIO, b"\x01\x02\x03\x04")]
+    for bad in ({**newer, "latency_ms": "soon"}, {**newer, "speaker": {"id": "bob", "name": None, "pronouns": "he"}},
+                {**newer, "type": "reaction"}, {k: v for k, v in newer.items() if k != "text"}):  # fmt: skip
+        node._on_frame(_frame("result", {"text": json.dumps(bad), "language": None}))
+    assert drain(ann) == [] and metrics.cluster_ignored["result"] == 4
+    with pytest.raises(proto.ProtocolError, match="Extra inputs"):  # the client edge is as strict as ever
+        proto.parse_client_message('{"type": "ping", "sent_by": "a newer page"}', 4096)
+
+
 def test_a_failure_while_handling_a_frame_is_logged_and_counted_not_raised(caplog):
     class Broken:
-        def remote(self, room: str, body: dict, payload: bytes = b"") -> None:
+        def remote(self, room: str, origin: str, body: dict, payload: bytes = b"") -> None:
             raise RuntimeError("a bug in the filter")
 
         def unreachable(self, room: str, client: str) -> None:
@@ -391,10 +450,11 @@ def test_what_peers_make_a_server_keep_is_bounded(monkeypatch):
         b"noserver": json.dumps({k: v for k, v in good.items() if k != "server"}).encode(),
     }
     before = metrics.cluster_ignored["member"]
-    assert list(node._members_of(table)) == ["bob"]
-    assert metrics.cluster_ignored["member"] - before == 6
+    assert list(node._members_of(table)[0]) == ["bob"] and node._members_of(table)[1]  # read whole
+    assert metrics.cluster_ignored["member"] - before == 12
     crowded = {f"p{i}".encode(): json.dumps({**good, "id": f"p{i}"}).encode() for i in range(1000)}
-    assert len(node._members_of(crowded)) == 10  # twice the room's capacity at most
+    read, whole = node._members_of(crowded)
+    assert len(read) == 10 and not whole  # twice the room's capacity at most
 
 
 def test_the_log_of_ignored_frames_cannot_flood():
@@ -460,3 +520,116 @@ def test_relayed_utterances_waiting_for_a_slow_archive_are_bounded():
         assert len(written) == MAX_ARCHIVE_PENDING and node._archiving == 0
 
     asyncio.run(run())
+
+
+# --- the heartbeat, against a Redis that only keeps hashes and alive keys ----------------------------------------
+
+
+class _Pipe:
+    def __init__(self, redis: "_Redis") -> None:
+        self._redis, self._ops = redis, []  # type: ignore[var-annotated]
+
+    def set(self, key: str, value: str, px: int) -> None:
+        self._ops.append(lambda: True)
+
+    def hset(self, key: str, mapping: dict) -> None:
+        self._ops.append(lambda: self._redis.tables.setdefault(key, {}).update(
+            {f.encode(): v.encode() for f, v in mapping.items()}))  # fmt: skip
+
+    def pexpire(self, key: str, ms: int) -> None:
+        self._ops.append(lambda: True)
+
+    def hgetall(self, key: str) -> None:
+        self._ops.append(lambda: dict(self._redis.tables.get(key, {})))
+
+    def hdel(self, key: str, *fields: str) -> None:
+        self._ops.append(lambda: [self._redis.tables.get(key, {}).pop(f.encode(), None) for f in fields])
+
+    async def execute(self) -> list:
+        return [op() for op in self._ops]
+
+
+class _Redis:
+    """What the heartbeat asks of Redis: pipelines of set/hset/pexpire/hgetall/hdel, and MGET of alive keys."""
+
+    def __init__(self, alive: set[str]) -> None:
+        self.tables: dict[str, dict[bytes, bytes]] = {}
+        self.alive = alive
+
+    def pipeline(self, transaction: bool = False) -> _Pipe:
+        return _Pipe(self)
+
+    async def mget(self, keys: list[str]) -> list:
+        from babelfish.cluster.redis_node import alive_key
+
+        return [b"1" if any(k == alive_key(s) for s in self.alive) else None for k in keys]
+
+
+def _entry(pid: str, server: str) -> tuple[bytes, bytes]:
+    return pid.encode(), json.dumps({"id": pid, "name": pid, "language": "en", "server": server}).encode()
+
+
+def test_a_room_table_too_large_to_read_whole_never_drops_live_members():
+    """Crashed servers' leftovers overflow a room's table (more than it can hold): the members not read are not taken
+    for gone (they would leave and rejoin at every beat, their kept copies counted lost); those whose server is dead
+    still go; the leftovers read are deleted, until the table is read whole again."""
+    import asyncio
+
+    from babelfish.cluster.redis_node import room_key
+
+    async def run() -> None:
+        rooms = Rooms(10, 3)  # a table read holds at most 6 entries
+        ann = member("ann", "en")
+        room = rooms.join(ann)
+        node = RedisCluster("redis://127.0.0.1:1/0", rooms, Metrics(), server_id="me", heartbeat_seconds=0.01)
+        redis = node._redis = _Redis({"s2"})  # type: ignore[assignment]
+        leftovers = dict(_entry(f"ghost{i}", "crashed") for i in range(8))  # read first: the live ones are not read
+        redis.tables[room_key("r")] = {**leftovers, **dict([_entry("bob", "s2"), _entry("carl", "dead")])}
+        room.remote["bob"] = RemoteMember("bob", "bob", "en", True, "s2")
+        room.remote["carl"] = RemoteMember("carl", "carl", "en", True, "dead")
+        node._listening = True
+        await node._heartbeat()
+        assert set(room.remote) == {"bob"}  # bob was not read but his server is alive; carl's is not
+        left = [json.loads(m)["who"]["id"] for m in drain(ann)]
+        assert left == ["carl"]
+        await node._heartbeat()  # 6 leftovers were deleted at the first beat: the rest is read whole now
+        assert set(redis.tables[room_key("r")]) == {b"ann", b"bob"}
+        assert set(room.remote) == {"bob"} and drain(ann) == []
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+
+
+def test_a_failing_filter_cannot_fail_the_heartbeat_nor_the_other_rooms_clean_up(caplog):
+    """A member whose server died leaves through the filter (`unreachable`): if that raises (a bug), the beat still
+    goes through (else the node would go down and drop every room's remote members), and Redis going down still
+    empties every room, not only the rooms before the failing one; each failure is counted and logged."""
+    import asyncio
+
+    class Broken:
+        def remote(self, room: str, origin: str, body: dict, payload: bytes = b"") -> None:
+            raise RuntimeError("a bug in the filter")
+
+        def unreachable(self, room: str, client: str) -> None:
+            raise RuntimeError("a bug in the filter")
+
+    async def run() -> None:
+        rooms = Rooms(10, 10)
+        one = rooms.join(member("ann", "en"))
+        two = rooms.join(Participant("joe", "joe", "en", "r2", Outbox(100, 1_000_000, lambda: None)))
+        metrics = Metrics()
+        node = RedisCluster("redis://127.0.0.1:1/0", rooms, metrics, server_id="me")
+        node._redis = _Redis({"s2"})  # type: ignore[assignment]
+        node.listen_echoes(Broken())
+        node._listening = True
+        one.remote["carl"] = RemoteMember("carl", "carl", "en", True, "dead")
+        one.remote["bob"] = RemoteMember("bob", "bob", "en", True, "s2")
+        node._redis.tables["babelfish:room:r"] = dict([_entry("bob", "s2")])  # type: ignore[attr-defined]
+        await node._heartbeat()  # carl's server is dead: he leaves, and the filter fails
+        assert set(one.remote) == {"bob"} and metrics.cluster_ignored["failed"] == 1
+        two.remote["dan"] = RemoteMember("dan", "dan", "en", True, "s2")
+        node._set_up(True)
+        node._set_up(False)  # Redis down: nobody elsewhere can be reached, in any room
+        assert one.remote == {} and two.remote == {} and metrics.cluster_ignored["failed"] == 3
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+    assert "a bug in the filter" in caplog.text

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -19,6 +19,7 @@ from babelfish import echoes as echoes_module
 from babelfish import intake as intake_module
 from babelfish.app import create_app
 from babelfish.cluster.envelope import Envelope, unpack
+from babelfish.cluster.inbound import Ignored
 from babelfish.config import Settings
 from babelfish.echoes import HORIZON, EchoConfig, Echoes, Verdict, envelopes, make_copy, same_speech
 from babelfish.engines.base import Transcript, Utterance
@@ -306,7 +307,10 @@ def test_envelopes_are_compared_off_the_event_loop(clip, monkeypatch):
 class _Link:
     """One server's EchoLink: frames reach the other server's Echoes a few ms later (as over Redis), in order."""
 
-    def __init__(self, latency: float = 0.003) -> None:
+    refused: ClassVar[list[tuple[str, object, Ignored]]] = []  # a cooperating server's frames refused by the other
+
+    def __init__(self, name: str, latency: float = 0.003) -> None:
+        self.name = name  # the server it speaks for (the origin of its frames)
         self.peer: Echoes | None = None
         self.sent: list[tuple[dict, int]] = []  # (body, payload bytes)
         self.latency = latency
@@ -318,7 +322,22 @@ class _Link:
         self.sent.append((body, len(payload)))
         assert self.peer is not None
         json.dumps(body)  # what goes over the wire is JSON
-        asyncio.get_running_loop().call_later(self.latency, self.peer.remote, room, body, payload)
+        asyncio.get_running_loop().call_later(self.latency, self._arrive, room, body, payload)
+
+    def _arrive(self, room: str, body: dict, payload: bytes) -> None:
+        assert self.peer is not None
+        why = self.peer.remote(room, self.name, body, payload)
+        if why is not None:  # raised here, it would only reach asyncio's log: checked after each test instead
+            _Link.refused.append((self.name, body.get("op"), why))
+
+
+@pytest.fixture(autouse=True)
+def _no_frame_refused() -> Iterator[None]:
+    """A server following the protocol never has a frame refused by the other (how a refused legitimate frame, a
+    duplicate delivered later, would show)."""
+    _Link.refused.clear()
+    yield
+    assert _Link.refused == []
 
 
 def _servers(**kw: object) -> tuple[Echoes, Echoes, _Link, _Link]:
@@ -329,7 +348,7 @@ def _servers(**kw: object) -> tuple[Echoes, Echoes, _Link, _Link]:
     def clock() -> float:
         return 5.0 + time.monotonic() - began
 
-    one, two = _Link(), _Link()
+    one, two = _Link("s1"), _Link("s2")
     s1 = Echoes(EchoConfig(**kw), lambda: f"u{next(ids)}", clock, link=one)  # type: ignore[arg-type]
     s2 = Echoes(EchoConfig(**kw), lambda: f"u{next(ids)}", clock, link=two)  # type: ignore[arg-type]
     one.peer, two.peer = s2, s1
@@ -454,10 +473,11 @@ def test_across_servers_a_copy_standing_by_takes_over_when_the_kept_copys_server
     asyncio.run(run())
 
 
-def _wire(body: dict, payload: bytes = b"") -> tuple[dict, bytes]:
-    """A frame as another server's node writes it and ours reads it back (JSON keeps NaN and Infinity)."""
-    env = unpack(Envelope("echo", "peer", "r", body, payload).pack())
-    return env.body, env.payload
+def _wire(body: dict, payload: bytes = b"", origin: str = "peer") -> tuple[str, dict, bytes]:
+    """A frame as another server's node writes it and ours reads it back (JSON keeps NaN and Infinity): its sender,
+    body and payload, as `Echoes.remote` takes them."""
+    env = unpack(Envelope("echo", origin, "r", body, payload).pack())
+    return env.origin, env.body, env.payload
 
 
 def _copy_frame(key: str, client: str, frames: int = 100, seed: int = 0) -> tuple[dict, bytes]:
@@ -476,6 +496,34 @@ def test_across_servers_a_copy_voiced_from_its_first_window_is_accepted():
         assert s1.remote("r", *_wire(body, envelope)) is None, skew
     huge = s1.remote("r", *_wire({"op": "open", "c": "B", "since": 10**400}))  # beyond any float: refused, no error
     assert huge is not None and huge.reason == "echo"
+
+
+def test_across_servers_only_the_server_that_told_a_copy_settles_it(clip):
+    """A third server's forged `outcome shed` (or verdict) for server 1's kept copy is refused: the copy standing by on
+    server 2 does not take over (the utterance would be said twice). A key a third server told first shadows nothing;
+    server 1's own frames still settle its copy."""
+    (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
+    (b,) = cut(stream([(clip, 0.56, -9)], 5.0, seed=2), net_delay=0.05)
+
+    async def run() -> None:
+        s1, s2, one, _ = _servers()
+        shadow, envelope = _copy_frame("A:1", "X")
+        assert s2.remote("r", *_wire(shadow, envelope, origin="s3")) is None  # told before server 1's own "A:1"
+        va, vb = await _a_then_b(s1, s2, a, b)
+        assert va.keep and not vb.keep and vb.standby is not None and va.outcome is not None
+        (key,) = [body["k"] for body, _ in one.sent if body["op"] == "copy"]
+        assert key == "A:1"
+        shed, verdict = {"op": "outcome", "k": key, "r": "shed"}, {"op": "verdict", "k": key, "keep": False, "u": ""}
+        assert s2.remote("r", *_wire(shed, origin="s3")) is None  # its own "A:1": nothing here waits on that one
+        for body in (verdict, shed):
+            why = s2.remote("r", *_wire(body, origin="s4"))
+            assert why is not None and why.reason == "echo_foreign", body
+        await asyncio.sleep(0.05)
+        assert not vb.standby.done()  # B did not take over
+        va.outcome.set_result("ok")  # server 1 delivered A and says so: B is done with
+        assert await asyncio.wait_for(vb.standby, 2) is None
+
+    asyncio.run(run())
 
 
 def test_across_servers_hostile_frames_are_ignored_and_the_state_stays_bounded(clip):
@@ -561,6 +609,45 @@ def test_across_servers_copies_are_told_only_where_a_phone_of_another_server_spe
         assert [body["op"] for body, _ in one.sent] == ["copy"]
 
     asyncio.run(run())
+
+
+@pytest.mark.timeout(60)
+def test_a_copy_cut_while_a_phone_of_another_server_first_spoke_up_is_told(tmp_path, clip, monkeypatch):
+    """Through the intake: the room begins to share (a phone on another server spoke for the first time) while the VAD
+    batch that cuts this phone's utterance runs. Its copy is told anyway, with its envelopes, before the phone's speech
+    is told closed: else the other server's copy of the same speech would not wait for it (said twice)."""
+    spoke = threading.Event()
+    real = intake_module._cut_batch
+
+    def cut_batch(*args: Any) -> Any:
+        out = real(*args)
+        if out[0]:  # the cut: the other server's phone has spoken meanwhile
+            spoke.set()
+        return out
+
+    class Link:
+        def __init__(self) -> None:
+            self.sent: list[tuple[dict, int]] = []
+
+        def shares(self, room: str) -> bool:
+            return True
+
+        def echo(self, room: str, body: dict, payload: bytes = b"") -> None:
+            self.sent.append((body, len(payload)))
+
+    monkeypatch.setattr(intake_module, "_cut_batch", cut_batch)
+    with _listener_and_phone(tmp_path) as (c, listener, phone, welcome):
+        echoes = c.app.state.hub.echoes  # type: ignore[attr-defined]
+        link = echoes.link = Link()
+        echoes.shares = lambda room: spoke.is_set()  # what the other server's open frame makes it say
+        pcm = pcm16(stream([(clip, 0.3, 0)], 4.5, seed=1))
+        for i in range(0, len(pcm), 640):  # at once: one batch opens and cuts it (within the audio burst allowed)
+            phone.send_bytes(pcm[i : i + 640])
+        (transcript,) = [m for m in _listen(listener, settle=0.2) if m["type"] == "transcript"]
+    assert transcript["client_id"] == welcome["client_id"]
+    told = [i for i, (body, n) in enumerate(link.sent) if body["op"] == "copy" and n > 0]  # with its envelopes
+    closed = [i for i, (body, _) in enumerate(link.sent) if body["op"] == "open" and body["since"] is None]
+    assert told and all(told[0] < i for i in closed), link.sent
 
 
 # --- through the app: two phones in one room, a listener counting what it gets ---------------------------------

@@ -16,8 +16,8 @@ from babelfish.transcripts import Entry
 class EchoSink(Protocol):
     """Where one-phone-per-voice frames from the other servers go (babelfish/echoes.py)."""
 
-    def remote(self, room: str, body: dict[str, Any], payload: bytes = b"") -> Ignored | None:
-        """A frame about the phones of another server in `room` (its name here): None once taken, else why not."""
+    def remote(self, room: str, origin: str, body: dict[str, Any], payload: bytes = b"") -> Ignored | None:
+        """A frame from server `origin` about its phones in `room` (its name here): None once taken, else why not."""
         ...
 
     def unreachable(self, room: str, client: str) -> None:

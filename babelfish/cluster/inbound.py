@@ -15,9 +15,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeGuard, get_args
+from typing import Any, Literal, TypeGuard, TypeVar, get_args
 
-from pydantic import Field, TypeAdapter, ValidationError
+import pydantic_core
+from pydantic import BaseModel, ValidationError
 
 from babelfish import protocol as proto
 from babelfish.rooms import RemoteMember
@@ -59,7 +60,7 @@ Reason = Literal[
     "all",  # a message for everyone that is not a speaker_renamed
     "echo",  # a one-phone-per-voice frame that makes no sense: types, non-finite or far-off times, sizes, local ops
     "echo_limit",  # one that would go over a bound (remote phones open in a room)
-    "echo_foreign",  # one about a phone of this server, or of another server than its sender's
+    "echo_foreign",  # one about a phone (or a copy's verdict, outcome) of this server or another than its sender
     "failed",  # handling it raised (a bug here): logged with its traceback, the listener goes on
 ]
 REASONS: tuple[Reason, ...] = get_args(Reason)
@@ -147,7 +148,43 @@ Relayed = (
     proto.Transcript | proto.Translation | proto.Partial | proto.PartialEnd | proto.AudioHeader | proto.HeardBy
     | proto.Notice | proto.Revision
 )  # fmt: skip
-_relayed: TypeAdapter[Relayed] = TypeAdapter(Annotated[Relayed, Field(discriminator="type")])
+RELAYED: dict[str, type[proto._Out]] = {m.model_fields["type"].default: m for m in get_args(Relayed)}  # by type
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def known(model: type[BaseModel], data: object) -> object:
+    """`data` with only the fields `model` knows, nested messages too (a speaker): what a newer version added to a
+    message is left out. The fields kept are validated as strictly as ever."""
+    if not isinstance(data, dict):
+        return data
+    return {name: _known_value(f.annotation, data[name]) for name, f in model.model_fields.items() if name in data}
+
+
+def _known_value(annotation: object, value: object) -> object:
+    for kind in (annotation, *get_args(annotation)):  # Speaker, or Speaker | None
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            return known(kind, value)
+    return value
+
+
+def client_message(text: str, models: dict[str, type[M]]) -> M | Ignored:
+    """A server → client message another server encoded, as one of `models` (by its `type`). Rolling upgrades: a
+    newer server may add fields, which this one does not know and leaves out of its own encoding, rather than refuse
+    every result that server renders. Unknown types, and known fields with wrong types or values, are still refused.
+    (What a client sends stays strict: babelfish/protocol.py.)"""
+    try:
+        data = pydantic_core.from_json(text)  # the parser pydantic's validate_json uses (nesting limited)
+    except ValueError:
+        return Ignored("result", "not JSON")
+    kind = data.get("type") if isinstance(data, dict) else None
+    model = models.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return Ignored("result", f"not a relayed client message type ({str(kind)[:40]!r})")
+    try:
+        return model.model_validate(known(model, data))
+    except ValidationError as exc:
+        return Ignored("result", f"{kind}: not a valid message ({exc.error_count()} errors)")
 
 
 @dataclass(frozen=True)
@@ -172,10 +209,9 @@ def result(body: dict[str, Any], payload: bytes) -> Result | Ignored:
         return Ignored("result", "language is not a language code")
     if not isinstance(audio, bool) or not isinstance(audio_only, bool):
         return Ignored("result", "audio flags are not true or false")
-    try:
-        message = _relayed.validate_json(text)
-    except ValidationError as exc:
-        return Ignored("result", f"not a relayed client message ({exc.error_count()} errors)")
+    message = client_message(text, RELAYED)
+    if isinstance(message, Ignored):
+        return message
     if isinstance(message, proto.AudioHeader) != audio:
         return Ignored("result", "audio flag and message disagree")
     if audio:

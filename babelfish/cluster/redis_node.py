@@ -259,7 +259,7 @@ class RedisCluster:
         try:
             async with asyncio.timeout(self._beat):
                 table = await self._redis.hgetall(room_key(locked_name(room, digest)))
-                members = [m for m in self._members_of(table).values() if m.server != self.server_id]
+                members = [m for m in self._members_of(table)[0].values() if m.server != self.server_id]
                 servers = sorted({m.server for m in members})
                 flags = await self._redis.mget([alive_key(x) for x in servers]) if servers else []
         except FAILURES as exc:
@@ -369,8 +369,11 @@ class RedisCluster:
         sent = time.monotonic()
         replies = (await pipe.execute())[1:]
         tables = [replies[i] for i in range(len(replies)) if _is_table(replies[i])]
-        entries = [self._members_of(t) for t in tables]
-        servers = sorted({m.server for es in entries for m in es.values()} - {self.server_id})
+        read = [self._members_of(t) for t in tables]
+        entries = [members for members, _ in read]
+        # The servers of the members read, and of those already here (a table read in part may not show them).
+        named = {m.server for es in entries for m in es.values()} | {m.server for r in rooms for m in r.remote.values()}
+        servers = sorted(named - {self.server_id})
         alive: set[str] = set()
         if servers:
             flags = await self._redis.mget([alive_key(s) for s in servers])
@@ -378,7 +381,7 @@ class RedisCluster:
         alive.add(self.server_id)
         cleanup = self._redis.pipeline(transaction=False)
         stale = 0
-        for room, members in zip(rooms, entries, strict=True):
+        for room, (members, whole) in zip(rooms, read, strict=True):
             gone = [m.id for m in members.values() if m.server not in alive]
             gone += [m.id for m in members.values() if m.server == self.server_id and m.id not in room.members]
             if gone:
@@ -387,7 +390,7 @@ class RedisCluster:
             if self._rooms.get(room.name) is not room or not self._listening:
                 continue  # emptied meanwhile; or deaf to the room's channel, so not in the cluster yet
             remote = {i: m for i, m in members.items() if m.server != self.server_id and m.server in alive}
-            self._reconcile(room, remote, since=sent)
+            self._reconcile(room, remote, since=sent, alive=None if whole else alive)
         if stale:
             await cleanup.execute()
         horizon = time.monotonic() - 10 * self._beat
@@ -520,7 +523,7 @@ class RedisCluster:
             there = room.remote.get(client)
             if client in room.members or (there is not None and there.server != env.origin):
                 return Ignored("echo_foreign", "a frame about a phone of another server")
-        return self._echo_sink.remote(room.name, env.body, env.payload)
+        return self._echo_sink.remote(room.name, env.origin, env.body, env.payload)
 
     def _hear(self, room: str, pid: str) -> None:
         """A presence change heard now, newer than any heartbeat snapshot taken before. Bounded: beyond MAX_HEARD a
@@ -538,10 +541,10 @@ class RedisCluster:
         self._archiving += 1
         self._tasks.spawn(self._archive_later(room, entry))
 
-    def _members_of(self, table: dict[Any, Any]) -> dict[str, RemoteMember]:
+    def _members_of(self, table: dict[Any, Any]) -> tuple[dict[str, RemoteMember], bool]:
         """A room's table in Redis (participant id -> its JSON), written by every server: what is not a plausible
         participant, under its own id, is ignored (counted at every read while it stays there), and no more entries
-        are read than a room can hold."""
+        are read than a room can hold. With whether the whole table was read."""
         members: dict[str, RemoteMember] = {}
         limit = 2 * self._rooms.max_per_room  # a room never holds more (twice: servers admitting at the same time)
         if len(table) > limit:
@@ -560,15 +563,28 @@ class RedisCluster:
                 self._tally.ignore(found, server if isinstance(server, str) else "?")
             elif found.server:
                 members[found.id] = found
-        return members
+        return members, len(table) <= limit
 
-    def _reconcile(self, room: Room, remote: dict[str, RemoteMember], since: float | None) -> None:
-        """Make `room.remote` what Redis says, except where pub/sub told us something newer than the snapshot."""
+    def _reconcile(
+        self, room: Room, remote: dict[str, RemoteMember], since: float | None, alive: set[str] | None = None
+    ) -> None:
+        """Make `room.remote` what Redis says, except where pub/sub told us something newer than the snapshot.
+
+        `alive` (the servers alive now): the room's table was too large to read whole, so a member missing from what
+        was read may simply not have been read; only those whose server is dead leave then. Removing the others would
+        make live members leave and rejoin at every beat (their kept copies counted as lost: duplicates). Reading the
+        alive servers' entries first would not do: which entries those are is only known once every entry is parsed,
+        the work the cap bounds against a table anyone with Redis access can grow, and live entries alone can overflow
+        it (a buggy server). Departures still come as leave frames, and the read part's stale entries are deleted at
+        each beat, so a table overgrown by crashed servers' leftovers is read whole again within a few beats."""
 
         def newer(pid: str) -> bool:
             return since is not None and self._heard.get((room.name, pid), 0.0) > since
 
-        for pid in [pid for pid in room.remote if pid not in remote and not newer(pid)]:
+        def gone(pid: str, member: RemoteMember) -> bool:
+            return pid not in remote and not newer(pid) and (alive is None or member.server not in alive)
+
+        for pid in [pid for pid, member in room.remote.items() if gone(pid, member)]:
             self._remove(room, pid, unreachable=True)
         for pid, member in remote.items():
             if pid not in room.remote and not newer(pid):
@@ -580,10 +596,10 @@ class RedisCluster:
         text = env.body.get("text")
         if not isinstance(text, str) or len(text) > MAX_ALL_BYTES:
             return Ignored("all", "no message, or one too long for a speaker_renamed")
-        try:
-            text = proto.SpeakerRenamed.model_validate_json(text).encode()
-        except ValueError:
-            return Ignored("all", "not a speaker_renamed")
+        renamed = inbound.client_message(text, {"speaker_renamed": proto.SpeakerRenamed})
+        if isinstance(renamed, Ignored):
+            return Ignored("all", f"not a speaker_renamed: {renamed.detail}")
+        text = renamed.encode()
         for room in self._rooms:
             for p in list(room.members.values()):
                 p.outbox.put(text)
@@ -623,10 +639,13 @@ class RedisCluster:
             room.broadcast(proto.Participants(room=room.name, event="leave", who=member.info(), count=room.count))
             if self._echo_sink is None:
                 return
-            if unreachable:  # its kept copies' outcomes will never come
-                self._echo_sink.unreachable(room.name, pid)
-            else:  # not mid-utterance any more
-                self._echo_sink.remote(room.name, {"op": "open", "c": pid, "since": None})
+            try:
+                if unreachable:  # its kept copies' outcomes will never come
+                    self._echo_sink.unreachable(room.name, pid)
+                else:  # not mid-utterance any more
+                    self._echo_sink.remote(room.name, member.server, {"op": "open", "c": pid, "since": None})
+            except Exception as exc:  # a bug in the filter must not fail the heartbeat, nor the other rooms' clean-up
+                self._tally.ignore(Ignored("failed", f"{pid} leaving: {type(exc).__name__}: {exc}"), member.server)
 
 
 def _deliver(room: Room, result: Result) -> None:
