@@ -498,28 +498,30 @@ def test_across_servers_a_copy_voiced_from_its_first_window_is_accepted():
     assert huge is not None and huge.reason == "echo"
 
 
-def test_across_servers_only_the_server_that_told_a_copy_settles_it(clip):
+@pytest.mark.parametrize("shadowed", [False, True])
+def test_across_servers_only_the_server_that_told_a_copy_settles_it(clip, shadowed):
     """A third server's forged `outcome shed` (or verdict) for server 1's kept copy is refused: the copy standing by on
-    server 2 does not take over (the utterance would be said twice). A key a third server told first shadows nothing;
-    server 1's own frames still settle its copy."""
+    server 2 does not take over (the utterance would be said twice). `shadowed`: a third server told a copy under
+    the same key first, which hides nothing of server 1's. Server 1's own frames still settle its copy."""
     (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
     (b,) = cut(stream([(clip, 0.56, -9)], 5.0, seed=2), net_delay=0.05)
 
     async def run() -> None:
         s1, s2, one, _ = _servers()
-        shadow, envelope = _copy_frame("A:1", "X")
-        assert s2.remote("r", *_wire(shadow, envelope, origin="s3")) is None  # told before server 1's own "A:1"
+        if shadowed:
+            assert s2.remote("r", *_wire(*_copy_frame("A:1", "X"), origin="s3")) is None
         va, vb = await _a_then_b(s1, s2, a, b)
         assert va.keep and not vb.keep and vb.standby is not None and va.outcome is not None
         (key,) = [body["k"] for body, _ in one.sent if body["op"] == "copy"]
         assert key == "A:1"
         shed, verdict = {"op": "outcome", "k": key, "r": "shed"}, {"op": "verdict", "k": key, "keep": False, "u": ""}
-        assert s2.remote("r", *_wire(shed, origin="s3")) is None  # its own "A:1": nothing here waits on that one
-        for body in (verdict, shed):
+        if shadowed:
+            assert s2.remote("r", *_wire(shed, origin="s3")) is None  # its own "A:1": nothing here waits on that one
+        for body in (shed, verdict):
             why = s2.remote("r", *_wire(body, origin="s4"))
             assert why is not None and why.reason == "echo_foreign", body
-        await asyncio.sleep(0.05)
-        assert not vb.standby.done()  # B did not take over
+            await asyncio.sleep(0.05)
+            assert not vb.standby.done()  # B did not take over
         va.outcome.set_result("ok")  # server 1 delivered A and says so: B is done with
         assert await asyncio.wait_for(vb.standby, 2) is None
 
