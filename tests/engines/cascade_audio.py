@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,9 @@ _NUMBERS = {"mr": "mister", "mrs": "missus", "dr": "doctor"}
 
 
 def normalize(text: str) -> list[str]:
-    words = re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
+    """Lower-case words, punctuation gone; letters of every script kept ("weiß", "días", "à" stay words: an ASCII-only
+    rule split "días" in two and dropped "à", so accents counted as whole words in the non-English sets)."""
+    words = re.sub(r"[^\w' ]+|_", " ", unicodedata.normalize("NFC", text.lower()).replace("-", " ")).split()
     return [_NUMBERS.get(w, w) for w in words]
 
 
