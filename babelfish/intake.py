@@ -366,7 +366,7 @@ def _cut_batch(
         last = segmenter.end_utterance(end)
         if last is not None:
             out.append(last)
-    features: list[np.ndarray | None] = [envelopes(s.audio) if describe else None for s in out]
+    features: list[np.ndarray | None] = _describe(out) if describe else [None] * len(out)
     return out, snapshot(segmenter) if snapshot is not None else None, features
 
 

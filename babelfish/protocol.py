@@ -139,7 +139,9 @@ def _omit() -> Any:
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: JSON has no NaN or infinity (a client would get null where a number is promised), so a message
+    # with one is refused, whether this server builds it or another server relays it (babelfish/cluster/inbound.py).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def encode(self) -> str:
         """Compact UTF-8 JSON, the text frame sent to the client."""

@@ -91,7 +91,7 @@ class Entry:
                         str(body["language"]), str(body["text"]),
                         {str(k): str(v) for k, v in translations.items()},
                         [str(i) for i in replaces])  # fmt: skip
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):  # overflow: an int beyond any float
             return None
         return entry if entry._plausible() else None
 

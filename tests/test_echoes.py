@@ -307,7 +307,8 @@ def test_envelopes_are_compared_off_the_event_loop(clip, monkeypatch):
 class _Link:
     """One server's EchoLink: frames reach the other server's Echoes a few ms later (as over Redis), in order."""
 
-    refused: ClassVar[list[tuple[str, object, Ignored]]] = []  # a cooperating server's frames refused by the other
+    # A cooperating server's frames refused by the other, or that made it raise.
+    refused: ClassVar[list[tuple[str, object, Ignored | Exception]]] = []
 
     def __init__(self, name: str, latency: float = 0.003) -> None:
         self.name = name  # the server it speaks for (the origin of its frames)
@@ -325,9 +326,15 @@ class _Link:
         asyncio.get_running_loop().call_later(self.latency, self._arrive, room, body, payload)
 
     def _arrive(self, room: str, body: dict, payload: bytes) -> None:
+        # Run by call_later: raised here, neither a refusal nor an exception would fail the test (asyncio only logs
+        # it), so both are recorded and checked after each test.
         assert self.peer is not None
-        why = self.peer.remote(room, self.name, body, payload)
-        if why is not None:  # raised here, it would only reach asyncio's log: checked after each test instead
+        why: Ignored | Exception | None
+        try:
+            why = self.peer.remote(room, self.name, body, payload)
+        except Exception as exc:
+            why = exc
+        if why is not None:
             _Link.refused.append((self.name, body.get("op"), why))
 
 
@@ -338,6 +345,21 @@ def _no_frame_refused() -> Iterator[None]:
     _Link.refused.clear()
     yield
     assert _Link.refused == []
+
+
+def test_a_frame_that_makes_the_other_server_raise_is_recorded():
+    """What `_no_frame_refused` relies on: a filter that raises while taking a frame is seen, not only logged."""
+
+    class Raising:
+        def remote(self, room: str, origin: str, body: dict, payload: bytes = b"") -> None:
+            raise RuntimeError("a bug in the filter")
+
+    link = _Link("s1")
+    link.peer = Raising()  # type: ignore[assignment]
+    link._arrive("r", {"op": "open"}, b"")
+    ((origin, op, why),) = _Link.refused
+    assert (origin, op) == ("s1", "open") and isinstance(why, RuntimeError)
+    _Link.refused.clear()
 
 
 def _servers(**kw: object) -> tuple[Echoes, Echoes, _Link, _Link]:

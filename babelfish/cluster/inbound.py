@@ -15,10 +15,9 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeGuard, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeGuard, TypeVar, get_args
 
-import pydantic_core
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from babelfish import protocol as proto
 from babelfish.rooms import RemoteMember
@@ -148,43 +147,27 @@ Relayed = (
     proto.Transcript | proto.Translation | proto.Partial | proto.PartialEnd | proto.AudioHeader | proto.HeardBy
     | proto.Notice | proto.Revision
 )  # fmt: skip
-RELAYED: dict[str, type[proto._Out]] = {m.model_fields["type"].default: m for m in get_args(Relayed)}  # by type
+RELAYED: TypeAdapter[Relayed] = TypeAdapter(Annotated[Relayed, Field(discriminator="type")])
+RENAMED: TypeAdapter[proto.SpeakerRenamed] = TypeAdapter(proto.SpeakerRenamed)  # the one message for everyone
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def known(model: type[BaseModel], data: object) -> object:
-    """`data` with only the fields `model` knows, nested messages too (a speaker): what a newer version added to a
-    message is left out. The fields kept are validated as strictly as ever."""
-    if not isinstance(data, dict):
-        return data
-    return {name: _known_value(f.annotation, data[name]) for name, f in model.model_fields.items() if name in data}
-
-
-def _known_value(annotation: object, value: object) -> object:
-    for kind in (annotation, *get_args(annotation)):  # Speaker, or Speaker | None
-        if isinstance(kind, type) and issubclass(kind, BaseModel):
-            return known(kind, value)
-    return value
-
-
-def client_message(text: str, models: dict[str, type[M]]) -> M | Ignored:
-    """A server → client message another server encoded, as one of `models` (by its `type`). Rolling upgrades: a
-    newer server may add fields, which this one does not know and leaves out of its own encoding, rather than refuse
-    every result that server renders. Unknown types, and known fields with wrong types or values, are still refused.
-    (What a client sends stays strict: babelfish/protocol.py.)"""
+def client_message(text: str, adapter: TypeAdapter[M]) -> M | Ignored:
+    """A server → client message another server encoded, as `adapter`'s type. Rolling upgrades: a newer server may add
+    fields, at any depth, which this one does not know and leaves out of its own encoding (pydantic's `extra="ignore"`
+    for this validation only), rather than refuse every result that server renders. Unknown or missing types, known
+    fields with wrong types or values, NaN and infinities (`allow_inf_nan=False`: a client would get null) are still
+    refused. (What a client sends stays strict: babelfish/protocol.py.)"""
     try:
-        data = pydantic_core.from_json(text)  # the parser pydantic's validate_json uses (nesting limited)
-    except ValueError:
-        return Ignored("result", "not JSON")
-    kind = data.get("type") if isinstance(data, dict) else None
-    model = models.get(kind) if isinstance(kind, str) else None
-    if model is None:
-        return Ignored("result", f"not a relayed client message type ({str(kind)[:40]!r})")
-    try:
-        return model.model_validate(known(model, data))
+        message = adapter.validate_json(text, extra="ignore")
     except ValidationError as exc:
-        return Ignored("result", f"{kind}: not a valid message ({exc.error_count()} errors)")
+        first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        return Ignored("result", f"not a valid message ({exc.error_count()} errors; {where}: {first['type']})")
+    if "type" not in message.model_fields_set:  # a model's `type` has a default: only a discriminated union needs it
+        return Ignored("result", "a message without a type")
+    return message
 
 
 @dataclass(frozen=True)

@@ -596,7 +596,7 @@ class RedisCluster:
         text = env.body.get("text")
         if not isinstance(text, str) or len(text) > MAX_ALL_BYTES:
             return Ignored("all", "no message, or one too long for a speaker_renamed")
-        renamed = inbound.client_message(text, {"speaker_renamed": proto.SpeakerRenamed})
+        renamed = inbound.client_message(text, inbound.RENAMED)
         if isinstance(renamed, Ignored):
             return Ignored("all", f"not a speaker_renamed: {renamed.detail}")
         text = renamed.encode()
