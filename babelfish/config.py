@@ -146,7 +146,7 @@ class Settings(BaseSettings):
         28.0, ge=1, le=30, description="a turn's audio is re-decoded in one window: at most this long (Whisper: 30 s)"
     )
     revision_single_pieces: bool = Field(
-        False,
+        True,
         description="revise a one-utterance turn too, once the engine is idle and nobody speaks (if words change)",
     )
     revision_beam_size: int = Field(

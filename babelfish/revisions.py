@@ -9,10 +9,11 @@ the listeners of each language a `revision` of the translation (the engine trans
 The room transcript keeps the revised text (downloads show it), and other servers of a cluster get the same messages
 through `Cluster.relay`.
 
-A turn of one piece has no cut to repair, only the quick decode: it is revised too (`revision_single_pieces`), but only
-with time nobody else needs: it waits (up to `revision_max_wait_seconds`, else "late") for a moment when the engine is
-idle and nobody is speaking, since a revision that runs holds a worker and fresh speech would wait for it or share the
-CPU with it.
+A turn of one piece has no cut to repair, only the quick decode, whose words for a short turn hang on where the speech
+sits in Whisper's window: it is revised too (`revision_single_pieces`; the cascade decodes a short one at three
+positions and keeps the best-scored words, babelfish/engines/cascade/asr.py), but only with time nobody else needs: it
+waits (up to `revision_max_wait_seconds`, else "late") for a moment when the engine is idle and nobody is speaking,
+since a revision that runs holds a worker and fresh speech would wait for it or share the CPU with it.
 
 A revision is delivered only once every piece of its turn is done with (rendered, recorded for the cluster, archived):
 otherwise a late piece's translation would land in the merged entry, other servers would get the piece after its

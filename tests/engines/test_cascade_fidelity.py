@@ -140,6 +140,51 @@ def test_a_careful_first_pass_trusts_no_phrase_the_beam_alone_doubles(greedy, be
     assert got.beam == (sent == beam)
 
 
+class LeadsAsr(WhisperAsr):
+    """WhisperAsr's revision decode with scripted decodes (no model): the text and score for each lead of silence."""
+
+    def __init__(self, by_lead: dict[float, tuple[str, float]], spoken: int) -> None:  # no model loaded
+        self.revision_beam, self.by_lead, self.spoken, self.leads = 5, by_lead, spoken, []
+
+    def _encode(self, audio, full_window=False):  # type: ignore[no-untyped-def]
+        return len(audio)  # stands for the encoding: its length tells the lead
+
+    def _decode(self, encoded, language, task, seconds, voiced, beam=1):  # type: ignore[no-untyped-def]
+        lead = round((encoded - self.spoken) / 16000, 2)
+        self.leads.append(lead)
+        text, score = self.by_lead[lead]
+        return Decoded(text, score, 0.01, False, beam > 1)
+
+
+
+@pytest.mark.parametrize(
+    ("by_lead", "kept"),
+    [
+        # Where the speech sits in the window decides a short turn's words: the best-scored decode is kept.
+        ({0.0: ("Willagah ?", -1.25), 0.1: ("Willaga ?", -1.05), 0.25: ("Où est la gare ?", -0.85)},
+         "Où est la gare ?"),
+        ({0.0: ("mi hermano trabaja", -0.30), 0.1: ("Mierma nota baja", -0.43), 0.25: ("mi hermano", -0.38)},
+         "mi hermano trabaja"),
+        # A phrase said twice at the end is kept only if every decode says it so (the reviser rejects it then).
+        ({0.0: ("Good morning.", -0.6), 0.1: ("Good morning. Good morning.", -0.2), 0.25: ("Good morning!", -0.7)},
+         "Good morning."),
+        ({0.0: ("Bye. Bye.", -0.6), 0.1: ("Bye. Bye.", -0.2), 0.25: ("Bye. Bye.", -0.7)}, "Bye. Bye."),
+    ],
+)  # fmt: skip
+def test_a_short_revision_keeps_the_best_scored_of_its_leads(by_lead, kept):
+    asr = LeadsAsr(by_lead, 16000)  # a one-second turn
+    got = asr._revised(np.zeros(16000, np.float32), 16000, "en", 1.0, 0.8)
+    assert got.text == kept
+    assert sorted(asr.leads) == [0.0, 0.1, 0.25]
+
+
+def test_a_long_revision_decodes_once():
+    samples = int((asr_module.REVISION_LEADS_MAX_SECONDS + 1) * 16000)
+    asr = LeadsAsr({0.0: ("A long turn.", -0.3)}, samples)
+    got = asr._revised(np.zeros(samples, np.float32), samples, "en", samples / 16000, 3.0)
+    assert (got.text, asr.leads) == ("A long turn.", [0.0])
+
+
 class StepDetector:
     """Speech probability from the window's loudness: deterministic, no model."""
 
