@@ -38,7 +38,8 @@ they only improve text listeners already have:
 - full: beyond `max_waiting` waiting revisions, the oldest is skipped;
 - idle only (a one-piece turn's revision, worth less; its caller waits for `quiet` first): skipped ("busy") at once
   unless nothing runs, nothing waits and no render is owed.
-A revision that already runs finishes (it holds a worker for one re-decode of at most ~28 s of audio).
+A revision that already runs finishes (it holds a worker for one re-decode of at most ~28 s of audio, or three of a
+short one-piece turn: babelfish/engines/cascade/asr.py).
 
 Streaming partials (babelfish/partials.py) come after everything, revisions included, and back off first: a partial runs
 only while no other kind of call runs or waits (other partials may run beside it, one per free worker: two people

@@ -90,7 +90,10 @@ class Reviser:
         self._queue.drop_revisions()
 
     def turn_ended(self, turn: Turn) -> None:
-        """From the turn tracker, on the event loop: revise `turn` in a task of ours."""
+        """From the turn tracker, on the event loop: revise `turn` in a task of ours (a one-piece turn only when the
+        engine would decode it differently: a longer one would come back as its first pass, holding a worker)."""
+        if len(turn.pieces) == 1 and turn.seconds > self._engine.info.single_revision_seconds:
+            return
         self._tasks.spawn(self._revise(turn))
 
     async def close(self) -> None:

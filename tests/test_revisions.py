@@ -156,6 +156,36 @@ def test_revision_single_pieces_revises_a_one_piece_turn_whose_words_change(tmp_
         assert revised[1]["text"] == f"[de] {transcript['text']} indeed"
 
 
+def test_a_one_piece_turn_the_engine_would_only_repeat_is_not_revised(tmp_path, speech_pcm):
+    """An engine whose revision of a turn this long would decode it as its first pass did (a cascade turn over 4 s,
+    any seamless turn) is not asked: nothing to gain, and it would hold a worker."""
+    from dataclasses import replace
+
+    from babelfish.engines.base import Transcript
+
+    class Careful(FakeEngine):
+        def transcribe(self, utterance):
+            got = super().transcribe(utterance)
+            return Transcript(got.text + " indeed", got.language) if got and utterance.revision else got
+
+    engine = Careful()
+    engine.info = replace(engine.info, single_revision_seconds=len(speech_pcm) / 2 / 16000 / 2)  # under the turn's
+    settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.8, revision_single_pieces=True)
+    with (
+        BoundedClient(create_app(settings, engine=engine)) as c,
+        c.websocket_connect("/ws/client") as ann,
+        c.websocket_connect("/ws/client") as dan,
+    ):
+        join(ann, "Ann", "en")
+        join(dan, "Dan", "de")
+        say(ann, [speech_pcm])
+        until(dan, "translation")
+        got = nothing_more(dan, 2.0)  # past the turn gap and an idle moment
+        assert not [m for m in got if m["type"] == "revision"], got
+        revisions = c.get("/metrics", params={"format": "json"}).json()["revisions"]
+        assert sum(v for k, v in revisions.items() if isinstance(v, int)) == 0, revisions
+
+
 def test_revisions_off(tmp_path, speech_pcm):
     settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.8, revisions=False)
     with BoundedClient(create_app(settings, engine=FakeEngine())) as c, c.websocket_connect("/ws/client") as ann:

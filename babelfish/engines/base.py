@@ -95,6 +95,10 @@ class EngineInfo:
     name: str
     reason: str  # why this engine runs (shown in the log, /healthz and /metrics)
     details: dict[str, str] = field(default_factory=dict)
+    # A one-utterance turn up to this long (seconds of its audio) decodes differently when revised (the cascade
+    # decodes a short clip at three positions in its window), so it is worth revising; a longer one, or any on an
+    # engine whose revision repeats its first pass (0), is not.
+    single_revision_seconds: float = 0.0
 
 
 @runtime_checkable

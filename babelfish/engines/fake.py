@@ -51,7 +51,8 @@ class FakeEngine:
         reason: str = "selected with --engine test: no models, deterministic output",
         speech_delay_seconds: float | None = None,  # each language's speech; None: delay_seconds
     ) -> None:
-        self.info = EngineInfo(name="test", reason=reason)
+        # Its revisions may differ from the first pass (tests script them), whatever the turn's length.
+        self.info = EngineInfo(name="test", reason=reason, single_revision_seconds=float("inf"))
         self._delay = delay_seconds
         self._speech_delay = delay_seconds if speech_delay_seconds is None else speech_delay_seconds
         self._default = default_language

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import unicodedata
 from pathlib import Path
@@ -32,9 +31,10 @@ _NUMBERS = {"mr": "mister", "mrs": "missus", "dr": "doctor"}
 
 
 def normalize(text: str) -> list[str]:
-    """Lower-case words, punctuation gone; letters of every script kept ("weiß", "días", "à" stay words: an ASCII-only
-    rule split "días" in two and dropped "à", so accents counted as whole words in the non-English sets)."""
-    words = re.sub(r"[^\w' ]+|_", " ", unicodedata.normalize("NFC", text.lower()).replace("-", " ")).split()
+    """Lower-case words, punctuation gone; letters, marks and digits of every script kept ("weiß", "días", "à", Hindi's
+    vowel signs stay in their words: an ASCII-only rule split "días" in two and dropped "à"), ’ read as '."""
+    text = unicodedata.normalize("NFC", text.lower()).replace("-", " ").replace("\u2019", "'")
+    words = "".join(ch if ch == "'" or unicodedata.category(ch)[0] in "LMN" else " " for ch in text).split()
     return [_NUMBERS.get(w, w) for w in words]
 
 

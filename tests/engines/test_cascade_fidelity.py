@@ -143,7 +143,7 @@ def test_a_careful_first_pass_trusts_no_phrase_the_beam_alone_doubles(greedy, be
 class LeadsAsr(WhisperAsr):
     """WhisperAsr's revision decode with scripted decodes (no model): the text and score for each lead of silence."""
 
-    def __init__(self, by_lead: dict[float, tuple[str, float]], spoken: int) -> None:  # no model loaded
+    def __init__(self, by_lead: dict[float, tuple], spoken: int) -> None:  # no model loaded
         self.revision_beam, self.by_lead, self.spoken, self.leads = 5, by_lead, spoken, []
 
     def _encode(self, audio, full_window=False):  # type: ignore[no-untyped-def]
@@ -152,9 +152,8 @@ class LeadsAsr(WhisperAsr):
     def _decode(self, encoded, language, task, seconds, voiced, beam=1):  # type: ignore[no-untyped-def]
         lead = round((encoded - self.spoken) / 16000, 2)
         self.leads.append(lead)
-        text, score = self.by_lead[lead]
-        return Decoded(text, score, 0.01, False, beam > 1)
-
+        text, score, *looped = self.by_lead[lead]
+        return Decoded(text, score, 0.01, bool(looped and looped[0]), beam > 1)
 
 
 @pytest.mark.parametrize(
@@ -169,19 +168,24 @@ class LeadsAsr(WhisperAsr):
         ({0.0: ("Good morning.", -0.6), 0.1: ("Good morning. Good morning.", -0.2), 0.25: ("Good morning!", -0.7)},
          "Good morning."),
         ({0.0: ("Bye. Bye.", -0.6), 0.1: ("Bye. Bye.", -0.2), 0.25: ("Bye. Bye.", -0.7)}, "Bye. Bye."),
+        ({0.0: ("Nous nous sommes vus hier.", -0.6), 0.1: ("Nous sommes vus hier.", -0.7), 0.25: ("Nous", -0.5)},
+         "Nous sommes vus hier."),  # a phrase twice inside goes after one without; a decode that stopped early last
+        ({0.0: ("I will see you at the station.", -0.5), 0.1: ("I will", -0.1), 0.25: ("see", -0.2, True)},
+         "I will see you at the station."),  # far fewer words, or a loop cut to one copy, despite a higher score
     ],
 )  # fmt: skip
 def test_a_short_revision_keeps_the_best_scored_of_its_leads(by_lead, kept):
     asr = LeadsAsr(by_lead, 16000)  # a one-second turn
-    got = asr._revised(np.zeros(16000, np.float32), 16000, "en", 1.0, 0.8)
+    got, encoded = asr._revised(np.zeros(16000, np.float32), 16000, "en", 1.0, 0.8)
     assert got.text == kept
+    assert by_lead[round((encoded - 16000) / 16000, 2)][0] == kept  # its encoding too, for Whisper's translate task
     assert sorted(asr.leads) == [0.0, 0.1, 0.25]
 
 
 def test_a_long_revision_decodes_once():
     samples = int((asr_module.REVISION_LEADS_MAX_SECONDS + 1) * 16000)
     asr = LeadsAsr({0.0: ("A long turn.", -0.3)}, samples)
-    got = asr._revised(np.zeros(samples, np.float32), samples, "en", samples / 16000, 3.0)
+    got, _ = asr._revised(np.zeros(samples, np.float32), samples, "en", samples / 16000, 3.0)
     assert (got.text, asr.leads) == ("A long turn.", [0.0])
 
 

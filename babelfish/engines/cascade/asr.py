@@ -21,7 +21,7 @@ from babelfish.engines.base import SAMPLE_RATE
 from babelfish.engines.cascade.loops import repair_loop
 from babelfish.engines.identity_cache import IdentityLRU
 from babelfish.languages import try_canonical
-from babelfish.repeats import doubled_at_end, words
+from babelfish.repeats import doubled, doubled_at_end, words
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ REVISION_BEAM = 5
 # look at one-piece turns"). Two more decodes of a short clip; longer clips were not measured and decode once.
 REVISION_LEADS = (0.1, 0.25)
 REVISION_LEADS_MAX_SECONDS = 4.0
+REVISION_KEEP_WORDS = 0.6  # a lead's decode with fewer words than this share of another's stopped early
 # A careful first pass's beam (`asr_beam_size`): +8% engine CPU (one thread per worker) for 20.1% → 17.0% WER
 # against what was said (docs/benchmarks.md, "A beam on the first pass").
 FIRST_PASS_BEAM = 5
@@ -182,9 +183,7 @@ class WhisperAsr:
         best = max(decoded, key=lambda c: decoded[c].avg_logprob - (0.0 if c in hints else HINT_MARGIN))
         return best, decoded[best]
 
-    def _decode(
-        self, encoded: Any, language: str, task: str, seconds: float, voiced: float, beam: int = 1
-    ) -> Decoded:
+    def _decode(self, encoded: Any, language: str, task: str, seconds: float, voiced: float, beam: int = 1) -> Decoded:
         lang_token = self._tok.token_to_id(f"<|{self._from_canon[language]}|>")
         prompt = [self._sot, lang_token, self._task[task], self._no_ts]
         max_length = int(20 + 12 * seconds)  # ~3 words/s speech never needs more; stops runaway loops early
@@ -215,18 +214,27 @@ class WhisperAsr:
         greedy = greedy or self._decode(encoded, language, "transcribe", seconds, voiced)
         return greedy if not doubled_at_end(words(greedy.text)) else beamed
 
-    def _revised(self, audio: np.ndarray, encoded: Any, language: str, seconds: float, voiced: float) -> Decoded:
-        """A revision's beam decode; a short clip is decoded at each of REVISION_LEADS too, and the best-scored text
-        kept, one that ends by saying a phrase twice only if all do (the reviser would reject it anyway)."""
-        decoded = [self._decode(encoded, language, "transcribe", seconds, voiced, self.revision_beam)]
+    def _revised(
+        self, audio: np.ndarray, encoded: Any, language: str, seconds: float, voiced: float
+    ) -> tuple[Decoded, Any]:
+        """A revision's beam decode and the encoding it came from; a short clip is decoded at each of REVISION_LEADS
+        too, and the best-scored words kept. A mean log-probability favours a decode that stopped early or looped, so
+        those go last: a loop, a phrase said twice (the reviser would reject it), or far fewer words than another."""
+        candidates = [(self._decode(encoded, language, "transcribe", seconds, voiced, self.revision_beam), encoded)]
         if seconds <= REVISION_LEADS_MAX_SECONDS:
             for lead in REVISION_LEADS:
-                shifted = np.concatenate([np.zeros(round(lead * SAMPLE_RATE), np.float32), audio])
-                encoded_shifted = self._encode(shifted)
-                decoded.append(
-                    self._decode(encoded_shifted, language, "transcribe", seconds + lead, voiced, self.revision_beam)
+                shifted = self._encode(np.concatenate([np.zeros(round(lead * SAMPLE_RATE), np.float32), audio]))
+                candidates.append(
+                    (self._decode(shifted, language, "transcribe", seconds + lead, voiced, self.revision_beam), shifted)
                 )
-        return max(decoded, key=lambda d: (not doubled_at_end(words(d.text)), d.avg_logprob))
+        most = max(len(words(d.text)) for d, _ in candidates)
+
+        def rank(candidate: tuple[Decoded, Any]) -> tuple[bool, int, bool, float]:
+            d = candidate[0]
+            said = words(d.text)
+            return not d.looped, -doubled(said), len(said) >= REVISION_KEEP_WORDS * most, d.avg_logprob
+
+        return max(candidates, key=rank)
 
     def _standard(self, audio: np.ndarray, language: str, voiced: float) -> Decoded:
         """faster-whisper's own `transcribe`, as the bench's reference decodes a whole clip: the 30 s window, beam
@@ -272,7 +280,7 @@ class WhisperAsr:
         if revision and self.revision_window == "standard":
             decoded = self._standard(audio, language, voiced)  # the language settled above, on the short window
         elif revision:
-            decoded = self._revised(audio, encoded, language, seconds, voiced)
+            decoded, encoded = self._revised(audio, encoded, language, seconds, voiced)  # translate: the same lead
         elif careful and self.beam_size > 1:
             decoded = self._careful(encoded, language, seconds, voiced, decoded)
         decoded = decoded or self._decode(encoded, language, "transcribe", seconds, voiced)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -22,7 +22,7 @@ from babelfish.engines.base import (
     Transcript,
     Utterance,
 )
-from babelfish.engines.cascade.asr import Asr, WhisperAsr
+from babelfish.engines.cascade.asr import REVISION_LEADS_MAX_SECONDS, Asr, WhisperAsr
 from babelfish.engines.cascade.kokoro import Kokoro
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
 from babelfish.engines.cascade.nonspeech import Voicing, rejection
@@ -84,7 +84,10 @@ class CascadeEngine:
         self.voice_seconds = VOICE_SECONDS
         self.router = router
         self.voices = voices
-        self.info = info or EngineInfo(name="cascade", reason="constructed directly")
+        self.info = replace(
+            info or EngineInfo(name="cascade", reason="constructed directly"),
+            single_revision_seconds=REVISION_LEADS_MAX_SECONDS,
+        )
         self._languages = self._support_table()
         # Targets translate concurrently: apertium runs in other processes, CTranslate2/Rust backends release the GIL,
         # so k targets cost far less than k times one (see docs/benchmarks.md).
