@@ -7,11 +7,13 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from babelfish.app import create_app
 from babelfish.config import Settings
+from babelfish.engines.base import Transcript
 from babelfish.engines.fake import FakeEngine
 from tests.audio import frames, silence
 from tests.pipeline_harness import PipelineHarness
@@ -130,14 +132,15 @@ def test_a_long_pause_splits_the_turn_and_unchanged_words_send_no_revision(app_c
         assert app_client.get("/metrics", params={"format": "json"}).json()["revisions"]["sent"] == 0
 
 
+class Careful(FakeEngine):
+    """Its revision adds a word: a re-decode whose words changed."""
+
+    def transcribe(self, utterance):
+        got = super().transcribe(utterance)
+        return Transcript(got.text + " indeed", got.language) if got and utterance.revision else got
+
+
 def test_revision_single_pieces_revises_a_one_piece_turn_whose_words_change(tmp_path, speech_pcm):
-    from babelfish.engines.base import Transcript
-
-    class Careful(FakeEngine):
-        def transcribe(self, utterance):
-            got = super().transcribe(utterance)
-            return Transcript(got.text + " indeed", got.language) if got and utterance.revision else got
-
     settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.8, revision_single_pieces=True)
     with (
         BoundedClient(create_app(settings, engine=Careful())) as c,
@@ -159,15 +162,6 @@ def test_revision_single_pieces_revises_a_one_piece_turn_whose_words_change(tmp_
 def test_a_one_piece_turn_the_engine_would_only_repeat_is_not_revised(tmp_path, speech_pcm):
     """An engine whose revision of a turn this long would decode it as its first pass did (a cascade turn over 4 s,
     any seamless turn) is not asked: nothing to gain, and it would hold a worker."""
-    from dataclasses import replace
-
-    from babelfish.engines.base import Transcript
-
-    class Careful(FakeEngine):
-        def transcribe(self, utterance):
-            got = super().transcribe(utterance)
-            return Transcript(got.text + " indeed", got.language) if got and utterance.revision else got
-
     engine = Careful()
     engine.info = replace(engine.info, single_revision_seconds=len(speech_pcm) / 2 / 16000 / 2)  # under the turn's
     settings = Settings(data_dir=tmp_path, engine="test", turn_gap_seconds=0.8, revision_single_pieces=True)
