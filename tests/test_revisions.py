@@ -118,7 +118,7 @@ def test_a_turn_cut_at_a_pause_is_revised_once_for_everyone(app_client, speech_p
 
 
 def test_a_long_pause_splits_the_turn_and_unchanged_words_send_no_revision(app_client, speech_pcm):
-    """Two one-piece turns, each its own turn: nobody gets a revision."""
+    """Two one-piece turns, each its own turn and re-decoded to the same words: nobody gets a revision."""
     with app_client.websocket_connect("/ws/client") as ann, app_client.websocket_connect("/ws/client") as dan:
         join(ann, "Ann", "en")
         join(dan, "Dan", "de")
