@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -124,9 +125,12 @@ class Reviser:
         if language is None and len({p.language for p in turn.pieces}) == 1:
             language = turn.pieces[0].language  # settled by the pieces' language id, with the room's hints
         candidates = tuple(sorted(room.languages() - {AUTO}))
+        idle_only = len(turn.pieces) == 1
+        wanted = threading.Event()  # a one-piece revision's extra tries stop once someone needs the engine
         utterance = Utterance(
-            turn.audio(), language, candidates, turn.speech_probs(), voice=room.voice_of(who.id), revision=True
-        )
+            turn.audio(), language, candidates, turn.speech_probs(), voice=room.voice_of(who.id), revision=True,
+            halt=wanted.is_set if idle_only else None,
+        )  # fmt: skip
         # Every listener language now; the revised transcript's own language is dropped in the worker.
         listening = room.target_languages(who, "")
         pieces_text = turn.text
@@ -142,8 +146,12 @@ class Reviser:
                 results = [r for r in rendered if isinstance(r, TextResult) and r.text is not None]
             return revised, decision, results, time.monotonic() - began
 
-        idle_only = len(turn.pieces) == 1
-        revised, decision, results, compute = await self._queue.revise(work, owner=who.id, idle_only=idle_only)
+        watch = asyncio.create_task(self._watch(wanted)) if idle_only else None
+        try:
+            revised, decision, results, compute = await self._queue.revise(work, owner=who.id, idle_only=idle_only)
+        finally:
+            if watch is not None:
+                watch.cancel()
         self._metrics.revision_seconds("compute", compute)
         if decision != "sent" or revised is None:
             log.debug("revision of %s: %s", turn.ids, decision)
@@ -160,6 +168,15 @@ class Reviser:
             return "gone"
         self._deliver(room, who, turn, revised, results)
         return "sent"
+
+    async def _watch(self, wanted: threading.Event) -> None:
+        """On the event loop while a one-piece revision runs: `wanted` once someone speaks or a job waits (read here,
+        where that state lives; the worker only reads the event)."""
+        while True:
+            if self._talking() or self._queue.waiting:
+                wanted.set()
+                return
+            await asyncio.sleep(IDLE_POLL)
 
     async def _idle_moment(self) -> bool:
         """Waits, at most the queue's revision wait, until the engine is quiet and nobody speaks; False if never."""

@@ -408,3 +408,45 @@ def test_a_one_piece_revision_waits_for_the_engine_to_be_idle():
     revisions = asyncio.run(main())
     assert revisions["unchanged"] == 2 and revisions["sent"] == 0, revisions
     assert calls == [False, False, True, True]  # both utterances first, then the revisions
+
+
+def test_a_one_piece_revision_is_told_to_stop_its_extra_tries_when_someone_needs_the_engine():
+    """A one-piece revision runs only in idle time, and cannot be stopped once running: its `halt` turns true as soon
+    as someone else's speech reaches the engine, so an engine's extra tries (the cascade's further leads) stop."""
+    import threading
+
+    from babelfish.pipeline import Pipeline
+    from tests.pipeline_harness import PipelineHarness
+
+    seen: dict[str, bool] = {}
+    revising = threading.Event()
+
+    class Watching(FakeEngine):
+        def transcribe(self, utterance):
+            if not utterance.revision:
+                return super().transcribe(utterance)
+            assert utterance.halt is not None
+            seen["at start"] = utterance.halt()
+            revising.set()
+            deadline = time.monotonic() + 5.0
+            while not utterance.halt() and time.monotonic() < deadline:  # extra tries, until told to stop
+                time.sleep(0.02)
+            seen["halted"] = utterance.halt()
+            return super().transcribe(utterance)
+
+    async def main() -> None:
+        h = PipelineHarness(Watching(delay_seconds=0.1))
+        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.1, 28.0), single_pieces=True)
+        outcomes = _revision_outcomes(h)
+        ann, bob = h.join("Ann", "en"), h.join("Bob", "en")
+        await asyncio.wait_for(h.say(ann, 1.0), 10)
+        assert await asyncio.to_thread(revising.wait, 10)
+        began = time.monotonic()
+        await asyncio.wait_for(h.say(bob, 1.0), 10)  # waits for the worker the revision holds
+        seen["bob in time"] = time.monotonic() - began < 3.0
+        assert await asyncio.wait_for(outcomes.get(), 10) == "unchanged"
+        await h.pipeline.close()
+        h.close()
+
+    asyncio.run(main())
+    assert seen == {"at start": False, "halted": True, "bob in time": True}, seen

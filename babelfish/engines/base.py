@@ -13,7 +13,7 @@ at once: benchmarks, tests, scripts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -42,6 +42,9 @@ class Utterance:
     # may spend a little more on it for better words (the cascade: a beam search of `asr_beam_size`). False (the
     # default, and whenever the engine is behind): decode the quick way.
     careful: bool = False
+    # Called from the worker: once it says True, extra tries an engine makes for better words stop and the best so far
+    # is returned (a one-piece revision: someone started speaking or a job waits, babelfish/revisions.py).
+    halt: Callable[[], bool] | None = field(default=None, compare=False)
 
     @property
     def seconds(self) -> float:

@@ -182,6 +182,12 @@ def test_a_short_revision_keeps_the_best_scored_of_its_leads(by_lead, kept):
     assert sorted(asr.leads) == [0.0, 0.1, 0.25]
 
 
+def test_a_short_revision_stops_its_extra_leads_when_halted():
+    asr = LeadsAsr({0.0: ("Willagah ?", -1.25), 0.1: ("Willaga ?", -1.05), 0.25: ("Où est la gare ?", -0.85)}, 16000)
+    got, _ = asr._revised(np.zeros(16000, np.float32), 16000, "fr", 1.0, 0.8, halt=lambda: len(asr.leads) >= 2)
+    assert (got.text, asr.leads) == ("Willaga ?", [0.0, 0.1])
+
+
 def test_a_long_revision_decodes_once():
     samples = int((asr_module.REVISION_LEADS_MAX_SECONDS + 1) * 16000)
     asr = LeadsAsr({0.0: ("A long turn.", -0.3)}, samples)

@@ -42,7 +42,9 @@ class FakeAsr:
     def languages(self):
         return {"de", "es", "en"}
 
-    def recognize(self, audio, language, candidates=(), voiced_seconds=None, revision=False, careful=False):
+    def recognize(
+        self, audio, language, candidates=(), voiced_seconds=None, revision=False, careful=False, halt=None
+    ):
         return None
 
 

@@ -10,7 +10,7 @@ time, for about the same words against what was said (docs/benchmarks.md, "How a
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,13 +58,14 @@ class Asr(Protocol):
         voiced_seconds: float | None = None,
         revision: bool = False,
         careful: bool = False,
+        halt: Callable[[], bool] | None = None,
     ) -> Recognized | None:
         """Text of 16 kHz float32 audio with the decoder's statistics; None for silence or no words (whether the
         words are speech is decided with the segmenter's view too: nonspeech.py). `candidates`: likely languages
         when `language` is None (a hint, not a limit). `voiced_seconds`: how much of the audio the segmenter heard
         as speech, which tells a phrase said three times from a decoder loop (loops.py). `revision`: a finished turn
         decoded again, off the fresh path: accuracy over speed. `careful`: a first pass the engine has time for (nothing
-        else waits): a little more time for better words."""
+        else waits): a little more time for better words. `halt`: once true, a revision's extra tries stop."""
         ...
 
 
@@ -215,14 +216,23 @@ class WhisperAsr:
         return greedy if not doubled_at_end(words(greedy.text)) else beamed
 
     def _revised(
-        self, audio: np.ndarray, encoded: Any, language: str, seconds: float, voiced: float
+        self,
+        audio: np.ndarray,
+        encoded: Any,
+        language: str,
+        seconds: float,
+        voiced: float,
+        halt: Callable[[], bool] | None = None,
     ) -> tuple[Decoded, Any]:
         """A revision's beam decode and the encoding it came from; a short clip is decoded at each of REVISION_LEADS
-        too, and the best-scored words kept. A mean log-probability favours a decode that stopped early or looped, so
-        those go last: a loop, a phrase said twice (the reviser would reject it), or far fewer words than another."""
+        too (until `halt` says someone needs the engine), and the best-scored words kept. A mean log-probability
+        favours a decode that stopped early or looped, so those go last: a loop, a phrase said twice (the reviser would
+        reject it), or far fewer words than another."""
         candidates = [(self._decode(encoded, language, "transcribe", seconds, voiced, self.revision_beam), encoded)]
         if seconds <= REVISION_LEADS_MAX_SECONDS:
             for lead in REVISION_LEADS:
+                if halt is not None and halt():
+                    break
                 shifted = self._encode(np.concatenate([np.zeros(round(lead * SAMPLE_RATE), np.float32), audio]))
                 candidates.append(
                     (self._decode(shifted, language, "transcribe", seconds + lead, voiced, self.revision_beam), shifted)
@@ -259,6 +269,7 @@ class WhisperAsr:
         voiced_seconds: float | None = None,
         revision: bool = False,
         careful: bool = False,
+        halt: Callable[[], bool] | None = None,
     ) -> Recognized | None:
         audio = np.asarray(audio, np.float32)
         seconds = len(audio) / SAMPLE_RATE
@@ -280,7 +291,7 @@ class WhisperAsr:
         if revision and self.revision_window == "standard":
             decoded = self._standard(audio, language, voiced)  # the language settled above, on the short window
         elif revision:
-            decoded, encoded = self._revised(audio, encoded, language, seconds, voiced)  # translate: the same lead
+            decoded, encoded = self._revised(audio, encoded, language, seconds, voiced, halt)  # translate: same lead
         elif careful and self.beam_size > 1:
             decoded = self._careful(encoded, language, seconds, voiced, decoded)
         decoded = decoded or self._decode(encoded, language, "transcribe", seconds, voiced)

@@ -204,6 +204,7 @@ class CascadeEngine:
             voiced_seconds=voiced,
             revision=utterance.revision,
             careful=utterance.careful,
+            halt=utterance.halt,
         )
         if rec is None:
             return None
