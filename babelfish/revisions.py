@@ -146,10 +146,13 @@ class Reviser:
                 results = [r for r in rendered if isinstance(r, TextResult) and r.text is not None]
             return revised, decision, results, time.monotonic() - began
 
+        # The job goes to a worker as it is queued (an idle-only revision is refused unless a worker is free), so the
+        # watcher never counts it among the waiting ones.
         watch = asyncio.create_task(self._watch(wanted)) if idle_only else None
         try:
             revised, decision, results, compute = await self._queue.revise(work, owner=who.id, idle_only=idle_only)
         finally:
+            wanted.set()  # cancelled, shed or done: a worker still on it stops its extra tries
             if watch is not None:
                 watch.cancel()
         self._metrics.revision_seconds("compute", compute)
@@ -173,7 +176,7 @@ class Reviser:
         """On the event loop while a one-piece revision runs: `wanted` once someone speaks or a job waits (read here,
         where that state lives; the worker only reads the event)."""
         while True:
-            if self._talking() or self._queue.waiting:
+            if self._stopped or self._talking() or self._queue.waiting:
                 wanted.set()
                 return
             await asyncio.sleep(IDLE_POLL)

@@ -44,7 +44,7 @@ class Utterance:
     careful: bool = False
     # Called from the worker: once it says True, extra tries an engine makes for better words stop and the best so far
     # is returned (a one-piece revision: someone started speaking or a job waits, babelfish/revisions.py).
-    halt: Callable[[], bool] | None = field(default=None, compare=False)
+    halt: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
 
     @property
     def seconds(self) -> float:
