@@ -707,17 +707,24 @@ def _listen(ws, settle: float = 1.5) -> list[dict]:
     return got
 
 
+@contextlib.contextmanager
+def _listener_and_two_phones(settings: Settings) -> Iterator[tuple[BoundedClient, Any, Any, Any]]:
+    """The app with the test engine and three sockets: a German listener, joined, and two phones still to join."""
+    with (
+        BoundedClient(create_app(settings, engine=FakeEngine())) as c,
+        c.websocket_connect("/ws/client") as listener,
+        c.websocket_connect("/ws/client") as first,
+        c.websocket_connect("/ws/client") as second,
+    ):
+        join(listener, "L", "de")
+        yield c, listener, first, second
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("enabled", [True, False])
 def test_one_clip_on_two_phones_is_delivered_once(tmp_path, clip, enabled):
     settings = Settings(data_dir=tmp_path, engine="test", one_phone_per_voice=enabled)
-    with (
-        BoundedClient(create_app(settings, engine=FakeEngine())) as c,
-        c.websocket_connect("/ws/client") as listener,
-        c.websocket_connect("/ws/client") as near,
-        c.websocket_connect("/ws/client") as far,
-    ):
-        join(listener, "L", "de")
+    with _listener_and_two_phones(settings) as (c, listener, near, far):
         near_id = join(near, "Near", "en")["client_id"]
         far_id = join(far, "Far", "en")["client_id"]
         a = stream([(clip, 0.3, 0)], 4.5, seed=1)
@@ -741,13 +748,7 @@ def test_one_clip_on_two_phones_is_delivered_once(tmp_path, clip, enabled):
 @pytest.mark.timeout(60)
 def test_two_people_at_once_on_two_phones_are_both_delivered(tmp_path, clip, other_person):
     settings = Settings(data_dir=tmp_path, engine="test")
-    with (
-        BoundedClient(create_app(settings, engine=FakeEngine())) as c,
-        c.websocket_connect("/ws/client") as listener,
-        c.websocket_connect("/ws/client") as one,
-        c.websocket_connect("/ws/client") as two,
-    ):
-        join(listener, "L", "de")
+    with _listener_and_two_phones(settings) as (_, listener, one, two):
         ids = {join(one, "One", "en")["client_id"], join(two, "Two", "en")["client_id"]}
         a = stream([(clip, 0.3, 0), (other_person, 0.5, -15)], 4.5, seed=1)
         b = stream([(other_person, 0.5, 0), (clip, 0.3, -15)], 4.5, seed=2)
@@ -764,13 +765,7 @@ def test_the_first_of_two_people_at_once_does_not_wait_for_the_other(tmp_path, c
     look at Two's speech so far, unlike One's, so One's copy goes on at once instead of waiting for Two's cut."""
     longer = voices()["dhd"][1]
     settings = Settings(data_dir=tmp_path, engine="test", one_phone_wait_ms=3000, partials=False)
-    with (
-        BoundedClient(create_app(settings, engine=FakeEngine())) as c,
-        c.websocket_connect("/ws/client") as listener,
-        c.websocket_connect("/ws/client") as one,
-        c.websocket_connect("/ws/client") as two,
-    ):
-        join(listener, "L", "de")
+    with _listener_and_two_phones(settings) as (c, listener, one, two):
         ids = [join(one, "One", "en")["client_id"], join(two, "Two", "en")["client_id"]]
         a = stream([(clip, 0.3, 0)], 5.5, seed=1)  # hearing Two as well, One's VAD would stay open as long
         b = stream([(longer, 0.8, 0), (clip, 0.3, -15)], 5.5, seed=2)
