@@ -174,12 +174,16 @@ class Reviser:
 
     async def _watch(self, wanted: threading.Event) -> None:
         """On the event loop while a one-piece revision runs: `wanted` once someone speaks or a job waits (read here,
-        where that state lives; the worker only reads the event)."""
-        while True:
-            if self._stopped or self._talking() or self._queue.waiting:
-                wanted.set()
-                return
-            await asyncio.sleep(IDLE_POLL)
+        where that state lives; the worker only reads the event). A failure is logged here, at once: nobody awaits this
+        task (it is cancelled), so it would otherwise surface only as "never retrieved" at garbage collection."""
+        try:
+            while True:
+                if self._stopped or self._talking() or self._queue.waiting:
+                    wanted.set()
+                    return
+                await asyncio.sleep(IDLE_POLL)
+        except Exception:
+            log.exception("watching a running one-piece revision failed: its extra tries are not stopped early")
 
     async def _idle_moment(self) -> bool:
         """Waits, at most the queue's revision wait, until the engine is quiet and nobody speaks; False if never."""

@@ -450,3 +450,91 @@ def test_a_one_piece_revision_is_told_to_stop_its_extra_tries_when_someone_needs
 
     asyncio.run(main())
     assert seen == {"at start": False, "halted": True, "bob in time": True}, seen
+
+
+def test_a_one_piece_revision_is_told_to_stop_its_extra_tries_when_a_job_waits():
+    """The other trigger of `halt`: nobody is talking, but a job (here a transcription queued straight on the engine
+    queue, which the turn tracker knows nothing of) waits for the worker the revision holds."""
+    import threading
+
+    from babelfish.pipeline import Pipeline
+
+    seen: dict[str, bool] = {}
+    revising, queued = threading.Event(), threading.Event()
+
+    class Watching(FakeEngine):
+        def transcribe(self, utterance):
+            if utterance.revision and not seen:  # the first revision only (there is no other)
+                assert utterance.halt is not None
+                seen["at start"] = utterance.halt()
+                revising.set()
+                seen["queued"] = queued.wait(10)  # the test queued its job
+                deadline = time.monotonic() + 5.0
+                while not utterance.halt() and time.monotonic() < deadline:  # extra tries, until told to stop
+                    time.sleep(0.02)
+                seen["halted"] = utterance.halt()
+            return super().transcribe(utterance)
+
+    async def main() -> None:
+        h = PipelineHarness(Watching())
+        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.1, 28.0), single_pieces=True)
+        outcomes = _revision_outcomes(h)
+        try:
+            await asyncio.wait_for(h.say(h.join("Ann", "en"), 1.0), 10)
+            assert await asyncio.to_thread(revising.wait, 10)
+            other = asyncio.ensure_future(h.queue.transcribe(lambda: "other", owner="cy-id"))
+            await asyncio.sleep(0)  # its task's first step queues it (the one worker is the revision's)
+            seen["waits, nobody talking"] = h.queue.waiting == 1 and not h.pipeline.turns.talking()
+            queued.set()
+            assert await asyncio.wait_for(other, 10) == "other"
+            assert await asyncio.wait_for(outcomes.get(), 10) == "unchanged"
+        finally:
+            queued.set()
+            await h.pipeline.close()
+            h.close()
+
+    asyncio.run(main())
+    assert seen == {"at start": False, "queued": True, "waits, nobody talking": True, "halted": True}, seen
+
+
+def test_a_failing_watch_of_a_running_revision_is_logged_and_the_revision_goes_on(caplog):
+    """Should the watcher of a running one-piece revision fail (here a speaker's probe raises), the error is logged
+    where it happens (not left in a task nobody awaits) and the revision finishes as if it had not been watched."""
+    import logging
+    import threading
+
+    from babelfish.pipeline import Pipeline
+
+    revising, failed = threading.Event(), threading.Event()
+
+    class Waiting(FakeEngine):
+        def transcribe(self, utterance):
+            if utterance.revision:
+                revising.set()
+                failed.wait(10)  # the watcher looks while this runs
+            return super().transcribe(utterance)
+
+    def probe() -> float | None:
+        if revising.is_set():
+            failed.set()
+            raise RuntimeError("probe broke")
+        return None
+
+    async def main() -> None:
+        h = PipelineHarness(Waiting())
+        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.1, 28.0), single_pieces=True)
+        outcomes = _revision_outcomes(h)
+        h.pipeline.turns.watch("cy-id", probe)  # a speaker with no turn: only `talking()` asks the probe
+        try:
+            await asyncio.wait_for(h.say(h.join("Ann", "en"), 1.0), 10)
+            assert await asyncio.wait_for(outcomes.get(), 10) == "unchanged"
+        finally:
+            failed.set()
+            await h.pipeline.close()
+            h.close()
+
+    with caplog.at_level(logging.ERROR, logger="babelfish.revisions"):
+        asyncio.run(main())
+    assert failed.is_set()
+    logged = [r for r in caplog.records if r.name == "babelfish.revisions" and r.exc_info]
+    assert [str(r.exc_info[1]) for r in logged if r.exc_info] == ["probe broke"], caplog.text
