@@ -138,6 +138,15 @@ def _omit() -> Any:
     return Field(None, exclude_if=lambda value: value is None)
 
 
+# The integers of the messages servers relay to each other are bounded, so that one out of bounds is refused whether
+# this server builds the message or another server relays it (babelfish/cluster/inbound.py). JSON integers have no
+# limit (10**30 is read whole) but a page's numbers lose digits beyond 2**53: a count or duration is 0 to that.
+MAX_SAFE_INT = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
+MAX_SAMPLE_RATE = 768_000  # the highest rate browsers' Web Audio takes; voices give 16-48 kHz
+MAX_CHANNELS = 32  # the channels Web Audio must support in a buffer; the server sends mono
+Count = Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]  # milliseconds, bytes
+
+
 class _Out(BaseModel):
     # allow_inf_nan: JSON has no NaN or infinity (a client would get null where a number is promised), so a message
     # with one is refused, whether this server builds it or another server relays it (babelfish/cluster/inbound.py).
@@ -193,7 +202,7 @@ class Transcript(_Out):
     text: str
     language: str
     audio_seconds: float
-    latency_ms: int
+    latency_ms: Count
 
 
 class Translation(_Out):
@@ -204,7 +213,7 @@ class Translation(_Out):
     language: str
     source_language: str
     via: str
-    latency_ms: int
+    latency_ms: Count
 
 
 class Partial(_Out):
@@ -221,9 +230,10 @@ class Partial(_Out):
     source_language: str
     stable: str
     tail: str
-    seq: int  # counts this utterance's partials from 1; a page ignores one older than what it shows
+    # counts this utterance's partials from 1; a page ignores one older than what it shows
+    seq: Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]
     audio_seconds: float  # how much of the utterance the text covers
-    elapsed_ms: int  # since the speech started
+    elapsed_ms: Count  # since the speech started
 
 
 class PartialEnd(_Out):
@@ -241,11 +251,11 @@ class AudioHeader(_Out):
     utterance_id: str
     speaker: Speaker
     language: str
-    sample_rate: int
+    sample_rate: Annotated[int, Field(ge=1, le=MAX_SAMPLE_RATE)]
     encoding: Literal["pcm_s16le"] = AUDIO_ENCODING
-    channels: int = 1
-    bytes: int
-    latency_ms: int
+    channels: Annotated[int, Field(ge=1, le=MAX_CHANNELS)] = 1
+    bytes: Count
+    latency_ms: Count
 
 
 class Revision(_Out):
@@ -265,7 +275,7 @@ class Revision(_Out):
     language: str
     source_language: str | None = _omit()  # translation: the revised transcript's language
     via: str | None = _omit()  # translation: which backend produced it
-    latency_ms: int  # from the turn's last voiced audio
+    latency_ms: Count  # from the turn's last voiced audio
 
 
 class HeardBy(_Out):

@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -35,6 +34,7 @@ MAX_WIRE_SHORT = 200  # characters of an id, a speaker id or name, a language
 MAX_WIRE_LANGUAGES = 64
 MAX_WIRE_REPLACES = 256  # utterances one revision may replace
 MAX_WIRE_SECONDS = 24 * 3600.0  # longest plausible utterance (a revised turn included)
+MAX_WIRE_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z: the last time `iso` can write (a transcript's downloads)
 
 
 def iso(ts: float) -> str:
@@ -96,7 +96,7 @@ class Entry:
         return entry if entry._plausible() else None
 
     def _plausible(self) -> bool:
-        times_ok = math.isfinite(self.start) and math.isfinite(self.end) and 0 <= self.start <= self.end
+        times_ok = 0 <= self.start <= self.end <= MAX_WIRE_TIME  # NaN fails every comparison, infinities the bound
         shorts = [self.utterance_id, self.speaker_id, self.speaker_name, self.language, *self.translations,
                   *self.replaces]  # fmt: skip
         return (

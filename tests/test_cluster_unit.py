@@ -158,7 +158,7 @@ def test_a_relayed_revision_revises_the_relayed_pieces():
 
 
 def test_relayed_entries_beyond_plausible_bounds_are_ignored():
-    from babelfish.transcripts import MAX_WIRE_REPLACES, MAX_WIRE_TEXT, Entry
+    from babelfish.transcripts import MAX_WIRE_REPLACES, MAX_WIRE_TEXT, MAX_WIRE_TIME, Entry
 
     rooms = Rooms(10, 10)
     room = rooms.join(member("ann", "en"))
@@ -169,12 +169,18 @@ def test_relayed_entries_beyond_plausible_bounds_are_ignored():
         {**good, "text": "x" * (MAX_WIRE_TEXT + 1)}, {**good, "translations": {"en": "y" * (MAX_WIRE_TEXT + 1)}},
         {**good, "replaces": [f"u{i}" for i in range(MAX_WIRE_REPLACES + 1)]}, {**good, "speaker": ["s", "n" * 500]},
         {**good, "end": 10.0 + 2 * 24 * 3600},
+        # Times no transcript can write (its downloads and archive would fail on them): refused, not relayed in.
+        {**good, "start": 10**30, "end": 10**30}, {**good, "start": 1e12, "end": 1e12 + 1},
     ]  # fmt: skip
     for body in bad:
         node._on_frame(Envelope("entry", "other", "r", body).pack())
     assert room.transcript.entries() == []
+    assert {k: v for k, v in node._metrics.cluster_ignored.items() if v} == {"entry": len(bad)}  # none "failed"
     node._on_frame(Envelope("entry", "other", "r", good).pack())
     assert [e.utterance_id for e in room.transcript.entries()] == ["u1"]
+    last = {**good, "id": "u2", "start": MAX_WIRE_TIME - 2, "end": MAX_WIRE_TIME}  # the latest time allowed
+    node._on_frame(Envelope("entry", "other", "r", last).pack())
+    assert [e.as_json(0.0)["end"] for e in room.transcript.entries()][-1].startswith("9999-12-31T23:59:59")
 
 
 def test_a_relayed_utterance_the_archive_cannot_take_is_logged_not_raised(caplog):
@@ -533,6 +539,35 @@ def test_no_message_carries_nan_or_an_infinity():
     for x in (float("nan"), float("inf")):
         with pytest.raises(ValidationError, match="finite"):
             proto.Transcript(**{**json.loads(TRANSCRIPT), "audio_seconds": x})
+
+
+# Each integer field of a relayed message, in the samples (no relayed message has one nested in a model).
+INTEGER_FIELDS = [(m, k) for m in RELAYED_SAMPLES for k, v in json.loads(m.encode()).items() if type(v) is int]
+
+
+@pytest.mark.parametrize(("message", "field"), INTEGER_FIELDS, ids=lambda x: x if isinstance(x, str) else x.type)
+def test_an_integer_out_of_its_bounds_in_a_relayed_message_is_refused(message, field, caplog):
+    """JSON integers have no limit (10**30 is read whole), a page's numbers lose digits beyond 2**53: an integer of a
+    relayed message out of its bounds (beyond that, or a count, duration or rate below its least) is refused like any
+    invalid value, counted, logged without a traceback, never forwarded. Refused when built, too."""
+    from pydantic import ValidationError
+
+    rooms = Rooms(10, 10)
+    ann = member("ann", "de")
+    rooms.join(ann)
+    metrics = Metrics()
+    node = RedisCluster("redis://127.0.0.1:1/0", rooms, metrics, server_id="me")
+    audio = isinstance(message, proto.AudioHeader)
+    sent = json.loads(message.encode())
+    bad = [10**30, 2**53, -1]
+    for x in bad:
+        node._on_frame(_frame("result", {"text": json.dumps({**sent, field: x}), "language": "de", "audio": audio},
+                              b"\x01\x02\x03\x04" if audio else b""))  # fmt: skip
+        with pytest.raises(ValidationError):
+            type(message)(**{**sent, field: x})
+    assert drain(ann) == []
+    assert {k: v for k, v in metrics.cluster_ignored.items() if v} == {"result": len(bad)}
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
 
 
 class BrokenSink:

@@ -157,8 +157,9 @@ def client_message(text: str, adapter: TypeAdapter[M]) -> M | Ignored:
     """A server → client message another server encoded, as `adapter`'s type. Rolling upgrades: a newer server may add
     fields, at any depth, which this one does not know and leaves out of its own encoding (pydantic's `extra="ignore"`
     for this validation only), rather than refuse every result that server renders. Unknown or missing types, known
-    fields with wrong types or values, NaN and infinities (`allow_inf_nan=False`: a client would get null) are still
-    refused. (What a client sends stays strict: babelfish/protocol.py.)"""
+    fields with wrong types or values, NaN and infinities (`allow_inf_nan=False`: a client would get null) and integers
+    out of their bounds (`proto.MAX_SAFE_INT`: 10**30 would be read whole) are still refused. (What a client sends
+    stays strict: babelfish/protocol.py.)"""
     try:
         message = adapter.validate_json(text, extra="ignore")
     except ValidationError as exc:
