@@ -144,8 +144,9 @@ def create_app(
             )
             turns = (settings.turn_gap_seconds, settings.turn_max_seconds) if settings.revisions else None
             pipeline = Pipeline(
-                loaded, queue, rooms, metrics, cluster, speakers, archive, turns, settings.revision_single_pieces
-            )
+                loaded, queue, rooms, metrics, cluster, speakers, archive, turns, settings.revision_single_pieces,
+                settings.revision_context,
+            )  # fmt: skip
             partials = make_partials(
                 settings.partials, settings.partial_interval_seconds, loaded, queue, rooms, metrics, cluster,
                 pipeline.new_id, speakers.label,

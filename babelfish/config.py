@@ -149,6 +149,10 @@ class Settings(BaseSettings):
         True,
         description="revise a one-utterance turn too, once the engine is idle and nobody speaks (if words change)",
     )
+    revision_context: bool = Field(
+        True,
+        description="decode a turn's revision as the continuation of what the same voice said just before",
+    )
     revision_beam_size: int = Field(
         5, ge=1, le=10, description="beam width of a revision's re-decode"
     )

@@ -341,7 +341,7 @@ class Intake:
             self._partials.close()
         self._hub.echoes.speech_open(self._room, self._member.participant.id, None)
         await self._tasks.cancel_all()
-        self._hub.pipeline.turns.leave(self._member.participant.id)  # their turn ends: it is revised now
+        self._hub.pipeline.leave(self._member.participant)  # their turn ends: it is revised now
 
     def _speech_since(self) -> float | None:
         """For the turn tracker (babelfish/turns.py): when speech not yet handed to the pipeline started; 0.0 when

@@ -29,13 +29,14 @@ from babelfish.engines.base import Engine, RenderResult, SpeechResult, TextResul
 from babelfish.inference import InferenceQueue, Owed, Shed
 from babelfish.languages import AUTO, untranslatable
 from babelfish.metrics import Metrics
+from babelfish.recent import RecentSpeech
 from babelfish.revisions import Reviser
 from babelfish.rooms import Participant, Rooms
 from babelfish.segmenter import Segment
 from babelfish.speakers.service import Speakers
 from babelfish.tasks import TaskSet
 from babelfish.transcripts import Entry, TranscriptArchive
-from babelfish.turns import Piece, TurnTracker
+from babelfish.turns import Piece, TurnTracker, voiced_span
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Pipeline:
         archive: TranscriptArchive | None = None,  # transcripts on disk too (retention on)
         turns: tuple[float, float] | None = None,  # revisions on: (turn gap, turn max seconds), babelfish/turns.py
         single_pieces: bool = False,  # one-piece turns are revised too, in idle time (babelfish/revisions.py)
+        context: bool = True,  # revisions decode a turn after what its voice said before (babelfish/recent.py)
     ) -> None:
         self._engine = engine
         self._archive = archive
@@ -79,17 +81,29 @@ class Pipeline:
         self._ids = itertools.count(1)
         # Ids stay unique across restarts (and servers): clients keep cards by id through a reconnect.
         self._boot = secrets.token_hex(3)
+        # What each speaker said last: a turn's revision decodes it as their words' continuation (babelfish/recent.py).
+        self.recent = RecentSpeech()
         # Turns cut at breath pauses are re-decoded whole when they end (babelfish/revisions.py).
         self._reviser = Reviser(
-            engine, queue, rooms, metrics, self._cluster, archive, self.finished, lambda: self.turns.talking()
-        )
+            engine, queue, rooms, metrics, self._cluster, archive, self.finished, lambda: self.turns.talking(),
+            self.recent,
+        )  # fmt: skip
         self._unfinished: dict[str, asyncio.Event] = {}  # utterance id -> set once its process() is over
         self._speaking = TaskSet()  # speech jobs (text first: the module docstring)
         # Languages the engine has a voice for: no speech job (and no "too busy" notice) for one it could never speak.
         self._speakable = frozenset(s.code for s in engine.languages() if s.speech_out)
+        self._contexts = turns is not None and context
         gap, longest = turns or (0.0, 0.0)
         on_end = self._reviser.turn_ended if turns else lambda turn: None
         self.turns = TurnTracker(gap, longest, on_end, 1 if single_pieces else 2)
+
+
+    def leave(self, who: Participant) -> None:
+        """`who` is gone (everything they said was processed): their turn ends (and is revised) now; once their room
+        is gone too, what its voices said is forgotten."""
+        self.turns.leave(who.id)
+        if self._rooms.get(who.room_name) is None:
+            self.recent.forget_room(who.room_name)
 
     def stop_revising(self) -> None:
         """The server drains: no more revisions (babelfish/revisions.py)."""
@@ -225,8 +239,14 @@ class Pipeline:
         room.broadcast(message)
         self._cluster.relay(room, message.encode(), None)
         _resolve(outcome, "ok")
+        context = None
+        if self._contexts:  # what this voice said before it, for its turn's revision (babelfish/recent.py)
+            whose, said, end = (who.room_name, speaker.id), transcript.language, segment.speech_end
+            start = end - voiced_span(segment.speech_probs, utterance.seconds)
+            context = self.recent.context(whose, said, end, before=start)
+            self.recent.add(whose, utterance_id, segment.audio, transcript.text, said, end, start)
         piece = Piece(utterance_id, segment.audio, segment.speech_probs, transcript.text, transcript.language,
-                      segment.speech_end, speaker)  # fmt: skip
+                      segment.speech_end, speaker, context)  # fmt: skip
         self.turns.add(who.id, piece, who, who.room_name)
         targets = room.target_languages(who, transcript.language)
         owed.release()  # the render is asked for now, in this same step (nothing awaited in between)

@@ -15,6 +15,9 @@ positions and keeps the best-scored words, babelfish/engines/cascade/asr.py), bu
 waits (up to `revision_max_wait_seconds`, else "late") for a moment when the engine is idle and nobody is speaking,
 since a revision that runs holds a worker and fresh speech would wait for it or share the CPU with it.
 
+A turn is decoded after what the same speaker said before it (`Utterance.context`, babelfish/recent.py: the text
+listeners hold for it, so a sent revision's text is what the next turn continues).
+
 A revision is delivered only once every piece of its turn is done with (rendered, recorded for the cluster, archived):
 otherwise a late piece's translation would land in the merged entry, other servers would get the piece after its
 revision, and the archive would hold them out of order. While the server drains, no revision starts.
@@ -34,10 +37,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from babelfish import protocol as proto
 from babelfish.cluster import Cluster
-from babelfish.engines.base import Engine, TextResult, Transcript, Utterance
+from babelfish.engines.base import Context, Engine, TextResult, Transcript, Utterance
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.languages import AUTO
 from babelfish.metrics import Metrics
+from babelfish.recent import RecentSpeech
 from babelfish.repeats import doubled, words
 from babelfish.rooms import Participant, Room, Rooms
 from babelfish.tasks import TaskSet
@@ -47,6 +51,9 @@ from babelfish.turns import Turn
 log = logging.getLogger(__name__)
 
 KEEP_WORDS = 0.6  # a re-decode with fewer words than this share of the pieces' words is not trusted
+# Nor one with far more: the previous turn's words said again (a revision decoded in a context whose text was wrong:
+# babelfish/recent.py), or words made up.
+MORE_WORDS, MORE_WORDS_SLACK = 1.5, 2
 PIECES_WAIT = 10.0  # seconds a computed revision waits for its pieces to be done with; later, it is not sent
 IDLE_POLL = 0.1  # seconds between looks for an idle moment (one-piece turns); the VAD reports speech every ~0.1 s
 
@@ -58,7 +65,7 @@ def verdict(pieces: str, revised: Transcript | None) -> str:
     before, after = words(pieces), words(revised.text)
     if after == before:
         return "unchanged"
-    if len(after) < KEEP_WORDS * len(before):
+    if len(after) < KEEP_WORDS * len(before) or len(after) > MORE_WORDS * len(before) + MORE_WORDS_SLACK:
         return "rejected"
     if doubled(after) > doubled(before):
         return "rejected"  # a beam can say a short phrase twice ("Good morning. Good morning."): the pieces stand
@@ -76,6 +83,7 @@ class Reviser:
         archive: TranscriptArchive | None = None,
         pieces_done: Callable[[Sequence[str]], Awaitable[None]] | None = None,
         talking: Callable[[], bool] = lambda: False,
+        recent: RecentSpeech | None = None,
     ) -> None:
         self._engine, self._queue, self._rooms = engine, queue, rooms
         self._metrics, self._cluster, self._archive = metrics, cluster, archive
@@ -83,6 +91,7 @@ class Reviser:
         self._talking = talking  # someone is speaking, or speech is on its way to the engine (TurnTracker.talking)
         self._tasks = TaskSet()
         self._stopped = False
+        self._recent = recent  # told the revised texts (the pipeline's: babelfish/recent.py)
 
     def stop(self) -> None:
         """The server drains: no revision starts from now on, and the waiting ones are skipped (what was said is
@@ -129,7 +138,7 @@ class Reviser:
         wanted = threading.Event()  # a one-piece revision's extra tries stop once someone needs the engine
         utterance = Utterance(
             turn.audio(), language, candidates, turn.speech_probs(), voice=room.voice_of(who.id), revision=True,
-            halt=wanted.is_set if idle_only else None,
+            halt=wanted.is_set if idle_only else None, context=self._context(turn, who.room_name),
         )  # fmt: skip
         # Every listener language now; the revised transcript's own language is dropped in the worker.
         listening = room.target_languages(who, "")
@@ -170,7 +179,17 @@ class Reviser:
         if room is None:
             return "gone"
         self._deliver(room, who, turn, revised, results)
+        if self._recent is not None:
+            self._recent.revise((who.room_name, turn.pieces[0].speaker.id), turn.ids, utterance.audio, revised.text,
+                                revised.language)  # fmt: skip
         return "sent"
+
+    def _context(self, turn: Turn, room: str) -> Context | None:
+        """What the turn's voice said before it, with the text listeners hold now (a revision sent since)."""
+        context = turn.pieces[0].context
+        if context is None or self._recent is None:
+            return context
+        return self._recent.refresh((room, turn.pieces[0].speaker.id), context)
 
     async def _watch(self, wanted: threading.Event) -> None:
         """On the event loop while a one-piece revision runs: `wanted` once someone speaks or a job waits (read here,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from babelfish.engines.base import SAMPLE_RATE
+from babelfish.engines.base import SAMPLE_RATE, Context
 from babelfish.protocol import Speaker
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class Piece:
     language: str
     speech_end: float  # time.monotonic of the last voiced audio
     speaker: Speaker  # the voice its transcript was labelled with
+    context: Context | None = None  # what the speaker said before it (babelfish/recent.py): a turn's revision uses it
 
     @property
     def seconds(self) -> float:

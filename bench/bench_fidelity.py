@@ -62,6 +62,7 @@ SR = 16_000
 GAP_OTHER = 0.7  # seconds between one speaker's turn and the other's
 GAP_BREATH = 0.8  # a pause inside a clip cut into pieces: longer than the VAD's 300 ms, so it cuts there
 LISTEN = ["en", "es"]
+SLOW = 1.2  # seconds from speech end to a translation at the listener: such turns are named in the output
 
 
 @dataclass
@@ -329,12 +330,14 @@ def score(
     for _, m in transcripts:  # in the order received
         if m["utterance_id"] in final:
             final_turn[turn_of[m["utterance_id"]]].append(final[m["utterance_id"]])
-    server_lat, client_lat = [], []
+    server_lat, client_lat, slow = [], [], []
     for t, m in lines:
         if m.get("type") == "translation" and m["utterance_id"] in turn_of:
             server_lat.append(m["latency_ms"] / 1000)
             turn = conv.turns[turn_of[m["utterance_id"]]]
             client_lat.append(t - t0[turn.clip.speaker] - turn.end)
+            if client_lat[-1] > SLOW:
+                slow.append(f"{turn.clip.name[:24]} → {m['language']} {client_lat[-1] * 1000:.0f} ms")
     total, wers, final_wers, unstable = Score(), [], [], 0
     for clip in conv.clips:
         idx = [i for i, tr in enumerate(conv.turns) if tr.clip is clip]
@@ -371,6 +374,8 @@ def score(
                 print(f"     held: {held}")
     if unstable:
         print(f"  ({unstable} clip(s) where even the standard window, decoded greedily, differs from the reference)")
+    if slow:
+        print(f"  translations later than {SLOW:g} s at the listener: {'; '.join(slow)}")
     return total, wers, server_lat, client_lat, final_wers
 
 

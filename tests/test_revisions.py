@@ -538,3 +538,70 @@ def test_a_failing_watch_of_a_running_revision_is_logged_and_the_revision_goes_o
     assert failed.is_set()
     logged = [r for r in caplog.records if r.name == "babelfish.revisions" and r.exc_info]
     assert [str(r.exc_info[1]) for r in logged if r.exc_info] == ["probe broke"], caplog.text
+
+
+def test_a_turn_is_revised_after_what_its_voice_said_last_as_listeners_hold_it():
+    """A turn's revision is given what the same voice said before it (babelfish/recent.py), with the text listeners
+    hold for it (the revised text where a revision replaced the first pass): never another voice's words, even on the
+    same phone, and the voice's own words wherever its speech was kept (one phone per voice may keep it from another
+    phone). The voice is the speaker service's label (an embedding from 1.5 s on: the test's `Voices` stands for it);
+    once the room is gone, its voices' words are forgotten; `revision_context` off, no turn gets any."""
+    import asyncio
+
+    from babelfish import protocol as proto
+    from babelfish.pipeline import Pipeline
+    from tests.pipeline_harness import PipelineHarness
+
+    contexts: list[tuple[str, float] | None] = []
+
+    class Careful(FakeEngine):
+        def transcribe(self, utterance):
+            got = super().transcribe(utterance)
+            if got is None or not utterance.revision:
+                return got
+            ctx = utterance.context
+            contexts.append(None if ctx is None else (ctx.text, ctx.seconds))
+            return Transcript(got.text + " indeed", got.language)
+
+    class Voices:
+        """Labels each utterance with the voice the test says is speaking, whatever the phone."""
+
+        def __init__(self) -> None:
+            self.now = "Ann"
+
+        async def embed(self, audio):  # type: ignore[no-untyped-def]
+            return None
+
+        async def identify(self, who, vector):  # type: ignore[no-untyped-def]
+            return proto.Speaker(id=f"voice-{self.now.lower()}", name=self.now)
+
+    async def main(context: bool) -> list[dict]:
+        voices = Voices()
+        h = PipelineHarness(Careful())
+        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, speakers=voices, turns=(0.1, 28.0),  # type: ignore[arg-type]
+                              single_pieces=True, context=context)  # fmt: skip
+        outcomes = _revision_outcomes(h)
+        ann_phone, bob_phone = h.join("Ann", "en"), h.join("Bob", "en")
+        for phone, voice, seconds in ((ann_phone, "Ann", 1.0), (ann_phone, "Carl", 1.5), (bob_phone, "Ann", 1.5)):
+            voices.now = voice
+            await asyncio.sleep(seconds)  # the utterance ends now: it was said over the last `seconds`
+            await asyncio.wait_for(h.say(phone, seconds), 10)
+            assert await asyncio.wait_for(outcomes.get(), 10) == "sent"
+        got = await h.received(bob_phone)
+        for phone in (ann_phone, bob_phone):
+            h.rooms.leave(phone)
+            h.pipeline.leave(phone)
+        assert h.pipeline.recent.context(("r", "voice-ann"), "en", time.monotonic()) is None
+        await h.pipeline.close()
+        h.close()
+        return got
+
+    assert asyncio.run(main(context=False)) and contexts == [None, None, None]
+    contexts.clear()
+    got = asyncio.run(main(context=True))
+    anns = [m["text"] for m in got if m["type"] == "revision" and m["speaker"]["name"] == "Ann"]
+    assert anns[0].endswith(" indeed")
+    assert contexts[0] is None  # Ann's first turn: nothing before it
+    assert contexts[1] is None  # Carl on Ann's phone: not her words
+    assert contexts[2] is not None and contexts[2][0] == anns[0]  # Ann again (kept on Bob's phone): her revised words
+    assert contexts[2][1] == pytest.approx(1.0 + 0.3, abs=0.01)  # her one-second turn and a pause: Carl's not in it

@@ -249,6 +249,9 @@ def test_verdict_sends_only_a_meaningful_change():
     assert verdict("He was not. And he'll", t("He was not an ill man, not an ill man.")) == "rejected"
     assert verdict("No, no. No!", t("No, no, no.")) == "unchanged"
     assert verdict("Yes. Yes, I", t("Yes, yes, I do.")) == "sent"  # the repeat was in the pieces already
+    # Far more words than the pieces: the previous turn's words said again (a wrong context), or made up.
+    assert verdict("Where shall we meet?", t("Fail again. Thank you very much. Where shall we meet?")) == "rejected"
+    assert verdict("Where shall we meet", t("Where shall we meet tomorrow at five?")) == "sent"  # 4 → 7: words found
 
 
 def test_room_transcript_merges_the_revised_entries():

@@ -22,6 +22,28 @@ import numpy as np
 SAMPLE_RATE = 16_000
 
 
+@dataclass(frozen=True, eq=False)
+class Context:
+    """What the same speaker said just before an utterance: their latest segments (whole ones, oldest first) and the
+    text listeners hold for them, in `language`. An engine may decode the utterance as its continuation. `ids`: the
+    utterances the segments came from (babelfish/recent.py reads their current text again when a revision starts)."""
+
+    segments: tuple[np.ndarray, ...]  # float32 mono at SAMPLE_RATE; shared with the store, never copied here
+    text: str
+    language: str
+    ids: tuple[str, ...] = ()
+    pause_seconds: float = 0.3  # silence put after each segment (the segmenter cuts after 0.3 s of it)
+
+    @property
+    def seconds(self) -> float:
+        return sum(len(s) for s in self.segments) / SAMPLE_RATE + self.pause_seconds * len(self.segments)
+
+    def audio(self) -> np.ndarray:
+        """The segments, each followed by the pause: what goes before the utterance (built in the worker, on demand)."""
+        pause = np.zeros(round(self.pause_seconds * SAMPLE_RATE), np.float32)
+        return np.concatenate([part for s in self.segments for part in (s, pause)])
+
+
 @dataclass(frozen=True)
 class Utterance:
     """One segment of speech, as the segmenter cut it."""
@@ -45,6 +67,9 @@ class Utterance:
     # Called from the worker: once it says True, extra tries an engine makes for better words stop and the best so far
     # is returned (a one-piece revision: someone started speaking or a job waits, babelfish/revisions.py).
     halt: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
+    # What the speaker said just before (babelfish/recent.py); a revision may decode the utterance as its continuation
+    # (the cascade: the context's audio in Whisper's window and its text as the decoder's prefix). None: none known.
+    context: Context | None = field(default=None, compare=False, repr=False)
 
     @property
     def seconds(self) -> float:

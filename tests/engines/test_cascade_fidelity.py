@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from babelfish.config import Settings
-from babelfish.engines.base import Utterance
+from babelfish.engines.base import Context, Utterance
 from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
 from babelfish.engines.cascade.asr import Decoded, Recognized, WhisperAsr
@@ -146,10 +146,10 @@ class LeadsAsr(WhisperAsr):
     def __init__(self, by_lead: dict[float, tuple], spoken: int) -> None:  # no model loaded
         self.revision_beam, self.by_lead, self.spoken, self.leads = 5, by_lead, spoken, []
 
-    def _encode(self, audio, full_window=False):  # type: ignore[no-untyped-def]
-        return len(audio)  # stands for the encoding: its length tells the lead
+    def _encode(self, audio, full_window=False, before=None):  # type: ignore[no-untyped-def]
+        return len(audio) + (0 if before is None else len(before))  # stands for the encoding: its length tells the lead
 
-    def _decode(self, encoded, language, task, seconds, voiced, beam=1):  # type: ignore[no-untyped-def]
+    def _decode(self, encoded, language, task, seconds, voiced, beam=1, prefix=None):  # type: ignore[no-untyped-def]
         lead = round((encoded - self.spoken) / 16000, 2)
         self.leads.append(lead)
         text, score, *looped = self.by_lead[lead]
@@ -287,6 +287,27 @@ def test_short_turns_come_back_exactly_once(engine: CascadeEngine, careful: bool
         if any(heard[w] > n for w, n in said.items()):
             doubled.append((text, got))
     assert not missed and not doubled, (missed, doubled)
+
+
+@pytest.mark.models
+def test_a_revision_continues_the_speakers_own_words(engine: CascadeEngine):
+    """A revision decodes a turn after the same speaker's previous words (their audio before it, their text as the
+    decoder's prefix): the turn's own words come back, the context's are not said again. A context that cannot be
+    continued (another language, or too long for the window) is not used: the turn decodes as it would alone."""
+    said = "Good morning to you too."
+    context = Context((pico(said, "en-GB"),), said, "en")
+    turn = np.concatenate([pico("Where shall we meet tomorrow?", "en-GB"), np.zeros(4800, np.float32)])
+
+    def revised(ctx: Context | None) -> str:
+        got = engine.transcribe(Utterance(turn, "en", (), None, revision=True, context=ctx))
+        assert got is not None and got.language == "en"
+        return got.text
+
+    heard = normalize(revised(context))
+    assert {"meet", "tomorrow"} <= set(heard) and "morning" not in heard, heard
+    alone = revised(None)
+    assert revised(Context(context.segments, "Guten Morgen.", "de")) == alone
+    assert revised(Context((np.zeros(29 * 16000, np.float32),), "A long speech.", "en")) == alone
 
 
 @pytest.mark.models

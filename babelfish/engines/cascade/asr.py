@@ -3,9 +3,10 @@
 A first pass (the fresh transcription of an utterance) decodes with a beam search when it is `careful` (nothing else
 waited for the engine as it started: babelfish/inference.py), greedily otherwise; partials decode greedily. A revision
 (a finished turn re-decoded: babelfish/revisions.py) is decoded with a beam on the same short window (a short one at
-three positions in it, the best-scored words kept); the standard
-30 s window (faster-whisper's own `transcribe`) matches the bench's reference better but costs 3-4 times the engine
-time, for about the same words against what was said (docs/benchmarks.md, "How a revision decodes")."""
+three positions in it, the best-scored words kept), as the continuation of the speaker's own previous words when
+they are known (their audio before it in the window, their text as the decoder's prefix: `Utterance.context`); the
+standard 30 s window (faster-whisper's own `transcribe`) matches the bench's reference better but costs 3-4 times the
+engine time, for about the same words against what was said (docs/benchmarks.md, "How a revision decodes")."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from babelfish.engines.base import SAMPLE_RATE
+from babelfish.engines.base import SAMPLE_RATE, Context
 from babelfish.engines.cascade.loops import repair_loop
 from babelfish.engines.identity_cache import IdentityLRU
 from babelfish.languages import try_canonical
@@ -59,13 +60,15 @@ class Asr(Protocol):
         revision: bool = False,
         careful: bool = False,
         halt: Callable[[], bool] | None = None,
+        context: Context | None = None,
     ) -> Recognized | None:
         """Text of 16 kHz float32 audio with the decoder's statistics; None for silence or no words (whether the
         words are speech is decided with the segmenter's view too: nonspeech.py). `candidates`: likely languages
         when `language` is None (a hint, not a limit). `voiced_seconds`: how much of the audio the segmenter heard
         as speech, which tells a phrase said three times from a decoder loop (loops.py). `revision`: a finished turn
         decoded again, off the fresh path: accuracy over speed. `careful`: a first pass the engine has time for (nothing
-        else waits): a little more time for better words. `halt`: once true, a revision's extra tries stop."""
+        else waits): a little more time for better words. `halt`: once true, a revision's extra tries stop.
+        `context`: what the speaker said just before; a revision decodes the audio as its continuation."""
         ...
 
 
@@ -97,9 +100,46 @@ REVISION_BEAM = 5
 REVISION_LEADS = (0.1, 0.25)
 REVISION_LEADS_MAX_SECONDS = 4.0
 REVISION_KEEP_WORDS = 0.6  # a lead's decode with fewer words than this share of another's stopped early
+# A revision with the speaker's context (babelfish/recent.py): their audio before the turn in the window, their text as
+# the decoder's prefix, and the turn's words as its continuation. The prefix is bounded (~12 s of speech); the decoder
+# has 448 positions, of which a decode uses the 3 start tokens and at most half of max_length (CTranslate2 4.8).
+CONTEXT_MAX_TOKENS = 120
+DECODER_POSITIONS = 448
+# A continuation whose first words (up to this many) are words of the context in a row says them again: not the turn's
+# own start (a wrong prefix's right words are not caught: the reviser refuses a revision far longer than its pieces).
+CONTEXT_ECHO_WORDS = 3
+# Punctuation that closes the context's last sentence, which a continuation may start with: not part of the turn.
+CLOSING = ".,;:!?…)]}"
+# Scripts written without spaces between words: a continuation's first token there is always "glued" (below), so their
+# speakers' revisions are decoded alone (Whisper's codes, canonical).
+UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "km", "bo", "yue"})
 # A careful first pass's beam (`asr_beam_size`): +8% engine CPU (one thread per worker) for 20.1% → 17.0% WER
 # against what was said (docs/benchmarks.md, "A beam on the first pass").
 FIRST_PASS_BEAM = 5
+
+
+def _max_length(seconds: float, prefix: int = 0) -> int:
+    """CTranslate2's max_length for `seconds` of new audio after `prefix` tokens: ~3 words/s speech never needs more,
+    and a runaway loop stops early. It ends a decode at half of it, prefix included (measured), so the prefix counts
+    twice."""
+    return int(20 + 12 * seconds) + 2 * prefix
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(round(seconds * SAMPLE_RATE), np.float32)
+
+
+def _best(tries: list[tuple[Decoded, Any]]) -> tuple[Decoded, Any]:
+    """The best-scored try. A mean log-probability favours a decode that stopped early or looped, so those go last:
+    a loop, a phrase said twice (the reviser would reject it), or far fewer words than another."""
+    most = max(len(words(d.text)) for d, _ in tries)
+
+    def rank(candidate: tuple[Decoded, Any]) -> tuple[bool, int, bool, float]:
+        d = candidate[0]
+        said = words(d.text)
+        return not d.looped, -doubled(said), len(said) >= REVISION_KEEP_WORDS * most, d.avg_logprob
+
+    return max(tries, key=rank)
 
 
 class WhisperAsr:
@@ -158,13 +198,15 @@ class WhisperAsr:
         return int(self._model.num_workers)
 
     # --- encoding ---
-    def _encode(self, audio: np.ndarray, full_window: bool = False) -> Any:
+    def _encode(self, audio: np.ndarray, full_window: bool = False, before: np.ndarray | None = None) -> Any:
         import ctranslate2
         from faster_whisper.audio import pad_or_trim
 
         if full_window:  # the standard 30 s window, only for a language id that the short one was unsure of
             feats = pad_or_trim(self._features(audio))
         else:
+            if before is not None:
+                audio = np.concatenate([before, audio])
             audio = audio[: 30 * SAMPLE_RATE]
             size = max(len(audio) + int(TAIL_PAD_SECONDS * SAMPLE_RATE), int(MIN_WINDOW_SECONDS * SAMPLE_RATE))
             window = np.zeros(size, np.float32)
@@ -184,10 +226,22 @@ class WhisperAsr:
         best = max(decoded, key=lambda c: decoded[c].avg_logprob - (0.0 if c in hints else HINT_MARGIN))
         return best, decoded[best]
 
-    def _decode(self, encoded: Any, language: str, task: str, seconds: float, voiced: float, beam: int = 1) -> Decoded:
+    def _decode(
+        self,
+        encoded: Any,
+        language: str,
+        task: str,
+        seconds: float,
+        voiced: float,
+        beam: int = 1,
+        prefix: list[int] | None = None,
+    ) -> Decoded:
+        """`prefix`: tokens the decoder is given as already said (a context's text); the text returned is what
+        follows them."""
         lang_token = self._tok.token_to_id(f"<|{self._from_canon[language]}|>")
-        prompt = [self._sot, lang_token, self._task[task], self._no_ts]
-        max_length = int(20 + 12 * seconds)  # ~3 words/s speech never needs more; stops runaway loops early
+        prefix = prefix or []
+        prompt = [self._sot, lang_token, self._task[task], self._no_ts, *prefix]
+        max_length = _max_length(seconds, len(prefix))
         (res,) = self._model.generate(
             encoded,
             [prompt],
@@ -197,12 +251,28 @@ class WhisperAsr:
             return_no_speech_prob=True,
             suppress_blank=True,
         )
-        ids = [t for t in res.sequences_ids[0] if t < self._eot]
-        # CTranslate2's Whisper stops a decode at half of max_length (measured, 4.8, greedy and beam 5): reaching
-        # that is never ending.
-        capped = len(res.sequences_ids[0]) >= max_length // 2
-        text, looped = repair_loop(self._tok.decode(ids).strip(), voiced, capped)
-        return Decoded(text, float(res.scores[0]), float(res.no_speech_prob), looped, beam > 1)
+        sequence = list(res.sequences_ids[0])
+        score = float(res.scores[0])
+        if prefix:
+            if sequence[: len(prefix)] != prefix:  # not the continuation (another CTranslate2?): no words from it
+                log.warning("the decoder did not keep the context's prefix; the turn is decoded alone")
+                return Decoded("", score, float(res.no_speech_prob), False, beam > 1)
+            # The forced prefix scores 0 but counts in the length CTranslate2 divides by: the continuation's mean.
+            score = score * len(sequence) / max(1, len(sequence) - len(prefix))
+        ids = [t for t in sequence[len(prefix) :] if t < self._eot]
+        first = self._tok.decode(ids[:1])[:1] if prefix and ids else " "
+        if first.isalnum() or first in "'’":
+            # Glued to the context's last word ("station" + "s", "'s"): not where the turn starts (scripts written
+            # without spaces never have a context: UNSPACED).
+            return Decoded("", score, float(res.no_speech_prob), False, beam > 1)
+        # CTranslate2's Whisper stops a decode at half of max_length, prefix included (measured, 4.8, greedy and
+        # beam 5): reaching that is never ending.
+        capped = len(sequence) >= max_length // 2
+        text = self._tok.decode(ids).strip()
+        if prefix:
+            text = text.lstrip(CLOSING + " ")  # the context's sentence closed: ". Where shall we meet?"
+        text, looped = repair_loop(text, voiced, capped)
+        return Decoded(text, score, float(res.no_speech_prob), looped, beam > 1)
 
     def _careful(self, encoded: Any, language: str, seconds: float, voiced: float, greedy: Decoded | None) -> Decoded:
         """A careful first pass: the beam's words, unless they end by saying a phrase a second time where a greedy
@@ -225,26 +295,83 @@ class WhisperAsr:
         halt: Callable[[], bool] | None = None,
     ) -> tuple[Decoded, Any]:
         """A revision's beam decode and the encoding it came from; a short clip is decoded at each of REVISION_LEADS
-        too (until `halt` says someone needs the engine), and the best-scored words kept. A mean log-probability
-        favours a decode that stopped early or looped, so those go last: a loop, a phrase said twice (the reviser would
-        reject it), or far fewer words than another."""
-        candidates = [(self._decode(encoded, language, "transcribe", seconds, voiced, self.revision_beam), encoded)]
-        if seconds <= REVISION_LEADS_MAX_SECONDS:
-            for lead in REVISION_LEADS:
-                if halt is not None and halt():
-                    break
-                shifted = self._encode(np.concatenate([np.zeros(round(lead * SAMPLE_RATE), np.float32), audio]))
-                candidates.append(
-                    (self._decode(shifted, language, "transcribe", seconds + lead, voiced, self.revision_beam), shifted)
-                )
-        most = max(len(words(d.text)) for d, _ in candidates)
+        too (until `halt` says someone needs the engine), and the best-scored words kept."""
 
-        def rank(candidate: tuple[Decoded, Any]) -> tuple[bool, int, bool, float]:
-            d = candidate[0]
-            said = words(d.text)
-            return not d.looped, -doubled(said), len(said) >= REVISION_KEEP_WORDS * most, d.avg_logprob
+        def encode(lead: float) -> Any:
+            return encoded if not lead else self._encode(np.concatenate([_silence(lead), audio]))
 
-        return max(candidates, key=rank)
+        return _best(self._tries(encode, [], language, seconds, voiced, halt))
+
+    def _in_context(
+        self,
+        audio: np.ndarray,
+        language: str,
+        seconds: float,
+        voiced: float,
+        halt: Callable[[], bool] | None,
+        context: Context | None,
+        prefix: list[int],
+    ) -> Decoded | None:
+        """A revision decoded as the continuation of the speaker's `context` (its audio before the clip in the window,
+        its text as the decoder's prefix), a short clip at each lead too; None when no try found words of the turn's
+        own (the caller then decodes the clip alone): one with none (Whisper took the turn for the context's end: "Ja."
+        → ""), or one that opens by saying the context's last words again. Its no-speech probability is read over the
+        whole window, the context's speech in it, so the noise rules (nonspeech.py) let it through: the turn's pieces
+        passed them already."""
+        assert context is not None and prefix
+        before = context.audio()
+        said_before = words(context.text)
+
+        def encode(lead: float) -> Any:
+            return self._encode(audio, before=np.concatenate([before, _silence(lead)]) if lead else before)
+
+        def own(decoded: Decoded) -> bool:
+            said = words(decoded.text)
+            head = said[:CONTEXT_ECHO_WORDS]
+            echoed = any(said_before[i : i + len(head)] == head for i in range(len(said_before) - len(head) + 1))
+            return bool(said) and not echoed
+
+        found = [t for t in self._tries(encode, prefix, language, seconds, voiced, halt) if own(t[0])]
+        return _best(found)[0] if found else None
+
+    def _prefix(self, context: Context | None, language: str | None, seconds: float) -> list[int]:
+        """The context's text as the decoder's prefix, when it fits: the clip's language, and room for both in
+        Whisper's window and in the decoder; [] when not."""
+        if context is None or language is None or context.language != language or not context.text.strip():
+            return []
+        if language in UNSPACED:
+            return []
+        longest = seconds + max(REVISION_LEADS)
+        if context.seconds + longest + TAIL_PAD_SECONDS > 30:
+            return []
+        ids: list[int] = self._tok.encode(" " + context.text.strip(), add_special_tokens=False).ids
+        prefix = [t for t in ids if t < self._eot]  # text tokens only: a special one would end the prompt early
+        if len(prefix) > CONTEXT_MAX_TOKENS or 3 + _max_length(longest, len(prefix)) // 2 > DECODER_POSITIONS:
+            return []
+        return prefix
+
+    def _tries(
+        self,
+        encode: Callable[[float], Any],
+        prefix: list[int],
+        language: str,
+        seconds: float,
+        voiced: float,
+        halt: Callable[[], bool] | None,
+    ) -> list[tuple[Decoded, Any]]:
+        """A beam decode of the clip as `encode(lead)` places it (lead: seconds of silence before it); a short clip's
+        at every lead of REVISION_LEADS too, until `halt` says someone needs the engine."""
+        leads = [0.0, *REVISION_LEADS] if seconds <= REVISION_LEADS_MAX_SECONDS else [0.0]
+        found: list[tuple[Decoded, Any]] = []
+        for lead in leads:
+            if found and halt is not None and halt():
+                break
+            encoded = encode(lead)
+            found.append(
+                (self._decode(encoded, language, "transcribe", seconds + lead, voiced, self.revision_beam, prefix),
+                 encoded)
+            )  # fmt: skip
+        return found
 
     def _standard(self, audio: np.ndarray, language: str, voiced: float) -> Decoded:
         """faster-whisper's own `transcribe`, as the bench's reference decodes a whole clip: the 30 s window, beam
@@ -270,6 +397,7 @@ class WhisperAsr:
         revision: bool = False,
         careful: bool = False,
         halt: Callable[[], bool] | None = None,
+        context: Context | None = None,
     ) -> Recognized | None:
         audio = np.asarray(audio, np.float32)
         seconds = len(audio) / SAMPLE_RATE
@@ -278,6 +406,14 @@ class WhisperAsr:
         voiced = seconds if voiced_seconds is None else min(voiced_seconds, seconds)
         if revision and language is not None and language in self._langs and self.revision_window == "standard":
             return self._recognized(self._standard(audio, language, voiced), language, seconds)
+        prefix = self._prefix(context, language, seconds) if revision and language in self._langs else []
+        if prefix:
+            assert language is not None
+            continued = self._in_context(audio, language, seconds, voiced, halt, context, prefix)
+            if continued is not None:  # no encoding is kept: Whisper's translate task encodes the clip alone
+                return self._recognized(continued, language, seconds)
+            if halt is not None and halt():
+                return None  # someone needs the engine: the turn's first pass stands, no second decode now
         encoded = self._encode(audio)
         decoded: Decoded | None = None
         if language is None or language not in self._langs:

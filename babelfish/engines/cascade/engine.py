@@ -205,6 +205,7 @@ class CascadeEngine:
             revision=utterance.revision,
             careful=utterance.careful,
             halt=utterance.halt,
+            context=utterance.context,
         )
         if rec is None:
             return None

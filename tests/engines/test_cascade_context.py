@@ -1,0 +1,158 @@
+"""A revision decoded in the speaker's context (babelfish/engines/cascade/asr.py): WhisperAsr's own code around a
+scripted CTranslate2 model and a word-per-token tokenizer, no weights. What the decoder is asked (prompt, length), what
+is kept of its answer (the continuation only, scored on its own), and when the turn is decoded alone instead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from babelfish.engines.base import Context
+from babelfish.engines.cascade import asr as asr_module
+from babelfish.engines.cascade.asr import WhisperAsr
+from babelfish.engines.identity_cache import IdentityLRU
+
+EOT = 1000  # ids from here on are special tokens; words get ids below
+
+
+class WordTokenizer:
+    """One token per word, each with its leading space (as Whisper's BPE gives a word); "." and "s" alone glue on."""
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        names = ["endoftext", "startoftranscript", "notimestamps", "transcribe", "translate", "en", "de", "ja"]
+        self.special = {f"<|{name}|>": EOT + k for k, name in enumerate(names)}
+
+    def token_to_id(self, token: str) -> int:
+        return self.special[token]
+
+    def _id(self, piece: str) -> int:
+        if piece not in self.words:
+            self.words.append(piece)
+        return self.words.index(piece)
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> SimpleNamespace:
+        pieces = [p if p in {".", "s"} else " " + p for p in text.replace(".", " .").split()]
+        return SimpleNamespace(ids=[self._id(p) for p in pieces])
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.words[i] for i in ids)
+
+
+@dataclass
+class ScriptedModel:
+    """CTranslate2's Whisper as measured: the prompt's text tokens (the prefix) come back at the head of the result,
+    and the score is the mean over the whole result, the forced prefix scoring 0. `answers` maps an encoding (here:
+    the window's length in samples) to the continuation's words and their summed log-probability."""
+
+    tok: WordTokenizer
+    answers: dict[int, tuple[str, float]]
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def generate(self, encoded: int, prompts: list[list[int]], **options: Any) -> list[SimpleNamespace]:
+        (prompt,) = prompts
+        prefix = prompt[4:]  # after <|startoftranscript|>, the language, the task, <|notimestamps|>
+        self.calls.append({"encoded": encoded, "prefix": prefix, **options})
+        text, total = self.answers[encoded]
+        sequence = [*prefix, *self.tok.encode(text).ids, EOT]
+        return [SimpleNamespace(sequences_ids=[sequence], scores=[total / len(sequence)], no_speech_prob=0.01)]
+
+
+class ScriptedAsr(WhisperAsr):
+    def __init__(self, answers: dict[int, tuple[str, float]]) -> None:  # no weights loaded
+        self._tok = WordTokenizer()
+        self._model = ScriptedModel(self._tok, answers)  # type: ignore[assignment]
+        self._sot, self._no_ts, self._eot = EOT + 1, EOT + 2, EOT
+        self._task = {"transcribe": EOT + 3, "translate": EOT + 4}
+        self._from_canon = {"en": "en", "de": "de", "ja": "ja"}
+        self._langs = ("en", "de", "ja")
+        self._encodings = IdentityLRU(8)
+        self.revision_beam, self.beam_size, self.revision_window = 5, 5, "short"
+
+    def _encode(self, audio, full_window=False, before=None):  # type: ignore[no-untyped-def]
+        return len(audio) + (0 if before is None else len(before))  # stands for the encoding: the window's length
+
+
+SECOND = 16_000
+TURN = np.full(SECOND, 0.1, np.float32)  # a one-second turn: decoded at three leads
+CONTEXT = Context((np.full(2 * SECOND, 0.1, np.float32),), "We met at the station.", "en", ("u1",), 0.3)
+AFTER = len(TURN) + 2 * SECOND + round(0.3 * SECOND)  # the window's length: the context, its pause, the turn
+
+
+def lead(seconds: float) -> int:
+    return round(seconds * SECOND)
+
+
+def test_the_decoder_continues_the_context_and_only_the_continuation_comes_back():
+    asr = ScriptedAsr({AFTER + lead(x): ("Where shall we meet?", -2.0) for x in (0, 0.1, 0.25)})
+    got = asr.recognize(TURN, "en", revision=True, context=CONTEXT)
+    assert got is not None and got.text == "Where shall we meet?"
+    prefix = asr._tok.encode(" " + CONTEXT.text).ids
+    first = asr._model.calls[0]  # type: ignore[attr-defined]
+    assert first["prefix"] == prefix and first["encoded"] == AFTER
+    assert first["max_length"] == int(20 + 12 * 1.0) + 2 * len(prefix)  # the prefix counts twice (measured)
+    assert got.avg_logprob == pytest.approx(-2.0 / 5)  # the continuation's mean: 4 words and the end
+    assert asr._encodings.get(TURN) is None  # no encoding with the context in it for Whisper's translate task
+
+
+@pytest.mark.parametrize(
+    ("continuation", "kept"),
+    [
+        (". Where shall we meet?", "Where shall we meet?"),  # closes the context's sentence first
+        ("s are closed.", None),  # glued to the context's last word: not where the turn starts
+        ("at the station. Where?", None),  # says the context's last words again
+        ("We met at the station. Where?", None),  # or all of them
+        ("Where did we meet?", "Where did we meet?"),  # words of the context, not in a row: not an echo
+        ("", None),  # nothing: Whisper took the turn for the context's end ("Ja." → "")
+    ],
+)
+def test_a_continuation_that_is_not_the_turns_own_start_is_not_taken(continuation: str, kept: str | None):
+    asr = ScriptedAsr({AFTER + lead(x): (continuation, -1.0) for x in (0, 0.1, 0.25)})
+    asr._model.answers.update({len(TURN) + lead(x): ("Alone.", -1.0) for x in (0, 0.1, 0.25)})  # type: ignore[attr-defined]
+    got = asr.recognize(TURN, "en", revision=True, context=CONTEXT)
+    assert got is not None and got.text == (kept or "Alone.")
+    alone = [c for c in asr._model.calls if not c["prefix"]]  # type: ignore[attr-defined]
+    assert bool(alone) == (kept is None)  # decoded alone only when the continuation was not taken
+    if kept is None:
+        assert asr._encodings.get(TURN) is not None  # the plain decode's encoding serves the translate task
+
+
+def test_a_halted_revision_whose_context_found_nothing_is_not_decoded_again():
+    asr = ScriptedAsr({AFTER + lead(x): ("", -1.0) for x in (0, 0.1, 0.25)})
+    halted = [False]
+
+    def halt() -> bool:
+        halted[0] = True  # someone spoke during the first try
+        return True
+
+    assert asr.recognize(TURN, "en", revision=True, context=CONTEXT, halt=halt) is None  # the first pass stands
+    assert [c["prefix"] != [] for c in asr._model.calls] == [True]  # type: ignore[attr-defined]
+    assert halted[0]
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        Context(CONTEXT.segments, CONTEXT.text, "de"),  # another language
+        Context((np.zeros(27 * SECOND, np.float32),), "A long speech.", "en"),  # no room in the window
+        Context(CONTEXT.segments, " ".join(["word"] * (asr_module.CONTEXT_MAX_TOKENS + 1)), "en"),  # too long a prefix
+        Context(CONTEXT.segments, "  ", "en"),  # no text
+        Context(CONTEXT.segments, "駅で会った。", "ja"),  # a script without spaces: a glued first token says nothing
+    ],
+)
+def test_a_context_that_cannot_be_continued_is_not_used(context: Context):
+    asr = ScriptedAsr({len(TURN) + lead(x): ("Alone.", -1.0) for x in (0, 0.1, 0.25)})
+    got = asr.recognize(TURN, "ja" if context.language == "ja" else "en", revision=True, context=context)
+    assert got is not None and got.text == "Alone."
+    assert all(c["prefix"] == [] for c in asr._model.calls)  # type: ignore[attr-defined]
+
+
+def test_a_first_pass_never_uses_the_context():
+    asr = ScriptedAsr({len(TURN): ("Alone.", -1.0)})
+    got = asr.recognize(TURN, "en", careful=True, context=CONTEXT)
+    assert got is not None and got.text == "Alone."
+    assert [c["prefix"] for c in asr._model.calls] == [[]]  # type: ignore[attr-defined]
