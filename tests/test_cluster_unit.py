@@ -278,6 +278,15 @@ def test_one_phone_per_voice_frames_go_to_the_rooms_other_servers_and_come_back_
 # --- what a server accepts from the others (babelfish/cluster/inbound.py) -------------------------------------------
 
 
+def _node_with_german_listener() -> tuple[RedisCluster, Participant, Metrics]:
+    """A server ("me") whose room "r" has one listener here, Ann, in German: what a relayed result reaches."""
+    rooms = Rooms(10, 10)
+    ann = member("ann", "de")
+    rooms.join(ann)
+    metrics = Metrics()
+    return RedisCluster("redis://127.0.0.1:1/0", rooms, metrics, server_id="me"), ann, metrics
+
+
 def _frame(kind: str, body: dict, payload: bytes = b"", origin: str = "other", room: str = "r") -> bytes:
     return Envelope(kind, origin, room, body, payload).pack()  # type: ignore[arg-type]
 
@@ -395,11 +404,7 @@ def test_a_newer_servers_results_are_forwarded_without_what_this_server_does_not
     """Rolling upgrades: a newer server may add fields to the messages it relays; this one forwards them in its own
     encoding, without those fields, rather than refuse every result that server renders. A known field with a wrong
     value or an unknown message type is still refused, and what clients send stays strict."""
-    rooms = Rooms(10, 10)
-    ann = member("ann", "de")
-    rooms.join(ann)
-    metrics = Metrics()
-    node = RedisCluster("redis://127.0.0.1:1/0", rooms, metrics, server_id="me")
+    node, ann, metrics = _node_with_german_listener()
     newer = json.loads(TRANSCRIPT) | {"confidence": 0.9}
     newer["speaker"] = {**newer["speaker"], "pronouns": "he"}
     node._on_frame(_frame("result", {"text": json.dumps(newer), "language": None}))
@@ -455,11 +460,7 @@ def test_the_samples_cover_every_relayed_message_type():
 def test_every_relayed_message_from_a_newer_server_is_forwarded_without_what_this_one_does_not_know(message):
     """Extra keys at the top level and in every nested model: forwarded, in this server's encoding (byte for byte what
     the sender's own fields give); a known field with a bad value, at the top level or nested, is still refused."""
-    rooms = Rooms(10, 10)
-    ann = member("ann", "de")
-    rooms.join(ann)
-    metrics = Metrics()
-    node = RedisCluster("redis://127.0.0.1:1/0", rooms, metrics, server_id="me")
+    node, ann, metrics = _node_with_german_listener()
     audio = isinstance(message, proto.AudioHeader)
     pcm = b"\x01\x02\x03\x04" if audio else b""
 
@@ -552,11 +553,7 @@ def test_an_integer_out_of_its_bounds_in_a_relayed_message_is_refused(message, f
     invalid value, counted, logged without a traceback, never forwarded. Refused when built, too."""
     from pydantic import ValidationError
 
-    rooms = Rooms(10, 10)
-    ann = member("ann", "de")
-    rooms.join(ann)
-    metrics = Metrics()
-    node = RedisCluster("redis://127.0.0.1:1/0", rooms, metrics, server_id="me")
+    node, ann, metrics = _node_with_german_listener()
     audio = isinstance(message, proto.AudioHeader)
     sent = json.loads(message.encode())
     bad = [10**30, 2**53, -1]

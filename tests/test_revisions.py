@@ -410,6 +410,20 @@ def test_a_one_piece_revision_waits_for_the_engine_to_be_idle():
     assert calls == [False, False, True, True]  # both utterances first, then the revisions
 
 
+def _tries_until_halted(utterance, seen, running, meanwhile=lambda: None) -> None:  # type: ignore[no-untyped-def]
+    """In a one-piece revision's worker, as an engine making extra tries: note whether `halt` said stop at once, tell
+    the test it runs (`running`), let the test act (`meanwhile`: before anything could stop it), then try until told to
+    stop (5 s at most) and note whether it was."""
+    assert utterance.halt is not None
+    seen["at start"] = utterance.halt()
+    running.set()
+    meanwhile()
+    deadline = time.monotonic() + 5.0
+    while not utterance.halt() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    seen["halted"] = utterance.halt()
+
+
 def test_a_one_piece_revision_is_told_to_stop_its_extra_tries_when_someone_needs_the_engine():
     """A one-piece revision runs only in idle time, and cannot be stopped once running: its `halt` turns true as soon
     as someone else's speech reaches the engine, so an engine's extra tries (the cascade's further leads) stop."""
@@ -425,13 +439,7 @@ def test_a_one_piece_revision_is_told_to_stop_its_extra_tries_when_someone_needs
         def transcribe(self, utterance):
             if not utterance.revision or "halted" in seen:  # Ann's revision is watched (Bob's comes after it)
                 return super().transcribe(utterance)
-            assert utterance.halt is not None
-            seen["at start"] = utterance.halt()
-            revising.set()
-            deadline = time.monotonic() + 5.0
-            while not utterance.halt() and time.monotonic() < deadline:  # extra tries, until told to stop
-                time.sleep(0.02)
-            seen["halted"] = utterance.halt()
+            _tries_until_halted(utterance, seen, revising)
             return super().transcribe(utterance)
 
     async def main() -> None:
@@ -465,14 +473,7 @@ def test_a_one_piece_revision_is_told_to_stop_its_extra_tries_when_a_job_waits()
     class Watching(FakeEngine):
         def transcribe(self, utterance):
             if utterance.revision and not seen:  # the first revision only (there is no other)
-                assert utterance.halt is not None
-                seen["at start"] = utterance.halt()
-                revising.set()
-                seen["queued"] = queued.wait(10)  # the test queued its job
-                deadline = time.monotonic() + 5.0
-                while not utterance.halt() and time.monotonic() < deadline:  # extra tries, until told to stop
-                    time.sleep(0.02)
-                seen["halted"] = utterance.halt()
+                _tries_until_halted(utterance, seen, revising, lambda: seen.update(queued=queued.wait(10)))
             return super().transcribe(utterance)
 
     async def main() -> None:
