@@ -97,7 +97,6 @@ class Pipeline:
         on_end = self._reviser.turn_ended if turns else lambda turn: None
         self.turns = TurnTracker(gap, longest, on_end, 1 if single_pieces else 2)
 
-
     def leave(self, who: Participant) -> None:
         """`who` is gone (everything they said was processed): their turn ends (and is revised) now; once their room
         is gone too, what its voices said is forgotten."""

@@ -24,7 +24,8 @@ revision, and the archive would hold them out of order. While the server drains,
 
 Text only: the listeners already heard the pieces spoken a moment ago; speaking the turn again would repeat it, late,
 over whatever is being said now. A re-decode that loses many of the pieces' words (a decoder that skipped a stretch
-of a long window), or repeats a phrase the pieces have once, is not sent: the pieces stand.
+of a long window), has far more than them (the previous turn's words said again, or words made up), or repeats a
+phrase the pieces have once, is not sent: the pieces stand.
 """
 
 from __future__ import annotations
