@@ -315,9 +315,9 @@ class WhisperAsr:
         """A revision decoded as the continuation of the speaker's `context` (its audio before the clip in the window,
         its text as the decoder's prefix), a short clip at each lead too; None when no try found words of the turn's
         own (the caller then decodes the clip alone): one with none (Whisper took the turn for the context's end: "Ja."
-        → ""), or one that opens by saying the context's last words again. Its no-speech probability is read over the
-        whole window, the context's speech in it, so the noise rules (nonspeech.py) let it through: the turn's pieces
-        passed them already."""
+        → ""), or one that opens with words of the context in a row (saying them again). Its no-speech probability is
+        read over the whole window, the context's speech in it, so the noise rules (nonspeech.py) let it through: the
+        turn's pieces passed them already."""
         assert context is not None and prefix
         before = context.audio()
         said_before = words(context.text)
