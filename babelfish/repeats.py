@@ -26,6 +26,19 @@ def doubled(ws: list[str]) -> int:
     return count
 
 
+def once(ws: list[str]) -> list[str]:
+    """`ws` with every phrase (1 to 6 words) that comes twice in a row kept once (the phrases `doubled` counts)."""
+    out, i = [], 0
+    while i < len(ws):
+        for n in range(min(6, (len(ws) - i) // 2), 0, -1):
+            if ws[i : i + n] == ws[i + n : i + 2 * n]:
+                i += n  # skip the first copy; the second is kept below
+                break
+        out.append(ws[i])
+        i += 1
+    return out
+
+
 def doubled_at_end(ws: list[str]) -> bool:
     """Whether `ws` ends with a phrase (1 to 6 words) said twice in a row: how a beam's extra copy shows (a doubled
     phrase inside a sentence is language, "nous nous sommes", "had had")."""

@@ -246,6 +246,7 @@ def test_verdict_sends_only_a_meaningful_change():
     assert verdict("one two", None) == "rejected"
     # a phrase the pieces have once, said twice by the re-decode: a decoder's repeat, not the speaker's
     assert verdict("Good morning.", t("Good morning. Good morning.")) == "rejected"
+    assert verdict("Good morning. Good morning.", t("Good morning.")) == "sent"  # a first pass's double, said once
     assert verdict("He was not. And he'll", t("He was not an ill man, not an ill man.")) == "rejected"
     assert verdict("No, no. No!", t("No, no, no.")) == "unchanged"
     assert verdict("Yes. Yes, I", t("Yes, yes, I do.")) == "sent"  # the repeat was in the pieces already
