@@ -70,14 +70,12 @@ class RecentSpeech:
         """A revision replaced the texts of `ids` (one turn, `audio` its joined audio) with `text`. The entries still
         kept (the oldest, when some were dropped) become one: a turn's audio and text cannot be split into pieces."""
         said = self._said.get(voice)
-        if not said:
-            return
-        at = [i for i, s in enumerate(said) if set(s.ids) & set(ids)]
-        if not at:
+        at, adjacent = _holding(said, ids)
+        if said is None or not at:
             return
         entries = list(said)
         said.clear()
-        if at[-1] - at[0] + 1 != len(at):  # something else in between: the turn's words cannot be told apart
+        if not adjacent:  # something else in between: the turn's words cannot be told apart
             said.extend(s for i, s in enumerate(entries) if i not in at)
             return
         merged = _Said(tuple(ids), audio, text, language, entries[at[-1]].at)
@@ -109,13 +107,11 @@ class RecentSpeech:
         """`context` with the text listeners hold now: a revision sent since it was taken replaced its pieces' text.
         As it was when its segments are no longer kept whole (or no longer fit)."""
         said = self._said.get(voice)
-        wanted = set(context.ids)
-        if not said or not wanted:
+        at, adjacent = _holding(said, context.ids)
+        if said is None or not at or not adjacent:
             return context
-        at = [i for i, s in enumerate(said) if set(s.ids) & wanted]
         entries = [said[i] for i in at]
-        covered = {i for s in entries for i in s.ids}
-        if not at or at[-1] - at[0] + 1 != len(at) or not wanted <= covered:
+        if not set(context.ids) <= {i for s in entries for i in s.ids}:
             return context
         if any(s.language != context.language for s in entries):  # a revision heard another language
             return context
@@ -136,6 +132,12 @@ class RecentSpeech:
         still merge it)."""
         while len(said) > 1 and sum(s.seconds for s in said) > self.seconds:
             said.popleft()
+
+
+def _holding(said: deque[_Said] | None, ids: Sequence[str]) -> tuple[list[int], bool]:
+    """The positions of the entries holding any of `ids`, and whether they are adjacent (nothing said between them)."""
+    at = [i for i, s in enumerate(said or ()) if set(s.ids) & set(ids)]
+    return at, bool(at) and at[-1] - at[0] + 1 == len(at)
 
 
 def _context(entries: Sequence[_Said], language: str) -> Context:
