@@ -52,15 +52,20 @@ from babelfish.turns import Turn
 log = logging.getLogger(__name__)
 
 KEEP_WORDS = 0.6  # a re-decode with fewer words than this share of the pieces' words is not trusted
-# Nor one with far more: the previous turn's words said again (a revision decoded in a context whose text was wrong:
-# babelfish/recent.py), or words made up.
+# Nor one with far more, when they are also more than the turn's voice could hold: the previous turn's words said again
+# (a revision decoded in a context whose text was wrong: babelfish/recent.py), or words made up. Far more words alone
+# is no sign: a short turn's first pass can be one wrong word for four said ("Willaga ?" for "Où est la gare ?", 6.6
+# words a voiced second, the fastest of bench_fidelity's turns; docs/benchmarks.md).
 MORE_WORDS, MORE_WORDS_SLACK = 1.5, 2
+MAX_WORDS_PER_VOICED_SECOND = 7.0
 PIECES_WAIT = 10.0  # seconds a computed revision waits for its pieces to be done with; later, it is not sent
 IDLE_POLL = 0.1  # seconds between looks for an idle moment (one-piece turns); the VAD reports speech every ~0.1 s
 
 
-def verdict(pieces: str, revised: Transcript | None) -> str:
-    """ "sent" when `revised` should replace the pieces' text; else why not ("unchanged", "rejected")."""
+def verdict(pieces: str, revised: Transcript | None, voiced_seconds: float | None = None) -> str:
+    """ "sent" when `revised` should replace the pieces' text; else why not ("unchanged", "rejected").
+    `voiced_seconds`: how much of the turn the segmenter heard as speech (None: unknown, and far more words than the
+    pieces' are then enough to refuse it)."""
     if revised is None or not revised.text.strip():
         return "rejected"
     before, after = words(pieces), words(revised.text)
@@ -68,7 +73,10 @@ def verdict(pieces: str, revised: Transcript | None) -> str:
         return "unchanged"
     # Words lost are counted against the pieces with a doubled phrase kept once: a revision that says once what a first
     # pass said twice ("Good morning. Good morning.") is what it is for.
-    if len(after) < KEEP_WORDS * len(once(before)) or len(after) > MORE_WORDS * len(before) + MORE_WORDS_SLACK:
+    if len(after) < KEEP_WORDS * len(once(before)):
+        return "rejected"
+    more = len(after) > MORE_WORDS * len(before) + MORE_WORDS_SLACK
+    if more and (voiced_seconds is None or len(after) > MAX_WORDS_PER_VOICED_SECOND * voiced_seconds):
         return "rejected"
     if doubled(after) > doubled(before):
         return "rejected"  # a beam can say a short phrase twice ("Good morning. Good morning."): the pieces stand
@@ -145,12 +153,12 @@ class Reviser:
         )  # fmt: skip
         # Every listener language now; the revised transcript's own language is dropped in the worker.
         listening = room.target_languages(who, "")
-        pieces_text = turn.text
+        pieces_text, voiced = turn.text, turn.voiced_seconds()
 
         def work() -> tuple[Transcript | None, str, list[TextResult], float]:  # in the worker
             began = time.monotonic()
             revised = self._engine.transcribe(utterance)
-            decision = verdict(pieces_text, revised)
+            decision = verdict(pieces_text, revised, voiced)
             results: list[TextResult] = []
             if decision == "sent" and revised is not None:
                 targets = [lang for lang in listening if lang != revised.language]
@@ -168,8 +176,8 @@ class Reviser:
             if watch is not None:
                 watch.cancel()
         self._metrics.revision_seconds("compute", compute)
+        log.debug("revision of %s: %s (%r -> %r)", turn.ids, decision, pieces_text, revised.text if revised else None)
         if decision != "sent" or revised is None:
-            log.debug("revision of %s: %s", turn.ids, decision)
             return decision
         if self._pieces_done is not None:
             try:

@@ -105,6 +105,11 @@ class Turn:
     def audio(self) -> np.ndarray:
         return np.concatenate([p.audio for p in self.pieces])
 
+    def voiced_seconds(self) -> float | None:
+        """How much of the turn the segmenter heard as speech; None without its probabilities."""
+        probs = self.speech_probs()
+        return None if probs is None else float(np.count_nonzero(probs >= VOICED)) * WINDOW_SECONDS
+
     def speech_probs(self) -> np.ndarray | None:
         """The pieces' probabilities joined, when each piece has exactly one per full window (else None)."""
         joined = []

@@ -365,12 +365,13 @@ class WhisperAsr:
         found: list[tuple[Decoded, Any]] = []
         for lead in leads:
             if found and halt is not None and halt():
+                log.debug("revision halted after %d of %d tries", len(found), len(leads))
                 break
             encoded = encode(lead)
-            found.append(
-                (self._decode(encoded, language, "transcribe", seconds + lead, voiced, self.revision_beam, prefix),
-                 encoded)
-            )  # fmt: skip
+            decoded = self._decode(encoded, language, "transcribe", seconds + lead, voiced, self.revision_beam, prefix)
+            log.debug("revision try: lead %.2f s, %s, %.2f: %r", lead, "in context" if prefix else "alone",
+                      decoded.avg_logprob, decoded.text)  # fmt: skip
+            found.append((decoded, encoded))
         return found
 
     def _standard(self, audio: np.ndarray, language: str, voiced: float) -> Decoded:
