@@ -257,7 +257,8 @@ def test_verdict_sends_only_a_meaningful_change():
     assert verdict("Willaga ?", t("Où est la gare ?"), voiced_seconds=0.6) == "sent"
     assert verdict("Willaga ?", t("Où est la gare ?")) == "rejected"  # how long the voice was is unknown
     assert verdict("Willaga ?", t("Où est la gare ?"), voiced_seconds=0.3) == "rejected"
-    assert verdict("Where shall we meet?", t("Fail again. Thank you very much. Where shall we meet?"), 1.1) == "rejected"
+    echoed = t("Fail again. Thank you very much. Where shall we meet?")
+    assert verdict("Where shall we meet?", echoed, voiced_seconds=1.1) == "rejected"
 
 
 def test_a_turn_knows_how_long_its_voice_was():
