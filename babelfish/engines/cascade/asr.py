@@ -61,6 +61,7 @@ class Asr(Protocol):
         careful: bool = False,
         halt: Callable[[], bool] | None = None,
         context: Context | None = None,
+        held: str | None = None,
     ) -> Recognized | None:
         """Text of 16 kHz float32 audio with the decoder's statistics; None for silence or no words (whether the
         words are speech is decided with the segmenter's view too: nonspeech.py). `candidates`: likely languages
@@ -68,7 +69,8 @@ class Asr(Protocol):
         as speech, which tells a phrase said three times from a decoder loop (loops.py). `revision`: a finished turn
         decoded again, off the fresh path: accuracy over speed. `careful`: a first pass the engine has time for (nothing
         else waits): a little more time for better words. `halt`: once true, a revision's extra tries stop.
-        `context`: what the speaker said just before; a revision decodes the audio as its continuation."""
+        `context`: what the speaker said just before; a revision decodes the audio as its continuation. `held`: a
+        revision's turn as listeners read it now; its words are returned unless the new ones are clearly likelier."""
         ...
 
 
@@ -113,6 +115,9 @@ CLOSING = ".,;:!?…)]}"
 # Scripts written without spaces between words: a continuation's first token there is always "glued" (below), so their
 # speakers' revisions are decoded alone (Whisper's codes, canonical).
 UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "km", "bo", "yue"})
+# A revision replaces the words listeners hold only when the model, given the same window and prefix, finds its own
+# words likelier than them by this much (mean log-probability per token; docs/benchmarks.md, "Held words").
+REVISION_MARGIN = float("-inf")
 # A careful first pass's beam (`asr_beam_size`): +8% engine CPU (one thread per worker) for 20.1% → 17.0% WER
 # against what was said (docs/benchmarks.md, "A beam on the first pass").
 FIRST_PASS_BEAM = 5
@@ -311,7 +316,7 @@ class WhisperAsr:
         halt: Callable[[], bool] | None,
         context: Context | None,
         prefix: list[int],
-    ) -> Decoded | None:
+    ) -> tuple[Decoded, Any] | None:
         """A revision decoded as the continuation of the speaker's `context` (its audio before the clip in the window,
         its text as the decoder's prefix), a short clip at each lead too; None when no try found words of the turn's
         own (the caller then decodes the clip alone): one with none (Whisper took the turn for the context's end: "Ja."
@@ -332,7 +337,33 @@ class WhisperAsr:
             return bool(said) and not echoed
 
         found = [t for t in self._tries(encode, prefix, language, seconds, voiced, halt) if own(t[0])]
-        return _best(found)[0] if found else None
+        return _best(found) if found else None
+
+    def _likelihood(self, encoded: Any, prompt: list[int], text: str) -> float:
+        """Mean log-probability of `text`'s tokens after `prompt` in `encoded`: CTranslate2's alignment pass, one
+        decoder run over the given tokens, no search."""
+        ids = [t for t in self._tok.encode(" " + text.strip(), add_special_tokens=False).ids if t < self._eot]
+        if not ids:
+            return float("-inf")
+        (res,) = self._model.align(encoded, prompt, [ids], int(encoded.shape[1]) * 2)
+        probs = np.asarray(res.text_token_probs[: len(ids)], np.float64)
+        return float(np.mean(np.log(np.maximum(probs, 1e-10))))
+
+    def _against_held(
+        self, decoded: Decoded, encoded: Any, language: str, prefix: list[int], held: str | None
+    ) -> Decoded:
+        """The revision's words, or the held ones when the model does not find its own clearly likelier in the window
+        and after the prefix it decoded them with (a beam's pick between near-equal readings is a coin toss, and
+        listeners already read the held words)."""
+        if not held or not held.strip() or words(decoded.text) == words(held):
+            return decoded
+        lang_token = self._tok.token_to_id(f"<|{self._from_canon[language]}|>")
+        prompt = [self._sot, lang_token, self._task["transcribe"], self._no_ts, *prefix]
+        margin = self._likelihood(encoded, prompt, decoded.text) - self._likelihood(encoded, prompt, held)
+        log.debug("revision against the held words: %+.2f (%r for %r)", margin, decoded.text, held)
+        if margin >= REVISION_MARGIN:
+            return decoded
+        return Decoded(held.strip(), decoded.avg_logprob, decoded.no_speech_prob, False, decoded.beam)
 
     def _prefix(self, context: Context | None, language: str | None, seconds: float) -> list[int]:
         """The context's text as the decoder's prefix, when it fits: the clip's language, and room for both in
@@ -399,6 +430,7 @@ class WhisperAsr:
         careful: bool = False,
         halt: Callable[[], bool] | None = None,
         context: Context | None = None,
+        held: str | None = None,
     ) -> Recognized | None:
         audio = np.asarray(audio, np.float32)
         seconds = len(audio) / SAMPLE_RATE
@@ -412,7 +444,7 @@ class WhisperAsr:
             assert language is not None
             continued = self._in_context(audio, language, seconds, voiced, halt, context, prefix)
             if continued is not None:  # no encoding is kept: Whisper's translate task encodes the clip alone
-                return self._recognized(continued, language, seconds)
+                return self._recognized(self._against_held(*continued, language, prefix, held), language, seconds)
             if halt is not None and halt():
                 return None  # someone needs the engine: the turn's first pass stands, no second decode now
         encoded = self._encode(audio)
@@ -429,6 +461,7 @@ class WhisperAsr:
             decoded = self._standard(audio, language, voiced)  # the language settled above, on the short window
         elif revision:
             decoded, encoded = self._revised(audio, encoded, language, seconds, voiced, halt)  # translate: same lead
+            decoded = self._against_held(decoded, encoded, language, [], held)
         elif careful and self.beam_size > 1:
             decoded = self._careful(encoded, language, seconds, voiced, decoded)
         decoded = decoded or self._decode(encoded, language, "transcribe", seconds, voiced)

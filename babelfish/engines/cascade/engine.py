@@ -206,6 +206,7 @@ class CascadeEngine:
             careful=utterance.careful,
             halt=utterance.halt,
             context=utterance.context,
+            held=utterance.held,
         )
         if rec is None:
             return None
