@@ -149,7 +149,8 @@ class Reviser:
         wanted = threading.Event()  # a one-piece revision's extra tries stop once someone needs the engine
         utterance = Utterance(
             turn.audio(), language, candidates, turn.speech_probs(), voice=room.voice_of(who.id), revision=True,
-            halt=wanted.is_set if idle_only else None, context=self._context(turn, who.room_name), held=turn.text,
+            halt=wanted.is_set if idle_only else None, context=self._context(turn, who.room_name),
+            held=turn.text if idle_only else None,
         )  # fmt: skip
         # Every listener language now; the revised transcript's own language is dropped in the worker.
         listening = room.target_languages(who, "")

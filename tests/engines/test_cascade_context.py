@@ -52,6 +52,14 @@ class ScriptedModel:
     tok: WordTokenizer
     answers: dict[int, tuple[str, float]]
     calls: list[dict[str, Any]] = field(default_factory=list)
+    likely: dict[str, float] = field(default_factory=dict)  # a text's probability per token (alignment pass), else 0.5
+    aligned: list[tuple[int, list[int], str]] = field(default_factory=list)
+
+    def align(self, encoded: int, prompt: list[int], texts: list[list[int]], frames: int) -> list[SimpleNamespace]:
+        (ids,) = texts
+        text = self.tok.decode(ids).strip()
+        self.aligned.append((encoded, prompt, text))
+        return [SimpleNamespace(text_token_probs=[self.likely.get(text, 0.5)] * len(ids))]
 
     def generate(self, encoded: int, prompts: list[list[int]], **options: Any) -> list[SimpleNamespace]:
         (prompt,) = prompts
@@ -75,6 +83,9 @@ class ScriptedAsr(WhisperAsr):
 
     def _encode(self, audio, full_window=False, before=None):  # type: ignore[no-untyped-def]
         return len(audio) + (0 if before is None else len(before))  # stands for the encoding: the window's length
+
+    def _frames(self, encoded):  # type: ignore[no-untyped-def]
+        return encoded // 160
 
 
 SECOND = 16_000
@@ -156,3 +167,32 @@ def test_a_first_pass_never_uses_the_context():
     got = asr.recognize(TURN, "en", careful=True, context=CONTEXT)
     assert got is not None and got.text == "Alone."
     assert [c["prefix"] for c in asr._model.calls] == [[]]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("answer", "likelier", "kept"),
+    [
+        ("Where is the station?", 0.9, "Where is the station?"),  # far likelier than the held words: sent
+        ("Where is the station?", 0.55, "Where is the nation."),  # about as likely (a beam's coin toss): held words
+    ],
+)
+def test_a_revision_keeps_the_held_words_unless_its_own_are_clearly_likelier(answer: str, likelier: float, kept: str):
+    held = "Where is the nation."
+    asr = ScriptedAsr({AFTER + lead(x): (answer, -1.0) for x in (0, 0.1, 0.25)})
+    model = asr._model
+    model.likely.update({answer.strip(): likelier, held: 0.5})  # type: ignore[attr-defined]
+    got = asr.recognize(TURN, "en", revision=True, context=CONTEXT, held=held)
+    assert got is not None and got.text == kept
+    (encoded, prompt, _), (_, prompt_held, text_held) = model.aligned  # type: ignore[attr-defined]
+    assert encoded == AFTER and text_held == held  # scored in the window the revision was decoded in
+    assert prompt == prompt_held and prompt[4:] == asr._tok.encode(" " + CONTEXT.text).ids  # after the same prefix
+
+
+def test_held_words_are_scored_only_when_they_differ_and_without_a_prefix_when_decoded_alone():
+    asr = ScriptedAsr({len(TURN) + lead(x): ("Where is the station?", -1.0) for x in (0, 0.1, 0.25)})
+    got = asr.recognize(TURN, "en", revision=True, held="where is the station")
+    assert got is not None and got.text == "Where is the station?" and asr._model.aligned == []  # type: ignore[attr-defined]
+    asr._model.likely["Willaga?"] = 0.05  # type: ignore[attr-defined]
+    got = asr.recognize(TURN, "en", revision=True, held="Willaga?")
+    assert got is not None and got.text == "Where is the station?"
+    assert [prompt[4:] for _, prompt, _ in asr._model.aligned] == [[], []]  # type: ignore[attr-defined]

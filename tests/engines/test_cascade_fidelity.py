@@ -311,6 +311,22 @@ def test_a_revision_continues_the_speakers_own_words(engine: CascadeEngine):
 
 
 @pytest.mark.models
+def test_a_revision_replaces_held_words_the_model_finds_far_less_likely(engine: CascadeEngine):
+    """The real model's alignment pass scores given words: what was said far above words that were not, and a revision
+    whose held words are wrong sends its own."""
+    turn = np.concatenate([pico("Where shall we meet tomorrow?", "en-GB"), np.zeros(4800, np.float32)])
+    asr = engine.asr
+    assert isinstance(asr, WhisperAsr)
+    encoded = asr._encode(turn)
+    prompt = [asr._sot, asr._tok.token_to_id("<|en|>"), asr._task["transcribe"], asr._no_ts]
+    right = asr._likelihood(encoded, prompt, "Where shall we meet tomorrow?")
+    assert right > asr._likelihood(encoded, prompt, "Banana republic, said the king.") + 1.0
+    assert -1.0 < right <= 0.0
+    got = engine.transcribe(Utterance(turn, "en", (), None, revision=True, held="Banana republic, said the king."))
+    assert got is not None and {"meet", "tomorrow"} <= set(normalize(got.text)), got
+
+
+@pytest.mark.models
 def test_a_careful_first_pass_says_a_short_turn_once(engine: CascadeEngine):
     """A beam once said a padded "Good morning." twice (a revision: docs/benchmarks.md); a careful first pass of the
     same audio, with no segmenter view to judge loops by, still says each turn once and keeps its words."""

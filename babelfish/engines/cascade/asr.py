@@ -117,7 +117,7 @@ CLOSING = ".,;:!?…)]}"
 UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "km", "bo", "yue"})
 # A revision replaces the words listeners hold only when the model, given the same window and prefix, finds its own
 # words likelier than them by this much (mean log-probability per token; docs/benchmarks.md, "Held words").
-REVISION_MARGIN = float("-inf")
+REVISION_MARGIN = 0.35
 # A careful first pass's beam (`asr_beam_size`): +8% engine CPU (one thread per worker) for 20.1% → 17.0% WER
 # against what was said (docs/benchmarks.md, "A beam on the first pass").
 FIRST_PASS_BEAM = 5
@@ -345,9 +345,13 @@ class WhisperAsr:
         ids = [t for t in self._tok.encode(" " + text.strip(), add_special_tokens=False).ids if t < self._eot]
         if not ids:
             return float("-inf")
-        (res,) = self._model.align(encoded, prompt, [ids], int(encoded.shape[1]) * 2)
+        (res,) = self._model.align(encoded, prompt, [ids], self._frames(encoded))
         probs = np.asarray(res.text_token_probs[: len(ids)], np.float64)
         return float(np.mean(np.log(np.maximum(probs, 1e-10))))
+
+    def _frames(self, encoded: Any) -> int:
+        """The mel frames behind an encoding (two per encoder position)."""
+        return int(encoded.shape[1]) * 2
 
     def _against_held(
         self, decoded: Decoded, encoded: Any, language: str, prefix: list[int], held: str | None
