@@ -117,7 +117,7 @@ CLOSING = ".,;:!?…)]}"
 UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "km", "bo", "yue"})
 # A revision replaces the words listeners hold only when the model, given the same window and prefix, finds its own
 # words likelier than them by this much (mean log-probability per token; docs/benchmarks.md, "Held words").
-REVISION_MARGIN = 0.35
+REVISION_MARGIN = 0.2
 # A careful first pass's beam (`asr_beam_size`): +8% engine CPU (one thread per worker) for 20.1% → 17.0% WER
 # against what was said (docs/benchmarks.md, "A beam on the first pass").
 FIRST_PASS_BEAM = 5
