@@ -13,7 +13,9 @@ A turn of one piece has no cut to repair, only the quick decode, whose words for
 sits in Whisper's window: it is revised too (`revision_single_pieces`; the cascade decodes a short one at three
 positions and keeps the best-scored words, babelfish/engines/cascade/asr.py), but only with time nobody else needs: it
 waits (up to `revision_max_wait_seconds`, else "late") for a moment when the engine is idle and nobody is speaking,
-since a revision that runs holds a worker and fresh speech would wait for it or share the CPU with it.
+since a revision that runs holds a worker and fresh speech would wait for it or share the CPU with it. It asks the
+same question of the same audio as the first pass did, so its words must be clearly better: the engine keeps the words
+listeners hold (`Utterance.held`) unless the model finds its own clearly likelier (the cascade: REVISION_MARGIN).
 
 A turn is decoded after what the same speaker said before it (`Utterance.context`, babelfish/recent.py: the text
 listeners hold for it, so a sent revision's text is what the next turn continues).

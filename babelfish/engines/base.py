@@ -70,8 +70,8 @@ class Utterance:
     # What the speaker said just before (babelfish/recent.py); a revision may decode the utterance as its continuation
     # (the cascade: the context's audio in Whisper's window and its text as the decoder's prefix). None: none known.
     context: Context | None = field(default=None, compare=False, repr=False)
-    # A revision: the turn's text as listeners read it now. An engine may keep it when its new reading is not clearly
-    # better (the cascade: when the model does not find its own words clearly likelier than these).
+    # A one-piece turn's revision: the turn's text as listeners read it now. An engine may keep it when its new reading
+    # is not clearly better (the cascade: when the model does not find its own words clearly likelier than these).
     held: str | None = None
 
     @property
