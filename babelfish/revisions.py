@@ -13,9 +13,10 @@ A turn of one piece has no cut to repair, only the quick decode, whose words for
 sits in Whisper's window: it is revised too (`revision_single_pieces`; the cascade decodes a short one at three
 positions and keeps the best-scored words, babelfish/engines/cascade/asr.py), but only with time nobody else needs: it
 waits (up to `revision_max_wait_seconds`, else "late") for a moment when the engine is idle and nobody is speaking,
-since a revision that runs holds a worker and fresh speech would wait for it or share the CPU with it. It asks the
-same question of the same audio as the first pass did, so its words must be clearly better: the engine keeps the words
-listeners hold (`Utterance.held`) unless the model finds its own clearly likelier (the cascade: REVISION_MARGIN).
+since a revision that runs holds a worker and fresh speech would wait for it or share the CPU with it. Its words and
+the first pass's are often near-equal readings of the same audio, where a change is as likely wrong as right and
+listeners have read the first already: the engine keeps the words listeners hold (`Utterance.held`, outcome "held")
+unless the model finds its own clearly likelier (the cascade: HELD_MARGIN).
 
 A turn is decoded after what the same speaker said before it (`Utterance.context`, babelfish/recent.py: the text
 listeners hold for it, so a sent revision's text is what the next turn continues).
@@ -26,8 +27,9 @@ revision, and the archive would hold them out of order. While the server drains,
 
 Text only: the listeners already heard the pieces spoken a moment ago; speaking the turn again would repeat it, late,
 over whatever is being said now. A re-decode that loses many of the pieces' words (a decoder that skipped a stretch
-of a long window), has far more than them (the previous turn's words said again, or words made up), or repeats a
-phrase the pieces have once, is not sent: the pieces stand.
+of a long window), has far more than them (the previous turn's words said again, or words made up; unless the pieces
+are a word or two and the voice could hold the new words), or repeats a phrase the pieces have once, is not sent: the
+pieces stand.
 """
 
 from __future__ import annotations
@@ -54,22 +56,25 @@ from babelfish.turns import Turn
 log = logging.getLogger(__name__)
 
 KEEP_WORDS = 0.6  # a re-decode with fewer words than this share of the pieces' words is not trusted
-# Nor one with far more, when they are also more than the turn's voice could hold: the previous turn's words said again
-# (a revision decoded in a context whose text was wrong: babelfish/recent.py), or words made up. Far more words alone
-# is no sign: a short turn's first pass can be one wrong word for four said ("Willaga ?" for "Où est la gare ?", 6.6
-# words a voiced second, the fastest of bench_fidelity's turns; docs/benchmarks.md).
+# Nor one with far more: the previous turn's words said again (a revision decoded in a context whose text was wrong:
+# babelfish/recent.py), or words made up. Except where the pieces are a word or two and the voice could hold the
+# revision's words: a short turn's first pass can be one wrong word for four said ("Willaga ?" for "Où est la gare ?",
+# 6.6 words a voiced second, the fastest of bench_fidelity's one-piece turns; docs/benchmarks.md, "Held words").
 MORE_WORDS, MORE_WORDS_SLACK = 1.5, 2
-MAX_WORDS_PER_VOICED_SECOND = 7.0
+FEW_WORDS = 2
+MAX_WORDS_PER_VOICED_SECOND = 8.0
 PIECES_WAIT = 10.0  # seconds a computed revision waits for its pieces to be done with; later, it is not sent
 IDLE_POLL = 0.1  # seconds between looks for an idle moment (one-piece turns); the VAD reports speech every ~0.1 s
 
 
 def verdict(pieces: str, revised: Transcript | None, voiced_seconds: float | None = None) -> str:
-    """ "sent" when `revised` should replace the pieces' text; else why not ("unchanged", "rejected").
-    `voiced_seconds`: how much of the turn the segmenter heard as speech (None: unknown, and far more words than the
-    pieces' are then enough to refuse it)."""
+    """ "sent" when `revised` should replace the pieces' text; else why not ("unchanged", "held": the engine kept the
+    pieces' words, "rejected"). `voiced_seconds`: how much of the turn the segmenter heard as speech (`Turn.
+    voiced_seconds`; None: unknown)."""
     if revised is None or not revised.text.strip():
         return "rejected"
+    if revised.held:
+        return "held"
     before, after = words(pieces), words(revised.text)
     if after == before:
         return "unchanged"
@@ -77,9 +82,10 @@ def verdict(pieces: str, revised: Transcript | None, voiced_seconds: float | Non
     # pass said twice ("Good morning. Good morning.") is what it is for.
     if len(after) < KEEP_WORDS * len(once(before)):
         return "rejected"
-    more = len(after) > MORE_WORDS * len(before) + MORE_WORDS_SLACK
-    if more and (voiced_seconds is None or len(after) > MAX_WORDS_PER_VOICED_SECOND * voiced_seconds):
-        return "rejected"
+    if len(after) > MORE_WORDS * len(before) + MORE_WORDS_SLACK:
+        few = len(before) <= FEW_WORDS and voiced_seconds is not None
+        if not few or len(after) > MAX_WORDS_PER_VOICED_SECOND * (voiced_seconds or 0.0):
+            return "rejected"
     if doubled(after) > doubled(before):
         return "rejected"  # a beam can say a short phrase twice ("Good morning. Good morning."): the pieces stand
     return "sent"

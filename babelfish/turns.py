@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 WINDOW = 512  # the segmenter's window in samples
 WINDOW_SECONDS = WINDOW / SAMPLE_RATE  # the segmenter's window (32 ms): one speech probability each
 VOICED = 0.35  # a window at least this probable is speech (the segmenter's off-threshold at its default 0.5)
+RATE_VOICED = 0.5  # voiced, for a speech rate: the threshold the engine's rates use (nonspeech.py)
 RECHECK = 0.2  # seconds between looks while the speaker is talking again
 SLACK = 0.15  # the intake hands frames to the VAD in batches of ~100 ms: speech may be seen this much late
 
@@ -106,9 +107,10 @@ class Turn:
         return np.concatenate([p.audio for p in self.pieces])
 
     def voiced_seconds(self) -> float | None:
-        """How much of the turn the segmenter heard as speech; None without its probabilities."""
+        """How much of the turn the segmenter heard as speech (windows at RATE_VOICED or more); None without its
+        probabilities."""
         probs = self.speech_probs()
-        return None if probs is None else float(np.count_nonzero(probs >= VOICED)) * WINDOW_SECONDS
+        return None if probs is None else float(np.count_nonzero(probs >= RATE_VOICED)) * WINDOW_SECONDS
 
     def speech_probs(self) -> np.ndarray | None:
         """The pieces' probabilities joined, when each piece has exactly one per full window (else None)."""

@@ -410,6 +410,47 @@ def test_a_one_piece_revision_waits_for_the_engine_to_be_idle():
     assert calls == [False, False, True, True]  # both utterances first, then the revisions
 
 
+def test_a_one_piece_revision_is_given_the_held_words_and_an_engine_may_keep_them():
+    """A one-piece turn's revision carries the text listeners hold (`Utterance.held`); an engine that keeps it (its
+    own reading was not clearly better) sends nothing and counts "held". A turn of two pieces carries none: its pieces
+    were never read whole."""
+    import asyncio
+
+    from babelfish.engines.base import Transcript
+    from babelfish.pipeline import Pipeline
+    from tests.pipeline_harness import PipelineHarness
+
+    held: list[str | None] = []
+
+    class Keeping(FakeEngine):
+        def transcribe(self, utterance):
+            got = super().transcribe(utterance)
+            if not utterance.revision:
+                return got
+            held.append(utterance.held)
+            return Transcript(utterance.held or "", "en", held=True) if utterance.held else got
+
+    async def main() -> tuple[dict[str, int], list[dict]]:
+        h = PipelineHarness(Keeping())
+        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.3, 28.0), single_pieces=True)
+        outcomes = _revision_outcomes(h)
+        ann, dan = h.join("Ann", "en"), h.join("Dan", "de", audio=False)
+        await asyncio.wait_for(h.say(ann, 1.0), 10)
+        assert await asyncio.wait_for(outcomes.get(), 10) == "held"
+        await asyncio.wait_for(h.say(ann, 1.0), 10)
+        await asyncio.wait_for(h.say(ann, 1.2), 10)
+        assert await asyncio.wait_for(outcomes.get(), 10) == "sent"  # the two pieces' words differ from the whole's
+        got = await h.received(dan)
+        await h.pipeline.close()
+        h.close()
+        return h.metrics.revisions, got
+
+    revisions, got = asyncio.run(main())
+    assert {k: n for k, n in revisions.items() if n} == {"held": 1, "sent": 1}, revisions
+    assert len(held) == 2 and held[0] and held[1] is None, held
+    assert sum(m["type"] == "revision" for m in got) == 2  # the two-piece turn's: transcript and translation
+
+
 def _tries_until_halted(utterance, seen, running, meanwhile=lambda: None) -> None:  # type: ignore[no-untyped-def]
     """In a one-piece revision's worker, as an engine making extra tries: note whether `halt` said stop at once, tell
     the test it runs (`running`), let the test act (`meanwhile`: before anything could stop it), then try until told to

@@ -71,8 +71,9 @@ class Utterance:
     # (the cascade: the context's audio in Whisper's window and its text as the decoder's prefix). None: none known.
     context: Context | None = field(default=None, compare=False, repr=False)
     # A one-piece turn's revision: the turn's text as listeners read it now. An engine may keep it when its new reading
-    # is not clearly better (the cascade: when the model does not find its own words clearly likelier than these).
-    held: str | None = None
+    # is not clearly better (the cascade: when the model does not find its own words clearly likelier than these): it
+    # returns these words then, marked `Transcript.held`.
+    held: str | None = field(default=None, repr=False)
 
     @property
     def seconds(self) -> float:
@@ -85,6 +86,7 @@ class Transcript:
     language: str  # canonical code: declared, or what language id found
     repaired: bool = False  # the recogniser looped and the text keeps the phrase once (counted in /metrics)
     beam: bool = False  # the recogniser searched with a beam (a careful first pass: counted in /metrics)
+    held: bool = False  # a revision that kept the words listeners hold (`Utterance.held`): its own were not better
 
 
 @dataclass(frozen=True)

@@ -52,19 +52,19 @@ class ScriptedModel:
     tok: WordTokenizer
     answers: dict[int, tuple[str, float]]
     calls: list[dict[str, Any]] = field(default_factory=list)
-    likely: dict[str, float] = field(default_factory=dict)  # a text's probability per token (alignment pass), else 0.5
-    aligned: list[tuple[int, list[int], str]] = field(default_factory=list)
+    likely: dict[str, float] = field(default_factory=dict)  # a word's probability in the alignment pass, else 0.2
+    aligned: list[tuple[int, list[int]]] = field(default_factory=list)  # (encoding, whole sequence read)
 
-    def align(self, encoded: int, prompt: list[int], texts: list[list[int]], frames: int) -> list[SimpleNamespace]:
+    def align(self, encoded: int, start: list[int], texts: list[list[int]], frames: int) -> list[SimpleNamespace]:
+        """CTranslate2's contract: it reads start + <|notimestamps|> + the text, one probability per text token."""
         (ids,) = texts
-        text = self.tok.decode(ids).strip()
-        self.aligned.append((encoded, prompt, text))
-        return [SimpleNamespace(text_token_probs=[self.likely.get(text, 0.5)] * len(ids))]
+        self.aligned.append((encoded, [*start, EOT + 2, *ids]))
+        return [SimpleNamespace(text_token_probs=[self.likely.get(self.tok.words[i].strip(), 0.2) for i in ids])]
 
     def generate(self, encoded: int, prompts: list[list[int]], **options: Any) -> list[SimpleNamespace]:
         (prompt,) = prompts
         prefix = prompt[4:]  # after <|startoftranscript|>, the language, the task, <|notimestamps|>
-        self.calls.append({"encoded": encoded, "prefix": prefix, **options})
+        self.calls.append({"encoded": encoded, "prefix": prefix, "prompt": prompt, **options})
         text, total = self.answers[encoded]
         sequence = [*prefix, *self.tok.encode(text).ids, EOT]
         return [SimpleNamespace(sequences_ids=[sequence], scores=[total / len(sequence)], no_speech_prob=0.01)]
@@ -85,7 +85,7 @@ class ScriptedAsr(WhisperAsr):
         return len(audio) + (0 if before is None else len(before))  # stands for the encoding: the window's length
 
     def _frames(self, encoded):  # type: ignore[no-untyped-def]
-        return encoded // 160
+        return encoded // 160  # only crops the attention the alignment pass times words with
 
 
 SECOND = 16_000
@@ -169,30 +169,70 @@ def test_a_first_pass_never_uses_the_context():
     assert [c["prefix"] for c in asr._model.calls] == [[]]  # type: ignore[attr-defined]
 
 
+HELD = "Where is the nation?"  # what listeners read: one word off the revision's "Where is the station?"
+
+
+def likelier(margin: float) -> float:
+    """The probability "station?" needs (against "nation?" at 0.2, the rest equal) for the revision's mean
+    log-probability over its 4 tokens to beat the held words' by `margin`."""
+    return 0.2 * float(np.exp(4 * margin))
+
+
 @pytest.mark.parametrize(
-    ("answer", "likelier", "kept"),
+    ("by", "kept"),
+    [(asr_module.HELD_MARGIN + 0.05, "Where is the station?"), (asr_module.HELD_MARGIN - 0.05, HELD)],
+    ids=["clearly-likelier", "coin-toss"],
+)
+def test_a_revision_keeps_the_held_words_unless_its_own_are_clearly_likelier(by: float, kept: str):
+    answers = {AFTER + lead(0): ("Where is the station?", -3.0), AFTER + lead(0.1): ("Where is the station?", -3.0),
+               AFTER + lead(0.25): ("Where is the station?", -1.0)}  # fmt: skip
+    asr = ScriptedAsr(answers)
+    model = asr._model
+    model.likely["station?"] = likelier(by)  # type: ignore[attr-defined]
+    got = asr.recognize(TURN, "en", revision=True, context=CONTEXT, held=HELD)
+    assert got is not None and got.text == kept and got.held == (kept == HELD)
+    # Both read in the chosen try's window (the best-scored lead), after the prompt it was decoded with.
+    (window, read), (window_held, read_held) = model.aligned  # type: ignore[attr-defined]
+    assert window == window_held == AFTER + lead(0.25)
+    decoded = next(c for c in model.calls if c["encoded"] == window)  # type: ignore[attr-defined]
+    assert read == [*decoded["prompt"], *asr._tok.encode("Where is the station?").ids]
+    assert read_held == [*decoded["prompt"], *asr._tok.encode(HELD).ids]
+
+
+def test_held_words_after_a_context_miss_are_read_in_the_turns_own_window():
+    asr = ScriptedAsr({AFTER + lead(x): ("", -1.0) for x in (0, 0.1, 0.25)})  # the continuation found nothing
+    asr._model.answers.update({len(TURN) + lead(x): ("Where is the station?", -1.0) for x in (0, 0.1, 0.25)})  # type: ignore[attr-defined]
+    asr._model.likely["nation?"] = 0.01  # type: ignore[attr-defined]
+    got = asr.recognize(TURN, "en", revision=True, context=CONTEXT, held=HELD)
+    assert got is not None and got.text == "Where is the station?" and not got.held
+    for window, read in asr._model.aligned:  # type: ignore[attr-defined]
+        assert window == len(TURN) and read[4] == asr._tok.encode("Where").ids[0]  # no prefix before the turn
+
+
+@pytest.mark.parametrize(
+    ("held", "answer"),
     [
-        ("Where is the station?", 0.9, "Where is the station?"),  # far likelier than the held words: sent
-        ("Where is the station?", 0.55, "Where is the nation."),  # about as likely (a beam's coin toss): held words
+        ("where is the station", "Where is the station?"),  # the same words
+        ("Where is", "Where is the station?"),  # far apart in length: the pass scores no end (the reviser judges)
+        ("Willaga?", ""),  # no words in the revision
     ],
 )
-def test_a_revision_keeps_the_held_words_unless_its_own_are_clearly_likelier(answer: str, likelier: float, kept: str):
-    held = "Where is the nation."
-    asr = ScriptedAsr({AFTER + lead(x): (answer, -1.0) for x in (0, 0.1, 0.25)})
-    model = asr._model
-    model.likely.update({answer.strip(): likelier, held: 0.5})  # type: ignore[attr-defined]
-    got = asr.recognize(TURN, "en", revision=True, context=CONTEXT, held=held)
-    assert got is not None and got.text == kept
-    (encoded, prompt, _), (_, prompt_held, text_held) = model.aligned  # type: ignore[attr-defined]
-    assert encoded == AFTER and text_held == held  # scored in the window the revision was decoded in
-    assert prompt == prompt_held and prompt[4:] == asr._tok.encode(" " + CONTEXT.text).ids  # after the same prefix
+def test_held_words_are_compared_only_with_a_reading_of_about_their_length(held: str, answer: str):
+    asr = ScriptedAsr({len(TURN) + lead(x): (answer, -1.0) for x in (0, 0.1, 0.25)})
+    got = asr.recognize(TURN, "en", revision=True, held=held)
+    assert (got.text if got else "") == answer.strip() and asr._model.aligned == []  # type: ignore[attr-defined]
 
 
-def test_held_words_are_scored_only_when_they_differ_and_without_a_prefix_when_decoded_alone():
+def test_a_model_that_cannot_score_given_words_sends_its_revision():
     asr = ScriptedAsr({len(TURN) + lead(x): ("Where is the station?", -1.0) for x in (0, 0.1, 0.25)})
-    got = asr.recognize(TURN, "en", revision=True, held="where is the station")
-    assert got is not None and got.text == "Where is the station?" and asr._model.aligned == []  # type: ignore[attr-defined]
-    asr._model.likely["Willaga?"] = 0.05  # type: ignore[attr-defined]
-    got = asr.recognize(TURN, "en", revision=True, held="Willaga?")
-    assert got is not None and got.text == "Where is the station?"
-    assert [prompt[4:] for _, prompt, _ in asr._model.aligned] == [[], []]  # type: ignore[attr-defined]
+    calls = []
+
+    def no_heads(*args: Any) -> None:
+        calls.append(args)
+        raise RuntimeError("the model does not contain the field 'alignment_heads'")
+
+    asr._model.align = no_heads  # type: ignore[attr-defined]
+    for _ in range(2):
+        got = asr.recognize(TURN, "en", revision=True, held=HELD)
+        assert got is not None and got.text == "Where is the station?"
+    assert len(calls) == 1  # tried once, then no more

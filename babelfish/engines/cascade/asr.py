@@ -7,9 +7,9 @@ three positions in it, the best-scored words kept), as the continuation of the s
 they are known (their audio before it in the window, their text as the decoder's prefix: `Utterance.context`); the
 standard 30 s window (faster-whisper's own `transcribe`) matches the bench's reference better but costs 3-4 times the
 engine time, for about the same words against what was said (docs/benchmarks.md, "How a revision decodes"). A
-one-piece turn's revision asks the same question of the same audio as its first pass did: its words replace the ones
-listeners hold (`Utterance.held`) only when the model, in the window and after the prefix it decoded them with, finds
-them clearly likelier (REVISION_MARGIN)."""
+one-piece turn's revision and its first pass are often near-equal readings of the same audio: the revision's words
+replace the ones listeners hold (`Utterance.held`) only when the model, in the window and after the prefix it decoded
+them with, finds them clearly likelier (HELD_MARGIN)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ class Recognized:
     no_speech_prob: float
     looped: bool = False  # the decoder looped (loops.py); `text` keeps the phrase once
     beam: bool = False  # decoded with a beam search
+    held: bool = False  # a revision that kept the held words (`text`): its own were not clearly likelier
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Decoded:
     no_speech_prob: float
     looped: bool
     beam: bool = False
+    held: bool = False  # a revision that kept the held words: its own were not clearly likelier
 
 
 class Asr(Protocol):
@@ -111,7 +113,8 @@ REVISION_KEEP_WORDS = 0.6  # a lead's decode with fewer words than this share of
 CONTEXT_MAX_TOKENS = 120
 DECODER_POSITIONS = 448
 # A continuation whose first words (up to this many) are words of the context in a row says them again: not the turn's
-# own start (a wrong prefix's right words are not caught: the reviser refuses a revision far longer than its pieces).
+# own start (a wrong prefix's right words are not caught: the reviser refuses a revision far longer than its pieces
+# unless they are a word or two).
 CONTEXT_ECHO_WORDS = 3
 # Punctuation that closes the context's last sentence, which a continuation may start with: not part of the turn.
 CLOSING = ".,;:!?…)]}"
@@ -119,10 +122,12 @@ CLOSING = ".,;:!?…)]}"
 # speakers' revisions are decoded alone (Whisper's codes, canonical).
 UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "km", "bo", "yue"})
 # A one-piece revision replaces the words listeners hold only when the model, in the same window and after the same
-# prefix, finds its own words likelier than them by this much (mean log-probability per token). Measured through the
-# server on 13 one-piece revisions that changed words: every change for the worse scored 0.15 or less but one (0.31),
-# every fix 0.25 or more (docs/benchmarks.md, "Held words").
-REVISION_MARGIN = 0.2
+# prefix, finds its own words likelier than them by this much (mean log-probability per text token, CTranslate2's
+# alignment pass). Chosen on the one-piece revisions of bench_fidelity runs, no held-out check (docs/benchmarks.md,
+# "Held words"). The pass scores no end of text, so it judges readings of about the same length only (at most
+# HELD_MAX_WORDS_APART words apart); a longer or shorter revision is left to the reviser's rules.
+HELD_MARGIN = 0.2
+HELD_MAX_WORDS_APART = 1
 # A careful first pass's beam (`asr_beam_size`): +8% engine CPU (one thread per worker) for 20.1% → 17.0% WER
 # against what was said (docs/benchmarks.md, "A beam on the first pass").
 FIRST_PASS_BEAM = 5
@@ -159,6 +164,8 @@ class WhisperAsr:
     on 2 cores a 30 s window takes ~0.5 s, a 5 s clip + 2 s tail ~0.1 s (see docs/benchmarks.md). The encoder
     output is kept for a few utterances so Whisper's translate task (X→en) reuses it and costs only a decode.
     """
+
+    _aligns = True  # the model can score given words (its alignment pass): False once it could not
 
     def __init__(
         self,
@@ -248,9 +255,8 @@ class WhisperAsr:
     ) -> Decoded:
         """`prefix`: tokens the decoder is given as already said (a context's text); the text returned is what
         follows them."""
-        lang_token = self._tok.token_to_id(f"<|{self._from_canon[language]}|>")
         prefix = prefix or []
-        prompt = [self._sot, lang_token, self._task[task], self._no_ts, *prefix]
+        prompt = [*self._start(language, task), self._no_ts, *prefix]
         max_length = _max_length(seconds, len(prefix))
         (res,) = self._model.generate(
             encoded,
@@ -344,18 +350,23 @@ class WhisperAsr:
         found = [t for t in self._tries(encode, prefix, language, seconds, voiced, halt) if own(t[0])]
         return _best(found) if found else None
 
-    def _likelihood(self, encoded: Any, prompt: list[int], text: str) -> float:
-        """Mean log-probability of `text`'s tokens after `prompt` in `encoded`: CTranslate2's alignment pass, one
-        decoder run over the given tokens, no search."""
+    def _start(self, language: str, task: str) -> list[int]:
+        """What a decode starts with before <|notimestamps|>: start of transcript, language, task."""
+        return [self._sot, self._tok.token_to_id(f"<|{self._from_canon[language]}|>"), self._task[task]]
+
+    def _likelihood(self, encoded: Any, language: str, prefix: list[int], text: str) -> float:
+        """Mean log-probability of `text`'s tokens in `encoded`, read after `prefix` as a decode reads them:
+        CTranslate2's alignment pass, one decoder run over given tokens, no search. It puts <|notimestamps|> after the
+        start itself, normalises over text tokens only and scores no end of text."""
         ids = [t for t in self._tok.encode(" " + text.strip(), add_special_tokens=False).ids if t < self._eot]
-        if not ids:
-            return float("-inf")
-        (res,) = self._model.align(encoded, prompt, [ids], self._frames(encoded))
-        probs = np.asarray(res.text_token_probs[: len(ids)], np.float64)
+        start = self._start(language, "transcribe")
+        (res,) = self._model.align(encoded, start, [[*prefix, *ids]], self._frames(encoded))
+        probs = np.asarray(res.text_token_probs[len(prefix) : len(prefix) + len(ids)], np.float64)
         return float(np.mean(np.log(np.maximum(probs, 1e-10))))
 
     def _frames(self, encoded: Any) -> int:
-        """The mel frames behind an encoding (two per encoder position)."""
+        """The mel frames behind an encoding (two per encoder position): the alignment pass crops the attention it
+        times words with to them; the token probabilities do not depend on it."""
         return int(encoded.shape[1]) * 2
 
     def _against_held(
@@ -363,16 +374,25 @@ class WhisperAsr:
     ) -> Decoded:
         """The revision's words, or the held ones when the model does not find its own clearly likelier in the window
         and after the prefix it decoded them with (a beam's pick between near-equal readings is a coin toss, and
-        listeners already read the held words)."""
-        if not held or not held.strip() or words(decoded.text) == words(held):
+        listeners already read the held words). Readings far apart in length are not compared (HELD_MAX_WORDS_APART)."""
+        said, before = words(decoded.text), words(held or "")
+        if not said or not before or said == before or abs(len(said) - len(before)) > HELD_MAX_WORDS_APART:
             return decoded
-        lang_token = self._tok.token_to_id(f"<|{self._from_canon[language]}|>")
-        prompt = [self._sot, lang_token, self._task["transcribe"], self._no_ts, *prefix]
-        margin = self._likelihood(encoded, prompt, decoded.text) - self._likelihood(encoded, prompt, held)
+        assert held is not None
+        if not self._aligns:
+            return decoded
+        try:
+            margin = self._likelihood(encoded, language, prefix, decoded.text)
+            margin -= self._likelihood(encoded, language, prefix, held)
+        except RuntimeError:  # a conversion without alignment heads: nothing to compare with, the revision stands
+            log.warning("this Whisper model cannot score given words (alignment pass); revisions are not compared "
+                        "with the words listeners hold", exc_info=True)  # fmt: skip
+            self._aligns = False
+            return decoded
         log.debug("revision against the held words: %+.2f (%r for %r)", margin, decoded.text, held)
-        if margin >= REVISION_MARGIN:
+        if margin >= HELD_MARGIN:
             return decoded
-        return Decoded(held.strip(), decoded.avg_logprob, decoded.no_speech_prob, False, decoded.beam)
+        return Decoded(held.strip(), decoded.avg_logprob, decoded.no_speech_prob, False, decoded.beam, held=True)
 
     def _prefix(self, context: Context | None, language: str | None, seconds: float) -> list[int]:
         """The context's text as the decoder's prefix, when it fits: the clip's language, and room for both in
@@ -483,8 +503,9 @@ class WhisperAsr:
         if decoded.looped:
             log.info("decoder loop on a %.1f s clip; kept the phrase once: %r", seconds, decoded.text)
         return Recognized(
-            decoded.text, language, decoded.avg_logprob, decoded.no_speech_prob, decoded.looped, decoded.beam
-        )
+            decoded.text, language, decoded.avg_logprob, decoded.no_speech_prob, decoded.looped, decoded.beam,
+            decoded.held,
+        )  # fmt: skip
 
     def translate_to_english(self, audio: np.ndarray, language: str) -> str:
         """Whisper's translate task on the same audio, reusing the encoding `recognize` made when it can."""
