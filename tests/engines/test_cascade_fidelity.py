@@ -318,10 +318,11 @@ def test_a_revision_replaces_held_words_the_model_finds_far_less_likely(engine: 
     asr = engine.asr
     assert isinstance(asr, WhisperAsr)
     encoded = asr._encode(turn)
-    prompt = [asr._sot, asr._tok.token_to_id("<|en|>"), asr._task["transcribe"], asr._no_ts]
-    right = asr._likelihood(encoded, prompt, "Where shall we meet tomorrow?")
-    assert right > asr._likelihood(encoded, prompt, "Banana republic, said the king.") + 1.0
+    right = asr._likelihood(encoded, "en", [], "Where shall we meet tomorrow?")
+    assert right > asr._likelihood(encoded, "en", [], "Banana republic, said the king.") + 1.0
     assert -1.0 < right <= 0.0
+    after = asr._tok.encode(" We met at the station.", add_special_tokens=False).ids  # read after a prefix too
+    assert asr._likelihood(encoded, "en", after, "Where shall we meet tomorrow?") > -1.0
     got = engine.transcribe(Utterance(turn, "en", (), None, revision=True, held="Banana republic, said the king."))
     assert got is not None and {"meet", "tomorrow"} <= set(normalize(got.text)), got
 
