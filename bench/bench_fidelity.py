@@ -31,7 +31,7 @@ The set (generated, nothing downloaded):
 
 Also scored against what was said: a one-word clip whose reference is itself wrong ("Shoe" for "Sure.") counts 100%
 against the reference when we got it right; the summary counts the clips above 15% where what we held is nearer what
-was said than the reference is.
+was said than the reference is, and scores apart the clips whose reference is stable (its greedy twin agrees).
 """
 
 from __future__ import annotations
@@ -278,6 +278,8 @@ class Score:
     said_wers: list[float] = field(default_factory=list)  # per clip, as finally held, against what was said
     over: int = 0  # clips above 15% against the reference, as finally held
     over_ref_wrong: int = 0  # ... of which the reference is further from what was said than what we held
+    # per clip whose reference is stable (the standard window decoded greedily says the same words), as finally held
+    stable_wers: list[float] = field(default_factory=list)
 
 
 def repeats(hyp: str, ref: str) -> int:
@@ -359,6 +361,8 @@ def score(
         wers.append(wer)
         ref_e, _ = word_errors(clip.greedy, clip.reference)
         unstable += ref_e > 0
+        if not ref_e:
+            total.stable_wers.append(fe / max(1, n))
         se, sn = word_errors(held, clip.said)
         total.said_wers.append(se / max(1, sn))
         if fe / max(1, n) > 0.15:
@@ -436,6 +440,7 @@ def run(args: argparse.Namespace) -> None:
                       flush=True)  # fmt: skip
                 total.final_errors += s.final_errors
                 total.said_wers += s.said_wers
+                total.stable_wers += s.stable_wers
                 total.over += s.over
                 total.over_ref_wrong += s.over_ref_wrong
                 final_clip_wers += fw
@@ -464,6 +469,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"against what was said (as finally held): mean WER per clip {np.mean(total.said_wers):.1%}; clips above 15% "
           f"against the reference: {total.over}, of which what we held is nearer what was said than the reference: "
           f"{total.over_ref_wrong}")  # fmt: skip
+    stable = total.stable_wers
+    print(f"clips whose reference is stable (greedy and beam 5 on the standard window say the same words): "
+          f"{len(stable)}; as finally held, mean WER per clip {np.mean(stable) if stable else 0:.1%}, above 15%: "
+          f"{sum(w > 0.15 for w in stable)}")  # fmt: skip
     outcomes = {k.split('"')[1]: int(v) for k, v in sums.items() if k.startswith("babelfish_revisions_total{")}
     print(f"revisions: {outcomes}; turn's speech end → revised transcript (server latency_ms): p50 "
           f"{pct(revision_lat, 50)} ms, p95 {pct(revision_lat, 95)} ms (n={len(revision_lat)}, "
