@@ -69,8 +69,8 @@ IDLE_POLL = 0.1  # seconds between looks for an idle moment (one-piece turns); t
 
 def verdict(pieces: str, revised: Transcript | None, voiced_seconds: float | None = None) -> str:
     """ "sent" when `revised` should replace the pieces' text; else why not ("unchanged", "held": the engine kept the
-    pieces' words, "rejected"). `voiced_seconds`: how much of the turn the segmenter heard as speech (`Turn.
-    voiced_seconds`; None: unknown)."""
+    pieces' words, "rejected"). `voiced_seconds`: how much of a one-piece turn the segmenter heard as speech
+    (`Turn.voiced_seconds`; None: unknown, or a turn of several pieces, which the waiver above never serves)."""
     if revised is None or not revised.text.strip():
         return "rejected"
     if revised.held:
@@ -83,8 +83,12 @@ def verdict(pieces: str, revised: Transcript | None, voiced_seconds: float | Non
     if len(after) < KEEP_WORDS * len(once(before)):
         return "rejected"
     if len(after) > MORE_WORDS * len(before) + MORE_WORDS_SLACK:
-        few = len(before) <= FEW_WORDS and voiced_seconds is not None
-        if not few or len(after) > MAX_WORDS_PER_VOICED_SECOND * (voiced_seconds or 0.0):
+        waived = (
+            voiced_seconds is not None
+            and len(before) <= FEW_WORDS
+            and len(after) <= MAX_WORDS_PER_VOICED_SECOND * voiced_seconds
+        )
+        if not waived:
             return "rejected"
     if doubled(after) > doubled(before):
         return "rejected"  # a beam can say a short phrase twice ("Good morning. Good morning."): the pieces stand
@@ -162,7 +166,7 @@ class Reviser:
         )  # fmt: skip
         # Every listener language now; the revised transcript's own language is dropped in the worker.
         listening = room.target_languages(who, "")
-        pieces_text, voiced = turn.text, turn.voiced_seconds()
+        pieces_text, voiced = turn.text, turn.voiced_seconds() if idle_only else None
 
         def work() -> tuple[Transcript | None, str, list[TextResult], float]:  # in the worker
             began = time.monotonic()

@@ -31,7 +31,7 @@ from babelfish.engines.base import Utterance
 from babelfish.protocol import Speaker
 from babelfish.revisions import verdict
 from babelfish.segmenter import Segmenter, SegmenterConfig, silero_detector
-from babelfish.turns import Piece
+from babelfish.turns import RATE_VOICED, WINDOW_SECONDS, Piece
 from bench.bench_fidelity import SR, Clip, build_set, references, speaker_language, track
 from tests.engines.cascade_audio import word_errors
 
@@ -193,11 +193,13 @@ def main() -> None:
                 if lang == "auto" and len({c.piece.language for c in turn}) == 1:
                     lang = turn[0].piece.language  # as the server's Reviser: the pieces' language
                 probs = np.concatenate([c.piece.speech_probs for c in turn])
-                u = Utterance(audio, None if lang == "auto" else lang, (), probs, revision=True)
+                held = " ".join(c.text for c in turn) if len(turn) == 1 else None  # as the server's Reviser
+                u = Utterance(audio, None if lang == "auto" else lang, (), probs, revision=True, held=held)
+                voiced = float(np.count_nonzero(probs >= RATE_VOICED)) * WINDOW_SECONDS if len(turn) == 1 else None
                 for mode in args.modes:
                     asr.revision_window, asr.revision_beam = MODES[mode]
                     whole, cpu, wall = timed(lambda u=u: engine.transcribe(u))
-                    outcome = verdict(" ".join(c.text for c in turn), whole)
+                    outcome = verdict(" ".join(c.text for c in turn), whole, voiced)
                     scope = "multi" if len(turn) > 1 else "single"
                     costs[(mode, scope)].add(cpu, wall, len(audio) / SR, outcome)
                     for i, c in enumerate(turn):

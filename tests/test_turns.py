@@ -258,10 +258,19 @@ def test_verdict_sends_only_a_meaningful_change():
     assert verdict("Willaga ?", t("Où est la gare ?"), voiced_seconds=0.6) == "sent"
     assert verdict("Willaga ?", t("Où est la gare ?")) == "rejected"  # how long the voice was is unknown
     assert verdict("Willaga ?", t("Où est la gare ?"), voiced_seconds=0.4) == "rejected"
+    assert verdict("Will aga ?", t("Où est la gare, ma chérie ?"), voiced_seconds=1.0) == "sent"  # two words: a few
+    assert verdict("Will a ga ?", t("Où est la gare, ma chérie, Jean ?"), voiced_seconds=1.0) == "rejected"  # three
     echoed = t("Fail again. Thank you very much. Where shall we meet?")
     assert verdict("Where shall we meet?", echoed, voiced_seconds=3.0) == "rejected"  # four words are not a few
     # the engine kept the words listeners hold: its own were not clearly better
     assert verdict("non lo so", Transcript("non lo so", "it", held=True)) == "held"
+
+
+def test_a_rate_counts_voiced_windows_as_the_engine_does():
+    from babelfish.engines.cascade import nonspeech
+    from babelfish.turns import RATE_VOICED
+
+    assert RATE_VOICED == nonspeech.VOICED  # the measured words-a-second figures used the engine's threshold
 
 
 def test_a_turn_knows_how_long_its_voice_was():

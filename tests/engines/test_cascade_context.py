@@ -205,34 +205,50 @@ def test_held_words_after_a_context_miss_are_read_in_the_turns_own_window():
     asr._model.likely["nation?"] = 0.01  # type: ignore[attr-defined]
     got = asr.recognize(TURN, "en", revision=True, context=CONTEXT, held=HELD)
     assert got is not None and got.text == "Where is the station?" and not got.held
+    assert len(asr._model.aligned) == 2  # type: ignore[attr-defined]
     for window, read in asr._model.aligned:  # type: ignore[attr-defined]
         assert window == len(TURN) and read[4] == asr._tok.encode("Where").ids[0]  # no prefix before the turn
 
 
 @pytest.mark.parametrize(
-    ("held", "answer"),
+    ("held", "answer", "compared"),
     [
-        ("where is the station", "Where is the station?"),  # the same words
-        ("Where is", "Where is the station?"),  # far apart in length: the pass scores no end (the reviser judges)
-        ("Willaga?", ""),  # no words in the revision
+        ("where is the station", "Where is the station?", False),  # the same words
+        ("Where is the", "Where is the station?", False),  # reads on where the held words stop: the pass scores no end
+        ("Where is the station? Yes", "Where is the station?", False),  # ... or stops where they read on
+        ("Willaga?", "", False),  # no words in the revision
+        ("Where is the nation today?", "Where is the station?", True),  # a word apart in length
+        ("Where is the nation today, then?", "Where is the station?", False),  # two apart: left to the reviser
+        ("Willaga?", "Where is the station?", True),  # a short turn misheard: compared whatever the lengths
+        ("Will aga?", "Where is the station?", True),
     ],
 )
-def test_held_words_are_compared_only_with_a_reading_of_about_their_length(held: str, answer: str):
+def test_held_words_are_compared_only_with_a_reading_the_pass_can_judge(held: str, answer: str, compared: bool):
     asr = ScriptedAsr({len(TURN) + lead(x): (answer, -1.0) for x in (0, 0.1, 0.25)})
+    asr._model.likely["station?"] = 0.9  # type: ignore[attr-defined]
     got = asr.recognize(TURN, "en", revision=True, held=held)
-    assert (got.text if got else "") == answer.strip() and asr._model.aligned == []  # type: ignore[attr-defined]
+    assert (got.text if got else "") == answer.strip()  # the revision's words: likelier, or not judged
+    assert bool(asr._model.aligned) == compared  # type: ignore[attr-defined]
 
 
-def test_a_model_that_cannot_score_given_words_sends_its_revision():
+def test_a_model_without_alignment_heads_sends_its_revisions_uncompared(tmp_path):  # type: ignore[no-untyped-def]
+    (tmp_path / "config.json").write_text('{"alignment_heads": [[3, 1]], "lang_ids": []}')
+    assert asr_module.has_alignment_heads(tmp_path)
+    (tmp_path / "config.json").write_text('{"lang_ids": []}')
+    assert not asr_module.has_alignment_heads(tmp_path)
+    assert not asr_module.has_alignment_heads(tmp_path / "missing")
     asr = ScriptedAsr({len(TURN) + lead(x): ("Where is the station?", -1.0) for x in (0, 0.1, 0.25)})
-    calls = []
+    asr._aligns = False
+    got = asr.recognize(TURN, "en", revision=True, held=HELD)
+    assert got is not None and got.text == "Where is the station?" and asr._model.aligned == []  # type: ignore[attr-defined]
 
-    def no_heads(*args: Any) -> None:
-        calls.append(args)
-        raise RuntimeError("the model does not contain the field 'alignment_heads'")
 
-    asr._model.align = no_heads  # type: ignore[attr-defined]
-    for _ in range(2):
-        got = asr.recognize(TURN, "en", revision=True, held=HELD)
-        assert got is not None and got.text == "Where is the station?"
-    assert len(calls) == 1  # tried once, then no more
+def test_a_revision_whose_scoring_fails_is_sent_as_before():
+    asr = ScriptedAsr({len(TURN) + lead(x): ("Where is the station?", -1.0) for x in (0, 0.1, 0.25)})
+
+    def failing(*args: Any) -> None:
+        raise RuntimeError("out of memory")
+
+    asr._model.align = failing  # type: ignore[attr-defined]
+    got = asr.recognize(TURN, "en", revision=True, held=HELD)
+    assert got is not None and got.text == "Where is the station?" and not got.held

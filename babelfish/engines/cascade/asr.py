@@ -9,10 +9,11 @@ standard 30 s window (faster-whisper's own `transcribe`) matches the bench's ref
 engine time, for about the same words against what was said (docs/benchmarks.md, "How a revision decodes"). A
 one-piece turn's revision and its first pass are often near-equal readings of the same audio: the revision's words
 replace the ones listeners hold (`Utterance.held`) only when the model, in the window and after the prefix it decoded
-them with, finds them clearly likelier (HELD_MARGIN)."""
+them with, finds them clearly likelier (HELD_MARGIN; on the short window, not the bench-only standard one)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ CONTEXT_MAX_TOKENS = 120
 DECODER_POSITIONS = 448
 # A continuation whose first words (up to this many) are words of the context in a row says them again: not the turn's
 # own start (a wrong prefix's right words are not caught: the reviser refuses a revision far longer than its pieces
-# unless they are a word or two).
+# unless they are a word or two and the turn's voice could hold the new words).
 CONTEXT_ECHO_WORDS = 3
 # Punctuation that closes the context's last sentence, which a continuation may start with: not part of the turn.
 CLOSING = ".,;:!?…)]}"
@@ -124,10 +125,12 @@ UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "km", "bo", "yue"})
 # A one-piece revision replaces the words listeners hold only when the model, in the same window and after the same
 # prefix, finds its own words likelier than them by this much (mean log-probability per text token, CTranslate2's
 # alignment pass). Chosen on the one-piece revisions of bench_fidelity runs, no held-out check (docs/benchmarks.md,
-# "Held words"). The pass scores no end of text, so it judges readings of about the same length only (at most
-# HELD_MAX_WORDS_APART words apart); a longer or shorter revision is left to the reviser's rules.
+# "Held words"). The pass scores no end of text, so a reading that stops where the other reads on cannot be judged by
+# it, and readings far apart in length are compared only when the held one is a word or two (a short turn misheard):
+# those are left to the reviser's rules.
 HELD_MARGIN = 0.2
 HELD_MAX_WORDS_APART = 1
+HELD_FEW_WORDS = 2
 # A careful first pass's beam (`asr_beam_size`): +8% engine CPU (one thread per worker) for 20.1% → 17.0% WER
 # against what was said (docs/benchmarks.md, "A beam on the first pass").
 FIRST_PASS_BEAM = 5
@@ -138,6 +141,14 @@ def _max_length(seconds: float, prefix: int = 0) -> int:
     and a runaway loop stops early. It ends a decode at half of it, prefix included (measured), so the prefix counts
     twice."""
     return int(20 + 12 * seconds) + 2 * prefix
+
+
+def has_alignment_heads(folder: Path) -> bool:
+    """Whether a CTranslate2 Whisper conversion can run the alignment pass (its config.json names the heads)."""
+    try:
+        return bool(json.loads((folder / "config.json").read_text()).get("alignment_heads"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _silence(seconds: float) -> np.ndarray:
@@ -165,7 +176,7 @@ class WhisperAsr:
     output is kept for a few utterances so Whisper's translate task (X→en) reuses it and costs only a decode.
     """
 
-    _aligns = True  # the model can score given words (its alignment pass): False once it could not
+    _aligns = True  # the model can score given words: its alignment pass needs the conversion's alignment heads
 
     def __init__(
         self,
@@ -201,6 +212,9 @@ class WhisperAsr:
         self._no_ts = self._tok.token_to_id("<|notimestamps|>")
         self._task = {t: self._tok.token_to_id(f"<|{t}|>") for t in ("transcribe", "translate")}
         self._eot = self._tok.token_to_id("<|endoftext|>")
+        self._aligns = has_alignment_heads(folder)
+        if not self._aligns:
+            log.info("%s has no alignment heads: revisions are not compared with the words listeners hold", folder)
         self.beam_size = beam_size  # a careful first pass's; a hurried one, partials and translate are greedy
         self.revision_beam = revision_beam
         # "short": the fresh path's window; "standard": faster-whisper's transcribe (bench_revisions compares them)
@@ -359,6 +373,8 @@ class WhisperAsr:
         CTranslate2's alignment pass, one decoder run over given tokens, no search. It puts <|notimestamps|> after the
         start itself, normalises over text tokens only and scores no end of text."""
         ids = [t for t in self._tok.encode(" " + text.strip(), add_special_tokens=False).ids if t < self._eot]
+        if not ids:
+            return float("-inf")
         start = self._start(language, "transcribe")
         (res,) = self._model.align(encoded, start, [[*prefix, *ids]], self._frames(encoded))
         probs = np.asarray(res.text_token_probs[len(prefix) : len(prefix) + len(ids)], np.float64)
@@ -374,20 +390,20 @@ class WhisperAsr:
     ) -> Decoded:
         """The revision's words, or the held ones when the model does not find its own clearly likelier in the window
         and after the prefix it decoded them with (a beam's pick between near-equal readings is a coin toss, and
-        listeners already read the held words). Readings far apart in length are not compared (HELD_MAX_WORDS_APART)."""
+        listeners already read the held words). Not compared, the revision kept: one reading goes on where the other
+        stops, or they are far apart in length while the held one is more than a word or two (HELD_MARGIN's comment)."""
         said, before = words(decoded.text), words(held or "")
-        if not said or not before or said == before or abs(len(said) - len(before)) > HELD_MAX_WORDS_APART:
+        if held is None or not self._aligns or not said or not before or said == before:
             return decoded
-        assert held is not None
-        if not self._aligns:
+        if said[: len(before)] == before or before[: len(said)] == said:
+            return decoded
+        if len(before) > HELD_FEW_WORDS and abs(len(said) - len(before)) > HELD_MAX_WORDS_APART:
             return decoded
         try:
             margin = self._likelihood(encoded, language, prefix, decoded.text)
             margin -= self._likelihood(encoded, language, prefix, held)
-        except RuntimeError:  # a conversion without alignment heads: nothing to compare with, the revision stands
-            log.warning("this Whisper model cannot score given words (alignment pass); revisions are not compared "
-                        "with the words listeners hold", exc_info=True)  # fmt: skip
-            self._aligns = False
+        except RuntimeError:  # the revision stands: it is what would have been sent without this check
+            log.warning("scoring a revision's words against the held ones failed", exc_info=True)
             return decoded
         log.debug("revision against the held words: %+.2f (%r for %r)", margin, decoded.text, held)
         if margin >= HELD_MARGIN:
