@@ -451,6 +451,45 @@ def test_a_one_piece_revision_is_given_the_held_words_and_an_engine_may_keep_the
     assert sum(m["type"] == "revision" for m in got) == 2  # the two-piece turn's: transcript and translation
 
 
+def test_a_misheard_word_gives_way_to_the_words_its_voice_could_hold():
+    """A one-piece turn heard as one wrong word ("Willaga?") is revised to the six said: far more words than the piece,
+    sent because the turn's voiced time could hold them (the reviser gets it from the segmenter's probabilities); a
+    turn of two pieces gets no such waiver."""
+    import asyncio
+
+    import numpy as np
+
+    from babelfish.engines.base import Transcript
+    from babelfish.pipeline import Pipeline
+    from babelfish.segmenter import Segment
+    from tests.pipeline_harness import PipelineHarness
+
+    class Misheard(FakeEngine):
+        def transcribe(self, utterance):
+            return Transcript("Où est la gare, ma chérie ?" if utterance.revision else "Willaga?", "en")
+
+    def voiced(windows: int) -> Segment:
+        audio = np.full(windows * 512, 0.1, np.float32)
+        return Segment(audio, time.monotonic(), "silence", np.full(windows, 0.9, np.float32))
+
+    async def main() -> list[str]:
+        h = PipelineHarness(Misheard())
+        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.3, 28.0), single_pieces=True)
+        outcomes = _revision_outcomes(h)
+        ann = h.join("Ann", "en")
+        got = []
+        await asyncio.wait_for(h.pipeline.process(ann, voiced(32)), 10)  # one piece, 1 s voiced
+        got.append(await asyncio.wait_for(outcomes.get(), 10))
+        await asyncio.wait_for(h.pipeline.process(ann, voiced(16)), 10)  # two pieces, one word each
+        await asyncio.wait_for(h.pipeline.process(ann, voiced(16)), 10)
+        got.append(await asyncio.wait_for(outcomes.get(), 10))
+        await h.pipeline.close()
+        h.close()
+        return got
+
+    assert asyncio.run(main()) == ["sent", "rejected"]
+
+
 def _tries_until_halted(utterance, seen, running, meanwhile=lambda: None) -> None:  # type: ignore[no-untyped-def]
     """In a one-piece revision's worker, as an engine making extra tries: note whether `halt` said stop at once, tell
     the test it runs (`running`), let the test act (`meanwhile`: before anything could stop it), then try until told to

@@ -260,6 +260,9 @@ def test_verdict_sends_only_a_meaningful_change():
     assert verdict("Willaga ?", t("Où est la gare ?"), voiced_seconds=0.4) == "rejected"
     assert verdict("Will aga ?", t("Où est la gare, ma chérie ?"), voiced_seconds=1.0) == "sent"  # two words: a few
     assert verdict("Will a ga ?", t("Où est la gare, ma chérie, Jean ?"), voiced_seconds=1.0) == "rejected"  # three
+    # The waiver's price: a made-up phrase on a one-word turn passes the reviser; the engine's held check (a word or two
+    # held is always compared) is what keeps it out.
+    assert verdict("Okay.", t("Thank you for watching."), voiced_seconds=0.5) == "sent"
     echoed = t("Fail again. Thank you very much. Where shall we meet?")
     assert verdict("Where shall we meet?", echoed, voiced_seconds=3.0) == "rejected"  # four words are not a few
     # the engine kept the words listeners hold: its own were not clearly better

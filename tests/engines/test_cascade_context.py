@@ -216,6 +216,8 @@ def test_held_words_after_a_context_miss_are_read_in_the_turns_own_window():
         ("where is the station", "Where is the station?", False),  # the same words
         ("Where is the", "Where is the station?", False),  # reads on where the held words stop: the pass scores no end
         ("Where is the station? Yes", "Where is the station?", False),  # ... or stops where they read on
+        ("Where is the stat", "Where is the station?", False),  # ... within a word (a script without spaces)
+        ("Where is the sta tion", "Where is the station?", True),  # the same letters spelt apart: compared
         ("Willaga?", "", False),  # no words in the revision
         ("Where is the nation today?", "Where is the station?", True),  # a word apart in length
         ("Where is the nation today, then?", "Where is the station?", False),  # two apart: left to the reviser

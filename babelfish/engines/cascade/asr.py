@@ -395,7 +395,8 @@ class WhisperAsr:
         said, before = words(decoded.text), words(held or "")
         if held is None or not self._aligns or not said or not before or said == before:
             return decoded
-        if said[: len(before)] == before or before[: len(said)] == said:
+        joined, held_joined = "".join(said), "".join(before)  # unspaced scripts are one "word" a sentence
+        if joined != held_joined and (joined.startswith(held_joined) or held_joined.startswith(joined)):
             return decoded
         if len(before) > HELD_FEW_WORDS and abs(len(said) - len(before)) > HELD_MAX_WORDS_APART:
             return decoded
