@@ -447,7 +447,8 @@ def test_a_one_piece_revision_is_given_the_held_words_and_an_engine_may_keep_the
 
     revisions, got = asyncio.run(main())
     assert {k: n for k, n in revisions.items() if n} == {"held": 1, "sent": 1}, revisions
-    assert len(held) == 2 and held[0] and held[1] is None, held
+    assert len(held) == 2 and held[1] is None, held
+    assert held[0] is not None and held[0].startswith("utterance 1.00s")  # the first pass's text of her one piece
     assert sum(m["type"] == "revision" for m in got) == 2  # the two-piece turn's: transcript and translation
 
 

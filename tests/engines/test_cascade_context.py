@@ -201,13 +201,16 @@ def test_a_revision_keeps_the_held_words_unless_its_own_are_clearly_likelier(by:
 
 def test_held_words_after_a_context_miss_are_read_in_the_turns_own_window():
     asr = ScriptedAsr({AFTER + lead(x): ("", -1.0) for x in (0, 0.1, 0.25)})  # the continuation found nothing
-    asr._model.answers.update({len(TURN) + lead(x): ("Where is the station?", -1.0) for x in (0, 0.1, 0.25)})  # type: ignore[attr-defined]
-    asr._model.likely["nation?"] = 0.01  # type: ignore[attr-defined]
+    scores = ((0, -3.0), (0.1, -3.0), (0.25, -1.0))
+    alone = {len(TURN) + lead(x): ("Where is the station?", score) for x, score in scores}
+    asr._model.answers.update(alone)  # type: ignore[attr-defined]
+    asr._model.likely["nation?"] = 0.9  # type: ignore[attr-defined]  # the held words are likelier: they stay
     got = asr.recognize(TURN, "en", revision=True, context=CONTEXT, held=HELD)
-    assert got is not None and got.text == "Where is the station?" and not got.held
+    assert got is not None and got.text == HELD and got.held
     assert len(asr._model.aligned) == 2  # type: ignore[attr-defined]
     for window, read in asr._model.aligned:  # type: ignore[attr-defined]
-        assert window == len(TURN) and read[4] == asr._tok.encode("Where").ids[0]  # no prefix before the turn
+        assert window == len(TURN) + lead(0.25)  # the chosen try's own window
+        assert read[4] == asr._tok.encode("Where").ids[0]  # no prefix before the turn
 
 
 @pytest.mark.parametrize(
