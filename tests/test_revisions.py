@@ -63,6 +63,15 @@ def nothing_more(ws, wait: float) -> list[dict]:
 
 
 
+def _revising_single_pieces(engine: FakeEngine) -> tuple[PipelineHarness, asyncio.Queue[str]]:
+    """A harness whose pipeline revises one-piece turns too (turn gap 0.3 s), and the queue of revision outcomes."""
+    from babelfish.pipeline import Pipeline
+
+    h = PipelineHarness(engine)
+    h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.3, 28.0), single_pieces=True)
+    return h, _revision_outcomes(h)
+
+
 def _revision_outcomes(h: PipelineHarness) -> asyncio.Queue[str]:
     """Each revision outcome the pipeline counts in /metrics, also put on a queue for the test to await."""
     outcomes: asyncio.Queue[str] = asyncio.Queue()
@@ -417,8 +426,6 @@ def test_a_one_piece_revision_is_given_the_held_words_and_an_engine_may_keep_the
     import asyncio
 
     from babelfish.engines.base import Transcript
-    from babelfish.pipeline import Pipeline
-    from tests.pipeline_harness import PipelineHarness
 
     held: list[str | None] = []
 
@@ -431,9 +438,7 @@ def test_a_one_piece_revision_is_given_the_held_words_and_an_engine_may_keep_the
             return Transcript(utterance.held or "", "en", held=True) if utterance.held else got
 
     async def main() -> tuple[dict[str, int], list[dict]]:
-        h = PipelineHarness(Keeping())
-        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.3, 28.0), single_pieces=True)
-        outcomes = _revision_outcomes(h)
+        h, outcomes = _revising_single_pieces(Keeping())
         ann, dan = h.join("Ann", "en"), h.join("Dan", "de", audio=False)
         await asyncio.wait_for(h.say(ann, 1.0), 10)
         assert await asyncio.wait_for(outcomes.get(), 10) == "held"
@@ -461,9 +466,7 @@ def test_a_misheard_word_gives_way_to_the_words_its_voice_could_hold():
     import numpy as np
 
     from babelfish.engines.base import Transcript
-    from babelfish.pipeline import Pipeline
     from babelfish.segmenter import Segment
-    from tests.pipeline_harness import PipelineHarness
 
     class Misheard(FakeEngine):
         def transcribe(self, utterance):
@@ -474,9 +477,7 @@ def test_a_misheard_word_gives_way_to_the_words_its_voice_could_hold():
         return Segment(audio, time.monotonic(), "silence", np.full(windows, 0.9, np.float32))
 
     async def main() -> list[str]:
-        h = PipelineHarness(Misheard())
-        h.pipeline = Pipeline(h.engine, h.queue, h.rooms, h.metrics, turns=(0.3, 28.0), single_pieces=True)
-        outcomes = _revision_outcomes(h)
+        h, outcomes = _revising_single_pieces(Misheard())
         ann = h.join("Ann", "en")
         got = []
         await asyncio.wait_for(h.pipeline.process(ann, voiced(32)), 10)  # one piece, 1 s voiced
