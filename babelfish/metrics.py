@@ -31,10 +31,10 @@ PIPELINE_STAGES: tuple[PipelineStage, ...] = ("endpointing", "queue", "asr", "mt
 STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 WINDOW = 1000  # recent samples kept per stage for the JSON percentiles
 # What became of each revised turn (babelfish/revisions.py): a revision sent, the re-decode said the same words
-# (unchanged), the engine kept the words listeners hold as its own were not clearly better (held, one-piece turns;
-# whatever the reviser's own rules would have said),
-# it lost too many (rejected), it was shed by the engine queue (late, busy, full) or its pieces were not done with in
-# time (late), nobody was left to tell or the server drains (gone), or it failed (error).
+# (unchanged), the engine kept the words listeners hold as its own were not clearly better (held, one-piece turns,
+# whatever the reviser's own rules would have said), it lost too many (rejected), it was shed by the engine queue
+# (late, busy, full) or its pieces were not done with in time (late), nobody was left to tell or the server drains
+# (gone), or it failed (error).
 REVISION_OUTCOMES = ("sent", "unchanged", "held", "rejected", "shed_late", "shed_busy", "shed_full", "gone", "error")
 # Why a request or connection was turned away (babelfish.gate and the join checks); each is exported from the start.
 REFUSALS = (
