@@ -31,7 +31,7 @@ from babelfish.engines.base import Utterance
 from babelfish.protocol import Speaker
 from babelfish.revisions import verdict
 from babelfish.segmenter import Segmenter, SegmenterConfig, silero_detector
-from babelfish.turns import RATE_VOICED, WINDOW_SECONDS, Piece
+from babelfish.turns import Piece, Turn
 from bench.bench_fidelity import SR, Clip, build_set, references, speaker_language, track
 from tests.engines.cascade_audio import word_errors
 
@@ -195,7 +195,7 @@ def main() -> None:
                 probs = np.concatenate([c.piece.speech_probs for c in turn])
                 held = " ".join(c.text for c in turn) if len(turn) == 1 else None  # as the server's Reviser
                 u = Utterance(audio, None if lang == "auto" else lang, (), probs, revision=True, held=held)
-                voiced = float(np.count_nonzero(probs >= RATE_VOICED)) * WINDOW_SECONDS if len(turn) == 1 else None
+                voiced = Turn("bench", pieces=[c.piece for c in turn]).voiced_seconds() if len(turn) == 1 else None
                 for mode in args.modes:
                     asr.revision_window, asr.revision_beam = MODES[mode]
                     whole, cpu, wall = timed(lambda u=u: engine.transcribe(u))

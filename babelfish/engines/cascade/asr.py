@@ -372,13 +372,19 @@ class WhisperAsr:
         """Mean log-probability of `text`'s tokens in `encoded`, read after `prefix` as a decode reads them:
         CTranslate2's alignment pass, one decoder run over given tokens, no search. It puts <|notimestamps|> after the
         start itself, normalises over text tokens only and scores no end of text."""
-        ids = [t for t in self._tok.encode(" " + text.strip(), add_special_tokens=False).ids if t < self._eot]
+        ids = self._text_tokens(text)
         if not ids:
             return float("-inf")
         start = self._start(language, "transcribe")
         (res,) = self._model.align(encoded, start, [[*prefix, *ids]], self._frames(encoded))
         probs = np.asarray(res.text_token_probs[len(prefix) : len(prefix) + len(ids)], np.float64)
         return float(np.mean(np.log(np.maximum(probs, 1e-10))))
+
+    def _text_tokens(self, text: str) -> list[int]:
+        """`text`'s tokens as a decode writes them (a space before the first word), text tokens only: a special one
+        ("<|en|>" typed in a transcript) would end a prompt early."""
+        ids: list[int] = self._tok.encode(" " + text.strip(), add_special_tokens=False).ids
+        return [t for t in ids if t < self._eot]
 
     def _frames(self, encoded: Any) -> int:
         """The mel frames behind an encoding (two per encoder position): the alignment pass crops the attention it
@@ -421,8 +427,7 @@ class WhisperAsr:
         longest = seconds + max(REVISION_LEADS)
         if context.seconds + longest + TAIL_PAD_SECONDS > 30:
             return []
-        ids: list[int] = self._tok.encode(" " + context.text.strip(), add_special_tokens=False).ids
-        prefix = [t for t in ids if t < self._eot]  # text tokens only: a special one would end the prompt early
+        prefix = self._text_tokens(context.text)
         if len(prefix) > CONTEXT_MAX_TOKENS or 3 + _max_length(longest, len(prefix)) // 2 > DECODER_POSITIONS:
             return []
         return prefix
