@@ -28,10 +28,13 @@ SHORT_TURNS: list[tuple[str, str]] = [
 
 
 def pico(text: str, voice: str = "en-US", speed: float | None = None, pitch: float | None = None) -> np.ndarray:
-    """`text` spoken by a Pico voice: 16 kHz float32."""
+    """`text` spoken by a Pico voice: 16 kHz float32, the same samples whatever the process did before."""
     from py_nanotts import NanoTTS
 
-    pcm = NanoTTS().speak(text, voice=voice, speed=speed, pitch=pitch)
+    from babelfish.engines.cascade.tts import zeroed_mallocs
+
+    with zeroed_mallocs():
+        pcm = NanoTTS().speak(text, voice=voice, speed=speed, pitch=pitch)
     return np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
 
 

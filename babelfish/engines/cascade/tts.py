@@ -3,7 +3,9 @@ language it has a voice for. Each voice speaks in a few variants (pitch and pace
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import json
 import logging
 import re
@@ -216,11 +218,9 @@ class Pico:
     base, docs/benchmarks.md), ~1 % of real time, 16 kHz.
 
     Each `speak` call builds its own Pico system in a fresh 2.5 MB malloc'd arena and tears it down, so calls share
-    nothing, and the extension holds the GIL throughout. But Pico reads parts of that arena before writing them: on
-    recycled heap memory the same sentence came out different (up to 0.4 s longer or shorter) from call to call, most
-    often in worker threads. So each call runs with glibc's malloc perturbation set to hand out zeroed memory, under
-    a lock (setting it is a ctypes call that releases the GIL). tests/engines/test_cascade_voices.py checks
-    concurrent calls against serial ones, byte for byte, after dirtying the heap.
+    nothing, and the extension holds the GIL throughout. But Pico reads parts of that arena before writing them, so
+    each call runs in `zeroed_mallocs` (below). tests/engines/test_cascade_voices.py checks concurrent calls against
+    serial ones, byte for byte, after dirtying the heap.
     """
 
     name = "pico"
@@ -231,9 +231,7 @@ class Pico:
         from py_nanotts import NanoTTS
 
         self._tts = NanoTTS()
-        self._lock = threading.Lock()
-        self._mallopt = _glibc_mallopt()
-        if self._mallopt is None:
+        if _glibc_mallopt() is None:
             log.warning("TTS: not glibc, Pico output may vary slightly from call to call")
         self._languages = [lang for lang in self.VOICES if languages is None or lang in languages]
 
@@ -244,14 +242,8 @@ class Pico:
         pitch, pace = voice_variant(variant)
         # Pico reads "<...>" as markup (pitch, speed, voice changes): a translation must never steer the voice.
         clean = " ".join(_MARKUP.sub(" ", text).replace("<", " ").replace(">", " ").split())
-        with self._lock:
-            if self._mallopt is not None:
-                self._mallopt(_M_PERTURB, 0xFF)  # malloc fills new blocks with ~0xFF = 0 (and freed ones with 0xFF)
-            try:
-                pcm = self._tts.speak(clean, voice=self.VOICES[language], speed=pace, pitch=pitch)
-            finally:
-                if self._mallopt is not None:
-                    self._mallopt(_M_PERTURB, 0)
+        with zeroed_mallocs():
+            pcm = self._tts.speak(clean, voice=self.VOICES[language], speed=pace, pitch=pitch)
         return pcm, self.sample_rate
 
 
@@ -259,6 +251,11 @@ _MARKUP = re.compile(r"<[^<>]*>")
 _M_PERTURB = -6
 
 
+# glibc's malloc settings belong to the process: one lock for every caller that changes them.
+_HEAP_LOCK = threading.Lock()
+
+
+@functools.cache
 def _glibc_mallopt() -> Callable[[int, int], int] | None:
     try:
         mallopt = ctypes.CDLL(None).mallopt
@@ -266,3 +263,22 @@ def _glibc_mallopt() -> Callable[[int, int], int] | None:
         return None
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return mallopt
+
+
+@contextlib.contextmanager
+def zeroed_mallocs() -> Iterator[None]:
+    """Within it, glibc's malloc hands out zeroed memory (perturbation byte 0xFF: new blocks are filled with ~0xFF).
+
+    For Pico, which reads parts of its malloc'd arena before writing them: on recycled heap memory the same sentence
+    came out different from call to call (up to 0.4 s longer or shorter), depending on what the process had allocated
+    before, in the server and in the tests' and benchmarks' generated speech alike. Serialised, because the setting
+    is the process's (and a ctypes call releases the GIL); elsewhere than glibc, a no-op."""
+    mallopt = _glibc_mallopt()
+    with _HEAP_LOCK:
+        if mallopt is not None:
+            mallopt(_M_PERTURB, 0xFF)
+        try:
+            yield
+        finally:
+            if mallopt is not None:
+                mallopt(_M_PERTURB, 0)
