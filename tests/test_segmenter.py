@@ -9,6 +9,7 @@ import soxr
 from babelfish.config import Settings
 from babelfish.segmenter import Segmenter, SegmenterConfig, silero_detector
 from tests.audio import frames, silence, white_noise
+from tests.engines.conversation_audio import pico
 
 CONFIG = SegmenterConfig.from_settings(Settings())
 
@@ -66,3 +67,13 @@ def test_resamples_other_rates(speech_pcm):
     segments = run(silence(0.5, 48000) + pcm48 + silence(1, 48000), rate=48000)
     assert len(segments) == 1
     assert abs(len(segments[0].audio) / 16000 - len(x) / 16000) < 1.0
+
+
+@pytest.mark.parametrize(("text", "voice"), [("Oui.", "fr-FR"), ("No.", "es-ES")])
+def test_a_one_syllable_reply_is_an_utterance_wherever_the_windows_fall(text: str, voice: str):
+    """Pico's "Oui." and Spanish "No." have 7-8 windows of voice: at a 250 ms minimum about half of the 16 ways the
+    32 ms windows can fall on them dropped the reply as a noise burst."""
+    reply = (pico(text, voice) * 32767).astype("<i2").tobytes()
+    for offset in range(16):  # 2 ms steps: every way a 32 ms window can fall on the reply
+        segments = run(silence(0.5) + bytes(2 * 32 * offset) + reply + silence(1))
+        assert len(segments) == 1, (text, offset)

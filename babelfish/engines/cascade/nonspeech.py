@@ -17,6 +17,10 @@ words ("I'm sorry.") for seconds of voice, with Whisper itself doubting speech:
 That rule judges only text whose syllables are counted by its script's rules (loops.counts_script): a guess from
 word length would take calm speech in an unsupported script for babble.
 
+Babble of six voices can also get fluent sentences out of Whisper, which then half doubts them (no-speech 0.45-0.68,
+log-probability under -1). Over seconds of voice, Whisper's own rule with a lower no-speech bar (0.45) rejects
+them: every long speech segment measured that Whisper scored under -1 had a no-speech probability of 0.25 or less.
+
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
 
 Set on greedy decodes, and measured again on beam-5 first passes (docs/benchmarks.md, "A beam on the first pass"): the
@@ -42,6 +46,12 @@ NO_SPEECH_WITH_WEAK_VOICING = 0.2
 SPARSE_MIN_VOICED_SECONDS = 1.5
 SPARSE_SYLLABLES_PER_SECOND = 3.5
 NO_SPEECH_WITH_SPARSE_WORDS = 0.35
+# Babble Silero believes, where Whisper found fluent sentences but half doubts the speech: for seconds of voice,
+# Whisper's own rule below with a lower no-speech bar. Speech measured: no-speech 0.25 or less in every long segment
+# with a log-probability under -1 (Pico, LibriVox, espeak; human clips held out); babble that passed the other rules:
+# 0.45-0.68 (docs/benchmarks.md, "Babble, measured again").
+DOUBTED_MIN_VOICED_SECONDS = 1.5
+NO_SPEECH_OVER_LONG_VOICE = 0.45
 # Whisper's own fallback rules (openai/whisper transcribe.py), for when the segmenter's view is missing or agrees.
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
@@ -72,6 +82,13 @@ def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
     """Which rule takes the words for noise (None: speech); for the log and bench_nonspeech."""
     if rec.no_speech_prob > NO_SPEECH_THRESHOLD and rec.avg_logprob < LOGPROB_THRESHOLD:
         return "whisper"
+    if (
+        voicing is not None
+        and voicing.voiced_seconds >= DOUBTED_MIN_VOICED_SECONDS
+        and rec.no_speech_prob > NO_SPEECH_OVER_LONG_VOICE
+        and rec.avg_logprob < LOGPROB_THRESHOLD
+    ):
+        return "doubted at length"
     if voicing is not None and voicing.confidence < WEAK_VOICING and rec.no_speech_prob > NO_SPEECH_WITH_WEAK_VOICING:
         return "weak voicing"
     if voicing is not None and _sparse(rec.text, voicing) and rec.no_speech_prob > NO_SPEECH_WITH_SPARSE_WORDS:
