@@ -27,9 +27,9 @@ revision, and the archive would hold them out of order. While the server drains,
 
 Text only: the listeners already heard the pieces spoken a moment ago; speaking the turn again would repeat it, late,
 over whatever is being said now. A re-decode that loses many of the pieces' words (a decoder that skipped a stretch
-of a long window), has far more than them (the previous turn's words said again, or words made up; unless the pieces
-are a word or two and the voice could hold the new words), or repeats a phrase the pieces have once, is not sent: the
-pieces stand.
+of a long window; unless the pieces are a word or two that the engine weighed the revision against), has far more
+than them (the previous turn's words said again, or words made up; unless the pieces are a word or two and the voice
+could hold the new words), or repeats a phrase the pieces have once, is not sent: the pieces stand.
 """
 
 from __future__ import annotations
@@ -80,7 +80,10 @@ def verdict(pieces: str, revised: Transcript | None, voiced_seconds: float | Non
         return "unchanged"
     # Words lost are counted against the pieces with a doubled phrase kept once: a revision that says once what a first
     # pass said twice ("Good morning. Good morning.") is what it is for.
-    if len(after) < KEEP_WORDS * len(once(before)):
+    # Except a word or two the engine weighed the revision against and found clearly worse: a short turn's first pass
+    # can split a word ("den Au." for "Genau.", "It's aptly." for "Exactly."; docs/benchmarks.md).
+    weighed_few = revised.outweighed and len(before) <= FEW_WORDS
+    if len(after) < KEEP_WORDS * len(once(before)) and not weighed_few:
         return "rejected"
     if len(after) > MORE_WORDS * len(before) + MORE_WORDS_SLACK:
         waived = (

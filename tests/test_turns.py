@@ -267,6 +267,13 @@ def test_verdict_sends_only_a_meaningful_change():
     assert verdict("Where shall we meet?", echoed, voiced_seconds=3.0) == "rejected"  # four words are not a few
     # the engine kept the words listeners hold: its own were not clearly better
     assert verdict("non lo so", Transcript("non lo so", "it", held=True)) == "held"
+    # Fewer words: a word or two split apart by a short turn's first pass, which the engine weighed the revision
+    # against and found clearly worse, gives way; unweighed (a reading that stops where the held one goes on is not
+    # weighed: "Good" for "Good morning."), or three words and more, it stands.
+    assert verdict("den Au.", Transcript("Genau.", "de", outweighed=True)) == "sent"
+    assert verdict("den Au.", t("Genau.")) == "rejected"
+    assert verdict("Good morning.", t("Good")) == "rejected"
+    assert verdict("it's up tly", Transcript("Exactly.", "en", outweighed=True)) == "rejected"
 
 
 def test_a_rate_counts_voiced_windows_as_the_engine_does():

@@ -87,6 +87,7 @@ class Transcript:
     repaired: bool = False  # the recogniser looped and the text keeps the phrase once (counted in /metrics)
     beam: bool = False  # the recogniser searched with a beam (a careful first pass: counted in /metrics)
     held: bool = False  # a revision that kept the words listeners hold (`Utterance.held`): its own were not better
+    outweighed: bool = False  # a revision the engine weighed against `Utterance.held` and found clearly better
 
 
 @dataclass(frozen=True)

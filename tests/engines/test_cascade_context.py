@@ -190,7 +190,7 @@ def test_a_revision_keeps_the_held_words_unless_its_own_are_clearly_likelier(by:
     model = asr._model
     model.likely["station?"] = likelier(by)  # type: ignore[attr-defined]
     got = asr.recognize(TURN, "en", revision=True, context=CONTEXT, held=HELD)
-    assert got is not None and got.text == kept and got.held == (kept == HELD)
+    assert got is not None and got.text == kept and got.held == (kept == HELD) and got.outweighed == (kept != HELD)
     # Both read in the chosen try's window (the best-scored lead), after the prompt it was decoded with.
     (window, read), (window_held, read_held) = model.aligned  # type: ignore[attr-defined]
     assert window == window_held == AFTER + lead(0.25)
@@ -234,6 +234,7 @@ def test_held_words_are_compared_only_with_a_reading_the_pass_can_judge(held: st
     got = asr.recognize(TURN, "en", revision=True, held=held)
     assert (got.text if got else "") == answer.strip()  # the revision's words: likelier, or not judged
     assert bool(asr._model.aligned) == compared  # type: ignore[attr-defined]
+    assert (got.outweighed if got else False) == compared  # only a weighed revision says it outweighed the held words
 
 
 def test_a_model_without_alignment_heads_sends_its_revisions_uncompared(tmp_path):  # type: ignore[no-untyped-def]

@@ -334,6 +334,7 @@ def test_a_revision_replaces_held_words_the_model_finds_far_less_likely(engine: 
     assert asr._likelihood(encoded, "en", after, "Where shall we meet tomorrow?") > -1.0
     got = engine.transcribe(Utterance(turn, "en", (), None, revision=True, held="Banana republic, said the king."))
     assert got is not None and {"meet", "tomorrow"} <= set(normalize(got.text)), got
+    assert got.outweighed and not got.held  # the reviser may then take fewer words than a short turn held
 
 
 @pytest.mark.models

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ class Recognized:
     looped: bool = False  # the decoder looped (loops.py); `text` keeps the phrase once
     beam: bool = False  # decoded with a beam search
     held: bool = False  # a revision that kept the held words (`text`): its own were not clearly likelier
+    outweighed: bool = False  # a revision whose words were weighed against the held ones and found clearly likelier
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Decoded:
     looped: bool
     beam: bool = False
     held: bool = False  # a revision that kept the held words: its own were not clearly likelier
+    outweighed: bool = False  # a revision weighed against the held words and found clearly likelier
 
 
 class Asr(Protocol):
@@ -414,7 +416,7 @@ class WhisperAsr:
             return decoded
         log.debug("revision against the held words: %+.2f (%r for %r)", margin, decoded.text, held)
         if margin >= HELD_MARGIN:
-            return decoded
+            return replace(decoded, outweighed=True)
         return Decoded(held.strip(), decoded.avg_logprob, decoded.no_speech_prob, False, decoded.beam, held=True)
 
     def _prefix(self, context: Context | None, language: str | None, seconds: float) -> list[int]:
@@ -526,7 +528,7 @@ class WhisperAsr:
             log.info("decoder loop on a %.1f s clip; kept the phrase once: %r", seconds, decoded.text)
         return Recognized(
             decoded.text, language, decoded.avg_logprob, decoded.no_speech_prob, decoded.looped, decoded.beam,
-            decoded.held,
+            decoded.held, decoded.outweighed,
         )  # fmt: skip
 
     def translate_to_english(self, audio: np.ndarray, language: str) -> str:

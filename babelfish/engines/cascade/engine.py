@@ -214,7 +214,9 @@ class CascadeEngine:
         if why is not None:
             log.debug("rejected as non-speech (%s): %s, %s", why, rec, voicing)
             return None
-        return Transcript(rec.text, rec.language, repaired=rec.looped, beam=rec.beam, held=rec.held)
+        return Transcript(
+            rec.text, rec.language, repaired=rec.looped, beam=rec.beam, held=rec.held, outweighed=rec.outweighed
+        )
 
     def render(
         self, utterance: Utterance, transcript: Transcript, targets: Sequence[str], speech: bool = True
