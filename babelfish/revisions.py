@@ -70,7 +70,7 @@ IDLE_POLL = 0.1  # seconds between looks for an idle moment (one-piece turns); t
 def verdict(pieces: str, revised: Transcript | None, voiced_seconds: float | None = None) -> str:
     """ "sent" when `revised` should replace the pieces' text; else why not ("unchanged", "held": the engine kept the
     pieces' words, "rejected"). `voiced_seconds`: how much of a one-piece turn the segmenter heard as speech
-    (`Turn.voiced_seconds`; None: unknown, or a turn of several pieces, which the waiver above never serves)."""
+    (`Turn.voiced_seconds`; None: unknown, or a turn of several pieces, which neither waiver below serves)."""
     if revised is None or not revised.text.strip():
         return "rejected"
     if revised.held:
@@ -82,7 +82,7 @@ def verdict(pieces: str, revised: Transcript | None, voiced_seconds: float | Non
     # pass said twice ("Good morning. Good morning.") is what it is for.
     # Except a word or two the engine weighed the revision against and found clearly worse: a short turn's first pass
     # can split a word ("den Au." for "Genau.", "It's aptly." for "Exactly."; docs/benchmarks.md).
-    weighed_few = revised.outweighed and len(before) <= FEW_WORDS
+    weighed_few = revised.outweighed and voiced_seconds is not None and bool(after) and len(before) <= FEW_WORDS
     if len(after) < KEEP_WORDS * len(once(before)) and not weighed_few:
         return "rejected"
     if len(after) > MORE_WORDS * len(before) + MORE_WORDS_SLACK:

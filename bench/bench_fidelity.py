@@ -438,11 +438,10 @@ def run(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         references([c for conv in convs for c in conv.clips], data_dir)
         print(f"references ready in {time.perf_counter() - t:.0f} s")
-        # One label per phone: the Pico voices embed alike (cosine 0.80-0.94 between them; the registry's bar is
-        # 0.72), so the speaker registry took two phones for one person and their turns lost their own context.
-        # Labels are measured on human voices (bench_speakers_id); here, words. `-- --speaker-embedder auto`: shipped.
-        srv = ServerProcess(data_dir, "--engine", "cascade", "--log-level", args.log_level, "--speaker-embedder", "off",
-                            *args.server_args)  # fmt: skip
+        # As shipped. The Pico voices embed alike (cosine 0.80-0.94 between them; the speaker registry's bar is 0.72):
+        # in `pico-short` the registry takes the German phone's speaker for the English one, and their turns lose
+        # their own context (docs/benchmarks.md). `-- --speaker-embedder off` gives one label per phone.
+        srv = ServerProcess(data_dir, "--engine", "cascade", "--log-level", args.log_level, *args.server_args)
         srv.start()
         clip_wers: list[float] = []
         final_clip_wers: list[float] = []

@@ -77,3 +77,5 @@ def test_a_one_syllable_reply_is_an_utterance_wherever_the_windows_fall(text: st
     for offset in range(16):  # 2 ms steps: every way a 32 ms window can fall on the reply
         segments = run(silence(0.5) + bytes(2 * 32 * offset) + reply + silence(1))
         assert len(segments) == 1, (text, offset)
+    # The bar still drops what has less voice than it asks for.
+    assert run(silence(0.5) + reply + silence(1), config=replace(CONFIG, min_speech_ms=400)) == []

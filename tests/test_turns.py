@@ -270,10 +270,13 @@ def test_verdict_sends_only_a_meaningful_change():
     # Fewer words: a word or two split apart by a short turn's first pass, which the engine weighed the revision
     # against and found clearly worse, gives way; unweighed (a reading that stops where the held one goes on is not
     # weighed: "Good" for "Good morning."), or three words and more, it stands.
-    assert verdict("den Au.", Transcript("Genau.", "de", outweighed=True)) == "sent"
-    assert verdict("den Au.", t("Genau.")) == "rejected"
-    assert verdict("Good morning.", t("Good")) == "rejected"
-    assert verdict("it's up tly", Transcript("Exactly.", "en", outweighed=True)) == "rejected"
+    assert verdict("den Au.", Transcript("Genau.", "de", outweighed=True), voiced_seconds=0.5) == "sent"
+    assert verdict("den Au.", t("Genau."), voiced_seconds=0.5) == "rejected"
+    assert verdict("Good morning.", t("Good"), voiced_seconds=0.5) == "rejected"
+    assert verdict("it's up tly", Transcript("Exactly.", "en", outweighed=True), voiced_seconds=0.5) == "rejected"
+    # ... and only a one-piece turn's (an engine's word, not the reviser's, that it weighed one): never two pieces
+    assert verdict("Yes. No.", Transcript("Yes.", "en", outweighed=True)) == "rejected"
+    assert verdict("den Au.", Transcript("…", "de", outweighed=True), voiced_seconds=0.5) == "rejected"  # no words
 
 
 def test_a_rate_counts_voiced_windows_as_the_engine_does():

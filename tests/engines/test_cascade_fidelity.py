@@ -383,10 +383,11 @@ def test_noise_gives_no_text(engine: CascadeEngine, kind: str):
 @pytest.mark.models
 def test_babble_of_eight_voices_gives_no_text(engine: CascadeEngine):
     """Eight voices at once are speech-like enough for Silero (docs/benchmarks.md, "Babble of a few voices"). These
-    mixes are rejected with room to spare, greedy and careful alike (measured, careful: seed 6 by weak voicing,
-    confidence 0.72-0.74 against the 0.9 bar, no-speech 0.54-0.66; seed 3 by Whisper's own rule, no-speech 0.73,
-    log-probability -1.47; seed 4 by the few-words rule, log-probability -5.97): a mix near a threshold would decide
-    differently on another CPU's int8 kernels."""
+    mixes are rejected with room to spare, greedy and careful alike, each by two rules or more (measured, careful:
+    seed 6 by weak voicing, confidence 0.72-0.74 against the 0.9 bar, no-speech 0.54-0.66, and by Whisper's own rule or
+    doubted at length; seed 3 by Whisper's own rule, no-speech 0.73, log-probability -1.47; seed 4 by the few-words
+    rule and the log-probability floor, -5.97): a mix near one threshold would decide differently on another CPU's
+    int8 kernels."""
     for seed, peak in [(6, 0.6), (6, 0.9), (3, 0.6), (4, 0.3)]:
         segs = segments(babble(4.0, peak, np.random.default_rng(seed), talkers=8))
         assert transcribe(engine, segs, "en") == [], (seed, peak)

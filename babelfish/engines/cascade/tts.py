@@ -8,6 +8,7 @@ import ctypes
 import functools
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -265,14 +266,25 @@ def _glibc_mallopt() -> Callable[[int, int], int] | None:
     return mallopt
 
 
+@functools.cache
+def _perturb_at_start() -> int:
+    """The perturbation byte the process was started with (glibc reads MALLOC_PERTURB_ once and has no getter)."""
+    try:
+        return int(os.environ.get("MALLOC_PERTURB_", "0") or 0) & 0xFF
+    except ValueError:
+        return 0
+
+
 @contextlib.contextmanager
 def zeroed_mallocs() -> Iterator[None]:
-    """Within it, glibc's malloc hands out zeroed memory (perturbation byte 0xFF: new blocks are filled with ~0xFF).
+    """Within it, glibc's malloc hands out large blocks zeroed (perturbation byte 0xFF: new blocks are filled with
+    ~0xFF; small blocks served from the thread cache are not), such as Pico's 2.5 MB arena.
 
     For Pico, which reads parts of its malloc'd arena before writing them: on recycled heap memory the same sentence
     came out different from call to call (up to 0.4 s longer or shorter), depending on what the process had allocated
-    before, in the server and in the tests' and benchmarks' generated speech alike. Serialised, because the setting
-    is the process's (and a ctypes call releases the GIL); elsewhere than glibc, a no-op."""
+    before, in the server and in the tests' and benchmarks' generated speech alike. The setting is the process's: other
+    threads' allocations are filled too meanwhile, and the calls are serialised (a ctypes call releases the GIL; not
+    reentrant). Afterwards the process's own setting (MALLOC_PERTURB_) is restored. Elsewhere than glibc, a no-op."""
     mallopt = _glibc_mallopt()
     with _HEAP_LOCK:
         if mallopt is not None:
@@ -281,4 +293,4 @@ def zeroed_mallocs() -> Iterator[None]:
             yield
         finally:
             if mallopt is not None:
-                mallopt(_M_PERTURB, 0)
+                mallopt(_M_PERTURB, _perturb_at_start())
