@@ -129,9 +129,9 @@ class Settings(BaseSettings):
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="speech probability that counts as speech")
     vad_silence_ms: int = Field(300, ge=60, le=5000, description="silence that ends an utterance")
     # Voiced time (32 ms windows) under which a burst is dropped. Pico's "Oui." and Spanish "No." have 7-8 voiced
-    # windows, so at 250 ms (Silero's own default) they were dropped at about half of the window alignments;
-    # noises never start a segment, and babble gained one segment, rejected (docs/benchmarks.md, "One-syllable
-    # replies").
+    # windows, so at 250 ms (Silero's own default) they were dropped at about half of the window alignments; the
+    # measured noises never start a segment, and babble gained one segment, rejected (docs/benchmarks.md, "One-syllable
+    # replies were dropped"; coughs and laughs not measured).
     vad_min_speech_ms: int = Field(160, ge=0, le=5000, description="shorter bursts are dropped as noise")
     vad_preroll_ms: int = Field(200, ge=0, le=2000, description="audio kept from before speech starts")
     max_utterance_seconds: float = Field(15.0, gt=0.5, le=120, description="an utterance is cut at this length")
