@@ -17,11 +17,6 @@ words ("I'm sorry.") for seconds of voice, with Whisper itself doubting speech:
 That rule judges only text whose syllables are counted by its script's rules (loops.counts_script): a guess from
 word length would take calm speech in an unsupported script for babble.
 
-Babble of six voices can also get fluent sentences out of Whisper, which then half doubts them (no-speech 0.45-0.68,
-log-probability under -1). Over seconds of voice, Whisper's own rule with a lower no-speech bar (0.45) rejects
-them. Set on beam-5 first passes of babble (docs/benchmarks.md, "Babble, measured again"); speech checked greedy and
-beam alike.
-
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
 
 Set on greedy decodes, and measured again on beam-5 first passes (docs/benchmarks.md, "A beam on the first pass"): the
@@ -47,13 +42,6 @@ NO_SPEECH_WITH_WEAK_VOICING = 0.2
 SPARSE_MIN_VOICED_SECONDS = 1.5
 SPARSE_SYLLABLES_PER_SECOND = 3.5
 NO_SPEECH_WITH_SPARSE_WORDS = 0.35
-# Babble Silero believes, where Whisper found fluent sentences but half doubts the speech: for seconds of voice,
-# Whisper's own rule below with a lower no-speech bar. Speech measured: of 83 segments with 1.5 s of voice or more
-# (Pico, LibriVox, human clips, espeak in 12 languages, Pico in pink noise at 0-5 dB SNR and at 1.6 times the pace),
-# 19 scored under -1, all with no-speech 0.20 or less; the one above 0.45 scored -0.80. Babble that passed the other
-# rules: 0.45-0.68 (docs/benchmarks.md, "Babble, measured again").
-DOUBTED_MIN_VOICED_SECONDS = 1.5
-NO_SPEECH_OVER_LONG_VOICE = 0.45
 # Whisper's own fallback rules (openai/whisper transcribe.py), for when the segmenter's view is missing or agrees.
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
@@ -84,13 +72,6 @@ def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
     """Which rule takes the words for noise (None: speech); for the log and bench_nonspeech."""
     if rec.no_speech_prob > NO_SPEECH_THRESHOLD and rec.avg_logprob < LOGPROB_THRESHOLD:
         return "whisper"
-    if (
-        voicing is not None
-        and voicing.voiced_seconds >= DOUBTED_MIN_VOICED_SECONDS
-        and rec.no_speech_prob > NO_SPEECH_OVER_LONG_VOICE
-        and rec.avg_logprob < LOGPROB_THRESHOLD
-    ):
-        return "doubted at length"
     if voicing is not None and voicing.confidence < WEAK_VOICING and rec.no_speech_prob > NO_SPEECH_WITH_WEAK_VOICING:
         return "weak voicing"
     if voicing is not None and _sparse(rec.text, voicing) and rec.no_speech_prob > NO_SPEECH_WITH_SPARSE_WORDS:
