@@ -78,21 +78,16 @@ def verdict(pieces: str, revised: Transcript | None, voiced_seconds: float | Non
     before, after = words(pieces), words(revised.text)
     if after == before:
         return "unchanged"
+    few = voiced_seconds is not None and len(before) <= FEW_WORDS  # a one-piece turn of a word or two: both waivers
     # Words lost are counted against the pieces with a doubled phrase kept once: a revision that says once what a first
     # pass said twice ("Good morning. Good morning.") is what it is for.
     # Except a word or two the engine weighed the revision against and found clearly worse: a short turn's first pass
     # can split a word ("den Au." for "Genau.", "It's aptly." for "Exactly."; docs/benchmarks.md).
-    weighed_few = revised.outweighed and voiced_seconds is not None and bool(after) and len(before) <= FEW_WORDS
-    if len(after) < KEEP_WORDS * len(once(before)) and not weighed_few:
+    if len(after) < KEEP_WORDS * len(once(before)) and not (few and revised.outweighed and after):
         return "rejected"
-    if len(after) > MORE_WORDS * len(before) + MORE_WORDS_SLACK:
-        waived = (
-            voiced_seconds is not None
-            and len(before) <= FEW_WORDS
-            and len(after) <= MAX_WORDS_PER_VOICED_SECOND * voiced_seconds
-        )
-        if not waived:
-            return "rejected"
+    voice_holds = voiced_seconds is not None and len(after) <= MAX_WORDS_PER_VOICED_SECOND * voiced_seconds
+    if len(after) > MORE_WORDS * len(before) + MORE_WORDS_SLACK and not (few and voice_holds):
+        return "rejected"
     if doubled(after) > doubled(before):
         return "rejected"  # a beam can say a short phrase twice ("Good morning. Good morning."): the pieces stand
     return "sent"

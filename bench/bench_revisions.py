@@ -193,13 +193,14 @@ def main() -> None:
                 if lang == "auto" and len({c.piece.language for c in turn}) == 1:
                     lang = turn[0].piece.language  # as the server's Reviser: the pieces' language
                 probs = np.concatenate([c.piece.speech_probs for c in turn])
-                held = " ".join(c.text for c in turn) if len(turn) == 1 else None  # as the server's Reviser
+                pieces = " ".join(c.text for c in turn)
+                held = pieces if len(turn) == 1 else None  # as the server's Reviser
                 u = Utterance(audio, None if lang == "auto" else lang, (), probs, revision=True, held=held)
                 voiced = Turn("bench", pieces=[c.piece for c in turn]).voiced_seconds() if len(turn) == 1 else None
                 for mode in args.modes:
                     asr.revision_window, asr.revision_beam = MODES[mode]
                     whole, cpu, wall = timed(lambda u=u: engine.transcribe(u))
-                    outcome = verdict(" ".join(c.text for c in turn), whole, voiced)
+                    outcome = verdict(pieces, whole, voiced)
                     scope = "multi" if len(turn) > 1 else "single"
                     costs[(mode, scope)].add(cpu, wall, len(audio) / SR, outcome)
                     for i, c in enumerate(turn):
