@@ -155,7 +155,8 @@ class Settings(BaseSettings):
     )
     revision_context: bool = Field(
         True,
-        description="decode a turn's revision as the continuation of what the same voice said just before",
+        description="decode a turn's revision as the continuation of what the same voice said just before through "
+        "the same phone",
     )
     revision_beam_size: int = Field(
         5, ge=1, le=10, description="beam width of a revision's re-decode"

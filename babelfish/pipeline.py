@@ -98,11 +98,10 @@ class Pipeline:
         self.turns = TurnTracker(gap, longest, on_end, 1 if single_pieces else 2)
 
     def leave(self, who: Participant) -> None:
-        """`who` is gone (everything they said was processed): their turn ends (and is revised) now; once their room
-        is gone too, what its voices said is forgotten."""
+        """`who` is gone (everything they said was processed): their turn ends (and is revised) now, and what was said
+        through their phone is no one's context any more (babelfish/recent.py)."""
         self.turns.leave(who.id)
-        if self._rooms.get(who.room_name) is None:
-            self.recent.forget_room(who.room_name)
+        self.recent.forget_phone(who.room_name, who.id)
 
     def stop_revising(self) -> None:
         """The server drains: no more revisions (babelfish/revisions.py)."""
@@ -240,7 +239,7 @@ class Pipeline:
         _resolve(outcome, "ok")
         context = None
         if self._contexts:  # what this voice said before it, for its turn's revision (babelfish/recent.py)
-            whose, said, end = (who.room_name, speaker.id), transcript.language, segment.speech_end
+            whose, said, end = (who.room_name, who.id, speaker.id), transcript.language, segment.speech_end
             start = end - voiced_span(segment.speech_probs, utterance.seconds)
             context = self.recent.context(whose, said, end, before=start)
             self.recent.add(whose, utterance_id, segment.audio, transcript.text, said, end, start)

@@ -5,16 +5,19 @@ Whisper base decodes a short turn alone poorly: "Fail again." came out as "Thank
 turn, the text listeners hold for it forced as the decoder's prefix), those came out right (docs/benchmarks.md, "The
 speaker's own context").
 
-Kept per voice (a room and the speaker label a transcript got: one phone may carry several voices, and one phone per
-voice may keep a voice's speech from another phone; the context is as right as that label, and an utterance too short
-for the speaker service to embed, under 1.5 s by default, is labelled with its phone's last voice): its latest
-segments, whole (the text must match the audio), up to
+Kept per voice: a room, a phone and the speaker label a transcript got there. One phone may carry several voices, so
+the label splits a phone's speech; it is as right as that label (an utterance too short for the speaker service to
+embed, under 1.5 s by default, is labelled with its phone's last voice). The phone splits a label: the service can
+give two people on two phones one label (resemblyzer scores different voices up to 0.76 here, and Pico's voices
+0.80-0.94, against its 0.72 bar), and then each would be decoded after the other's words, or, in two languages, with
+none. The price: a voice whose speech one phone per voice keeps from another phone starts a context there.
+Per voice, its latest segments, whole (the text must match the audio), up to
 `seconds` of audio with the pauses put between them (4 s was as good as 8 s; with 20 s Whisper skipped the start of
 the new words), each with the text listeners hold for it (a revision's text replaces its pieces').
 
 Bounded: per voice, `seconds` of audio plus the newest segment or revised turn (at most the turn limit, 28 s by
-default); a voice silent for `max_age` is dropped at the next segment added or context asked for, and a room's voices
-when the room is gone (`forget_room`). Only the event loop touches it.
+default); a voice silent for `max_age` is dropped at the next segment added or context asked for, and a phone's
+voices when it has left (`forget_phone`). Only the event loop touches it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ CONTEXT_SECONDS = 4.0
 PAUSE_SECONDS = 0.3  # put after each segment of a context (the segmenter cuts after 0.3 s of silence)
 MAX_AGE_SECONDS = 60.0  # words said longer ago are another conversation
 
-Voice = tuple[str, str]  # (room name, speaker id)
+Voice = tuple[str, str, str]  # (room name, client id, speaker id)
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,8 +60,8 @@ class RecentSpeech:
         self, voice: Voice, utterance_id: str, audio: np.ndarray, text: str, language: str, at: float, start: float
     ) -> None:
         """A transcribed segment of `voice`, with the text listeners got for it; `start` and `at` its speech's start
-        and end. One whose speech began before the voice's latest ended is another phone's copy of the same speech (one
-        phone per voice off), or came out of order: not kept."""
+        and end. One whose speech began before the voice's latest ended came out of order (two workers transcribed the
+        phone's segments at once): not kept."""
         self._expire(at)
         said = self._said.setdefault(voice, deque())
         if said and said[-1].at > start:
@@ -84,8 +87,8 @@ class RecentSpeech:
 
     def context(self, voice: Voice, language: str, now: float, before: float | None = None) -> Context | None:
         """The voice's latest segments in `language` (whole ones, up to `seconds` with the pauses after them), said
-        within `max_age` of `now` and ended by `before` (the new segment's start: a later one is a copy of it or came
-        after it); None when there are none."""
+        within `max_age` of `now` and ended by `before` (the new segment's start: a later one came after it); None when
+        there are none."""
         self._expire(now)
         said = self._said.get(voice)
         if not said:
@@ -118,9 +121,10 @@ class RecentSpeech:
         fresh = _context(entries, context.language)
         return fresh if fresh.seconds <= self.seconds + PAUSE_SECONDS else context
 
-    def forget_room(self, room: str) -> None:
-        """The room is gone: what its voices said is no one's context any more."""
-        for voice in [v for v in self._said if v[0] == room]:
+    def forget_phone(self, room: str, client: str) -> None:
+        """The phone has left: what was said through it is no one's context any more (a phone that comes back gets a
+        new client id)."""
+        for voice in [v for v in self._said if v[:2] == (room, client)]:
             del self._said[voice]
 
     def _expire(self, now: float) -> None:

@@ -18,8 +18,8 @@ the first pass's are often near-equal readings of the same audio, where a change
 listeners have read the first already: the engine keeps the words listeners hold (`Utterance.held`, outcome "held")
 unless the model finds its own clearly likelier (the cascade: HELD_MARGIN).
 
-A turn is decoded after what the same speaker said before it (`Utterance.context`, babelfish/recent.py: the text
-listeners hold for it, so a sent revision's text is what the next turn continues).
+A turn is decoded after what the same voice said before it through the same phone (`Utterance.context`,
+babelfish/recent.py: the text listeners hold for it, so a sent revision's text is what the next turn continues).
 
 A revision is delivered only once every piece of its turn is done with (rendered, recorded for the cluster, archived):
 otherwise a late piece's translation would land in the merged entry, other servers would get the piece after its
@@ -159,7 +159,7 @@ class Reviser:
         wanted = threading.Event()  # a one-piece revision's extra tries stop once someone needs the engine
         utterance = Utterance(
             turn.audio(), language, candidates, turn.speech_probs(), voice=room.voice_of(who.id), revision=True,
-            halt=wanted.is_set if idle_only else None, context=self._context(turn, who.room_name),
+            halt=wanted.is_set if idle_only else None, context=self._context(turn, who),
             held=turn.text if idle_only else None,
         )  # fmt: skip
         # Every listener language now; the revised transcript's own language is dropped in the worker.
@@ -202,16 +202,16 @@ class Reviser:
             return "gone"
         self._deliver(room, who, turn, revised, results)
         if self._recent is not None:
-            self._recent.revise((who.room_name, turn.pieces[0].speaker.id), turn.ids, utterance.audio, revised.text,
-                                revised.language)  # fmt: skip
+            voice = (who.room_name, who.id, turn.pieces[0].speaker.id)
+            self._recent.revise(voice, turn.ids, utterance.audio, revised.text, revised.language)
         return "sent"
 
-    def _context(self, turn: Turn, room: str) -> Context | None:
+    def _context(self, turn: Turn, who: Participant) -> Context | None:
         """What the turn's voice said before it, with the text listeners hold now (a revision sent since)."""
         context = turn.pieces[0].context
         if context is None or self._recent is None:
             return context
-        return self._recent.refresh((room, turn.pieces[0].speaker.id), context)
+        return self._recent.refresh((who.room_name, who.id, turn.pieces[0].speaker.id), context)
 
     async def _watch(self, wanted: threading.Event) -> None:
         """On the event loop while a one-piece revision runs: `wanted` once someone speaks or a job waits (read here,

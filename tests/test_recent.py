@@ -7,7 +7,7 @@ import numpy as np
 from babelfish.engines.base import SAMPLE_RATE
 from babelfish.recent import PAUSE_SECONDS, RecentSpeech
 
-ANN, BOB = ("hall", "ann"), ("hall", "bob")
+ANN, BOB = ("hall", "phone-a", "ann"), ("hall", "phone-b", "bob")
 PAUSE = round(PAUSE_SECONDS * SAMPLE_RATE)
 
 
@@ -27,7 +27,7 @@ def test_the_context_is_the_latest_whole_segments_with_a_pause_after_each():
     assert len(got) == 2.5 * SAMPLE_RATE + 2 * PAUSE and ctx.seconds * SAMPLE_RATE == len(got)
     assert got[0] == np.float32(0.2) and got[SAMPLE_RATE] == 0.0  # "two", then a pause
     assert got[SAMPLE_RATE + PAUSE] == np.float32(0.3) and not got[-PAUSE:].any()  # "three", a pause; no Bob
-    assert recent.context(("other room", "ann"), "en", now=12.5) is None
+    assert recent.context(("other room", "phone-a", "ann"), "en", now=12.5) is None
 
 
 def test_only_the_same_language_and_recent_words():
@@ -98,25 +98,42 @@ def test_refresh_gives_a_taken_context_the_text_listeners_hold_now():
     assert recent.refresh(ANN, taken) is taken  # kept as taken: its text still matches its audio
 
 
-def test_a_copy_of_the_same_speech_is_kept_once_and_never_its_own_context():
-    """One phone per voice off: each phone's copy of one voice's speech is transcribed, labelled the same voice."""
+def test_another_phone_never_gives_a_voice_its_context():
+    """The speaker service may label two people on two phones alike (similar voices), and one phone per voice off, each
+    phone's copy of one voice's speech is transcribed with the same label: each phone keeps its own."""
     recent = RecentSpeech(seconds=4.0)
+    ann_via_bob = ("hall", "phone-b", "ann")
     recent.add(ANN, "u1", audio(1.0), "good morning", "en", at=2.0, start=1.0)
-    recent.add(ANN, "copy", audio(1.0), "good morning", "en", at=2.01, start=1.02)  # the other phone's copy
+    recent.add(ann_via_bob, "copy", audio(1.0), "good morning", "en", at=2.01, start=1.02)  # the other phone's copy
     recent.add(ANN, "u2", audio(1.0), "how are you", "en", at=4.0, start=3.0)
     ctx = recent.context(ANN, "en", now=5.0)
-    assert ctx is not None and ctx.text == "good morning how are you"
-    ctx = recent.context(ANN, "en", now=4.1, before=3.02)  # the copy of "how are you" asks: not itself
-    assert ctx is not None and ctx.text == "good morning"
+    assert ctx is not None and ctx.text == "good morning how are you" and ctx.ids == ("u1", "u2")
+    ctx = recent.context(ann_via_bob, "en", now=5.0)
+    assert ctx is not None and ctx.ids == ("copy",)
 
 
-def test_a_rooms_voices_are_forgotten_with_it_and_silent_ones_after_a_while():
+def test_a_segment_that_comes_out_of_order_is_not_kept_nor_its_own_context():
+    recent = RecentSpeech(seconds=4.0)
+    recent.add(ANN, "u1", audio(1.0), "good morning", "en", at=2.0, start=1.0)
+    recent.add(ANN, "u3", audio(1.0), "fine thanks", "en", at=6.0, start=5.0)
+    ctx = recent.context(ANN, "en", now=6.1, before=3.0)  # u2 (3-4 s), transcribed after u3, asks: what ended first
+    assert ctx is not None and ctx.ids == ("u1",)
+    recent.add(ANN, "u2", audio(1.0), "how are you", "en", at=4.0, start=3.0)
+    ctx = recent.context(ANN, "en", now=7.0)
+    assert ctx is not None and ctx.ids == ("u1", "u3")
+
+
+def test_a_phones_voices_are_forgotten_when_it_leaves_and_silent_ones_after_a_while():
     recent = RecentSpeech(seconds=4.0, max_age=60.0)
+    carl = ("hall", "phone-a", "carl")  # a second voice on Ann's phone
     recent.add(ANN, "u1", audio(1.0), "hello", "en", at=1.0, start=0.0)
-    recent.add(("kitchen", "ann"), "k1", audio(1.0), "hi", "en", at=1.0, start=0.0)
-    recent.forget_room("hall")
-    assert recent.context(ANN, "en", now=2.0) is None
-    assert recent.context(("kitchen", "ann"), "en", now=2.0) is not None
+    recent.add(carl, "c1", audio(1.0), "hey", "en", at=2.0, start=1.5)
+    recent.add(("kitchen", "phone-a", "ann"), "k1", audio(1.0), "hi", "en", at=1.0, start=0.0)
+    recent.add(BOB, "b1", audio(1.0), "hi", "en", at=1.0, start=0.0)
+    recent.forget_phone("hall", "phone-a")
+    assert recent.context(ANN, "en", now=3.0) is None and recent.context(carl, "en", now=3.0) is None
+    assert recent.context(("kitchen", "phone-a", "ann"), "en", now=3.0) is not None  # another room's client
+    assert recent.context(BOB, "en", now=3.0) is not None
     assert recent.context(BOB, "en", now=62.0) is None and not recent._said  # asking expires the silent ones
 
 

@@ -626,9 +626,9 @@ def test_a_failing_watch_of_a_running_revision_is_logged_and_the_revision_goes_o
 def test_a_turn_is_revised_after_what_its_voice_said_last_as_listeners_hold_it():
     """A turn's revision is given what the same voice said before it (babelfish/recent.py), with the text listeners
     hold for it (the revised text where a revision replaced the first pass): never another voice's words, even on the
-    same phone, and the voice's own words wherever its speech was kept (one phone per voice may keep it from another
-    phone). The voice is the speaker service's label (an embedding from 1.5 s on: the test's `Voices` stands for it);
-    once the room is gone, its voices' words are forgotten; `revision_context` off, no turn gets any."""
+    same phone, nor another phone's words, even under the same label (the speaker service may take two phones' voices
+    for one). The voice is the speaker service's label (an embedding from 1.5 s on: the test's `Voices` stands for it);
+    once a phone has left, what was said through it is forgotten; `revision_context` off, no turn gets any."""
     import asyncio
 
     from babelfish import protocol as proto
@@ -665,26 +665,30 @@ def test_a_turn_is_revised_after_what_its_voice_said_last_as_listeners_hold_it()
                               single_pieces=True, context=context)  # fmt: skip
         outcomes = _revision_outcomes(h)
         ann_phone, bob_phone = h.join("Ann", "en"), h.join("Bob", "en")
-        for phone, voice, seconds in ((ann_phone, "Ann", 1.0), (ann_phone, "Carl", 1.5), (bob_phone, "Ann", 1.5)):
+        said = ((ann_phone, "Ann", 1.0), (ann_phone, "Carl", 1.5), (bob_phone, "Ann", 1.5), (ann_phone, "Ann", 1.5))
+        for phone, voice, seconds in said:
             voices.now = voice
             await asyncio.sleep(seconds)  # the utterance ends now: it was said over the last `seconds`
             await asyncio.wait_for(h.say(phone, seconds), 10)
             assert await asyncio.wait_for(outcomes.get(), 10) == "sent"
         got = await h.received(bob_phone)
-        for phone in (ann_phone, bob_phone):
+        anns = [(ann_phone, "r", ann_phone.id, "voice-ann"), (bob_phone, "r", bob_phone.id, "voice-ann")]
+        for phone, *voice in anns:
+            assert (h.pipeline.recent.context(tuple(voice), "en", time.monotonic()) is not None) is context
             h.rooms.leave(phone)
             h.pipeline.leave(phone)
-        assert h.pipeline.recent.context(("r", "voice-ann"), "en", time.monotonic()) is None
+            assert h.pipeline.recent.context(tuple(voice), "en", time.monotonic()) is None
         await h.pipeline.close()
         h.close()
         return got
 
-    assert asyncio.run(main(context=False)) and contexts == [None, None, None]
+    assert asyncio.run(main(context=False)) and contexts == [None, None, None, None]
     contexts.clear()
     got = asyncio.run(main(context=True))
     anns = [m["text"] for m in got if m["type"] == "revision" and m["speaker"]["name"] == "Ann"]
     assert anns[0].endswith(" indeed")
     assert contexts[0] is None  # Ann's first turn: nothing before it
     assert contexts[1] is None  # Carl on Ann's phone: not her words
-    assert contexts[2] is not None and contexts[2][0] == anns[0]  # Ann again (kept on Bob's phone): her revised words
-    assert contexts[2][1] == pytest.approx(1.0 + 0.3, abs=0.01)  # her one-second turn and a pause: Carl's not in it
+    assert contexts[2] is None  # "Ann" on Bob's phone: not her phone's words
+    assert contexts[3] is not None and contexts[3][0] == anns[0]  # Ann again on her phone: her revised words
+    assert contexts[3][1] == pytest.approx(1.0 + 0.3, abs=0.01)  # her one-second turn and a pause: no one else's

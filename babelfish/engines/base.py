@@ -24,9 +24,10 @@ SAMPLE_RATE = 16_000
 
 @dataclass(frozen=True, eq=False)
 class Context:
-    """What the same speaker said just before an utterance: their latest segments (whole ones, oldest first) and the
-    text listeners hold for them, in `language`. An engine may decode the utterance as its continuation. `ids`: the
-    utterances the segments came from (babelfish/recent.py reads their current text again when a revision starts)."""
+    """What the same voice said just before an utterance, through the same phone: its latest segments (whole ones,
+    oldest first) and the text listeners hold for them, in `language`. An engine may decode the utterance as its
+    continuation. `ids`: the utterances the segments came from (babelfish/recent.py reads their current text again
+    when a revision starts)."""
 
     segments: tuple[np.ndarray, ...]  # float32 mono at SAMPLE_RATE; shared with the store, never copied here
     text: str
