@@ -8,8 +8,9 @@ one mix per seed. Speech: every turn of bench_fidelity's set (LibriVox whole and
 espeak-ng), language given. Each is streamed through the real segmenter (20 ms frames, then a second of silence) and
 the cascade engine's recogniser and non-speech decision, as the server does. Prints, per group: segments the VAD cut,
 segments Whisper wrote words for, and those that pass as speech, with the rule that rejected the others; then the
-decoder's statistics (avg_logprob, no_speech_prob) and the segmenter's voiced confidence of the segments with words,
-speech against babble, which the rules' thresholds (babelfish/engines/cascade/nonspeech.py) were set on.
+decoder's statistics (avg_logprob, no_speech_prob), the segmenter's voiced confidence and the loudness spread
+(nonspeech.level_spread) of the segments with words, speech against babble, which the rules' thresholds
+(babelfish/engines/cascade/nonspeech.py) were set on.
 
 `--beam N`: every segment is decoded as a careful first pass with a beam of N (`asr_beam_size`; the server does so
 when no other transcription waits); 1 (default): greedily, as a first pass while the engine is behind.
@@ -58,25 +59,29 @@ class Tally:
         self.segments = self.worded = self.passed = 0
         self.reasons: Counter[str] = Counter()
         self.examples: list[str] = []
-        self.stats: list[tuple[float, float, float]] = []  # (avg_logprob, no_speech_prob, voiced confidence)
+        # (avg_logprob, no_speech_prob, voiced confidence, loudness spread in dB)
+        self.stats: list[tuple[float, float, float, float]] = []
 
     def add(self, engine: CascadeEngine, seg: Segment, language: str) -> str | None:
         """The decision for one segment (a careful first pass); returns the text when it passes."""
         self.segments += 1
-        voicing = Voicing.of(seg.speech_probs)
+        voicing = Voicing.of(seg.speech_probs, seg.audio)
         voiced = voicing.voiced_seconds if voicing else None
         rec = engine.asr.recognize(seg.audio, language, (), voiced, careful=True)
         if rec is None:
             self.reasons["no words"] += 1
             return None
         self.worded += 1
-        self.stats.append((rec.avg_logprob, rec.no_speech_prob, voicing.confidence if voicing else float("nan")))
+        nan = float("nan")
+        stats_spread = voicing.level_spread_db if voicing and voicing.level_spread_db is not None else nan
+        self.stats.append((rec.avg_logprob, rec.no_speech_prob, voicing.confidence if voicing else nan, stats_spread))
         why = rejection(rec, voicing)
         if why is not None:
             self.reasons[why] += 1
             return None
         self.passed += 1
         conf = f"{voicing.confidence:.2f}, {voicing.voiced_seconds:.1f} s voiced" if voicing else "no voicing"
+        conf += f", loudness spread {stats_spread:.1f} dB"
         stats = f"logprob {rec.avg_logprob:.2f}, no-speech {rec.no_speech_prob:.2f}, {conf}"
         self.examples.append(f"{rec.text!r} ({stats})")
         return rec.text
@@ -86,13 +91,13 @@ class Tally:
         return f"  {name:28} segments {self.segments:3}  with words {self.worded:3}  pass {self.passed:3}  ({why})"
 
 
-def spread(name: str, stats: list[tuple[float, float, float]]) -> str:
+def spread(name: str, stats: list[tuple[float, float, float, float]]) -> str:
     """min / p5 / median / p95 / max of each statistic."""
     if not stats:
         return f"  {name}: none"
     cols = np.array(stats)
     out = [f"  {name} (n={len(stats)}):"]
-    for i, label in enumerate(("avg_logprob", "no_speech_prob", "voiced confidence")):
+    for i, label in enumerate(("avg_logprob", "no_speech_prob", "voiced confidence", "loudness spread dB")):
         q = np.nanpercentile(cols[:, i], [0, 5, 50, 95, 100])
         out.append(f"    {label:18} " + " / ".join(f"{v:6.2f}" for v in q) + "   (min / p5 / median / p95 / max)")
     return "\n".join(out)
@@ -176,7 +181,7 @@ def main() -> None:
         if args.loops:
             loops(engine)
         print(f"babble (language en), first pass beam {args.beam}:")
-        babble_stats: list[tuple[float, float, float]] = []
+        babble_stats: list[tuple[float, float, float, float]] = []
         for talkers in args.talkers:
             for peak in args.peaks:
                 tally = Tally()
@@ -193,7 +198,7 @@ def main() -> None:
         print(f"speech (bench_fidelity's turns, language given), first pass beam {args.beam}:")
         with tempfile.TemporaryDirectory() as tmp:
             convs = build_set(Path(tmp))
-        speech_stats: list[tuple[float, float, float]] = []
+        speech_stats: list[tuple[float, float, float, float]] = []
         for conv in convs:
             tally, dropped = Tally(), []
             for turn in conv.turns:

@@ -195,7 +195,7 @@ class CascadeEngine:
         return self._languages
 
     def transcribe(self, utterance: Utterance) -> Transcript | None:
-        voicing = Voicing.of(utterance.speech_probs)
+        voicing = Voicing.of(utterance.speech_probs, utterance.audio)
         voiced = voicing.voiced_seconds if voicing is not None else None
         rec = self.asr.recognize(
             utterance.audio,

@@ -17,6 +17,17 @@ words ("I'm sorry.") for seconds of voice, with Whisper itself doubting speech:
 That rule judges only text whose syllables are counted by its script's rules (loops.counts_script): a guess from
 word length would take calm speech in an unsupported script for babble.
 
+Babble of six voices or so passes both: fluent sentences, Silero sure of speech, Whisper doubting it but under its own
+bar. What gives a crowd away there is its loudness: many voices fill each other's pauses, so it hardly moves. One
+person's speech dips between syllables and words, even in noise (docs/benchmarks.md, "A crowd's steady loudness"):
+
+    spread of the loudness (p90 - p10 of 25 ms frames, in dB), at 1.5 s voiced or more: babble of 6-16 voices
+    3.5-11.7, the babble passing the rules above 5.9-9.6; speech clean 12.8-38, in pink noise or six-voice babble at
+    5 dB SNR 10.9 and up (3 dB: 11.4); Whisper's no-speech probability on that babble 0.25-0.60
+
+Alone it would drop a person in a loud crowd (0 dB SNR: 8.0-12.5 dB), so it needs Whisper's doubt too, and it only
+judges the utterance's own audio (the segmenter's cut, or a revision's joined turn).
+
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
 
 Set on greedy decodes, and measured again on beam-5 first passes (docs/benchmarks.md, "A beam on the first pass"): the
@@ -42,6 +53,9 @@ NO_SPEECH_WITH_WEAK_VOICING = 0.2
 SPARSE_MIN_VOICED_SECONDS = 1.5
 SPARSE_SYLLABLES_PER_SECOND = 3.5
 NO_SPEECH_WITH_SPARSE_WORDS = 0.35
+# A crowd: a steady level over seconds of voice, with Whisper doubting speech.
+STEADY_LEVEL_DB = 8.5
+NO_SPEECH_WITH_STEADY_LEVEL = 0.2
 # Whisper's own fallback rules (openai/whisper transcribe.py), for when the segmenter's view is missing or agrees.
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
@@ -54,13 +68,33 @@ class Voicing:
 
     confidence: float  # mean speech probability over the voiced windows
     voiced_seconds: float
+    level_spread_db: float | None = None  # how far its loudness moves (`level_spread`); None: not measured
 
     @classmethod
-    def of(cls, speech_probs: np.ndarray | None, window_seconds: float = 0.032) -> Voicing | None:
+    def of(
+        cls, speech_probs: np.ndarray | None, audio: np.ndarray | None = None, window_seconds: float = 0.032
+    ) -> Voicing | None:
         if speech_probs is None or len(speech_probs) == 0:
             return None
         voiced = speech_probs[speech_probs >= VOICED]
-        return cls(float(voiced.mean()) if len(voiced) else 0.0, len(voiced) * window_seconds)
+        spread = level_spread(audio) if audio is not None else None
+        return cls(float(voiced.mean()) if len(voiced) else 0.0, len(voiced) * window_seconds, spread)
+
+
+FRAME, HOP = 400, 160  # 25 ms frames every 10 ms, at 16 kHz
+QUIET_DB = 40.0  # frames this far under the loudest are left out: digital silence around a clip is no crowd's pause
+
+
+def level_spread(audio: np.ndarray) -> float | None:
+    """How far the loudness of the audio's 25 ms frames spreads: their 90th minus 10th percentile, in dB (None when
+    shorter than a frame)."""
+    if len(audio) < FRAME:
+        return None
+    power = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
+    starts = np.arange(0, len(audio) - FRAME + 1, HOP)
+    db = 10 * np.log10((power[starts + FRAME] - power[starts]) / FRAME + 1e-12)
+    db = db[db > np.percentile(db, 95) - QUIET_DB]
+    return float(np.percentile(db, 90) - np.percentile(db, 10))
 
 
 def is_speech(rec: Recognized, voicing: Voicing | None) -> bool:
@@ -76,6 +110,8 @@ def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
         return "weak voicing"
     if voicing is not None and _sparse(rec.text, voicing) and rec.no_speech_prob > NO_SPEECH_WITH_SPARSE_WORDS:
         return "few words for the voice"
+    if voicing is not None and _steady(voicing) and rec.no_speech_prob > NO_SPEECH_WITH_STEADY_LEVEL:
+        return "steady level"
     if rec.avg_logprob > LOGPROB_FLOOR:
         return None
     # A low score alone drops nothing both views are sure is speech: short turns ("Sure.", "Fail again.") scored
@@ -91,3 +127,9 @@ def _sparse(text: str, voicing: Voicing) -> bool:
     if seconds < SPARSE_MIN_VOICED_SECONDS or not counts_script(text):
         return False
     return syllables(text) < SPARSE_SYLLABLES_PER_SECOND * seconds
+
+
+def _steady(voicing: Voicing) -> bool:
+    """A level that hardly moves over a long stretch of voice: many voices at once."""
+    spread = voicing.level_spread_db
+    return voicing.voiced_seconds >= SPARSE_MIN_VOICED_SECONDS and spread is not None and spread < STEADY_LEVEL_DB
