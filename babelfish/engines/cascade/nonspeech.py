@@ -21,11 +21,11 @@ Babble of six voices or so passes both: fluent sentences, Silero sure of speech,
 bar. What gives a crowd away there is its loudness: many voices fill each other's pauses, so it hardly moves. One
 person's speech dips between syllables and words, even in noise (docs/benchmarks.md, "A crowd's steady loudness"):
 
-    spread of the loudness (p90 - p10 of 25 ms frames, in dB), at 1.5 s voiced or more: babble of 6-16 voices
-    3.5-11.7, the babble passing the rules above 5.9-9.6; speech clean 12.8-38, in pink noise or six-voice babble at
-    5 dB SNR 10.9 and up (3 dB: 11.4); Whisper's no-speech probability on that babble 0.25-0.60
+    spread of the loudness (p90 - p10 of 25 ms frames, in dB): babble of 6-16 voices 3.5-11.7, the babble passing
+    the rules above 5.9-9.6; speech clean 12.8-38, in pink noise or six-voice babble at 5 dB SNR 10.9 and up (3 dB:
+    11.4); Whisper's no-speech probability on the babble passing the rules above 0.25-0.60
 
-Alone it would drop a person in a loud crowd (0 dB SNR: 8.0-12.5 dB), so it needs Whisper's doubt too, and it only
+Alone it would drop a person in a loud crowd (0 dB SNR: 7.9-12.5 dB), so it needs Whisper's doubt too, and it only
 judges the utterance's own audio (the segmenter's cut, or a revision's joined turn).
 
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
