@@ -29,7 +29,7 @@ from babelfish.engines.base import Engine, RenderResult, SpeechResult, TextResul
 from babelfish.inference import InferenceQueue, Owed, Shed
 from babelfish.languages import AUTO, untranslatable
 from babelfish.metrics import Metrics
-from babelfish.recent import RecentSpeech
+from babelfish.recent import RecentSpeech, voice_of
 from babelfish.revisions import Reviser
 from babelfish.rooms import Participant, Rooms
 from babelfish.segmenter import Segment
@@ -98,10 +98,12 @@ class Pipeline:
         self.turns = TurnTracker(gap, longest, on_end, 1 if single_pieces else 2)
 
     def leave(self, who: Participant) -> None:
-        """`who` is gone (everything they said was processed): their turn ends (and is revised) now, and what was said
-        through their phone is no one's context any more (babelfish/recent.py)."""
+        """`who` is gone (everything they said was processed): their turn ends (and is revised) now; once their room
+        is gone too, what its voices said is forgotten. A phone's own voices are not forgotten as it leaves: its last
+        revisions, still to run, read the text listeners hold from them (babelfish/recent.py `refresh`)."""
         self.turns.leave(who.id)
-        self.recent.forget_phone(who.room_name, who.id)
+        if self._rooms.get(who.room_name) is None:
+            self.recent.forget_room(who.room_name)
 
     def stop_revising(self) -> None:
         """The server drains: no more revisions (babelfish/revisions.py)."""
@@ -239,7 +241,7 @@ class Pipeline:
         _resolve(outcome, "ok")
         context = None
         if self._contexts:  # what this voice said before it, for its turn's revision (babelfish/recent.py)
-            whose, said, end = (who.room_name, who.id, speaker.id), transcript.language, segment.speech_end
+            whose, said, end = voice_of(who, speaker.id), transcript.language, segment.speech_end
             start = end - voiced_span(segment.speech_probs, utterance.seconds)
             context = self.recent.context(whose, said, end, before=start)
             self.recent.add(whose, utterance_id, segment.audio, transcript.text, said, end, start)

@@ -16,8 +16,9 @@ Per voice, its latest segments, whole (the text must match the audio), up to
 the new words), each with the text listeners hold for it (a revision's text replaces its pieces').
 
 Bounded: per voice, `seconds` of audio plus the newest segment or revised turn (at most the turn limit, 28 s by
-default); a voice silent for `max_age` is dropped at the next segment added or context asked for, and a phone's
-voices when it has left (`forget_phone`). Only the event loop touches it.
+default); a voice silent for `max_age` is dropped at the next segment added or context asked for (a phone that has
+left too: a phone that comes back gets a new client id, so a new context), and a room's voices when the room is gone
+(`forget_room`). Only the event loop touches it.
 """
 
 from __future__ import annotations
@@ -29,12 +30,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from babelfish.engines.base import SAMPLE_RATE, Context
+from babelfish.rooms import Participant
 
 CONTEXT_SECONDS = 4.0
 PAUSE_SECONDS = 0.3  # put after each segment of a context (the segmenter cuts after 0.3 s of silence)
 MAX_AGE_SECONDS = 60.0  # words said longer ago are another conversation
 
 Voice = tuple[str, str, str]  # (room name, client id, speaker id)
+
+
+def voice_of(who: Participant, speaker_id: str) -> Voice:
+    """The voice a transcript labelled `speaker_id` came from, through `who`'s phone."""
+    return who.room_name, who.id, speaker_id
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,8 +67,9 @@ class RecentSpeech:
         self, voice: Voice, utterance_id: str, audio: np.ndarray, text: str, language: str, at: float, start: float
     ) -> None:
         """A transcribed segment of `voice`, with the text listeners got for it; `start` and `at` its speech's start
-        and end. One whose speech began before the voice's latest ended came out of order (two workers transcribed the
-        phone's segments at once): not kept."""
+        and end. One whose speech began before the voice's latest ended came out of order (a copy one phone per voice
+        stood by, processed after the phone's later segments when the kept copy was not delivered: babelfish/echoes.py):
+        not kept."""
         self._expire(at)
         said = self._said.setdefault(voice, deque())
         if said and said[-1].at > start:
@@ -121,10 +129,9 @@ class RecentSpeech:
         fresh = _context(entries, context.language)
         return fresh if fresh.seconds <= self.seconds + PAUSE_SECONDS else context
 
-    def forget_phone(self, room: str, client: str) -> None:
-        """The phone has left: what was said through it is no one's context any more (a phone that comes back gets a
-        new client id)."""
-        for voice in [v for v in self._said if v[:2] == (room, client)]:
+    def forget_room(self, room: str) -> None:
+        """The room is gone: what its voices said is no one's context any more."""
+        for voice in [v for v in self._said if v[0] == room]:
             del self._said[voice]
 
     def _expire(self, now: float) -> None:

@@ -46,7 +46,7 @@ from babelfish.engines.base import Context, Engine, TextResult, Transcript, Utte
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.languages import AUTO
 from babelfish.metrics import Metrics
-from babelfish.recent import RecentSpeech
+from babelfish.recent import RecentSpeech, voice_of
 from babelfish.repeats import doubled, once, words
 from babelfish.rooms import Participant, Room, Rooms
 from babelfish.tasks import TaskSet
@@ -202,7 +202,7 @@ class Reviser:
             return "gone"
         self._deliver(room, who, turn, revised, results)
         if self._recent is not None:
-            voice = (who.room_name, who.id, turn.pieces[0].speaker.id)
+            voice = voice_of(who, turn.pieces[0].speaker.id)
             self._recent.revise(voice, turn.ids, utterance.audio, revised.text, revised.language)
         return "sent"
 
@@ -211,7 +211,7 @@ class Reviser:
         context = turn.pieces[0].context
         if context is None or self._recent is None:
             return context
-        return self._recent.refresh((who.room_name, who.id, turn.pieces[0].speaker.id), context)
+        return self._recent.refresh(voice_of(who, turn.pieces[0].speaker.id), context)
 
     async def _watch(self, wanted: threading.Event) -> None:
         """On the event loop while a one-piece revision runs: `wanted` once someone speaks or a job waits (read here,

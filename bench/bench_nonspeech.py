@@ -81,7 +81,8 @@ class Tally:
             return None
         self.passed += 1
         conf = f"{voicing.confidence:.2f}, {voicing.voiced_seconds:.1f} s voiced" if voicing else "no voicing"
-        conf += f", loudness spread {stats_spread:.1f} dB"
+        if voicing and voicing.level_spread_db is not None:
+            conf += f", loudness spread {voicing.level_spread_db:.1f} dB"
         stats = f"logprob {rec.avg_logprob:.2f}, no-speech {rec.no_speech_prob:.2f}, {conf}"
         self.examples.append(f"{rec.text!r} ({stats})")
         return rec.text

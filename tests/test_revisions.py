@@ -628,7 +628,7 @@ def test_a_turn_is_revised_after_what_its_voice_said_last_as_listeners_hold_it()
     hold for it (the revised text where a revision replaced the first pass): never another voice's words, even on the
     same phone, nor another phone's words, even under the same label (the speaker service may take two phones' voices
     for one). The voice is the speaker service's label (an embedding from 1.5 s on: the test's `Voices` stands for it);
-    once a phone has left, what was said through it is forgotten; `revision_context` off, no turn gets any."""
+    once the room is gone, its voices' words are forgotten; `revision_context` off, no turn gets any."""
     import asyncio
 
     from babelfish import protocol as proto
@@ -672,12 +672,15 @@ def test_a_turn_is_revised_after_what_its_voice_said_last_as_listeners_hold_it()
             await asyncio.wait_for(h.say(phone, seconds), 10)
             assert await asyncio.wait_for(outcomes.get(), 10) == "sent"
         got = await h.received(bob_phone)
-        anns = [(ann_phone, "r", ann_phone.id, "voice-ann"), (bob_phone, "r", bob_phone.id, "voice-ann")]
-        for phone, *voice in anns:
-            assert (h.pipeline.recent.context(tuple(voice), "en", time.monotonic()) is not None) is context
-            h.rooms.leave(phone)
-            h.pipeline.leave(phone)
-            assert h.pipeline.recent.context(tuple(voice), "en", time.monotonic()) is None
+        for phone in (ann_phone, bob_phone):  # both phones hold an "Ann" of their own
+            voice = ("r", phone.id, "voice-ann")
+            assert (h.pipeline.recent.context(voice, "en", time.monotonic()) is not None) is context
+        h.rooms.leave(ann_phone)
+        h.pipeline.leave(ann_phone)  # Bob is still in the room: what was said stays for revisions still to run
+        assert bool(h.pipeline.recent._said) is context
+        h.rooms.leave(bob_phone)
+        h.pipeline.leave(bob_phone)
+        assert not h.pipeline.recent._said  # the room is gone: every voice of it, Carl's too
         await h.pipeline.close()
         h.close()
         return got
@@ -692,3 +695,59 @@ def test_a_turn_is_revised_after_what_its_voice_said_last_as_listeners_hold_it()
     assert contexts[2] is None  # "Ann" on Bob's phone: not her phone's words
     assert contexts[3] is not None and contexts[3][0] == anns[0]  # Ann again on her phone: her revised words
     assert contexts[3][1] == pytest.approx(1.0 + 0.3, abs=0.01)  # her one-second turn and a pause: no one else's
+
+
+def test_a_revision_reads_again_what_its_voice_holds_now():
+    """A turn's context is taken when its first piece is transcribed; a revision of the turn before may be sent after
+    that. The turn's own revision then reads the voice's words again, through the same phone, as listeners now hold
+    them (babelfish/recent.py `refresh`)."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from babelfish.inference import InferenceQueue
+    from babelfish.pipeline import Pipeline
+    from tests.pipeline_harness import PipelineHarness
+
+    contexts: list[str | None] = []
+    running, release = threading.Event(), threading.Event()
+
+    class Held(FakeEngine):
+        def transcribe(self, utterance):
+            got = super().transcribe(utterance)
+            if got is None or not utterance.revision:
+                return got
+            contexts.append(None if utterance.context is None else utterance.context.text)
+            if len(contexts) == 1:  # the first turn's revision runs until the second turn's piece is transcribed
+                running.set()
+                release.wait(10)
+            return Transcript(got.text + " indeed", got.language)
+
+    async def main() -> list[dict]:
+        h = PipelineHarness(Held())
+        workers = ThreadPoolExecutor(2, thread_name_prefix="test-inference")
+        queue = InferenceQueue(workers, 2, 64, 60.0, h.metrics, speech_executor=h.speech_executor)
+        h.pipeline = Pipeline(h.engine, queue, h.rooms, h.metrics, turns=(0.1, 28.0), single_pieces=True)
+        outcomes = _revision_outcomes(h)
+        ann, bob = h.join("Ann", "en"), h.join("Bob", "en")
+        try:
+            await asyncio.wait_for(h.say(ann, 1.0), 10)
+            await asyncio.wait_for(h.say(ann, 1.0), 10)  # the same turn: two pieces
+            assert await asyncio.wait_for(asyncio.to_thread(running.wait, 10), 11)
+            await asyncio.sleep(1.2)  # the next turn was said after it
+            await asyncio.wait_for(h.say(ann, 1.0), 10)  # its context: the first turn's pieces, as first passes
+            release.set()
+            assert [await asyncio.wait_for(outcomes.get(), 10) for _ in range(2)] == ["sent", "sent"]
+            return await h.received(bob)
+        finally:
+            release.set()
+            await h.pipeline.close()
+            h.close()
+            workers.shutdown()
+
+    got = asyncio.run(main())
+    revised = [m["text"] for m in got if m["type"] == "revision"]
+    assert len(revised) == 2 and revised[0].endswith(" indeed")
+    assert contexts[0] is None  # nothing before the first turn
+    assert contexts[1] == revised[0]  # the revised words, not the first passes the piece was given
+

@@ -21,7 +21,13 @@ from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
 from babelfish.engines.cascade.asr import Decoded, Recognized, WhisperAsr
 from babelfish.engines.cascade.loops import collapse_loop, counts_script, repair_loop, syllables
-from babelfish.engines.cascade.nonspeech import STEADY_LEVEL_DB, Voicing, is_speech, level_spread
+from babelfish.engines.cascade.nonspeech import (
+    NO_SPEECH_WITH_STEADY_LEVEL,
+    STEADY_LEVEL_DB,
+    Voicing,
+    is_speech,
+    level_spread,
+)
 from babelfish.segmenter import WINDOW, Segment, Segmenter, SegmenterConfig, silero_detector
 from tests.engines.cascade_audio import normalize
 from tests.engines.conversation_audio import NOISES, SHORT_TURNS, babble, pico, pink
@@ -264,15 +270,19 @@ def test_a_steady_level_over_seconds_of_voice_with_whisper_doubting_is_babble():
     assert is_speech(Recognized(fluent, "en", -0.6, 0.1), crowd)  # Whisper sure: a person in a loud crowd
     assert is_speech(Recognized("Yes, I know.", "en", -1.0, 0.5), Voicing(0.95, 1.0, 7.5))  # too short to judge
     assert is_speech(Recognized(fluent, "en", -1.0, 0.5), Voicing(0.95, 3.9))  # not measured: not judged
+    # The bounds: a spread of 8.5 dB and a no-speech probability of 0.2 are not babble; 1.5 s of voice is judged.
+    assert is_speech(Recognized(fluent, "en", -1.0, 0.5), Voicing(0.95, 3.9, STEADY_LEVEL_DB))
+    assert is_speech(Recognized(fluent, "en", -0.6, NO_SPEECH_WITH_STEADY_LEVEL), crowd)
+    assert not is_speech(Recognized("We are on the other side now.", "en", -1.0, 0.5), Voicing(0.95, 1.5, 7.5))
 
 
 def test_a_crowds_loudness_spreads_less_than_one_persons_even_in_noise():
     """The spread the steady-level rule reads, on the audio the segmenter cuts: six voices at once (mixes that passed
-    the other rules, docs/benchmarks.md) against one Pico voice, clean and in pink noise at 5 dB SNR (12.3-12.7 dB
-    measured). Plain arithmetic on fixed audio: the same on every CPU."""
+    the other rules, docs/benchmarks.md; 7.0 and 7.5 dB) against one Pico voice, clean (30.5 and 14.4 dB) and in pink
+    noise at 5 dB SNR (12.3 and 11.9 dB). The spread is plain arithmetic; the cut is Silero's, hence the margins."""
     for seed in (1, 2):
-        (seg,) = segments(babble(4.0, 0.6, np.random.default_rng(seed), talkers=6))
-        assert level_spread(seg.audio) < STEADY_LEVEL_DB - 0.5, seed
+        for seg in segments(babble(4.0, 0.6, np.random.default_rng(seed), talkers=6)):
+            assert level_spread(seg.audio) < STEADY_LEVEL_DB, seed
     rng = np.random.default_rng(3)
     for text, voice in [("Wir treffen uns morgen um neun Uhr am Bahnhof.", "de-DE"),
                         ("Domani andiamo al mare con la famiglia.", "it-IT")]:  # fmt: skip
@@ -280,9 +290,10 @@ def test_a_crowds_loudness_spreads_less_than_one_persons_even_in_noise():
         noise = pink(len(clean) / 16000 + 1, 1.0, rng)[: len(clean)]
         noisy = clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** (5 / 10))
         for audio in (clean, np.clip(noisy, -1, 1).astype(np.float32)):
-            (seg,) = segments(audio)
-            assert level_spread(seg.audio) > STEADY_LEVEL_DB + 3, text
+            for seg in segments(audio):
+                assert level_spread(seg.audio) > STEADY_LEVEL_DB + 2, text
     assert level_spread(np.zeros(100, np.float32)) is None
+    assert level_spread(np.full(8000, np.nan, np.float32)) is None
 
 
 # --- the real models ---

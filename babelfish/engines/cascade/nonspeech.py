@@ -17,16 +17,18 @@ words ("I'm sorry.") for seconds of voice, with Whisper itself doubting speech:
 That rule judges only text whose syllables are counted by its script's rules (loops.counts_script): a guess from
 word length would take calm speech in an unsupported script for babble.
 
-Babble of six voices or so passes both: fluent sentences, Silero sure of speech, Whisper doubting it but under its own
-bar. What gives a crowd away there is its loudness: many voices fill each other's pauses, so it hardly moves. One
-person's speech dips between syllables and words, even in noise (docs/benchmarks.md, "A crowd's steady loudness"):
+Babble of six voices or so passes the rules above: fluent sentences, Silero sure of speech, Whisper doubting it but
+under its own bar. What gives a crowd away there is its loudness: many voices fill each other's pauses, so it hardly
+moves. One person's speech dips between syllables and words, even in noise (docs/benchmarks.md, "A crowd's steady
+loudness"):
 
     spread of the loudness (p90 - p10 of 25 ms frames, in dB): babble of 6-16 voices 3.5-11.7, the babble passing
-    the rules above 5.9-9.6; speech clean 12.8-38, in pink noise or six-voice babble at 5 dB SNR 10.9 and up (3 dB:
-    11.4); Whisper's no-speech probability on the babble passing the rules above 0.25-0.60
+    the rules above 5.9-9.6 (held out: 6.7-10.4); speech clean 12.8-38, in pink noise or six-voice babble at 5 dB SNR
+    10.9 and up (3 dB: 11.4); Whisper's no-speech probability on the babble passing the rules above 0.25-0.60
 
-Alone it would drop a person in a loud crowd (0 dB SNR: 7.9-12.5 dB), so it needs Whisper's doubt too, and it only
-judges the utterance's own audio (the segmenter's cut, or a revision's joined turn).
+Alone it would drop a person in a loud crowd (0 dB SNR: 7.9-12.5 dB), so it needs Whisper's doubt too. It judges
+the audio decoded, without any context before it: the segmenter's cut, a revision's joined turn, or an open
+segment's partial.
 
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
 
@@ -54,6 +56,7 @@ SPARSE_MIN_VOICED_SECONDS = 1.5
 SPARSE_SYLLABLES_PER_SECOND = 3.5
 NO_SPEECH_WITH_SPARSE_WORDS = 0.35
 # A crowd: a steady level over seconds of voice, with Whisper doubting speech.
+STEADY_MIN_VOICED_SECONDS = 1.5
 STEADY_LEVEL_DB = 8.5
 NO_SPEECH_WITH_STEADY_LEVEL = 0.2
 # Whisper's own fallback rules (openai/whisper transcribe.py), for when the segmenter's view is missing or agrees.
@@ -72,7 +75,7 @@ class Voicing:
 
     @classmethod
     def of(
-        cls, speech_probs: np.ndarray | None, audio: np.ndarray | None = None, window_seconds: float = 0.032
+        cls, speech_probs: np.ndarray | None, audio: np.ndarray | None = None, *, window_seconds: float = 0.032
     ) -> Voicing | None:
         if speech_probs is None or len(speech_probs) == 0:
             return None
@@ -82,15 +85,19 @@ class Voicing:
 
 
 FRAME, HOP = 400, 160  # 25 ms frames every 10 ms, at 16 kHz
-QUIET_DB = 40.0  # frames this far under the loudest are left out: digital silence around a clip is no crowd's pause
+# Frames this far under the loud end (the 95th percentile) are left out: digital silence around a clip is no crowd's
+# pause.
+QUIET_DB = 40.0
 
 
 def level_spread(audio: np.ndarray) -> float | None:
     """How far the loudness of the audio's 25 ms frames spreads: their 90th minus 10th percentile, in dB (None when
-    shorter than a frame)."""
+    shorter than a frame, or not finite)."""
     if len(audio) < FRAME:
         return None
     power = np.concatenate([[0.0], np.cumsum(np.square(audio, dtype=np.float64))])
+    if not np.isfinite(power[-1]):
+        return None
     starts = np.arange(0, len(audio) - FRAME + 1, HOP)
     db = 10 * np.log10((power[starts + FRAME] - power[starts]) / FRAME + 1e-12)
     db = db[db > np.percentile(db, 95) - QUIET_DB]
@@ -132,4 +139,4 @@ def _sparse(text: str, voicing: Voicing) -> bool:
 def _steady(voicing: Voicing) -> bool:
     """A level that hardly moves over a long stretch of voice: many voices at once."""
     spread = voicing.level_spread_db
-    return voicing.voiced_seconds >= SPARSE_MIN_VOICED_SECONDS and spread is not None and spread < STEADY_LEVEL_DB
+    return voicing.voiced_seconds >= STEADY_MIN_VOICED_SECONDS and spread is not None and spread < STEADY_LEVEL_DB
