@@ -2,6 +2,7 @@
 
     python -m bench.bench_nonspeech [--data-dir data] [--seeds 8] [--first-seed 0] [--talkers 6 8 10 16]
                                     [--peaks 0.1 0.3 0.6 0.9] [--no-speech-set] [--beam 5] [--loops]
+                                    [--noisy-speech 10 5 3 0]
 
 Babble: `talkers` Pico voices at once, played backwards (tests/engines/conversation_audio.py), 4 s at each peak level,
 one mix per seed. Speech: every turn of bench_fidelity's set (LibriVox whole and cut at its pauses, short Pico turns,
@@ -14,6 +15,12 @@ decoder's statistics (avg_logprob, no_speech_prob), the segmenter's voiced confi
 
 `--beam N`: every segment is decoded as a careful first pass with a beam of N (`asr_beam_size`; the server does so
 when no other transcription waits); 1 (default): greedily, as a first pass while the engine is behind.
+`--noisy-speech SNR...`: also speech in noise, at each SNR in dB (against the clean clip's mean power): the human
+recordings of pocketsphinx-testdata (AN4 `cards`, goforward, numbers, something, TIDIGITS, the five LibriVox
+sentences) and the Pico sentences of bench_fidelity's `pico-langs` set, each padded with 0.5 s of silence, in pink
+noise and over six-voice babble (peak 0.5) covering the whole clip; per condition, the segments, those passing, the
+rules that rejected the others, turns with no passing segment (a turn whose speech was dropped still counts as kept
+when a cut of the noise around it passed), and the lowest loudness spread of a passing segment.
 `--loops`: also the loop rule (loops.py) with that beam: short Pico turns and phrases said three times, decoded
 without the 10 s minimum window (Whisper base loops then), at three length caps (where does a looping decode stop?),
 and what `repair_loop` made of each; and, on the short turns with the shipped window, how often each decode says a
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import wave
 from collections import Counter
 from pathlib import Path
 
@@ -33,10 +41,12 @@ from babelfish.config import Settings
 from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
 from babelfish.engines.cascade.asr import WhisperAsr
-from babelfish.engines.cascade.nonspeech import Voicing, rejection
+from babelfish.engines.cascade.nonspeech import Voicing, level_spread, rejection
 from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
-from tests.engines.conversation_audio import SHORT_TURNS, babble, pico
+from tests.engines.conversation_audio import SHORT_TURNS, babble, pico, pink
+
+TESTDATA = Path("/usr/share/pocketsphinx/test/data")  # Debian's pocketsphinx-testdata (scripts/setup.sh --test)
 
 # Said three times: a repetition that must be kept (docs/benchmarks.md, "Repetitions said vs decoder loops").
 SAID_THRICE = [("No, no, no!", "en-US"), ("Yes yes yes.", "en-US"), ("Go, go, go!", "en-US"), ("Sí, sí, sí.", "es-ES"),
@@ -165,6 +175,48 @@ def loops(engine: CascadeEngine) -> None:
               f" guard decoded greedy too for {counts[f'{how} guard ran greedy']}")  # fmt: skip
 
 
+def testdata_speech() -> list[tuple[str, np.ndarray, str]]:
+    """(name, audio, language) of the human recordings, and of the Pico sentences of bench_fidelity's `pico-langs`."""
+    from bench.bench_fidelity import PICO_TURNS
+
+    out = []
+    raws = [TESTDATA / n for n in ("goforward.raw", "numbers.raw", "something.raw")]
+    for path in [*sorted((TESTDATA / "cards").glob("*.wav")), *raws, *sorted((TESTDATA / "tidigits").glob("*.raw")),
+                 *sorted((TESTDATA / "librivox").glob("*.wav"))]:  # fmt: skip
+        if path.suffix == ".wav":
+            with wave.open(str(path)) as w:
+                pcm = w.readframes(w.getnframes())
+        else:
+            pcm = path.read_bytes()  # 16 kHz mono int16
+        out.append((path.name, np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, "en"))
+    for language, (voice, texts) in PICO_TURNS.items():
+        out += [(text, pico(text, voice), language) for text in texts[3:]]
+    return out
+
+
+def noisy_speech(engine: CascadeEngine, snrs: list[float]) -> None:
+    """Speech in pink noise and over six-voice babble: what passes, and which turns lose every segment."""
+    clips = testdata_speech()
+    rng = np.random.default_rng(7)
+    print(f"speech in noise ({len(clips)} clips: pocketsphinx-testdata and Pico), first pass careful:")
+    for noise in ("pink", "babble"):
+        for snr in snrs:
+            tally, dropped, lowest = Tally(), [], float("inf")
+            for name, clean, language in clips:
+                padded = np.concatenate([np.zeros(8000, np.float32), clean, np.zeros(8000, np.float32)])
+                seconds = len(padded) / 16000 + 0.1
+                cover = pink(seconds, 1.0, rng) if noise == "pink" else babble(seconds, 0.5, rng, talkers=6)
+                cover = cover[: len(padded)]
+                gain = np.sqrt(np.mean(padded**2) / np.mean(cover**2) / 10 ** (snr / 10))
+                mix = np.clip(padded + gain * cover, -1, 1).astype(np.float32)
+                passed = [s for s in segments(mix) if tally.add(engine, s, language)]
+                if not passed:
+                    dropped.append(name[:24])
+                lowest = min([lowest, *(level_spread(s.audio) or lowest for s in passed)])
+            print(tally.line(f"{noise} at {snr:g} dB") + f"  turns dropped {len(dropped)} {dropped or ''}"
+                  f"  lowest spread passing {lowest:.1f} dB")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default="data")
@@ -175,12 +227,15 @@ def main() -> None:
     p.add_argument("--no-speech-set", action="store_true", help="babble only")
     p.add_argument("--beam", type=int, default=1, help="the first pass's beam (1: greedy)")
     p.add_argument("--loops", action="store_true", help="also the loop rule and doubled phrases (module docstring)")
+    p.add_argument("--noisy-speech", type=float, nargs="*", metavar="SNR", help="also speech in noise at these SNRs")
     args = p.parse_args()
     settings = Settings(data_dir=Path(args.data_dir), natural_voices=False, asr_beam_size=args.beam)
     engine = CascadeEngine.load(settings)
     try:
         if args.loops:
             loops(engine)
+        if args.noisy_speech:
+            noisy_speech(engine, args.noisy_speech)
         print(f"babble (language en), first pass beam {args.beam}:")
         babble_stats: list[tuple[float, float, float, float]] = []
         for talkers in args.talkers:
