@@ -69,6 +69,7 @@ class Tally:
         self.segments = self.worded = self.passed = 0
         self.reasons: Counter[str] = Counter()
         self.examples: list[str] = []
+        self.rejected: list[str] = []  # what each rejected segment said, and why
         # (avg_logprob, no_speech_prob, voiced confidence, loudness spread in dB)
         self.stats: list[tuple[float, float, float, float]] = []
 
@@ -88,6 +89,8 @@ class Tally:
         why = rejection(rec, voicing)
         if why is not None:
             self.reasons[why] += 1
+            spread = f", spread {voicing.level_spread_db:.1f} dB" if voicing and voicing.level_spread_db else ""
+            self.rejected.append(f"{why}: {rec.text!r} (no-speech {rec.no_speech_prob:.2f}{spread})")
             return None
         self.passed += 1
         conf = f"{voicing.confidence:.2f}, {voicing.voiced_seconds:.1f} s voiced" if voicing else "no voicing"
@@ -213,8 +216,9 @@ def noisy_speech(engine: CascadeEngine, snrs: list[float]) -> None:
                 if not passed:
                     dropped.append(name[:24])
                 lowest = min([lowest, *(level_spread(s.audio) or lowest for s in passed)])
+            rejected = "".join(f"\n      {r}" for r in tally.rejected)
             print(tally.line(f"{noise} at {snr:g} dB") + f"  turns dropped {len(dropped)} {dropped or ''}"
-                  f"  lowest spread passing {lowest:.1f} dB")  # fmt: skip
+                  f"  lowest spread passing {lowest:.1f} dB" + rejected)  # fmt: skip
 
 
 def main() -> None:
