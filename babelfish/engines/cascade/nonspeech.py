@@ -22,7 +22,7 @@ under its own bar. What gives a crowd away there is its loudness: many voices fi
 moves. One person's speech dips between syllables and words, even in noise (docs/benchmarks.md, "A crowd's steady
 loudness"):
 
-    spread of the loudness (p90 - p10 of 25 ms frames, in dB): babble of 6-16 voices 3.5-11.7, the babble passing
+    spread of the loudness (p90 - p10 of 25 ms frames, in dB): babble of 6-16 voices 3.5-11.9, the babble passing
     the rules above 5.9-9.6 (held out: 6.7-10.4); speech clean 12.8-38, in pink noise or six-voice babble at 5 dB SNR
     10.9 and up (3 dB: 11.4); Whisper's no-speech probability on the babble passing the rules above 0.25-0.60
 
