@@ -41,7 +41,7 @@ from babelfish.config import Settings
 from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
 from babelfish.engines.cascade.asr import WhisperAsr
-from babelfish.engines.cascade.nonspeech import Voicing, level_spread, rejection
+from babelfish.engines.cascade.nonspeech import Voicing, rejection
 from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
 from tests.engines.conversation_audio import SHORT_TURNS, babble, pico, pink
@@ -70,6 +70,7 @@ class Tally:
         self.reasons: Counter[str] = Counter()
         self.examples: list[str] = []
         self.rejected: list[str] = []  # what each rejected segment said, and why
+        self.lowest_passing_spread = float("inf")  # dB, over the segments that pass
         # (avg_logprob, no_speech_prob, voiced confidence, loudness spread in dB)
         self.stats: list[tuple[float, float, float, float]] = []
 
@@ -84,18 +85,20 @@ class Tally:
             return None
         self.worded += 1
         nan = float("nan")
-        stats_spread = voicing.level_spread_db if voicing and voicing.level_spread_db is not None else nan
-        self.stats.append((rec.avg_logprob, rec.no_speech_prob, voicing.confidence if voicing else nan, stats_spread))
+        spread = voicing.level_spread_db if voicing else None
+        said_spread = "" if spread is None else f", loudness spread {spread:.1f} dB"
+        self.stats.append((rec.avg_logprob, rec.no_speech_prob, voicing.confidence if voicing else nan,
+                           nan if spread is None else spread))  # fmt: skip
         why = rejection(rec, voicing)
         if why is not None:
             self.reasons[why] += 1
-            spread = f", spread {voicing.level_spread_db:.1f} dB" if voicing and voicing.level_spread_db else ""
-            self.rejected.append(f"{why}: {rec.text!r} (no-speech {rec.no_speech_prob:.2f}{spread})")
+            self.rejected.append(f"{why}: {rec.text!r} (no-speech {rec.no_speech_prob:.2f}{said_spread})")
             return None
         self.passed += 1
+        if spread is not None:
+            self.lowest_passing_spread = min(self.lowest_passing_spread, spread)
         conf = f"{voicing.confidence:.2f}, {voicing.voiced_seconds:.1f} s voiced" if voicing else "no voicing"
-        if voicing and voicing.level_spread_db is not None:
-            conf += f", loudness spread {voicing.level_spread_db:.1f} dB"
+        conf += said_spread
         stats = f"logprob {rec.avg_logprob:.2f}, no-speech {rec.no_speech_prob:.2f}, {conf}"
         self.examples.append(f"{rec.text!r} ({stats})")
         return rec.text
@@ -204,7 +207,7 @@ def noisy_speech(engine: CascadeEngine, snrs: list[float]) -> None:
     print(f"speech in noise ({len(clips)} clips: pocketsphinx-testdata and Pico), first pass careful:")
     for noise in ("pink", "babble"):
         for snr in snrs:
-            tally, dropped, lowest = Tally(), [], float("inf")
+            tally, dropped = Tally(), []
             for name, clean, language in clips:
                 padded = np.concatenate([np.zeros(8000, np.float32), clean, np.zeros(8000, np.float32)])
                 seconds = len(padded) / 16000 + 0.1
@@ -212,13 +215,11 @@ def noisy_speech(engine: CascadeEngine, snrs: list[float]) -> None:
                 cover = cover[: len(padded)]
                 gain = np.sqrt(np.mean(padded**2) / np.mean(cover**2) / 10 ** (snr / 10))
                 mix = np.clip(padded + gain * cover, -1, 1).astype(np.float32)
-                passed = [s for s in segments(mix) if tally.add(engine, s, language)]
-                if not passed:
+                if not [s for s in segments(mix) if tally.add(engine, s, language)]:
                     dropped.append(name[:24])
-                lowest = min([lowest, *(level_spread(s.audio) or lowest for s in passed)])
             rejected = "".join(f"\n      {r}" for r in tally.rejected)
             print(tally.line(f"{noise} at {snr:g} dB") + f"  turns dropped {len(dropped)} {dropped or ''}"
-                  f"  lowest spread passing {lowest:.1f} dB" + rejected)  # fmt: skip
+                  f"  lowest spread passing {tally.lowest_passing_spread:.1f} dB" + rejected)  # fmt: skip
 
 
 def main() -> None:
