@@ -2,13 +2,15 @@
 
     python -m bench.bench_nonspeech [--data-dir data] [--seeds 8] [--first-seed 0] [--talkers 6 8 10 16]
                                     [--peaks 0.1 0.3 0.6 0.9] [--no-speech-set] [--beam 5] [--loops]
-                                    [--noisy-speech 10 5 3 0]
+                                    [--noisy-speech 10 5 3 0] [--noise-talkers 6] [--noise-pad 0.5]
+                                    [--noise-seed 7] [--records segments.jsonl]
 
 Babble: `talkers` Pico voices at once, played backwards (tests/engines/conversation_audio.py), 4 s at each peak level,
 one mix per seed. Speech: every turn of bench_fidelity's set (LibriVox whole and cut at its pauses, short Pico turns,
 espeak-ng), language given. Each is streamed through the real segmenter (20 ms frames, then a second of silence) and
 the cascade engine's recogniser and non-speech decision, as the server does. Prints, per group: segments the VAD cut,
-segments Whisper wrote words for, and those that pass as speech, with the rule that rejected the others; then the
+segments Whisper wrote words for, and those that pass as speech (and those that would pass judged as a whole, without
+the near-voice rule's look at the segment's loud part), with the rule that rejected the others; then the
 decoder's statistics (avg_logprob, no_speech_prob), the segmenter's voiced confidence and the loudness spread
 (nonspeech.level_spread) of the segments with words, speech against babble, which the rules' thresholds
 (babelfish/engines/cascade/nonspeech.py) were set on.
@@ -16,11 +18,15 @@ decoder's statistics (avg_logprob, no_speech_prob), the segmenter's voiced confi
 `--beam N`: every segment is decoded as a careful first pass with a beam of N (`asr_beam_size`; the server does so
 when no other transcription waits); 1 (default): greedily, as a first pass while the engine is behind.
 `--noisy-speech SNR...`: also speech in noise, at each SNR in dB (against the clean clip's mean power): the human
-recordings of pocketsphinx-testdata (AN4 `cards`, goforward, numbers, something, TIDIGITS, the five LibriVox
-sentences) and the Pico sentences of bench_fidelity's `pico-langs` set, each padded with 0.5 s of silence, in pink
-noise and over six-voice babble (peak 0.5) covering the whole clip; per condition, the segments, those passing, the
-rules that rejected the others, turns with no passing segment (a turn whose speech was dropped still counts as kept
-when a cut of the noise around it passed), and the lowest loudness spread of a passing segment.
+recordings of pocketsphinx-testdata (AN4 `cards`, goforward, numbers, something, TIDIGITS, the five LibriVox sentences)
+and the Pico sentences of bench_fidelity's `pico-langs` set, each padded with `--noise-pad` seconds (0.5) of silence, in
+pink noise and over babble of `--noise-talkers` voices (6, peak 0.5) covering the whole clip; per condition, the
+segments, those passing, the rules that rejected the others, turns with no passing segment (a turn whose speech was
+dropped still counts as kept when a cut of the noise around it passed), and the lowest loudness spread of a passing
+segment.
+`--records FILE`: also every segment with words as one JSON line (group, text, the decoder's statistics, the segmenter's
+voiced seconds and confidence, the loudness spread and loud part, syllables, the rule that rejected it), for trying
+other thresholds without decoding again.
 `--loops`: also the loop rule (loops.py) with that beam: short Pico turns and phrases said three times, decoded
 without the 10 s minimum window (Whisper base loops then), at three length caps (where does a looping decode stop?),
 and what `repair_loop` made of each; and, on the short turns with the shipped window, how often each decode says a
@@ -30,9 +36,11 @@ phrase twice in a row (cut by the segmenter, and padded with silence as in tests
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import wave
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +49,7 @@ from babelfish.config import Settings
 from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
 from babelfish.engines.cascade.asr import WhisperAsr
+from babelfish.engines.cascade.loops import counts_script, syllables
 from babelfish.engines.cascade.nonspeech import Voicing, rejection
 from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
@@ -65,8 +74,13 @@ def segments(audio: np.ndarray) -> list[Segment]:
 
 
 class Tally:
-    def __init__(self) -> None:
+    def __init__(self, group: str = "", records: list[dict[str, object]] | None = None) -> None:
+        self.group = group
+        self.records = records  # every segment with words goes here, for `--records`
         self.segments = self.worded = self.passed = 0
+        # Judged as a whole (the segment's loud part not looked at: the rules before the near-voice rule)
+        self.passed_whole = 0
+        self.clips_passed_whole: set[str] = set()
         self.reasons: Counter[str] = Counter()
         self.examples: list[str] = []
         self.rejected: list[str] = []  # what each rejected segment said, and why
@@ -74,7 +88,7 @@ class Tally:
         # (avg_logprob, no_speech_prob, voiced confidence, loudness spread in dB)
         self.stats: list[tuple[float, float, float, float]] = []
 
-    def add(self, engine: CascadeEngine, seg: Segment, language: str) -> str | None:
+    def add(self, engine: CascadeEngine, seg: Segment, language: str, clip: str = "") -> str | None:
         """The decision for one segment (a careful first pass); returns the text when it passes."""
         self.segments += 1
         voicing = Voicing.of(seg.speech_probs, seg.audio)
@@ -90,9 +104,21 @@ class Tally:
         self.stats.append((rec.avg_logprob, rec.no_speech_prob, voicing.confidence if voicing else nan,
                            nan if spread is None else spread))  # fmt: skip
         why = rejection(rec, voicing)
+        if rejection(rec, replace(voicing, loud=None) if voicing else None) is None:
+            self.passed_whole += 1
+            self.clips_passed_whole.add(clip)
+        if self.records is not None:
+            self.records.append({"group": self.group, "clip": clip, "text": rec.text, "avg_logprob": rec.avg_logprob,
+                "no_speech": rec.no_speech_prob, "confidence": voicing.confidence if voicing else None,
+                "voiced_seconds": voiced, "spread_db": spread, "seconds": len(seg.audio) / 16000,
+                "loud_share": voicing.loud.share if voicing and voicing.loud else None,
+                "loud_confidence": voicing.loud.confidence if voicing and voicing.loud else None,
+                "syllables": syllables(rec.text) if counts_script(rec.text) else None, "rule": why})  # fmt: skip
         if why is not None:
             self.reasons[why] += 1
-            self.rejected.append(f"{why}: {rec.text!r} (no-speech {rec.no_speech_prob:.2f}{said_spread})")
+            loud = voicing.loud if voicing else None
+            said_loud = "" if loud is None else f", loud part {loud.share:.2f} of voiced, {loud.confidence:.2f} sure"
+            self.rejected.append(f"{why}: {rec.text!r} (no-speech {rec.no_speech_prob:.2f}{said_spread}{said_loud})")
             return None
         self.passed += 1
         if spread is not None:
@@ -105,7 +131,8 @@ class Tally:
 
     def line(self, name: str) -> str:
         why = ", ".join(f"{k} {v}" for k, v in self.reasons.most_common())
-        return f"  {name:28} segments {self.segments:3}  with words {self.worded:3}  pass {self.passed:3}  ({why})"
+        passed = f"pass {self.passed:3} (as a whole {self.passed_whole:3})"
+        return f"  {name:28} segments {self.segments:3}  with words {self.worded:3}  {passed}  ({why})"
 
 
 def spread(name: str, stats: list[tuple[float, float, float, float]]) -> str:
@@ -200,26 +227,31 @@ def testdata_speech() -> list[tuple[str, np.ndarray, str]]:
     return out
 
 
-def noisy_speech(engine: CascadeEngine, snrs: list[float]) -> None:
-    """Speech in pink noise and over six-voice babble: what passes, and which turns lose every segment."""
+def noisy_speech(engine: CascadeEngine, args: argparse.Namespace, records: list[dict[str, object]] | None) -> None:
+    """Speech in pink noise and over babble: what passes, and which turns lose every segment."""
     clips = testdata_speech()
-    rng = np.random.default_rng(7)
-    print(f"speech in noise ({len(clips)} clips: pocketsphinx-testdata and Pico), first pass careful:")
-    for noise in ("pink", "babble"):
-        for snr in snrs:
-            tally, dropped = Tally(), []
+    rng = np.random.default_rng(args.noise_seed)
+    pad = np.zeros(int(args.noise_pad * 16000), np.float32)
+    print(f"speech in noise ({len(clips)} clips: pocketsphinx-testdata and Pico, {args.noise_pad:g} s of noise"
+          f" around each, seed {args.noise_seed}), first pass careful:")  # fmt: skip
+    for noise in ("pink", f"{args.noise_talkers}-voice babble"):
+        for snr in args.noisy_speech:
+            tally, dropped = Tally(f"{noise} {snr:g} dB", records), []
             for name, clean, language in clips:
-                padded = np.concatenate([np.zeros(8000, np.float32), clean, np.zeros(8000, np.float32)])
+                padded = np.concatenate([pad, clean, pad])
                 seconds = len(padded) / 16000 + 0.1
-                cover = pink(seconds, 1.0, rng) if noise == "pink" else babble(seconds, 0.5, rng, talkers=6)
+                cover = (pink(seconds, 1.0, rng) if noise == "pink"
+                         else babble(seconds, 0.5, rng, talkers=args.noise_talkers))  # fmt: skip
                 cover = cover[: len(padded)]
                 gain = np.sqrt(np.mean(padded**2) / np.mean(cover**2) / 10 ** (snr / 10))
                 mix = np.clip(padded + gain * cover, -1, 1).astype(np.float32)
-                if not [s for s in segments(mix) if tally.add(engine, s, language)]:
+                if not [s for s in segments(mix) if tally.add(engine, s, language, name)]:
                     dropped.append(name[:24])
             rejected = "".join(f"\n      {r}" for r in tally.rejected)
+            whole = len([name for name, _, _ in clips if name not in tally.clips_passed_whole])
             print(tally.line(f"{noise} at {snr:g} dB") + f"  turns dropped {len(dropped)} {dropped or ''}"
-                  f"  lowest spread passing {tally.lowest_passing_spread:.1f} dB" + rejected)  # fmt: skip
+                  f" (as a whole {whole})  lowest spread passing {tally.lowest_passing_spread:.1f} dB"
+                  + rejected)  # fmt: skip
 
 
 def main() -> None:
@@ -233,19 +265,24 @@ def main() -> None:
     p.add_argument("--beam", type=int, default=1, help="the first pass's beam (1: greedy)")
     p.add_argument("--loops", action="store_true", help="also the loop rule and doubled phrases (module docstring)")
     p.add_argument("--noisy-speech", type=float, nargs="*", metavar="SNR", help="also speech in noise at these SNRs")
+    p.add_argument("--noise-talkers", type=int, default=6, help="voices in --noisy-speech's babble")
+    p.add_argument("--noise-pad", type=float, default=0.5, help="seconds of noise before and after each clip")
+    p.add_argument("--noise-seed", type=int, default=7, help="--noisy-speech's noise")
+    p.add_argument("--records", type=Path, help="also every segment with words, one JSON line each")
     args = p.parse_args()
     settings = Settings(data_dir=Path(args.data_dir), natural_voices=False, asr_beam_size=args.beam)
     engine = CascadeEngine.load(settings)
+    records: list[dict[str, object]] | None = [] if args.records else None
     try:
         if args.loops:
             loops(engine)
         if args.noisy_speech:
-            noisy_speech(engine, args.noisy_speech)
+            noisy_speech(engine, args, records)
         print(f"babble (language en), first pass beam {args.beam}:")
         babble_stats: list[tuple[float, float, float, float]] = []
         for talkers in args.talkers:
             for peak in args.peaks:
-                tally = Tally()
+                tally = Tally(f"babble {talkers} voices", records)
                 for seed in range(args.first_seed, args.first_seed + args.seeds):
                     for seg in segments(babble(4.0, peak, np.random.default_rng(seed), talkers=talkers)):
                         tally.add(engine, seg, "en")
@@ -261,9 +298,9 @@ def main() -> None:
             convs = build_set(Path(tmp))
         speech_stats: list[tuple[float, float, float, float]] = []
         for conv in convs:
-            tally, dropped = Tally(), []
+            tally, dropped = Tally(f"speech {conv.name}", records), []
             for turn in conv.turns:
-                texts = [tally.add(engine, seg, turn.clip.language) for seg in segments(turn.audio)]
+                texts = [tally.add(engine, seg, turn.clip.language, turn.clip.name) for seg in segments(turn.audio)]
                 if not any(texts):
                     dropped.append(turn.clip.name)
             speech_stats += tally.stats
@@ -271,6 +308,8 @@ def main() -> None:
         print(spread("speech segments with words", speech_stats))
     finally:
         engine.close()
+        if args.records and records is not None:
+            args.records.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 if __name__ == "__main__":
