@@ -3,14 +3,14 @@
     python -m bench.bench_nonspeech [--data-dir data] [--seeds 8] [--first-seed 0] [--talkers 6 8 10 16]
                                     [--peaks 0.1 0.3 0.6 0.9] [--no-speech-set] [--beam 5] [--loops]
                                     [--noisy-speech 10 5 3 0] [--noise-talkers 6] [--noise-pad 0.5]
-                                    [--noise-seed 7] [--records segments.jsonl]
+                                    [--noise-seed 7] [--short-turns] [--bursts] [--records segments.jsonl]
 
 Babble: `talkers` Pico voices at once, played backwards (tests/engines/conversation_audio.py), 4 s at each peak level,
 one mix per seed. Speech: every turn of bench_fidelity's set (LibriVox whole and cut at its pauses, short Pico turns,
 espeak-ng), language given. Each is streamed through the real segmenter (20 ms frames, then a second of silence) and
 the cascade engine's recogniser and non-speech decision, as the server does. Prints, per group: segments the VAD cut,
-segments Whisper wrote words for, and those that pass as speech (and those that would pass judged as a whole, without
-the near-voice rule's look at the segment's loud part), with the rule that rejected the others; then the
+segments Whisper wrote words for, and those that pass as speech ("judged whole": those that would pass without the
+near-voice rule's look at the segment's loud part), with the rule that rejected the others; then the
 decoder's statistics (avg_logprob, no_speech_prob), the segmenter's voiced confidence and the loudness spread
 (nonspeech.level_spread) of the segments with words, speech against babble, which the rules' thresholds
 (babelfish/engines/cascade/nonspeech.py) were set on.
@@ -24,6 +24,10 @@ pink noise and over babble of `--noise-talkers` voices (6, peak 0.5) covering th
 segments, those passing, the rules that rejected the others, turns with no passing segment (a turn whose speech was
 dropped still counts as kept when a cut of the noise around it passed), and the lowest loudness spread of a passing
 segment.
+`--short-turns`: `--noisy-speech` also for the short Pico turns ("Good morning.", "Sure.", "Ja."; their noise drawn
+apart, so the sentences' mixes stay the same). `--bursts`: also noises that are not words (a door slam, keyboard
+clicks, a tone sweep, white noise; peaks 0.3 and 0.9) over babble of three and six voices (peak 0.3), one mix per
+seed: what passes, and what would pass judged whole.
 `--records FILE`: also every segment with words as one JSON line (group, text, the decoder's statistics, the segmenter's
 voiced seconds and confidence, the loudness spread and loud part, syllables, the rule that rejected it), for trying
 other thresholds without decoding again.
@@ -48,12 +52,12 @@ import numpy as np
 from babelfish.config import Settings
 from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
-from babelfish.engines.cascade.asr import WhisperAsr
+from babelfish.engines.cascade.asr import Recognized, WhisperAsr
 from babelfish.engines.cascade.loops import counts_script, syllables
 from babelfish.engines.cascade.nonspeech import Voicing, rejection
 from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
-from tests.engines.conversation_audio import SHORT_TURNS, babble, pico, pink
+from tests.engines.conversation_audio import NOISES, SHORT_TURNS, babble, pico, pink
 
 TESTDATA = Path("/usr/share/pocketsphinx/test/data")  # Debian's pocketsphinx-testdata (scripts/setup.sh --test)
 
@@ -104,19 +108,14 @@ class Tally:
         self.stats.append((rec.avg_logprob, rec.no_speech_prob, voicing.confidence if voicing else nan,
                            nan if spread is None else spread))  # fmt: skip
         why = rejection(rec, voicing)
-        if rejection(rec, replace(voicing, loud=None) if voicing else None) is None:
+        if rejection(rec, replace(voicing, loud=None) if voicing is not None else None) is None:
             self.passed_whole += 1
             self.clips_passed_whole.add(clip)
         if self.records is not None:
-            self.records.append({"group": self.group, "clip": clip, "text": rec.text, "avg_logprob": rec.avg_logprob,
-                "no_speech": rec.no_speech_prob, "confidence": voicing.confidence if voicing else None,
-                "voiced_seconds": voiced, "spread_db": spread, "seconds": len(seg.audio) / 16000,
-                "loud_share": voicing.loud.share if voicing and voicing.loud else None,
-                "loud_confidence": voicing.loud.confidence if voicing and voicing.loud else None,
-                "syllables": syllables(rec.text) if counts_script(rec.text) else None, "rule": why})  # fmt: skip
+            self.records.append(record(self.group, clip, seg, rec, voicing, why))
         if why is not None:
             self.reasons[why] += 1
-            loud = voicing.loud if voicing else None
+            loud = voicing.loud if voicing is not None else None
             said_loud = "" if loud is None else f", loud part {loud.share:.2f} of voiced, {loud.confidence:.2f} sure"
             self.rejected.append(f"{why}: {rec.text!r} (no-speech {rec.no_speech_prob:.2f}{said_spread}{said_loud})")
             return None
@@ -131,8 +130,22 @@ class Tally:
 
     def line(self, name: str) -> str:
         why = ", ".join(f"{k} {v}" for k, v in self.reasons.most_common())
-        passed = f"pass {self.passed:3} (as a whole {self.passed_whole:3})"
+        passed = f"pass {self.passed:3} (judged whole {self.passed_whole:3})"
         return f"  {name:28} segments {self.segments:3}  with words {self.worded:3}  {passed}  ({why})"
+
+
+def record(
+    group: str, clip: str, seg: Segment, rec: Recognized, voicing: Voicing | None, why: str | None
+) -> dict[str, object]:
+    """One segment with words, for `--records`: what every rule reads, and the decision."""
+    loud = voicing.loud if voicing is not None else None
+    return {"group": group, "clip": clip, "text": rec.text, "avg_logprob": rec.avg_logprob,
+            "no_speech": rec.no_speech_prob, "seconds": len(seg.audio) / 16000,
+            "confidence": voicing.confidence if voicing is not None else None,
+            "voiced_seconds": voicing.voiced_seconds if voicing is not None else None,
+            "spread_db": voicing.level_spread_db if voicing is not None else None,
+            "loud_share": loud.share if loud else None, "loud_confidence": loud.confidence if loud else None,
+            "syllables": syllables(rec.text) if counts_script(rec.text) else None, "rule": why}  # fmt: skip
 
 
 def spread(name: str, stats: list[tuple[float, float, float, float]]) -> str:
@@ -234,24 +247,52 @@ def noisy_speech(engine: CascadeEngine, args: argparse.Namespace, records: list[
     pad = np.zeros(int(args.noise_pad * 16000), np.float32)
     print(f"speech in noise ({len(clips)} clips: pocketsphinx-testdata and Pico, {args.noise_pad:g} s of noise"
           f" around each, seed {args.noise_seed}), first pass careful:")  # fmt: skip
-    for noise in ("pink", f"{args.noise_talkers}-voice babble"):
+    # The short turns draw their own noise, so the sentences' mixes stay those of runs without them.
+    short = [(text, pico(text, voice), voice[:2]) for text, voice in SHORT_SET] if args.short_turns else []
+    short_rng = np.random.default_rng(args.noise_seed + 1000)
+    for noise in ("pink", "babble"):
+        said = "pink" if noise == "pink" else f"{args.noise_talkers}-voice babble"
         for snr in args.noisy_speech:
-            tally, dropped = Tally(f"{noise} {snr:g} dB", records), []
-            for name, clean, language in clips:
-                padded = np.concatenate([pad, clean, pad])
-                seconds = len(padded) / 16000 + 0.1
-                cover = (pink(seconds, 1.0, rng) if noise == "pink"
-                         else babble(seconds, 0.5, rng, talkers=args.noise_talkers))  # fmt: skip
-                cover = cover[: len(padded)]
-                gain = np.sqrt(np.mean(padded**2) / np.mean(cover**2) / 10 ** (snr / 10))
-                mix = np.clip(padded + gain * cover, -1, 1).astype(np.float32)
-                if not [s for s in segments(mix) if tally.add(engine, s, language, name)]:
-                    dropped.append(name[:24])
-            rejected = "".join(f"\n      {r}" for r in tally.rejected)
-            whole = len([name for name, _, _ in clips if name not in tally.clips_passed_whole])
-            print(tally.line(f"{noise} at {snr:g} dB") + f"  turns dropped {len(dropped)} {dropped or ''}"
-                  f" (as a whole {whole})  lowest spread passing {tally.lowest_passing_spread:.1f} dB"
-                  + rejected)  # fmt: skip
+            for label, group, gen in [("", clips, rng), ("short turns, ", short, short_rng)]:
+                if group:
+                    _noisy_group(engine, args, records, f"{label}{said} at {snr:g} dB", group, noise, gen, pad, snr)
+
+
+def _noisy_group(
+    engine: CascadeEngine, args: argparse.Namespace, records: list[dict[str, object]] | None, name: str,
+    clips: list[tuple[str, np.ndarray, str]], noise: str, rng: np.random.Generator, pad: np.ndarray, snr: float,
+) -> None:  # fmt: skip
+    tally, dropped = Tally(name, records), []
+    for clip, clean, language in clips:
+        padded = np.concatenate([pad, clean, pad])
+        seconds = len(padded) / 16000 + 0.1
+        cover = (pink(seconds, 1.0, rng) if noise == "pink"
+                 else babble(seconds, 0.5, rng, talkers=args.noise_talkers))[: len(padded)]  # fmt: skip
+        gain = np.sqrt(np.mean(padded**2) / np.mean(cover**2) / 10 ** (snr / 10))
+        mix = np.clip(padded + gain * cover, -1, 1).astype(np.float32)
+        if not [s for s in segments(mix) if tally.add(engine, s, language, clip)]:
+            dropped.append(clip[:24])
+    rejected = "".join(f"\n      {r}" for r in tally.rejected)
+    whole = len([clip for clip, _, _ in clips if clip not in tally.clips_passed_whole])
+    print(tally.line(name) + f"  turns dropped {len(dropped)} {dropped or ''} (judged whole {whole})"
+          f"  lowest spread passing {tally.lowest_passing_spread:.1f} dB" + rejected)  # fmt: skip
+
+
+def bursts(engine: CascadeEngine, args: argparse.Namespace, records: list[dict[str, object]] | None) -> None:
+    """Loud sounds that are not words (tests/engines/conversation_audio.py's NOISES) over babble: a brief loud part
+    the segmenter may take for voice, which the near-voice rule must not pass."""
+    print(f"noises over babble, first pass beam {args.beam}:")
+    for talkers in (3, 6):
+        for kind in ("door_slam", "keyboard", "sweep", "white"):
+            tally = Tally(f"{kind} over {talkers} voices", records)
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                rng = np.random.default_rng(seed)
+                crowd = babble(4.0, 0.3, rng, talkers=talkers)
+                for peak in (0.3, 0.9):
+                    mix = np.clip(crowd + NOISES[kind](4.0, peak, rng)[: len(crowd)], -1, 1).astype(np.float32)
+                    for seg in segments(mix):
+                        tally.add(engine, seg, "en", f"seed {seed} peak {peak}")
+            print(tally.line(f"{kind} over {talkers} voices") + "".join(f"\n      {t}" for t in tally.examples))
 
 
 def main() -> None:
@@ -268,6 +309,8 @@ def main() -> None:
     p.add_argument("--noise-talkers", type=int, default=6, help="voices in --noisy-speech's babble")
     p.add_argument("--noise-pad", type=float, default=0.5, help="seconds of noise before and after each clip")
     p.add_argument("--noise-seed", type=int, default=7, help="--noisy-speech's noise")
+    p.add_argument("--short-turns", action="store_true", help="--noisy-speech also for the short turns (SHORT_SET)")
+    p.add_argument("--bursts", action="store_true", help="also noises that are not words over babble")
     p.add_argument("--records", type=Path, help="also every segment with words, one JSON line each")
     args = p.parse_args()
     settings = Settings(data_dir=Path(args.data_dir), natural_voices=False, asr_beam_size=args.beam)
@@ -278,6 +321,8 @@ def main() -> None:
             loops(engine)
         if args.noisy_speech:
             noisy_speech(engine, args, records)
+        if args.bursts:
+            bursts(engine, args, records)
         print(f"babble (language en), first pass beam {args.beam}:")
         babble_stats: list[tuple[float, float, float, float]] = []
         for talkers in args.talkers:
@@ -285,7 +330,7 @@ def main() -> None:
                 tally = Tally(f"babble {talkers} voices", records)
                 for seed in range(args.first_seed, args.first_seed + args.seeds):
                     for seg in segments(babble(4.0, peak, np.random.default_rng(seed), talkers=talkers)):
-                        tally.add(engine, seg, "en")
+                        tally.add(engine, seg, "en", f"seed {seed} peak {peak}")
                 babble_stats += tally.stats
                 print(tally.line(f"{talkers} voices, peak {peak}") + "".join(f"\n      {t}" for t in tally.examples))
         print(spread("babble segments with words", babble_stats))
@@ -308,7 +353,7 @@ def main() -> None:
         print(spread("speech segments with words", speech_stats))
     finally:
         engine.close()
-        if args.records and records is not None:
+        if records is not None:
             args.records.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 

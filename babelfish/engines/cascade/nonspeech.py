@@ -37,8 +37,8 @@ nearest the microphone is louder than the crowd behind it, so those windows are 
 time and sure speech. A crowd's loudest windows are spread through it (docs/benchmarks.md, "A near voice over a
 crowd"):
 
-    loud windows per voiced window: replies over 3 or 6 voices at 0-10 dB SNR that those rules dropped 0.08-0.40;
-    babble of 2-16 voices they rejected 0.46 and up (held out: 0.51)
+    loud windows per voiced window: replies over 3, 6 or 10 voices at 0-10 dB SNR that those rules dropped
+    0.08-0.40; babble alone (every segment with words) of 2-4 voices 0.41 and up, of 6-16 voices 0.67 and up
     mean speech probability of those loud windows: the replies 0.92-1.00
 
 Those two rules leave such a near voice alone; Whisper's own rule, the steady level and the log-probability floor
@@ -57,9 +57,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from babelfish.engines.base import SAMPLE_RATE
 from babelfish.engines.cascade.asr import Recognized
 from babelfish.engines.cascade.loops import counts_script, syllables
 
+SEGMENTER_WINDOW = 512  # samples per speech probability: Silero's 32 ms window (babelfish/segmenter.py)
 VOICED = 0.5  # a window at or above this counts as voiced for the statistics (Silero's own default threshold)
 # Babble: the segmenter was unsure and Whisper too.
 WEAK_VOICING = 0.9
@@ -70,8 +72,11 @@ SPARSE_MIN_VOICED_SECONDS = 1.5
 SPARSE_SYLLABLES_PER_SECOND = 3.5
 NO_SPEECH_WITH_SPARSE_WORDS = 0.35
 # One voice near the microphone over a crowd: the segmenter counts the crowd around a short reply as voice too, so
-# the reply seems weakly voiced or sparse in words. Its loud part gives it away: brief, and surely speech.
+# the reply seems weakly voiced or sparse in words. Its loud part gives it away: brief (replies kept 0.08-0.40 of the
+# voiced windows, babble of 2-4 voices 0.41 and up, of 6-16 voices 0.67 and up), and surely speech (those replies
+# 0.92-1.00: a loud sound Silero doubts gets no exemption).
 NEAR_VOICE_SHARE = 0.4
+NEAR_VOICE_CONFIDENCE = 0.9
 # A crowd: a steady level over seconds of voice, with Whisper doubting speech.
 STEADY_MIN_VOICED_SECONDS = 1.5
 STEADY_LEVEL_DB = 8.5
@@ -85,6 +90,14 @@ LOGPROB_FLOOR = -2.0
 
 
 @dataclass(frozen=True)
+class LoudPart:
+    """The windows within LOUD_DB of an utterance's loud end: where the voice nearest the microphone is."""
+
+    share: float  # loud windows (voiced or not) per voiced window: over 1 when much of the loud part is unvoiced
+    confidence: float  # mean speech probability over the loud windows
+
+
+@dataclass(frozen=True)
 class Voicing:
     """What the segmenter heard in one utterance."""
 
@@ -95,22 +108,15 @@ class Voicing:
 
     @classmethod
     def of(
-        cls, speech_probs: np.ndarray | None, audio: np.ndarray | None = None, *, window_seconds: float = 0.032
+        cls, speech_probs: np.ndarray | None, audio: np.ndarray | None = None, *, window: int = SEGMENTER_WINDOW
     ) -> Voicing | None:
+        """`speech_probs`: one per `window` samples of `audio`, from its start (Utterance.speech_probs)."""
         if speech_probs is None or len(speech_probs) == 0:
             return None
         voiced = speech_probs[speech_probs >= VOICED]
         spread = level_spread(audio) if audio is not None else None
-        loud = loud_part(audio, speech_probs) if audio is not None else None
-        return cls(float(voiced.mean()) if len(voiced) else 0.0, len(voiced) * window_seconds, spread, loud)
-
-
-@dataclass(frozen=True)
-class LoudPart:
-    """The windows within LOUD_DB of an utterance's loud end: where the voice nearest the microphone is."""
-
-    share: float  # loud windows per voiced window
-    confidence: float  # mean speech probability over the loud windows
+        loud = loud_part(audio, speech_probs, window) if audio is not None else None
+        return cls(float(voiced.mean()) if len(voiced) else 0.0, len(voiced) * window / SAMPLE_RATE, spread, loud)
 
 
 FRAME, HOP = 400, 160  # 25 ms frames every 10 ms, at 16 kHz
@@ -133,23 +139,22 @@ def level_spread(audio: np.ndarray) -> float | None:
     return float(np.percentile(db, 90) - np.percentile(db, 10))
 
 
-SEGMENTER_WINDOW = 512  # samples per speech probability: 32 ms at 16 kHz (Utterance.speech_probs)
 LOUD_DB = 6.0  # the loud part: windows this close to the loud end (the 95th percentile)
 
 
-def loud_part(audio: np.ndarray, speech_probs: np.ndarray) -> LoudPart | None:
+def loud_part(audio: np.ndarray, speech_probs: np.ndarray, window: int = SEGMENTER_WINDOW) -> LoudPart | None:
     """The segmenter's windows whose level is within LOUD_DB of the 95th percentile, against the voiced windows
-    (None when no window is voiced or the audio is not finite)."""
-    n = min(len(speech_probs), len(audio) // SEGMENTER_WINDOW)
-    voiced = int(np.count_nonzero(speech_probs[:n] >= VOICED))
+    (None when no window is voiced or the audio is not finite). A last partial window has no probability."""
+    n = min(len(speech_probs), len(audio) // window)
+    probs = speech_probs[:n]
+    voiced = int(np.count_nonzero(probs >= VOICED))
     if not voiced:
         return None
-    windows = audio[: n * SEGMENTER_WINDOW].reshape(n, SEGMENTER_WINDOW)
-    db = 10 * np.log10(np.mean(np.square(windows, dtype=np.float64), axis=1) + 1e-12)
+    db = 10 * np.log10(np.mean(np.square(audio[: n * window].reshape(n, window), dtype=np.float64), axis=1) + 1e-12)
     if not np.isfinite(db).all():
         return None
     loud = db >= np.percentile(db, 95) - LOUD_DB
-    return LoudPart(float(np.count_nonzero(loud)) / voiced, float(speech_probs[:n][loud].mean()))
+    return LoudPart(float(np.count_nonzero(loud)) / voiced, float(probs[loud].mean()))
 
 
 def is_speech(rec: Recognized, voicing: Voicing | None) -> bool:
@@ -195,4 +200,4 @@ def _steady(voicing: Voicing) -> bool:
 def _near_voice(voicing: Voicing) -> bool:
     """One voice near the microphone over others: its loud part is brief against the voiced time, and sure speech."""
     loud = voicing.loud
-    return loud is not None and loud.share <= NEAR_VOICE_SHARE and loud.confidence >= WEAK_VOICING
+    return loud is not None and loud.share <= NEAR_VOICE_SHARE and loud.confidence >= NEAR_VOICE_CONFIDENCE
