@@ -316,6 +316,11 @@ def test_a_near_voice_over_a_crowd_is_judged_by_its_loud_part():
         assert not is_speech(reply, replace(whole, loud=LoudPart(0.19, 0.7)))  # a brief loud sound, not a voice
         # The bounds are a near voice.
         assert is_speech(reply, replace(whole, loud=LoudPart(NEAR_VOICE_SHARE, NEAR_VOICE_CONFIDENCE)))
+    # Under the log-probability floor a near voice is as sure as its loud part, if Whisper is sure of speech too.
+    misheard = Recognized("Ich bin gut und mal gut.", "de", -2.1, 0.16)  # "Guten Morgen." over six voices
+    assert not is_speech(misheard, weak)
+    assert is_speech(misheard, replace(weak, loud=near))
+    assert not is_speech(Recognized("So...", "en", -2.1, 0.43), replace(weak, loud=near))
     # The other rules still apply: Whisper's own, and a crowd's steady level.
     assert not is_speech(Recognized("Thank you.", "en", -1.4, 0.8), replace(weak, loud=near))
     fluent = "We are on the other side of the island, and we are going to the island now."

@@ -41,8 +41,8 @@ crowd"):
     0.08-0.40; babble alone (every segment with words) of 2-4 voices 0.41 and up, of 6-16 voices 0.67 and up
     mean speech probability of those loud windows: the replies 0.92-1.00
 
-Those two rules leave such a near voice alone; Whisper's own rule, the steady level and the log-probability floor
-still judge it.
+Those two rules leave such a near voice alone, and the log-probability floor takes its loud part's confidence for
+the segment's; Whisper's own rule and the steady level still judge it.
 
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
 
@@ -166,8 +166,9 @@ def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
     """Which rule takes the words for noise (None: speech); for the log and bench_nonspeech."""
     if rec.no_speech_prob > NO_SPEECH_THRESHOLD and rec.avg_logprob < LOGPROB_THRESHOLD:
         return "whisper"
+    near = voicing is not None and _near_voice(voicing)
     # Both read the whole segment: around a near voice, that is mostly the crowd behind it.
-    if voicing is not None and not _near_voice(voicing):
+    if voicing is not None and not near:
         if voicing.confidence < WEAK_VOICING and rec.no_speech_prob > NO_SPEECH_WITH_WEAK_VOICING:
             return "weak voicing"
         if _sparse(rec.text, voicing) and rec.no_speech_prob > NO_SPEECH_WITH_SPARSE_WORDS:
@@ -178,8 +179,9 @@ def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
         return None
     # A low score alone drops nothing both views are sure is speech: short turns ("Sure.", "Fail again.") scored
     # under the floor in the server (-2.0 to -2.2, no-speech 0.01-0.04, voiced confidence 0.98-0.99), while every
-    # babble segment under it had a no-speech probability of 0.36 or more (docs/benchmarks.md).
-    sure = voicing is not None and voicing.confidence >= WEAK_VOICING
+    # babble segment under it had a no-speech probability of 0.36 or more (docs/benchmarks.md). A near voice is as sure
+    # as its loud part.
+    sure = voicing is not None and (voicing.confidence >= WEAK_VOICING or near)
     return None if sure and rec.no_speech_prob <= NO_SPEECH_WITH_WEAK_VOICING else "low log-probability"
 
 
