@@ -1,6 +1,6 @@
 """Fidelity hands-free: do listeners receive every word, once, soon — in a conversation, through the real server?
 
-    python -m bench.bench_fidelity [--data-dir data] [--only NAME ...] [-- extra server flags]
+    python -m bench.bench_fidelity [--data-dir data] [--only NAME ...] [--crowd VOICES SNR_DB] [-- server flags]
 
 Builds a conversational set (below), starts `server_cpu.py` (cascade engine), and plays each conversation through the
 reference client (`babelfish.client`) at real-time pace, hands-free: one client per speaker, all in one room, each
@@ -31,6 +31,11 @@ The set (generated, nothing downloaded):
 - `pico-short`: five Pico speakers (en, de, es, fr, it) taking turns in the shortest replies ("Non.", "Genau.", "Not
   yet."): held out, added after the rules for short turns were set on the sets above.
 
+`--crowd VOICES SNR_DB`: each phone also hears a crowd (babble of VOICES Pico voices played backwards,
+tests/engines/conversation_audio.py) all through its track, in its turns and between them, SNR_DB under the mean power
+of its speaker's turns: an open microphone in a café. Transcripts whose speech overlaps none of their phone's turns
+(the crowd alone, taken for speech) are counted and listed; they are scored with the nearest turn.
+
 Also scored against what was said: a one-word clip whose reference is itself wrong ("Shoe" for "Sure.") counts 100%
 against the reference when we got it right; the summary counts the clips above 15% where what we held is nearer what
 was said than the reference is, and scores apart the clips whose reference is stable (its greedy twin agrees).
@@ -48,6 +53,7 @@ import json
 import tempfile
 import time
 import wave
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +63,7 @@ import numpy as np
 from babelfish import client
 from tests.audio import librivox_clips
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
-from tests.engines.conversation_audio import pico
+from tests.engines.conversation_audio import babble, pico
 from tests.serverproc import ServerProcess
 
 SR = 16_000
@@ -254,16 +260,29 @@ class Lines(io.TextIOBase):
         return len(s)
 
 
-def write_tracks(conv: Conversation, tmp: Path) -> dict[str, Path]:
-    """Each speaker's microphone track as a WAV for the reference client."""
+def with_crowd(conv: Conversation, speaker: str, audio: np.ndarray, voices: int, snr_db: float) -> np.ndarray:
+    """`audio` (the speaker's track) with a crowd of `voices` talking all through it, `snr_db` under the mean power
+    of the speaker's own turns; each phone hears its own crowd (seeded by conversation and speaker)."""
+    speech = np.concatenate([t.audio for t in conv.turns if t.clip.speaker == speaker])
+    rng = np.random.default_rng(zlib.crc32(f"{conv.name}/{speaker}".encode()))
+    crowd = babble(len(audio) / SR + 0.1, 0.5, rng, talkers=voices)[: len(audio)]
+    gain = np.sqrt(np.mean(speech**2) / np.mean(crowd**2) / 10 ** (snr_db / 10))
+    return (audio + gain * crowd).astype(np.float32)
+
+
+def write_tracks(conv: Conversation, tmp: Path, crowd: tuple[int, float] | None = None) -> dict[str, Path]:
+    """Each speaker's microphone track as a WAV for the reference client (with a crowd: `with_crowd`)."""
     paths = {}
     for speaker in sorted({c.speaker for c in conv.clips}):
+        audio = track(conv, speaker)
+        if crowd is not None:
+            audio = with_crowd(conv, speaker, audio, *crowd)
         paths[speaker] = tmp / f"{conv.name}-{speaker}.wav"
         with wave.open(str(paths[speaker]), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(SR)
-            w.writeframes((np.clip(track(conv, speaker), -1, 1) * 32767).astype("<i2").tobytes())
+            w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
     return paths
 
 
@@ -300,6 +319,7 @@ class Score:
     over_ref_wrong: int = 0  # ... of which the reference is further from what was said than what we held
     # per clip whose reference is stable (the standard window decoded greedily says the same words), as finally held
     stable_wers: list[float] = field(default_factory=list)
+    stray: int = 0  # transcripts whose speech overlaps none of their phone's turns (what a crowd alone became)
 
 
 def repeats(hyp: str, ref: str) -> int:
@@ -325,6 +345,7 @@ def score(
     per_turn: dict[int, list[str]] = defaultdict(list)
     turn_of: dict[str, int] = {}
     heard: set[int] = set()
+    strays: list[str] = []
     # `speaker` is the voice the server recognised (speaker labels), which can name two similar voices alike; the
     # connection the audio came from is the speaker in this set.
     client_name = {m["client_id"]: m["name"] for _, m in lines if m.get("type") == "welcome"}
@@ -339,6 +360,7 @@ def score(
         last = overlap[-1] if overlap else min(mine, key=lambda i: abs(conv.turns[i].end - end))
         per_turn[last].append(m["text"])  # pieces joined into one utterance: its text goes with the last
         heard.update(overlap or [last])
+        strays.extend([] if overlap else [f"{name}: {m['text']!r}"])
         turn_of[m["utterance_id"]] = last
     # What the listener finally holds: each revision's text in place of the texts it replaces (docs/protocol.md §3.2),
     # counted with the turn of its first utterance.
@@ -360,7 +382,9 @@ def score(
             client_lat.append(t - t0[turn.clip.speaker] - turn.end)
             if client_lat[-1] > SLOW:
                 slow.append(f"{turn.clip.name[:24]} → {m['language']} {client_lat[-1] * 1000:.0f} ms")
-    total, wers, final_wers, unstable = Score(), [], [], 0
+    total, wers, final_wers, unstable = Score(stray=len(strays)), [], [], 0
+    if strays:
+        print(f"  transcripts matching no turn (scored with the nearest): {'; '.join(strays)}")
     for clip in conv.clips:
         idx = [i for i, tr in enumerate(conv.turns) if tr.clip is clip]
         hyp = " ".join(x for i in idx for x in per_turn.get(i, []))
@@ -434,7 +458,8 @@ def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         convs = [c for c in build_set(tmp) if not args.only or c.name in args.only]
-        wavs = {conv.name: write_tracks(conv, tmp) for conv in convs}
+        crowd = (int(args.crowd[0]), args.crowd[1]) if args.crowd else None
+        wavs = {conv.name: write_tracks(conv, tmp, crowd) for conv in convs}
         t = time.perf_counter()
         references([c for conv in convs for c in conv.clips], data_dir)
         print(f"references ready in {time.perf_counter() - t:.0f} s")
@@ -459,7 +484,8 @@ def run(args: argparse.Namespace) -> None:
                 print(f"  {conv.name}: WER {s.errors / max(1, s.words):.1%}, mean per clip {np.mean(wers):.1%}; "
                       f"after revisions {s.final_errors / max(1, s.words):.1%}, mean per clip {np.mean(fw):.1%} "
                       f"({len(rl)} revisions, {singles} of one-utterance turns); dropped {s.dropped}/{s.turns}, "
-                      f"repeated {s.repeated}; against what was said, mean per clip {np.mean(s.said_wers):.1%}",
+                      f"repeated {s.repeated}; against what was said, mean per clip {np.mean(s.said_wers):.1%}; "
+                      f"matching no turn {s.stray}",
                       flush=True)  # fmt: skip
                 total.final_errors += s.final_errors
                 total.said_wers += s.said_wers
@@ -473,6 +499,7 @@ def run(args: argparse.Namespace) -> None:
                 total.dropped += s.dropped
                 total.repeated += s.repeated
                 total.turns += s.turns
+                total.stray += s.stray
                 server_lat += sl
                 client_lat += cl
                 clip_wers += wers
@@ -482,7 +509,8 @@ def run(args: argparse.Namespace) -> None:
     worst = max(clip_wers, default=0.0)
     print(f"\noverall: mean WER per clip {np.mean(clip_wers):.1%} (worst clip {worst:.0%}), pooled "
           f"{total.errors / max(1, total.words):.1%} ({total.errors}/{total.words} words), "
-          f"dropped turns {total.dropped}/{total.turns}, repeated phrases {total.repeated}")  # fmt: skip
+          f"dropped turns {total.dropped}/{total.turns}, repeated phrases {total.repeated}, transcripts matching no "
+          f"turn {total.stray}")  # fmt: skip
     print(f"speech end → translated text, server latency_ms: p50 {pct(server_lat, 50)} ms, p95 {pct(server_lat, 95)} ms"
           f" (n={len(server_lat)})")  # fmt: skip
     print(f"speech end → translated text at the listener: p50 {pct(client_lat, 50)} ms, p95 {pct(client_lat, 95)} ms")
@@ -525,6 +553,8 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help=f"conversations to play: {sets}")
     p.add_argument("--log-level", default="warning")
     p.add_argument("--verbose", action="store_true", help="print reference and received text for every clip")
+    p.add_argument("--crowd", type=float, nargs=2, metavar=("VOICES", "SNR_DB"),
+                   help="each phone also hears VOICES voices all along, SNR_DB under its speaker")  # fmt: skip
     p.add_argument("server_args", nargs="*", help="extra server flags after --")
     run(p.parse_args())
 
