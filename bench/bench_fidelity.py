@@ -360,7 +360,8 @@ def score(
         last = overlap[-1] if overlap else min(mine, key=lambda i: abs(conv.turns[i].end - end))
         per_turn[last].append(m["text"])  # pieces joined into one utterance: its text goes with the last
         heard.update(overlap or [last])
-        strays.extend([] if overlap else [f"{name}: {m['text']!r}"])
+        if not overlap:
+            strays.append(f"{name}: {m['text']!r}")
         turn_of[m["utterance_id"]] = last
     # What the listener finally holds: each revision's text in place of the texts it replaces (docs/protocol.md §3.2),
     # counted with the turn of its first utterance.
@@ -458,7 +459,7 @@ def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         convs = [c for c in build_set(tmp) if not args.only or c.name in args.only]
-        crowd = (int(args.crowd[0]), args.crowd[1]) if args.crowd else None
+        crowd = (round(args.crowd[0]), args.crowd[1]) if args.crowd else None
         wavs = {conv.name: write_tracks(conv, tmp, crowd) for conv in convs}
         t = time.perf_counter()
         references([c for conv in convs for c in conv.clips], data_dir)
@@ -556,7 +557,10 @@ def main() -> None:
     p.add_argument("--crowd", type=float, nargs=2, metavar=("VOICES", "SNR_DB"),
                    help="each phone also hears VOICES voices all along, SNR_DB under its speaker")  # fmt: skip
     p.add_argument("server_args", nargs="*", help="extra server flags after --")
-    run(p.parse_args())
+    args = p.parse_args()
+    if args.crowd and not float(args.crowd[0]).is_integer():
+        p.error("--crowd: VOICES is a whole number")
+    run(args)
 
 
 if __name__ == "__main__":

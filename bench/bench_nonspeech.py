@@ -17,7 +17,8 @@ decoder's statistics (avg_logprob, no_speech_prob), the segmenter's voiced confi
 
 `--beam N`: every segment is decoded as a careful first pass with a beam of N (`asr_beam_size`; the server does so
 when no other transcription waits); 1 (default): greedily, as a first pass while the engine is behind.
-`--noisy-speech SNR...`: also speech in noise, at each SNR in dB (against the clean clip's mean power): the human
+`--noisy-speech SNR...`: also speech in noise, at each SNR in dB (against the mean power of the clip with half a second
+of silence either side, whatever `--noise-pad`; about 1.5-2 dB under the clip's own for 1.5-3 s clips): the human
 recordings of pocketsphinx-testdata (AN4 `cards`, goforward, numbers, something, TIDIGITS, the five LibriVox sentences)
 and the Pico sentences of bench_fidelity's `pico-langs` set, each padded with `--noise-pad` seconds (0.5) of silence, in
 pink noise and over babble of `--noise-talkers` voices (6, peak 0.5) covering the whole clip; per condition, the
@@ -50,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from babelfish.config import Settings
+from babelfish.engines.base import SAMPLE_RATE
 from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
 from babelfish.engines.cascade.asr import Recognized, WhisperAsr
@@ -59,6 +61,7 @@ from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
 from tests.engines.conversation_audio import NOISES, SHORT_TURNS, babble, pico, pink
 
+SR = SAMPLE_RATE
 TESTDATA = Path("/usr/share/pocketsphinx/test/data")  # Debian's pocketsphinx-testdata (scripts/setup.sh --test)
 
 # Said three times: a repetition that must be kept (docs/benchmarks.md, "Repetitions said vs decoder loops").
@@ -96,16 +99,16 @@ class Tally:
         """The decision for one segment (a careful first pass); returns the text when it passes."""
         self.segments += 1
         voicing = Voicing.of(seg.speech_probs, seg.audio)
-        voiced = voicing.voiced_seconds if voicing else None
+        voiced = voicing.voiced_seconds if voicing is not None else None
         rec = engine.asr.recognize(seg.audio, language, (), voiced, careful=True)
         if rec is None:
             self.reasons["no words"] += 1
             return None
         self.worded += 1
         nan = float("nan")
-        spread = voicing.level_spread_db if voicing else None
+        spread = voicing.level_spread_db if voicing is not None else None
         said_spread = "" if spread is None else f", loudness spread {spread:.1f} dB"
-        self.stats.append((rec.avg_logprob, rec.no_speech_prob, voicing.confidence if voicing else nan,
+        self.stats.append((rec.avg_logprob, rec.no_speech_prob, voicing.confidence if voicing is not None else nan,
                            nan if spread is None else spread))  # fmt: skip
         why = rejection(rec, voicing)
         if rejection(rec, replace(voicing, loud=None) if voicing is not None else None) is None:
@@ -140,11 +143,12 @@ def record(
     """One segment with words, for `--records`: what every rule reads, and the decision."""
     loud = voicing.loud if voicing is not None else None
     return {"group": group, "clip": clip, "text": rec.text, "avg_logprob": rec.avg_logprob,
-            "no_speech": rec.no_speech_prob, "seconds": len(seg.audio) / 16000,
+            "no_speech": rec.no_speech_prob, "seconds": len(seg.audio) / SR,
             "confidence": voicing.confidence if voicing is not None else None,
             "voiced_seconds": voicing.voiced_seconds if voicing is not None else None,
             "spread_db": voicing.level_spread_db if voicing is not None else None,
-            "loud_share": loud.share if loud else None, "loud_confidence": loud.confidence if loud else None,
+            "loud_share": loud.share if loud is not None else None,
+            "loud_confidence": loud.confidence if loud is not None else None,
             "syllables": syllables(rec.text) if counts_script(rec.text) else None, "rule": why}  # fmt: skip
 
 
@@ -173,7 +177,7 @@ def loops(engine: CascadeEngine) -> None:
         for text, voice in [*SHORT_TURNS, *SAID_THRICE]:
             for seg in segments(pico(text, voice)):
                 voicing = Voicing.of(seg.speech_probs)
-                voiced = voicing.voiced_seconds if voicing else None
+                voiced = voicing.voiced_seconds if voicing is not None else None
                 seconds = len(seg.audio) / 16000
                 encoded = asr._encode(seg.audio)
                 lang = asr._tok.token_to_id(f"<|{voice[:2]}|>")
@@ -200,7 +204,7 @@ def loops(engine: CascadeEngine) -> None:
         said = doubled(words(text))
         cut = [(s.audio, Voicing.of(s.speech_probs)) for s in segments(audio)]
         for how, audio_, voicing in [*(("cut", a, v) for a, v in cut), ("padded", padded, None)]:
-            voiced = voicing.voiced_seconds if voicing else None
+            voiced = voicing.voiced_seconds if voicing is not None else None
             seconds = len(audio_) / 16000
             encoded = asr._encode(audio_)
             decodes = {
@@ -268,7 +272,9 @@ def _noisy_group(
         seconds = len(padded) / 16000 + 0.1
         cover = (pink(seconds, 1.0, rng) if noise == "pink"
                  else babble(seconds, 0.5, rng, talkers=args.noise_talkers))[: len(padded)]  # fmt: skip
-        gain = np.sqrt(np.mean(padded**2) / np.mean(cover**2) / 10 ** (snr / 10))
+        # Against the clip with half a second either side, whatever the pad: the SNR of every run means the same.
+        reference = np.sum(clean**2) / (len(clean) + SR)
+        gain = np.sqrt(reference / np.mean(cover**2) / 10 ** (snr / 10))
         mix = np.clip(padded + gain * cover, -1, 1).astype(np.float32)
         if not [s for s in segments(mix) if tally.add(engine, s, language, clip)]:
             dropped.append(clip[:24])

@@ -361,8 +361,8 @@ def test_the_loud_part_of_a_reply_over_a_crowd_is_brief_and_a_crowds_is_not():
 
 
 def over_a_crowd(clean: np.ndarray, seed: int, snr_db: float = 5.0) -> np.ndarray:
-    """`clean` with half a second of silence either side, over six-voice babble at `snr_db` (against its mean
-    power), as bench_nonspeech --noisy-speech mixes it."""
+    """`clean` with half a second of silence either side, over six-voice babble at `snr_db` (against the mean power
+    of the padded clip), as bench_nonspeech --noisy-speech mixes it."""
     padded = np.concatenate([np.zeros(8000, np.float32), clean, np.zeros(8000, np.float32)])
     crowd = babble(len(padded) / 16000 + 0.1, 0.5, np.random.default_rng(seed), talkers=6)[: len(padded)]
     gain = np.sqrt(np.mean(padded**2) / np.mean(crowd**2) / 10 ** (snr_db / 10))

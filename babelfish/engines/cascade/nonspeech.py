@@ -42,7 +42,10 @@ crowd"):
     mean speech probability of those loud windows: the replies 0.92-1.00
 
 Those two rules leave such a near voice alone, and the log-probability floor takes its loud part's confidence for
-the segment's; Whisper's own rule and the steady level still judge it.
+the segment's; Whisper's own rule and the steady level still judge it. The rule does not ask whether a crowd is there:
+clean speech often has a brief loud part too (its share 0.21-1.0, median 0.50), and none of it was rejected before. A
+lone sound (a cough, a slam) is loud for most of its voiced windows, so it is not a near voice; vocal sounds that are
+not words were not measured, in a quiet room or in a crowd.
 
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
 
@@ -78,6 +81,7 @@ NO_SPEECH_WITH_SPARSE_WORDS = 0.35
 # 0.92-1.00: a loud sound Silero doubts gets no exemption).
 NEAR_VOICE_SHARE = 0.4
 NEAR_VOICE_CONFIDENCE = 0.9
+LOUD_DB = 6.0  # the loud part: windows this close to the loud end (the 95th percentile)
 # A crowd: a steady level over seconds of voice, with Whisper doubting speech.
 STEADY_MIN_VOICED_SECONDS = 1.5
 STEADY_LEVEL_DB = 8.5
@@ -138,9 +142,6 @@ def level_spread(audio: np.ndarray) -> float | None:
     db = 10 * np.log10((power[starts + FRAME] - power[starts]) / FRAME + 1e-12)
     db = db[db > np.percentile(db, 95) - QUIET_DB]
     return float(np.percentile(db, 90) - np.percentile(db, 10))
-
-
-LOUD_DB = 6.0  # the loud part: windows this close to the loud end (the 95th percentile)
 
 
 def loud_part(audio: np.ndarray, speech_probs: np.ndarray, window: int = SEGMENTER_WINDOW) -> LoudPart | None:
