@@ -63,7 +63,7 @@ import numpy as np
 from babelfish import client
 from tests.audio import librivox_clips
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
-from tests.engines.conversation_audio import babble, pico
+from tests.engines.conversation_audio import at_snr, babble, pico
 from tests.serverproc import ServerProcess
 
 SR = 16_000
@@ -266,8 +266,7 @@ def with_crowd(conv: Conversation, speaker: str, audio: np.ndarray, voices: int,
     speech = np.concatenate([t.audio for t in conv.turns if t.clip.speaker == speaker])
     rng = np.random.default_rng(zlib.crc32(f"{conv.name}/{speaker}".encode()))
     crowd = babble(len(audio) / SR + 0.1, 0.5, rng, talkers=voices)[: len(audio)]
-    gain = np.sqrt(np.mean(speech**2) / np.mean(crowd**2) / 10 ** (snr_db / 10))
-    return (audio + gain * crowd).astype(np.float32)
+    return (audio + at_snr(crowd, np.mean(speech**2), snr_db)).astype(np.float32)
 
 
 def write_tracks(conv: Conversation, tmp: Path, crowd: tuple[int, float] | None = None) -> dict[str, Path]:

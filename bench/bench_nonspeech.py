@@ -59,7 +59,7 @@ from babelfish.engines.cascade.loops import counts_script, syllables
 from babelfish.engines.cascade.nonspeech import Voicing, rejection
 from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
-from tests.engines.conversation_audio import NOISES, SHORT_TURNS, babble, pico, pink
+from tests.engines.conversation_audio import NOISES, SHORT_TURNS, at_snr, babble, pico, pink
 
 SR = SAMPLE_RATE
 TESTDATA = Path("/usr/share/pocketsphinx/test/data")  # Debian's pocketsphinx-testdata (scripts/setup.sh --test)
@@ -274,8 +274,7 @@ def _noisy_group(
                  else babble(seconds, 0.5, rng, talkers=args.noise_talkers))[: len(padded)]  # fmt: skip
         # Against the clip with half a second either side, whatever the pad: the SNR of every run means the same.
         reference = np.sum(clean**2) / (len(clean) + SR)
-        gain = np.sqrt(reference / np.mean(cover**2) / 10 ** (snr / 10))
-        mix = np.clip(padded + gain * cover, -1, 1).astype(np.float32)
+        mix = np.clip(padded + at_snr(cover, reference, snr), -1, 1).astype(np.float32)
         if not [s for s in segments(mix) if tally.add(engine, s, language, clip)]:
             dropped.append(clip[:24])
     rejected = "".join(f"\n      {r}" for r in tally.rejected)

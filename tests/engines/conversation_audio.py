@@ -42,6 +42,11 @@ def _scaled(x: np.ndarray, peak: float) -> np.ndarray:
     return (peak * x / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
 
 
+def at_snr(noise: np.ndarray, speech_power: float, snr_db: float) -> np.ndarray:
+    """`noise` scaled so that its mean power lies `snr_db` under `speech_power` (a mean square)."""
+    return noise * np.sqrt(speech_power / np.mean(noise**2) / 10 ** (snr_db / 10))
+
+
 def white(seconds: float, peak: float, rng: np.random.Generator) -> np.ndarray:
     return _scaled(rng.standard_normal(int(seconds * SR)), peak)
 

@@ -35,7 +35,7 @@ from babelfish.engines.cascade.nonspeech import (
 )
 from babelfish.segmenter import WINDOW, Segment, Segmenter, SegmenterConfig, silero_detector
 from tests.engines.cascade_audio import normalize
-from tests.engines.conversation_audio import NOISES, SHORT_TURNS, babble, pico, pink
+from tests.engines.conversation_audio import NOISES, SHORT_TURNS, at_snr, babble, pico, pink
 
 
 def segments(audio: np.ndarray, detector=None) -> list[Segment]:
@@ -293,7 +293,7 @@ def test_a_crowds_loudness_spreads_less_than_one_persons_even_in_noise():
                         ("Domani andiamo al mare con la famiglia.", "it-IT")]:  # fmt: skip
         clean = np.concatenate([np.zeros(8000, np.float32), pico(text, voice), np.zeros(8000, np.float32)])
         noise = pink(len(clean) / 16000 + 1, 1.0, rng)[: len(clean)]
-        noisy = clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** (5 / 10))
+        noisy = clean + at_snr(noise, np.mean(clean**2), 5)
         for audio in (clean, np.clip(noisy, -1, 1).astype(np.float32)):
             for seg in segments(audio):
                 assert level_spread(seg.audio) > STEADY_LEVEL_DB + 2, text
@@ -365,8 +365,7 @@ def over_a_crowd(clean: np.ndarray, seed: int, snr_db: float = 5.0) -> np.ndarra
     of the padded clip), as bench_nonspeech --noisy-speech mixes it."""
     padded = np.concatenate([np.zeros(8000, np.float32), clean, np.zeros(8000, np.float32)])
     crowd = babble(len(padded) / 16000 + 0.1, 0.5, np.random.default_rng(seed), talkers=6)[: len(padded)]
-    gain = np.sqrt(np.mean(padded**2) / np.mean(crowd**2) / 10 ** (snr_db / 10))
-    return np.clip(padded + gain * crowd, -1, 1).astype(np.float32)
+    return np.clip(padded + at_snr(crowd, np.mean(padded**2), snr_db), -1, 1).astype(np.float32)
 
 
 # --- the real models ---
