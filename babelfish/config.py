@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     vad_energy_gate_dbfs: float = Field(
         -55.0, ge=-120, le=0, description="audio windows quieter than this are silence without running the VAD model"
     )
+    # In a crowd that never stops (a café), Silero takes the crowd for speech and turns never end: there, a window is
+    # voice only this far over the phone's background (babelfish/background.py; docs/benchmarks.md, "A crowd that
+    # never stops").
+    vad_crowd_margin_db: float = Field(
+        8.0, ge=0, le=40, description="in a crowd, speech must be this many dB over the background (0 turns this off)"
+    )
 
     # --- turns and revisions (babelfish/turns.py, babelfish/revisions.py) ---
     revisions: bool = Field(

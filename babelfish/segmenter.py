@@ -4,7 +4,8 @@ A `Segmenter` belongs to one client and is fed from one worker thread at a time.
 client's PCM16 to 16 kHz (soxr, streaming), asks Silero for a speech probability per 32 ms window,
 and emits an utterance when speech is followed by enough silence, when the maximum length is reached,
 or when the client says the utterance ended. Bursts shorter than `min_speech_ms` are dropped as noise,
-so silence and noise never reach the engine.
+so silence and noise never reach the engine. In a crowd that never stops, a window is voice only when it is also
+louder than the phone's background (babelfish/background.py), or turns would not end.
 
 Silero v6.2 runs as ONNX, the graph that takes a sequence of windows with one LSTM state. VAD cost scales with
 streams, so it is kept small (docs/benchmarks.md, "VAD per stream"): windows quieter than
@@ -26,6 +27,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import soxr
 
+from babelfish.background import BackgroundGate
 from babelfish.config import Settings
 from babelfish.engines.base import SAMPLE_RATE
 
@@ -117,7 +119,6 @@ class OpenSegment:
     speech_probs: np.ndarray
     started: float  # arrival time of its first voiced window
     speech_seconds: float  # audio from its first voiced window on (the preroll before it not counted)
-    silent_seconds: float  # trailing audio that was not speech: the turn may be ending
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +129,7 @@ class SegmenterConfig:
     preroll_ms: int
     max_seconds: float
     energy_gate_dbfs: float = -55.0  # quieter windows are silence without asking the model
+    crowd_margin_db: float = 8.0  # in a crowd, voice is this far over the background (0: off); background.py
 
     @classmethod
     def from_settings(cls, s: Settings) -> SegmenterConfig:
@@ -138,6 +140,7 @@ class SegmenterConfig:
             preroll_ms=s.vad_preroll_ms,
             max_seconds=s.max_utterance_seconds,
             energy_gate_dbfs=s.vad_energy_gate_dbfs,
+            crowd_margin_db=s.vad_crowd_margin_db,
         )
 
 
@@ -181,6 +184,9 @@ class Segmenter:
         self._opened: _Opened | None = None  # the segment being spoken, for readers on other threads
         self._max_windows = int(config.max_seconds * SAMPLE_RATE / WINDOW)
         self._gate = 10 ** (config.energy_gate_dbfs / 20)  # RMS, full scale = 1
+        self._background = BackgroundGate(
+            config.crowd_margin_db, window_seconds=WINDOW / SAMPLE_RATE, voiced=self._off_threshold
+        )
 
     @property
     def speaking(self) -> bool:
@@ -212,12 +218,17 @@ class Segmenter:
         # A window arrived with the frame that completed it.
         arrived = np.asarray(times)[np.searchsorted(np.asarray(ends), (np.arange(n) + 1) * WINDOW)]
         probs = np.zeros(n, np.float32)
-        loud = np.sqrt(np.mean(np.square(windows, dtype=np.float64), axis=1)) >= self._gate
+        rms = np.sqrt(np.mean(np.square(windows, dtype=np.float64), axis=1))
+        loud = rms >= self._gate
         if loud.any():
             probs[loud] = self._vad.probabilities(windows[loud])
         out: list[Segment] = []
         for i in range(n):
-            seg = self._window(windows[i], float(probs[i]), float(arrived[i]))
+            prob = float(probs[i])
+            # Outside a crowd, Silero's probability decides; in one, a window under the margin is not voice. The
+            # segment keeps Silero's own probabilities (the engine's non-speech rules are measured on them).
+            heard = prob if self._background.admit(float(rms[i]), prob, bool(self._speech)) else 0.0
+            seg = self._window(windows[i], prob, heard, float(arrived[i]))
             if seg is not None:
                 out.append(seg)
         return out
@@ -236,16 +247,12 @@ class Segmenter:
         if opened is None:
             return None
         n = min(len(opened.windows), len(opened.probs))  # a window is appended just before its probability
-        probs = np.asarray(opened.probs[:n], np.float32)
-        unvoiced = probs < self._off_threshold
-        silent = n if unvoiced.all() else int(np.argmin(unvoiced[::-1]))  # trailing windows that were not speech
         return OpenSegment(
             opened.serial,
             np.concatenate(opened.windows[:n]),
-            probs,
+            np.asarray(opened.probs[:n], np.float32),
             opened.started,
             (n - opened.preroll_windows) * WINDOW / SAMPLE_RATE,
-            silent * WINDOW / SAMPLE_RATE,
         )
 
     @property
@@ -260,9 +267,10 @@ class Segmenter:
         self._pending = np.zeros(0, dtype=np.float32)
         return self._finish("end_utterance")
 
-    def _window(self, window: np.ndarray, prob: float, now: float) -> Segment | None:
+    def _window(self, window: np.ndarray, prob: float, heard: float, now: float) -> Segment | None:
+        """`prob`: Silero's probability (kept with the audio); `heard`: the same, or 0 where the crowd gate says no."""
         if not self._speech:
-            if prob >= self._cfg.threshold:
+            if heard >= self._cfg.threshold:
                 self._speech = [*(w for w, _ in self._preroll), window]
                 self._probs = [*(p for _, p in self._preroll), prob]
                 self._preroll.clear()
@@ -275,7 +283,7 @@ class Segmenter:
             return None
         self._speech.append(window)
         self._probs.append(prob)
-        if prob >= self._off_threshold:
+        if heard >= self._off_threshold:
             self._voiced += 1
             self._silent_run = 0
             self._last_voiced_at = now

@@ -8,8 +8,8 @@ import soxr
 
 from babelfish.config import Settings
 from babelfish.segmenter import Segmenter, SegmenterConfig, silero_detector
-from tests.audio import frames, silence, white_noise
-from tests.engines.conversation_audio import pico
+from tests.audio import frames, librivox_clips, pcm16, silence, white_noise
+from tests.engines.conversation_audio import at_snr, babble, pico, pink
 
 CONFIG = SegmenterConfig.from_settings(Settings())
 
@@ -79,3 +79,60 @@ def test_a_one_syllable_reply_is_an_utterance_wherever_the_windows_fall(text: st
         assert len(segments) == 1, (text, offset)
     # The bar still drops what has less voice than it asks for.
     assert run(silence(0.5) + reply + silence(1), config=replace(CONFIG, min_speech_ms=400)) == []
+
+
+TURNS = [("Good morning.", "en-US"), ("Wo ist der Bahnhof?", "de-DE"), ("No lo sé.", "es-ES"), ("Yes.", "en-US"),
+         ("I think the train leaves at eight, but we should check.", "en-GB"), ("Try again.", "en-US")]
+
+
+def turns_track(gap: float = 2.5) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Short turns with `gap` seconds between them, and where each lies (seconds)."""
+    parts, spans, at = [np.zeros(32000, np.float32)], [], 2.0
+    for text, voice in TURNS:
+        turn = pico(text, voice)
+        parts += [turn, np.zeros(int(gap * 16000), np.float32)]
+        spans.append((at, at + len(turn) / 16000))
+        at += len(turn) / 16000 + gap
+    return np.concatenate(parts), spans
+
+
+def cuts(audio: np.ndarray, margin_db: float) -> list[tuple[float, float, str]]:
+    """(start, end, cut) of each segment, in seconds of the track, as an open microphone streams it."""
+    seg = Segmenter(silero_detector(), replace(CONFIG, crowd_margin_db=margin_db))
+    out = []
+    for i, frame in enumerate(frames(pcm16(audio))):
+        end = (i + 1) * 0.02
+        out += [(end - len(s.audio) / 16000, end, s.cut) for s in seg.feed(frame, now=end)]
+    return out
+
+
+def test_turns_end_in_a_crowd_that_never_stops():
+    """Six voices 10 dB under the speaker, all along: Silero takes them for speech, so without the crowd gate the
+    silence that ends a turn never comes and turns run together to the length cap."""
+    audio, spans = turns_track()
+    speech = np.concatenate([audio[int(a * 16000) : int(b * 16000)] for a, b in spans])
+    crowd = babble(len(audio) / 16000 + 0.1, 0.5, np.random.default_rng(5), talkers=6)[: len(audio)]
+    noisy = audio + at_snr(crowd, float(np.mean(speech**2)), 10)
+
+    def turns_of(start: float, end: float) -> int:
+        return sum(start < b and end > a for a, b in spans)
+
+    gated = cuts(noisy, 8.0)
+    assert not [c for c in gated if c[2] == "max_length"]
+    assert all(turns_of(s, e) <= 1 for s, e, _ in gated), gated  # no segment holds two turns
+    assert all(any(s < b and e > a for s, e, _ in gated) for a, b in spans), gated  # every turn is in one
+    # The first turn aside (the gate learns the room for 3 s), each is cut soon after it ends (a clean room: ~0.3 s).
+    late = [max(e for s, e, _ in gated if s < b and e > a) - b for a, b in spans[1:]]
+    assert max(late) < 1.0, late
+
+    ungated = cuts(noisy, 0.0)  # what it was: turns merged, and cut at the cap
+    assert [c for c in ungated if c[2] == "max_length"] and any(turns_of(s, e) > 1 for s, e, _ in ungated)
+
+
+def test_the_crowd_gate_changes_nothing_in_a_quiet_room_or_for_a_reader():
+    """Clean turns, and LibriVox read with only 0.3 s between clips (near the floor a reader is mostly voiced)."""
+    audio, _ = turns_track()
+    reader = np.concatenate([np.concatenate([a, np.zeros(4800, np.float32)]) for _, a, _ in librivox_clips() * 2])
+    hum = pink(len(reader) / 16000, 0.5, np.random.default_rng(1))
+    for track in (audio, reader + at_snr(hum, float(np.mean(reader**2)), 50)):
+        assert cuts(track, 8.0) == cuts(track, 0.0)
