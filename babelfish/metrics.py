@@ -156,6 +156,12 @@ class Metrics:
         self._recent_partial: deque[float] = deque(maxlen=WINDOW)
         self.partial_decodes = 0
         self.partials_shed: dict[str, int] = {"busy": 0, "stale": 0}
+        self._crowd = Counter(
+            "babelfish_utterances_in_crowd",
+            "Utterances cut while their phone heard a crowd that never stops (the voice detector's crowd gate on)",
+            registry=self.registry,
+        )
+        self.utterances_in_crowd = 0
         self._audio_dropped = Counter(
             "babelfish_audio_drops",
             "Times a client's audio waiting for the VAD went over vad_backlog_seconds and frames were dropped",
@@ -250,6 +256,10 @@ class Metrics:
         if outcome == "ok":
             self.utterances += 1
 
+    def utterance_in_crowd(self) -> None:
+        self._crowd.inc()
+        self.utterances_in_crowd += 1
+
     def decoder_loop(self) -> None:
         self._loops.inc()
         self.decoder_loops += 1
@@ -338,6 +348,7 @@ class Metrics:
             "uptime_seconds": round(time.monotonic() - self.started, 1),
             "engine": {"name": self.engine_name, "reason": self.engine_reason},
             "utterances_processed": self.utterances,
+            "utterances_in_crowd": self.utterances_in_crowd,
             "clients_dropped": self.dropped,
             "decoder_loops": self.decoder_loops,
             "first_passes": dict(self.first_passes),

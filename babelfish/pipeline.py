@@ -179,6 +179,8 @@ class Pipeline:
         outcome: asyncio.Future[str] | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
+        if segment.crowd:
+            self._metrics.utterance_in_crowd()
         room = self._rooms.get(who.room_name)
         candidates = tuple(sorted(room.languages() - {AUTO})) if room else ()
         language = None if who.language == AUTO else who.language

@@ -34,6 +34,9 @@ from babelfish.engines.base import SAMPLE_RATE
 WINDOW = 512  # Silero's fixed window at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous window Silero v5+ sees before each window
 CutReason = Literal["silence", "max_length", "end_utterance"]
+# In a crowd, a segment that begins this soon after one that stood out over the crowd goes on from it (a quieter
+# clause of someone reading on), and is kept though it does not stand out itself (babelfish/background.py).
+FOLLOWS_WITHIN_MS = 1000
 
 
 class SpeechDetector(Protocol):
@@ -108,6 +111,7 @@ class Segment:
     speech_probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     cut_at: float = field(default_factory=time.monotonic)  # when it was cut: endpointing ends here (/metrics)
     serial: int = 0  # which of this stream's segments (OpenSegment.serial while it was still open)
+    crowd: bool = False  # cut while the phone heard a crowd (the crowd gate on, babelfish/background.py)
 
 
 @dataclass(frozen=True)
@@ -170,12 +174,16 @@ class Segmenter:
             soxr.ResampleStream(input_rate, SAMPLE_RATE, 1, dtype="float32") if input_rate != SAMPLE_RATE else None
         )
         self._pending = np.zeros(0, dtype=np.float32)  # samples not yet a full window
-        self._preroll: deque[tuple[np.ndarray, float]] = deque(
+        self._preroll: deque[tuple[np.ndarray, float, float]] = deque(
             maxlen=_windows(config.preroll_ms) if config.preroll_ms else 1
         )
         self._speech: list[np.ndarray] = []
         self._probs: list[float] = []  # one per full window in _speech
         self._voiced = 0  # voiced windows in the current utterance
+        self._peak = 0.0  # the current utterance's loudest window over the background (dB; meant for crowds)
+        self._fed = 0  # windows fed so far
+        self._began = 0  # window count where the current utterance begins (its pre-roll included)
+        self._stood_out_until = -(10**9)  # window count where the last segment that stood out ended
         self._silent_run = 0  # consecutive unvoiced windows
         self._last_voiced_at = 0.0
         # Arrival of the speech in progress (None between utterances): babelfish/turns.py asks whether a turn goes on.
@@ -187,6 +195,11 @@ class Segmenter:
         self._background = BackgroundGate(
             config.crowd_margin_db, window_seconds=WINDOW / SAMPLE_RATE, voiced=self._off_threshold
         )
+
+    @property
+    def in_crowd(self) -> bool:
+        """Whether this phone hears a crowd that never stops now (babelfish/background.py). Free to ask."""
+        return self._background.crowd
 
     @property
     def speaking(self) -> bool:
@@ -228,7 +241,7 @@ class Segmenter:
             # Outside a crowd, Silero's probability decides; in one, a window under the margin is not voice. The
             # segment keeps Silero's own probabilities (the engine's non-speech rules are measured on them).
             heard = prob if self._background.admit(float(rms[i]), prob, bool(self._speech)) else 0.0
-            seg = self._window(windows[i], prob, heard, float(arrived[i]))
+            seg = self._window(windows[i], prob, heard, self._background.over_db, float(arrived[i]))
             if seg is not None:
                 out.append(seg)
         return out
@@ -267,22 +280,27 @@ class Segmenter:
         self._pending = np.zeros(0, dtype=np.float32)
         return self._finish("end_utterance")
 
-    def _window(self, window: np.ndarray, prob: float, heard: float, now: float) -> Segment | None:
-        """`prob`: Silero's probability (kept with the audio); `heard`: the same, or 0 where the crowd gate says no."""
+    def _window(self, window: np.ndarray, prob: float, heard: float, over: float, now: float) -> Segment | None:
+        """`prob`: Silero's probability (kept with the audio); `heard`: the same, or 0 where the crowd gate says no;
+        `over`: the window's level over the background (dB)."""
+        self._fed += 1
         if not self._speech:
             if heard >= self._cfg.threshold:
-                self._speech = [*(w for w, _ in self._preroll), window]
-                self._probs = [*(p for _, p in self._preroll), prob]
+                self._began = self._fed - 1 - len(self._preroll)
+                self._speech = [*(w for w, _, _ in self._preroll), window]
+                self._probs = [*(p for _, p, _ in self._preroll), prob]
+                self._peak = max([over, *(o for _, _, o in self._preroll)])
                 self._preroll.clear()
                 self._voiced, self._silent_run, self._last_voiced_at = 1, 0, now
                 self.speech_started = now
                 self._serial += 1
                 self._opened = _Opened(self._serial, now, len(self._speech) - 1, self._speech, self._probs)
             elif self._cfg.preroll_ms:
-                self._preroll.append((window, prob))
+                self._preroll.append((window, prob, over))
             return None
         self._speech.append(window)
         self._probs.append(prob)
+        self._peak = max(self._peak, over)
         if heard >= self._off_threshold:
             self._voiced += 1
             self._silent_run = 0
@@ -304,4 +322,13 @@ class Segmenter:
             self._vad.reset()  # a fresh state per utterance keeps one noisy stretch from leaking into the next
         if not speech or voiced * WINDOW * 1000 < self._cfg.min_speech_ms * SAMPLE_RATE:
             return None
-        return Segment(np.concatenate(speech), last, cut, np.asarray(probs, np.float32), serial=self._serial)
+        if not self.in_crowd or self._background.stands_out(self._peak):
+            self._stood_out_until = self._fed
+        elif self._began - self._stood_out_until > _windows(FOLLOWS_WITHIN_MS) or not self._background.stands_out(
+            self._peak, going_on=True
+        ):
+            return None  # the crowd's own: nothing in it was as loud as the phone's speaker
+        return Segment(
+            np.concatenate(speech), last, cut, np.asarray(probs, np.float32), serial=self._serial,
+            crowd=self.in_crowd,
+        )  # fmt: skip

@@ -1,4 +1,5 @@
-"""The pipeline hands the engine the segmenter's speech probabilities, and counts repaired decoder loops."""
+"""The pipeline hands the engine the segmenter's speech probabilities, and counts repaired decoder loops and turns
+cut in a crowd."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from babelfish.config import Settings
 from babelfish.engines.base import Transcript, Utterance
 from babelfish.engines.fake import FakeEngine
 from babelfish.segmenter import WINDOW
+from tests.audio import frames, pcm16
+from tests.engines.conversation_audio import at_snr, babble, pico
 from tests.test_ws import join, receive_until, speak
 from tests.wsclient import BoundedClient
 
@@ -44,3 +47,25 @@ def test_speech_probs_reach_the_engine_and_loops_are_counted(tmp_path, speech_pc
             assert time.monotonic() < deadline, "decoder loop not counted"
             time.sleep(0.05)
         assert "babelfish_decoder_loops_total 1.0" in c.get("/metrics?format=prometheus").text
+
+
+def test_a_turn_said_in_a_crowd_that_never_stops_ends(tmp_path):
+    """An open microphone in a café: six voices 10 dB under the speaker before, during and after "Good morning.".
+    The crowd never stops, and Silero takes it for speech; the turn still ends on its own (no end_utterance), and
+    /metrics counts it as cut in a crowd."""
+    turn = pico("Good morning.")
+    crowd = babble(11.0, 0.5, np.random.default_rng(5), talkers=6)
+    track = at_snr(crowd, float(np.mean(turn**2)), 10)
+    at = 5 * 16000
+    track[at : at + len(turn)] += turn
+    app = create_app(Settings(data_dir=tmp_path), engine=FakeEngine())
+    with BoundedClient(app) as c, c.websocket_connect("/ws/client") as a:
+        join(a, "A", "en")
+        for frame in frames(pcm16(track)):  # the crowd goes on after the turn: without the gate, no cut before 15 s
+            a.send_bytes(frame)
+        receive_until(a, "transcript", seconds=10)
+        deadline = time.monotonic() + 10
+        while c.get("/metrics").json()["utterances_in_crowd"] < 1:
+            assert time.monotonic() < deadline, "the cut in a crowd was not counted"
+            time.sleep(0.05)
+        assert "babelfish_utterances_in_crowd_total" in c.get("/metrics?format=prometheus").text

@@ -121,6 +121,7 @@ def test_turns_end_in_a_crowd_that_never_stops():
     assert not [c for c in gated if c[2] == "max_length"]
     assert all(turns_of(s, e) <= 1 for s, e, _ in gated), gated  # no segment holds two turns
     assert all(any(s < b and e > a for s, e, _ in gated) for a, b in spans), gated  # every turn is in one
+    assert sum(turns_of(s, e) == 0 for s, e, _ in gated) <= 1, gated  # the crowd alone makes next to no segments
     # The first turn aside (the gate learns the room for 3 s), each is cut soon after it ends (a clean room: ~0.3 s).
     late = [max(e for s, e, _ in gated if s < b and e > a) - b for a, b in spans[1:]]
     assert max(late) < 1.0, late

@@ -1,0 +1,198 @@
+"""Where turns end on an open microphone in a crowd that never stops, with and without the crowd gate.
+
+    python -m bench.bench_crowd_gate [--margins 0 8] [--crowds 6:15 6:10 6:5 3:10 10:10] [--only SET ...]
+
+Segmenter only (the real Silero VAD, 20 ms frames as a phone streams them; no recogniser), so it runs in minutes.
+Tracks: each phone of bench_fidelity's conversations (its turns, silent while the others speak), and `reader` (the five
+LibriVox clips twice over, 0.3 s apart: someone reading on, human speech). Each is heard clean (a room hum 55 dB under
+the speech), in pink noise at 5 and 0 dB SNR, and with each crowd VOICES:SNR_DB, mixed as `bench_fidelity --crowd`
+mixes it (babble of Pico voices played backwards, talking all along; SNR against the mean power of the phone's turns).
+Per set, background and margin (`vad_crowd_margin_db`; 0 is no gate), summed over the set's phones:
+
+- segments, and those cut at the 15 s cap;
+- turns with less than 95% of their speech (the windows Silero calls voice on the clean track) inside a segment, and
+  the mean share kept: what a gate that cuts inside a turn loses;
+- turns split into several segments (the server's revisions rejoin those), segments holding several turns (merged:
+  what a turn that does not end does), segments outside every turn (stray: crowd alone, left to the non-speech rules);
+- late: the end of a turn's last segment after its last voiced window, median and max (a clean room: ~0.3 s, the
+  silence that ends an utterance); the first turn comes before the gate has heard the room for 3 s;
+- the share of the time the gate saw a crowd.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from babelfish.config import Settings
+from babelfish.segmenter import Segmenter, SegmenterConfig, silero_detector
+from bench.bench_fidelity import Conversation, build_set, track, with_crowd
+from tests.audio import frames, librivox_clips, pcm16
+from tests.engines.conversation_audio import at_snr, babble, pink
+
+SR = 16_000
+Span = tuple[float, float]
+
+
+@dataclass
+class Phone:
+    set: str
+    speaker: str
+    audio: np.ndarray  # its turns, silence between
+    spans: list[Span]  # where its turns are
+    conv: Conversation | None  # bench_fidelity's, whose crowd it hears
+
+
+def reader() -> Phone:
+    """Someone reading on: the LibriVox clips twice over, 0.3 s apart, after half a second."""
+    parts, spans, at = [np.zeros(SR // 2, np.float32)], [], 0.5
+    for _, audio, _ in librivox_clips() * 2:
+        parts += [audio, np.zeros(int(0.3 * SR), np.float32)]
+        spans.append((at, at + len(audio) / SR))
+        at += len(audio) / SR + 0.3
+    return Phone("reader", "A", np.concatenate(parts), spans, None)
+
+
+def phones(only: list[str]) -> list[Phone]:
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for conv in build_set(Path(tmp)):
+            if only and conv.name not in only:
+                continue
+            for speaker in sorted({c.speaker for c in conv.clips}):
+                spans = [(t.start, t.end) for t in conv.turns if t.clip.speaker == speaker]
+                out.append(Phone(conv.name, speaker, track(conv, speaker), spans, conv))
+    if not only or "reader" in only:
+        out.append(reader())
+    return out
+
+
+@dataclass
+class Result:
+    turns: int
+    segments: int
+    capped: int
+    short_kept: int  # turns with under 95% of their speech in a segment
+    kept: list[float]
+    split: int
+    merged: int
+    stray: int
+    late: list[float]
+    crowd: float
+
+
+def segment(audio: np.ndarray, config: SegmenterConfig) -> tuple[list[tuple[float, float, str]], float]:
+    seg = Segmenter(silero_detector(), config)
+    out: list[tuple[float, float, str]] = []
+    crowd = n = 0
+    for i, frame in enumerate(frames(pcm16(audio))):
+        end = (i + 1) * 0.02
+        out += [(end - len(s.audio) / SR, end, s.cut) for s in seg.feed(frame, now=end)]
+        crowd += seg.in_crowd
+        n += 1
+    return out, crowd / max(1, n)
+
+
+def voiced_times(clean: np.ndarray, spans: list[Span]) -> list[np.ndarray]:
+    """Per turn, the middle of each window Silero calls voice on the clean track."""
+    n = len(clean) // 512
+    probs = silero_detector().probabilities(clean[: n * 512].reshape(n, 512))
+    t = (np.arange(n) + 0.5) * 512 / SR
+    return [t[(t >= a) & (t < b) & (probs >= 0.5)] for a, b in spans]
+
+
+def measure(audio: np.ndarray, spans: list[Span], voiced: list[np.ndarray], config: SegmenterConfig) -> Result:
+    cuts, crowd = segment(audio, config)
+
+    def overlaps(s: float, e: float, a: float, b: float) -> bool:
+        return s < b and e > a
+
+    kept = [float(np.mean([any(s <= x < e for s, e, _ in cuts) for x in v])) if len(v) else 1.0 for v in voiced]
+    late = [
+        max(e for s, e, _ in cuts if overlaps(s, e, a, b)) - v[-1]
+        for (a, b), v in zip(spans, voiced, strict=True)
+        if len(v) and any(overlaps(s, e, a, b) for s, e, _ in cuts)
+    ]
+    return Result(
+        turns=len(spans),
+        segments=len(cuts),
+        capped=sum(c == "max_length" for *_, c in cuts),
+        short_kept=sum(k < 0.95 for k in kept),
+        kept=kept,
+        split=sum(sum(overlaps(s, e, a, b) for s, e, _ in cuts) > 1 for a, b in spans),
+        merged=sum(sum(overlaps(s, e, a, b) for a, b in spans) > 1 for s, e, _ in cuts),
+        stray=sum(not any(overlaps(s, e, a, b) for a, b in spans) for s, e, _ in cuts),
+        late=late,
+        crowd=crowd,
+    )
+
+
+def add(total: Result | None, r: Result) -> Result:
+    if total is None:
+        return r
+    return Result(
+        total.turns + r.turns, total.segments + r.segments, total.capped + r.capped, total.short_kept + r.short_kept,
+        total.kept + r.kept, total.split + r.split, total.merged + r.merged, total.stray + r.stray,
+        total.late + r.late, total.crowd + r.crowd,
+    )  # fmt: skip
+
+
+def mix(phone: Phone, hum: np.ndarray, background: str) -> np.ndarray:
+    audio = phone.audio + hum
+    speech = np.concatenate([phone.audio[int(a * SR) : int(b * SR)] for a, b in phone.spans])
+    kind, *rest = background.split(":")
+    if kind == "clean":
+        return audio.astype(np.float32)
+    if kind == "pink":
+        noise = pink(len(audio) / SR, 0.5, np.random.default_rng(7))
+        return (audio + at_snr(noise, float(np.mean(speech**2)), float(rest[0]))).astype(np.float32)
+    voices, snr = int(rest[0]), float(rest[1])
+    if phone.conv is not None:  # the very crowd bench_fidelity --crowd plays to this phone
+        return with_crowd(phone.conv, phone.speaker, audio, voices, snr)
+    crowd = babble(len(audio) / SR + 0.1, 0.5, np.random.default_rng(5), talkers=voices)[: len(audio)]
+    return (audio + at_snr(crowd, float(np.mean(speech**2)), snr)).astype(np.float32)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--margins", type=float, nargs="+", default=[0.0, Settings().vad_crowd_margin_db])
+    p.add_argument("--crowds", nargs="+", default=["6:15", "6:10", "6:5", "3:10", "10:10"], metavar="VOICES:SNR_DB")
+    p.add_argument("--backgrounds", nargs="+", default=["clean", "pink:5", "pink:0"], help="besides the crowds")
+    p.add_argument("--only", nargs="+", default=[], help="bench_fidelity sets, and/or reader")
+    args = p.parse_args()
+    base = SegmenterConfig.from_settings(Settings())
+    backgrounds = [*args.backgrounds, *(f"crowd:{c}" for c in args.crowds)]
+    print("set          background     margin  turns segs capped  <95%kept  kept   split merged stray  late p50/max"
+          "  crowd")
+    by_set: dict[str, list[Phone]] = {}
+    for phone in phones(args.only):
+        by_set.setdefault(phone.set, []).append(phone)
+    for name, group in by_set.items():
+        prepared = []
+        for phone in group:
+            speech = np.concatenate([phone.audio[int(a * SR) : int(b * SR)] for a, b in phone.spans])
+            hum = at_snr(pink(len(phone.audio) / SR, 0.5, np.random.default_rng(99)), float(np.mean(speech**2)), 55)
+            prepared.append((phone, hum, voiced_times(phone.audio + hum, phone.spans)))
+        for background in backgrounds:
+            for margin in args.margins:
+                total: Result | None = None
+                for phone, hum, voiced in prepared:
+                    r = measure(mix(phone, hum, background), phone.spans, voiced,
+                                replace(base, crowd_margin_db=margin))  # fmt: skip
+                    total = add(total, replace(r, crowd=r.crowd * r.turns))
+                assert total is not None
+                late = f"{np.median(total.late):.2f}/{max(total.late):.2f}" if total.late else "-"
+                print(
+                    f"{name:12} {background:14} {margin:5.1f}  {total.turns:5} {total.segments:4} {total.capped:5}"
+                    f"  {total.short_kept:4}      {np.mean(total.kept):.3f} {total.split:5} {total.merged:6}"
+                    f" {total.stray:5}  {late:>11}  {total.crowd / total.turns:.2f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
