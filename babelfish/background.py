@@ -4,8 +4,9 @@ Silero hears a crowd (a café, a hall, a television) as speech: on an open micro
 the crowd alone as voice, so the silence that ends a turn never comes and turns run on to the utterance cap. The
 voice at the phone is louder than the crowd around it, so in a crowd a window counts as voice only when it is also
 `margin_db` over the phone's background, its floor: the 20th percentile of its window levels over the last 10 s. Once
-a turn has begun, half the margin keeps it going (as Silero's own threshold has hysteresis): a voice's quieter
-syllables fall under the full margin, and at 5-10 dB SNR that cut read speech at every other word.
+a turn has begun, 3 dB less keeps it going (as Silero's own threshold has hysteresis): a voice's quieter syllables fall
+under the full margin, and at 5-10 dB SNR that cut read speech at every other word; with 4 dB less the crowd's own
+peaks kept turns going twice as long after they ended.
 
 The gate is on when two things hold:
 - The background is voiced: the last stretches of a second in which nobody spoke near the phone (their mean power
@@ -34,6 +35,7 @@ PEAK_QUANTILE = 0.99  # the phone's loudest windows: its own speaker, when they 
 STANDS_OUT_DB = 6.0  # how far those must be over the margin for the gate to tell the speaker from the background
 SEGMENT_PEAK_DB = 4.0  # in a crowd, how far a segment's loudest window must be over the margin to be the speaker's
 GOING_ON_PEAK_DB = 2.0
+KEEP_HYSTERESIS_DB = 3.0  # once a turn has begun, this much less keeps it going
 MIN_HISTORY_SECONDS = 3.0  # a floor from less is a guess: the gate stays off until then
 SILENT_DB = -120.0  # the level of digital silence, which has none
 
@@ -61,7 +63,7 @@ class BackgroundGate:
 
     def admit(self, rms: float, prob: float, speaking: bool) -> bool:
         """Add one window (its RMS, full scale 1; Silero's probability) and say whether it may count as voice: always
-        outside a crowd; in one, only when it is `margin_db` over the floor (half that while `speaking`)."""
+        outside a crowd; in one, only when it is `margin_db` over the floor (3 dB less while `speaking`)."""
         if self._margin <= 0:
             return True
         size = len(self._levels)
@@ -90,7 +92,7 @@ class BackgroundGate:
                 np.count_nonzero(self._probs[:seen][quiet] >= self._voiced) > CROWD_SHARE * quiet.sum()
             )
         self.crowd = self._voiced_background and ranked[top] >= self.floor_db + self._margin + STANDS_OUT_DB
-        return not self.crowd or level >= self.floor_db + (self._margin / 2 if speaking else self._margin)
+        return not self.crowd or level >= self.floor_db + self._margin - (KEEP_HYSTERESIS_DB if speaking else 0.0)
 
     def stands_out(self, peak_db: float, going_on: bool = False) -> bool:
         """Whether a segment whose loudest window was `peak_db` over the floor can be the phone's speaker in a crowd:
