@@ -24,6 +24,8 @@ stops".
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 HISTORY_SECONDS = 10.0
@@ -34,8 +36,9 @@ CROWD_SHARE = 0.5  # of the windows of those stretches voiced: a crowd
 PEAK_QUANTILE = 0.99  # the phone's loudest windows: its own speaker, when they spoke in the last 10 s
 STANDS_OUT_DB = 6.0  # how far those must be over the margin for the gate to tell the speaker from the background
 SEGMENT_PEAK_DB = 4.0  # in a crowd, how far a segment's loudest window must be over the margin to be the speaker's
-GOING_ON_PEAK_DB = 2.0
+GOING_ON_PEAK_DB = 2.0  # the same for a segment that follows right on one that stood out
 KEEP_HYSTERESIS_DB = 3.0  # once a turn has begun, this much less keeps it going
+UPDATE_EVERY = 4  # windows (128 ms) between judgements: the room changes slower, and each costs ~15 us
 MIN_HISTORY_SECONDS = 3.0  # a floor from less is a guess: the gate stays off until then
 SILENT_DB = -120.0  # the level of digital silence, which has none
 
@@ -67,18 +70,25 @@ class BackgroundGate:
         if self._margin <= 0:
             return True
         size = len(self._levels)
-        level = max(20 * np.log10(rms), SILENT_DB) if rms > 0 else SILENT_DB
+        level = max(20 * math.log10(rms), SILENT_DB) if rms > 0 else SILENT_DB
         i = self._n % size
         self._levels[i], self._power[i], self._probs[i], self._quiet[i] = level, rms * rms, prob, False
         self._n += 1
         if self._n < self._min:
             return True
+        if (self._n - self._min) % UPDATE_EVERY == 0:
+            self._judge(i)
+        self.over_db = level - self.floor_db
+        return not self.crowd or level >= self.floor_db + self._margin - (KEEP_HYSTERESIS_DB if speaking else 0.0)
+
+    def _judge(self, i: int) -> None:
+        """The floor, the quiet seconds and the verdict, from the history up to window slot `i`."""
+        size = len(self._levels)
         seen = min(self._n, size)
         k, top = int(FLOOR_QUANTILE * (seen - 1)), int(PEAK_QUANTILE * (seen - 1))
         ranked = np.partition(self._levels[:seen], (k, top))
         self.floor_db = float(ranked[k])
-        self.over_db = level - self.floor_db
-        last = (np.arange(i - self._second + 1, i + 1)) % size
+        last = np.arange(i - self._second + 1, i + 1) % size
         mean_power = float(np.mean(self._power[last]))
         if (
             mean_power > 0
@@ -92,10 +102,10 @@ class BackgroundGate:
                 np.count_nonzero(self._probs[:seen][quiet] >= self._voiced) > CROWD_SHARE * quiet.sum()
             )
         self.crowd = self._voiced_background and ranked[top] >= self.floor_db + self._margin + STANDS_OUT_DB
-        return not self.crowd or level >= self.floor_db + self._margin - (KEEP_HYSTERESIS_DB if speaking else 0.0)
 
     def stands_out(self, peak_db: float, going_on: bool = False) -> bool:
         """Whether a segment whose loudest window was `peak_db` over the floor can be the phone's speaker in a crowd:
         a segment the crowd alone opened peaks lower (measured: 9 dB at the median, 12 at the 95th percentile, against
-        15.5 dB at the 5th percentile for the speaker's)."""
+        15.5 dB at the 5th percentile for the speaker's). `going_on`: it follows right on one of the speaker's (a
+        quieter clause of theirs, or the crowd just after them), and a lower bar applies."""
         return peak_db >= self._margin + (GOING_ON_PEAK_DB if going_on else SEGMENT_PEAK_DB)

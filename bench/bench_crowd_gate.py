@@ -9,13 +9,13 @@ the speech), in pink noise at 5 and 0 dB SNR, and with each crowd VOICES:SNR_DB,
 mixes it (babble of Pico voices played backwards, talking all along; SNR against the mean power of the phone's turns).
 Per set, background and margin (`vad_crowd_margin_db`; 0 is no gate), summed over the set's phones:
 
-- segments, and those cut at the 15 s cap;
+- segments, and those cut at the 15 s cap (what is still open when the track ends is cut as the phone goes off);
 - turns with less than 95% of their speech (the windows Silero calls voice on the clean track) inside a segment, and
   the mean share kept: what a gate that cuts inside a turn loses;
 - turns split into several segments (the server's revisions rejoin those), segments holding several turns (merged:
   what a turn that does not end does), segments outside every turn (stray: crowd alone, left to the non-speech rules);
 - late: the end of a turn's last segment after its last voiced window, median and max (a clean room: ~0.3 s, the
-  silence that ends an utterance); the first turn comes before the gate has heard the room for 3 s;
+  silence that ends an utterance); a phone's first turn often comes before the gate knows the room;
 - the share of the time the gate saw a crowd.
 """
 
@@ -94,6 +94,9 @@ def segment(audio: np.ndarray, config: SegmenterConfig) -> tuple[list[tuple[floa
         out += [(end - len(s.audio) / SR, end, s.cut) for s in seg.feed(frame, now=end)]
         crowd += seg.in_crowd
         n += 1
+    last = seg.end_utterance(now=n * 0.02)  # the phone goes off: what is still open is cut
+    if last is not None:
+        out.append((n * 0.02 - len(last.audio) / SR, n * 0.02, last.cut))
     return out, crowd / max(1, n)
 
 
