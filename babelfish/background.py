@@ -35,6 +35,8 @@ NEAR_FLOOR_DB = 3.0  # "near": the mean power of such a stretch within this of t
 CROWD_SHARE = 0.5  # of the windows of those stretches voiced: a crowd
 PEAK_QUANTILE = 0.99  # the phone's loudest windows: its own speaker, when they spoke in the last 10 s
 STANDS_OUT_DB = 6.0  # how far those must be over the margin for the gate to tell the speaker from the background
+CLEARLY_DB = 4.0  # a speaker that far over that again is remembered ...
+STANDS_OUT_MEMORY_SECONDS = 60.0  # ... this long: in a conversation of several, one speaker may be quiet a while
 SEGMENT_PEAK_DB = 4.0  # in a crowd, how far a segment's loudest window must be over the margin to be the speaker's
 GOING_ON_PEAK_DB = 2.0  # the same for a segment that follows right on one that stood out
 KEEP_HYSTERESIS_DB = 3.0  # once a turn has begun, this much less keeps it going
@@ -62,6 +64,8 @@ class BackgroundGate:
         self.floor_db = SILENT_DB
         self.over_db = np.inf  # the last window's level over the floor (unknown until there is one: not the crowd's)
         self._voiced_background = False  # the last quiet seconds were mostly ones Silero calls voice
+        self._stood_out_at = -(10**9)  # window count when the speaker last stood out over the floor
+        self._stands_out_memory = round(STANDS_OUT_MEMORY_SECONDS / window_seconds)
         self.crowd = False  # whether the background is a crowd now (the gate is on)
 
     def admit(self, rms: float, prob: float, speaking: bool) -> bool:
@@ -101,7 +105,11 @@ class BackgroundGate:
             self._voiced_background = bool(
                 np.count_nonzero(self._probs[:seen][quiet] >= self._voiced) > CROWD_SHARE * quiet.sum()
             )
-        self.crowd = self._voiced_background and ranked[top] >= self.floor_db + self._margin + STANDS_OUT_DB
+        stands_out = ranked[top] >= self.floor_db + self._margin + STANDS_OUT_DB
+        if ranked[top] >= self.floor_db + self._margin + STANDS_OUT_DB + CLEARLY_DB:
+            self._stood_out_at = self._n
+        recalled = self._n - self._stood_out_at <= self._stands_out_memory
+        self.crowd = self._voiced_background and (stands_out or recalled)
 
     def stands_out(self, peak_db: float, going_on: bool = False) -> bool:
         """Whether a segment whose loudest window was `peak_db` over the floor can be the phone's speaker in a crowd:

@@ -55,6 +55,23 @@ def test_until_the_speaker_stands_out_over_the_crowd_the_gate_stays_off():
     assert not quiet_speaker.crowd
 
 
+def test_a_speaker_clearly_over_the_crowd_is_remembered_while_they_listen():
+    """In a conversation of several, a phone's speaker may be quiet for a while: the gate stays on if they stood out
+    clearly (18 dB over the floor), for a minute; if only just (14 dB), for as long as they are in the last 10 s."""
+    clear, just = gate(), gate()
+    for g, speaker_db in ((clear, -8.0), (just, -15.0)):
+        for _ in range(2):
+            feed(g, 3, -30, 3, 0.9)
+            for db in RNG.uniform(speaker_db - 1, speaker_db + 1, 25):
+                g.admit(rms(db), 0.99, speaking=False)
+        feed(g, 1.5, -30, 3, 0.9)
+        assert g.crowd
+        feed(g, 20, -30, 3, 0.9)  # the others talk
+    assert clear.crowd and not just.crowd
+    feed(clear, 55, -30, 3, 0.9)  # a minute after their words left the last 10 s
+    assert not clear.crowd
+
+
 def test_a_quiet_room_changes_nothing():
     g = gate()
     for _ in range(6):  # turns and pauses: the pauses are the quietest windows, and Silero hears no voice in them
