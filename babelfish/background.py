@@ -15,11 +15,14 @@ The gate is on when two things hold:
   (The quietest windows of the history would not do: read speech at 0-5 dB SNR in steady noise has voiced ones too.)
 - The phone's own speaker stands out over it: the loudest 1% of the last 10 s at least `margin_db` + 6 dB over the
   floor. Where the speaker is not that much louder than the background, the gate could not tell them apart and would
-  cut their words; it stays off, and turns end late rather than lose words.
+  cut their words; it stays off, and turns end late rather than lose words. A speaker who stood out clearly over the
+  crowd (4 dB more again) is remembered for a minute after their words leave the last 10 s: in a conversation of
+  several, each listens a while.
 
 In a crowd, a segment whose loudest window is not `margin_db` + 4 dB over the floor was opened by the crowd alone
-(its peaks), and is dropped like a burst too short to be speech. Measured in docs/benchmarks.md, "A crowd that never
-stops".
+(its peaks), and is dropped like a burst too short to be speech; one that begins within a second of a segment that
+did stand out needs only `margin_db` + 2 dB (a quieter clause of the same speaker). Push-to-talk is no exception.
+Measured in docs/benchmarks.md, "A crowd that never stops".
 """
 
 from __future__ import annotations
@@ -106,8 +109,8 @@ class BackgroundGate:
                 np.count_nonzero(self._probs[:seen][quiet] >= self._voiced) > CROWD_SHARE * quiet.sum()
             )
         stands_out = ranked[top] >= self.floor_db + self._margin + STANDS_OUT_DB
-        if ranked[top] >= self.floor_db + self._margin + STANDS_OUT_DB + CLEARLY_DB:
-            self._stood_out_at = self._n
+        if self._voiced_background and ranked[top] >= self.floor_db + self._margin + STANDS_OUT_DB + CLEARLY_DB:
+            self._stood_out_at = self._n  # over the crowd, not over a quiet room the crowd has since filled
         recalled = self._n - self._stood_out_at <= self._stands_out_memory
         self.crowd = self._voiced_background and (stands_out or recalled)
 

@@ -35,7 +35,7 @@ WINDOW = 512  # Silero's fixed window at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous window Silero v5+ sees before each window
 CutReason = Literal["silence", "max_length", "end_utterance"]
 # In a crowd, a segment that begins this soon after one that stood out over the crowd goes on from it (a quieter
-# clause of someone reading on), and is kept though it does not stand out itself (babelfish/background.py).
+# clause of someone reading on), and a lower bar applies to it (babelfish/background.py, `stands_out`).
 FOLLOWS_WITHIN_MS = 1000
 
 
@@ -240,7 +240,8 @@ class Segmenter:
             prob = float(probs[i])
             # Outside a crowd, Silero's probability decides; in one, a window under the margin is not voice. The
             # segment keeps Silero's own probabilities (the engine's non-speech rules are measured on them).
-            heard = prob if self._background.admit(float(rms[i]), prob, bool(self._speech)) else 0.0
+            admitted = self._background.admit(float(rms[i]), prob, bool(self._speech))  # also adds it to the history
+            heard = prob if admitted else 0.0
             seg = self._window(windows[i], prob, heard, self._background.over_db, float(arrived[i]))
             if seg is not None:
                 out.append(seg)

@@ -132,7 +132,7 @@ def hearing(c: Cut, clock: Clock, vad_threshold: float) -> Callable[[], OpenSegm
         n = min(len(probs), int((batch_end - t0) / step + 1e-9))  # window j arrived at t0 + (j + 1)·step
         if n <= pre:
             return None
-        return OpenSegment(seg.serial, seg.audio[: n * WINDOW], probs[:n], t0 + (pre + 1) * step, (n - pre) * step, 0)
+        return OpenSegment(seg.serial, seg.audio[: n * WINDOW], probs[:n], t0 + (pre + 1) * step, (n - pre) * step)
 
     return heard
 
