@@ -181,11 +181,12 @@ def main() -> None:
             hum = at_snr(pink(len(phone.audio) / SR, 0.5, np.random.default_rng(99)), float(np.mean(speech**2)), 55)
             prepared.append((phone, hum, voiced_times(phone.audio + hum, phone.spans)))
         for background in backgrounds:
+            # Mixed once for every margin: a crowd is dozens of Pico syntheses.
+            mixes = [(mix(phone, hum, background), phone, voiced) for phone, hum, voiced in prepared]
             for margin in args.margins:
                 total: Result | None = None
-                for phone, hum, voiced in prepared:
-                    r = measure(mix(phone, hum, background), phone.spans, voiced,
-                                replace(base, crowd_margin_db=margin))  # fmt: skip
+                for audio, phone, voiced in mixes:
+                    r = measure(audio, phone.spans, voiced, replace(base, crowd_margin_db=margin))
                     total = add(total, replace(r, crowd=r.crowd * r.turns))
                 assert total is not None
                 late = f"{np.median(total.late):.2f}/{max(total.late):.2f}" if total.late else "-"
