@@ -48,6 +48,11 @@ MIN_HISTORY_SECONDS = 3.0  # a floor from less is a guess: the gate stays off un
 SILENT_DB = -120.0  # the level of digital silence, which has none
 
 
+def level_db(rms: np.ndarray) -> np.ndarray:
+    """Windows' levels in dBFS from their RMS (full scale 1); digital silence is SILENT_DB."""
+    return 20 * np.log10(np.maximum(rms, 10 ** (SILENT_DB / 20)))
+
+
 class BackgroundGate:
     """One stream's background, fed every window in order (one thread at a time, like the Segmenter)."""
 
@@ -65,28 +70,34 @@ class BackgroundGate:
         self._min = max(1, round(MIN_HISTORY_SECONDS / window_seconds))
         self._second = max(1, round(QUIET_SECOND / window_seconds))
         self.floor_db = SILENT_DB
-        self.over_db = np.inf  # the last window's level over the floor (unknown until there is one: not the crowd's)
         self._voiced_background = False  # the last quiet seconds were mostly ones Silero calls voice
         self._stood_out_at = -(10**9)  # window count when the speaker last stood out over the floor
         self._stands_out_memory = round(STANDS_OUT_MEMORY_SECONDS / window_seconds)
         self.crowd = False  # whether the background is a crowd now (the gate is on)
 
-    def admit(self, rms: float, prob: float, speaking: bool) -> bool:
-        """Add one window (its RMS, full scale 1; Silero's probability) and say whether it may count as voice: always
-        outside a crowd; in one, only when it is `margin_db` over the floor (3 dB less while `speaking`)."""
+    def add(self, level_db: float, prob: float) -> None:
+        """Add one window: its level (dBFS, `level_db`) and Silero's probability."""
         if self._margin <= 0:
-            return True
+            return
         size = len(self._levels)
-        level = max(20 * math.log10(rms), SILENT_DB) if rms > 0 else SILENT_DB
         i = self._n % size
-        self._levels[i], self._power[i], self._probs[i], self._quiet[i] = level, rms * rms, prob, False
+        self._levels[i], self._power[i], self._probs[i], self._quiet[i] = level_db, 10 ** (level_db / 10), prob, False
         self._n += 1
-        if self._n < self._min:
-            return True
-        if (self._n - self._min) % UPDATE_EVERY == 0:
+        if self._n >= self._min and (self._n - self._min) % UPDATE_EVERY == 0:
             self._judge(i)
-        self.over_db = level - self.floor_db
-        return not self.crowd or level >= self.floor_db + self._margin - (KEEP_HYSTERESIS_DB if speaking else 0.0)
+
+    def allows(self, level_db: float, speaking: bool) -> bool:
+        """Whether a window `level_db` (dBFS) loud may count as voice: always outside a crowd; in one, only when it is
+        `margin_db` over the floor (3 dB less while `speaking`)."""
+        return not self.crowd or level_db >= self.bar(speaking)
+
+    def bar(self, speaking: bool) -> float:
+        """In a crowd, the level (dBFS) a window must reach to count as voice; 3 dB less `speaking` (a turn goes on)."""
+        return self.floor_db + self._margin - (KEEP_HYSTERESIS_DB if speaking else 0.0)
+
+    def over(self, level_db: float) -> float:
+        """How far a window `level_db` loud is over the floor (dB); infinite while the gate does not know the room."""
+        return level_db - self.floor_db if self._margin > 0 and self._n >= self._min else math.inf
 
     def _judge(self, i: int) -> None:
         """The floor, the quiet seconds and the verdict, from the history up to window slot `i`."""
@@ -95,14 +106,11 @@ class BackgroundGate:
         k, top = int(FLOOR_QUANTILE * (seen - 1)), int(PEAK_QUANTILE * (seen - 1))
         ranked = np.partition(self._levels[:seen], (k, top))
         self.floor_db = float(ranked[k])
-        last = np.arange(i - self._second + 1, i + 1) % size
-        mean_power = float(np.mean(self._power[last]))
-        if (
-            mean_power > 0
-            and 10 * np.log10(mean_power) < self.floor_db + NEAR_FLOOR_DB
-            and self._levels[last].max() < self.floor_db + self._margin
-        ):
-            self._quiet[last] = True
+        # The first judgement looks back over all the history it has, step by step as later ones do: a phone that
+        # opens in a crowd learns the room from its first seconds, not only from the next quiet one.
+        first = self._n == self._min
+        for end in range(self._second - 1 if first else i, i + 1, UPDATE_EVERY):
+            self._mark_quiet(np.arange(end - self._second + 1, end + 1) % size)
         quiet = self._quiet[:seen]
         if quiet.sum() >= self._second:  # else the last judgement holds: someone has talked all along
             self._voiced_background = bool(
@@ -113,6 +121,16 @@ class BackgroundGate:
             self._stood_out_at = self._n  # over the crowd, not over a quiet room the crowd has since filled
         recalled = self._n - self._stood_out_at <= self._stands_out_memory
         self.crowd = self._voiced_background and (stands_out or recalled)
+
+    def _mark_quiet(self, last: np.ndarray) -> None:
+        """Mark the window slots `last` (a second) quiet if nobody spoke near the phone in them."""
+        mean_power = float(np.mean(self._power[last]))
+        if (
+            mean_power > 0
+            and 10 * np.log10(mean_power) < self.floor_db + NEAR_FLOOR_DB
+            and self._levels[last].max() < self.floor_db + self._margin
+        ):
+            self._quiet[last] = True
 
     def stands_out(self, peak_db: float, going_on: bool = False) -> bool:
         """Whether a segment whose loudest window was `peak_db` over the floor can be the phone's speaker in a crowd:

@@ -207,12 +207,13 @@ def similarity(a: np.ndarray, b: np.ndarray, offset: int, max_lag: int) -> float
 
 def quality(segment: Segment, vad_threshold: float) -> tuple[float, float]:
     """(speech-to-noise estimate in dB, capped at 40, whole dB; speech level in dBFS): higher is the better copy."""
-    n = min(len(segment.speech_probs), len(segment.audio) // WINDOW)
+    probs = segment.timing_probs  # in a crowd, the crowd is the noise
+    n = min(len(probs), len(segment.audio) // WINDOW)
     if not n:
         level = 10 * np.log10(float(np.mean(np.square(segment.audio))) + 1e-12)
         return 0.0, level
     energy = np.mean(np.square(segment.audio[: n * WINDOW].reshape(n, WINDOW), dtype=np.float64), axis=1)
-    voiced = segment.speech_probs[:n] >= vad_threshold
+    voiced = probs[:n] >= vad_threshold
     speech = float(energy[voiced].mean()) if voiced.any() else float(energy.mean())
     noise = float(energy[~voiced].mean()) if (~voiced).any() else 1e-10
     snr = min(40.0, round(10 * np.log10((speech + 1e-12) / (noise + 1e-12))))
@@ -267,7 +268,7 @@ class Copy:
 
 def make_copy(client_id: str, segment: Segment, vad_threshold: float) -> Copy:
     """A copy placed on the arrival timeline: windows are 32 ms apart, the last voiced one arrived at speech_end."""
-    probs = segment.speech_probs
+    probs = segment.timing_probs
     step = WINDOW / SAMPLE_RATE
     voiced = np.flatnonzero(probs >= max(0.05, vad_threshold - 0.15))
     if len(voiced):
@@ -771,8 +772,9 @@ def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float
     The open speech is placed on the arrival timeline as `make_copy` places a copy (its first voiced window arrived
     at `heard.started`, after its preroll), and only the part of it within `copy`'s frames ± max_lag is compared."""
     step = WINDOW / SAMPLE_RATE
-    n = len(heard.speech_probs)
-    voiced = np.flatnonzero(heard.speech_probs >= max(0.05, cfg.vad_threshold - 0.15))
+    probs = heard.speech_probs if heard.heard_probs is None else heard.heard_probs
+    n = len(probs)
+    voiced = np.flatnonzero(probs >= max(0.05, cfg.vad_threshold - 0.15))
     if not len(voiced):
         return 0.0, 0.0, copy.end - copy.start
     t0 = heard.started - (n - round(heard.speech_seconds / step) + 1) * step  # its first sample's arrival

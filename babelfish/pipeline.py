@@ -244,11 +244,11 @@ class Pipeline:
         context = None
         if self._contexts:  # what this voice said before it, for its turn's revision (babelfish/recent.py)
             whose, said, end = voice_of(who, speaker.id), transcript.language, segment.speech_end
-            start = end - voiced_span(segment.speech_probs, utterance.seconds)
+            start = end - voiced_span(segment.timing_probs, utterance.seconds)
             context = self.recent.context(whose, said, end, before=start)
             self.recent.add(whose, utterance_id, segment.audio, transcript.text, said, end, start)
         piece = Piece(utterance_id, segment.audio, segment.speech_probs, transcript.text, transcript.language,
-                      segment.speech_end, speaker, context)  # fmt: skip
+                      segment.speech_end, speaker, context, segment.heard_probs)  # fmt: skip
         self.turns.add(who.id, piece, who, who.room_name)
         targets = room.target_languages(who, transcript.language)
         owed.release()  # the render is asked for now, in this same step (nothing awaited in between)

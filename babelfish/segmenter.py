@@ -20,14 +20,14 @@ import importlib.util
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 import soxr
 
-from babelfish.background import BackgroundGate
+from babelfish.background import BackgroundGate, level_db
 from babelfish.config import Settings
 from babelfish.engines.base import SAMPLE_RATE
 
@@ -37,6 +37,13 @@ CutReason = Literal["silence", "max_length", "end_utterance"]
 # In a crowd, a segment that begins this soon after one that stood out over the crowd goes on from it (a quieter
 # clause of someone reading on), and a lower bar applies to it (babelfish/background.py, `stands_out`).
 FOLLOWS_WITHIN_MS = 1000
+# In a crowd, a turn's voice runs on through gaps this short (windows) after the speaker's last loud window: how soft
+# syllables end a sentence; a longer gap is where the crowd's own peaks took over (Segmenter._crowd_tail).
+TAIL_GAP_WINDOWS = 2
+# A segment the crowd gate judges again (Segmenter._rejudge) begins with the first run of windows over the margin that
+# is the speaker's: one standing out over the crowd, or this many (the crowd's own peaks over the margin are 1% of its
+# windows, and come alone).
+SPEAKER_RUN_WINDOWS = 5
 
 
 class SpeechDetector(Protocol):
@@ -112,6 +119,14 @@ class Segment:
     cut_at: float = field(default_factory=time.monotonic)  # when it was cut: endpointing ends here (/metrics)
     serial: int = 0  # which of this stream's segments (OpenSegment.serial while it was still open)
     crowd: bool = False  # cut while the phone heard a crowd (the crowd gate on, babelfish/background.py)
+    # The same probabilities, 0 where the crowd gate said a window was the crowd's (None: as speech_probs). Where the
+    # phone's own speaker was voiced: placing the speech in time (turns, echoes) goes by these.
+    heard_probs: np.ndarray | None = None
+
+    @property
+    def timing_probs(self) -> np.ndarray:
+        """The probabilities that place this speech in time: `heard_probs`, or Silero's own outside a crowd."""
+        return self.speech_probs if self.heard_probs is None else self.heard_probs
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,7 @@ class OpenSegment:
     speech_probs: np.ndarray
     started: float  # arrival time of its first voiced window
     speech_seconds: float  # audio from its first voiced window on (the preroll before it not counted)
+    heard_probs: np.ndarray | None = None  # as Segment.heard_probs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,6 +165,17 @@ class SegmenterConfig:
 
 
 @dataclass(frozen=True)
+class _Window:
+    """One WINDOW of audio as the segmenter judged it."""
+
+    audio: np.ndarray
+    prob: float  # Silero's speech probability
+    heard: float  # the same, or 0 where the crowd gate said the crowd
+    level: float  # dBFS
+    arrived: float  # arrival time of the frame that completed it
+
+
+@dataclass(frozen=True)
 class _Opened:
     """The segment being spoken, as one reference another thread can read whole (see `Segmenter.open_segment`): its
     lists are the segmenter's own, which only grow until the segment is cut (then new lists are made)."""
@@ -158,6 +185,7 @@ class _Opened:
     preroll_windows: int
     windows: list[np.ndarray]
     probs: list[float]
+    heard: list[float]
 
 
 def _windows(ms: float) -> int:
@@ -174,11 +202,15 @@ class Segmenter:
             soxr.ResampleStream(input_rate, SAMPLE_RATE, 1, dtype="float32") if input_rate != SAMPLE_RATE else None
         )
         self._pending = np.zeros(0, dtype=np.float32)  # samples not yet a full window
-        self._preroll: deque[tuple[np.ndarray, float, float]] = deque(
-            maxlen=_windows(config.preroll_ms) if config.preroll_ms else 1
-        )
+        self._preroll: deque[_Window] = deque(maxlen=_windows(config.preroll_ms) if config.preroll_ms else 1)
+        # The utterance being spoken: its audio, and per full window Silero's probability, the same as the crowd gate
+        # let it count (0 where it said the crowd), and the window's level (dBFS) and arrival time (a segment opened
+        # before the gate knew the room is judged again when it turns on: `_rejudge`).
         self._speech: list[np.ndarray] = []
-        self._probs: list[float] = []  # one per full window in _speech
+        self._probs: list[float] = []
+        self._heard: list[float] = []
+        self._levels: list[float] = []
+        self._times: list[float] = []
         self._voiced = 0  # voiced windows in the current utterance
         self._peak = 0.0  # the current utterance's loudest window over the background (dB; meant for crowds)
         self._fed = 0  # windows fed so far
@@ -236,16 +268,64 @@ class Segmenter:
         if loud.any():
             probs[loud] = self._vad.probabilities(windows[loud])
         out: list[Segment] = []
+        levels = level_db(rms)
         for i in range(n):
-            prob = float(probs[i])
+            prob, level = float(probs[i]), float(levels[i])
+            crowd_before = self._background.crowd
+            self._background.add(level, prob)
+            if self._speech and self._background.crowd and not crowd_before:
+                replayed = self._rejudge()
+                if replayed is not None:
+                    out.append(replayed)
             # Outside a crowd, Silero's probability decides; in one, a window under the margin is not voice. The
-            # segment keeps Silero's own probabilities (the engine's non-speech rules are measured on them).
-            admitted = self._background.admit(float(rms[i]), prob, bool(self._speech))  # also adds it to the history
-            heard = prob if admitted else 0.0
-            seg = self._window(windows[i], prob, heard, self._background.over_db, float(arrived[i]))
+            # segment keeps Silero's own probabilities too (the engine's non-speech rules are measured on them).
+            heard = prob if self._background.allows(level, bool(self._speech)) else 0.0
+            seg = self._window(_Window(windows[i], prob, heard, level, float(arrived[i])), self._fed)
+            self._fed += 1
             if seg is not None:
                 out.append(seg)
         return out
+
+    def _rejudge(self) -> Segment | None:
+        """The crowd gate just turned on with a segment open: the crowd opened it, or kept it going, before the gate
+        knew the room (most often a phone's first turn, or the first after a long silence). Its windows go through the
+        gate again. The speaker's words begin with the first run of windows over the margin (a second apart at most) in
+        which one stands out over the crowd as theirs do, or which has more of them than the crowd's own peaks come in,
+        and the softer voiced windows right before it; the crowd before them is dropped (all of it if no run is theirs). If the words have ended, the segment is cut now rather than
+        at the next pause in the crowd, which may never come. It is not split where the speaker paused: a quieter
+        speaker's words in between would then be dropped as the crowd's, where without the replay they were kept."""
+        windows = [
+            _Window(*w) for w in zip(self._speech, self._probs, self._heard, self._levels, self._times, strict=True)
+        ]
+        at = self._began
+        self._opened, self.speech_started = None, None
+        self._speech, self._probs, self._heard, self._levels, self._times = [], [], [], [], []
+        self._voiced = self._silent_run = 0
+        self._preroll.clear()
+        gate, threshold = self._background, self._cfg.threshold
+        opens = [k for k, w in enumerate(windows) if w.prob >= threshold and gate.allows(w.level, False)]
+        # Windows over the margin a second apart at most run together; a run is the speaker's if one of its windows
+        # stands out over the crowd as theirs do, or if it has too many for the crowd's own peaks.
+        onset, run = len(windows), [*opens[:1]]
+        for k in [*opens[1:], None]:
+            if k is not None and k - run[-1] <= _windows(FOLLOWS_WITHIN_MS):
+                run.append(k)
+                continue
+            if len(run) >= SPEAKER_RUN_WINDOWS or any(gate.stands_out(gate.over(windows[j].level)) for j in run):
+                onset = run[0]
+                break
+            run = [k] if k is not None else []
+        for k in range(onset - 1, -1, -1):  # a soft beginning: voiced windows (the lower bar) just before it
+            if onset - k > TAIL_GAP_WINDOWS + 1:
+                break
+            if windows[k].prob >= threshold and gate.allows(windows[k].level, True):
+                onset = k
+        for k, w in enumerate(windows):
+            voice = k >= onset and gate.allows(w.level, k == onset or bool(self._speech))
+            self._window(replace(w, heard=w.prob if voice else 0.0), at + k, replay=True)
+        if self._speech and self._silent_run >= _windows(self._cfg.silence_ms):
+            return self._finish("silence", at + len(windows), reset=False)
+        return None
 
     @property
     def trailing_silence(self) -> float:
@@ -260,13 +340,14 @@ class Segmenter:
         opened = self._opened
         if opened is None:
             return None
-        n = min(len(opened.windows), len(opened.probs))  # a window is appended just before its probability
+        n = min(len(opened.windows), len(opened.probs))  # a window is appended before its probability, the last
         return OpenSegment(
             opened.serial,
             np.concatenate(opened.windows[:n]),
             np.asarray(opened.probs[:n], np.float32),
             opened.started,
             (n - opened.preroll_windows) * WINDOW / SAMPLE_RATE,
+            np.asarray(opened.heard[:n], np.float32),
         )
 
     @property
@@ -279,57 +360,92 @@ class Segmenter:
         if self._speech and len(self._pending):
             self._speech.append(self._pending)
         self._pending = np.zeros(0, dtype=np.float32)
-        return self._finish("end_utterance")
+        return self._finish("end_utterance", self._fed)
 
-    def _window(self, window: np.ndarray, prob: float, heard: float, over: float, now: float) -> Segment | None:
-        """`prob`: Silero's probability (kept with the audio); `heard`: the same, or 0 where the crowd gate says no;
-        `over`: the window's level over the background (dB)."""
-        self._fed += 1
+    def _window(self, w: _Window, at: int, replay: bool = False) -> Segment | None:
+        """One window; `at`: its index in the stream; `replay`: judged again (`_rejudge`, which cuts)."""
         if not self._speech:
-            if heard >= self._cfg.threshold:
-                self._began = self._fed - 1 - len(self._preroll)
-                self._speech = [*(w for w, _, _ in self._preroll), window]
-                self._probs = [*(p for _, p, _ in self._preroll), prob]
-                self._peak = max([over, *(o for _, _, o in self._preroll)])
+            if w.heard >= self._cfg.threshold:
+                self._began = at - len(self._preroll)
+                before = [*self._preroll, w]
                 self._preroll.clear()
-                self._voiced, self._silent_run, self._last_voiced_at = 1, 0, now
-                self.speech_started = now
+                self._speech = [b.audio for b in before]
+                self._heard = [b.heard for b in before]
+                self._levels = [b.level for b in before]
+                self._times = [b.arrived for b in before]
+                self._probs = [b.prob for b in before]
+                self._peak = self._background.over(max(self._levels))
+                self._voiced, self._silent_run, self._last_voiced_at = 1, 0, w.arrived
+                self.speech_started = w.arrived
                 self._serial += 1
-                self._opened = _Opened(self._serial, now, len(self._speech) - 1, self._speech, self._probs)
+                self._opened = _Opened(
+                    self._serial, w.arrived, len(self._speech) - 1, self._speech, self._probs, self._heard
+                )
             elif self._cfg.preroll_ms:
-                self._preroll.append((window, prob, over))
+                self._preroll.append(w)
             return None
-        self._speech.append(window)
-        self._probs.append(prob)
-        self._peak = max(self._peak, over)
-        if heard >= self._off_threshold:
+        self._speech.append(w.audio)
+        self._heard.append(w.heard)
+        self._levels.append(w.level)
+        self._times.append(w.arrived)
+        self._probs.append(w.prob)  # the last: readers on other threads take windows that have their probability
+        self._peak = max(self._peak, self._background.over(w.level))
+        if w.heard >= self._off_threshold:
             self._voiced += 1
             self._silent_run = 0
-            self._last_voiced_at = now
+            self._last_voiced_at = w.arrived
         else:
             self._silent_run += 1
-        if self._silent_run >= _windows(self._cfg.silence_ms):
-            return self._finish("silence")
+        if self._silent_run >= _windows(self._cfg.silence_ms) and not replay:
+            return self._finish("silence", at + 1)
         if len(self._speech) >= self._max_windows:
-            return self._finish("max_length")
+            return self._finish("max_length", at + 1)
         return None
 
-    def _finish(self, cut: CutReason) -> Segment | None:
+    def _voice_end(self) -> int | None:
+        """In a crowd, the window where the speaker's voice in the open segment ended, when the crowd kept the segment
+        open after it (else None). Once a turn has begun, windows over the lower bar keep it going, and after a short
+        reply the crowd's own peaks reach that often enough to keep it open a second or more; Whisper makes words of
+        that. The voice runs on from the speaker's last window over the full bar for as long as the windows stay
+        voiced, through gaps of TAIL_GAP_WINDOWS at most (a sentence's soft last syllables are theirs)."""
+        heard = np.asarray(self._heard[: len(self._probs)]) >= self._off_threshold
+        strong = np.flatnonzero(heard & (np.asarray(self._levels[: len(heard)]) >= self._background.bar(False)))
+        if not len(strong):
+            return None
+        last = int(strong[-1])
+        for k in range(last + 1, len(heard)):
+            if k - last > TAIL_GAP_WINDOWS + 1:
+                break
+            if heard[k]:
+                last = k
+        return last if last + 1 + _windows(self._cfg.silence_ms) < len(heard) else None
+
+    def _finish(self, cut: CutReason, end: int, reset: bool = True) -> Segment | None:
+        """Close the open segment, which ends before window `end`; `reset`: Silero starts afresh (not when the cut
+        lies in windows judged again, behind the model's state)."""
         self._opened = None
-        speech, probs, voiced, last = self._speech, self._probs, self._voiced, self._last_voiced_at
-        self._speech, self._probs, self._voiced, self._silent_run = [], [], 0, 0
+        ended = self._voice_end() if self.in_crowd else None
+        last = self._last_voiced_at if ended is None else self._times[ended]
+        # Full windows kept: up to the silence that would have ended the turn after the voice; else all of them, and
+        # a last partial one end_utterance may have added.
+        n = len(self._probs) if ended is None else ended + 1 + _windows(self._cfg.silence_ms)
+        speech = self._speech if ended is None else self._speech[:n]
+        probs, heard = self._probs[:n], self._heard[:n]
+        self._speech, self._probs, self._heard, self._levels, self._times = [], [], [], [], []
+        enough = self._voiced * WINDOW * 1000 >= self._cfg.min_speech_ms * SAMPLE_RATE
+        self._voiced = self._silent_run = 0
         self.speech_started = None
-        if cut != "max_length":
+        if cut != "max_length" and reset:
             self._vad.reset()  # a fresh state per utterance keeps one noisy stretch from leaking into the next
-        if not speech or voiced * WINDOW * 1000 < self._cfg.min_speech_ms * SAMPLE_RATE:
+        if not speech or not enough:
             return None
         if not self.in_crowd or self._background.stands_out(self._peak):
-            self._stood_out_until = self._fed
+            self._stood_out_until = end
         elif self._began - self._stood_out_until > _windows(FOLLOWS_WITHIN_MS) or not self._background.stands_out(
             self._peak, going_on=True
         ):
             return None  # the crowd's own: nothing in it was as loud as the phone's speaker
         return Segment(
             np.concatenate(speech), last, cut, np.asarray(probs, np.float32), serial=self._serial,
-            crowd=self.in_crowd,
+            crowd=self.in_crowd, heard_probs=np.asarray(heard, np.float32),
         )  # fmt: skip

@@ -59,6 +59,7 @@ class Piece:
     speech_end: float  # time.monotonic of the last voiced audio
     speaker: Speaker  # the voice its transcript was labelled with
     context: Context | None = None  # what the speaker said before it (babelfish/recent.py): a turn's revision uses it
+    heard_probs: np.ndarray | None = None  # Segment.heard_probs: where its speech lies in a crowd
 
     @property
     def seconds(self) -> float:
@@ -67,7 +68,8 @@ class Piece:
     @property
     def speech_start(self) -> float:
         """When the piece's speech began (time.monotonic), from its voiced windows; the audio's start without them."""
-        return self.speech_end - voiced_span(self.speech_probs, self.seconds)
+        probs = self.speech_probs if self.heard_probs is None else self.heard_probs
+        return self.speech_end - voiced_span(probs, self.seconds)
 
 
 def voiced_span(probs: np.ndarray | None, seconds: float) -> float:

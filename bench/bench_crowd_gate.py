@@ -85,18 +85,23 @@ class Result:
     crowd: float
 
 
-def segment(audio: np.ndarray, config: SegmenterConfig) -> tuple[list[tuple[float, float, str]], float]:
+def segment(audio: np.ndarray, config: SegmenterConfig) -> tuple[list[tuple[float, float, str, float]], float]:
     seg = Segmenter(silero_detector(), config)
-    out: list[tuple[float, float, str]] = []
+    out: list[tuple[float, float, str, float]] = []  # where its audio lies, why it was cut, when
     crowd = n = 0
     for i, frame in enumerate(frames(pcm16(audio))):
-        end = (i + 1) * 0.02
-        out += [(end - len(s.audio) / SR, end, s.cut) for s in seg.feed(frame, now=end)]
+        now = (i + 1) * 0.02
+        for s in seg.feed(frame, now=now):
+            # Placed as babelfish/echoes.py places a copy: its last voiced window arrived at speech_end (not always
+            # when it was cut: the crowd gate judges an open segment again as it turns on, Segmenter._rejudge).
+            voiced = np.flatnonzero(s.timing_probs >= 0.35)
+            start = s.speech_end - (int(voiced[-1]) + 1 if len(voiced) else len(s.audio) // 512) * 512 / SR
+            out.append((start, start + len(s.audio) / SR, s.cut, now))
         crowd += seg.in_crowd
         n += 1
     last = seg.end_utterance(now=n * 0.02)  # the phone goes off: what is still open is cut
     if last is not None:
-        out.append((n * 0.02 - len(last.audio) / SR, n * 0.02, last.cut))
+        out.append((n * 0.02 - len(last.audio) / SR, n * 0.02, last.cut, n * 0.02))
     return out, crowd / max(1, n)
 
 
@@ -114,21 +119,22 @@ def measure(audio: np.ndarray, spans: list[Span], voiced: list[np.ndarray], conf
     def overlaps(s: float, e: float, a: float, b: float) -> bool:
         return s < b and e > a
 
-    kept = [float(np.mean([any(s <= x < e for s, e, _ in cuts) for x in v])) if len(v) else 1.0 for v in voiced]
+    kept = [float(np.mean([any(s <= x < e for s, e, *_ in cuts) for x in v])) if len(v) else 1.0 for v in voiced]
+    # Late: when the turn's last segment was cut (the listener waits for that), after its last voiced window.
     late = [
-        max(e for s, e, _ in cuts if overlaps(s, e, a, b)) - v[-1]
+        max(at for s, e, _, at in cuts if overlaps(s, e, a, b)) - v[-1]
         for (a, b), v in zip(spans, voiced, strict=True)
-        if len(v) and any(overlaps(s, e, a, b) for s, e, _ in cuts)
+        if len(v) and any(overlaps(s, e, a, b) for s, e, *_ in cuts)
     ]
     return Result(
         turns=len(spans),
         segments=len(cuts),
-        capped=sum(c == "max_length" for *_, c in cuts),
+        capped=sum(c == "max_length" for _, _, c, _ in cuts),
         short_kept=sum(k < 0.95 for k in kept),
         kept=kept,
-        split=sum(sum(overlaps(s, e, a, b) for s, e, _ in cuts) > 1 for a, b in spans),
-        merged=sum(sum(overlaps(s, e, a, b) for a, b in spans) > 1 for s, e, _ in cuts),
-        stray=sum(not any(overlaps(s, e, a, b) for a, b in spans) for s, e, _ in cuts),
+        split=sum(sum(overlaps(s, e, a, b) for s, e, *_ in cuts) > 1 for a, b in spans),
+        merged=sum(sum(overlaps(s, e, a, b) for a, b in spans) > 1 for s, e, *_ in cuts),
+        stray=sum(not any(overlaps(s, e, a, b) for a, b in spans) for s, e, *_ in cuts),
         late=late,
         crowd=crowd,
     )
@@ -169,8 +175,10 @@ def main() -> None:
     args = p.parse_args()
     base = SegmenterConfig.from_settings(Settings())
     backgrounds = [*args.backgrounds, *(f"crowd:{c}" for c in args.crowds)]
-    print("set          background     margin  turns segs capped  <95%kept  kept   split merged stray  late p50/max"
-          "  crowd")
+    print(
+        "set          background     margin  turns segs capped  <95%kept  kept   split merged stray  late p50/max"
+        "  crowd"
+    )
     by_set: dict[str, list[Phone]] = {}
     for phone in phones(args.only):
         by_set.setdefault(phone.set, []).append(phone)

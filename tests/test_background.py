@@ -5,7 +5,7 @@ import pytest
 
 from babelfish.background import MIN_HISTORY_SECONDS, BackgroundGate
 from babelfish.config import Settings
-from babelfish.segmenter import Segmenter, SegmenterConfig
+from babelfish.segmenter import Segment, Segmenter, SegmenterConfig
 from tests.audio import frames, pcm16
 
 WINDOW_S = 0.032
@@ -23,14 +23,16 @@ def gate(margin: float = 8.0) -> BackgroundGate:
     return BackgroundGate(margin, window_seconds=WINDOW_S, voiced=0.35)
 
 
-def rms(db: float) -> float:
-    return float(10 ** (db / 20))
+def admit(g: BackgroundGate, db: float, prob: float, speaking: bool) -> bool:
+    """Add a window `db` loud that Silero rates `prob`; whether it may count as voice."""
+    g.add(db, prob)
+    return g.allows(db, speaking)
 
 
 def feed(g: BackgroundGate, seconds: float, level_db: float, spread_db: float, prob: float) -> None:
     """`seconds` of windows around `level_db` that Silero rates `prob`."""
     for db in RNG.uniform(level_db - spread_db, level_db + spread_db, round(seconds / WINDOW_S)):
-        g.admit(rms(db), prob, speaking=False)
+        admit(g, db, prob, speaking=False)
 
 
 def cafe(g: BackgroundGate, rounds: int = 3, speaker_db: float = -12) -> None:
@@ -46,12 +48,12 @@ def test_a_crowd_with_the_speaker_over_it_turns_the_gate_on_and_only_a_louder_vo
     feed(g, 1.5, -30, 3, 0.9)
     assert g.crowd
     assert -33 <= g.floor_db <= -29
-    assert not g.admit(rms(g.floor_db + 3), 0.95, speaking=False)  # the crowd's own peaks start nothing
-    assert g.admit(rms(g.floor_db + 12), 0.95, speaking=False)  # the voice at the phone does
+    assert not admit(g, g.floor_db + 3, 0.95, speaking=False)  # the crowd's own peaks start nothing
+    assert admit(g, g.floor_db + 12, 0.95, speaking=False)  # the voice at the phone does
     # Once a turn has begun, a little less keeps it going: quieter syllables do not end it, the crowd does.
-    assert g.admit(rms(g.floor_db + 6), 0.95, speaking=True)
-    assert not g.admit(rms(g.floor_db + 6), 0.95, speaking=False)
-    assert not g.admit(rms(g.floor_db + 2), 0.95, speaking=True)
+    assert admit(g, g.floor_db + 6, 0.95, speaking=True)
+    assert not admit(g, g.floor_db + 6, 0.95, speaking=False)
+    assert not admit(g, g.floor_db + 2, 0.95, speaking=True)
     # A segment the crowd opened peaks lower than the speaker.
     assert g.stands_out(13) and not g.stands_out(10)
 
@@ -60,7 +62,7 @@ def test_until_the_speaker_stands_out_over_the_crowd_the_gate_stays_off():
     """The crowd alone, or a speaker hardly louder than it: the gate could not tell them apart, and would cut words."""
     g = gate()
     feed(g, 10, -30, 3, 0.9)
-    assert not g.crowd and g.admit(rms(-30), 0.9, speaking=False)
+    assert not g.crowd and admit(g, -30, 0.9, speaking=False)
     quiet_speaker = gate()
     cafe(quiet_speaker, speaker_db=-26)
     assert not quiet_speaker.crowd
@@ -74,7 +76,7 @@ def test_a_speaker_clearly_over_the_crowd_is_remembered_while_they_listen():
         for _ in range(2):
             feed(g, 3, -30, 3, 0.9)
             for db in RNG.uniform(speaker_db - 1, speaker_db + 1, 25):
-                g.admit(rms(db), 0.99, speaking=False)
+                admit(g, db, 0.99, speaking=False)
         feed(g, 1.5, -30, 3, 0.9)
         assert g.crowd
         feed(g, 20, -30, 3, 0.9)  # the others talk
@@ -89,7 +91,7 @@ def test_a_quiet_room_changes_nothing():
         feed(g, 1.5, -60, 2, 0.02)
         feed(g, 2.0, -25, 8, 0.97)
     assert not g.crowd
-    assert g.admit(rms(-65), 0.6, speaking=False)
+    assert admit(g, -65, 0.6, speaking=False)
 
 
 def test_talking_on_in_steady_noise_is_no_crowd():
@@ -109,17 +111,17 @@ def test_steady_noise_silero_does_not_take_for_speech_is_no_crowd():
         feed(g, 3, -35, 2, 0.1)  # a fan, pink noise
         feed(g, 0.8, -15, 4, 0.99)
     assert not g.crowd
-    assert g.admit(rms(-34), 0.6, speaking=False)
+    assert admit(g, -34, 0.6, speaking=False)
 
 
 def test_off_until_the_history_says_something_and_when_set_to_zero():
     g = gate()
     feed(g, MIN_HISTORY_SECONDS - 0.1, -30, 3, 0.9)
-    assert not g.crowd and g.admit(rms(-30), 0.9, speaking=False)
-    assert g.stands_out(g.over_db)  # a segment begun before the gate knew the room is never dropped as the crowd's
+    assert not g.crowd and admit(g, -30, 0.9, speaking=False)
+    assert g.stands_out(g.over(-30))  # a segment begun before the gate knew the room is never dropped as the crowd's
     off = gate(margin=0)
     cafe(off)
-    assert not off.crowd and off.admit(rms(-30), 0.9, speaking=False)
+    assert not off.crowd and admit(off, -30, 0.9, speaking=False)
 
 
 def test_the_gate_follows_the_room():
@@ -172,3 +174,51 @@ def test_a_segment_the_crowd_opened_is_dropped_unless_it_goes_on_from_the_speake
     # A peak as loud as the speaker is kept wherever it comes.
     loud = segments(*start, tone(0.4, crowd + 14), tone(2.0, crowd))
     assert [s for s in loud if s[1] > 11.0], loud
+
+
+def cut(*parts: np.ndarray) -> list[tuple[float, Segment]]:
+    """(when it was cut, the segment) for each, the parts streamed at real-time pace from 0 s."""
+    seg = Segmenter(Loud(), SegmenterConfig.from_settings(Settings()))
+    out = []
+    for i, frame in enumerate(frames(pcm16(np.concatenate(parts)))):
+        end = (i + 1) * 0.02
+        out += [(end, s) for s in seg.feed(frame, now=end)]
+    return out
+
+
+def test_a_first_turn_the_crowd_opened_is_judged_again_when_the_gate_knows_the_room():
+    """A phone that comes on in a café: the crowd opens a segment at once, and the speaker's first words (at 0.6 s)
+    come before the gate has 3 s of history. When it turns on, the segment is judged again: it holds the words and not
+    the crowd around them, and it is cut then, not at the next pause in the crowd."""
+    crowd = -30.0
+    (at, first), *rest = cut(tone(0.6, crowd), tone(0.8, crowd + 16), tone(4.6, crowd), tone(0.8, crowd + 16),
+                             tone(3.0, crowd))  # fmt: skip
+    assert 3.0 <= at <= 3.3, at  # the gate's first judgement
+    assert abs(first.speech_end - 1.4) < 0.1, first.speech_end
+    assert len(first.audio) / 16000 < 0.8 + 0.6, len(first.audio) / 16000  # preroll and the silence that ends it
+    assert first.crowd
+    # The crowd's windows count as no voice in what places the turn in time (echoes, turns), Silero's own are kept.
+    assert first.heard_probs is not None and first.heard_probs[-5:].max() == 0 and first.speech_probs.min() > 0.9
+    assert [round(s.speech_end, 1) for _, s in rest] == [6.8], rest  # the second turn as any other in a crowd
+
+
+def test_without_a_speaker_over_it_the_crowd_a_first_segment_held_is_dropped_when_the_gate_turns_on():
+    crowd = -30.0
+    # The speaker comes in only after the crowd has filled 2.6 s: what the crowd opened before them is not theirs.
+    got = cut(tone(2.6, crowd), tone(0.8, crowd + 16), tone(3.0, crowd))
+    assert len(got) == 1, got
+    _, seg = got[0]
+    assert abs(seg.speech_end - 3.4) < 0.1 and len(seg.audio) / 16000 < 1.4, (seg.speech_end, len(seg.audio))
+
+
+def test_the_crowd_that_kept_a_turn_open_is_not_sent_with_it():
+    """Once a turn has begun, windows 5 dB over the floor keep it going; after a short reply the crowd's own peaks
+    reach that often enough to keep it open for seconds. The segment ends where the reply's voice did."""
+    crowd = -30.0
+    peaks = np.concatenate([np.concatenate([tone(0.07, crowd + 6.5), tone(0.16, crowd)]) for _ in range(8)])
+    start = [tone(4.0, crowd), tone(0.8, crowd + 16), tone(3.0, crowd)]  # the gate learns the room
+    got = cut(*start, tone(0.4, crowd + 16), peaks, tone(2.0, crowd))
+    at, reply = got[-1]
+    assert at > 9.8, at  # the peaks kept it open until they stopped (at 10 s)
+    assert abs(reply.speech_end - 8.2) < 0.1, reply.speech_end
+    assert len(reply.audio) / 16000 < 0.4 + 0.8, len(reply.audio) / 16000
