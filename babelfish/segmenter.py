@@ -291,9 +291,10 @@ class Segmenter:
         knew the room (most often a phone's first turn, or the first after a long silence). Its windows go through the
         gate again. The speaker's words begin with the first run of windows over the margin (a second apart at most) in
         which one stands out over the crowd as theirs do, or which has more of them than the crowd's own peaks come in,
-        and the softer voiced windows right before it; the crowd before them is dropped (all of it if no run is theirs). If the words have ended, the segment is cut now rather than
-        at the next pause in the crowd, which may never come. It is not split where the speaker paused: a quieter
-        speaker's words in between would then be dropped as the crowd's, where without the replay they were kept."""
+        and the softer voiced windows right before it; the crowd before them is dropped (all of it if no run is
+        theirs). If the words have ended, the segment is cut now rather than at the next pause in the crowd, which may
+        never come. It is not split where the speaker paused: a quieter speaker's words in between would then be
+        dropped as the crowd's, where without the replay they were kept."""
         windows = [
             _Window(*w) for w in zip(self._speech, self._probs, self._heard, self._levels, self._times, strict=True)
         ]
