@@ -22,6 +22,8 @@ The gate is on when two things hold:
 In a crowd, a segment whose loudest window is not `margin_db` + 4 dB over the floor was opened by the crowd alone
 (its peaks), and is dropped like a burst too short to be speech; one that begins within a second of a segment that
 did stand out needs only `margin_db` + 2 dB (a quieter clause of the same speaker). Push-to-talk is no exception.
+What the segmenter does with the verdicts (a segment opened before the gate knew the room judged again, the crowd's
+tail left out of a turn) is in babelfish/segmenter.py.
 Measured in docs/benchmarks.md, "A crowd that never stops".
 """
 

@@ -5,7 +5,11 @@ client's PCM16 to 16 kHz (soxr, streaming), asks Silero for a speech probability
 and emits an utterance when speech is followed by enough silence, when the maximum length is reached,
 or when the client says the utterance ended. Bursts shorter than `min_speech_ms` are dropped as noise,
 so silence and noise never reach the engine. In a crowd that never stops, a window is voice only when it is also
-louder than the phone's background (babelfish/background.py), or turns would not end.
+louder than the phone's background (babelfish/background.py), or turns would not end. Two things follow from that:
+a segment the crowd opened before the gate knew the room (a phone's first turn) is judged again when the gate turns
+on (`_rejudge`), and the crowd's own peaks that kept a turn open after the speaker stopped are left out of it
+(`_voice_end`): Whisper makes words of a crowd. Each segment also carries the probabilities as the gate let them count
+(`heard_probs`), which place its speech in time; the engine gets Silero's own.
 
 Silero v6.2 runs as ONNX, the graph that takes a sequence of windows with one LSTM state. VAD cost scales with
 streams, so it is kept small (docs/benchmarks.md, "VAD per stream"): windows quieter than

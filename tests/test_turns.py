@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -391,3 +392,13 @@ def test_revisions_are_relayed_to_the_cluster_like_results():
     revisions = [(json.loads(text), language) for text, language in relayed if '"revision"' in text]
     assert [(m["of"], language) for m, language in revisions] == [("transcript", None), ("translation", "fr")]
     assert revisions[1][0]["text"].startswith("[fr] ")
+
+
+def test_in_a_crowd_a_piece_begins_where_the_gate_heard_its_speaker():
+    """Silero takes the crowd before the speaker for voice too; the crowd gate's probabilities place the speech."""
+    probs = np.full(20, 0.9, np.float32)  # all of it voice to Silero
+    heard = np.zeros(20, np.float32)
+    heard[8:14] = 0.9  # the speaker
+    piece = Piece("a", np.zeros(20 * WINDOW, np.float32), probs, "x", "en", 5.0, SPEAKER, heard_probs=heard)
+    assert piece.speech_start == pytest.approx(5.0 - 6 * WINDOW / 16000)
+    assert replace(piece, heard_probs=None).speech_start == pytest.approx(5.0 - 20 * WINDOW / 16000)
