@@ -77,29 +77,31 @@ class BackgroundGate:
         self._stands_out_memory = round(STANDS_OUT_MEMORY_SECONDS / window_seconds)
         self.crowd = False  # whether the background is a crowd now (the gate is on)
 
-    def add(self, level_db: float, prob: float) -> None:
-        """Add one window: its level (dBFS, `level_db`) and Silero's probability."""
+    def add(self, level: float, prob: float) -> None:
+        """Add one window: its level (dBFS) and Silero's probability."""
         if self._margin <= 0:
             return
         size = len(self._levels)
         i = self._n % size
-        self._levels[i], self._power[i], self._probs[i], self._quiet[i] = level_db, 10 ** (level_db / 10), prob, False
+        power = 10 ** (level / 10) if level > SILENT_DB else 0.0  # digital silence (a muted phone) is no quiet second
+        self._levels[i], self._power[i], self._probs[i], self._quiet[i] = level, power, prob, False
         self._n += 1
         if self._n >= self._min and (self._n - self._min) % UPDATE_EVERY == 0:
             self._judge(i)
 
-    def allows(self, level_db: float, speaking: bool) -> bool:
-        """Whether a window `level_db` (dBFS) loud may count as voice: always outside a crowd; in one, only when it is
+    def allows(self, level: float, speaking: bool) -> bool:
+        """Whether a window `level` (dBFS) loud may count as voice: always outside a crowd; in one, only when it is
         `margin_db` over the floor (3 dB less while `speaking`)."""
-        return not self.crowd or level_db >= self.bar(speaking)
+        return not self.crowd or level >= self.bar(speaking)
 
     def bar(self, speaking: bool) -> float:
         """In a crowd, the level (dBFS) a window must reach to count as voice; 3 dB less `speaking` (a turn goes on)."""
         return self.floor_db + self._margin - (KEEP_HYSTERESIS_DB if speaking else 0.0)
 
-    def over(self, level_db: float) -> float:
-        """How far a window `level_db` loud is over the floor (dB); infinite while the gate does not know the room."""
-        return level_db - self.floor_db if self._margin > 0 and self._n >= self._min else math.inf
+    def over(self, level: float) -> float:
+        """How far a window `level` (dBFS) loud is over the floor (dB); infinite while the gate does not know the
+        room."""
+        return level - self.floor_db if self._margin > 0 and self._n >= self._min else math.inf
 
     def _judge(self, i: int) -> None:
         """The floor, the quiet seconds and the verdict, from the history up to window slot `i`."""
@@ -111,7 +113,7 @@ class BackgroundGate:
         # The first judgement looks back over all the history it has, step by step as later ones do: a phone that
         # opens in a crowd learns the room from its first seconds, not only from the next quiet one.
         first = self._n == self._min
-        for end in range(self._second - 1 if first else i, i + 1, UPDATE_EVERY):
+        for end in range(i, self._second - 2 if first else i - 1, -UPDATE_EVERY):
             self._mark_quiet(np.arange(end - self._second + 1, end + 1) % size)
         quiet = self._quiet[:seen]
         if quiet.sum() >= self._second:  # else the last judgement holds: someone has talked all along

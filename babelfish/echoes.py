@@ -11,9 +11,9 @@ VAD is `admit`ted here before the engine sees it, and comes back with a `Verdict
 
 "The same speech" means, against a copy from another phone in the same room:
 - overlapping time: the voiced spans (arrival times, from the segment's `speech_end` and its per-window speech
-  probabilities) overlap, allowing `max_lag` for the phones' different network and acoustic delays, and the other
-  copy covers at least `min_coverage` of this one's voiced span (a phone that heard only half of a sentence never
-  replaces the whole of it);
+  probabilities; in a crowd, those the crowd gate let count: `Segment.timing_probs`) overlap, allowing `max_lag` for
+  the phones' different network and acoustic delays, and the other copy covers at least `min_coverage` of this one's
+  voiced span (a phone that heard only half of a sentence never replaces the whole of it);
 - matching content: the spectral envelopes (energy in 8 bands every 10 ms) correlate at some lag within
   ±`max_lag`, at least `min_similarity`. Two people talking at the same time into two phones give unrelated
   envelopes, however much they overlap in time.
@@ -207,7 +207,7 @@ def similarity(a: np.ndarray, b: np.ndarray, offset: int, max_lag: int) -> float
 
 def quality(segment: Segment, vad_threshold: float) -> tuple[float, float]:
     """(speech-to-noise estimate in dB, capped at 40, whole dB; speech level in dBFS): higher is the better copy."""
-    probs = segment.timing_probs  # in a crowd, the crowd is the noise
+    probs = segment.speech_probs  # Silero's: a phone whose crowd gate is off would have no noise by the gate's
     n = min(len(probs), len(segment.audio) // WINDOW)
     if not n:
         level = 10 * np.log10(float(np.mean(np.square(segment.audio))) + 1e-12)
@@ -772,7 +772,7 @@ def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float
     The open speech is placed on the arrival timeline as `make_copy` places a copy (its first voiced window arrived
     at `heard.started`, after its preroll), and only the part of it within `copy`'s frames ± max_lag is compared."""
     step = WINDOW / SAMPLE_RATE
-    probs = heard.speech_probs if heard.heard_probs is None else heard.heard_probs
+    probs = heard.timing_probs
     n = len(probs)
     voiced = np.flatnonzero(probs >= max(0.05, cfg.vad_threshold - 0.15))
     if not len(voiced):

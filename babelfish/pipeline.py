@@ -248,7 +248,7 @@ class Pipeline:
             context = self.recent.context(whose, said, end, before=start)
             self.recent.add(whose, utterance_id, segment.audio, transcript.text, said, end, start)
         piece = Piece(utterance_id, segment.audio, segment.speech_probs, transcript.text, transcript.language,
-                      segment.speech_end, speaker, context, segment.heard_probs)  # fmt: skip
+                      segment.speech_end, speaker, context, heard_probs=segment.heard_probs)  # fmt: skip
         self.turns.add(who.id, piece, who, who.room_name)
         targets = room.target_languages(who, transcript.language)
         owed.release()  # the render is asked for now, in this same step (nothing awaited in between)

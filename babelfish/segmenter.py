@@ -41,8 +41,9 @@ CutReason = Literal["silence", "max_length", "end_utterance"]
 # In a crowd, a segment that begins this soon after one that stood out over the crowd goes on from it (a quieter
 # clause of someone reading on), and a lower bar applies to it (babelfish/background.py, `stands_out`).
 FOLLOWS_WITHIN_MS = 1000
-# In a crowd, a turn's voice runs on through gaps this short (windows) after the speaker's last loud window: how soft
-# syllables end a sentence; a longer gap is where the crowd's own peaks took over (Segmenter._crowd_tail).
+# In a crowd, a turn's voice runs on through gaps this short (windows) after the speaker's last loud window, as soft
+# syllables end a sentence; after a longer gap, the crowd's own peaks took over (Segmenter._voice_end). The same holds
+# before the first loud window of a turn judged again (Segmenter._onset).
 TAIL_GAP_WINDOWS = 2
 # A segment the crowd gate judges again (Segmenter._rejudge) begins with the first run of windows over the margin that
 # is the speaker's: one standing out over the crowd, or this many (the crowd's own peaks over the margin are 1% of its
@@ -123,8 +124,8 @@ class Segment:
     cut_at: float = field(default_factory=time.monotonic)  # when it was cut: endpointing ends here (/metrics)
     serial: int = 0  # which of this stream's segments (OpenSegment.serial while it was still open)
     crowd: bool = False  # cut while the phone heard a crowd (the crowd gate on, babelfish/background.py)
-    # The same probabilities, 0 where the crowd gate said a window was the crowd's (None: as speech_probs). Where the
-    # phone's own speaker was voiced: placing the speech in time (turns, echoes) goes by these.
+    # The same probabilities, 0 where the crowd gate said a window was the crowd's (None: none was, outside a crowd).
+    # Where the phone's own speaker was voiced: placing the speech in time (turns, echoes) goes by these.
     heard_probs: np.ndarray | None = None
 
     @property
@@ -143,6 +144,11 @@ class OpenSegment:
     started: float  # arrival time of its first voiced window
     speech_seconds: float  # audio from its first voiced window on (the preroll before it not counted)
     heard_probs: np.ndarray | None = None  # as Segment.heard_probs
+
+    @property
+    def timing_probs(self) -> np.ndarray:
+        """As Segment.timing_probs."""
+        return self.speech_probs if self.heard_probs is None else self.heard_probs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,6 +231,7 @@ class Segmenter:
         # Arrival of the speech in progress (None between utterances): babelfish/turns.py asks whether a turn goes on.
         self.speech_started: float | None = None
         self._serial = 0  # segments opened so far
+        self._opened_in_crowd = False  # the open segment began with the crowd gate on (`_rejudge` leaves it be)
         self._opened: _Opened | None = None  # the segment being spoken, for readers on other threads
         self._max_windows = int(config.max_seconds * SAMPLE_RATE / WINDOW)
         self._gate = 10 ** (config.energy_gate_dbfs / 20)  # RMS, full scale = 1
@@ -277,7 +284,7 @@ class Segmenter:
             prob, level = float(probs[i]), float(levels[i])
             crowd_before = self._background.crowd
             self._background.add(level, prob)
-            if self._speech and self._background.crowd and not crowd_before:
+            if self._background.crowd and not crowd_before:
                 replayed = self._rejudge()
                 if replayed is not None:
                     out.append(replayed)
@@ -291,46 +298,64 @@ class Segmenter:
         return out
 
     def _rejudge(self) -> Segment | None:
-        """The crowd gate just turned on with a segment open: the crowd opened it, or kept it going, before the gate
-        knew the room (most often a phone's first turn, or the first after a long silence). Its windows go through the
-        gate again. The speaker's words begin with the first run of windows over the margin (a second apart at most) in
-        which one stands out over the crowd as theirs do, or which has more of them than the crowd's own peaks come in,
-        and the softer voiced windows right before it; the crowd before them is dropped (all of it if no run is
+        """The crowd gate just turned on. A segment open since before (the crowd opened it, or kept it going, before
+        the gate knew the room: most often a phone's first turn, or the first after a long silence) goes through the
+        gate again: the speaker's words begin at `_onset`, and the crowd before them is dropped (all of it if none are
         theirs). If the words have ended, the segment is cut now rather than at the next pause in the crowd, which may
         never come. It is not split where the speaker paused: a quieter speaker's words in between would then be
-        dropped as the crowd's, where without the replay they were kept."""
+        dropped as the crowd's, where without the replay they were kept. It goes on under the same serial (partials
+        and echoes follow it). With no segment open, the pre-roll is judged again: it places the next one's start."""
+        gate = self._background
+        if not self._speech or self._opened_in_crowd:
+            self._preroll = deque(
+                (replace(w, heard=w.prob if gate.allows(w.level, False) else 0.0) for w in self._preroll),
+                maxlen=self._preroll.maxlen,
+            )
+            return None
         windows = [
             _Window(*w) for w in zip(self._speech, self._probs, self._heard, self._levels, self._times, strict=True)
         ]
-        at = self._began
-        self._opened, self.speech_started = None, None
+        at, onset = self._began, self._onset(windows)
+        self._opened = None
         self._speech, self._probs, self._heard, self._levels, self._times = [], [], [], [], []
         self._voiced = self._silent_run = 0
         self._preroll.clear()
+        if onset is not None:
+            self._serial -= 1  # the same segment goes on: opening it again counts it again
+        for k, w in enumerate(windows):
+            voice = onset is not None and k >= onset and gate.allows(w.level, True)
+            cut = self._window(replace(w, heard=w.prob if voice else 0.0), at + k, replay=True)
+            assert cut is None  # a replay cuts only below, and never at the cap (the segment was shorter)
+        if not self._speech:
+            self.speech_started = None
+            return None
+        return self._finish("silence") if self._silent_run >= _windows(self._cfg.silence_ms) else None
+
+    def _onset(self, windows: list[_Window]) -> int | None:
+        """Where the speaker's words begin among an open segment's windows judged again, or None if nowhere. Windows
+        over the margin a second apart at most run together; the first run that is the speaker's (one of its windows
+        stands out over the crowd as theirs do, or it has SPEAKER_RUN_WINDOWS of them, more than the crowd's own peaks
+        come in) begins them, with the softer voiced windows (over the lower bar) just before it."""
         gate, threshold = self._background, self._cfg.threshold
         opens = [k for k, w in enumerate(windows) if w.prob >= threshold and gate.allows(w.level, False)]
-        # Windows over the margin a second apart at most run together; a run is the speaker's if one of its windows
-        # stands out over the crowd as theirs do, or if it has too many for the crowd's own peaks.
-        onset, run = len(windows), [*opens[:1]]
-        for k in [*opens[1:], None]:
-            if k is not None and k - run[-1] <= _windows(FOLLOWS_WITHIN_MS):
-                run.append(k)
-                continue
-            if len(run) >= SPEAKER_RUN_WINDOWS or any(gate.stands_out(gate.over(windows[j].level)) for j in run):
-                onset = run[0]
-                break
-            run = [k] if k is not None else []
-        for k in range(onset - 1, -1, -1):  # a soft beginning: voiced windows (the lower bar) just before it
-            if onset - k > TAIL_GAP_WINDOWS + 1:
-                break
+        runs: list[list[int]] = []
+        for k in opens:
+            if runs and k - runs[-1][-1] <= _windows(FOLLOWS_WITHIN_MS):
+                runs[-1].append(k)
+            else:
+                runs.append([k])
+        theirs = [
+            r
+            for r in runs
+            if len(r) >= SPEAKER_RUN_WINDOWS or any(gate.stands_out(gate.over(windows[j].level)) for j in r)
+        ]
+        if not theirs:
+            return None
+        onset = theirs[0][0]
+        for k in range(onset - 1, max(-1, onset - TAIL_GAP_WINDOWS - 2), -1):
             if windows[k].prob >= threshold and gate.allows(windows[k].level, True):
                 onset = k
-        for k, w in enumerate(windows):
-            voice = k >= onset and gate.allows(w.level, k == onset or bool(self._speech))
-            self._window(replace(w, heard=w.prob if voice else 0.0), at + k, replay=True)
-        if self._speech and self._silent_run >= _windows(self._cfg.silence_ms):
-            return self._finish("silence", at + len(windows), reset=False)
-        return None
+        return onset
 
     @property
     def trailing_silence(self) -> float:
@@ -365,7 +390,7 @@ class Segmenter:
         if self._speech and len(self._pending):
             self._speech.append(self._pending)
         self._pending = np.zeros(0, dtype=np.float32)
-        return self._finish("end_utterance", self._fed)
+        return self._finish("end_utterance")
 
     def _window(self, w: _Window, at: int, replay: bool = False) -> Segment | None:
         """One window; `at`: its index in the stream; `replay`: judged again (`_rejudge`, which cuts)."""
@@ -380,6 +405,7 @@ class Segmenter:
                 self._times = [b.arrived for b in before]
                 self._probs = [b.prob for b in before]
                 self._peak = self._background.over(max(self._levels))
+                self._opened_in_crowd = self._background.crowd
                 self._voiced, self._silent_run, self._last_voiced_at = 1, 0, w.arrived
                 self.speech_started = w.arrived
                 self._serial += 1
@@ -402,9 +428,9 @@ class Segmenter:
         else:
             self._silent_run += 1
         if self._silent_run >= _windows(self._cfg.silence_ms) and not replay:
-            return self._finish("silence", at + 1)
+            return self._finish("silence")
         if len(self._speech) >= self._max_windows:
-            return self._finish("max_length", at + 1)
+            return self._finish("max_length")
         return None
 
     def _voice_end(self) -> int | None:
@@ -425,32 +451,35 @@ class Segmenter:
                 last = k
         return last if last + 1 + _windows(self._cfg.silence_ms) < len(heard) else None
 
-    def _finish(self, cut: CutReason, end: int, reset: bool = True) -> Segment | None:
-        """Close the open segment, which ends before window `end`; `reset`: Silero starts afresh (not when the cut
-        lies in windows judged again, behind the model's state)."""
+    def _finish(self, cut: CutReason) -> Segment | None:
+        """Close the open segment. In a crowd, one cut at a pause ends where its speaker's voice did (`_voice_end`):
+        its audio up to the silence that would have ended it then, the crowd's peaks after the voice not counted as
+        voice (they place it in time), and its speech end there."""
         self._opened = None
-        ended = self._voice_end() if self.in_crowd else None
-        last = self._last_voiced_at if ended is None else self._times[ended]
-        # Full windows kept: up to the silence that would have ended the turn after the voice; else all of them, and
-        # a last partial one end_utterance may have added.
-        n = len(self._probs) if ended is None else ended + 1 + _windows(self._cfg.silence_ms)
-        speech = self._speech if ended is None else self._speech[:n]
-        probs, heard = self._probs[:n], self._heard[:n]
+        ended = self._voice_end() if self.in_crowd and cut == "silence" else None
+        voiced, peak, last = self._voiced, self._peak, self._last_voiced_at
+        if ended is None:  # all of it, with a last partial window end_utterance may have added
+            n, speech, heard = len(self._probs), self._speech, self._heard
+        else:
+            n = ended + 1 + _windows(self._cfg.silence_ms)
+            speech, heard = self._speech[:n], [*self._heard[: ended + 1], *[0.0] * (n - ended - 1)]
+            voiced -= sum(h >= self._off_threshold for h in self._heard[ended + 1 :])
+            peak, last = self._background.over(max(self._levels[:n])), self._times[ended]
+        probs, end = self._probs[:n], self._began + n
         self._speech, self._probs, self._heard, self._levels, self._times = [], [], [], [], []
-        enough = self._voiced * WINDOW * 1000 >= self._cfg.min_speech_ms * SAMPLE_RATE
         self._voiced = self._silent_run = 0
         self.speech_started = None
-        if cut != "max_length" and reset:
+        if cut != "max_length":
             self._vad.reset()  # a fresh state per utterance keeps one noisy stretch from leaking into the next
-        if not speech or not enough:
+        if not speech or voiced * WINDOW * 1000 < self._cfg.min_speech_ms * SAMPLE_RATE:
             return None
-        if not self.in_crowd or self._background.stands_out(self._peak):
-            self._stood_out_until = end
+        if not self.in_crowd or self._background.stands_out(peak):
+            self._stood_out_until = end  # where its audio ends: what follows within a second goes on from it
         elif self._began - self._stood_out_until > _windows(FOLLOWS_WITHIN_MS) or not self._background.stands_out(
-            self._peak, going_on=True
+            peak, going_on=True
         ):
             return None  # the crowd's own: nothing in it was as loud as the phone's speaker
         return Segment(
             np.concatenate(speech), last, cut, np.asarray(probs, np.float32), serial=self._serial,
-            crowd=self.in_crowd, heard_probs=np.asarray(heard, np.float32),
+            crowd=self.in_crowd, heard_probs=None if heard == probs else np.asarray(heard, np.float32),
         )  # fmt: skip

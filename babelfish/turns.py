@@ -68,8 +68,12 @@ class Piece:
     @property
     def speech_start(self) -> float:
         """When the piece's speech began (time.monotonic), from its voiced windows; the audio's start without them."""
-        probs = self.speech_probs if self.heard_probs is None else self.heard_probs
-        return self.speech_end - voiced_span(probs, self.seconds)
+        return self.speech_end - voiced_span(self.timing_probs, self.seconds)
+
+    @property
+    def timing_probs(self) -> np.ndarray | None:
+        """The probabilities that place it in time (Segment.timing_probs)."""
+        return self.speech_probs if self.heard_probs is None else self.heard_probs
 
 
 def voiced_span(probs: np.ndarray | None, seconds: float) -> float:

@@ -14,8 +14,8 @@ Per set, background and margin (`vad_crowd_margin_db`; 0 is no gate), summed ove
   the mean share kept: what a gate that cuts inside a turn loses;
 - turns split into several segments (the server's revisions rejoin those), segments holding several turns (merged:
   what a turn that does not end does), segments outside every turn (stray: crowd alone, left to the non-speech rules);
-- late: the end of a turn's last segment after its last voiced window, median and max (a clean room: ~0.3 s, the
-  silence that ends an utterance); a phone's first turn often comes before the gate knows the room;
+- late: when a turn's last segment was cut after its last voiced window, median and max (a clean room: ~0.3 s, the
+  silence that ends an utterance); a phone's first turn is cut when the gate knows the room (3 s on) at the soonest;
 - the share of the time the gate saw a crowd.
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from babelfish.config import Settings
-from babelfish.segmenter import Segmenter, SegmenterConfig, silero_detector
+from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
 from bench.bench_fidelity import Conversation, build_set, track, with_crowd
 from tests.audio import frames, librivox_clips, pcm16
 from tests.engines.conversation_audio import at_snr, babble, pink
@@ -85,23 +85,27 @@ class Result:
     crowd: float
 
 
+def placed(s: Segment, threshold: float) -> tuple[float, float]:
+    """Where a segment's audio lies, as babelfish/echoes.py places it: its last voiced window (as the crowd gate let
+    it count) arrived at speech_end. Not always when it was cut: the gate judges a segment again as it turns on, and
+    leaves the crowd's tail out of a turn."""
+    voiced = np.flatnonzero(s.timing_probs >= threshold - 0.15)
+    start = s.speech_end - (int(voiced[-1]) + 1 if len(voiced) else len(s.audio) // 512) * 512 / SR
+    return start, start + len(s.audio) / SR
+
+
 def segment(audio: np.ndarray, config: SegmenterConfig) -> tuple[list[tuple[float, float, str, float]], float]:
     seg = Segmenter(silero_detector(), config)
     out: list[tuple[float, float, str, float]] = []  # where its audio lies, why it was cut, when
     crowd = n = 0
     for i, frame in enumerate(frames(pcm16(audio))):
         now = (i + 1) * 0.02
-        for s in seg.feed(frame, now=now):
-            # Placed as babelfish/echoes.py places a copy: its last voiced window arrived at speech_end (not always
-            # when it was cut: the crowd gate judges an open segment again as it turns on, Segmenter._rejudge).
-            voiced = np.flatnonzero(s.timing_probs >= 0.35)
-            start = s.speech_end - (int(voiced[-1]) + 1 if len(voiced) else len(s.audio) // 512) * 512 / SR
-            out.append((start, start + len(s.audio) / SR, s.cut, now))
+        out += [(*placed(s, config.threshold), s.cut, now) for s in seg.feed(frame, now=now)]
         crowd += seg.in_crowd
         n += 1
     last = seg.end_utterance(now=n * 0.02)  # the phone goes off: what is still open is cut
     if last is not None:
-        out.append((n * 0.02 - len(last.audio) / SR, n * 0.02, last.cut, n * 0.02))
+        out.append((*placed(last, config.threshold), last.cut, n * 0.02))
     return out, crowd / max(1, n)
 
 

@@ -1,5 +1,7 @@
 """The crowd gate on made-up window levels and probabilities (no model): when it turns on, and what it lets through."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -176,14 +178,18 @@ def test_a_segment_the_crowd_opened_is_dropped_unless_it_goes_on_from_the_speake
     assert [s for s in loud if s[1] > 11.0], loud
 
 
-def cut(*parts: np.ndarray) -> list[tuple[float, Segment]]:
-    """(when it was cut, the segment) for each, the parts streamed at real-time pace from 0 s."""
-    seg = Segmenter(Loud(), SegmenterConfig.from_settings(Settings()))
+def cut(*parts: np.ndarray, seg: Segmenter | None = None, at: float = 0.0) -> list[tuple[float, Segment]]:
+    """(when it was cut, the segment) for each, the parts streamed at real-time pace from `at` seconds."""
+    seg = seg or Segmenter(Loud(), SegmenterConfig.from_settings(Settings()))
     out = []
     for i, frame in enumerate(frames(pcm16(np.concatenate(parts)))):
-        end = (i + 1) * 0.02
+        end = at + (i + 1) * 0.02
         out += [(end, s) for s in seg.feed(frame, now=end)]
     return out
+
+
+def silence_windows() -> int:
+    return round(Settings().vad_silence_ms * 16 / 512)
 
 
 def test_a_first_turn_the_crowd_opened_is_judged_again_when_the_gate_knows_the_room():
@@ -202,7 +208,7 @@ def test_a_first_turn_the_crowd_opened_is_judged_again_when_the_gate_knows_the_r
     assert [round(s.speech_end, 1) for _, s in rest] == [6.8], rest  # the second turn as any other in a crowd
 
 
-def test_without_a_speaker_over_it_the_crowd_a_first_segment_held_is_dropped_when_the_gate_turns_on():
+def test_a_first_segment_the_crowd_opened_keeps_only_the_speaker_who_came_in_later():
     crowd = -30.0
     # The speaker comes in only after the crowd has filled 2.6 s: what the crowd opened before them is not theirs.
     got = cut(tone(2.6, crowd), tone(0.8, crowd + 16), tone(3.0, crowd))
@@ -222,3 +228,49 @@ def test_the_crowd_that_kept_a_turn_open_is_not_sent_with_it():
     assert at > 9.8, at  # the peaks kept it open until they stopped (at 10 s)
     assert abs(reply.speech_end - 8.2) < 0.1, reply.speech_end
     assert len(reply.audio) / 16000 < 0.4 + 0.8, len(reply.audio) / 16000
+    # The peaks left in the silence kept after it are not its voice: what places it in time ends with the reply.
+    assert np.flatnonzero(reply.timing_probs >= 0.35)[-1] == len(reply.timing_probs) - 1 - silence_windows()
+
+
+def test_the_crowd_after_a_turn_cut_late_does_not_pass_as_its_speaker_going_on():
+    """A segment beginning within a second of the speaker's words needs less to be kept (a quieter clause of theirs);
+    the second counts from where their words were cut, not from when the gate got to cut them."""
+    crowd = -30.0
+    first = [tone(0.6, crowd), tone(0.8, crowd + 16), tone(2.1, crowd)]  # cut at 3.0 s by the replay
+    got = cut(*first, tone(0.4, crowd + 10.5), tone(2.0, crowd))  # a crowd peak 2 s after the words
+    assert [round(s.speech_end, 1) for _, s in got] == [1.4], got
+
+
+def test_a_segment_judged_again_goes_on_under_its_serial():
+    """The speaker still talks when the gate turns on: partials and echoes follow the segment by its serial."""
+    crowd = -30.0
+    seg = Segmenter(Loud(), SegmenterConfig.from_settings(Settings()))
+    assert cut(tone(2.5, crowd), tone(0.4, crowd + 16), seg=seg) == []  # 2.9 s: the crowd opened it at once
+    before = seg.open_serial
+    assert cut(tone(0.3, crowd + 16), seg=seg, at=2.9) == [] and seg.in_crowd  # judged again, the speaker talks on
+    assert before is not None and seg.open_serial == before
+    (_, turn), *_ = cut(tone(0.8, crowd + 16), tone(1.0, crowd), seg=seg, at=3.2)
+    assert turn.serial == before and abs(turn.speech_end - 4.0) < 0.1
+    assert len(turn.audio) / 16000 < 1.5 + 0.6  # from the speaker's first words, not from 0 s
+
+
+def test_with_no_speaker_in_it_a_segment_judged_again_is_dropped_whole():
+    """The speaker's words were cut before (a pause of digital silence); the crowd opened the next segment, and a
+    peak of it passes the lower bar just before the gate turns on: nothing of it opens a segment."""
+    crowd = -30.0
+    seg = Segmenter(Loud(), SegmenterConfig.from_settings(Settings()))
+    parts = [tone(0.3, crowd), tone(0.6, crowd + 16), np.zeros(8000, np.float32), tone(1.45, crowd)]
+    got = cut(*parts, tone(0.1, crowd + 6.5), tone(0.15, crowd), seg=seg)  # 3.1 s
+    assert seg.in_crowd and not seg.speaking
+    assert [round(s.speech_end, 1) for _, s in got] == [0.9], got  # the speaker's, cut before the gate knew the room
+
+
+def test_a_turn_cut_at_the_length_cap_in_a_crowd_keeps_all_its_audio():
+    """At the cap the turn goes on in the next segment: nothing is trimmed from it, quieter words included."""
+    crowd = -30.0
+    config = replace(SegmenterConfig.from_settings(Settings()), max_seconds=4.0)
+    start = [tone(4.0, crowd), tone(0.8, crowd + 16), tone(3.0, crowd)]
+    clause = [tone(2.0, crowd + 16), tone(0.15, crowd), tone(3.0, crowd + 6.5)]  # a breath, then quieter words
+    got = cut(*start, *clause, tone(2.0, crowd), seg=Segmenter(Loud(), config))
+    capped = [s for at, s in got if s.cut == "max_length" and at > 8]  # (the first 4 s: before the gate was on)
+    assert len(capped) == 1 and len(capped[0].audio) / 16000 >= 3.9, [(s.cut, len(s.audio) / 16000) for _, s in got]

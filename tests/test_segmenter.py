@@ -96,17 +96,18 @@ def turns_track(gap: float = 2.5) -> tuple[np.ndarray, list[tuple[float, float]]
     return np.concatenate(parts), spans
 
 
-def cuts(audio: np.ndarray, margin_db: float) -> list[tuple[float, float, str]]:
-    """(start, end, cut) of each segment's audio, in seconds of the track, as an open microphone streams it; placed as
-    babelfish/echoes.py places it (its last voiced window arrived at speech_end: a segment the crowd gate judged again
-    is cut after its audio ends)."""
+def cuts(audio: np.ndarray, margin_db: float) -> list[tuple[float, float, str, float]]:
+    """(start, end, cut, when it was cut) of each segment's audio, in seconds of the track, as an open microphone
+    streams it; placed as babelfish/echoes.py places it (its last voiced window arrived at speech_end: a segment the
+    crowd gate judged again is cut after its audio ends)."""
     seg = Segmenter(silero_detector(), replace(CONFIG, crowd_margin_db=margin_db))
     out = []
     for i, frame in enumerate(frames(pcm16(audio))):
-        for s in seg.feed(frame, now=(i + 1) * 0.02):
+        now = (i + 1) * 0.02
+        for s in seg.feed(frame, now=now):
             voiced = np.flatnonzero(s.timing_probs >= CONFIG.threshold - 0.15)
             start = s.speech_end - (voiced[-1] + 1) * WINDOW / 16000
-            out.append((start, start + len(s.audio) / 16000, s.cut))
+            out.append((start, start + len(s.audio) / 16000, s.cut, now))
     return out
 
 
@@ -123,17 +124,20 @@ def test_turns_end_in_a_crowd_that_never_stops():
 
     gated = cuts(noisy, 8.0)
     assert not [c for c in gated if c[2] == "max_length"]
-    assert all(turns_of(s, e) <= 1 for s, e, _ in gated), gated  # no segment holds two turns
-    assert all(any(s < b and e > a for s, e, _ in gated) for a, b in spans), gated  # every turn is in one
-    assert sum(turns_of(s, e) == 0 for s, e, _ in gated) <= 1, gated  # the crowd alone makes next to no segments
+    assert all(turns_of(s, e) <= 1 for s, e, *_ in gated), gated  # no segment holds two turns
+    assert all(any(s < b and e > a for s, e, *_ in gated) for a, b in spans), gated  # every turn is in one
+    assert sum(turns_of(s, e) == 0 for s, e, *_ in gated) <= 1, gated  # the crowd alone makes next to no segments
     # Each turn's audio begins just before it (the preroll) and ends soon after it (a clean room: ~0.3 s), the first
     # too: the crowd opened a segment at once, and the gate judged it again when it knew the room (3 s on).
-    first = [min(s for s, e, _ in gated if s < b and e > a) - a for a, b in spans]
-    late = [max(e for s, e, _ in gated if s < b and e > a) - b for a, b in spans]
+    first = [min(s for s, e, *_ in gated if s < b and e > a) - a for a, b in spans]
+    late = [max(e for s, e, *_ in gated if s < b and e > a) - b for a, b in spans]
     assert min(first) > -0.5 and max(late) < 0.6, (first, late)
+    # And is cut soon after: the first when the gate knows the room (3 s on), the others as in a clean room (~0.3 s).
+    cut_after = [max(at for s, e, _, at in gated if s < b and e > a) - b for a, b in spans]
+    assert cut_after[0] < 1.5 and max(cut_after[1:]) < 1.0, cut_after
 
     ungated = cuts(noisy, 0.0)  # what it was: turns merged, and cut at the cap
-    assert [c for c in ungated if c[2] == "max_length"] and any(turns_of(s, e) > 1 for s, e, _ in ungated)
+    assert [c for c in ungated if c[2] == "max_length"] and any(turns_of(s, e) > 1 for s, e, *_ in ungated)
 
 
 def test_the_crowd_gate_changes_nothing_in_a_quiet_room_or_for_a_reader():
