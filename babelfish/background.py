@@ -10,7 +10,8 @@ peaks kept turns going twice as long after they ended.
 
 The gate is on when two things hold:
 - The background is voiced: the last stretches of a second in which nobody spoke near the phone (their mean power
-  within 3 dB of the floor, no window `margin_db` over it) were mostly windows Silero calls voice. A quiet room, or
+  within 3 dB of the floor, no window `margin_db` over it) were mostly windows Silero calls voice. The first judgement
+  (at 3 s) looks for them over all it has heard, so a phone that comes on in a crowd knows it then. A quiet room, or
   steady noise (a fan, a car), is not voiced; while someone talks on without such a second, the last verdict holds.
   (The quietest windows of the history would not do: read speech at 0-5 dB SNR in steady noise has voiced ones too.)
 - The phone's own speaker stands out over it: the loudest 1% of the last 10 s at least `margin_db` + 6 dB over the

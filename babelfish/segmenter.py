@@ -188,7 +188,8 @@ class _Window:
 @dataclass(frozen=True)
 class _Opened:
     """The segment being spoken, as one reference another thread can read whole (see `Segmenter.open_segment`): its
-    lists are the segmenter's own, which only grow until the segment is cut (then new lists are made)."""
+    lists are the segmenter's own, which only grow until the segment is cut or judged again (then new lists are made).
+    A window's probability is appended after the rest of it: a reader takes only windows that have one."""
 
     serial: int
     started: float
