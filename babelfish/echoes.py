@@ -207,7 +207,9 @@ def similarity(a: np.ndarray, b: np.ndarray, offset: int, max_lag: int) -> float
 
 def quality(segment: Segment, vad_threshold: float) -> tuple[float, float]:
     """(speech-to-noise estimate in dB, capped at 40, whole dB; speech level in dBFS): higher is the better copy."""
-    probs = segment.speech_probs  # Silero's: a phone whose crowd gate is off would have no noise by the gate's
+    # Silero's, for every phone alike: by the crowd gate's, a phone whose gate is off hears no noise at all, and would
+    # outrank the nearer phone whose gate is on.
+    probs = segment.speech_probs
     n = min(len(probs), len(segment.audio) // WINDOW)
     if not n:
         level = 10 * np.log10(float(np.mean(np.square(segment.audio))) + 1e-12)
