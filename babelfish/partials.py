@@ -190,6 +190,13 @@ class PartialStream:
                     self._ids[current.serial] = current.utterance_id  # the pipeline will finish it
                 else:
                     self._end(current.utterance_id)  # dropped as noise: nothing will follow
+        started = segmenter.open_started
+        if self._open is not None and self._open.serial == serial and started not in (None, self._open.started):
+            # The crowd gate judged the segment again (babelfish/segmenter.py, `_rejudge`): it begins with the
+            # speaker's words now, and what was decoded of the crowd before them is no part of them. The same line
+            # goes on afresh; a decode of the old audio still running is not shown.
+            old = self._open
+            self._open = _Open(old.serial, started, old.utterance_id, seq=old.seq)
         if opened is None or opened.serial != serial or not self.decode_due(time.monotonic()):
             return  # a final about to be cut goes first
         if self._open is None:

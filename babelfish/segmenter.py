@@ -321,13 +321,13 @@ class Segmenter:
         self._speech, self._probs, self._heard, self._levels, self._times = [], [], [], [], []
         self._voiced = self._silent_run = 0
         self._preroll.clear()
-        if onset is not None:
-            self._serial -= 1  # the same segment goes on: opening it again counts it again
+        self._serial -= 1  # the same segment goes on, if it does: opening it again counts it again
         for k, w in enumerate(windows):
             voice = onset is not None and k >= onset and gate.allows(w.level, True)
             cut = self._window(replace(w, heard=w.prob if voice else 0.0), at + k, replay=True)
             assert cut is None  # a replay cuts only below, and never at the cap (the segment was shorter)
-        if not self._speech:
+        if not self._speech:  # the crowd's alone: dropped, and its serial is not used again
+            self._serial += 1
             self.speech_started = None
             return None
         return self._finish("silence") if self._silent_run >= _windows(self._cfg.silence_ms) else None
@@ -385,6 +385,13 @@ class Segmenter:
     def open_serial(self) -> int | None:
         """The serial of the segment being spoken; None between segments. Free to ask."""
         return self._serial if self._speech else None
+
+    @property
+    def open_started(self) -> float | None:
+        """Arrival of the open segment's first voiced window (OpenSegment.started); None between segments. It moves
+        when the crowd gate judges the segment again (`_rejudge`). Free to ask."""
+        opened = self._opened
+        return opened.started if opened is not None else None
 
     def end_utterance(self, now: float) -> Segment | None:
         """The client ended the utterance (push-to-talk release): emit what was said, if anything."""
@@ -465,7 +472,7 @@ class Segmenter:
             n = ended + 1 + _windows(self._cfg.silence_ms)
             speech, heard = self._speech[:n], [*self._heard[: ended + 1], *[0.0] * (n - ended - 1)]
             voiced -= sum(h >= self._off_threshold for h in self._heard[ended + 1 :])
-            peak, last = self._background.over(max(self._levels[:n])), self._times[ended]
+            peak, last = self._background.over(max(self._levels[: ended + 1])), self._times[ended]
         probs, end = self._probs[:n], self._began + n
         self._speech, self._probs, self._heard, self._levels, self._times = [], [], [], [], []
         self._voiced = self._silent_run = 0

@@ -192,6 +192,18 @@ def silence_windows() -> int:
     return round(Settings().vad_silence_ms * 16 / 512)
 
 
+def test_a_muted_phone_does_not_forget_the_crowd():
+    """Digital silence (a phone muted a while) is no quiet second of the room: the gate stays on through it."""
+    g = gate()
+    cafe(g)
+    feed(g, 1.5, -30, 3, 0.9)
+    assert g.crowd
+    for _ in range(round(6.0 / WINDOW_S)):
+        g.add(-120.0, 0.0)
+    feed(g, 1.0, -30, 3, 0.9)
+    assert g.crowd
+
+
 def test_a_first_turn_the_crowd_opened_is_judged_again_when_the_gate_knows_the_room():
     """A phone that comes on in a café: the crowd opens a segment at once, and the speaker's first words (at 0.6 s)
     come before the gate has 3 s of history. When it turns on, the segment is judged again: it holds the words and not

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from babelfish.engines.fake import FakeEngine
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.metrics import Metrics
 from babelfish.partials import Agreement, Partials, PartialsConfig
-from babelfish.segmenter import Segmenter, SegmenterConfig
+from babelfish.segmenter import OpenSegment, Segmenter, SegmenterConfig
 from babelfish.tasks import TaskSet
 from tests.audio import LIBRIVOX, frames, pcm16, read_wav, silence
 from tests.pipeline_harness import PipelineHarness
@@ -222,6 +223,40 @@ async def test_no_decode_without_a_snapshot_from_the_vad_step():
         segmenter.open_segment = on_the_loop  # type: ignore[method-assign]
         stream.after_batch(segmenter, [])
         assert len(tasks) == 0 and stream.decode_due(time.monotonic())  # no decode started, one still due
+    finally:
+        await tasks.cancel_all()
+        h.close()
+
+
+async def test_a_segment_the_crowd_gate_judged_again_starts_its_partials_afresh():
+    """In a café, the crowd opens a phone's first segment and its partials show the crowd's words; when the crowd gate
+    turns on, the segment is judged again and begins with the speaker (babelfish/segmenter.py, `_rejudge`). The same
+    line goes on, without the words committed from the crowd."""
+    h = PipelineHarness(engine=GrowingWords())
+    tasks = TaskSet()
+    try:
+        ann, bob = h.join("Ann", "en"), h.join("Bob", "de")
+        config = PartialsConfig(interval=0.0, cost_factor=0.0)
+        service = Partials(h.engine, h.queue, h.rooms, h.metrics, LocalOnly(), lambda: "u1", config)
+        stream = service.stream(ann, tasks.spawn)
+        t0 = time.monotonic() - 3.0  # the crowd opened the segment 3 s ago
+        segmenter = SimpleNamespace(open_serial=1, trailing_silence=0.0, open_started=t0)
+
+        def heard(seconds: float, started: float) -> OpenSegment:
+            n = int(seconds * 16000) // 512
+            return OpenSegment(1, np.full(n * 512, 0.1, np.float32), np.full(n, 0.95, np.float32), started, seconds)
+
+        for seconds in (2.0, 2.4):  # two decodes of what the crowd opened: their common words are committed
+            stream.after_batch(segmenter, [], heard(seconds, t0))  # type: ignore[arg-type]
+            assert await tasks.wait(10) == 0
+        shown = [m for m in await h.received(bob) if m["type"] == "partial" and m["kind"] == "transcript"]
+        assert shown and shown[-1]["stable"]
+        segmenter.open_started = t0 + 1.5  # judged again: the speaker's words begin 1.5 s in
+        stream.after_batch(segmenter, [], heard(0.8, t0 + 1.5))  # type: ignore[arg-type]
+        assert await tasks.wait(10) == 0
+        again = [m for m in await h.received(bob) if m["type"] == "partial" and m["kind"] == "transcript"]
+        assert again and again[-1]["utterance_id"] == "u1" and again[-1]["seq"] > shown[-1]["seq"]
+        assert again[-1]["stable"] == "" and again[-1]["tail"]
     finally:
         await tasks.cancel_all()
         h.close()
