@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from babelfish.config import Settings
+from babelfish.echoes import make_copy
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
 from bench.bench_fidelity import Conversation, build_set, track, with_crowd
 from tests.audio import frames, librivox_clips, pcm16
@@ -86,11 +87,10 @@ class Result:
 
 
 def placed(s: Segment, threshold: float) -> tuple[float, float]:
-    """Where a segment's audio lies, as babelfish/echoes.py places it: its last voiced window (as the crowd gate let
-    it count) arrived at speech_end. Not always when it was cut: the gate judges a segment again as it turns on, and
-    leaves the crowd's tail out of a turn."""
-    voiced = np.flatnonzero(s.timing_probs >= threshold - 0.15)
-    start = s.speech_end - (int(voiced[-1]) + 1 if len(voiced) else len(s.audio) // 512) * 512 / SR
+    """Where a segment's audio lies, as one phone per voice places it (its last voiced window, as the crowd gate let it
+    count, arrived at speech_end): not always when it was cut, since the gate judges a segment again as it turns on
+    and leaves the crowd's tail out of a turn."""
+    start = make_copy("", s, threshold).t0
     return start, start + len(s.audio) / SR
 
 

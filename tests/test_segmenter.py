@@ -7,7 +7,8 @@ import pytest
 import soxr
 
 from babelfish.config import Settings
-from babelfish.segmenter import WINDOW, Segmenter, SegmenterConfig, silero_detector
+from babelfish.echoes import make_copy
+from babelfish.segmenter import Segmenter, SegmenterConfig, silero_detector
 from tests.audio import frames, librivox_clips, pcm16, silence, white_noise
 from tests.engines.conversation_audio import at_snr, babble, pico, pink
 
@@ -105,8 +106,7 @@ def cuts(audio: np.ndarray, margin_db: float) -> list[tuple[float, float, str, f
     for i, frame in enumerate(frames(pcm16(audio))):
         now = (i + 1) * 0.02
         for s in seg.feed(frame, now=now):
-            voiced = np.flatnonzero(s.timing_probs >= CONFIG.threshold - 0.15)
-            start = s.speech_end - (voiced[-1] + 1) * WINDOW / 16000
+            start = make_copy("", s, CONFIG.threshold).t0
             out.append((start, start + len(s.audio) / 16000, s.cut, now))
     return out
 
