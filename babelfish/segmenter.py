@@ -188,15 +188,13 @@ class _Window:
 @dataclass(frozen=True)
 class _Opened:
     """The segment being spoken, as one reference another thread can read whole (see `Segmenter.open_segment`): its
-    lists are the segmenter's own, which only grow until the segment is cut or judged again (then new lists are made).
-    A window's probability is appended after the rest of it: a reader takes only windows that have one."""
+    list of windows is the segmenter's own, which only grows, a whole window at a time, until the segment is cut or
+    judged again (then a new list is made)."""
 
     serial: int
     started: float
     preroll_windows: int
-    windows: list[np.ndarray]
-    probs: list[float]
-    heard: list[float]
+    windows: list[_Window]
 
 
 def _windows(ms: float) -> int:
@@ -214,14 +212,9 @@ class Segmenter:
         )
         self._pending = np.zeros(0, dtype=np.float32)  # samples not yet a full window
         self._preroll: deque[_Window] = deque(maxlen=_windows(config.preroll_ms) if config.preroll_ms else 1)
-        # The utterance being spoken: its audio, and per full window Silero's probability, the same as the crowd gate
-        # let it count (0 where it said the crowd), and the window's level (dBFS) and arrival time (a segment opened
-        # before the gate knew the room is judged again when it turns on: `_rejudge`).
-        self._speech: list[np.ndarray] = []
-        self._probs: list[float] = []
-        self._heard: list[float] = []
-        self._levels: list[float] = []
-        self._times: list[float] = []
+        # The utterance being spoken, window by window: a segment opened before the gate knew the room is judged again
+        # when it turns on (`_rejudge`), and in a crowd its end is found again when it is cut (`_voice_end`).
+        self._speech: list[_Window] = []
         self._voiced = 0  # voiced windows in the current utterance
         self._peak = 0.0  # the current utterance's loudest window over the background (dB; meant for crowds)
         self._fed = 0  # windows fed so far
@@ -313,12 +306,8 @@ class Segmenter:
                 maxlen=self._preroll.maxlen,
             )
             return None
-        windows = [
-            _Window(*w) for w in zip(self._speech, self._probs, self._heard, self._levels, self._times, strict=True)
-        ]
-        at, onset = self._began, self._onset(windows)
-        self._opened = None
-        self._speech, self._probs, self._heard, self._levels, self._times = [], [], [], [], []
+        windows, at, onset = self._speech, self._began, self._onset(self._speech)
+        self._opened, self._speech = None, []
         self._voiced = self._silent_run = 0
         self._preroll.clear()
         self._serial -= 1  # the same segment goes on, if it does: opening it again counts it again
@@ -371,14 +360,14 @@ class Segmenter:
         opened = self._opened
         if opened is None:
             return None
-        n = min(len(opened.windows), len(opened.probs))  # a window is appended before its probability, the last
+        windows = opened.windows[:]  # another thread may append meanwhile: one copy of what is there
         return OpenSegment(
             opened.serial,
-            np.concatenate(opened.windows[:n]),
-            np.asarray(opened.probs[:n], np.float32),
+            np.concatenate([w.audio for w in windows]),
+            np.asarray([w.prob for w in windows], np.float32),
             opened.started,
-            (n - opened.preroll_windows) * WINDOW / SAMPLE_RATE,
-            np.asarray(opened.heard[:n], np.float32),
+            (len(windows) - opened.preroll_windows) * WINDOW / SAMPLE_RATE,
+            np.asarray([w.heard for w in windows], np.float32),
         )
 
     @property
@@ -395,39 +384,26 @@ class Segmenter:
 
     def end_utterance(self, now: float) -> Segment | None:
         """The client ended the utterance (push-to-talk release): emit what was said, if anything."""
-        if self._speech and len(self._pending):
-            self._speech.append(self._pending)
-        self._pending = np.zeros(0, dtype=np.float32)
-        return self._finish("end_utterance")
+        partial, self._pending = self._pending, np.zeros(0, dtype=np.float32)
+        return self._finish("end_utterance", partial)
 
     def _window(self, w: _Window, at: int, replay: bool = False) -> Segment | None:
         """One window; `at`: its index in the stream; `replay`: judged again (`_rejudge`, which cuts)."""
         if not self._speech:
             if w.heard >= self._cfg.threshold:
                 self._began = at - len(self._preroll)
-                before = [*self._preroll, w]
+                self._speech = [*self._preroll, w]
                 self._preroll.clear()
-                self._speech = [b.audio for b in before]
-                self._heard = [b.heard for b in before]
-                self._levels = [b.level for b in before]
-                self._times = [b.arrived for b in before]
-                self._probs = [b.prob for b in before]
-                self._peak = self._background.over(max(self._levels))
+                self._peak = self._background.over(max(b.level for b in self._speech))
                 self._opened_in_crowd = self._background.crowd
                 self._voiced, self._silent_run, self._last_voiced_at = 1, 0, w.arrived
                 self.speech_started = w.arrived
                 self._serial += 1
-                self._opened = _Opened(
-                    self._serial, w.arrived, len(self._speech) - 1, self._speech, self._probs, self._heard
-                )
+                self._opened = _Opened(self._serial, w.arrived, len(self._speech) - 1, self._speech)
             elif self._cfg.preroll_ms:
                 self._preroll.append(w)
             return None
-        self._speech.append(w.audio)
-        self._heard.append(w.heard)
-        self._levels.append(w.level)
-        self._times.append(w.arrived)
-        self._probs.append(w.prob)  # the last: readers on other threads take windows that have their probability
+        self._speech.append(w)
         self._peak = max(self._peak, self._background.over(w.level))
         if w.heard >= self._off_threshold:
             self._voiced += 1
@@ -447,8 +423,8 @@ class Segmenter:
         reply the crowd's own peaks reach that often enough to keep it open a second or more; Whisper makes words of
         that. The voice runs on from the speaker's last window over the full bar for as long as the windows stay
         voiced, through gaps of TAIL_GAP_WINDOWS at most (a sentence's soft last syllables are theirs)."""
-        heard = np.asarray(self._heard[: len(self._probs)]) >= self._off_threshold
-        strong = np.flatnonzero(heard & (np.asarray(self._levels[: len(heard)]) >= self._background.bar(False)))
+        heard = np.asarray([w.heard for w in self._speech]) >= self._off_threshold
+        strong = np.flatnonzero(heard & (np.asarray([w.level for w in self._speech]) >= self._background.bar(False)))
         if not len(strong):
             return None
         last = int(strong[-1])
@@ -459,27 +435,28 @@ class Segmenter:
                 last = k
         return last if last + 1 + _windows(self._cfg.silence_ms) < len(heard) else None
 
-    def _finish(self, cut: CutReason) -> Segment | None:
-        """Close the open segment. In a crowd, one cut at a pause ends where its speaker's voice did (`_voice_end`):
-        its audio up to the silence that would have ended it then, the crowd's peaks after the voice not counted as
-        voice (they place it in time), and its speech end there."""
+    def _finish(self, cut: CutReason, partial: np.ndarray | None = None) -> Segment | None:
+        """Close the open segment (`partial`: samples short of a window that end it, from end_utterance). In a crowd,
+        one cut at a pause ends where its speaker's voice did (`_voice_end`): its audio up to the silence that would
+        have ended it then, the crowd's peaks after the voice not counted as voice (they place it in time), and its
+        speech end there."""
         self._opened = None
         ended = self._voice_end() if self.in_crowd and cut == "silence" else None
-        voiced, peak, last = self._voiced, self._peak, self._last_voiced_at
-        if ended is None:  # all of it, with a last partial window end_utterance may have added
-            n, speech, heard = len(self._probs), self._speech, self._heard
-        else:
+        windows, voiced, peak, last = self._speech, self._voiced, self._peak, self._last_voiced_at
+        heard = [w.heard for w in windows]
+        if ended is not None:
             n = ended + 1 + _windows(self._cfg.silence_ms)
-            speech, heard = self._speech[:n], [*self._heard[: ended + 1], *[0.0] * (n - ended - 1)]
-            voiced -= sum(h >= self._off_threshold for h in self._heard[ended + 1 :])
-            peak, last = self._background.over(max(self._levels[: ended + 1])), self._times[ended]
-        probs, end = self._probs[:n], self._began + n
-        self._speech, self._probs, self._heard, self._levels, self._times = [], [], [], [], []
+            voiced -= sum(h >= self._off_threshold for h in heard[ended + 1 :])
+            windows, heard = windows[:n], [*heard[: ended + 1], *[0.0] * (n - ended - 1)]
+            peak, last = self._background.over(max(w.level for w in windows[: ended + 1])), windows[ended].arrived
+        audio = [w.audio for w in windows] + ([partial] if partial is not None and len(partial) and windows else [])
+        probs, end = [w.prob for w in windows], self._began + len(windows)
+        self._speech = []
         self._voiced = self._silent_run = 0
         self.speech_started = None
         if cut != "max_length":
             self._vad.reset()  # a fresh state per utterance keeps one noisy stretch from leaking into the next
-        if not speech or voiced * WINDOW * 1000 < self._cfg.min_speech_ms * SAMPLE_RATE:
+        if not windows or voiced * WINDOW * 1000 < self._cfg.min_speech_ms * SAMPLE_RATE:
             return None
         if not self.in_crowd or self._background.stands_out(peak):
             self._stood_out_until = end  # where its audio ends: what follows within a second goes on from it
@@ -488,6 +465,6 @@ class Segmenter:
         ):
             return None  # the crowd's own: nothing in it was as loud as the phone's speaker
         return Segment(
-            np.concatenate(speech), last, cut, np.asarray(probs, np.float32), serial=self._serial,
+            np.concatenate(audio), last, cut, np.asarray(probs, np.float32), serial=self._serial,
             crowd=self.in_crowd, heard_probs=None if heard == probs else np.asarray(heard, np.float32),
         )  # fmt: skip
