@@ -355,8 +355,8 @@ class Segmenter:
     def open_segment(self) -> OpenSegment | None:
         """The segment being spoken as far as it has been fed, if any: one concatenation, so call it only when it is
         needed. Any thread may call it, also while another feeds (one phone per voice looks at a phone's open speech
-        from a worker thread, babelfish/echoes.py): it reads one reference to the open segment, and of its growing
-        lists only the windows that already have their probability."""
+        from a worker thread, babelfish/echoes.py): it reads one reference to the open segment, and copies its growing
+        list of windows once."""
         opened = self._opened
         if opened is None:
             return None
