@@ -8,8 +8,9 @@ so silence and noise never reach the engine. In a crowd that never stops, a wind
 louder than the phone's background (babelfish/background.py), or turns would not end. Two things follow from that:
 a segment the crowd opened before the gate knew the room (a phone's first turn) is judged again when the gate turns
 on (`_rejudge`), and the crowd's own peaks that kept a turn open after the speaker stopped are left out of it
-(`_voice_end`): Whisper makes words of a crowd. Each segment also carries the probabilities as the gate let them count
-(`heard_probs`), which place its speech in time; the engine gets Silero's own.
+(`_finish`): Whisper makes words of a crowd. Where the speaker's words begin and end in a segment is searched for in
+babelfish/voice_span.py. Each segment also carries the probabilities as the gate let them count (`heard_probs`),
+which place its speech in time; the engine gets Silero's own.
 
 Silero v6.2 runs as ONNX, the graph that takes a sequence of windows with one LSTM state. VAD cost scales with
 streams, so it is kept small (docs/benchmarks.md, "VAD per stream"): windows quieter than
@@ -34,6 +35,7 @@ import soxr
 from babelfish.background import BackgroundGate, level_db
 from babelfish.config import Settings
 from babelfish.engines.base import SAMPLE_RATE
+from babelfish.voice_span import onset, voice_end
 
 WINDOW = 512  # Silero's fixed window at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous window Silero v5+ sees before each window
@@ -41,14 +43,6 @@ CutReason = Literal["silence", "max_length", "end_utterance"]
 # In a crowd, a segment that begins this soon after one that stood out over the crowd goes on from it (a quieter
 # clause of someone reading on), and a lower bar applies to it (babelfish/background.py, `stands_out`).
 FOLLOWS_WITHIN_MS = 1000
-# In a crowd, a turn's voice runs on through gaps this short (windows) after the speaker's last loud window, as soft
-# syllables end a sentence; after a longer gap, the crowd's own peaks took over (Segmenter._voice_end). The same holds
-# before the first loud window of a turn judged again (Segmenter._onset).
-TAIL_GAP_WINDOWS = 2
-# A segment the crowd gate judges again (Segmenter._rejudge) begins with the first run of windows over the margin that
-# is the speaker's: one standing out over the crowd, or this many (the crowd's own peaks over the margin are 1% of its
-# windows, and come alone).
-SPEAKER_RUN_WINDOWS = 5
 
 
 class SpeechDetector(Protocol):
@@ -213,7 +207,7 @@ class Segmenter:
         self._pending = np.zeros(0, dtype=np.float32)  # samples not yet a full window
         self._preroll: deque[_Window] = deque(maxlen=_windows(config.preroll_ms) if config.preroll_ms else 1)
         # The utterance being spoken, window by window: a segment opened before the gate knew the room is judged again
-        # when it turns on (`_rejudge`), and in a crowd its end is found again when it is cut (`_voice_end`).
+        # when it turns on (`_rejudge`), and in a crowd its end is found again when it is cut (`voice_end`).
         self._speech: list[_Window] = []
         self._voiced = 0  # voiced windows in the current utterance
         self._peak = 0.0  # the current utterance's loudest window over the background (dB; meant for crowds)
@@ -294,11 +288,12 @@ class Segmenter:
     def _rejudge(self) -> Segment | None:
         """The crowd gate just turned on. A segment open since before (the crowd opened it, or kept it going, before
         the gate knew the room: most often a phone's first turn, or the first after a long silence) goes through the
-        gate again: the speaker's words begin at `_onset`, and the crowd before them is dropped (all of it if none are
-        theirs). If the words have ended, the segment is cut now rather than at the next pause in the crowd, which may
-        never come. It is not split where the speaker paused: a quieter speaker's words in between would then be
-        dropped as the crowd's, where without the replay they were kept. It goes on under the same serial (partials
-        and echoes follow it). With no segment open, the pre-roll is judged again: it places the next one's start."""
+        gate again: the speaker's words begin at their onset (babelfish/voice_span.py), and the crowd before them is
+        dropped (all of it if none are theirs). If the words have ended, the segment is cut now rather than at the next
+        pause in the crowd, which may never come. It is not split where the speaker paused: a quieter speaker's words
+        in between would then be dropped as the crowd's, where without the replay they were kept. It goes on under the
+        same serial (partials and echoes follow it). With no segment open, the pre-roll is judged again: it places the
+        next one's start."""
         gate = self._background
         if not self._speech or self._opened_in_crowd:
             self._preroll = deque(
@@ -306,13 +301,15 @@ class Segmenter:
                 maxlen=self._preroll.maxlen,
             )
             return None
-        windows, at, onset = self._speech, self._began, self._onset(self._speech)
+        windows, at = self._speech, self._began
+        first = onset([w.prob for w in windows], [w.level for w in windows], gate, self._cfg.threshold,
+                      _windows(FOLLOWS_WITHIN_MS))  # fmt: skip
         self._opened, self._speech = None, []
         self._voiced = self._silent_run = 0
         self._preroll.clear()
         self._serial -= 1  # the same segment goes on, if it does: opening it again counts it again
         for k, w in enumerate(windows):
-            voice = onset is not None and k >= onset and gate.allows(w.level, True)
+            voice = first is not None and k >= first and gate.allows(w.level, True)
             cut = self._window(replace(w, heard=w.prob if voice else 0.0), at + k, replay=True)
             assert cut is None  # a replay cuts only below, and never at the cap (the segment was shorter)
         if not self._speech:  # the crowd's alone: dropped, and its serial is not used again
@@ -320,32 +317,6 @@ class Segmenter:
             self.speech_started = None
             return None
         return self._finish("silence") if self._silent_run >= _windows(self._cfg.silence_ms) else None
-
-    def _onset(self, windows: list[_Window]) -> int | None:
-        """Where the speaker's words begin among an open segment's windows judged again, or None if nowhere. Windows
-        over the margin a second apart at most run together; the first run that is the speaker's (one of its windows
-        stands out over the crowd as theirs do, or it has SPEAKER_RUN_WINDOWS of them, more than the crowd's own peaks
-        come in) begins them, with the softer voiced windows (over the lower bar) just before it."""
-        gate, threshold = self._background, self._cfg.threshold
-        opens = [k for k, w in enumerate(windows) if w.prob >= threshold and gate.allows(w.level, False)]
-        runs: list[list[int]] = []
-        for k in opens:
-            if runs and k - runs[-1][-1] <= _windows(FOLLOWS_WITHIN_MS):
-                runs[-1].append(k)
-            else:
-                runs.append([k])
-        theirs = [
-            r
-            for r in runs
-            if len(r) >= SPEAKER_RUN_WINDOWS or any(gate.stands_out(gate.over(windows[j].level)) for j in r)
-        ]
-        if not theirs:
-            return None
-        onset = theirs[0][0]
-        for k in range(onset - 1, max(-1, onset - TAIL_GAP_WINDOWS - 2), -1):
-            if windows[k].prob >= threshold and gate.allows(windows[k].level, True):
-                onset = k
-        return onset
 
     @property
     def trailing_silence(self) -> float:
@@ -417,31 +388,20 @@ class Segmenter:
             return self._finish("max_length")
         return None
 
-    def _voice_end(self) -> int | None:
-        """In a crowd, the window where the speaker's voice in the open segment ended, when the crowd kept the segment
-        open after it (else None). Once a turn has begun, windows over the lower bar keep it going, and after a short
-        reply the crowd's own peaks reach that often enough to keep it open a second or more; Whisper makes words of
-        that. The voice runs on from the speaker's last window over the full bar for as long as the windows stay
-        voiced, through gaps of TAIL_GAP_WINDOWS at most (a sentence's soft last syllables are theirs)."""
-        heard = np.asarray([w.heard for w in self._speech]) >= self._off_threshold
-        strong = np.flatnonzero(heard & (np.asarray([w.level for w in self._speech]) >= self._background.bar(False)))
-        if not len(strong):
-            return None
-        last = int(strong[-1])
-        for k in range(last + 1, len(heard)):
-            if k - last > TAIL_GAP_WINDOWS + 1:
-                break
-            if heard[k]:
-                last = k
-        return last if last + 1 + _windows(self._cfg.silence_ms) < len(heard) else None
-
     def _finish(self, cut: CutReason, partial: np.ndarray | None = None) -> Segment | None:
         """Close the open segment (`partial`: samples short of a window that end it, from end_utterance). In a crowd,
-        one cut at a pause ends where its speaker's voice did (`_voice_end`): its audio up to the silence that would
+        one cut at a pause ends where its speaker's voice did (`voice_end`): its audio up to the silence that would
         have ended it then, the crowd's peaks after the voice not counted as voice (they place it in time), and its
         speech end there."""
         self._opened = None
-        ended = self._voice_end() if self.in_crowd and cut == "silence" else None
+        ended = (
+            voice_end(
+                np.asarray([w.heard for w in self._speech]), np.asarray([w.level for w in self._speech]),
+                self._background.bar(False), self._off_threshold, _windows(self._cfg.silence_ms),
+            )
+            if self.in_crowd and cut == "silence"
+            else None
+        )  # fmt: skip
         windows, voiced, peak, last = self._speech, self._voiced, self._peak, self._last_voiced_at
         heard = [w.heard for w in windows]
         if ended is not None:

@@ -3,17 +3,20 @@
     python -m bench.bench_crowd_gate [--margins 0 8] [--crowds 6:15 6:10 6:5 3:10 10:10] [--only SET ...]
 
 Segmenter only (the real Silero VAD, 20 ms frames as a phone streams them; no recogniser), so it runs in minutes.
-Tracks: each phone of bench_fidelity's conversations (its turns, silent while the others speak), and `reader` (the five
-LibriVox clips twice over, 0.3 s apart: someone reading on, human speech). Each is heard clean (a room hum 55 dB under
-the speech), in pink noise at 5 and 0 dB SNR, and with each crowd VOICES:SNR_DB, mixed as `bench_fidelity --crowd`
-mixes it (babble of Pico voices played backwards, talking all along; SNR against the mean power of the phone's turns).
+Tracks: each phone of bench_fidelity's conversations (its turns, silent while the others speak), `reader` (the five
+LibriVox clips twice over, 0.3 s apart: someone reading on, human speech) and `latecomer` (a phone whose speaker says
+nothing for 30 s, then answers and reads: what a silent phone sends, and whether its first words are kept). Each is
+heard clean (a room hum 55 dB under the speech), in pink noise at 5 and 0 dB SNR, and with each crowd VOICES:SNR_DB,
+mixed as `bench_fidelity --crowd` mixes it (babble of Pico voices played backwards, talking all along; SNR against the
+mean power of the phone's turns).
 Per set, background and margin (`vad_crowd_margin_db`; 0 is no gate), summed over the set's phones:
 
 - segments, and those cut at the 15 s cap (what is still open when the track ends is cut as the phone goes off);
 - turns with less than 95% of their speech (the windows Silero calls voice on the clean track) inside a segment, and
   the mean share kept: what a gate that cuts inside a turn loses;
 - turns split into several segments (the server's revisions rejoin those), segments holding several turns (merged:
-  what a turn that does not end does), segments outside every turn (stray: crowd alone, left to the non-speech rules);
+  what a turn that does not end does), segments outside every turn (stray: crowd alone, left to the non-speech rules),
+  and their seconds of audio (what the engine decodes only to reject);
 - late: when a turn's last segment was cut after its last voiced window, median and max (a clean room: ~0.3 s, the
   silence that ends an utterance); a phone's first turn is cut when the gate knows the room (3 s on) at the soonest;
 - the share of the time the gate saw a crowd.
@@ -31,9 +34,9 @@ import numpy as np
 from babelfish.config import Settings
 from babelfish.echoes import make_copy
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
-from bench.bench_fidelity import Conversation, build_set, track, with_crowd
+from bench.bench_fidelity import PICO_TURNS, Conversation, build_set, track, with_crowd
 from tests.audio import frames, librivox_clips, pcm16
-from tests.engines.conversation_audio import at_snr, babble, pink
+from tests.engines.conversation_audio import at_snr, babble, pico, pink
 
 SR = 16_000
 Span = tuple[float, float]
@@ -58,6 +61,20 @@ def reader() -> Phone:
     return Phone("reader", "A", np.concatenate(parts), spans, None)
 
 
+def latecomer() -> Phone:
+    """A phone on a café table whose speaker says nothing for its first 30 s (the crowd alone), then answers in short
+    Pico turns (German, `pico-langs`' speaker) and reads two LibriVox clips, 1.5 s apart: what a silent phone sends,
+    and whether its speaker's first words, after a long silence, are kept."""
+    parts, spans, at = [np.zeros(30 * SR, np.float32)], [], 30.0
+    turns = [pico(text, "de-DE") for text in PICO_TURNS["de"][1]]
+    for audio in [*turns, *(clip for _, clip, _ in librivox_clips()[:2])]:
+        audio = audio * (10 ** (-18 / 20) / np.sqrt(np.mean(audio**2)))  # one speaker: Pico is ~13 dB louder
+        parts += [audio.astype(np.float32), np.zeros(int(1.5 * SR), np.float32)]
+        spans.append((at, at + len(audio) / SR))
+        at += len(audio) / SR + 1.5
+    return Phone("latecomer", "A", np.concatenate(parts), spans, None)
+
+
 def phones(only: list[str]) -> list[Phone]:
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,6 +86,8 @@ def phones(only: list[str]) -> list[Phone]:
                 out.append(Phone(conv.name, speaker, track(conv, speaker), spans, conv))
     if not only or "reader" in only:
         out.append(reader())
+    if not only or "latecomer" in only:
+        out.append(latecomer())
     return out
 
 
@@ -82,6 +101,7 @@ class Result:
     split: int
     merged: int
     stray: int
+    stray_s: float  # their audio, seconds: what the engine decodes only to reject
     late: list[float]
     crowd: float
 
@@ -139,6 +159,7 @@ def measure(audio: np.ndarray, spans: list[Span], voiced: list[np.ndarray], conf
         split=sum(sum(overlaps(s, e, a, b) for s, e, *_ in cuts) > 1 for a, b in spans),
         merged=sum(sum(overlaps(s, e, a, b) for a, b in spans) > 1 for s, e, *_ in cuts),
         stray=sum(not any(overlaps(s, e, a, b) for a, b in spans) for s, e, *_ in cuts),
+        stray_s=sum(e - s for s, e, *_ in cuts if not any(overlaps(s, e, a, b) for a, b in spans)),
         late=late,
         crowd=crowd,
     )
@@ -150,7 +171,7 @@ def add(total: Result | None, r: Result) -> Result:
     return Result(
         total.turns + r.turns, total.segments + r.segments, total.capped + r.capped, total.short_kept + r.short_kept,
         total.kept + r.kept, total.split + r.split, total.merged + r.merged, total.stray + r.stray,
-        total.late + r.late, total.crowd + r.crowd,
+        total.stray_s + r.stray_s, total.late + r.late, total.crowd + r.crowd,
     )  # fmt: skip
 
 
@@ -175,12 +196,12 @@ def main() -> None:
     p.add_argument("--margins", type=float, nargs="+", default=[0.0, Settings().vad_crowd_margin_db])
     p.add_argument("--crowds", nargs="+", default=["6:15", "6:10", "6:5", "3:10", "10:10"], metavar="VOICES:SNR_DB")
     p.add_argument("--backgrounds", nargs="+", default=["clean", "pink:5", "pink:0"], help="besides the crowds")
-    p.add_argument("--only", nargs="+", default=[], help="bench_fidelity sets, and/or reader")
+    p.add_argument("--only", nargs="+", default=[], help="bench_fidelity sets, reader and/or latecomer")
     args = p.parse_args()
     base = SegmenterConfig.from_settings(Settings())
     backgrounds = [*args.backgrounds, *(f"crowd:{c}" for c in args.crowds)]
     print(
-        "set          background     margin  turns segs capped  <95%kept  kept   split merged stray  late p50/max"
+        "set          background     margin  turns segs capped  <95%kept  kept   split merged stray (s)  late p50/max"
         "  crowd"
     )
     by_set: dict[str, list[Phone]] = {}
@@ -205,7 +226,7 @@ def main() -> None:
                 print(
                     f"{name:12} {background:14} {margin:5.1f}  {total.turns:5} {total.segments:4} {total.capped:5}"
                     f"  {total.short_kept:4}      {np.mean(total.kept):.3f} {total.split:5} {total.merged:6}"
-                    f" {total.stray:5}  {late:>11}  {total.crowd / total.turns:.2f}",
+                    f" {total.stray:5} {total.stray_s:5.0f}  {late:>11}  {total.crowd / total.turns:.2f}",
                     flush=True,
                 )
 
