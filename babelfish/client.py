@@ -4,8 +4,10 @@
 
 It joins (plus one listener connection per `--listen` language), streams the WAV at real-time pace
 in 20 ms frames, adds a little silence and `end_utterance`, then prints every result until the
-room has been quiet for `--wait` seconds. Exit status: 0 when a transcript came back, 1 on an
-error message or a failed connection, 3 when the server understood nothing.
+room has been quiet for `--wait` seconds. With `--press START:END` (seconds into the file, repeatable) it talks as
+push-to-talk does on the page: only the frames inside a press are sent, and `end_utterance` at each release.
+Exit status: 0 when a transcript came back, 1 on an error message or a failed connection, 3 when the server
+understood nothing.
 """
 
 from __future__ import annotations
@@ -157,17 +159,25 @@ async def converse(args: argparse.Namespace) -> int:
         readers = [asyncio.create_task(_reader(ws, who, run)) for ws, who in zip(sockets, names, strict=True)]
         step = rate * FRAME_MS // 1000 * 2
         started = time.monotonic()
+        held_before = False
         for i, offset in enumerate(range(0, len(pcm), step)):
-            await speaker.send(pcm[offset : offset + step])
+            at = i * FRAME_MS / 1000
+            held = not args.press or any(a <= at < b for a, b in args.press)
+            if held:
+                await speaker.send(pcm[offset : offset + step])
+            elif held_before:  # released: the page sends nothing while the button is up
+                await speaker.send(json.dumps({"type": "end_utterance"}))
+            held_before = held
             if args.realtime:  # pace by the clock, not by sleeps, so drift never accumulates
                 await asyncio.sleep(max(0.0, started + (i + 1) * FRAME_MS / 1000 - time.monotonic()))
         run.speech_sent_at = time.monotonic()
         silence = bytes(step)
-        for _ in range(args.tail_ms // FRAME_MS):
+        for _ in range(0 if args.press else args.tail_ms // FRAME_MS):
             await speaker.send(silence)
             if args.realtime:
                 await asyncio.sleep(FRAME_MS / 1000)
-        await speaker.send(json.dumps({"type": "end_utterance"}))
+        if not args.press or held_before:
+            await speaker.send(json.dumps({"type": "end_utterance"}))
         run.last_message_at = time.monotonic()
         deadline = time.monotonic() + args.timeout
         while time.monotonic() - run.last_message_at < args.wait and time.monotonic() < deadline:
@@ -191,6 +201,16 @@ async def converse(args: argparse.Namespace) -> int:
     return 0 if run.transcripts else 3
 
 
+def _press(text: str) -> tuple[float, float]:
+    try:
+        start, end = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected START:END in seconds") from None
+    if not 0 <= start < end:
+        raise argparse.ArgumentTypeError(f"{text!r}: a press ends after it starts")
+    return start, end
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m babelfish.client", description=__doc__.split("\n\n")[0])
     p.add_argument("wav", type=Path, help="speech to send (WAV, PCM)")
@@ -205,6 +225,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     p.add_argument("--tail-ms", type=int, default=600, help="silence appended after the file")
     p.add_argument("--no-realtime", dest="realtime", action="store_false", help="send as fast as possible")
+    p.add_argument("--press", type=_press, action="append", default=[], metavar="START:END",
+                   help="push-to-talk: send only these seconds of the file, each ended by a release (repeatable)")
     p.add_argument(
         "--token", default=os.environ.get("BABELFISH_TOKEN", ""), help="access token (default: $BABELFISH_TOKEN)"
     )

@@ -1,6 +1,7 @@
 """Fidelity hands-free: do listeners receive every word, once, soon — in a conversation, through the real server?
 
-    python -m bench.bench_fidelity [--data-dir data] [--only NAME ...] [--crowd VOICES SNR_DB] [-- server flags]
+    python -m bench.bench_fidelity [--data-dir data] [--only NAME ...] [--crowd VOICES SNR_DB] [--ptt LEAD TAIL]
+        [-- server flags]
 
 Builds a conversational set (below), starts `server_cpu.py` (cascade engine), and plays each conversation through the
 reference client (`babelfish.client`) at real-time pace, hands-free: one client per speaker, all in one room, each
@@ -35,6 +36,10 @@ The set (generated, nothing downloaded):
 tests/engines/conversation_audio.py) all through its track, in its turns and between them, SNR_DB under the mean power
 of its speaker's turns: an open microphone in a café. Transcripts whose speech overlaps none of their phone's turns
 (the crowd alone, taken for speech) are counted and listed; they are scored with the nearest turn.
+
+`--ptt LEAD TAIL`: push-to-talk instead of an open microphone. Each speaker holds the button from LEAD seconds before
+a clip's first word to TAIL seconds after its last (through the breath pauses of a cut clip); the client sends
+only those frames, and `end_utterance` at each release, as the page does.
 
 Also scored against what was said: a one-word clip whose reference is itself wrong ("Shoe" for "Sure.") counts 100%
 against the reference when we got it right; the summary counts the clips above 15% where what we held is nearer what
@@ -285,14 +290,32 @@ def write_tracks(conv: Conversation, tmp: Path, crowd: tuple[int, float] | None 
     return paths
 
 
+def presses(conv: Conversation, speaker: str, lead: float, tail: float) -> list[tuple[float, float]]:
+    """Where `speaker` holds the push-to-talk button on their track: each of their clips, from `lead` seconds before
+    its first piece to `tail` after its last audible sample."""
+    out: list[tuple[float, float]] = []
+    for clip in conv.clips:
+        turns = [t for t in conv.turns if t.clip is clip and clip.speaker == speaker]
+        if turns:
+            start, end = max(0.0, turns[0].start - lead), float(turns[-1].end + tail)
+            if out and start <= out[-1][1]:  # the button was not let go in between
+                out[-1] = (out[-1][0], end)
+            else:
+                out.append((start, end))
+    return out
+
+
 async def play(
-    url: str, conv: Conversation, wavs: dict[str, Path]
+    url: str, conv: Conversation, wavs: dict[str, Path], ptt: tuple[float, float] | None = None
 ) -> tuple[list[tuple[float, dict]], dict[str, float]]:
-    """All speakers' clients at once; returns (receipt time, message) and when each speaker's track started."""
+    """All speakers' clients at once; returns (receipt time, message) and when each speaker's track started. `ptt`:
+    push-to-talk, each clip pressed from LEAD seconds before it to TAIL after it."""
     runs = []
     for i, (speaker, wav) in enumerate(wavs.items()):
         argv = [str(wav), "--server", url, "--name", speaker, "--language", speaker_language(conv, speaker),
                 "--room", conv.name, "--json", "--tail-ms", "0", "--wait", "6"]  # fmt: skip
+        if ptt is not None:
+            argv += [f"--press={a:.3f}:{b:.3f}" for a, b in presses(conv, speaker, *ptt)]
         if i == 0:
             argv += [a for lang in LISTEN for a in ("--listen", lang)]
         runs.append(client.parse_args(argv))
@@ -477,7 +500,7 @@ def run(args: argparse.Namespace) -> None:
         try:
             for conv in convs:
                 print(f"\n{conv.name}: {len(conv.clips)} clips, {len(conv.turns)} turns, {conv.seconds:.0f} s")
-                lines, t0 = asyncio.run(play(srv.ws_url, conv, wavs[conv.name]))
+                lines, t0 = asyncio.run(play(srv.ws_url, conv, wavs[conv.name], args.ptt))
                 s, wers, sl, cl, fw = score(conv, lines, t0, args.verbose)
                 rl, singles = revision_latency(lines)
                 single_revisions += singles
@@ -555,6 +578,8 @@ def main() -> None:
     p.add_argument("--verbose", action="store_true", help="print reference and received text for every clip")
     p.add_argument("--crowd", type=float, nargs=2, metavar=("VOICES", "SNR_DB"),
                    help="each phone also hears VOICES voices all along, SNR_DB under its speaker")  # fmt: skip
+    p.add_argument("--ptt", type=float, nargs=2, metavar=("LEAD", "TAIL"),
+                   help="push-to-talk: hold from LEAD s before each clip to TAIL s after it")  # fmt: skip
     p.add_argument("server_args", nargs="*", help="extra server flags after --")
     args = p.parse_args()
     if args.crowd and not float(args.crowd[0]).is_integer():

@@ -49,6 +49,33 @@ def test_reference_client_through_a_real_server(server, librivox, tmp_path):
     assert sorted(p.name for p in (tmp_path / "audio").iterdir()) == [f"{uid}-de.wav", f"{uid}-pt.wav"]
 
 
+def test_reference_client_push_to_talk_sends_only_what_is_pressed(server, librivox, tmp_path):
+    """Someone reads on; two presses of the button take two pieces of it. Only the pressed audio reaches the server,
+    and each release ends what was said (the test engine's transcript says how long the audio was)."""
+    wav = librivox["sense_and_sensibility_01_austen_64kb-0890"][0]
+    presses = [(0.5, 1.7), (2.5, 3.5)]
+    out = subprocess.run(
+        [sys.executable, "-m", "babelfish.client", str(wav), "--server", f"ws://127.0.0.1:{server}", "--json",
+         "--wait", "1.5", *(f"--press={a}:{b}" for a, b in presses)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    texts = [json.loads(line) for line in out.stdout.splitlines()]
+    seconds = [float(m["text"].split()[1].rstrip("s")) for m in texts if m["type"] == "transcript"]
+    pressed = sum(b - a for a, b in presses)
+    assert len(seconds) >= len(presses)  # a pause inside a press may cut it too
+    assert pressed - 0.5 <= sum(seconds) <= pressed + 0.05
+    assert max(seconds) <= max(b - a for a, b in presses) + 0.05
+
+
+def test_client_rejects_a_press_that_ends_before_it_starts(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "babelfish.client", str(tmp_path / "x.wav"), "--press", "2:1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2 and "a press ends after it starts" in out.stderr
+
+
 def test_client_exits_non_zero_on_error(server, tmp_path):
     wav = tmp_path / "x.wav"
     import wave
