@@ -95,6 +95,12 @@ class BackgroundGate:
         `margin_db` over the floor (3 dB less while `speaking`)."""
         return not self.crowd or level >= self.bar(speaking)
 
+    @property
+    def voiced(self) -> bool:
+        """Whether the background is a crowd (voiced), whether or not the phone's speaker stands out over it so that
+        the gate can be on. Free to ask."""
+        return self._voiced_background
+
     def bar(self, speaking: bool) -> float:
         """In a crowd, the level (dBFS) a window must reach to count as voice; 3 dB less `speaking` (a turn goes on)."""
         return self.floor_db + self._margin - (KEEP_HYSTERESIS_DB if speaking else 0.0)

@@ -78,6 +78,7 @@ class Intake:
         self._budget = TokenBucket(s.max_audio_rate, s.audio_burst_seconds, now)
         self._control = TokenBucket(s.max_control_rate, s.control_burst, now)
         self._warned_rate = self._warned_control = self._warned_backlog = False
+        self._told_loud = False  # the speaker was told their phone hears a crowd (once a connection)
         self._control_dropped = 0
         self._segmenter: Segmenter | None = None  # made on the first audio: listeners that never speak cost no VAD
         self._frames: deque[_Frame | float] = deque()
@@ -228,6 +229,10 @@ class Intake:
                 described = await asyncio.to_thread(_describe, segments)
             for segment, features in zip(segments, described, strict=True):
                 self._queue(segment, features)
+            if not self._told_loud and segmenter.hears_crowd:
+                self._told_loud = True
+                log.info("%s: the phone hears a crowd; suggesting push-to-talk", self._member.participant.id)
+                self._member.participant.send(proto.Notice.loud_room())
             # Other phones' copies of the same speech wait for this one only while it is open (babelfish/echoes.py),
             # and only while what it heard so far (read from a worker thread, only by a copy that waits) may be theirs.
             if segments or not segmenter.speaking:

@@ -299,7 +299,7 @@ class Participants(_Out):
     count: int
 
 
-NoticeCode = Literal["untranslatable", "dropped_utterance", "speech_skipped"]
+NoticeCode = Literal["untranslatable", "dropped_utterance", "speech_skipped", "loud_room"]
 # the speaker's own queue overflowed / the shared engine is behind / a voice failed or hung (speech_skipped)
 DropReason = Literal["too_fast", "server_busy", "voice_failed"]
 SpeechSkip = Literal["server_busy", "voice_failed"]  # why a `speech_skipped` notice came
@@ -341,6 +341,17 @@ class Notice(_Out):
             language=language,
             reason=reason,
             message=SPEECH_SKIPPED[reason],
+        )
+
+    @classmethod
+    def loud_room(cls) -> Notice:
+        """To a speaker whose phone hears a crowd: there, hands-free turns end late and carry the crowd's words,
+        while push-to-talk ends each at the release (docs/benchmarks.md, "The browser's noise suppression, push-to-talk
+        in a crowd")."""
+        return cls(
+            code="loud_room",
+            message="It is loud around your phone. Push-to-talk gets your words out sooner and cleaner here: "
+            "hold the button while you speak.",
         )
 
     @classmethod

@@ -233,6 +233,12 @@ class Segmenter:
         return self._background.crowd
 
     @property
+    def hears_crowd(self) -> bool:
+        """Whether this phone hears a voiced background (a café, a television), whether or not its gate is on. Free to
+        ask."""
+        return self._background.voiced
+
+    @property
     def speaking(self) -> bool:
         """Inside an utterance (speech seen, not yet cut)."""
         return bool(self._speech)

@@ -1,7 +1,7 @@
 """Fidelity hands-free: do listeners receive every word, once, soon — in a conversation, through the real server?
 
-    python -m bench.bench_fidelity [--data-dir data] [--only NAME ...] [--crowd VOICES SNR_DB] [--ptt LEAD TAIL]
-        [-- server flags]
+    python -m bench.bench_fidelity [--data-dir data] [--only NAME ...] [--crowd VOICES SNR_DB | --pink SNR_DB]
+        [--browser ns|no-ns] [--ptt LEAD TAIL] [-- server flags]
 
 Builds a conversational set (below), starts `server_cpu.py` (cascade engine), and plays each conversation through the
 reference client (`babelfish.client`) at real-time pace, hands-free: one client per speaker, all in one room, each
@@ -37,6 +37,12 @@ tests/engines/conversation_audio.py) all through its track, in its turns and bet
 of its speaker's turns: an open microphone in a café. Transcripts whose speech overlaps none of their phone's turns
 (the crowd alone, taken for speech) are counted and listed; they are scored with the nearest turn.
 
+`--pink SNR_DB`: steady pink noise instead (a fan, traffic), SNR_DB under the speaker's turns.
+
+`--browser ns|no-ns`: each phone's track first goes through headless Chromium's microphone processing, as the page's
+getUserMedia asks for it (echo cancellation, automatic gain, and noise suppression on or off; bench/browser_mic.py),
+so the server gets what a phone's browser sends. It adds the conversation's length in real time per set.
+
 `--ptt LEAD TAIL`: push-to-talk instead of an open microphone. Each speaker holds the button from LEAD seconds before
 a clip's first word to TAIL seconds after its last (through the breath pauses of a cut clip); the client sends
 only those frames, and `end_utterance` at each release, as the page does.
@@ -68,7 +74,7 @@ import numpy as np
 from babelfish import client
 from tests.audio import librivox_clips
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
-from tests.engines.conversation_audio import at_snr, babble, pico
+from tests.engines.conversation_audio import at_snr, babble, pico, pink
 from tests.serverproc import ServerProcess
 
 SR = 16_000
@@ -274,13 +280,25 @@ def with_crowd(conv: Conversation, speaker: str, audio: np.ndarray, voices: int,
     return (audio + at_snr(crowd, np.mean(speech**2), snr_db)).astype(np.float32)
 
 
-def write_tracks(conv: Conversation, tmp: Path, crowd: tuple[int, float] | None = None) -> dict[str, Path]:
-    """Each speaker's microphone track as a WAV for the reference client (with a crowd: `with_crowd`)."""
+def with_pink(conv: Conversation, speaker: str, audio: np.ndarray, snr_db: float) -> np.ndarray:
+    """`audio` with steady pink noise (a fan, traffic) all through it, `snr_db` under its speaker's turns."""
+    speech = np.concatenate([t.audio for t in conv.turns if t.clip.speaker == speaker])
+    rng = np.random.default_rng(zlib.crc32(f"pink/{conv.name}/{speaker}".encode()))
+    return (audio + at_snr(pink(len(audio) / SR, 0.5, rng), np.mean(speech**2), snr_db)).astype(np.float32)
+
+
+def write_tracks(
+    conv: Conversation, tmp: Path, crowd: tuple[int, float] | None = None, pink_db: float | None = None
+) -> dict[str, Path]:
+    """Each speaker's microphone track as a WAV for the reference client (with a crowd: `with_crowd`; in steady noise:
+    `with_pink`)."""
     paths = {}
     for speaker in sorted({c.speaker for c in conv.clips}):
         audio = track(conv, speaker)
         if crowd is not None:
             audio = with_crowd(conv, speaker, audio, *crowd)
+        if pink_db is not None:
+            audio = with_pink(conv, speaker, audio, pink_db)
         paths[speaker] = tmp / f"{conv.name}-{speaker}.wav"
         with wave.open(str(paths[speaker]), "wb") as w:
             w.setnchannels(1)
@@ -482,7 +500,7 @@ def run(args: argparse.Namespace) -> None:
         tmp = Path(tmp_name)
         convs = [c for c in build_set(tmp) if not args.only or c.name in args.only]
         crowd = (round(args.crowd[0]), args.crowd[1]) if args.crowd else None
-        wavs = {conv.name: write_tracks(conv, tmp, crowd) for conv in convs}
+        wavs = {conv.name: write_tracks(conv, tmp, crowd, args.pink) for conv in convs}
         t = time.perf_counter()
         references([c for conv in convs for c in conv.clips], data_dir)
         print(f"references ready in {time.perf_counter() - t:.0f} s")
@@ -491,6 +509,17 @@ def run(args: argparse.Namespace) -> None:
         # their own context (docs/benchmarks.md). `-- --speaker-embedder off` gives one label per phone.
         srv = ServerProcess(data_dir, "--engine", "cascade", "--log-level", args.log_level, *args.server_args)
         srv.start()
+        if args.browser:
+            from bench.browser_mic import process
+
+            constraints = {"echoCancellation": True, "autoGainControl": True, "noiseSuppression": args.browser == "ns"}
+            t = time.perf_counter()
+            try:
+                wavs = {name: process(tracks, constraints, tmp, srv.url) for name, tracks in wavs.items()}
+            except BaseException:
+                srv.stop()
+                raise
+            print(f"tracks through the browser ({args.browser}) in {time.perf_counter() - t:.0f} s")
         clip_wers: list[float] = []
         final_clip_wers: list[float] = []
         revision_lat: list[float] = []
@@ -578,6 +607,9 @@ def main() -> None:
     p.add_argument("--verbose", action="store_true", help="print reference and received text for every clip")
     p.add_argument("--crowd", type=float, nargs=2, metavar=("VOICES", "SNR_DB"),
                    help="each phone also hears VOICES voices all along, SNR_DB under its speaker")  # fmt: skip
+    p.add_argument("--pink", type=float, metavar="SNR_DB", help="each phone also hears steady pink noise, SNR_DB under")
+    p.add_argument("--browser", choices=["ns", "no-ns"],
+                   help="send each track through Chromium's microphone processing, noise suppression on or off")
     p.add_argument("--ptt", type=float, nargs=2, metavar=("LEAD", "TAIL"),
                    help="push-to-talk: hold from LEAD s before each clip to TAIL s after it")  # fmt: skip
     p.add_argument("server_args", nargs="*", help="extra server flags after --")

@@ -165,6 +165,7 @@ export function applyMessage(conv, m, { joined = false, languageName = (code) =>
     case "notice": {
       s.notices++;
       const text = m.message || m.code;
+      if (m.code === "loud_room") return [{ type: "loud", text }];
       // A notice about a piece merged into a revised card (its speech skipped, say) belongs on that card.
       const into = conv.replaced.get(m.utterance_id);
       let u = into !== undefined ? conv.utterances.get(into) : undefined;

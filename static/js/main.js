@@ -92,6 +92,7 @@ function apply(e) {
     case "merged": return mergeCards(e.utterance, e.removed);
     case "note": return showNote(e.utterance, e.text);
     case "sys": return systemLine(e.text, e.level);
+    case "loud": return loudRoom(e.text);
     case "play": return audio.play(e.header, e.data);
     case "draining":
       conn.draining(e.delayMs);
@@ -102,6 +103,16 @@ function apply(e) {
       showJoinForm(e.text);
       return systemLine(`Could not join: ${e.text}`, "bad");
   }
+}
+
+// The server heard a crowd around this phone (once a connection). Hands-free turns end late there and carry the
+// crowd's words; a release ends a push-to-talk turn at once. Offered, not imposed: the banner goes by itself.
+const LOUD_BANNER_MS = 20000;
+function loudRoom(text) {
+  if (S.mode === "ptt") return; // already there
+  systemLine(text, "warn");
+  banner(text, "Use push-to-talk", () => { setMode("ptt"); banner(""); });
+  setTimeout(() => { if ($("banner-text").textContent === text) banner(""); }, LOUD_BANNER_MS);
 }
 
 function onLost(code, reason, wasJoined, drained) {

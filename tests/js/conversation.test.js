@@ -100,6 +100,14 @@ test("notices: under their utterance, or as a line of their own", () => {
   assert.equal(conv.stats.notices, 2);
 });
 
+test("a loud room: the page is told to offer push-to-talk, not shown a card", () => {
+  const conv = joined();
+  const message = "It is loud around your phone. Push-to-talk gets your words out sooner and cleaner here.";
+  assert.deepEqual(applyMessage(conv, { type: "notice", code: "loud_room", message }), [{ type: "loud", text: message }]);
+  assert.equal(conv.stats.notices, 1);
+  assert.equal(conv.utterances.size, 0);
+});
+
 test("join errors that retrying cannot fix are fatal before welcome, ordinary after", () => {
   for (const code of ["invalid_name", "unsupported_language", "unsupported_sample_rate", "invalid_message"]) {
     const [e] = applyMessage(newConversation(), { type: "error", code, message: `bad ${code}` }, { joined: false });

@@ -1,0 +1,126 @@
+"""Microphone tracks as the page sends them: each WAV played into headless Chromium's fake capture device and
+recorded after the browser's own audio processing (getUserMedia's echo cancellation, noise suppression, automatic gain),
+so a bench can feed the server what a phone's browser would.
+
+    process({"A": Path("a.wav")}, {"noiseSuppression": True}, out_dir) -> {"A": Path(".../A-browser.wav")}
+
+Every track runs at once in its own browser (the fake device's file is a browser-wide flag), in real time. The
+recording is aligned to the original by the lag of best correlation of their envelopes, and cut to its length.
+Needs Debian's chromium and Playwright (scripts/setup.sh --test).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.browser.test_client_thin import CHROMIUM, chromium_args
+
+SR = 16_000
+# Records the default microphone with `constraints` for `seconds` at 16 kHz; returns PCM16 as base64.
+RECORD = """async ([constraints, seconds]) => {
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, ...constraints } });
+  const ctx = new AudioContext({ sampleRate: 16000 });
+  const src = ctx.createMediaStreamSource(stream);
+  const node = ctx.createScriptProcessor(4096, 1, 1);
+  const parts = [];
+  node.onaudioprocess = (e) => parts.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+  src.connect(node); node.connect(ctx.destination);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  node.disconnect(); stream.getTracks().forEach((t) => t.stop()); await ctx.close();
+  const n = parts.reduce((a, p) => a + p.length, 0), pcm = new Int16Array(n);
+  let i = 0;
+  for (const p of parts) for (const v of p) pcm[i++] = Math.max(-32768, Math.min(32767, Math.round(v * 32767)));
+  let s = ""; const bytes = new Uint8Array(pcm.buffer);
+  for (let k = 0; k < bytes.length; k += 0x8000) s += String.fromCharCode(...bytes.subarray(k, k + 0x8000));
+  return btoa(s);
+}"""
+
+
+def read(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as w:
+        assert w.getframerate() == SR and w.getnchannels() == 1
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
+
+
+def write(path: Path, audio: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def align(recorded: np.ndarray, original: np.ndarray, max_lag_s: float = 1.0) -> np.ndarray:
+    """`recorded` shifted to line up with `original` (10 ms envelopes, best correlation within `max_lag_s`) and cut
+    or padded to its length."""
+    hop = SR // 100
+
+    def env(x: np.ndarray) -> np.ndarray:
+        n = len(x) // hop
+        e = np.log10(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-8)
+        return e - e.mean()
+
+    a, b = env(original), env(recorded)
+    lags = range(0, int(max_lag_s * 100))
+    best = max(lags, key=lambda k: float(np.dot(a[: len(b) - k], b[k : k + len(a)][: len(b) - k])))
+    out = recorded[best * hop : best * hop + len(original)]
+    return np.pad(out, (0, len(original) - len(out)))
+
+
+def _one(pw_sync: Any, wav: Path, constraints: dict[str, bool], url: str, out: Path) -> None:
+    original = read(wav)
+    browser = pw_sync.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav))
+    try:
+        page = browser.new_context(permissions=["microphone"]).new_page()
+        page.goto(url)
+        data = page.evaluate(RECORD, [constraints, len(original) / SR + 1.5])
+    finally:
+        browser.close()
+    recorded = np.frombuffer(base64.b64decode(data), "<i2").astype(np.float32) / 32768
+    write(out, align(recorded, original))
+
+
+def process(wavs: dict[str, Path], constraints: dict[str, bool], out_dir: Path, url: str) -> dict[str, Path]:
+    """Each track through its own Chromium at once; `url`: any page of a secure origin (the server's)."""
+    from playwright import sync_api as playwright_sync
+
+    tag = "-".join(f"{k}{int(v)}" for k, v in sorted(constraints.items())) or "default"
+    outs = {name: out_dir / f"{wav.stem}-{tag}.wav" for name, wav in wavs.items()}
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            with playwright_sync.sync_playwright() as p:
+                _one(p, wavs[name], constraints, url, outs[name])
+        except BaseException as exc:  # reported below, after every thread ends
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in wavs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return outs
+
+
+if __name__ == "__main__":  # one file through the browser, for a listen: python -m bench.browser_mic IN OUT '{...}'
+    import sys
+
+    from tests.serverproc import ServerProcess
+
+    srv = ServerProcess(Path(sys.argv[2]).parent / "browser-mic-data").start()
+    try:
+        done = process({"x": Path(sys.argv[1])}, json.loads(sys.argv[3]) if len(sys.argv) > 3 else {},
+                       Path(sys.argv[2]).parent, srv.url)  # fmt: skip
+        Path(sys.argv[2]).write_bytes(done["x"].read_bytes())
+    finally:
+        srv.kill()

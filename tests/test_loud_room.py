@@ -1,0 +1,96 @@
+"""A phone that hears a crowd is told once, through the real app, that push-to-talk works better there."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from babelfish.app import create_app
+from babelfish.config import Settings
+from babelfish.engines.fake import FakeEngine
+from tests.audio import frames, pcm16
+from tests.wsclient import BoundedClient
+
+RATE = 16_000
+
+
+class Crowd:
+    """Silero as a crowd makes it: everything audible is voice."""
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        return np.full(len(windows), 0.95, np.float32)
+
+    def reset(self) -> None:
+        pass
+
+
+class Fan:
+    """Silero in steady noise: only the voice near the phone (louder than -20 dBFS here) is speech."""
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        rms = np.sqrt(np.mean(np.square(windows, dtype=np.float64), axis=1))
+        return np.where(rms > 0.1, 0.95, 0.05).astype(np.float32)
+
+    def reset(self) -> None:
+        pass
+
+
+def noise(seconds: float, dbfs: float, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(int(seconds * RATE)) * 10 ** (dbfs / 20)).astype(np.float32)
+
+
+def talk(client: BoundedClient, background: np.ndarray) -> list[dict]:
+    """Join, stream `background` then a turn louder than it, end the utterance: what came back up to its transcript
+    (the VAD has cut everything sent by then)."""
+    turn = noise(1.0, -10, 9)
+    with client.websocket_connect("/ws/client") as ws:
+        ws.send_text(json.dumps({"type": "join", "name": "Ana", "language": "en", "room": "cafe"}))
+        assert ws.receive_json()["type"] == "welcome"
+        for frame in frames(pcm16(np.concatenate([background, background[:RATE] + turn]))):
+            ws.send_bytes(frame)
+        ws.send_text('{"type": "end_utterance"}')
+        seen: list[dict] = []
+        while not (seen and seen[-1]["type"] == "transcript" and loud(seen[-1]["text"])):
+            msg = ws.receive_json()
+            if msg["type"] == "audio":
+                ws.receive_bytes()
+            seen.append(msg)
+        return seen
+
+
+def loud(transcript: str) -> bool:
+    """Whether the test engine's transcript is of audio with the turn in it (the crowd alone is -30 dBFS)."""
+    return int(transcript.split()[2].removesuffix("dBFS")) > -20
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, engine="test", speaker_embedder="off", audio_burst_seconds=120)
+
+
+@pytest.fixture
+def cafe(settings: Settings) -> Iterator[BoundedClient]:
+    with BoundedClient(create_app(settings, engine=FakeEngine(), detector_factory=Crowd, embedder=None)) as c:
+        yield c
+
+
+@pytest.fixture
+def fan(settings: Settings) -> Iterator[BoundedClient]:
+    with BoundedClient(create_app(settings, engine=FakeEngine(), detector_factory=Fan, embedder=None)) as c:
+        yield c
+
+
+def test_a_phone_in_a_crowd_is_told_once(cafe: BoundedClient) -> None:
+    seen = talk(cafe, noise(12.0, -30, 1))
+    loud = [m for m in seen if m["type"] == "notice" and m["code"] == "loud_room"]
+    assert len(loud) == 1, [m["type"] for m in seen]
+    assert "push-to-talk" in loud[0]["message"].lower()
+
+
+def test_steady_noise_is_no_crowd(fan: BoundedClient) -> None:
+    seen = talk(fan, noise(12.0, -30, 1))
+    assert [m for m in seen if m["type"] == "notice"] == []
