@@ -96,7 +96,7 @@ class BackgroundGate:
         return not self.crowd or level >= self.bar(speaking)
 
     @property
-    def voiced(self) -> bool:
+    def voiced_background(self) -> bool:
         """Whether the background is a crowd (voiced), whether or not the phone's speaker stands out over it so that
         the gate can be on. Free to ask."""
         return self._voiced_background

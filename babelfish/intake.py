@@ -229,7 +229,7 @@ class Intake:
                 described = await asyncio.to_thread(_describe, segments)
             for segment, features in zip(segments, described, strict=True):
                 self._queue(segment, features)
-            if not self._told_loud and segmenter.hears_crowd:
+            if not self._told_loud and self._accepting and segmenter.hears_crowd:
                 self._told_loud = True
                 log.info("%s: the phone hears a crowd; suggesting push-to-talk", self._member.participant.id)
                 self._member.participant.send(proto.Notice.loud_room())

@@ -236,7 +236,7 @@ class Segmenter:
     def hears_crowd(self) -> bool:
         """Whether this phone hears a voiced background (a café, a television), whether or not its gate is on. Free to
         ask."""
-        return self._background.voiced
+        return self._background.voiced_background
 
     @property
     def speaking(self) -> bool:

@@ -19,7 +19,10 @@ Per set, background and margin (`vad_crowd_margin_db`; 0 is no gate), summed ove
   and their seconds of audio (what the engine decodes only to reject);
 - late: when a turn's last segment was cut after its last voiced window, median and max (a clean room: ~0.3 s, the
   silence that ends an utterance); a phone's first turn is cut when the gate knows the room (3 s on) at the soonest;
-- the share of the time the gate saw a crowd.
+- the share of the time the gate saw a crowd;
+- told: the phones that heard a voiced background (the server's `loud_room` notice, which offers push-to-talk), and
+  when they first did (median).
+`--backgrounds others:DB` adds a room of phones on one table: each phone also hears the others' turns DB under its own.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ class Result:
     stray_s: float  # their audio, seconds: what the engine decodes only to reject
     late: list[float]
     crowd: float
+    told: list[float]  # per phone, when its segmenter first heard a voiced background (inf: never)
 
 
 def placed(s: Segment, threshold: float) -> tuple[float, float]:
@@ -114,19 +118,24 @@ def placed(s: Segment, threshold: float) -> tuple[float, float]:
     return start, start + len(s.audio) / SR
 
 
-def segment(audio: np.ndarray, config: SegmenterConfig) -> tuple[list[tuple[float, float, str, float]], float]:
+def segment(audio: np.ndarray, config: SegmenterConfig) -> tuple[list[tuple[float, float, str, float]], float, float]:
+    """The segments (where their audio lies, why and when each was cut), the share of the time the gate was on, and
+    when the phone first heard a voiced background (the server's `loud_room` notice; inf: never)."""
     seg = Segmenter(silero_detector(), config)
-    out: list[tuple[float, float, str, float]] = []  # where its audio lies, why it was cut, when
+    out: list[tuple[float, float, str, float]] = []
     crowd = n = 0
+    told = float("inf")
     for i, frame in enumerate(frames(pcm16(audio))):
         now = (i + 1) * 0.02
         out += [(*placed(s, config.threshold), s.cut, now) for s in seg.feed(frame, now=now)]
         crowd += seg.in_crowd
+        if seg.hears_crowd and told == float("inf"):
+            told = now
         n += 1
     last = seg.end_utterance(now=n * 0.02)  # the phone goes off: what is still open is cut
     if last is not None:
         out.append((*placed(last, config.threshold), last.cut, n * 0.02))
-    return out, crowd / max(1, n)
+    return out, crowd / max(1, n), told
 
 
 def voiced_times(clean: np.ndarray, spans: list[Span]) -> list[np.ndarray]:
@@ -138,7 +147,7 @@ def voiced_times(clean: np.ndarray, spans: list[Span]) -> list[np.ndarray]:
 
 
 def measure(audio: np.ndarray, spans: list[Span], voiced: list[np.ndarray], config: SegmenterConfig) -> Result:
-    cuts, crowd = segment(audio, config)
+    cuts, crowd, told = segment(audio, config)
 
     def overlaps(s: float, e: float, a: float, b: float) -> bool:
         return s < b and e > a
@@ -162,7 +171,14 @@ def measure(audio: np.ndarray, spans: list[Span], voiced: list[np.ndarray], conf
         stray_s=sum(e - s for s, e, *_ in cuts if not any(overlaps(s, e, a, b) for a, b in spans)),
         late=late,
         crowd=crowd,
+        told=[told],
     )
+
+
+def told_text(told: list[float]) -> str:
+    """How many phones heard a voiced background, of how many, and the median time they first did."""
+    heard = [t for t in told if t < float("inf")]
+    return f"{len(heard)}/{len(told)}" + (f" {np.median(heard):.1f} s" if heard else "")
 
 
 def add(total: Result | None, r: Result) -> Result:
@@ -171,7 +187,7 @@ def add(total: Result | None, r: Result) -> Result:
     return Result(
         total.turns + r.turns, total.segments + r.segments, total.capped + r.capped, total.short_kept + r.short_kept,
         total.kept + r.kept, total.split + r.split, total.merged + r.merged, total.stray + r.stray,
-        total.stray_s + r.stray_s, total.late + r.late, total.crowd + r.crowd,
+        total.stray_s + r.stray_s, total.late + r.late, total.crowd + r.crowd, total.told + r.told,
     )  # fmt: skip
 
 
@@ -181,6 +197,12 @@ def mix(phone: Phone, hum: np.ndarray, background: str) -> np.ndarray:
     kind, *rest = background.split(":")
     if kind == "clean":
         return audio.astype(np.float32)
+    if kind == "others":  # phones on one table: each hears the others' turns, this many dB under their own phones
+        if phone.conv is None:
+            return audio.astype(np.float32)
+        others = [track(phone.conv, s) for s in {c.speaker for c in phone.conv.clips} if s != phone.speaker]
+        near = np.sum([o[: len(audio)] for o in others], axis=0) * 10 ** (-float(rest[0]) / 20)
+        return (audio + np.pad(near, (0, len(audio) - len(near)))).astype(np.float32)
     if kind == "pink":
         noise = pink(len(audio) / SR, 0.5, np.random.default_rng(7))
         return (audio + at_snr(noise, float(np.mean(speech**2)), float(rest[0]))).astype(np.float32)
@@ -202,7 +224,7 @@ def main() -> None:
     backgrounds = [*args.backgrounds, *(f"crowd:{c}" for c in args.crowds)]
     print(
         "set          background     margin  turns segs capped  <95%kept  kept   split merged stray (s)  late p50/max"
-        "  crowd"
+        "  crowd  told (first, median)"
     )
     by_set: dict[str, list[Phone]] = {}
     for phone in phones(args.only):
@@ -226,7 +248,8 @@ def main() -> None:
                 print(
                     f"{name:12} {background:14} {margin:5.1f}  {total.turns:5} {total.segments:4} {total.capped:5}"
                     f"  {total.short_kept:4}      {np.mean(total.kept):.3f} {total.split:5} {total.merged:6}"
-                    f" {total.stray:5} {total.stray_s:5.0f}  {late:>11}  {total.crowd / total.turns:.2f}",
+                    f" {total.stray:5} {total.stray_s:5.0f}  {late:>11}  {total.crowd / total.turns:.2f}"
+                    f"  {told_text(total.told)}",
                     flush=True,
                 )
 

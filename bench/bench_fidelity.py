@@ -1,4 +1,5 @@
-"""Fidelity hands-free: do listeners receive every word, once, soon — in a conversation, through the real server?
+"""Fidelity hands-free (or push-to-talk, `--ptt`): do listeners receive every word, once, soon — in a conversation,
+through the real server?
 
     python -m bench.bench_fidelity [--data-dir data] [--only NAME ...] [--crowd VOICES SNR_DB | --pink SNR_DB]
         [--browser ns|no-ns] [--ptt LEAD TAIL] [-- server flags]
@@ -6,7 +7,8 @@
 Builds a conversational set (below), starts `server_cpu.py` (cascade engine), and plays each conversation through the
 reference client (`babelfish.client`) at real-time pace, hands-free: one client per speaker, all in one room, each
 streaming its own microphone track (its turns, silence while the other talks); no `end_utterance` ever cuts a turn,
-only the server's VAD. Listener connections in other languages receive the transcripts and translations.
+only the server's VAD (unless `--ptt`). Listener connections in other languages receive the transcripts and
+translations.
 
 Each clip is scored against the same Whisper model's transcript of the whole clip with the standard 30 s window,
 beam 5, language given (faster-whisper `transcribe`; cached in DATA_DIR/bench_fidelity_refs.json). Beside each clip,
@@ -507,11 +509,11 @@ def run(args: argparse.Namespace) -> None:
         # As shipped. The Pico voices embed alike (cosine 0.80-0.94 between them; the speaker registry's bar is 0.72):
         # in `pico-short` the registry takes the German phone's speaker for the English one, and their turns lose
         # their own context (docs/benchmarks.md). `-- --speaker-embedder off` gives one label per phone.
+        if args.browser:
+            from bench.browser_mic import process  # before the server starts: Playwright may be missing
         srv = ServerProcess(data_dir, "--engine", "cascade", "--log-level", args.log_level, *args.server_args)
         srv.start()
         if args.browser:
-            from bench.browser_mic import process
-
             constraints = {"echoCancellation": True, "autoGainControl": True, "noiseSuppression": args.browser == "ns"}
             t = time.perf_counter()
             try:
@@ -605,9 +607,10 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help=f"conversations to play: {sets}")
     p.add_argument("--log-level", default="warning")
     p.add_argument("--verbose", action="store_true", help="print reference and received text for every clip")
-    p.add_argument("--crowd", type=float, nargs=2, metavar=("VOICES", "SNR_DB"),
-                   help="each phone also hears VOICES voices all along, SNR_DB under its speaker")  # fmt: skip
-    p.add_argument("--pink", type=float, metavar="SNR_DB", help="each phone also hears steady pink noise, SNR_DB under")
+    noise = p.add_mutually_exclusive_group()
+    noise.add_argument("--crowd", type=float, nargs=2, metavar=("VOICES", "SNR_DB"),
+                       help="each phone also hears VOICES voices all along, SNR_DB under its speaker")  # fmt: skip
+    noise.add_argument("--pink", type=float, metavar="SNR_DB", help="each phone hears steady pink noise, SNR_DB under")
     p.add_argument("--browser", choices=["ns", "no-ns"],
                    help="send each track through Chromium's microphone processing, noise suppression on or off")
     p.add_argument("--ptt", type=float, nargs=2, metavar=("LEAD", "TAIL"),
@@ -616,6 +619,8 @@ def main() -> None:
     args = p.parse_args()
     if args.crowd and not float(args.crowd[0]).is_integer():
         p.error("--crowd: VOICES is a whole number")
+    if args.ptt and min(args.ptt) < 0:
+        p.error("--ptt: LEAD and TAIL are seconds, 0 or more")
     run(args)
 
 

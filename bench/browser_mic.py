@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.browser.test_client_thin import CHROMIUM, chromium_args
+from tests.browser.chromium import CHROMIUM, chromium_args
 
 SR = 16_000
 # Records the default microphone with `constraints` for `seconds` at 16 kHz; returns PCM16 as base64.
@@ -57,10 +57,12 @@ def write(path: Path, audio: np.ndarray) -> None:
         w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
 
 
-def align(recorded: np.ndarray, original: np.ndarray, max_lag_s: float = 1.0) -> np.ndarray:
-    """`recorded` shifted to line up with `original` (10 ms envelopes, best correlation within `max_lag_s`) and cut
-    or padded to its length."""
-    hop = SR // 100
+def align(recorded: np.ndarray, original: np.ndarray, max_lag_s: float = 1.0) -> tuple[np.ndarray, float]:
+    """`recorded` shifted to line up with `original` (10 ms envelopes, best correlation within ±`max_lag_s`) and cut
+    or padded to its length; and the lag (s; negative: the recording began after the file did)."""
+    hop, most = SR // 100, int(max_lag_s * 100)
+    if len(recorded) < len(original) // 2 or np.sqrt(np.mean(recorded**2)) < 1e-4:
+        raise RuntimeError(f"the browser recorded {len(recorded) / SR:.1f} s, nearly silent: no microphone?")
 
     def env(x: np.ndarray) -> np.ndarray:
         n = len(x) // hop
@@ -68,10 +70,17 @@ def align(recorded: np.ndarray, original: np.ndarray, max_lag_s: float = 1.0) ->
         return e - e.mean()
 
     a, b = env(original), env(recorded)
-    lags = range(0, int(max_lag_s * 100))
-    best = max(lags, key=lambda k: float(np.dot(a[: len(b) - k], b[k : k + len(a)][: len(b) - k])))
-    out = recorded[best * hop : best * hop + len(original)]
-    return np.pad(out, (0, len(original) - len(out)))
+
+    def fit(k: int) -> float:  # recorded[t + k] against original[t]
+        lo, hi = max(0, -k), min(len(a), len(b) - k)
+        return float(np.dot(a[lo:hi], b[lo + k : hi + k]) / max(1, hi - lo))
+
+    best = max(range(-most, most + 1), key=fit)
+    if abs(best) == most:
+        raise RuntimeError(f"the browser's recording lines up at the edge of ±{max_lag_s} s: not found")
+    shifted = recorded[best * hop :] if best >= 0 else np.concatenate([np.zeros(-best * hop, np.float32), recorded])
+    out = shifted[: len(original)]
+    return np.pad(out, (0, len(original) - len(out))), best / 100
 
 
 def _one(pw_sync: Any, wav: Path, constraints: dict[str, bool], url: str, out: Path) -> None:
@@ -80,11 +89,14 @@ def _one(pw_sync: Any, wav: Path, constraints: dict[str, bool], url: str, out: P
     try:
         page = browser.new_context(permissions=["microphone"]).new_page()
         page.goto(url)
+        page.set_default_timeout((len(original) / SR + 60) * 1000)  # getUserMedia may hang: a deadline
         data = page.evaluate(RECORD, [constraints, len(original) / SR + 1.5])
     finally:
         browser.close()
     recorded = np.frombuffer(base64.b64decode(data), "<i2").astype(np.float32) / 32768
-    write(out, align(recorded, original))
+    aligned, lag = align(recorded, original)
+    print(f"  {wav.name}: through the browser, recording lag {lag * 1000:+.0f} ms", flush=True)
+    write(out, aligned)
 
 
 def process(wavs: dict[str, Path], constraints: dict[str, bool], out_dir: Path, url: str) -> dict[str, Path]:
@@ -107,7 +119,9 @@ def process(wavs: dict[str, Path], constraints: dict[str, bool], out_dir: Path, 
         t.start()
     for t in threads:
         t.join()
-    if errors:
+    if errors:  # each thread records its whole track first, even when another one failed
+        for exc in errors[1:]:
+            print(f"  also failed: {exc!r}", flush=True)
         raise errors[0]
     return outs
 

@@ -106,10 +106,15 @@ function apply(e) {
 }
 
 // The server heard a crowd around this phone (once a connection). Hands-free turns end late there and carry the
-// crowd's words; a release ends a push-to-talk turn at once. Offered, not imposed: the banner goes by itself.
+// crowd's words; a release ends a push-to-talk turn at once. Offered, not imposed, and once a visit (reconnects
+// bring the notice again): the banner goes by itself, and the log keeps the line. Heard while in push-to-talk, it is
+// offered when the user switches to hands-free.
 const LOUD_BANNER_MS = 20000;
+let loudText = "", loudOffered = false;
 function loudRoom(text) {
-  if (S.mode === "ptt") return; // already there
+  loudText = text;
+  if (S.mode === "ptt" || loudOffered) return;
+  loudOffered = true;
   systemLine(text, "warn");
   banner(text, "Use push-to-talk", () => { setMode("ptt"); banner(""); });
   setTimeout(() => { if ($("banner-text").textContent === text) banner(""); }, LOUD_BANNER_MS);
@@ -172,6 +177,7 @@ function setMode(m) {
   if (S.mode === m) return;
   if (m === "ptt" && audio.micOn) audio.stopMic();
   S.mode = m; store.set("mode", m); audio.ui();
+  if (m === "handsfree" && loudText) loudRoom(loudText);
 }
 $("mode-hf").onclick = () => setMode("handsfree");
 $("mode-ptt").onclick = () => setMode("ptt");

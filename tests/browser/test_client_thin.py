@@ -10,7 +10,6 @@ Screenshots (phone 360×640 and desktop) go to tests/artifacts/.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,11 +21,11 @@ import pytest
 # installs both; a missing one fails here rather than quietly skipping the browser tests.
 from playwright import sync_api as playwright_sync
 
+from tests.browser.chromium import CHROMIUM, chromium_args
 from tests.serverproc import ROOT, ServerProcess
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = os.environ.get("BABELFISH_CHROMIUM", "/usr/bin/chromium")
 PHONE = {"width": 360, "height": 640}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -50,15 +49,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     srv = ServerProcess(d / "data").start()
     yield srv
     srv.kill()
-
-
-def chromium_args(speech_wav: Path) -> list[str]:
-    return [
-        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={speech_wav}",
-        "--autoplay-policy=no-user-gesture-required",
-    ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from playwright import sync_api as playwright_sync
 
-from tests.browser.test_client_thin import CHROMIUM, chromium_args, open_page, wait_joined
+from tests.browser.chromium import CHROMIUM, chromium_args
+from tests.browser.test_client_thin import open_page, wait_joined
 from tests.engines.conversation_audio import SR, babble
 from tests.serverproc import ServerProcess
 
@@ -60,6 +61,11 @@ def test_hands_free_in_a_crowd_offers_push_to_talk(server: ServerProcess, browse
         assert page.locator("#banner").is_hidden()
         assert page.locator("#mic").inner_text() == "Hold to talk"
         # The log keeps what the banner said.
+        assert page.locator(".sys", has_text="Push-to-talk gets your words out").count() == 1
+        # Once a visit: back in hands-free, the offer is not made again.
+        page.click("#mode-hf")
+        page.wait_for_function("() => document.querySelector('#mode-hf').getAttribute('aria-pressed') === 'true'")
+        assert page.locator("#banner").is_hidden()
         assert page.locator(".sys", has_text="Push-to-talk gets your words out").count() == 1
     finally:
         page.context.close()  # type: ignore[attr-defined]
