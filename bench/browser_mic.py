@@ -2,7 +2,7 @@
 recorded after the browser's own audio processing (getUserMedia's echo cancellation, noise suppression, automatic gain),
 so a bench can feed the server what a phone's browser would.
 
-    process({"A": Path("a.wav")}, {"noiseSuppression": True}, out_dir) -> {"A": Path(".../A-browser.wav")}
+    process({"A": Path("a.wav")}, {"noiseSuppression": True}, out_dir, server_url) -> {"A": Path(".../a-….wav")}
 
 Every track runs at once in its own browser (the fake device's file is a browser-wide flag), in real time. The
 recording is aligned to the original by the lag of best correlation of their envelopes, and cut to its length.
@@ -25,7 +25,9 @@ from tests.browser.chromium import CHROMIUM, chromium_args
 SR = 16_000
 # Records the default microphone with `constraints` for `seconds` at 16 kHz; returns PCM16 as base64.
 RECORD = """async ([constraints, seconds]) => {
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, ...constraints } });
+  const hung = new Promise((_, no) => setTimeout(() => no(new Error("getUserMedia did not answer in 30 s")), 30000));
+  const stream = await Promise.race([
+    navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, ...constraints } }), hung]);
   const ctx = new AudioContext({ sampleRate: 16000 });
   const src = ctx.createMediaStreamSource(stream);
   const node = ctx.createScriptProcessor(4096, 1, 1);
@@ -89,7 +91,6 @@ def _one(pw_sync: Any, wav: Path, constraints: dict[str, bool], url: str, out: P
     try:
         page = browser.new_context(permissions=["microphone"]).new_page()
         page.goto(url)
-        page.set_default_timeout((len(original) / SR + 60) * 1000)  # getUserMedia may hang: a deadline
         data = page.evaluate(RECORD, [constraints, len(original) / SR + 1.5])
     finally:
         browser.close()
