@@ -65,7 +65,6 @@ import itertools
 import json
 import tempfile
 import time
-import wave
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -74,7 +73,7 @@ from pathlib import Path
 import numpy as np
 
 from babelfish import client
-from tests.audio import librivox_clips
+from tests.audio import librivox_clips, write_wav
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
 from tests.engines.conversation_audio import at_snr, babble, pico, pink
 from tests.serverproc import ServerProcess
@@ -302,11 +301,7 @@ def write_tracks(
         if pink_db is not None:
             audio = with_pink(conv, speaker, audio, pink_db)
         paths[speaker] = tmp / f"{conv.name}-{speaker}.wav"
-        with wave.open(str(paths[speaker]), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(SR)
-            w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+        write_wav(paths[speaker], audio, SR)
     return paths
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import wave
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tests.audio import read_wav, write_wav
 from tests.browser.chromium import CHROMIUM, chromium_args
 
 SR = 16_000
@@ -43,20 +43,6 @@ RECORD = """async ([constraints, seconds]) => {
   for (let k = 0; k < bytes.length; k += 0x8000) s += String.fromCharCode(...bytes.subarray(k, k + 0x8000));
   return btoa(s);
 }"""
-
-
-def read(path: Path) -> np.ndarray:
-    with wave.open(str(path), "rb") as w:
-        assert w.getframerate() == SR and w.getnchannels() == 1
-        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
-
-
-def write(path: Path, audio: np.ndarray) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
 
 
 def align(recorded: np.ndarray, original: np.ndarray, max_lag_s: float = 1.0) -> tuple[np.ndarray, float]:
@@ -86,7 +72,7 @@ def align(recorded: np.ndarray, original: np.ndarray, max_lag_s: float = 1.0) ->
 
 
 def _one(pw_sync: Any, wav: Path, constraints: dict[str, bool], url: str, out: Path) -> None:
-    original = read(wav)
+    original = read_wav(wav)
     browser = pw_sync.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav))
     try:
         page = browser.new_context(permissions=["microphone"]).new_page()
@@ -97,7 +83,7 @@ def _one(pw_sync: Any, wav: Path, constraints: dict[str, bool], url: str, out: P
     recorded = np.frombuffer(base64.b64decode(data), "<i2").astype(np.float32) / 32768
     aligned, lag = align(recorded, original)
     print(f"  {wav.name}: through the browser, recording lag {lag * 1000:+.0f} ms", flush=True)
-    write(out, aligned)
+    write_wav(out, aligned, SR)
 
 
 def process(wavs: dict[str, Path], constraints: dict[str, bool], out_dir: Path, url: str) -> dict[str, Path]:

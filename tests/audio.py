@@ -1,4 +1,5 @@
-"""Test audio in one place: the LibriVox clips and their transcripts, a WAV reader, silence, noise, frames."""
+"""Test audio in one place: the LibriVox clips and their transcripts, WAV reading and writing, silence, noise,
+frames."""
 
 from __future__ import annotations
 
@@ -32,6 +33,16 @@ def read_wav(path: Path) -> np.ndarray:
 def pcm16(audio: np.ndarray) -> bytes:
     """Float samples as the PCM16 LE bytes a client sends."""
     return (np.clip(audio, -1, 1 - 1 / 32768) * 32768).astype("<i2").tobytes()
+
+
+def write_wav(path: Path, audio: np.ndarray, rate: int = 16000) -> None:
+    """Float samples as a mono PCM16 WAV (what a client would send, for the reference client or Chromium's fake
+    microphone)."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm16(audio))
 
 
 def librivox_transcripts() -> dict[str, str]:

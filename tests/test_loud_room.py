@@ -14,19 +14,10 @@ from babelfish.app import create_app
 from babelfish.config import Settings
 from babelfish.engines.fake import FakeEngine
 from tests.audio import frames, pcm16
+from tests.test_background import Loud as Crowd  # Silero as a crowd makes it: all audible is voice
 from tests.wsclient import BoundedClient
 
 RATE = 16_000
-
-
-class Crowd:
-    """Silero as a crowd makes it: everything audible is voice."""
-
-    def probabilities(self, windows: np.ndarray) -> np.ndarray:
-        return np.full(len(windows), 0.95, np.float32)
-
-    def reset(self) -> None:
-        pass
 
 
 class Fan:

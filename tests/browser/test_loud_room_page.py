@@ -6,7 +6,6 @@ background and tells the page once; in hands-free mode the page offers push-to-t
 
 from __future__ import annotations
 
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from playwright import sync_api as playwright_sync
 
+from tests.audio import write_wav
 from tests.browser.chromium import CHROMIUM, chromium_args
 from tests.browser.test_client_thin import open_page, wait_joined
 from tests.engines.conversation_audio import SR, babble
@@ -25,10 +25,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def crowd_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("crowd") / "crowd.wav"
-    audio = babble(12.0, 0.3, np.random.default_rng(4), talkers=6)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(SR)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    write_wav(path, babble(12.0, 0.3, np.random.default_rng(4), talkers=6), SR)
     return path
 
 
