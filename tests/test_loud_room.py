@@ -67,7 +67,9 @@ def loud_notices(seen: list[dict]) -> list[dict]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, engine="test", speaker_embedder="off", audio_burst_seconds=120)
+    # The tests stream faster than real time: a VAD executor that falls behind must not drop their frames.
+    return Settings(data_dir=tmp_path, engine="test", speaker_embedder="off", audio_burst_seconds=120,
+                    vad_backlog_seconds=120)  # fmt: skip
 
 
 @pytest.fixture
