@@ -2,7 +2,7 @@
 through the real server?
 
     python -m bench.bench_fidelity [--data-dir data] [--only NAME ...] [--crowd VOICES SNR_DB | --pink SNR_DB]
-        [--browser ns|no-ns] [--ptt LEAD TAIL] [-- server flags]
+        [--sounds] [--browser ns|no-ns] [--ptt LEAD TAIL] [-- server flags]
 
 Builds a conversational set (below), starts `server_cpu.py` (cascade engine), and plays each conversation through the
 reference client (`babelfish.client`) at real-time pace, hands-free: one client per speaker, all in one room, each
@@ -41,6 +41,10 @@ of its speaker's turns: an open microphone in a café. Transcripts whose speech 
 
 `--pink SNR_DB`: steady pink noise instead (a fan, traffic), SNR_DB under the speaker's turns.
 
+`--sounds`: each speaker also coughs, sneezes or laughs beside about half of their clips (recorded sounds,
+tests/audio.py's HUMAN_SOUNDS; `with_sounds`). What the sounds make of the turns shows in the WER; a sound sent as a
+text of its own away from every turn counts as a transcript matching no turn.
+
 `--browser ns|no-ns`: each phone's track first goes through headless Chromium's microphone processing, as the page's
 getUserMedia asks for it (echo cancellation, automatic gain, and noise suppression on or off; bench/browser_mic.py),
 so the server gets what a phone's browser sends. It adds the conversation's length in real time per set.
@@ -73,7 +77,7 @@ from pathlib import Path
 import numpy as np
 
 from babelfish import client
-from tests.audio import librivox_clips, write_wav
+from tests.audio import HUMAN_SOUNDS, librivox_clips, read_sound, write_wav
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
 from tests.engines.conversation_audio import at_snr, babble, pico, pink
 from tests.serverproc import ServerProcess
@@ -288,14 +292,58 @@ def with_pink(conv: Conversation, speaker: str, audio: np.ndarray, snr_db: float
     return (audio + at_snr(pink(len(audio) / SR, 0.5, rng), np.mean(speech**2), snr_db)).astype(np.float32)
 
 
+SOUND_KINDS = ("Cough", "Sneeze", "Laugh")
+
+
+def with_sounds(conv: Conversation, speaker: str, audio: np.ndarray) -> tuple[np.ndarray, int]:
+    """`audio` (the speaker's track) with sounds the speaker makes that are not words (recorded coughs, sneezes and
+    laughs: tests/audio.py's HUMAN_SOUNDS), beside about half of their clips: 0.2 s or 0.6 s before the clip (0.2 s:
+    one segment with it), or 0.3 s after it, as loud as the clip at its peak; never over their own speech. Returns the
+    track and how many sounds it got."""
+    rng = np.random.default_rng(zlib.crc32(f"sounds/{conv.name}/{speaker}".encode()))
+    sounds = []
+    for path in sorted(p for kind in SOUND_KINDS for p in HUMAN_SOUNDS.glob(f"{kind}-*")):
+        sound = read_sound(path)
+        loud = np.flatnonzero(np.abs(sound) > 0.02 * np.abs(sound).max())
+        sounds.append(sound[loud[0] : loud[-1] + 1] / np.abs(sound).max())  # its audible part, peak 1
+    own = [t for t in conv.turns if t.clip.speaker == speaker]
+    out, placed = audio.copy(), 0
+    for clip in [c for c in conv.clips if c.speaker == speaker]:
+        if rng.random() < 0.5:
+            continue
+        sound = sounds[int(rng.integers(len(sounds)))] * float(np.abs(clip.audio).max())
+        pieces = [t for t in own if t.clip is clip]
+        if rng.random() < 0.7:
+            start = pieces[0].start - float(rng.choice([0.2, 0.6])) - len(sound) / SR
+        else:
+            start = pieces[-1].end + 0.3
+        end = start + len(sound) / SR
+        # Clear of their other speech by half a second, and of this clip by the gap chosen.
+        if start < 0.2 or end > conv.seconds or any(
+            t.start - 0.5 < end and t.end + 0.5 > start for t in own if t.clip is not clip
+        ):
+            continue
+        i = int(start * SR)
+        out[i : i + len(sound)] += sound
+        placed += 1
+    return out.astype(np.float32), placed
+
+
 def write_tracks(
-    conv: Conversation, tmp: Path, crowd: tuple[int, float] | None = None, pink_db: float | None = None
+    conv: Conversation,
+    tmp: Path,
+    crowd: tuple[int, float] | None = None,
+    pink_db: float | None = None,
+    sounds: bool = False,
 ) -> dict[str, Path]:
     """Each speaker's microphone track as a WAV for the reference client (with a crowd: `with_crowd`; in steady noise:
-    `with_pink`)."""
+    `with_pink`; with coughs, sneezes and laughs: `with_sounds`)."""
     paths = {}
     for speaker in sorted({c.speaker for c in conv.clips}):
         audio = track(conv, speaker)
+        if sounds:
+            audio, placed = with_sounds(conv, speaker, audio)
+            print(f"  {conv.name}/{speaker}: {placed} sound(s) beside {speaker}'s clips")
         if crowd is not None:
             audio = with_crowd(conv, speaker, audio, *crowd)
         if pink_db is not None:
@@ -497,7 +545,7 @@ def run(args: argparse.Namespace) -> None:
         tmp = Path(tmp_name)
         convs = [c for c in build_set(tmp) if not args.only or c.name in args.only]
         crowd = (round(args.crowd[0]), args.crowd[1]) if args.crowd else None
-        wavs = {conv.name: write_tracks(conv, tmp, crowd, args.pink) for conv in convs}
+        wavs = {conv.name: write_tracks(conv, tmp, crowd, args.pink, args.sounds) for conv in convs}
         t = time.perf_counter()
         references([c for conv in convs for c in conv.clips], data_dir)
         print(f"references ready in {time.perf_counter() - t:.0f} s")
@@ -606,6 +654,7 @@ def main() -> None:
     noise.add_argument("--crowd", type=float, nargs=2, metavar=("VOICES", "SNR_DB"),
                        help="each phone also hears VOICES voices all along, SNR_DB under its speaker")  # fmt: skip
     noise.add_argument("--pink", type=float, metavar="SNR_DB", help="each phone hears steady pink noise, SNR_DB under")
+    p.add_argument("--sounds", action="store_true", help="coughs, sneezes and laughs beside about half the clips")
     p.add_argument("--browser", choices=["ns", "no-ns"],
                    help="send each track through Chromium's microphone processing, noise suppression on or off")
     p.add_argument("--ptt", type=float, nargs=2, metavar=("LEAD", "TAIL"),

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from babelfish.config import Settings
-from babelfish.engines.base import SAMPLE_RATE
+from babelfish.engines.base import SAMPLE_RATE, Utterance
 from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
 from babelfish.engines.cascade.asr import Recognized, WhisperAsr
@@ -59,6 +59,7 @@ from babelfish.engines.cascade.loops import counts_script, syllables
 from babelfish.engines.cascade.nonspeech import Voicing, rejection
 from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
+from tests.audio import HUMAN_SOUNDS, read_sound
 from tests.engines.conversation_audio import NOISES, SHORT_TURNS, at_snr, babble, pico, pink
 
 SR = SAMPLE_RATE
@@ -98,24 +99,22 @@ class Tally:
     def add(self, engine: CascadeEngine, seg: Segment, language: str, clip: str = "") -> str | None:
         """The decision for one segment (a careful first pass); returns the text when it passes."""
         self.segments += 1
-        voicing = Voicing.of(seg.speech_probs, seg.audio)
-        voiced = voicing.voiced_seconds if voicing is not None else None
-        rec = engine.asr.recognize(seg.audio, language, (), voiced, careful=True)
-        if rec is None:
+        heard = engine.hear(Utterance(seg.audio, language, speech_probs=seg.speech_probs, careful=True))
+        if heard is None:
             self.reasons["no words"] += 1
             return None
+        rec, voicing, why = heard.rec, heard.voicing, heard.rejected
         self.worded += 1
         nan = float("nan")
         spread = voicing.level_spread_db if voicing is not None else None
         said_spread = "" if spread is None else f", loudness spread {spread:.1f} dB"
         self.stats.append((rec.avg_logprob, rec.no_speech_prob, voicing.confidence if voicing is not None else nan,
                            nan if spread is None else spread))  # fmt: skip
-        why = rejection(rec, voicing)
         if rejection(rec, replace(voicing, loud=None) if voicing is not None else None) is None:
             self.passed_whole += 1
             self.clips_passed_whole.add(clip)
         if self.records is not None:
-            self.records.append(record(self.group, clip, seg, rec, voicing, why))
+            self.records.append(record(self.group, clip, seg, rec, voicing, why) | {"part": heard.part})
         if why is not None:
             self.reasons[why] += 1
             loud = voicing.loud if voicing is not None else None
@@ -126,7 +125,7 @@ class Tally:
         if spread is not None:
             self.lowest_passing_spread = min(self.lowest_passing_spread, spread)
         conf = f"{voicing.confidence:.2f}, {voicing.voiced_seconds:.1f} s voiced" if voicing else "no voicing"
-        conf += said_spread
+        conf += said_spread + (", its sure part alone" if heard.part else "")
         stats = f"logprob {rec.avg_logprob:.2f}, no-speech {rec.no_speech_prob:.2f}, {conf}"
         self.examples.append(f"{rec.text!r} ({stats})")
         return rec.text
@@ -300,6 +299,59 @@ def bursts(engine: CascadeEngine, args: argparse.Namespace, records: list[dict[s
             print(tally.line(f"{kind} over {talkers} voices") + "".join(f"\n      {t}" for t in tally.examples))
 
 
+# Short turns a vocal sound is put beside (`--vocal`), and where: before the turn with a 0.2 s gap (one segment with it)
+# or 0.6 s (two), after it with 0.3 s.
+VOCAL_TURNS = [("Yes.", "en-US"), ("Okay.", "en-US"), ("Good morning.", "en-GB"), ("Thank you very much.", "en-GB"),
+               ("Ja.", "de-DE"), ("Sí.", "es-ES"), ("Oui.", "fr-FR")]  # fmt: skip
+VOCAL_PLACES = [("before", 0.2), ("before", 0.6), ("after", 0.3)]
+VOCAL_KINDS = ("Cough", "Sneeze", "Laugh", "Scream")
+
+
+def vocal(engine: CascadeEngine, records: list[dict[str, object]] | None) -> None:
+    """Sounds people make that are not words (real recordings, tests/audio.py's HUMAN_SOUNDS): alone, each at two
+    levels and in three languages; then next to a short turn, as in a conversation. A turn counts as lost when no word
+    of what the segmenter and engine make of it alone is in the text that passes; a text is extra when it shares no
+    word with that."""
+    files = sorted(HUMAN_SOUNDS.iterdir())
+    print(f"vocal sounds alone ({HUMAN_SOUNDS}), peaks 0.3 and 0.9, languages en de es, careful first pass:")
+    for path in files:
+        if path.suffix not in (".wav", ".mp3"):
+            continue
+        sound = read_sound(path)
+        sound = np.concatenate([np.zeros(SR // 2, np.float32), sound / max(float(np.abs(sound).max()), 1e-6)])
+        tally = Tally(f"vocal {path.stem}", records)
+        for peak in (0.3, 0.9):
+            for language in ("en", "de", "es"):
+                for seg in segments((sound * peak).astype(np.float32)):
+                    tally.add(engine, seg, language, f"{path.stem} peak {peak} {language}")
+        print(tally.line(path.stem) + "".join(f"\n      {t}" for t in tally.examples))
+    print("vocal sounds beside a short turn (peak 0.5 each):")
+    gap = np.zeros(SR // 2, np.float32)
+    for kind in VOCAL_KINDS:
+        tally, lost, extra, turns = Tally(f"{kind} beside a turn", records), [], [], 0
+        for path in sorted(HUMAN_SOUNDS.glob(f"{kind}-*")):
+            sound = read_sound(path)
+            sound = sound / max(float(np.abs(sound).max()), 1e-6) * 0.5
+            for text, voice in VOCAL_TURNS:
+                turn = pico(text, voice)
+                turn = turn / max(float(np.abs(turn).max()), 1e-6) * 0.5
+                language = voice[:2]
+                alone = {w for seg in segments(np.concatenate([gap, turn]).astype(np.float32))
+                         if (t := Tally().add(engine, seg, language)) for w in words(t)}  # fmt: skip
+                for where, pause in VOCAL_PLACES:
+                    quiet = np.zeros(int(pause * SR), np.float32)
+                    parts = [sound, quiet, turn] if where == "before" else [turn, quiet, sound]
+                    mix = np.concatenate([gap, *parts, gap]).astype(np.float32)
+                    clip = f"{path.stem} {where} {pause:g} s {text}"
+                    texts = [t for seg in segments(mix) if (t := tally.add(engine, seg, language, clip))]
+                    turns += 1
+                    if alone and not alone & {w for t in texts for w in words(t)}:
+                        lost.append(f"{clip}: {texts}")
+                    extra += [f"{clip}: {t!r}" for t in texts if not alone & set(words(t))]
+        print(tally.line(kind) + f"  turns {turns}, lost {len(lost)}, extra texts {len(extra)}"
+              + "".join(f"\n      lost   {t}" for t in lost) + "".join(f"\n      extra  {t}" for t in extra))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default="data")
@@ -316,6 +368,7 @@ def main() -> None:
     p.add_argument("--noise-seed", type=int, default=7, help="--noisy-speech's noise")
     p.add_argument("--short-turns", action="store_true", help="--noisy-speech also for the short turns (SHORT_SET)")
     p.add_argument("--bursts", action="store_true", help="also noises that are not words over babble")
+    p.add_argument("--vocal", action="store_true", help="also coughs, sneezes, laughs: alone and beside a turn")
     p.add_argument("--records", type=Path, help="also every segment with words, one JSON line each")
     args = p.parse_args()
     settings = Settings(data_dir=Path(args.data_dir), natural_voices=False, asr_beam_size=args.beam)
@@ -328,6 +381,8 @@ def main() -> None:
             noisy_speech(engine, args, records)
         if args.bursts:
             bursts(engine, args, records)
+        if args.vocal:
+            vocal(engine, records)
         print(f"babble (language en), first pass beam {args.beam}:")
         babble_stats: list[tuple[float, float, float, float]] = []
         for talkers in args.talkers:

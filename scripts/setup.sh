@@ -14,9 +14,10 @@ test_debs=(pocketsphinx-testdata chromium sox nginx redis-server nodejs systemd)
 pip_files=(-r requirements_server.txt)
 debs=("${runtime_debs[@]}")
 venv=""
+test=""
 while (($#)); do
   case "$1" in
-    --test) debs+=("${test_debs[@]}"); pip_files+=(-r requirements_test.txt) ;;
+    --test) test=1; debs+=("${test_debs[@]}"); pip_files+=(-r requirements_test.txt) ;;
     --venv) venv=${2:?--venv needs a folder}; debs+=(python3-venv); shift ;;
     *) echo "usage: $0 [--test] [--venv DIR]" >&2; exit 2 ;;
   esac
@@ -33,6 +34,21 @@ if ((${#missing[@]})); then
   echo "[setup] installing Debian packages: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Coughs, sneezes and laughs recorded by people (Scratch 1.4's sound library, CC-BY-SA-3.0) for the tests of sounds
+# that are not words: only those files are unpacked from Debian's package, which is never installed.
+sounds=/usr/local/share/babelfish-test/sounds
+if [[ -n "$test" && ! -f "$sounds/Human/Sneeze-male.wav" ]]; then
+  echo "[setup] unpacking the test sounds into $sounds"
+  deb_dir=$(mktemp -d)
+  (cd "$deb_dir" && chmod 755 . && apt-get download -qq scratch 2>/dev/null || { $sudo apt-get update -qq && apt-get download -qq scratch; })
+  $sudo mkdir -p "$sounds/Human"
+  dpkg-deb --fsys-tarfile "$deb_dir"/scratch_*.deb |
+    $sudo tar -x -C "$sounds/Human" --strip-components=7 ./usr/share/scratch/Media/Sounds/Human
+  dpkg-deb --fsys-tarfile "$deb_dir"/scratch_*.deb | $sudo tar -xO ./usr/share/doc/scratch/copyright |
+    $sudo tee "$sounds/copyright" >/dev/null
+  rm -rf "$deb_dir"
 fi
 
 PYTHON=${PYTHON:-$(command -v python || command -v python3)}

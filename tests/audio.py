@@ -13,6 +13,9 @@ import numpy as np
 # Real human English speech, 16 kHz mono (Debian's pocketsphinx-testdata, installed by scripts/setup.sh --test).
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 SPEECH_CLIP = LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0880.wav"  # about 3 s
+# Real recordings of sounds people make that are not words (coughs, sneezes, laughs, screams; Scratch 1.4's sound
+# library, CC-BY-SA-3.0), unpacked from Debian's `scratch` package by scripts/setup.sh --test.
+HUMAN_SOUNDS = Path("/usr/local/share/babelfish-test/sounds/Human")
 
 
 def read_wav(path: Path) -> np.ndarray:
@@ -28,6 +31,13 @@ def read_wav(path: Path) -> np.ndarray:
 
         audio = soxr.resample(audio, rate, 16000).astype(np.float32)
     return audio
+
+
+def read_sound(path: Path) -> np.ndarray:
+    """16 kHz mono float32 from any audio file (WAV or MP3, any rate), through faster-whisper's decoder (PyAV)."""
+    from faster_whisper import decode_audio
+
+    return np.asarray(decode_audio(str(path), sampling_rate=16000), np.float32)
 
 
 def pcm16(audio: np.ndarray) -> bytes:

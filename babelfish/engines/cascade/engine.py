@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from babelfish.engines.base import (
+    SAMPLE_RATE,
     EngineInfo,
     LanguageSupport,
     RenderResult,
@@ -22,10 +23,10 @@ from babelfish.engines.base import (
     Transcript,
     Utterance,
 )
-from babelfish.engines.cascade.asr import REVISION_LEADS_MAX_SECONDS, Asr, WhisperAsr
+from babelfish.engines.cascade.asr import REVISION_LEADS_MAX_SECONDS, Asr, Recognized, WhisperAsr
 from babelfish.engines.cascade.kokoro import Kokoro
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
-from babelfish.engines.cascade.nonspeech import Voicing, rejection
+from babelfish.engines.cascade.nonspeech import SEGMENTER_WINDOW, Voicing, rejection, sure_part
 from babelfish.engines.cascade.quality import apertium_default_mib, load_memory, load_quality
 from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
 from babelfish.engines.cascade.tts import MAX_VOICE_WER, Espeak, Pico, Piper, StreamingTts, Tts, load_voice_quality
@@ -54,6 +55,16 @@ class WhisperTranslate:
 
     def translate_audio(self, audio: np.ndarray, src: str) -> str:
         return self._asr.translate_to_english(audio, src)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """The recogniser's reading of an utterance, and what the non-speech rules made of it."""
+
+    rec: Recognized
+    voicing: Voicing | None
+    rejected: str | None  # the rule that took it for noise (None: speech)
+    part: bool = False  # read from the utterance's sure part alone (nonspeech.sure_part)
 
 
 @dataclass
@@ -195,28 +206,48 @@ class CascadeEngine:
         return self._languages
 
     def transcribe(self, utterance: Utterance) -> Transcript | None:
-        voicing = Voicing.of(utterance.speech_probs, utterance.audio)
-        voiced = voicing.voiced_seconds if voicing is not None else None
+        heard = self.hear(utterance)
+        if heard is None or heard.rejected is not None:
+            return None
+        rec = heard.rec
+        return Transcript(
+            rec.text, rec.language, repaired=rec.looped, beam=rec.beam, held=rec.held, outweighed=rec.outweighed
+        )
+
+    def hear(self, utterance: Utterance) -> Heard | None:
+        """The utterance read and judged (None: no words). When the whole is rejected, its sure part (a reply beside a
+        sneeze or a laugh, nonspeech.sure_part) is read and judged alone, and kept if it passes."""
+        whole = self._heard(utterance.audio, utterance.speech_probs, utterance)
+        if whole is None or whole.rejected is None:
+            return whole
+        log.debug("rejected as non-speech (%s): %s, %s", whole.rejected, whole.rec, whole.voicing)
+        probs = utterance.speech_probs
+        span = sure_part(probs, whole.voicing, whole.rejected) if probs is not None else None
+        if span is None or probs is None:
+            return whole
+        start, end = span
+        audio = utterance.audio[start * SEGMENTER_WINDOW : end * SEGMENTER_WINDOW]
+        part = self._heard(audio, probs[start:end], utterance)
+        if part is None or part.rejected is not None:
+            return whole
+        log.debug("kept the sure part %.2f-%.2f s: %s", start * SEGMENTER_WINDOW / SAMPLE_RATE,
+                  end * SEGMENTER_WINDOW / SAMPLE_RATE, part.rec)  # fmt: skip
+        return replace(part, part=True)
+
+    def _heard(self, audio: np.ndarray, probs: np.ndarray | None, utterance: Utterance) -> Heard | None:
+        voicing = Voicing.of(probs, audio)
         rec = self.asr.recognize(
-            utterance.audio,
+            audio,
             utterance.language,
             utterance.candidates,
-            voiced_seconds=voiced,
+            voiced_seconds=voicing.voiced_seconds if voicing is not None else None,
             revision=utterance.revision,
             careful=utterance.careful,
             halt=utterance.halt,
             context=utterance.context,
             held=utterance.held,
         )
-        if rec is None:
-            return None
-        why = rejection(rec, voicing)
-        if why is not None:
-            log.debug("rejected as non-speech (%s): %s, %s", why, rec, voicing)
-            return None
-        return Transcript(
-            rec.text, rec.language, repaired=rec.looped, beam=rec.beam, held=rec.held, outweighed=rec.outweighed
-        )
+        return None if rec is None else Heard(rec, voicing, rejection(rec, voicing))
 
     def render(
         self, utterance: Utterance, transcript: Transcript, targets: Sequence[str], speech: bool = True

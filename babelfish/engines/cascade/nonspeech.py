@@ -47,6 +47,21 @@ clean speech often has a brief loud part too (its share 0.21-1.0, median 0.50), 
 lone sound (a cough, a slam) is loud for most of its voiced windows, so it is not a near voice; vocal sounds that are
 not words were not measured, in a quiet room or in a crowd.
 
+Sounds people make that are not words, recorded (tests/audio.py's HUMAN_SOUNDS; docs/benchmarks.md, "Coughs,
+sneezes and laughs"): the segmenter hears no speech in most of them (coughs, screams, a baby crying, footsteps). A
+sneeze or a scream that it half believes, Whisper may hear as a word ("Bye!", "No!") and be sure of it. What gives
+them away is where Silero doubts: their loudest windows. A voice is loudest where it is surely speech:
+
+    mean speech probability of the loud part, segments with weak voicing (under 0.9) that passed the rules above:
+    speech (every measured set, clean and in noise) 0.81 and up; sneezes, screams and laughs 0.30-0.67
+
+Laughter Whisper writes as laughter ("Hahaha.", "Jajaja"): it is not words to translate, and everyone near heard it.
+A turn of nothing else is not sent; a laugh within a sentence stays.
+
+A sound just before a short reply ("Achoo — Okay.") can share its segment: the segment then looks weakly voiced and
+is rejected with the reply in it. In a quiet room (the loudness spreads far, as no crowd's does), `sure_part` finds
+the windows the segmenter is sure of; the engine decodes them alone and judges them again by every rule.
+
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
 
 Set on greedy decodes, and measured again on beam-5 first passes (docs/benchmarks.md, "A beam on the first pass"): the
@@ -57,6 +72,7 @@ ways too.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,6 +104,24 @@ STEADY_LEVEL_DB = 8.5
 # A LibriVox sentence read over six voices at 0 dB SNR measured 7.7 dB at no-speech 0.26; the babble caught, 0.45
 # and up.
 NO_SPEECH_WITH_STEADY_LEVEL = 0.4
+# A sound, not a voice: weakly voiced, and the segmenter doubts its loudest windows most (speech that passed with weak
+# voicing 0.81 and up, sneezes, screams and laughs 0.30-0.67).
+LOUD_DOUBT = 0.7
+# A segment whose loudness spreads this far is no crowd's (babble of 2-16 voices measured 3.5-11.9 dB; one voice in a
+# quiet room 12.8-38): the sure part of a rejected segment is tried alone only then.
+QUIET_ROOM_SPREAD_DB = 15.0
+# The rules whose rejection a sound beside a reply can cause: the reply may be read alone (`sure_part`).
+SOUNDED = ("weak voicing", "a sound, not a voice", "laughter")
+SURE_MIN_WINDOWS = 5  # the sure part: at least this many voiced windows (160 ms, the segmenter's shortest speech)
+SURE_BRIDGE = 3  # windows: a dip this short within a word does not split its run of voiced windows
+SURE_PAD = 4  # windows of the audio around the sure part kept with it, short of any voiced window left out
+# Laughter as Whisper writes it: a repeated syllable ("hahaha", "jajaja", "hihi", "хаха", "哈哈"), or "ha" alone.
+# "Ja, ja" (German: "yes, yes") is two words, not one repeated syllable, and stays.
+_LAUGH = re.compile(
+    r"(?:a?h[aeiou]){2,}h?|a?(?:j[aeiou]){2,}|(?:х[аеи]){2,}|(?:χα){2,}|[哈呵嘿]{2,}|[はハへヘふフ]{2,}|[하허히]{2,}"
+    r"|ㅋ{2,}|hah?|heh"
+)
+_WORD = re.compile(r"\w+(?:-\w+)*")  # "ha-ha" is one laugh
 # Whisper's own fallback rules (openai/whisper transcribe.py), for when the segmenter's view is missing or agrees.
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
@@ -166,8 +200,12 @@ def is_speech(rec: Recognized, voicing: Voicing | None) -> bool:
 
 def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
     """Which rule takes the words for noise (None: speech); for the log and bench_nonspeech."""
+    if laughter(rec.text):
+        return "laughter"
     if rec.no_speech_prob > NO_SPEECH_THRESHOLD and rec.avg_logprob < LOGPROB_THRESHOLD:
         return "whisper"
+    if voicing is not None and _doubted_sound(voicing):
+        return "a sound, not a voice"
     near = voicing is not None and _near_voice(voicing)
     # Both read the whole segment: around a near voice, that is mostly the crowd behind it.
     if voicing is not None and not near:
@@ -185,6 +223,47 @@ def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
     # as its loud part.
     sure = voicing is not None and (voicing.confidence >= WEAK_VOICING or near)
     return None if sure and rec.no_speech_prob <= NO_SPEECH_WITH_WEAK_VOICING else "low log-probability"
+
+
+def laughter(text: str) -> bool:
+    """Nothing but laughter ("Hahaha.", "Ha ha!", "Jajaja"): no words to translate."""
+    words = _WORD.findall(text.lower())
+    return bool(words) and all(_LAUGH.fullmatch(w.replace("-", "")) for w in words)
+
+
+def sure_part(speech_probs: np.ndarray, voicing: Voicing | None, rejected: str) -> tuple[int, int] | None:
+    """Windows [start, end) of a segment's sure speech, with a short pad, when the rest of its voiced windows is what
+    the segmenter doubted: a sound beside a reply. None unless the segment was `rejected` for how it sounds (weak
+    voicing, a sound, laughter; not for what Whisper made of a voice: reading it again would be a second throw of the
+    dice), in a crowd (the loudness spread too narrow), when no run of voiced windows is sure, or when the sure part
+    is all of the voice."""
+    if rejected not in SOUNDED or voicing is None or voicing.level_spread_db is None:
+        return None
+    if voicing.level_spread_db < QUIET_ROOM_SPREAD_DB:
+        return None
+    voiced = np.flatnonzero(speech_probs >= VOICED)
+    if len(voiced) < SURE_MIN_WINDOWS:
+        return None
+    # Runs of voiced windows, bridging short dips; the sure ones are surely speech on average.
+    breaks = np.flatnonzero(np.diff(voiced) > SURE_BRIDGE + 1)
+    runs = np.split(voiced, breaks + 1)
+    sure = [r for r in runs if len(r) >= SURE_MIN_WINDOWS and float(speech_probs[r].mean()) >= WEAK_VOICING]
+    if not sure:
+        return None
+    first, last = int(sure[0][0]), int(sure[-1][-1]) + 1
+    left_out = voiced[(voiced < first) | (voiced >= last)]
+    if not len(left_out):
+        return None
+    before, after = left_out[left_out < first], left_out[left_out >= last]
+    start = max(first - SURE_PAD, int(before[-1]) + 1 if len(before) else 0)
+    end = min(last + SURE_PAD, int(after[0]) if len(after) else len(speech_probs))
+    return start, end
+
+
+def _doubted_sound(voicing: Voicing) -> bool:
+    """Weakly voiced, and least surely speech where it is loudest: a sneeze or a scream, not a voice."""
+    loud = voicing.loud
+    return voicing.confidence < WEAK_VOICING and loud is not None and loud.confidence < LOUD_DOUBT
 
 
 def _sparse(text: str, voicing: Voicing) -> bool:
