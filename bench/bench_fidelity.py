@@ -324,7 +324,8 @@ def with_sounds(conv: Conversation, speaker: str, audio: np.ndarray) -> tuple[np
         ):
             continue
         i = int(start * SR)
-        out[i : i + len(sound)] += sound
+        n = min(len(sound), len(out) - i)
+        out[i : i + n] += sound[:n]
         placed += 1
     return out.astype(np.float32), placed
 

@@ -39,15 +39,18 @@ fi
 # Coughs, sneezes and laughs recorded by people (Scratch 1.4's sound library, CC-BY-SA-3.0) for the tests of sounds
 # that are not words: only those files are unpacked from Debian's package, which is never installed.
 sounds=/usr/local/share/babelfish-test/sounds
-if [[ -n "$test" && ! -f "$sounds/Human/Sneeze-male.wav" ]]; then
+if [[ -n "$test" && ! -f "$sounds/copyright" ]]; then  # the copyright file is copied last
   echo "[setup] unpacking the test sounds into $sounds"
   deb_dir=$(mktemp -d)
-  (cd "$deb_dir" && chmod 755 . && apt-get download -qq scratch 2>/dev/null || { $sudo apt-get update -qq && apt-get download -qq scratch; })
-  $sudo mkdir -p "$sounds/Human"
+  if ! (cd "$deb_dir" && apt-get download -qq scratch); then
+    $sudo apt-get update -qq
+    (cd "$deb_dir" && apt-get download -qq scratch)
+  fi
   dpkg-deb --fsys-tarfile "$deb_dir"/scratch_*.deb |
-    $sudo tar -x -C "$sounds/Human" --strip-components=7 ./usr/share/scratch/Media/Sounds/Human
-  dpkg-deb --fsys-tarfile "$deb_dir"/scratch_*.deb | $sudo tar -xO ./usr/share/doc/scratch/copyright |
-    $sudo tee "$sounds/copyright" >/dev/null
+    tar -x -C "$deb_dir" ./usr/share/scratch/Media/Sounds/Human ./usr/share/doc/scratch/copyright
+  $sudo mkdir -p "$sounds"
+  $sudo cp -r "$deb_dir/usr/share/scratch/Media/Sounds/Human" "$sounds/"
+  $sudo cp "$deb_dir/usr/share/doc/scratch/copyright" "$sounds/copyright"
   rm -rf "$deb_dir"
 fi
 

@@ -89,6 +89,9 @@ class Transcript:
     beam: bool = False  # the recogniser searched with a beam (a careful first pass: counted in /metrics)
     held: bool = False  # a revision that kept the words listeners hold (`Utterance.held`): its own were not better
     outweighed: bool = False  # a revision the engine weighed against `Utterance.held` and found clearly better
+    # The samples of the utterance's audio the text was read from (None: all of it): a reply read without the sneeze
+    # beside it, for the routes that start from the audio.
+    audio_span: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from babelfish.engines.base import (
 from babelfish.engines.cascade.asr import REVISION_LEADS_MAX_SECONDS, Asr, Recognized, WhisperAsr
 from babelfish.engines.cascade.kokoro import Kokoro
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
-from babelfish.engines.cascade.nonspeech import SEGMENTER_WINDOW, Voicing, rejection, sure_part
+from babelfish.engines.cascade.nonspeech import SEGMENTER_WINDOW, Voicing, rejection, sure_part, without_laughter
 from babelfish.engines.cascade.quality import apertium_default_mib, load_memory, load_quality
 from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
 from babelfish.engines.cascade.tts import MAX_VOICE_WER, Espeak, Pico, Piper, StreamingTts, Tts, load_voice_quality
@@ -64,7 +64,8 @@ class Heard:
     rec: Recognized
     voicing: Voicing | None
     rejected: str | None  # the rule that took it for noise (None: speech)
-    part: bool = False  # read from the utterance's sure part alone (nonspeech.sure_part)
+    span: tuple[int, int] | None = None  # samples of the utterance read alone, its sure part (nonspeech.sure_part)
+    whole_rejected: str | None = None  # with a span: the rule that rejected the whole utterance
 
 
 @dataclass
@@ -211,12 +212,20 @@ class CascadeEngine:
             return None
         rec = heard.rec
         return Transcript(
-            rec.text, rec.language, repaired=rec.looped, beam=rec.beam, held=rec.held, outweighed=rec.outweighed
+            without_laughter(rec.text, rec.language),
+            rec.language,
+            repaired=rec.looped,
+            beam=rec.beam,
+            held=rec.held,
+            outweighed=rec.outweighed,
+            audio_span=heard.span,
         )
 
     def hear(self, utterance: Utterance) -> Heard | None:
         """The utterance read and judged (None: no words). When the whole is rejected, its sure part (a reply beside a
-        sneeze or a laugh, nonspeech.sure_part) is read and judged alone, and kept if it passes."""
+        sneeze or a laugh, nonspeech.sure_part) is read and judged alone, and kept if it passes. That second read is
+        rare (a quiet room, a segment rejected for how it sounds, with a run of sure speech in it) and costs one more
+        decode, on a first pass, a partial or a revision alike."""
         whole = self._heard(utterance.audio, utterance.speech_probs, utterance)
         if whole is None or whole.rejected is None:
             return whole
@@ -226,13 +235,12 @@ class CascadeEngine:
         if span is None or probs is None:
             return whole
         start, end = span
-        audio = utterance.audio[start * SEGMENTER_WINDOW : end * SEGMENTER_WINDOW]
-        part = self._heard(audio, probs[start:end], utterance)
+        samples = (start * SEGMENTER_WINDOW, min(end * SEGMENTER_WINDOW, len(utterance.audio)))
+        part = self._heard(utterance.audio[samples[0] : samples[1]], probs[start:end], utterance)
         if part is None or part.rejected is not None:
             return whole
-        log.debug("kept the sure part %.2f-%.2f s: %s", start * SEGMENTER_WINDOW / SAMPLE_RATE,
-                  end * SEGMENTER_WINDOW / SAMPLE_RATE, part.rec)  # fmt: skip
-        return replace(part, part=True)
+        log.debug("kept the sure part %.2f-%.2f s: %s", samples[0] / SAMPLE_RATE, samples[1] / SAMPLE_RATE, part.rec)
+        return replace(part, span=samples, whole_rejected=whole.rejected)
 
     def _heard(self, audio: np.ndarray, probs: np.ndarray | None, utterance: Utterance) -> Heard | None:
         voicing = Voicing.of(probs, audio)
@@ -254,6 +262,8 @@ class CascadeEngine:
     ) -> Iterator[RenderResult]:
         memo = Memo()  # hops shared by several targets run once
         src, text, audio = transcript.language, transcript.text, utterance.audio
+        if transcript.audio_span is not None:  # the reply read without the sound beside it
+            audio = audio[transcript.audio_span[0] : transcript.audio_span[1]]
         futures = {self._pool.submit(self.router.translate, text, src, tgt, audio, memo): tgt for tgt in targets}
         # Speech jobs put their results (clause by clause where the voice streams) and then an end mark on `spoken`.
         # Unbounded but bounded by the text: one item per clause per target, plus one end mark per target.

@@ -48,19 +48,26 @@ lone sound (a cough, a slam) is loud for most of its voiced windows, so it is no
 not words were not measured, in a quiet room or in a crowd.
 
 Sounds people make that are not words, recorded (tests/audio.py's HUMAN_SOUNDS; docs/benchmarks.md, "Coughs,
-sneezes and laughs"): the segmenter hears no speech in most of them (coughs, screams, a baby crying, footsteps). A
-sneeze or a scream that it half believes, Whisper may hear as a word ("Bye!", "No!") and be sure of it. What gives
-them away is where Silero doubts: their loudest windows. A voice is loudest where it is surely speech:
+sneezes and laughs"): the segmenter hears no speech in most of them (coughs, most screams, a baby crying, footsteps). A
+sneeze or a scream that it half believes, Whisper may hear as a word ("Bye!", "No!") and be fairly sure of it (no-speech
+0.13-0.18, but log-probability -1.1 to -1.8). What gives them away is where Silero doubts: their loudest windows. A
+voice is loudest where it is surely speech:
 
-    mean speech probability of the loud part, segments with weak voicing (under 0.9) that passed the rules above:
-    speech (every measured set, clean and in noise) 0.81 and up; sneezes, screams and laughs 0.30-0.67
+    mean speech probability of the loud part, weakly voiced segments (under 0.9) that passed the rules above:
+    speech (every measured set, clean and in noise) 0.81 and up; the sneezes and screams 0.30-0.64
 
-Laughter Whisper writes as laughter ("Hahaha.", "Jajaja"): it is not words to translate, and everyone near heard it.
-A turn of nothing else is not sent; a laugh within a sentence stays.
+Whisper sure of speech (no-speech 0.1 or less, log-probability -1 or more) overrules it, as the segmenter's confidence
+overrules Whisper's doubt above: neither view alone drops a turn the other is sure of.
+
+Laughter Silero takes for a voice (its loud part up to 0.97 sure) Whisper writes as laughter: "Hahaha.", "Jajaja". It
+is not words to translate, and everyone near heard it: a turn of nothing else is not sent, and laughter before a
+turn's first word or after its last is left out ("Hahaha! Natürlich." → "Natürlich.").
 
 A sound just before a short reply ("Achoo — Okay.") can share its segment: the segment then looks weakly voiced and
-is rejected with the reply in it. In a quiet room (the loudness spreads far, as no crowd's does), `sure_part` finds
-the windows the segmenter is sure of; the engine decodes them alone and judges them again by every rule.
+is rejected with the reply in it. In a quiet room (the loudness spreads farther than six or more voices' ever do),
+`sure_part` finds the windows the segmenter is sure of; the engine decodes them alone and judges them again by every
+rule. Only after a rejection for how the segment sounds: reading again what Whisper doubted in a voice would be a
+second throw of the dice (babble of three or four voices passed that way, measured).
 
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
 
@@ -105,22 +112,31 @@ STEADY_LEVEL_DB = 8.5
 # and up.
 NO_SPEECH_WITH_STEADY_LEVEL = 0.4
 # A sound, not a voice: weakly voiced, and the segmenter doubts its loudest windows most (speech that passed with weak
-# voicing 0.81 and up, sneezes, screams and laughs 0.30-0.67).
+# voicing 0.81 and up; sneezes and screams that passed 0.30-0.64), unless Whisper is sure of speech.
 LOUD_DOUBT = 0.7
-# A segment whose loudness spreads this far is no crowd's (babble of 2-16 voices measured 3.5-11.9 dB; one voice in a
-# quiet room 12.8-38): the sure part of a rejected segment is tried alone only then.
+WHISPER_SURE_NO_SPEECH = 0.1
+WHISPER_SURE_LOGPROB = -1.0
+# A segment whose loudness spreads this far is no crowd's of six or more voices (3.5-11.9 dB measured; two to four
+# voices spread up to 26 dB, one voice in a quiet room 12.8-38): only then is a rejected segment's sure part tried.
 QUIET_ROOM_SPREAD_DB = 15.0
-# The rules whose rejection a sound beside a reply can cause: the reply may be read alone (`sure_part`).
-SOUNDED = ("weak voicing", "a sound, not a voice", "laughter")
-SURE_MIN_WINDOWS = 5  # the sure part: at least this many voiced windows (160 ms, the segmenter's shortest speech)
+# The rejections a sound beside a reply can cause: the reply may be read alone (`sure_part`).
+WEAK_VOICING_RULE = "weak voicing"
+SOUND_RULE = "a sound, not a voice"
+SOUNDED = (WEAK_VOICING_RULE, SOUND_RULE)
+# The sure part: at least this many voiced windows (160 ms: the segmenter's shortest speech, `vad_min_speech_ms`).
+SURE_MIN_WINDOWS = 5
 SURE_BRIDGE = 3  # windows: a dip this short within a word does not split its run of voiced windows
 SURE_PAD = 4  # windows of the audio around the sure part kept with it, short of any voiced window left out
-# Laughter as Whisper writes it: a repeated syllable ("hahaha", "jajaja", "hihi", "хаха", "哈哈"), or "ha" alone.
-# "Ja, ja" (German: "yes, yes") is two words, not one repeated syllable, and stays.
+# Laughter as Whisper writes it: a syllable repeated ("hahaha", "hihi", "хаха", "哈哈"). "jaja" only where Spanish
+# spells laughter so (in German "jaja" is "yeah, yeah"); "ha", "hah", "heh" only as a whole turn (in Spanish and
+# Italian "ha" is "has"); "huhu" is a German call.
 _LAUGH = re.compile(
-    r"(?:a?h[aeiou]){2,}h?|a?(?:j[aeiou]){2,}|(?:х[аеи]){2,}|(?:χα){2,}|[哈呵嘿]{2,}|[はハへヘふフ]{2,}|[하허히]{2,}"
-    r"|ㅋ{2,}|hah?|heh"
+    r"(?:a?h[aeio]){2,}h?|(?:х[аеи]){2,}|(?:χα){2,}"  # Latin, Cyrillic, Greek
+    r"|[哈呵嘿]{2,}|[はハへヘふフ]{2,}|[하허히]{2,}|ㅋ{2,}"  # Chinese, Japanese, Korean
 )
+_LAUGH_J = re.compile(r"a?(?:j[aeio]){2,}")
+_LAUGH_J_LANGUAGES = ("es", "ca", "gl")
+_LAUGH_ALONE = re.compile(r"hah?|heh")
 _WORD = re.compile(r"\w+(?:-\w+)*")  # "ha-ha" is one laugh
 # Whisper's own fallback rules (openai/whisper transcribe.py), for when the segmenter's view is missing or agrees.
 NO_SPEECH_THRESHOLD = 0.6
@@ -200,17 +216,17 @@ def is_speech(rec: Recognized, voicing: Voicing | None) -> bool:
 
 def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
     """Which rule takes the words for noise (None: speech); for the log and bench_nonspeech."""
-    if laughter(rec.text):
+    if laughter(rec.text, rec.language):
         return "laughter"
     if rec.no_speech_prob > NO_SPEECH_THRESHOLD and rec.avg_logprob < LOGPROB_THRESHOLD:
         return "whisper"
-    if voicing is not None and _doubted_sound(voicing):
-        return "a sound, not a voice"
+    if voicing is not None and _doubted_sound(rec, voicing):
+        return SOUND_RULE
     near = voicing is not None and _near_voice(voicing)
     # Both read the whole segment: around a near voice, that is mostly the crowd behind it.
     if voicing is not None and not near:
         if voicing.confidence < WEAK_VOICING and rec.no_speech_prob > NO_SPEECH_WITH_WEAK_VOICING:
-            return "weak voicing"
+            return WEAK_VOICING_RULE
         if _sparse(rec.text, voicing) and rec.no_speech_prob > NO_SPEECH_WITH_SPARSE_WORDS:
             return "few words for the voice"
     if voicing is not None and _steady(voicing) and rec.no_speech_prob > NO_SPEECH_WITH_STEADY_LEVEL:
@@ -225,18 +241,42 @@ def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
     return None if sure and rec.no_speech_prob <= NO_SPEECH_WITH_WEAK_VOICING else "low log-probability"
 
 
-def laughter(text: str) -> bool:
-    """Nothing but laughter ("Hahaha.", "Ha ha!", "Jajaja"): no words to translate."""
-    words = _WORD.findall(text.lower())
-    return bool(words) and all(_LAUGH.fullmatch(w.replace("-", "")) for w in words)
+def laughter(text: str, language: str | None) -> bool:
+    """Nothing but laughter ("Hahaha.", "Ha ha!", "¡Jajaja!" in Spanish): no words to translate. Never a question
+    ("Ha?")."""
+    words = _WORD.findall(text)
+    return "?" not in text and bool(words) and all(_laughs(w, language, alone=True) for w in words)
+
+
+def without_laughter(text: str, language: str | None) -> str:
+    """`text` without the laughter before its first word and after its last ("Hahaha! Natürlich." → "Natürlich.");
+    laughter between words stays."""
+    every = list(_WORD.finditer(text))
+    words = [m for m in every if not _laughs(m.group(), language, alone=False)]
+    if not words or (words[0] is every[0] and words[-1] is every[-1]):
+        return text
+    start, end = words[0].start(), words[-1].end()
+    while start and not text[start - 1].isspace():  # its own opening marks ("¡", "¿", a quote)
+        start -= 1
+    while end < len(text) and not text[end].isspace():  # and closing ones
+        end += 1
+    return text[start:end]
+
+
+def _laughs(word: str, language: str | None, alone: bool) -> bool:
+    w = word.lower().replace("-", "")
+    return bool(
+        _LAUGH.fullmatch(w)
+        or (language in _LAUGH_J_LANGUAGES and _LAUGH_J.fullmatch(w))
+        or (alone and _LAUGH_ALONE.fullmatch(w))
+    )
 
 
 def sure_part(speech_probs: np.ndarray, voicing: Voicing | None, rejected: str) -> tuple[int, int] | None:
     """Windows [start, end) of a segment's sure speech, with a short pad, when the rest of its voiced windows is what
-    the segmenter doubted: a sound beside a reply. None unless the segment was `rejected` for how it sounds (weak
-    voicing, a sound, laughter; not for what Whisper made of a voice: reading it again would be a second throw of the
-    dice), in a crowd (the loudness spread too narrow), when no run of voiced windows is sure, or when the sure part
-    is all of the voice."""
+    the segmenter doubted: a sound beside a reply. None unless the segment was `rejected` for how it sounds (SOUNDED),
+    in a crowd (the loudness spread too narrow), when no run of voiced windows is sure, or when the sure part is all
+    of the voice."""
     if rejected not in SOUNDED or voicing is None or voicing.level_spread_db is None:
         return None
     if voicing.level_spread_db < QUIET_ROOM_SPREAD_DB:
@@ -260,10 +300,13 @@ def sure_part(speech_probs: np.ndarray, voicing: Voicing | None, rejected: str) 
     return start, end
 
 
-def _doubted_sound(voicing: Voicing) -> bool:
-    """Weakly voiced, and least surely speech where it is loudest: a sneeze or a scream, not a voice."""
+def _doubted_sound(rec: Recognized, voicing: Voicing) -> bool:
+    """Weakly voiced, and least surely speech where it is loudest: a sneeze or a scream, not a voice (unless Whisper
+    is sure of speech)."""
     loud = voicing.loud
-    return voicing.confidence < WEAK_VOICING and loud is not None and loud.confidence < LOUD_DOUBT
+    if loud is None or voicing.confidence >= WEAK_VOICING or loud.confidence >= LOUD_DOUBT:
+        return False
+    return not (rec.no_speech_prob <= WHISPER_SURE_NO_SPEECH and rec.avg_logprob >= WHISPER_SURE_LOGPROB)
 
 
 def _sparse(text: str, voicing: Voicing) -> bool:
