@@ -56,7 +56,7 @@ from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
 from babelfish.engines.cascade.asr import Recognized, WhisperAsr
 from babelfish.engines.cascade.loops import counts_script, syllables
-from babelfish.engines.cascade.nonspeech import Voicing, rejection
+from babelfish.engines.cascade.nonspeech import Voicing, rejection, without_laughter
 from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
 from tests.audio import HUMAN_SOUNDS, read_sound
@@ -114,7 +114,7 @@ class Tally:
             self.passed_whole += 1
             self.clips_passed_whole.add(clip)
         if self.records is not None:
-            extra = {"part": heard.span is not None, "whole_rule": heard.whole_rejected}
+            extra = {"part": heard.span is not None, "whole_rule": heard.whole_rejected, "language": rec.language}
             self.records.append(record(self.group, clip, seg, rec, voicing, why) | extra)
         if why is not None:
             self.reasons[why] += 1
@@ -129,7 +129,7 @@ class Tally:
         conf += said_spread + (f", its sure part alone (whole: {heard.whole_rejected})" if heard.span else "")
         stats = f"logprob {rec.avg_logprob:.2f}, no-speech {rec.no_speech_prob:.2f}, {conf}"
         self.examples.append(f"{rec.text!r} ({stats})")
-        return rec.text
+        return without_laughter(rec.text, rec.language)  # what the engine sends
 
     def line(self, name: str) -> str:
         why = ", ".join(f"{k} {v}" for k, v in self.reasons.most_common())

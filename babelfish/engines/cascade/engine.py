@@ -262,7 +262,8 @@ class CascadeEngine:
     ) -> Iterator[RenderResult]:
         memo = Memo()  # hops shared by several targets run once
         src, text, audio = transcript.language, transcript.text, utterance.audio
-        if transcript.audio_span is not None:  # the reply read without the sound beside it
+        # The reply read without the sound beside it. A new slice: Whisper's translate task encodes it once more (rare).
+        if transcript.audio_span is not None:
             audio = audio[transcript.audio_span[0] : transcript.audio_span[1]]
         futures = {self._pool.submit(self.router.translate, text, src, tgt, audio, memo): tgt for tgt in targets}
         # Speech jobs put their results (clause by clause where the voice streams) and then an end mark on `spoken`.

@@ -7,7 +7,8 @@ confidently it heard speech separates people from crowd babble that Silero half 
     voiced confidence (mean probability of the windows at or above 0.5): speech 0.93–1.00, babble 0.51–0.92
     Whisper's no-speech probability: speech 0.00–0.17 (one espeak clip 0.64), babble 0.24–0.84
 
-Babble is rejected only when both agree, so neither signal alone can drop a real turn. Babble of a few voices
+Babble is rejected only when both agree, so neither signal alone can drop a real turn (laughter, below, is judged by
+its text). Babble of a few voices
 (8) can fool Silero (voiced confidence up to 0.96); what gives it away then is how little Whisper found in it: a few
 words ("I'm sorry.") for seconds of voice, with Whisper itself doubting speech:
 
@@ -44,8 +45,8 @@ crowd"):
 Those two rules leave such a near voice alone, and the log-probability floor takes its loud part's confidence for
 the segment's; Whisper's own rule and the steady level still judge it. The rule does not ask whether a crowd is there:
 clean speech often has a brief loud part too (its share 0.21-1.0, median 0.50), and none of it was rejected before. A
-lone sound (a cough, a slam) is loud for most of its voiced windows, so it is not a near voice; vocal sounds that are
-not words were not measured, in a quiet room or in a crowd.
+lone sound (a cough, a slam) is loud for most of its voiced windows, so it is not a near voice. Vocal sounds that are
+not words are judged below (measured in a quiet room; over a crowd, not yet).
 
 Sounds people make that are not words, recorded (tests/audio.py's HUMAN_SOUNDS; docs/benchmarks.md, "Coughs,
 sneezes and laughs"): the segmenter hears no speech in most of them (coughs, most screams, a baby crying, footsteps). A
@@ -127,14 +128,14 @@ SOUNDED = (WEAK_VOICING_RULE, SOUND_RULE)
 SURE_MIN_WINDOWS = 5
 SURE_BRIDGE = 3  # windows: a dip this short within a word does not split its run of voiced windows
 SURE_PAD = 4  # windows of the audio around the sure part kept with it, short of any voiced window left out
-# Laughter as Whisper writes it: a syllable repeated ("hahaha", "hihi", "хаха", "哈哈"). "jaja" only where Spanish
-# spells laughter so (in German "jaja" is "yeah, yeah"); "ha", "hah", "heh" only as a whole turn (in Spanish and
-# Italian "ha" is "has"); "huhu" is a German call.
+# Laughter as Whisper writes it: one syllable repeated, the same vowel each time ("hahaha", "hihi", "хаха", "哈哈"; not
+# German "hohe", "high"). "jaja" only where Spanish spells laughter so (in German "jaja" is "yeah, yeah"); "ha", "hah",
+# "heh" only as a whole turn (in Spanish and Italian "ha" is "has"); "huhu" is a German call.
 _LAUGH = re.compile(
-    r"(?:a?h[aeio]){2,}h?|(?:х[аеи]){2,}|(?:χα){2,}"  # Latin, Cyrillic, Greek
+    r"a?h([aeio])(?:h\1)+h?|х([аеи])(?:х\2)+|(?:χα){2,}"  # Latin, Cyrillic, Greek
     r"|[哈呵嘿]{2,}|[はハへヘふフ]{2,}|[하허히]{2,}|ㅋ{2,}"  # Chinese, Japanese, Korean
 )
-_LAUGH_J = re.compile(r"a?(?:j[aeio]){2,}")
+_LAUGH_J = re.compile(r"a?j([aei])(?:j\1)+")
 _LAUGH_J_LANGUAGES = ("es", "ca", "gl")
 _LAUGH_ALONE = re.compile(r"hah?|heh")
 _WORD = re.compile(r"\w+(?:-\w+)*")  # "ha-ha" is one laugh
@@ -215,9 +216,13 @@ def is_speech(rec: Recognized, voicing: Voicing | None) -> bool:
 
 
 def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
-    """Which rule takes the words for noise (None: speech); for the log and bench_nonspeech."""
-    if laughter(rec.text, rec.language):
-        return "laughter"
+    """Which rule takes the words for noise (None: speech); for the log and bench_nonspeech. Laughter is asked last:
+    a segment the other rules reject for how it sounds may hold a reply beside the laugh (`sure_part`)."""
+    why = _noise(rec, voicing)
+    return "laughter" if why is None and laughter(rec.text, rec.language) else why
+
+
+def _noise(rec: Recognized, voicing: Voicing | None) -> str | None:
     if rec.no_speech_prob > NO_SPEECH_THRESHOLD and rec.avg_logprob < LOGPROB_THRESHOLD:
         return "whisper"
     if voicing is not None and _doubted_sound(rec, voicing):
@@ -245,22 +250,26 @@ def laughter(text: str, language: str | None) -> bool:
     """Nothing but laughter ("Hahaha.", "Ha ha!", "¡Jajaja!" in Spanish): no words to translate. Never a question
     ("Ha?")."""
     words = _WORD.findall(text)
-    return "?" not in text and bool(words) and all(_laughs(w, language, alone=True) for w in words)
+    question = "?" in text or "？" in text
+    return not question and bool(words) and all(_laughs(w, language, alone=True) for w in words)
 
 
 def without_laughter(text: str, language: str | None) -> str:
-    """`text` without the laughter before its first word and after its last ("Hahaha! Natürlich." → "Natürlich.");
-    laughter between words stays."""
+    """`text` without the laughter before its first word and after its last ("Hahaha! Natürlich." → "Natürlich.",
+    "Vraiment ? Haha !" → "Vraiment ?"); laughter between words stays."""
     every = list(_WORD.finditer(text))
-    words = [m for m in every if not _laughs(m.group(), language, alone=False)]
-    if not words or (words[0] is every[0] and words[-1] is every[-1]):
+    kept = [i for i, m in enumerate(every) if not _laughs(m.group(), language, alone=False)]
+    if not kept or (kept[0] == 0 and kept[-1] == len(every) - 1):
         return text
-    start, end = words[0].start(), words[-1].end()
-    while start and not text[start - 1].isspace():  # its own opening marks ("¡", "¿", a quote)
+    start = every[kept[0]].start()
+    floor = every[kept[0] - 1].end() if kept[0] else 0
+    while start > floor and not text[start - 1].isspace() and not text[start - 1].isalnum():  # "¿", "¡", a quote
         start -= 1
-    while end < len(text) and not text[end].isspace():  # and closing ones
-        end += 1
-    return text[start:end]
+    end = every[kept[-1] + 1].start() if kept[-1] + 1 < len(every) else len(text)
+    return text[start:end].strip(_SEPARATORS) or text
+
+
+_SEPARATORS = " \t,;:、，-–—"  # between a turn's words and the laughter left out
 
 
 def _laughs(word: str, language: str | None, alone: bool) -> bool:
