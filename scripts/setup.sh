@@ -42,9 +42,11 @@ sounds=/usr/local/share/babelfish-test/sounds
 if [[ -n "$test" && ! -f "$sounds/copyright" ]]; then  # the copyright file is copied last
   echo "[setup] unpacking the test sounds into $sounds"
   deb_dir=$(mktemp -d)
+  trap 'rm -rf "$deb_dir"' EXIT
   if ! (cd "$deb_dir" && apt-get download -qq scratch); then
     $sudo apt-get update -qq
-    (cd "$deb_dir" && apt-get download -qq scratch)
+    (cd "$deb_dir" && apt-get download -qq scratch) ||
+      { echo "[setup] Debian's scratch package (the test sounds) is not in this archive" >&2; exit 1; }
   fi
   dpkg-deb --fsys-tarfile "$deb_dir"/scratch_*.deb |
     tar -x -C "$deb_dir" ./usr/share/scratch/Media/Sounds/Human ./usr/share/doc/scratch/copyright
@@ -52,6 +54,7 @@ if [[ -n "$test" && ! -f "$sounds/copyright" ]]; then  # the copyright file is c
   $sudo cp -r "$deb_dir/usr/share/scratch/Media/Sounds/Human" "$sounds/"
   $sudo cp "$deb_dir/usr/share/doc/scratch/copyright" "$sounds/copyright"
   rm -rf "$deb_dir"
+  trap - EXIT
 fi
 
 PYTHON=${PYTHON:-$(command -v python || command -v python3)}

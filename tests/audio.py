@@ -40,6 +40,11 @@ def read_sound(path: Path) -> np.ndarray:
     return np.asarray(decode_audio(str(path), sampling_rate=16000), np.float32)
 
 
+def at_peak(audio: np.ndarray, peak: float) -> np.ndarray:
+    """`audio` scaled so that its loudest sample is `peak` (silence stays silence)."""
+    return (audio / max(float(np.abs(audio).max(initial=0.0)), 1e-6) * peak).astype(np.float32)
+
+
 def pcm16(audio: np.ndarray) -> bytes:
     """Float samples as the PCM16 LE bytes a client sends."""
     return (np.clip(audio, -1, 1 - 1 / 32768) * 32768).astype("<i2").tobytes()

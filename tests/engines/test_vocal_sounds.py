@@ -26,7 +26,7 @@ from babelfish.engines.cascade.nonspeech import (
     sure_part,
     without_laughter,
 )
-from tests.audio import HUMAN_SOUNDS, read_sound
+from tests.audio import HUMAN_SOUNDS, at_peak, read_sound
 from tests.engines.cascade_audio import normalize
 from tests.engines.conversation_audio import pico
 from tests.engines.test_cascade_fidelity import segments
@@ -140,8 +140,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CascadeEngine]:
 
 
 def sound(name: str, peak: float) -> np.ndarray:
-    audio = read_sound(HUMAN_SOUNDS / name)
-    return (audio / np.abs(audio).max() * peak).astype(np.float32)
+    return at_peak(read_sound(HUMAN_SOUNDS / name), peak)
 
 
 def heard(engine: CascadeEngine, audio: np.ndarray, language: str) -> list[str]:
@@ -188,8 +187,8 @@ def test_a_reply_beside_a_sneeze_or_a_laugh_comes_back_alone(engine: CascadeEngi
     lost, extra = [], []
     for name, gap, text, voice in BESIDE:
         said = Counter(normalize(text))
-        reply, noise, pause = pico(text, voice), sound(name, 0.5), np.zeros(int(abs(gap) * 16000), np.float32)
-        reply = (reply / np.abs(reply).max() * 0.5).astype(np.float32)
+        reply, noise = at_peak(pico(text, voice), 0.5), sound(name, 0.5)
+        pause = np.zeros(int(abs(gap) * 16000), np.float32)
         parts = [noise, pause, reply] if gap > 0 else [reply, pause, noise]
         texts = heard(engine, np.concatenate(parts), voice[:2])
         got = Counter(w for t in texts for w in normalize(t))
@@ -205,8 +204,7 @@ def test_a_reply_read_alone_is_translated_from_its_own_audio(engine: CascadeEngi
     """A sneeze 0.2 s before "Ja.": one segment, rejected whole, the reply read alone. German → English goes by
     Whisper's translate task, from the audio: it hears the reply's samples only, as if they had come alone (from the
     whole segment it said "Ciao!", measured)."""
-    reply = pico("Ja.", "de-DE")
-    reply = (reply / np.abs(reply).max() * 0.5).astype(np.float32)
+    reply = at_peak(pico("Ja.", "de-DE"), 0.5)
     pad = np.zeros(8000, np.float32)
     [seg] = segments(np.concatenate([pad, sound("Sneeze-female.wav", 0.5), np.zeros(3200, np.float32), reply, pad]))
     utterance = Utterance(seg.audio, "de", (), seg.speech_probs, careful=True)
