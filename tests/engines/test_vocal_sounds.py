@@ -177,6 +177,11 @@ BESIDE = [
 ]
 
 
+def words(text: str) -> list[str]:
+    """Normalised words, "OK" read as "okay" (Whisper writes either)."""
+    return ["okay" if w == "ok" else w for w in normalize(text)]
+
+
 @pytest.mark.models
 def test_a_reply_beside_a_sneeze_or_a_laugh_comes_back_alone(engine: CascadeEngine):
     """`gap` seconds between the sound and the reply (negative: the sound comes after it). Each reply comes back
@@ -186,15 +191,15 @@ def test_a_reply_beside_a_sneeze_or_a_laugh_comes_back_alone(engine: CascadeEngi
     sent as texts of their own."""
     lost, extra = [], []
     for name, gap, text, voice in BESIDE:
-        said = Counter(normalize(text))
+        said = Counter(words(text))
         reply, noise = at_peak(pico(text, voice), 0.5), sound(name, 0.5)
         pause = np.zeros(int(abs(gap) * 16000), np.float32)
         parts = [noise, pause, reply] if gap > 0 else [reply, pause, noise]
         texts = heard(engine, np.concatenate(parts), voice[:2])
-        got = Counter(w for t in texts for w in normalize(t))
+        got = Counter(w for t in texts for w in words(t))
         if sum((said & got).values()) * 2 < sum(said.values()):
             lost.append((name, text, texts))
-        extra += [(name, text, t) for t in texts if not set(normalize(t)) & set(said)]
+        extra += [(name, text, t) for t in texts if not set(words(t)) & set(said)]
     assert not lost, lost
     assert not [e for e in extra if not e[0].startswith("Laugh")], extra
 

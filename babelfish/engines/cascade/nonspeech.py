@@ -8,9 +8,8 @@ confidently it heard speech separates people from crowd babble that Silero half 
     Whisper's no-speech probability: speech 0.00–0.17 (one espeak clip 0.64), babble 0.24–0.84
 
 Babble is rejected only when both agree, so neither signal alone can drop a real turn (laughter, below, is judged by
-its text). Babble of a few voices
-(8) can fool Silero (voiced confidence up to 0.96); what gives it away then is how little Whisper found in it: a few
-words ("I'm sorry.") for seconds of voice, with Whisper itself doubting speech:
+its text). Babble of a few voices (8) can fool Silero (voiced confidence up to 0.96); what gives it away then is how
+little Whisper found in it: a few words ("I'm sorry.") for seconds of voice, with Whisper itself doubting speech:
 
     syllables per voiced second, at 1.5 s voiced or more: speech 3.6–8 (espeak, LibriVox, Pico), 8-voice babble
     that passed the rule above 0.8–3.0; Whisper's no-speech probability on them 0.43–0.64
@@ -139,6 +138,7 @@ _LAUGH_J = re.compile(r"a?j([aei])(?:j\1)+")
 _LAUGH_J_LANGUAGES = ("es", "ca", "gl")
 _LAUGH_ALONE = re.compile(r"hah?|heh")
 _WORD = re.compile(r"\w+(?:-\w+)*")  # "ha-ha" is one laugh
+_SEPARATORS = " \t,;:、，-–—"  # between a turn's words and the laughter left out
 # Whisper's own fallback rules (openai/whisper transcribe.py), for when the segmenter's view is missing or agrees.
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
@@ -268,8 +268,6 @@ def without_laughter(text: str, language: str | None) -> str:
     end = every[kept[-1] + 1].start() if kept[-1] + 1 < len(every) else len(text)
     return text[start:end].strip(_SEPARATORS) or text
 
-
-_SEPARATORS = " \t,;:、，-–—"  # between a turn's words and the laughter left out
 
 
 def _laughs(word: str, language: str | None, alone: bool) -> bool:
