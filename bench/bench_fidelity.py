@@ -77,7 +77,7 @@ from pathlib import Path
 import numpy as np
 
 from babelfish import client
-from tests.audio import HUMAN_SOUNDS, librivox_clips, read_sound, write_wav
+from tests.audio import HUMAN_SOUNDS, at_peak, librivox_clips, read_sound, write_wav
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
 from tests.engines.conversation_audio import at_snr, babble, pico, pink
 from tests.serverproc import ServerProcess
@@ -305,7 +305,7 @@ def with_sounds(conv: Conversation, speaker: str, audio: np.ndarray) -> tuple[np
     for path in sorted(p for kind in SOUND_KINDS for p in HUMAN_SOUNDS.glob(f"{kind}-*")):
         sound = read_sound(path)
         loud = np.flatnonzero(np.abs(sound) > 0.02 * np.abs(sound).max())
-        sounds.append(sound[loud[0] : loud[-1] + 1] / np.abs(sound).max())  # its audible part, peak 1
+        sounds.append(at_peak(sound[loud[0] : loud[-1] + 1], 1.0))  # its audible part
     own = [t for t in conv.turns if t.clip.speaker == speaker]
     out, placed = audio.copy(), 0
     for clip in [c for c in conv.clips if c.speaker == speaker]:

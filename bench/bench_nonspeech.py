@@ -357,10 +357,13 @@ def vocal(engine: CascadeEngine, records: list[dict[str, object]] | None) -> Non
     clips = testdata_speech()
     overlays = {p.stem: read_sound(p) for kind in VOCAL_KINDS for p in sorted(HUMAN_SOUNDS.glob(f"{kind}-*"))[:1]}
     overlays["door_slam"] = NOISES["door_slam"](1.0, 1.0, np.random.default_rng(0))
+    # What each clip alone gives, decoded once for every sound laid over it.
+    alones = {clip: [t for seg in segments(np.concatenate([gap, clean])) if (t := Tally().add(engine, seg, language))]
+              for clip, clean, language in clips}  # fmt: skip
     for label, over in overlays.items():
         tally, dropped, changed = Tally(f"{label} over speech", records), [], 0
         for clip, clean, language in clips:
-            alone = [t for seg in segments(np.concatenate([gap, clean])) if (t := Tally().add(engine, seg, language))]
+            alone = alones[clip]
             mix = np.concatenate([gap, clean, gap])
             over_it = at_peak(over, float(np.abs(clean).max()))
             i = max(0, len(gap) + (len(clean) - len(over_it)) // 2)
