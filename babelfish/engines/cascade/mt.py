@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import psutil
 
+from babelfish.engines.cascade.sentence_form import translate_sentence
 from babelfish.languages import try_canonical
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ class FastTranslate:
         return {("en", "pt"), ("pt", "en")}
 
     def translate(self, text: str, src: str, tgt: str) -> str:
-        return self._t.translate(text, f"{src}-{tgt}")
+        # Bare turns and cut prefixes go in as sentences: given "sim" the model says "Yes Yes" (sentence_form.py).
+        return translate_sentence(lambda sentence: self._t.translate(sentence, f"{src}-{tgt}"), text)
 
     def close(self) -> None:
         self._t.close()

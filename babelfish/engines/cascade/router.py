@@ -236,6 +236,8 @@ class Router:
         memo = Memo() if memo is None else memo
         cur = text
         for hop in route:
+            if not hop.from_audio and not cur.strip():
+                break  # a hop left no words ("Ci" → apertium → ""): a model given nothing fails or invents
             key = (hop.backend, hop.src, hop.tgt, "" if hop.from_audio else cur)
             if hop.from_audio:
                 assert audio is not None
