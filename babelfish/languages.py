@@ -67,6 +67,11 @@ def untranslatable(source: str, target: str) -> str:
     )
 
 
+def nothing_translated(source: str, target: str) -> str:
+    """The notice a listener reads when the translation of an utterance has no words (a lone clitic, "Ci")."""
+    return f"These {english_name(source)} words have no {english_name(target)} translation on their own."
+
+
 def english_name(code: str) -> str:
     if code == AUTO:
         return "Detect automatically"

@@ -78,7 +78,7 @@ from pathlib import Path
 import numpy as np
 
 from babelfish import client
-from babelfish.repeats import doubled, words
+from babelfish.engines.cascade.sentence_form import said_twice
 from tests.audio import HUMAN_SOUNDS, at_peak, librivox_clips, read_sound, write_wav
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
 from tests.engines.conversation_audio import at_snr, babble, pico, pink
@@ -476,12 +476,12 @@ def score(
     if strays:
         print(f"  transcripts matching no turn (scored with the nearest): {'; '.join(strays)}")
     said = {m["utterance_id"]: m["text"] for _, m in transcripts}
+    # Speakers' connections get translations too: each (utterance, language) once.
+    translated = {(m["utterance_id"], m["language"]): m["text"] for _, m in lines if m.get("type") == "translation"}
     made_up = [
-        f"{said[m['utterance_id']]!r} → {m['language']} {m['text']!r}"
-        for _, m in lines
-        if m.get("type") == "translation"
-        and m["utterance_id"] in said
-        and doubled(words(m["text"])) > doubled(words(said[m["utterance_id"]]))
+        f"{said[uid]!r} → {lang} {text!r}"
+        for (uid, lang), text in translated.items()
+        if uid in said and len(said_twice(text)) > len(said_twice(said[uid]))
     ]
     total.translated_repeats = len(made_up)
     if made_up:

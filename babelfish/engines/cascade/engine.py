@@ -28,9 +28,9 @@ from babelfish.engines.cascade.kokoro import Kokoro
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
 from babelfish.engines.cascade.nonspeech import SEGMENTER_WINDOW, Voicing, rejection, sure_part, without_laughter
 from babelfish.engines.cascade.quality import apertium_default_mib, load_memory, load_quality
-from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
+from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator, has_words
 from babelfish.engines.cascade.tts import MAX_VOICE_WER, Espeak, Pico, Piper, StreamingTts, Tts, load_voice_quality
-from babelfish.languages import untranslatable
+from babelfish.languages import nothing_translated, untranslatable
 from babelfish.model_store import mt_folders
 
 if TYPE_CHECKING:
@@ -280,6 +280,8 @@ class CascadeEngine:
             else:
                 if out is None:
                     result = TextResult(tgt, None, notice=untranslatable(transcript.language, tgt))
+                elif not has_words(out[0]):  # no empty card: the listener reads the original words and why
+                    result = TextResult(tgt, None, notice=nothing_translated(transcript.language, tgt))
                 else:
                     result = TextResult(tgt, out[0], via=out[1])
             # Speech starts as soon as its text is ready, on the voice's own thread: Piper (~100 ms a sentence) then
@@ -317,7 +319,7 @@ class CascadeEngine:
             except Exception:  # a partial is best effort: the final reports a failing backend
                 log.debug("partial translation %s→%s failed", source, tgt, exc_info=True)
                 out = None
-            results.append(TextResult(tgt, out[0], via=out[1]) if out else TextResult(tgt, None))
+            results.append(TextResult(tgt, out[0], via=out[1]) if out and has_words(out[0]) else TextResult(tgt, None))
         return results
 
     def pipeline_events(self) -> dict[str, int]:

@@ -5,6 +5,7 @@ pipelines its hops keep running) against its chrF, so a room's working set fits 
 from __future__ import annotations
 
 import heapq
+import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
@@ -236,7 +237,7 @@ class Router:
         memo = Memo() if memo is None else memo
         cur = text
         for hop in route:
-            if not hop.from_audio and not cur.strip():
+            if not hop.from_audio and not has_words(cur):
                 break  # a hop left no words ("Ci" → apertium → ""): a model given nothing fails or invents
             key = (hop.backend, hop.src, hop.tgt, "" if hop.from_audio else cur)
             if hop.from_audio:
@@ -245,6 +246,11 @@ class Router:
             else:
                 cur = memo.get(key, partial(self.text[hop.backend].translate, cur, hop.src, hop.tgt))
         return cur, route_name(route)
+
+
+def has_words(text: str) -> bool:
+    """Whether a text holds anything to translate or to show (not "", "," or "?")."""
+    return re.search(r"\w", text) is not None
 
 
 def route_name(route: Route) -> str:

