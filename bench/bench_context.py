@@ -23,7 +23,7 @@ from babelfish.engines.cascade.asr import WhisperAsr
 from babelfish.engines.cascade.models import resolve_whisper
 from babelfish.recent import RecentSpeech
 from bench import bench_fidelity as bf
-from bench.bench_nonspeech import segments
+from tests.audio import segments
 from tests.engines.cascade_audio import word_errors
 
 

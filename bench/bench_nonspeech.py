@@ -58,8 +58,8 @@ from babelfish.engines.cascade.asr import Recognized, WhisperAsr
 from babelfish.engines.cascade.loops import counts_script, syllables
 from babelfish.engines.cascade.nonspeech import Voicing, rejection, without_laughter
 from babelfish.repeats import doubled, words
-from babelfish.segmenter import Segment, Segmenter, SegmenterConfig, silero_detector
-from tests.audio import HUMAN_SOUNDS, at_peak, read_sound
+from babelfish.segmenter import Segment
+from tests.audio import HUMAN_SOUNDS, at_peak, read_sound, segments
 from tests.engines.conversation_audio import NOISES, SHORT_TURNS, at_snr, babble, pico, pink
 
 SR = SAMPLE_RATE
@@ -73,12 +73,6 @@ SHORT_SET = [("Good morning to you too.", "en-GB"), ("Right.", "en-GB"), ("Fail 
              ("Not at all.", "en-GB"), ("Sure.", "en-GB"), ("You are welcome.", "en-GB"), ("Okay.", "en-US"),
              ("Try again.", "en-US"), ("Ever tried.", "en-US"), ("No matter.", "en-GB"), ("Good morning.", "en-GB"),
              ("Guten Morgen.", "de-DE"), ("Sí.", "es-ES"), ("Ja.", "de-DE"), ("Danke schön.", "de-DE")]  # fmt: skip
-
-
-def segments(audio: np.ndarray) -> list[Segment]:
-    seg = Segmenter(silero_detector(), SegmenterConfig.from_settings(Settings()))
-    pcm = (np.clip(np.concatenate([audio, np.zeros(16000, np.float32)]), -1, 1) * 32767).astype("<i2").tobytes()
-    return [s for i, off in enumerate(range(0, len(pcm), 640)) for s in seg.feed(pcm[off : off + 640], i * 0.02)]
 
 
 class Tally:

@@ -7,8 +7,12 @@ import re
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from babelfish.segmenter import Segment, SpeechDetector
 
 # Real human English speech, 16 kHz mono (Debian's pocketsphinx-testdata, installed by scripts/setup.sh --test).
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -83,6 +87,21 @@ def silence(seconds: float, rate: int = 16000) -> bytes:
 def white_noise(seconds: float, level: float = 0.1, rate: int = 16000, seed: int = 0) -> bytes:
     rng = np.random.default_rng(seed)
     return (rng.standard_normal(int(seconds * rate)) * level * 32767).clip(-32768, 32767).astype("<i2").tobytes()
+
+
+def segments(audio: np.ndarray, detector: SpeechDetector | None = None) -> list[Segment]:
+    """`audio` streamed as a client sends it (20 ms frames, then 1 s of silence) and cut by the server's segmenter
+    with the default settings (Silero unless `detector` is given)."""
+    from babelfish.config import Settings
+    from babelfish.segmenter import Segmenter, SegmenterConfig, silero_detector
+
+    seg = Segmenter(detector or silero_detector(), SegmenterConfig.from_settings(Settings()))
+    # 32767, not pcm16's 32768: the scale every figure measured with this helper was taken at.
+    pcm = (np.clip(np.concatenate([audio, np.zeros(16000, np.float32)]), -1, 1) * 32767).astype("<i2").tobytes()
+    out: list[Segment] = []
+    for i, off in enumerate(range(0, len(pcm), 640)):
+        out += seg.feed(pcm[off : off + 640], now=i * 0.02)
+    return out
 
 
 def frames(pcm: bytes, ms: int = 20, rate: int = 16000) -> Iterator[bytes]:

@@ -33,20 +33,10 @@ from babelfish.engines.cascade.nonspeech import (
     level_spread,
     loud_part,
 )
-from babelfish.segmenter import WINDOW, Segment, Segmenter, SegmenterConfig, silero_detector
+from babelfish.segmenter import WINDOW, Segment
+from tests.audio import segments
 from tests.engines.cascade_audio import normalize
 from tests.engines.conversation_audio import NOISES, SHORT_TURNS, at_snr, babble, pico, pink
-
-
-def segments(audio: np.ndarray, detector=None) -> list[Segment]:
-    """`audio` streamed like a client sends it (20 ms frames, then 1 s of silence), cut by the segmenter."""
-    seg = Segmenter(detector or silero_detector(), SegmenterConfig.from_settings(Settings()))
-    pcm = (np.clip(np.concatenate([audio, np.zeros(16000, np.float32)]), -1, 1) * 32767).astype("<i2").tobytes()
-    out: list[Segment] = []
-    for i, off in enumerate(range(0, len(pcm), 640)):
-        out += seg.feed(pcm[off : off + 640], now=i * 0.02)
-    return out
-
 
 # --- no model ---
 

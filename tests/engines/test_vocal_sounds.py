@@ -26,10 +26,9 @@ from babelfish.engines.cascade.nonspeech import (
     sure_part,
     without_laughter,
 )
-from tests.audio import HUMAN_SOUNDS, at_peak, read_sound
+from tests.audio import HUMAN_SOUNDS, at_peak, read_sound, segments
 from tests.engines.cascade_audio import normalize
 from tests.engines.conversation_audio import pico
-from tests.engines.test_cascade_fidelity import segments
 
 # --- no model ---
 
