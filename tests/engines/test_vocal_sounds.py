@@ -23,6 +23,7 @@ from babelfish.engines.cascade.nonspeech import (
     Voicing,
     laughter,
     rejection,
+    sneeze,
     sure_part,
     without_laughter,
 )
@@ -88,6 +89,35 @@ def test_laughter_is_a_repeated_syllable(text: str, language: str, laughs: bool)
 )
 def test_laughter_around_a_turns_words_is_left_out(text: str, language: str, kept: str):
     assert without_laughter(text, language) == kept
+
+
+@pytest.mark.parametrize(
+    ("text", "sneezes"),
+    [
+        ("Tchou!", True),  # a French sneeze, measured: its loud part as sure as a voice's
+        ("Achoo!", True),
+        ("Atchoum !", True),
+        ("Hatschi!", True),
+        ("¡Achís!", True),
+        ("Etciù!", True),
+        ("Atchim!", True),
+        ("Chou.", False),  # "cabbage"
+        ("Chi?", False),  # "who?"
+        ("Ach!", False),
+        ("Tchou?", False),
+        ("Achoo, sorry.", False),
+    ],
+)
+def test_a_sneeze_written_as_one_is_not_words(text: str, sneezes: bool):
+    assert sneeze(text) is sneezes
+    heard = Recognized(text, "fr", -0.5, 0.05)  # Whisper sure of it: only the words tell
+    assert (rejection(heard, Voicing(0.85, 0.38, 36.9, LoudPart(0.5, 0.81))) == "a sneeze") is sneezes
+
+
+def test_a_sneeze_around_a_turns_words_is_left_out():
+    assert without_laughter("Atchoum ! Pardon.", "fr") == "Pardon."
+    assert without_laughter("Thanks. Achoo!", "en") == "Thanks."
+    assert without_laughter("Chou. Merci.", "fr") == "Chou. Merci."
 
 
 def test_a_loud_sound_the_segmenter_doubts_is_not_a_voice():

@@ -61,7 +61,9 @@ overrules Whisper's doubt above: neither view alone drops a turn the other is su
 
 Laughter Silero takes for a voice (its loud part up to 0.97 sure) Whisper writes as laughter: "Hahaha.", "Jajaja". It
 is not words to translate, and everyone near heard it: a turn of nothing else is not sent, and laughter before a
-turn's first word or after its last is left out ("Hahaha! Natürlich." → "Natürlich.").
+turn's first word or after its last is left out ("Hahaha! Natürlich." → "Natürlich."). So is a sneeze Whisper writes
+as one ("Tchou!", "Achoo!"): a French sneeze whose loud part the segmenter was as sure of as a voice's (0.81) got
+through as "Tchou!" that way.
 
 A sound just before a short reply ("Achoo — Okay.") can share its segment: the segment then looks weakly voiced and
 is rejected with the reply in it. In a quiet room (the loudness spreads farther than six or more voices' ever do),
@@ -137,6 +139,9 @@ _LAUGH = re.compile(
 _LAUGH_J = re.compile(r"a?j([aei])(?:j\1)+")
 _LAUGH_J_LANGUAGES = ("es", "ca", "gl")
 _LAUGH_ALONE = re.compile(r"hah?|heh")
+# A sneeze as Whisper may write it (one got through so: a French "Tchou!", docs/benchmarks.md): en "achoo", fr
+# "atchoum", de "hatschi", es "achís", it "etciù", pt "atchim". Not "chou" (cabbage), "chi" (who), "ach".
+_SNEEZE = re.compile(r"a+h?t?choo+|a?tchoum?|hatsch(?:i+e?|u+)|at?ch(?:[íi]s|ú)|e[tc]ci[ùu]|atchi[mn]")
 _WORD = re.compile(r"\w+(?:-\w+)*")  # "ha-ha" is one laugh
 _SEPARATORS = " \t,;:、，-–—"  # between a turn's words and the laughter left out
 # Whisper's own fallback rules (openai/whisper transcribe.py), for when the segmenter's view is missing or agrees.
@@ -219,7 +224,11 @@ def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
     """Which rule takes the words for noise (None: speech); for the log and bench_nonspeech. Laughter is asked last:
     a segment the other rules reject for how it sounds may hold a reply beside the laugh (`sure_part`)."""
     why = _noise(rec, voicing)
-    return "laughter" if why is None and laughter(rec.text, rec.language) else why
+    if why is None and laughter(rec.text, rec.language):
+        return "laughter"
+    if why is None and sneeze(rec.text):
+        return "a sneeze"
+    return why
 
 
 def _noise(rec: Recognized, voicing: Voicing | None) -> str | None:
@@ -254,11 +263,22 @@ def laughter(text: str, language: str | None) -> bool:
     return not question and bool(words) and all(_laughs(w, language, alone=True) for w in words)
 
 
+def sneeze(text: str) -> bool:
+    """Nothing but a sneeze as Whisper writes it ("Tchou!", "Achoo!"). Never a question."""
+    words = _WORD.findall(text)
+    question = "?" in text or "？" in text
+    return not question and bool(words) and all(_SNEEZE.fullmatch(w.lower().replace("-", "")) for w in words)
+
+
 def without_laughter(text: str, language: str | None) -> str:
-    """`text` without the laughter before its first word and after its last ("Hahaha! Natürlich." → "Natürlich.",
-    "Vraiment ? Haha !" → "Vraiment ?"); laughter between words stays."""
+    """`text` without the laughter (or a sneeze) before its first word and after its last ("Hahaha! Natürlich." →
+    "Natürlich.", "Vraiment ? Haha !" → "Vraiment ?", "Atchoum ! Pardon." → "Pardon."); between words it stays."""
     every = list(_WORD.finditer(text))
-    kept = [i for i, m in enumerate(every) if not _laughs(m.group(), language, alone=False)]
+    kept = [
+        i
+        for i, m in enumerate(every)
+        if not _laughs(m.group(), language, alone=False) and not _SNEEZE.fullmatch(m.group().lower().replace("-", ""))
+    ]
     if not kept or (kept[0] == 0 and kept[-1] == len(every) - 1):
         return text
     start = every[kept[0]].start()
