@@ -215,7 +215,8 @@ def short_turns(max_hops: int) -> None:
         agreed = []
         for text in every[src]:
             outs = [run(route, text) for route in three]
-            near = [sum(chrf.sentence_score(o, [p]).score for p in outs if p is not o) for o in outs]
+            # By position: two routes that end in the same hop return the very same string, and both count.
+            near = [sum(chrf.sentence_score(outs[i], [outs[j]]).score for j in range(3) if j != i) for i in range(3)]
             agreed.append(outs[int(np.argmax(near))])
         alone = chrf.corpus_score([run(picked, t) for t in every[src]], [every[tgt]]).score
         together = chrf.corpus_score(agreed, [every[tgt]]).score

@@ -139,9 +139,12 @@ _LAUGH = re.compile(
 _LAUGH_J = re.compile(r"a?j([aei])(?:j\1)+")
 _LAUGH_J_LANGUAGES = ("es", "ca", "gl")
 _LAUGH_ALONE = re.compile(r"hah?|heh")
-# A sneeze as Whisper may write it (one got through so: a French "Tchou!", docs/benchmarks.md): en "achoo", fr
-# "atchoum", de "hatschi", es "achís", it "etciù", pt "atchim". Not "chou" (cabbage), "chi" (who), "ach".
-_SNEEZE = re.compile(r"a+h?t?choo+|a?tchoum?|hatsch(?:i+e?|u+)|at?ch(?:[íi]s|ú)|e[tc]ci[ùu]|atchi[mn]")
+# A sneeze as Whisper may write it (one got through so: a French "Tchou!", docs/benchmarks.md): en "achoo",
+# "atishoo", fr "atchoum", de "hatschi", es "achís", "achús", it "etciù", pt "atchim", ca "atxim". Not "chou" (cabbage),
+# "chi" (who), "ach", nor Mexican "achis" (an interjection: the sneeze takes the accent). "Ah… ah…" before it winds up.
+_SNEEZE = re.compile(r"a+h?t?choo+|atishoo+|a?tchoum?|hatsch(?:i+e?|u+)|at?ch(?:ís|úd?s?)|e[tc]ci[ùu]|atchi[mn]|atxim")
+_WIND_UP = re.compile(r"a+h*")
+_MARKS = re.compile(r"[!.?…,;:¡¿]")  # a written sneeze stands apart from words: "Atchoum ! Pardon.", not "fait tchou"
 _WORD = re.compile(r"\w+(?:-\w+)*")  # "ha-ha" is one laugh
 _SEPARATORS = " \t,;:、，-–—"  # between a turn's words and the laughter left out
 # Whisper's own fallback rules (openai/whisper transcribe.py), for when the segmenter's view is missing or agrees.
@@ -221,12 +224,13 @@ def is_speech(rec: Recognized, voicing: Voicing | None) -> bool:
 
 
 def rejection(rec: Recognized, voicing: Voicing | None) -> str | None:
-    """Which rule takes the words for noise (None: speech); for the log and bench_nonspeech. Laughter is asked last:
-    a segment the other rules reject for how it sounds may hold a reply beside the laugh (`sure_part`)."""
+    """Which rule takes the words for noise (None: speech); for the log and bench_nonspeech. Laughter and sneezes,
+    judged by their words, are asked last: a segment the other rules reject for how it sounds may hold a reply beside
+    the laugh (`sure_part`)."""
     why = _noise(rec, voicing)
     if why is None and laughter(rec.text, rec.language):
         return "laughter"
-    if why is None and sneeze(rec.text):
+    if why is None and sneeze(rec.text, rec.language):
         return "a sneeze"
     return why
 
@@ -263,31 +267,42 @@ def laughter(text: str, language: str | None) -> bool:
     return not question and bool(words) and all(_laughs(w, language, alone=True) for w in words)
 
 
-def sneeze(text: str) -> bool:
-    """Nothing but a sneeze as Whisper writes it ("Tchou!", "Achoo!"). Never a question."""
-    words = _WORD.findall(text)
+def sneeze(text: str, language: str | None = None) -> bool:
+    """Nothing but a sneeze as Whisper writes it ("Tchou!", "Ah... Ah... Achoo!"), maybe with a laugh ("Haha!
+    Achoo!"). Never a question."""
+    words = [w.lower().replace("-", "") for w in _WORD.findall(text)]
     question = "?" in text or "？" in text
-    return not question and bool(words) and all(_SNEEZE.fullmatch(w.lower().replace("-", "")) for w in words)
+    sneezes = [bool(_SNEEZE.fullmatch(w)) for w in words]
+    others = [w for w, s in zip(words, sneezes, strict=True) if not s]
+    return not question and any(sneezes) and all(_WIND_UP.fullmatch(w) or _laughs(w, language, True) for w in others)
 
 
 def without_laughter(text: str, language: str | None) -> str:
-    """`text` without the laughter (or a sneeze) before its first word and after its last ("Hahaha! Natürlich." →
-    "Natürlich.", "Vraiment ? Haha !" → "Vraiment ?", "Atchoum ! Pardon." → "Pardon."); between words it stays."""
+    """`text` without the laughter before its first word and after its last ("Hahaha! Natürlich." → "Natürlich.",
+    "Vraiment ? Haha !" → "Vraiment ?"); between words it stays. So is a sneeze as Whisper writes one, where a mark
+    sets it apart ("Atchoum ! Pardon." → "Pardon."; not "Le train fait tchou tchou.")."""
     every = list(_WORD.finditer(text))
-    kept = [
-        i
-        for i, m in enumerate(every)
-        if not _laughs(m.group(), language, alone=False) and not _SNEEZE.fullmatch(m.group().lower().replace("-", ""))
-    ]
-    if not kept or (kept[0] == 0 and kept[-1] == len(every) - 1):
+    sneezes = [bool(_SNEEZE.fullmatch(m.group().lower().replace("-", ""))) for m in every]
+    gone = [_laughs(m.group(), language, alone=False) or s for m, s in zip(every, sneezes, strict=True)]
+    lo, hi = 0, len(every) - 1
+    while lo <= hi and gone[lo]:
+        lo += 1
+    while hi >= lo and gone[hi]:
+        hi -= 1
+    if lo > hi:
+        return text  # nothing but laughter or sneezes: the whole turn is judged by `laughter` and `sneeze`
+    while lo > 0 and sneezes[lo - 1] and not _MARKS.search(text, every[lo - 1].end(), every[lo].start()):
+        lo -= 1
+    while hi < len(every) - 1 and sneezes[hi + 1] and not _MARKS.search(text, every[hi].end(), every[hi + 1].start()):
+        hi += 1
+    if lo == 0 and hi == len(every) - 1:
         return text
-    start = every[kept[0]].start()
-    floor = every[kept[0] - 1].end() if kept[0] else 0
+    start = every[lo].start()
+    floor = every[lo - 1].end() if lo else 0
     while start > floor and not text[start - 1].isspace() and not text[start - 1].isalnum():  # "¿", "¡", a quote
         start -= 1
-    end = every[kept[-1] + 1].start() if kept[-1] + 1 < len(every) else len(text)
+    end = every[hi + 1].start() if hi + 1 < len(every) else len(text)
     return text[start:end].strip(_SEPARATORS) or text
-
 
 
 def _laughs(word: str, language: str | None, alone: bool) -> bool:
