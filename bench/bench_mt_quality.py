@@ -77,6 +77,36 @@ def routes(edges: dict[str, list[Hop]], src: str, tgt: str, max_hops: int) -> It
     yield from walk((), {src})
 
 
+class Installed:
+    """The installed text backends, their hops by source language, and every hop's output kept (routes share hops)."""
+
+    def __init__(self) -> None:
+        self.backends: list[Translator] = [FastTranslate()]
+        apertium = Apertium.detect()
+        if apertium is not None:
+            self.backends.append(apertium)
+        self._by_name = {b.name: b for b in self.backends}
+        self.edges: dict[str, list[Hop]] = {}
+        for b in self.backends:
+            for src, tgt in sorted(b.pairs()):
+                self.edges.setdefault(src, []).append(Hop(b.name, src, tgt))
+        self.memo: dict[tuple[str, str, str, str], str] = {}
+
+    def run(self, route: Route, text: str) -> str:
+        for hop in route:
+            key = (hop.backend, hop.src, hop.tgt, text)
+            if key not in self.memo:
+                self.memo[key] = self._by_name[hop.backend].translate(text, hop.src, hop.tgt)
+            text = self.memo[key]
+        return text
+
+    def close(self) -> None:
+        for b in self.backends:
+            close = getattr(b, "close", None)
+            if close is not None:
+                close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--write", type=Path, help=f"store the table (the package's is {QUALITY_FILE.relative_to(ROOT)})")
@@ -96,34 +126,15 @@ def main() -> None:
 
     chrf = CHRF()
     data = json.loads(DATA.read_text())
-    backends: list[Translator] = [FastTranslate()]
-    apertium = Apertium.detect()
-    if apertium is not None:
-        backends.append(apertium)
-    by_name = {b.name: b for b in backends}
-    edges: dict[str, list[Hop]] = {}
-    for b in backends:
-        for src, tgt in sorted(b.pairs()):
-            edges.setdefault(src, []).append(Hop(b.name, src, tgt))
-
-    memo: dict[tuple[str, str, str, str], str] = {}
-
-    def run(hop: Hop, text: str) -> str:
-        key = (hop.backend, hop.src, hop.tgt, text)
-        if key not in memo:
-            memo[key] = by_name[hop.backend].translate(text, hop.src, hop.tgt)
-        return memo[key]
+    installed = Installed()
+    backends = installed.backends
 
     table: dict[str, dict[str, float]] = {}
     t0 = time.perf_counter()
     for src, tgt in permutations(LANGUAGES, 2):
         scores: dict[str, float] = {}
-        for route in routes(edges, src, tgt, args.max_hops):
-            outs = []
-            for text in data[src]:
-                for hop in route:
-                    text = run(hop, text)
-                outs.append(text)
+        for route in routes(installed.edges, src, tgt, args.max_hops):
+            outs = [installed.run(route, text) for text in data[src]]
             scores[route_key(route)] = round(chrf.corpus_score(outs, [data[tgt]]).score, 1)
         if scores:
             table[f"{src}-{tgt}"] = dict(sorted(scores.items(), key=lambda kv: -kv[1]))
@@ -140,7 +151,7 @@ def main() -> None:
             continue
         p, b = route_key(picked), route_key(before)
         print(f"| {src}→{tgt} | {len(scores)} | {p} | {scores[p]:.1f} | {b} | {scores[b]:.1f} |")
-    print(f"\n{sum(len(v) for v in table.values())} routes, {len(memo)} hop calls, {elapsed:.0f} s")
+    print(f"\n{sum(len(v) for v in table.values())} routes, {len(installed.memo)} hop calls, {elapsed:.0f} s")
     if args.write:
         doc = {
             "about": "chrF (sacrebleu, defaults) of each translation route on bench/data/conversation.json; "
@@ -153,10 +164,7 @@ def main() -> None:
             doc.update({k: v for k, v in old.items() if k.startswith("pipeline_mib")})
         args.write.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {args.write}")
-    for b in backends:
-        close = getattr(b, "close", None)
-        if close is not None:
-            close()
+    installed.close()
 
 
 def server_router(backends: list[Translator], measured: Measured) -> Router:
@@ -172,25 +180,8 @@ def short_turns(max_hops: int) -> None:
     from sacrebleu.metrics import CHRF
 
     chrf = CHRF()
-    backends: list[Translator] = [FastTranslate()]
-    apertium = Apertium.detect()
-    if apertium is not None:
-        backends.append(apertium)
-    by_name = {b.name: b for b in backends}
-    edges: dict[str, list[Hop]] = {}
-    for b in backends:
-        for src, tgt in sorted(b.pairs()):
-            edges.setdefault(src, []).append(Hop(b.name, src, tgt))
-    memo: dict[tuple[str, str, str, str], str] = {}
-
-    def run(route: Route, text: str) -> str:
-        for hop in route:
-            key = (hop.backend, hop.src, hop.tgt, text)
-            if key not in memo:
-                memo[key] = by_name[hop.backend].translate(text, hop.src, hop.tgt)
-            text = memo[key]
-        return text
-
+    installed = Installed()
+    run, backends = installed.run, installed.backends
     turns, replies = json.loads(SHORT_TURNS.read_text()), json.loads(SHORT.read_text())
     choose = turns["choose"]
     check = {lang: turns["check"][lang] + replies[lang] for lang in LANGUAGES}
@@ -199,7 +190,7 @@ def short_turns(max_hops: int) -> None:
     for src, tgt in permutations(LANGUAGES, 2):
         table[f"{src}-{tgt}"] = {
             route_key(route): chrf.corpus_score([run(route, t) for t in choose[src]], [choose[tgt]]).score
-            for route in routes(edges, src, tgt, max_hops)
+            for route in routes(installed.edges, src, tgt, max_hops)
         }
     sentences = load_quality()
     server, by_turns = server_router(backends, sentences), server_router(backends, measured_routes(table))
@@ -226,6 +217,7 @@ def short_turns(max_hops: int) -> None:
     means /= len(list(permutations(LANGUAGES, 2)))
     print(f"mean: server's routes {means[0]:.1f}, chosen on short turns {means[1]:.1f} (on `check`); on all 50, "
           f"server's routes {means[2]:.1f}, consensus of three {means[3]:.1f}")  # fmt: skip
+    installed.close()
 
 
 def bare(text: str) -> str:
@@ -245,11 +237,8 @@ def as_heard(raw: bool) -> None:
 
     if raw:  # before sentence_form.py: the model call on the text as it is
         FastTranslate.translate = lambda self, text, src, tgt: self._t.translate(text, f"{src}-{tgt}")  # type: ignore[method-assign]
-    backends: list[Translator] = [FastTranslate()]
-    apertium = Apertium.detect()
-    if apertium is not None:
-        backends.append(apertium)
-    router = server_router(backends, load_quality())
+    installed = Installed()
+    router = server_router(installed.backends, load_quality())
     data, short = json.loads(DATA.read_text()), json.loads(SHORT.read_text())
     texts = {lang: data[lang] + short[lang] for lang in LANGUAGES}
     hyps: dict[str, list[str]] = {"as written": [], "bare": []}
@@ -307,10 +296,7 @@ def as_heard(raw: bool) -> None:
     for form, lines in repeats.items():
         for line in lines:
             print(f"  {form}: {line}")
-    for b in backends:
-        close = getattr(b, "close", None)
-        if close is not None:
-            close()
+    installed.close()
 
 
 if __name__ == "__main__":
