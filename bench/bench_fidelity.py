@@ -454,7 +454,8 @@ def score(
         turn_of[m["utterance_id"]] = last
     # What the listener finally holds: each revision's text in place of the texts it replaces (docs/protocol.md §3.2),
     # counted with the turn of its first utterance.
-    final = {m["utterance_id"]: m["text"] for _, m in transcripts}
+    said = {m["utterance_id"]: m["text"] for _, m in transcripts}  # as first received
+    final = dict(said)
     for _, m in lines:
         if m.get("type") == "revision" and m["of"] == "transcript" and m["connection"] == first_listener:
             for uid in m["replaces"]:
@@ -475,7 +476,6 @@ def score(
     total, wers, final_wers, unstable = Score(stray=len(strays)), [], [], 0
     if strays:
         print(f"  transcripts matching no turn (scored with the nearest): {'; '.join(strays)}")
-    said = {m["utterance_id"]: m["text"] for _, m in transcripts}
     # Speakers' connections get translations too: each (utterance, language) once.
     translated = {(m["utterance_id"], m["language"]): m["text"] for _, m in lines if m.get("type") == "translation"}
     made_up = [

@@ -28,7 +28,8 @@ from babelfish.engines.cascade.kokoro import Kokoro
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
 from babelfish.engines.cascade.nonspeech import SEGMENTER_WINDOW, Voicing, rejection, sure_part, without_laughter
 from babelfish.engines.cascade.quality import apertium_default_mib, load_memory, load_quality
-from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator, has_words
+from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
+from babelfish.engines.cascade.sentence_form import has_words
 from babelfish.engines.cascade.tts import MAX_VOICE_WER, Espeak, Pico, Piper, StreamingTts, Tts, load_voice_quality
 from babelfish.languages import nothing_translated, untranslatable
 from babelfish.model_store import mt_folders

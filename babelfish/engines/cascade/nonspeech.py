@@ -263,18 +263,16 @@ def laughter(text: str, language: str | None) -> bool:
     """Nothing but laughter ("Hahaha.", "Ha ha!", "¡Jajaja!" in Spanish): no words to translate. Never a question
     ("Ha?")."""
     words = _WORD.findall(text)
-    question = "?" in text or "？" in text
-    return not question and bool(words) and all(_laughs(w, language, alone=True) for w in words)
+    return not _question(text) and bool(words) and all(_laughs(w, language, alone=True) for w in words)
 
 
 def sneeze(text: str, language: str | None = None) -> bool:
     """Nothing but a sneeze as Whisper writes it ("Tchou!", "Ah... Ah... Achoo!"), maybe with a laugh ("Haha!
     Achoo!"). Never a question."""
-    words = [w.lower().replace("-", "") for w in _WORD.findall(text)]
-    question = "?" in text or "？" in text
-    sneezes = [bool(_SNEEZE.fullmatch(w)) for w in words]
-    others = [w for w, s in zip(words, sneezes, strict=True) if not s]
-    return not question and any(sneezes) and all(_WIND_UP.fullmatch(w) or _laughs(w, language, True) for w in others)
+    words = _WORD.findall(text)
+    others = [w for w in words if not _sneezes(w)]
+    wound_up = all(_WIND_UP.fullmatch(_plain(w)) or _laughs(w, language, True) for w in others)
+    return not _question(text) and len(others) < len(words) and wound_up
 
 
 def without_laughter(text: str, language: str | None) -> str:
@@ -282,7 +280,7 @@ def without_laughter(text: str, language: str | None) -> str:
     "Vraiment ? Haha !" → "Vraiment ?"); between words it stays. So is a sneeze as Whisper writes one, where a mark
     sets it apart ("Atchoum ! Pardon." → "Pardon."; not "Le train fait tchou tchou.")."""
     every = list(_WORD.finditer(text))
-    sneezes = [bool(_SNEEZE.fullmatch(m.group().lower().replace("-", ""))) for m in every]
+    sneezes = [_sneezes(m.group()) for m in every]
     gone = [_laughs(m.group(), language, alone=False) or s for m, s in zip(every, sneezes, strict=True)]
     lo, hi = 0, len(every) - 1
     while lo <= hi and gone[lo]:
@@ -305,8 +303,21 @@ def without_laughter(text: str, language: str | None) -> str:
     return text[start:end].strip(_SEPARATORS) or text
 
 
+def _question(text: str) -> bool:
+    return "?" in text or "？" in text
+
+
+def _plain(word: str) -> str:
+    """A word as the laughter and sneeze patterns read it: "Ha-ha" → "haha"."""
+    return word.lower().replace("-", "")
+
+
+def _sneezes(word: str) -> bool:
+    return _SNEEZE.fullmatch(_plain(word)) is not None
+
+
 def _laughs(word: str, language: str | None, alone: bool) -> bool:
-    w = word.lower().replace("-", "")
+    w = _plain(word)
     return bool(
         _LAUGH.fullmatch(w)
         or (language in _LAUGH_J_LANGUAGES and _LAUGH_J.fullmatch(w))

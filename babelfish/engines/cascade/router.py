@@ -5,7 +5,6 @@ pipelines its hops keep running) against its chrF, so a room's working set fits 
 from __future__ import annotations
 
 import heapq
-import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
@@ -16,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from babelfish.engines.cascade.mt import Translator
+from babelfish.engines.cascade.sentence_form import has_words
 
 
 class SpeechTranslator(Protocol):
@@ -246,11 +246,6 @@ class Router:
             else:
                 cur = memo.get(key, partial(self.text[hop.backend].translate, cur, hop.src, hop.tgt))
         return cur, route_name(route)
-
-
-def has_words(text: str) -> bool:
-    """Whether a text holds anything to translate or to show (not "", "," or "?")."""
-    return re.search(r"\w", text) is not None
 
 
 def route_name(route: Route) -> str:

@@ -31,7 +31,7 @@ def translate_sentence(translate: Callable[[str], str], text: str) -> str:
     open_end = _OPEN_END.search(body)
     mark = open_end.group(0).strip() if open_end else ""
     body = body[: open_end.start()] if open_end else body
-    if not _WORD.search(body):
+    if not has_words(body):
         return text.strip()
     first = _FIRST_LETTER.search(body)
     if first is not None:  # past an opening "¿" or quote
@@ -39,11 +39,16 @@ def translate_sentence(translate: Callable[[str], str], text: str) -> str:
         body = body[:at] + body[at].upper() + body[at + 1 :]
     closed = _FINAL.search(body) is not None
     out = translate(body if closed else body + ".").strip()
-    if not _WORD.search(out):
+    if not has_words(out):
         return ""
     if not closed and out.endswith(".") and not out.endswith(".."):
         out = out[:-1]
     return without_new_repeats(out, text) + mark
+
+
+def has_words(text: str) -> bool:
+    """Whether a text holds anything to translate or to show (not "", "," or "?")."""
+    return _WORD.search(text) is not None
 
 
 def said_twice(text: str) -> list[tuple[int, int]]:
