@@ -236,7 +236,7 @@ def as_heard(raw: bool) -> None:
     from sacrebleu.metrics import CHRF
 
     if raw:  # before sentence_form.py: the model call on the text as it is
-        FastTranslate.translate = lambda self, text, src, tgt: self._t.translate(text, f"{src}-{tgt}")  # type: ignore[method-assign]
+        FastTranslate.translate = lambda self, text, src, tgt: self._model(text, f"{src}-{tgt}")  # type: ignore[method-assign]
     installed = Installed()
     router = server_router(installed.backends, load_quality())
     data, short = json.loads(DATA.read_text()), json.loads(SHORT.read_text())
