@@ -47,7 +47,7 @@ from babelfish.engines.cascade.quality import (
     measured_routes,
     route_key,
 )
-from babelfish.engines.cascade.router import Hop, Measured, Route, Router
+from babelfish.engines.cascade.router import Hop, Measured, Memo, Route, Router
 from babelfish.engines.cascade.sentence_form import said_twice
 from babelfish.partials import Agreement
 from babelfish.repeats import words
@@ -217,7 +217,39 @@ def short_turns(max_hops: int) -> None:
     means /= len(list(permutations(LANGUAGES, 2)))
     print(f"mean: server's routes {means[0]:.1f}, chosen on short turns {means[1]:.1f} (on `check`); on all 50, "
           f"server's routes {means[2]:.1f}, consensus of three {means[3]:.1f}")  # fmt: skip
+    padding(server, {"choose": choose, "check": check})
     installed.close()
+
+
+def padding(server: Router, sets: dict[str, dict[str, list[str]]]) -> None:
+    """The server's routes alone against the router as it translates (a padded short text takes another route:
+    Router.translate): chrF, and the translations three or more words longer than their reference."""
+    from sacrebleu.metrics import CHRF
+
+    chrf = CHRF()
+    print("| turns | chrF, the route alone / as the router translates | 3+ words longer than the reference |")
+    print("|---|---|---|")
+    changed = []
+    for name, turns in sets.items():
+        scores, longer = np.zeros(2), [0, 0]
+        for src, tgt in permutations(LANGUAGES, 2):
+            route = server.route(src, tgt, with_audio=False)
+            assert route is not None
+            # One memo for both: an apertium pipeline's tagger can read a text differently later in its life (it adds
+            # ambiguity classes it meets), so each text's hops run once and only the router's choice differs.
+            memos = [Memo() for _ in turns[src]]
+            alone = [server.run(route, t, memo=m)[-1] for t, m in zip(turns[src], memos, strict=True)]
+            routed = [out[0] for t, m in zip(turns[src], memos, strict=True)
+                      if (out := server.translate(t, src, tgt, memo=m)) is not None]  # fmt: skip
+            for i, outs in enumerate((alone, routed)):
+                scores[i] += chrf.corpus_score(outs, [turns[tgt]]).score
+                longer[i] += sum(len(words(o)) >= len(words(r)) + 3 for o, r in zip(outs, turns[tgt], strict=True))
+            changed += [f"{src}→{tgt} {t!r}: {a!r} → {b!r}" for t, a, b in zip(turns[src], alone, routed, strict=True)
+                        if a != b]  # fmt: skip
+        scores /= len(list(permutations(LANGUAGES, 2)))
+        print(f"| `{name}` | {scores[0]:.1f} / {scores[1]:.1f} | {longer[0]} / {longer[1]} |")
+    for line in changed:
+        print("  ", line)
 
 
 def bare(text: str) -> str:

@@ -311,3 +311,51 @@ def test_a_hung_voice_is_given_up_and_does_not_hang_the_shutdown():
         assert time.monotonic() - began < 9
     finally:
         hung.release.set()
+
+
+class PaddingMT(FakeMT):
+    """A neural model that makes a sentence of a word ("Graças." → "Thanks for the s.")."""
+
+    pads_short_text = True
+
+    def translate(self, text: str, src: str, tgt: str) -> str:
+        self.calls.append((text, src, tgt))
+        return "made up words for this" if len(text.split()) == 1 else f"{text}>{tgt}"
+
+
+def test_a_padded_short_text_takes_the_best_route_without_that_hop():
+    neural = PaddingMT("nn", {("es", "pt"), ("pt", "en")}, quality=3)
+    ap = FakeMT("ap", {("es", "pt"), ("es", "en"), ("es", "ca"), ("ca", "en")})
+    measured = _measured({"ap:es-pt+nn:pt-en": 70.0, "ap:es-ca+ap:ca-en": 60.0, "ap:es-en": 55.0})
+    r = Router([neural, ap], measured=measured)
+    assert r.translate("Gracias", "es", "en") == ("Gracias>ca>en", "pivot:ap+ap")
+    # A sentence, or a second word, is the model's to translate.
+    assert r.translate("Muchas gracias", "es", "en") == ("Muchas gracias>pt>en", "pivot:ap+nn")
+    # Only the hop that padded is second-guessed: the same model's other direction serves as ever.
+    into_en = PaddingMT("nn", {("en", "pt"), ("pt", "en")}, quality=3)
+    into_en.translate = lambda text, src, tgt: (  # type: ignore[method-assign]
+        "made up words for this" if tgt == "en" else f"{text}>{tgt}"
+    )
+    ap = FakeMT("ap", {("es", "pt"), ("es", "en"), ("en", "pt")})
+    r = Router([into_en, ap], measured=_measured({"nn:en-pt": 80.0, "ap:en-pt": 40.0, "ap:es-pt+nn:pt-en": 70.0,
+                                                  "ap:es-en": 50.0}))  # fmt: skip
+    assert r.translate("Gracias", "es", "en") == ("Gracias>en", "ap")
+    assert r.translate("Thanks", "en", "pt") == ("Thanks>pt", "nn")
+
+
+def test_a_padded_text_stands_when_no_other_route_does_better():
+    neural = PaddingMT("nn", {("pt", "en")}, quality=3)
+    echo = FakeMT("ap", {("pt", "es"), ("es", "en")})
+    echo.translate = lambda text, src, tgt: text if tgt == "en" else f"{text}>{tgt}"  # type: ignore[method-assign]
+    # The only other route passes the word through untranslated (apertium lacks it): the model's sentence stands.
+    r = Router([neural, echo], measured=_measured({"nn:pt-en": 80.0, "ap:pt-es+ap:es-en": 50.0}))
+    assert r.translate("Graças", "pt", "en") == ("made up words for this", "nn")
+    # No measured route without the hop at all.
+    assert Router([neural], measured=_measured({"nn:pt-en": 80.0})).translate("Graças", "pt", "en") == (
+        "made up words for this",
+        "nn",
+    )
+    # A backend that does not pad (rule-based) is never second-guessed.
+    wordy = FakeMT("ap", {("pt", "en")})
+    wordy.translate = lambda text, src, tgt: "a b c d e"  # type: ignore[method-assign]
+    assert Router([wordy]).translate("Graças", "pt", "en") == ("a b c d e", "ap")

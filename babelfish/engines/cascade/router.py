@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from babelfish.engines.cascade.mt import Translator
-from babelfish.engines.cascade.sentence_form import has_words
+from babelfish.engines.cascade.sentence_form import has_words, padded
 
 
 class SpeechTranslator(Protocol):
@@ -111,6 +111,7 @@ class Router:
         self._memory_default = memory_default or {}
         self.memory_weight = memory_weight
         self._routes: dict[tuple[str, str, bool], Route | None] = {}
+        self._without: dict[tuple[str, str, Hop], Route | None] = {}
 
     def backends(self) -> list[str]:
         return [*self.text, *self.speech]
@@ -230,22 +231,68 @@ class Router:
         audio: np.ndarray | None = None,
         memo: Memo | None = None,
     ) -> tuple[str, str] | None:
-        """(translation, via) or None. `memo` shares hops between targets of one utterance (e.g. the pivot)."""
+        """(translation, via) or None. `memo` shares hops between targets of one utterance (e.g. the pivot).
+
+        Where a hop of a backend that pads short texts (`pads_short_text`) made a sentence of a word or two, the best
+        measured route without that hop is taken instead, if it gives a translation that is not padded and whose last
+        hop translated something (apertium passes a word it lacks through as it is)."""
         route = self.route(src, tgt, with_audio=audio is not None)
         if route is None:
             return None
         memo = Memo() if memo is None else memo
-        cur = text
+        texts = self.run(route, text, audio, memo)
+        bad = self._padding(route, texts)
+        other = self._avoiding(src, tgt, bad) if bad is not None else None
+        if other is not None:
+            alt = self.run(other, text, memo=memo)
+            if self._sound(other, alt):
+                return alt[-1], route_name(other)
+        return texts[-1], route_name(route)
+
+    def _sound(self, route: Route, texts: list[str]) -> bool:
+        """Whether a route ran to its end with words, no hop padded, and the last hop translated something."""
+        return (
+            len(texts) == len(route) + 1
+            and has_words(texts[-1])
+            and self._padding(route, texts) is None
+            and texts[-1].strip().lower() != texts[-2].strip().lower()
+        )
+
+    def run(self, route: Route, text: str, audio: np.ndarray | None = None, memo: Memo | None = None) -> list[str]:
+        """The text before `route` and after each hop it ran (all of them, unless a hop left no words)."""
+        memo = Memo() if memo is None else memo
+        texts = [text]
         for hop in route:
+            cur = texts[-1]
             if not hop.from_audio and not has_words(cur):
                 break  # a hop left no words ("Ci" → apertium → ""): a model given nothing fails or invents
             key = (hop.backend, hop.src, hop.tgt, "" if hop.from_audio else cur)
             if hop.from_audio:
                 assert audio is not None
-                cur = memo.get(key, partial(self.speech[hop.backend].translate_audio, audio, hop.src))
+                texts.append(memo.get(key, partial(self.speech[hop.backend].translate_audio, audio, hop.src)))
             else:
-                cur = memo.get(key, partial(self.text[hop.backend].translate, cur, hop.src, hop.tgt))
-        return cur, route_name(route)
+                texts.append(memo.get(key, partial(self.text[hop.backend].translate, cur, hop.src, hop.tgt)))
+        return texts
+
+    def _padding(self, route: Route, texts: list[str]) -> Hop | None:
+        """The first hop that padded its short text into a sentence (sentence_form.padded), if any."""
+        for hop, before, after in zip(route, texts, texts[1:], strict=False):
+            pads = not hop.from_audio and getattr(self.text[hop.backend], "pads_short_text", False)
+            if pads and padded(before, after):
+                return hop
+        return None
+
+    def _avoiding(self, src: str, tgt: str, hop: Hop) -> Route | None:
+        """The best measured text route src→tgt without `hop` (memory weighed as for any pick)."""
+        key = (src, tgt, hop)
+        if key not in self._without:
+            usable = [
+                (self.merit(route, score), -len(route), route)
+                for score, route in self._measured.get((src, tgt), ())
+                if hop not in route and len(route) <= self.max_hops and all(h in self._hops for h in route)
+            ]
+            self._without[key] = max(usable, key=lambda u: u[:2])[2] if usable else None
+        return self._without[key]
 
 
 def route_name(route: Route) -> str:
