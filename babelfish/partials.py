@@ -71,22 +71,33 @@ class Agreement:
 
     def __init__(self) -> None:
         self.stable: list[str] = []
-        self._previous: list[str] | None = None
+        self._previous: list[str] | None = None  # the last hypothesis's words after the committed ones
 
     def update(self, text: str) -> tuple[str, str, bool]:
         """(stable, tail, whether stable grew) after the hypothesis `text`."""
         words = text.split()
-        before = len(self.stable)
+        tail = words[self._tail_start(words) :]
+        agree = 0
         if self._previous is not None:
             # Only what follows the committed words is compared: those are fixed whatever a decode says of them.
-            agree = before
-            limit = min(len(self._previous), len(words) - 1)  # the newest last word is never committed
-            while agree < limit and _norm(self._previous[agree]) == _norm(words[agree]):
+            limit = min(len(self._previous), len(tail) - 1)  # the newest last word is never committed
+            while agree < limit and _norm(self._previous[agree]) == _norm(tail[agree]):
                 agree += 1
-            if agree > before:
-                self.stable = [*self.stable, *words[before:agree]]
-        self._previous = words
-        return " ".join(self.stable), " ".join(words[len(self.stable) :]), len(self.stable) > before
+            self.stable = [*self.stable, *tail[:agree]]
+        self._previous = tail[agree:]
+        return " ".join(self.stable), " ".join(tail[agree:]), agree > 0
+
+    def _tail_start(self, words: list[str]) -> int:
+        """Where what follows the committed words begins in a hypothesis: after the committed words' last one, where
+        the hypothesis has it nearest its place. A hypothesis may say the committed words with one more or fewer
+        ("Thank you a thousand" for the committed "Thanks a thousand", "je demain" for "Demain"): cut by position,
+        the tail repeated a committed word ("Thanks a thousand thousand for yours"), and agreement could commit it."""
+        n = len(self.stable)
+        if n == 0:
+            return 0
+        last = _norm(self.stable[-1])
+        near = [j for j in range(max(1, n - 2), min(len(words), n + 2) + 1) if _norm(words[j - 1]) == last]
+        return min(near, key=lambda j: abs(j - n)) if near else n
 
 
 @dataclass

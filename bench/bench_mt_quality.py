@@ -278,6 +278,7 @@ def as_heard(raw: bool) -> None:
     repeats: dict[str, list[str]] = {"as written": [], "bare": [], "prefixes": []}
     counts = {"as written": 0, "bare": 0, "prefixes": 0}
     committed = wrong = 0
+    joints: list[str] = []
     t0 = time.perf_counter()
     for src, tgt in permutations(LANGUAGES, 2):
         if router.route(src, tgt, with_audio=False) is None:
@@ -307,7 +308,10 @@ def as_heard(raw: bool) -> None:
                 counts["prefixes"] += 1
                 if made_up(prefix, out):
                     repeats["prefixes"].append(f"{src}→{tgt} {prefix!r} → {out!r}")
-                agreement.update(out)
+                stable, tail, _ = agreement.update(out)
+                shown = f"{stable} {tail}".strip()
+                if made_up(out, shown):  # the committed words and the new tail repeat where the translation does not
+                    joints.append(f"{src}→{tgt} {prefix!r} → {out!r}, shown {shown!r}")
             held = words(" ".join(agreement.stable))
             committed += len(held)
             wrong += sum(w not in final for w in held)
@@ -325,6 +329,9 @@ def as_heard(raw: bool) -> None:
         print(f"| {form} | {n} | {score} | {len(repeats[form])} |")
     print(f"partials: {committed} words committed by agreement, {wrong} ({wrong / max(1, committed):.1%}) not in the "
           "whole sentence's translation")  # fmt: skip
+    print(f"partials shown with a repeat their translation lacks: {len(joints)}")
+    for line in joints:
+        print(f"  shown: {line}")
     for form, lines in repeats.items():
         for line in lines:
             print(f"  {form}: {line}")

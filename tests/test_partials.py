@@ -72,6 +72,23 @@ def test_agreement_never_commits_the_newest_last_word():
     assert a.update("good morn") == ("good", "morn", True)  # "morn" may be a word cut short
 
 
+def test_a_hypothesis_with_a_word_more_or_fewer_before_the_tail_does_not_repeat_a_committed_word():
+    # Translations of a growing prefix say the committed words differently; cut by position, the tail repeated one
+    # ("Thanks a thousand for for yours") and agreement compared words that did not line up.
+    a = Agreement()
+    a.update("Thanks a thousand for")
+    assert a.update("Thanks a thousand for you") == ("Thanks a thousand for", "you", True)
+    assert a.update("Thank you a thousand for yours") == ("Thanks a thousand for", "yours", False)
+    b = Agreement()
+    b.update("Demain dois")
+    assert b.update("Demain dois travailler") == ("Demain dois", "travailler", True)
+    assert b.update("je demain dois travailler tout") == ("Demain dois travailler", "tout", True)
+    c = Agreement()  # a word fewer: "Hoje o tempo" committed as "Hoje é o"
+    c.update("Hoje é o")
+    c.update("Hoje é o tempo")
+    assert c.update("Hoje o tempo está") == ("Hoje é o tempo", "está", True)  # by position: "Hoje é o está"
+
+
 def test_stable_prefix_only_grows_over_noisy_hypotheses():
     rng = np.random.default_rng(7)
     a = Agreement()
