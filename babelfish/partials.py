@@ -30,6 +30,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from rapidfuzz.distance import Levenshtein
+
 from babelfish import protocol as proto
 from babelfish.cluster import Cluster
 from babelfish.engines.base import TextResult, Transcript, Utterance
@@ -62,6 +64,9 @@ class PartialsConfig:
     cost_factor: float = 2.0  # a speaker's next decode waits at least this many times the last one's cost
 
 
+ALIGN_WORDS = 6  # the committed words a hypothesis is aligned on (Agreement._tail_start)
+
+
 def _norm(word: str) -> str:
     return re.sub(r"\W", "", word.lower())
 
@@ -88,16 +93,27 @@ class Agreement:
         return " ".join(self.stable), " ".join(tail[agree:]), agree > 0
 
     def _tail_start(self, words: list[str]) -> int:
-        """Where what follows the committed words begins in a hypothesis: after the committed words' last one, where
-        the hypothesis has it nearest its place. A hypothesis may say the committed words with one more or fewer
-        ("Thank you a thousand" for the committed "Thanks a thousand", "je demain" for "Demain"): cut by position,
-        the tail repeated a committed word ("Thanks a thousand thousand for yours"), and agreement could commit it."""
+        """Where what follows the committed words begins in a hypothesis. It may say the committed words with a word
+        more, fewer or another ("Thank you a thousand" for the committed "Thanks a thousand", "je demain dois" for
+        "Demain dois"): cut by position, the tail repeated a committed word ("Thanks a thousand thousand for yours")
+        and agreement could commit the repeat. So the cut is where the committed words' end fits best: fewest word
+        edits, at most two words from its place; on a tie, right after the committed last word, else by position. A
+        word matched alone would take "de" in "du projet de loi" for the committed "de", and hide "projet"."""
         n = len(self.stable)
         if n == 0:
             return 0
-        last = _norm(self.stable[-1])
-        near = [j for j in range(max(1, n - 2), min(len(words), n + 2) + 1) if _norm(words[j - 1]) == last]
-        return min(near, key=lambda j: abs(j - n)) if near else n
+        committed = [_norm(w) for w in self.stable[-ALIGN_WORDS:]]
+        said = [_norm(w) for w in words]
+
+        def misfit(j: int) -> int:  # edits from the committed words' end to the hypothesis's words ending at j
+            lowest = max(0, j - len(committed) - 2)
+            return min(Levenshtein.distance(committed, said[lo:j]) for lo in range(lowest, j + 1))
+
+        def ends_apart(j: int) -> bool:  # on a tie, a cut right after the committed last word itself wins
+            return j == 0 or said[j - 1] != committed[-1]
+
+        cuts = range(max(0, n - 2), min(len(words), n + 2) + 1)
+        return min(cuts, key=lambda j: (misfit(j), ends_apart(j), abs(j - n)), default=n)
 
 
 @dataclass

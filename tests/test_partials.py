@@ -87,6 +87,10 @@ def test_a_hypothesis_with_a_word_more_or_fewer_before_the_tail_does_not_repeat_
     c.update("Hoje é o")
     c.update("Hoje é o tempo")
     assert c.update("Hoje o tempo está") == ("Hoje é o tempo", "está", True)  # by position: "Hoje é o está"
+    d = Agreement()  # a committed word said differently, and found again further on: the cut stays in its place
+    d.update("Il a parlé de")
+    d.update("Il a parlé de la")
+    assert d.update("Il a parlé du projet de loi") == ("Il a parlé de", "projet de loi", False)
 
 
 def test_stable_prefix_only_grows_over_noisy_hypotheses():
