@@ -6,8 +6,9 @@ whole room, and a translation to each listener language (MT once per distinct la
 
 Flicker: each text is split into a `stable` prefix and a tentative `tail` by local agreement — the words on which two
 consecutive decodes agree are committed and never taken back, and the last word of a decode (maybe cut mid-word) is
-never committed. Only the stable prefix of the transcript is translated, and the translations go through the same
-agreement, so a listener's text does not flicker either.
+never committed. A decode may say the committed words a little differently: what follows them is found by word edits
+(`Agreement._tail_start`), not by counting. Only the stable prefix of the transcript is translated, and the
+translations go through the same agreement, so a listener's text does not flicker either.
 
 Cost: partial decodes are the engine queue's lowest priority (babelfish/inference.py): dropped at once when a final's
 call waits, skipped when they waited too long, at most one in flight per speaker, and none while any speaker's audio

