@@ -3,7 +3,8 @@
     python -m bench.bench_nonspeech [--data-dir data] [--seeds 8] [--first-seed 0] [--talkers 6 8 10 16]
                                     [--peaks 0.1 0.3 0.6 0.9] [--no-speech-set] [--beam 5] [--loops]
                                     [--noisy-speech 10 5 3 0] [--noise-talkers 6] [--noise-pad 0.5]
-                                    [--noise-seed 7] [--short-turns] [--bursts] [--records segments.jsonl]
+                                    [--noise-seed 7] [--short-turns] [--bursts] [--vocal]
+                                    [--vocal-crowd VOICES SNR_DB] [--records segments.jsonl]
 
 Babble: `talkers` Pico voices at once, played backwards (tests/engines/conversation_audio.py), 4 s at each peak level,
 one mix per seed. Speech: every turn of bench_fidelity's set (LibriVox whole and cut at its pauses, short Pico turns,
@@ -29,6 +30,11 @@ segment.
 apart, so the sentences' mixes stay the same). `--bursts`: also noises that are not words (a door slam, keyboard
 clicks, a tone sweep, white noise; peaks 0.3 and 0.9) over babble of three and six voices (peak 0.3), one mix per
 seed: what passes, and what would pass judged whole.
+`--vocal`: also coughs, sneezes, laughs and screams (tests/audio.py's HUMAN_SOUNDS): alone, beside seven short replies,
+and over the middle of the `--noisy-speech` clips (`vocal`). `--vocal-crowd VOICES SNR_DB`: the replies beside a
+sound again, with babble of VOICES voices talking all through, SNR_DB under the reply; the babble and speech sets are
+then left out. Prints which replies are lost beside a sound that were heard without one, and which texts match no
+reply.
 `--records FILE`: also every segment with words as one JSON line (group, text, the decoder's statistics, the segmenter's
 voiced seconds and confidence, the loudness spread and loud part, syllables, the rule that rejected it), for trying
 other thresholds without decoding again.
@@ -44,6 +50,7 @@ import argparse
 import json
 import tempfile
 import wave
+import zlib
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -56,7 +63,15 @@ from babelfish.engines.cascade import CascadeEngine
 from babelfish.engines.cascade import asr as asr_module
 from babelfish.engines.cascade.asr import Recognized, WhisperAsr
 from babelfish.engines.cascade.loops import counts_script, syllables
-from babelfish.engines.cascade.nonspeech import Voicing, rejection, without_laughter
+from babelfish.engines.cascade.nonspeech import (
+    SEGMENTER_WINDOW,
+    VOICED,
+    WEAK_VOICING,
+    Voicing,
+    rejection,
+    sure_runs,
+    without_laughter,
+)
 from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment
 from tests.audio import HUMAN_SOUNDS, at_peak, read_sound, segments
@@ -306,8 +321,15 @@ VOCAL_KINDS = ("Cough", "Sneeze", "Laugh", "Scream")
 def vocal(engine: CascadeEngine, records: list[dict[str, object]] | None) -> None:
     """Sounds people make that are not words (real recordings, tests/audio.py's HUMAN_SOUNDS): alone, each at two
     levels and in three languages; then next to a short turn, as in a conversation; then over the middle of a sentence.
-    A turn counts as lost when no word of what the segmenter and engine make of it alone is in the text that passes; a
-    text is extra when it shares no word with that."""
+    A turn counts as lost when no word of what the segmenter and engine make of it alone, nor of the turn as written,
+    is in the text that passes (a turn nothing of which passes alone is not counted); a text is extra when it shares
+    no word with those."""
+    _vocal_alone(engine, records)
+    beside_turns(engine, records, None)
+    _over_speech(engine, records)
+
+
+def _vocal_alone(engine: CascadeEngine, records: list[dict[str, object]] | None) -> None:
     files = sorted(HUMAN_SOUNDS.iterdir())
     print(f"vocal sounds alone ({HUMAN_SOUNDS}), peaks 0.3 and 0.9, languages en de es, careful first pass:")
     for path in files:
@@ -320,14 +342,41 @@ def vocal(engine: CascadeEngine, records: list[dict[str, object]] | None) -> Non
                 for seg in segments((sound * peak).astype(np.float32)):
                     tally.add(engine, seg, language, f"{path.stem} peak {peak} {language}")
         print(tally.line(path.stem) + "".join(f"\n      {t}" for t in tally.examples))
-    print("vocal sounds beside a short turn (peak 0.5 each):")
+
+
+def beside_turns(
+    engine: CascadeEngine, records: list[dict[str, object]] | None, crowd: tuple[int, float] | None
+) -> None:
+    """Each sound next to each short turn (VOCAL_TURNS, VOCAL_PLACES); with `crowd` (voices, SNR in dB), a crowd
+    talks all through the mix, SNR under the turn's mean power, as bench_fidelity's `--crowd` puts it: the same crowd
+    for a turn alone and beside every sound (seeded by the turn), so what a turn loses is the sound's doing."""
+    over = "" if crowd is None else f", over {crowd[0]} voices at {crowd[1]:g} dB"
+    print(f"vocal sounds beside a short turn (peak 0.5 each{over}):")
     gap = np.zeros(SR // 2, np.float32)
+    crowds: dict[str, np.ndarray] = {}
+
+    def heard(text: str, mix: np.ndarray, turn: np.ndarray) -> np.ndarray:
+        if crowd is None:
+            return mix.astype(np.float32)
+        if text not in crowds:
+            rng = np.random.default_rng(zlib.crc32(f"vocal crowd/{text}".encode()))
+            crowds[text] = babble(8.0, 0.5, rng, talkers=crowd[0])
+        talk = np.resize(crowds[text], len(mix))  # an 8 s crowd, repeated if the mix is longer
+        return np.clip(mix + at_snr(talk, float(np.mean(turn**2)), crowd[1]), -1, 1).astype(np.float32)
+
     replies = {}  # each reply, and the words of what the segmenter and engine make of it alone
+    unheard = []  # replies the crowd alone takes (nothing of them passes without a sound)
     for text, voice in VOCAL_TURNS:
         turn = at_peak(pico(text, voice), 0.5)
-        said = [t for seg in segments(np.concatenate([gap, turn]).astype(np.float32))
+        said = [t for seg in segments(heard(text, np.concatenate([gap, turn, gap]), turn))
                 if (t := Tally().add(engine, seg, voice[:2]))]  # fmt: skip
-        replies[text] = (turn, voice[:2], {w for t in said for w in words(t)})
+        # What it is heard as alone, and what was said (Whisper may hear "Oui." alone as "Ouais.")
+        replies[text] = (turn, voice[:2], {w for t in said for w in words(t)} | set(words(text)))
+        if not said:
+            unheard.append(text)
+    if unheard:
+        print(f"  lost without a sound (not counted as lost beside one): {unheard}")
+    stretches = Stretches()
     for kind in VOCAL_KINDS:
         tally, lost, extra, turns = Tally(f"{kind} beside a turn", records), [], [], 0
         for path in sorted(HUMAN_SOUNDS.glob(f"{kind}-*")):
@@ -336,18 +385,72 @@ def vocal(engine: CascadeEngine, records: list[dict[str, object]] | None) -> Non
                 for where, pause in VOCAL_PLACES:
                     quiet = np.zeros(int(pause * SR), np.float32)
                     parts = [sound, quiet, turn] if where == "before" else [turn, quiet, sound]
-                    mix = np.concatenate([gap, *parts, gap]).astype(np.float32)
+                    mix = heard(text, np.concatenate([gap, *parts, gap]), turn)
                     clip = f"{path.stem} {where} {pause:g} s {text}"
-                    texts = [t for seg in segments(mix) if (t := tally.add(engine, seg, language, clip))]
+                    cut = segments(mix)
+                    texts = [t for seg in cut if (t := tally.add(engine, seg, language, clip))]
                     turns += 1
-                    if alone and not alone & {w for t in texts for w in words(t)}:
+                    if crowd is not None:
+                        at = len(gap) + (len(sound) + len(quiet) if where == "before" else 0)
+                        for seg in cut:
+                            stretches.add(seg, offset(mix, seg), (at, at + len(turn)))
+                    if text not in unheard and not alone & {w for t in texts for w in words(t)}:
                         lost.append(f"{clip}: {texts}")
                     extra += [f"{clip}: {t!r}" for t in texts if not alone & set(words(t))]
         print(tally.line(kind) + f"  turns {turns}, lost {len(lost)}, extra texts {len(extra)}"
               + "".join(f"\n      lost   {t}" for t in lost) + "".join(f"\n      extra  {t}" for t in extra))
-    # A sound over the middle of a sentence (a laugh, a cough or a door while someone speaks): the voice's own loud
-    # part is then partly the sound's, which the rule for sounds must not take for the whole.
+    if crowd is not None:
+        print(stretches.line())
+
+
+class Stretches:
+    """Over a crowd: segments whose voiced windows run together (no run of them sure on average, so `sure_part`
+    looks for the stretch of sure windows it is surest of), and whether that stretch is the reply's (half its windows
+    or more within the reply's samples), for every segment cut, rejected or not."""
+
+    def __init__(self) -> None:
+        self.together = self.with_reply = self.surest_reply = self.without_reply = 0
+
+    def add(self, seg: Segment, start: int, reply: tuple[int, int]) -> None:
+        probs = seg.speech_probs
+        if sure_runs(probs, np.flatnonzero(probs >= VOICED)):
+            return  # a run of voice stands apart: the quiet room's way
+        runs = sure_runs(probs, np.flatnonzero(probs >= WEAK_VOICING))
+        if not runs:
+            return
+        self.together += 1
+        w = SEGMENTER_WINDOW
+
+        def replys(run: np.ndarray) -> bool:
+            inside = (start + run * w >= reply[0]) & (start + (run + 1) * w <= reply[1])
+            return bool(np.count_nonzero(inside) * 2 >= len(run))
+
+        if not any(replys(r) for r in runs):
+            self.without_reply += 1
+            return
+        self.with_reply += 1
+        self.surest_reply += replys(max(runs, key=lambda r: float(probs[r].mean())))
+
+    def line(self) -> str:
+        return (f"  segments whose voice runs together, with a sure stretch: {self.together}; one of them the reply's:"
+                f" {self.with_reply}, the surest the reply's: {self.surest_reply}; none the reply's:"
+                f" {self.without_reply}")  # fmt: skip
+
+
+def offset(mix: np.ndarray, seg: Segment) -> int:
+    """Where `seg` begins in `mix` (as tests/audio.py's `segments` streamed it: 16-bit samples, a second of silence
+    after)."""
+    sent = (np.clip(np.concatenate([mix, np.zeros(SR, np.float32)]), -1, 1) * 32767).astype("<i2")
+    head = np.round(seg.audio[:64] * 32768).astype("<i2")
+    found = np.flatnonzero(np.all(np.lib.stride_tricks.sliding_window_view(sent, len(head)) == head, axis=1))
+    return int(found[0])
+
+
+def _over_speech(engine: CascadeEngine, records: list[dict[str, object]] | None) -> None:
+    """A sound over the middle of a sentence (a laugh, a cough or a door while someone speaks): the voice's own loud
+    part is then partly the sound's, which the rule for sounds must not take for the whole."""
     print("sounds over the middle of each --noisy-speech clip (as loud as the speech at its peak):")
+    gap = np.zeros(SR // 2, np.float32)
     clips = testdata_speech()
     overlays = {p.stem: read_sound(p) for kind in VOCAL_KINDS for p in sorted(HUMAN_SOUNDS.glob(f"{kind}-*"))[:1]}
     overlays["door_slam"] = NOISES["door_slam"](1.0, 1.0, np.random.default_rng(0))
@@ -389,6 +492,8 @@ def main() -> None:
     p.add_argument("--short-turns", action="store_true", help="--noisy-speech also for the short turns (SHORT_SET)")
     p.add_argument("--bursts", action="store_true", help="also noises that are not words over babble")
     p.add_argument("--vocal", action="store_true", help="also coughs, sneezes, laughs: alone and beside a turn")
+    p.add_argument("--vocal-crowd", type=float, nargs=2, metavar=("VOICES", "SNR_DB"),
+                   help="also the sounds beside a turn over a crowd (no babble or speech sets after)")
     p.add_argument("--records", type=Path, help="also every segment with words, one JSON line each")
     args = p.parse_args()
     settings = Settings(data_dir=Path(args.data_dir), natural_voices=False, asr_beam_size=args.beam)
@@ -403,6 +508,9 @@ def main() -> None:
             bursts(engine, args, records)
         if args.vocal:
             vocal(engine, records)
+        if args.vocal_crowd:
+            beside_turns(engine, records, (round(args.vocal_crowd[0]), args.vocal_crowd[1]))
+            return
         print(f"babble (language en), first pass beam {args.beam}:")
         babble_stats: list[tuple[float, float, float, float]] = []
         for talkers in args.talkers:

@@ -66,10 +66,12 @@ as one ("Tchou!", "Achoo!"): a French sneeze whose loud part the segmenter was a
 through as "Tchou!" that way.
 
 A sound just before a short reply ("Achoo — Okay.") can share its segment: the segment then looks weakly voiced and
-is rejected with the reply in it. In a quiet room (the loudness spreads farther than six or more voices' ever do),
-`sure_part` finds the windows the segmenter is sure of; the engine decodes them alone and judges them again by every
-rule. Only after a rejection for how the segment sounds: reading again what Whisper doubted in a voice would be a
-second throw of the dice (babble of three or four voices passed that way, measured).
+is rejected with the reply in it. Where the loudness spreads farther than six or more voices' ever do (a quiet room,
+or a loud sound over a crowd), `sure_part` finds the windows the segmenter is sure of; the engine decodes them alone
+and judges them again by every rule. Over a crowd that is the stretch it is surest of: the crowd around a reply is
+voiced too, so the reply does not stand apart as a run of its own. Only after a rejection for how the segment sounds:
+reading again what Whisper doubted in a voice would be a second throw of the dice (babble of three or four voices
+passed that way, measured).
 
 A looped decode is not a sign of noise: the ASR keeps the phrase once and the turn goes out.
 
@@ -118,8 +120,10 @@ NO_SPEECH_WITH_STEADY_LEVEL = 0.4
 LOUD_DOUBT = 0.7
 WHISPER_SURE_NO_SPEECH = 0.1
 WHISPER_SURE_LOGPROB = -1.0
-# A segment whose loudness spreads this far is no crowd's of six or more voices (3.5-11.9 dB measured; two to four
-# voices spread up to 26 dB, one voice in a quiet room 12.8-38): only then is a rejected segment's sure part tried.
+# A segment whose loudness spreads this far is no crowd's of six or more voices alone (3.5-11.9 dB measured; two to
+# four voices spread up to 26 dB, one voice in a quiet room 12.8-38; a cough, sneeze, laugh or scream beside a reply
+# over six voices, rejected for how it sounds: 5-30, 80% of them 15 or more at 10 dB SNR, half at 5 dB): only then is
+# a rejected segment's sure part tried.
 QUIET_ROOM_SPREAD_DB = 15.0
 # The rejections a sound beside a reply can cause: the reply may be read alone (`sure_part`).
 WEAK_VOICING_RULE = "weak voicing"
@@ -328,8 +332,15 @@ def _laughs(word: str, language: str | None, alone: bool) -> bool:
 def sure_part(speech_probs: np.ndarray, voicing: Voicing | None, rejected: str) -> tuple[int, int] | None:
     """Windows [start, end) of a segment's sure speech, with a short pad, when the rest of its voiced windows is what
     the segmenter doubted: a sound beside a reply. None unless the segment was `rejected` for how it sounds (SOUNDED),
-    in a crowd (the loudness spread too narrow), when no run of voiced windows is sure, or when the sure part is all
-    of the voice."""
+    in a crowd with nothing loud over it (the loudness spread too narrow), when nothing in it is sure, or when the
+    sure part is all of the voice.
+
+    In a quiet room the sure part spans the runs of voiced windows that are sure on average, padded short of the
+    voiced windows left out (the sound). Over a crowd the segmenter half believes every window, so the voiced windows
+    make one run that is not sure on average; then the sure part is the one stretch of sure windows (WEAK_VOICING and
+    up) that it is surest of, padded into the crowd around it. The crowd and the sound have sure moments too, but the
+    voice nearest the microphone was the surest stretch in 200 of 214 segments with a reply (docs/benchmarks.md, "A
+    sound beside a reply over a crowd")."""
     if rejected not in SOUNDED or voicing is None or voicing.level_spread_db is None:
         return None
     if voicing.level_spread_db < QUIET_ROOM_SPREAD_DB:
@@ -337,20 +348,30 @@ def sure_part(speech_probs: np.ndarray, voicing: Voicing | None, rejected: str) 
     voiced = np.flatnonzero(speech_probs >= VOICED)
     if len(voiced) < SURE_MIN_WINDOWS:
         return None
-    # Runs of voiced windows, bridging short dips; the sure ones are surely speech on average.
-    breaks = np.flatnonzero(np.diff(voiced) > SURE_BRIDGE + 1)
-    runs = np.split(voiced, breaks + 1)
-    sure = [r for r in runs if len(r) >= SURE_MIN_WINDOWS and float(speech_probs[r].mean()) >= WEAK_VOICING]
+    sure = sure_runs(speech_probs, voiced)
+    crowded = not sure  # the voiced windows run together, the reply's with the crowd's and the sound's
+    if crowded:
+        sure = sure_runs(speech_probs, np.flatnonzero(speech_probs >= WEAK_VOICING))
+        sure = [max(sure, key=lambda r: float(speech_probs[r].mean()))] if sure else []
     if not sure:
         return None
     first, last = int(sure[0][0]), int(sure[-1][-1]) + 1
     left_out = voiced[(voiced < first) | (voiced >= last)]
     if not len(left_out):
         return None
+    if crowded:  # the windows around it are the crowd's, not the sound's: the pad goes into them
+        return max(first - SURE_PAD, 0), min(last + SURE_PAD, len(speech_probs))
     before, after = left_out[left_out < first], left_out[left_out >= last]
     start = max(first - SURE_PAD, int(before[-1]) + 1 if len(before) else 0)
     end = min(last + SURE_PAD, int(after[0]) if len(after) else len(speech_probs))
     return start, end
+
+
+def sure_runs(speech_probs: np.ndarray, windows: np.ndarray) -> list[np.ndarray]:
+    """Runs of `windows` (indices), bridging short dips, long enough and surely speech on average."""
+    breaks = np.flatnonzero(np.diff(windows) > SURE_BRIDGE + 1)
+    runs = np.split(windows, breaks + 1) if len(windows) else []
+    return [r for r in runs if len(r) >= SURE_MIN_WINDOWS and float(speech_probs[r].mean()) >= WEAK_VOICING]
 
 
 def _doubted_sound(rec: Recognized, voicing: Voicing) -> bool:
