@@ -65,11 +65,14 @@ from babelfish.engines.cascade.asr import Recognized, WhisperAsr
 from babelfish.engines.cascade.loops import counts_script, syllables
 from babelfish.engines.cascade.nonspeech import (
     SEGMENTER_WINDOW,
+    SOUNDED,
     VOICED,
-    WEAK_VOICING,
     Voicing,
     rejection,
+    sure_part,
     sure_runs,
+    sure_stretches,
+    surest_stretch,
     without_laughter,
 )
 from babelfish.repeats import doubled, words
@@ -99,6 +102,8 @@ class Tally:
         self.passed_whole = 0
         self.clips_passed_whole: set[str] = set()
         self.reasons: Counter[str] = Counter()
+        self.reread = self.kept_part = 0  # segments rejected whole whose sure part was read alone; kept so
+        self.read_span: tuple[int, int] | None = None  # the samples the last text passing was read from, in its segment
         self.examples: list[str] = []
         self.rejected: list[str] = []  # what each rejected segment said, and why
         self.lowest_passing_spread = float("inf")  # dB, over the segments that pass
@@ -114,6 +119,10 @@ class Tally:
             return None
         rec, voicing, why = heard.rec, heard.voicing, heard.rejected
         self.worded += 1
+        # A second read (`CascadeEngine.hear`): kept, or tried and rejected (then `heard` is the whole, as judged).
+        kept = heard.span is not None
+        self.kept_part += kept
+        self.reread += kept or (why in SOUNDED and sure_part(seg.speech_probs, voicing, why) is not None)
         nan = float("nan")
         spread = voicing.level_spread_db if voicing is not None else None
         said_spread = "" if spread is None else f", loudness spread {spread:.1f} dB"
@@ -133,6 +142,7 @@ class Tally:
             self.rejected.append(f"{why}: {rec.text!r} (no-speech {rec.no_speech_prob:.2f}{said_spread}{said_loud})")
             return None
         self.passed += 1
+        self.read_span = heard.span or (0, len(seg.audio))
         if spread is not None:
             self.lowest_passing_spread = min(self.lowest_passing_spread, spread)
         conf = f"{voicing.confidence:.2f}, {voicing.voiced_seconds:.1f} s voiced" if voicing else "no voicing"
@@ -144,7 +154,8 @@ class Tally:
     def line(self, name: str) -> str:
         why = ", ".join(f"{k} {v}" for k, v in self.reasons.most_common())
         passed = f"pass {self.passed:3} (judged whole {self.passed_whole:3})"
-        return f"  {name:28} segments {self.segments:3}  with words {self.worded:3}  {passed}  ({why})"
+        again = f"  sure part read alone {self.reread} (kept {self.kept_part})" if self.reread else ""
+        return f"  {name:28} segments {self.segments:3}  with words {self.worded:3}  {passed}  ({why}){again}"
 
 
 def record(
@@ -347,28 +358,30 @@ def _vocal_alone(engine: CascadeEngine, records: list[dict[str, object]] | None)
 def beside_turns(
     engine: CascadeEngine, records: list[dict[str, object]] | None, crowd: tuple[int, float] | None
 ) -> None:
-    """Each sound next to each short turn (VOCAL_TURNS, VOCAL_PLACES); with `crowd` (voices, SNR in dB), a crowd
-    talks all through the mix, SNR under the turn's mean power, as bench_fidelity's `--crowd` puts it: the same crowd
-    for a turn alone and beside every sound (seeded by the turn), so what a turn loses is the sound's doing."""
+    """Each sound next to each short turn (VOCAL_TURNS, VOCAL_PLACES). With `crowd` (voices, SNR in dB), a crowd
+    talks all through the mix, SNR under the turn's mean power, as bench_fidelity's `--crowd` puts it. Each turn has
+    its own crowd (seeded by the turn), laid so that the turn hears the same stretch of it, at the same level, alone
+    and beside every sound: what a turn loses beside a sound is the sound's doing."""
     over = "" if crowd is None else f", over {crowd[0]} voices at {crowd[1]:g} dB"
     print(f"vocal sounds beside a short turn (peak 0.5 each{over}):")
     gap = np.zeros(SR // 2, np.float32)
     crowds: dict[str, np.ndarray] = {}
 
-    def heard(text: str, mix: np.ndarray, turn: np.ndarray) -> np.ndarray:
+    def heard(text: str, mix: np.ndarray, turn: np.ndarray, at: int) -> np.ndarray:
+        """`mix` with the turn's crowd, the turn starting at sample `at`."""
         if crowd is None:
             return mix.astype(np.float32)
         if text not in crowds:
             rng = np.random.default_rng(zlib.crc32(f"vocal crowd/{text}".encode()))
-            crowds[text] = babble(8.0, 0.5, rng, talkers=crowd[0])
-        talk = np.resize(crowds[text], len(mix))  # an 8 s crowd, repeated if the mix is longer
-        return np.clip(mix + at_snr(talk, float(np.mean(turn**2)), crowd[1]), -1, 1).astype(np.float32)
+            crowds[text] = at_snr(babble(CROWD_SECONDS, 0.5, rng, talkers=crowd[0]), float(np.mean(turn**2)), crowd[1])
+        talk = np.take(crowds[text], np.arange(len(mix)) + CROWD_TURN_AT - at, mode="wrap")
+        return np.clip(mix + talk, -1, 1).astype(np.float32)
 
     replies = {}  # each reply, and the words of what the segmenter and engine make of it alone
     unheard = []  # replies the crowd alone takes (nothing of them passes without a sound)
     for text, voice in VOCAL_TURNS:
         turn = at_peak(pico(text, voice), 0.5)
-        said = [t for seg in segments(heard(text, np.concatenate([gap, turn, gap]), turn))
+        said = [t for seg in segments(heard(text, np.concatenate([gap, turn, gap]), turn, len(gap)))
                 if (t := Tally().add(engine, seg, voice[:2]))]  # fmt: skip
         # What it is heard as alone, and what was said (Whisper may hear "Oui." alone as "Ouais.")
         replies[text] = (turn, voice[:2], {w for t in said for w in words(t)} | set(words(text)))
@@ -378,72 +391,98 @@ def beside_turns(
         print(f"  lost without a sound (not counted as lost beside one): {unheard}")
     stretches = Stretches()
     for kind in VOCAL_KINDS:
-        tally, lost, extra, turns = Tally(f"{kind} beside a turn", records), [], [], 0
+        tally, lost, extra, turns, off_reply = Tally(f"{kind} beside a turn", records), [], [], 0, 0
         for path in sorted(HUMAN_SOUNDS.glob(f"{kind}-*")):
             sound = at_peak(read_sound(path), 0.5)
             for text, (turn, language, alone) in replies.items():
                 for where, pause in VOCAL_PLACES:
                     quiet = np.zeros(int(pause * SR), np.float32)
                     parts = [sound, quiet, turn] if where == "before" else [turn, quiet, sound]
-                    mix = heard(text, np.concatenate([gap, *parts, gap]), turn)
+                    at = len(gap) + (len(sound) + len(quiet) if where == "before" else 0)
+                    mix = heard(text, np.concatenate([gap, *parts, gap]), turn, at)
                     clip = f"{path.stem} {where} {pause:g} s {text}"
-                    cut = segments(mix)
-                    texts = [t for seg in cut if (t := tally.add(engine, seg, language, clip))]
+                    audible = np.flatnonzero(np.abs(turn) > 0.01)  # Pico's own silence around the words left out
+                    spoken = (at + int(audible[0]), at + int(audible[-1]) + 1)
+                    texts = []
+                    for seg in segments(mix):
+                        start = offset(mix, seg) if crowd is not None else 0
+                        if crowd is not None:
+                            stretches.add(seg, start, spoken)
+                        if (t := tally.add(engine, seg, language, clip)) is None:
+                            continue
+                        texts.append(t)
+                        if crowd is not None and tally.read_span is not None and not alone & set(words(t)):
+                            read = (start + tally.read_span[0], start + tally.read_span[1])
+                            off_reply += read[1] <= spoken[0] or read[0] >= spoken[1]
                     turns += 1
-                    if crowd is not None:
-                        at = len(gap) + (len(sound) + len(quiet) if where == "before" else 0)
-                        for seg in cut:
-                            stretches.add(seg, offset(mix, seg), (at, at + len(turn)))
                     if text not in unheard and not alone & {w for t in texts for w in words(t)}:
                         lost.append(f"{clip}: {texts}")
                     extra += [f"{clip}: {t!r}" for t in texts if not alone & set(words(t))]
-        print(tally.line(kind) + f"  turns {turns}, lost {len(lost)}, extra texts {len(extra)}"
+        # Over a crowd, a text read from none of the reply's samples is the sound's or the crowd's; the other extra
+        # texts are the reply misheard.
+        apart = "" if crowd is None else f" ({off_reply} read from none of the reply's audio)"
+        print(tally.line(kind) + f"  turns {turns}, lost {len(lost)}, extra texts {len(extra)}{apart}"
               + "".join(f"\n      lost   {t}" for t in lost) + "".join(f"\n      extra  {t}" for t in extra))
     if crowd is not None:
         print(stretches.line())
 
 
+CROWD_SECONDS = 12.0  # each turn's crowd (`beside_turns`): longer than any mix
+CROWD_TURN_AT = 6 * SR  # the sample of it under the turn's start
+
+
 class Stretches:
-    """Over a crowd: segments whose voiced windows run together (no run of them sure on average, so `sure_part`
-    looks for the stretch of sure windows it is surest of), and whether that stretch is the reply's (half its windows
-    or more within the reply's samples), for every segment cut, rejected or not."""
+    """Over a crowd: segments whose voiced windows run together (no run of them sure on average: `sure_part` then
+    reads the stretch of sure windows it is surest of), for every segment cut, rejected or not. Of those with a sure
+    stretch that is the reply's (half its windows or more within the reply's words), which choice would read the
+    reply alone: the surest stretch (`surest_stretch`, shipped), the one with the loudest window, or all of them from
+    the first to the last."""
 
     def __init__(self) -> None:
-        self.together = self.with_reply = self.surest_reply = self.without_reply = 0
+        self.together = self.with_reply = self.without_reply = 0
+        self.surest = self.loudest = self.spanned = 0
 
     def add(self, seg: Segment, start: int, reply: tuple[int, int]) -> None:
         probs = seg.speech_probs
         if sure_runs(probs, np.flatnonzero(probs >= VOICED)):
             return  # a run of voice stands apart: the quiet room's way
-        runs = sure_runs(probs, np.flatnonzero(probs >= WEAK_VOICING))
-        if not runs:
+        stretches = sure_stretches(probs)
+        if not stretches:
             return
         self.together += 1
         w = SEGMENTER_WINDOW
 
-        def replys(run: np.ndarray) -> bool:
+        def is_reply(run: np.ndarray) -> bool:
             inside = (start + run * w >= reply[0]) & (start + (run + 1) * w <= reply[1])
             return bool(np.count_nonzero(inside) * 2 >= len(run))
 
-        if not any(replys(r) for r in runs):
+        if not any(is_reply(r) for r in stretches):
             self.without_reply += 1
             return
         self.with_reply += 1
-        self.surest_reply += replys(max(runs, key=lambda r: float(probs[r].mean())))
+        self.surest += is_reply(surest_stretch(probs, stretches))
+        n = len(seg.audio) // w
+        db = 10 * np.log10(np.mean(np.square(seg.audio[: n * w].reshape(n, w), dtype=np.float64), axis=1) + 1e-12)
+        self.loudest += is_reply(max(stretches, key=lambda r: float(db[r[r < n]].max(initial=-np.inf))))
+        self.spanned += all(is_reply(r) for r in stretches)
 
     def line(self) -> str:
         return (f"  segments whose voice runs together, with a sure stretch: {self.together}; one of them the reply's:"
-                f" {self.with_reply}, the surest the reply's: {self.surest_reply}; none the reply's:"
-                f" {self.without_reply}")  # fmt: skip
+                f" {self.with_reply} (none: {self.without_reply}); the reply's alone read, by the surest stretch"
+                f" {self.surest}, the loudest {self.loudest}, all of them {self.spanned}")  # fmt: skip
 
 
 def offset(mix: np.ndarray, seg: Segment) -> int:
     """Where `seg` begins in `mix` (as tests/audio.py's `segments` streamed it: 16-bit samples, a second of silence
-    after)."""
+    after). A segment begins on a segmenter window; its first window's samples are looked for at each."""
+    w = SEGMENTER_WINDOW
     sent = (np.clip(np.concatenate([mix, np.zeros(SR, np.float32)]), -1, 1) * 32767).astype("<i2")
-    head = np.round(seg.audio[:64] * 32768).astype("<i2")
-    found = np.flatnonzero(np.all(np.lib.stride_tricks.sliding_window_view(sent, len(head)) == head, axis=1))
-    return int(found[0])
+    windows = sent[: len(sent) // w * w].reshape(-1, w)
+    head = np.round(seg.audio[:w] * 32768).astype("<i2")
+    found = np.flatnonzero(np.all(windows == head, axis=1))
+    if len(found) != 1:
+        raise RuntimeError(f"a segment's start found {len(found)} times in its mix")
+    return int(found[0]) * w
 
 
 def _over_speech(engine: CascadeEngine, records: list[dict[str, object]] | None) -> None:
@@ -493,9 +532,11 @@ def main() -> None:
     p.add_argument("--bursts", action="store_true", help="also noises that are not words over babble")
     p.add_argument("--vocal", action="store_true", help="also coughs, sneezes, laughs: alone and beside a turn")
     p.add_argument("--vocal-crowd", type=float, nargs=2, metavar=("VOICES", "SNR_DB"),
-                   help="also the sounds beside a turn over a crowd (no babble or speech sets after)")
+                   help="also the sounds beside a turn over a crowd (no babble or speech sets after)")  # fmt: skip
     p.add_argument("--records", type=Path, help="also every segment with words, one JSON line each")
     args = p.parse_args()
+    if args.vocal_crowd and (not float(args.vocal_crowd[0]).is_integer() or args.vocal_crowd[0] < 1):
+        p.error("--vocal-crowd: VOICES is a whole number, 1 or more")
     settings = Settings(data_dir=Path(args.data_dir), natural_voices=False, asr_beam_size=args.beam)
     engine = CascadeEngine.load(settings)
     records: list[dict[str, object]] | None = [] if args.records else None

@@ -224,9 +224,10 @@ class CascadeEngine:
 
     def hear(self, utterance: Utterance) -> Heard | None:
         """The utterance read and judged (None: no words). When the whole is rejected, its sure part (a reply beside a
-        sneeze or a laugh, nonspeech.sure_part) is read and judged alone, and kept if it passes. That second read is
-        rare (a quiet room, a segment rejected for how it sounds, with a run of sure speech in it) and costs one more
-        decode, on a first pass, a partial or a revision alike."""
+        sneeze or a laugh, nonspeech.sure_part) is read and judged alone, and kept if it passes. That second read
+        costs one more decode, on a first pass, a partial or a revision alike. It is tried only for a segment rejected
+        for how it sounds, whose loudness spreads as a crowd's alone never does (a quiet room, or a loud sound over a
+        crowd), with sure speech in it (bench_nonspeech counts the tries per group)."""
         whole = self._heard(utterance.audio, utterance.speech_probs, utterance)
         if whole is None or whole.rejected is None:
             return whole

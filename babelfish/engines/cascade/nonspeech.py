@@ -45,7 +45,7 @@ Those two rules leave such a near voice alone, and the log-probability floor tak
 the segment's; Whisper's own rule and the steady level still judge it. The rule does not ask whether a crowd is there:
 clean speech often has a brief loud part too (its share 0.21-1.0, median 0.50), and none of it was rejected before. A
 lone sound (a cough, a slam) is loud for most of its voiced windows, so it is not a near voice. Vocal sounds that are
-not words are judged below (measured in a quiet room; over a crowd, not yet).
+not words are judged below (measured in a quiet room, and beside short replies over a crowd).
 
 Sounds people make that are not words, recorded (tests/audio.py's HUMAN_SOUNDS; docs/benchmarks.md, "Coughs,
 sneezes and laughs"): the segmenter hears no speech in most of them (coughs, most screams, a baby crying, footsteps). A
@@ -129,10 +129,13 @@ QUIET_ROOM_SPREAD_DB = 15.0
 WEAK_VOICING_RULE = "weak voicing"
 SOUND_RULE = "a sound, not a voice"
 SOUNDED = (WEAK_VOICING_RULE, SOUND_RULE)
-# The sure part: at least this many voiced windows (160 ms: the segmenter's shortest speech, `vad_min_speech_ms`).
+# The sure part: at least this many voiced windows, or sure ones where the voice runs together (160 ms: the
+# segmenter's shortest speech, `vad_min_speech_ms`); as many must be left out where it runs together.
 SURE_MIN_WINDOWS = 5
 SURE_BRIDGE = 3  # windows: a dip this short within a word does not split its run of voiced windows
-SURE_PAD = 4  # windows of the audio around the sure part kept with it, short of any voiced window left out
+# Windows of the audio around the sure part kept with it, short of any voiced window left out (where the voice runs
+# together, the windows around it are voiced: all of them).
+SURE_PAD = 4
 # Laughter as Whisper writes it: one syllable repeated, the same vowel each time ("hahaha", "hihi", "хаха", "哈哈"; not
 # German "hohe", "high"). "jaja" only where Spanish spells laughter so (in German "jaja" is "yeah, yeah"); "ha", "hah",
 # "heh" only as a whole turn (in Spanish and Italian "ha" is "has"); "huhu" is a German call.
@@ -335,12 +338,14 @@ def sure_part(speech_probs: np.ndarray, voicing: Voicing | None, rejected: str) 
     in a crowd with nothing loud over it (the loudness spread too narrow), when nothing in it is sure, or when the
     sure part is all of the voice.
 
-    In a quiet room the sure part spans the runs of voiced windows that are sure on average, padded short of the
-    voiced windows left out (the sound). Over a crowd the segmenter half believes every window, so the voiced windows
-    make one run that is not sure on average; then the sure part is the one stretch of sure windows (WEAK_VOICING and
-    up) that it is surest of, padded into the crowd around it. The crowd and the sound have sure moments too, but the
-    voice nearest the microphone was the surest stretch in 200 of 214 segments with a reply (docs/benchmarks.md, "A
-    sound beside a reply over a crowd")."""
+    When a run of voiced windows stands apart as sure on average (a quiet room), the sure part spans such runs,
+    padded short of the voiced windows left out (the sound). When none does, whatever the room, the voiced windows
+    have run together: over a crowd the segmenter half believes every window, so the crowd, the sound and the reply
+    make one run that is not sure on average. Then the sure part is the one stretch of sure windows it is surest of
+    (`surest_stretch`), padded, and only if voiced windows are still left out. Over sounds beside short replies, with
+    a crowd of three or six voices at 5 or 10 dB, the surest stretch was the reply's in 200 of the 214 segments where
+    one of the stretches was (docs/benchmarks.md, "A sound beside a reply over a crowd"). Only short replies were
+    measured so: a longer turn whose segment was rejected whole may come back as its surest words alone."""
     if rejected not in SOUNDED or voicing is None or voicing.level_spread_db is None:
         return None
     if voicing.level_spread_db < QUIET_ROOM_SPREAD_DB:
@@ -349,18 +354,12 @@ def sure_part(speech_probs: np.ndarray, voicing: Voicing | None, rejected: str) 
     if len(voiced) < SURE_MIN_WINDOWS:
         return None
     sure = sure_runs(speech_probs, voiced)
-    crowded = not sure  # the voiced windows run together, the reply's with the crowd's and the sound's
-    if crowded:
-        sure = sure_runs(speech_probs, np.flatnonzero(speech_probs >= WEAK_VOICING))
-        sure = [max(sure, key=lambda r: float(speech_probs[r].mean()))] if sure else []
     if not sure:
-        return None
+        return _surest_padded(speech_probs, voiced)
     first, last = int(sure[0][0]), int(sure[-1][-1]) + 1
     left_out = voiced[(voiced < first) | (voiced >= last)]
     if not len(left_out):
         return None
-    if crowded:  # the windows around it are the crowd's, not the sound's: the pad goes into them
-        return max(first - SURE_PAD, 0), min(last + SURE_PAD, len(speech_probs))
     before, after = left_out[left_out < first], left_out[left_out >= last]
     start = max(first - SURE_PAD, int(before[-1]) + 1 if len(before) else 0)
     end = min(last + SURE_PAD, int(after[0]) if len(after) else len(speech_probs))
@@ -370,8 +369,34 @@ def sure_part(speech_probs: np.ndarray, voicing: Voicing | None, rejected: str) 
 def sure_runs(speech_probs: np.ndarray, windows: np.ndarray) -> list[np.ndarray]:
     """Runs of `windows` (indices), bridging short dips, long enough and surely speech on average."""
     breaks = np.flatnonzero(np.diff(windows) > SURE_BRIDGE + 1)
-    runs = np.split(windows, breaks + 1) if len(windows) else []
+    runs = np.split(windows, breaks + 1)
     return [r for r in runs if len(r) >= SURE_MIN_WINDOWS and float(speech_probs[r].mean()) >= WEAK_VOICING]
+
+
+def sure_stretches(speech_probs: np.ndarray) -> list[np.ndarray]:
+    """Runs of sure windows (WEAK_VOICING and up), bridging short dips, at least SURE_MIN_WINDOWS long."""
+    return sure_runs(speech_probs, np.flatnonzero(speech_probs >= WEAK_VOICING))
+
+
+def surest_stretch(speech_probs: np.ndarray, stretches: list[np.ndarray]) -> np.ndarray | None:
+    """The stretch whose sure windows are surest speech on average (dips left out)."""
+    return max(stretches, key=lambda r: float(speech_probs[r].mean()), default=None)
+
+
+def _surest_padded(speech_probs: np.ndarray, voiced: np.ndarray) -> tuple[int, int] | None:
+    """`sure_part` where the voiced windows run together."""
+    stretches = sure_stretches(speech_probs)
+    surest = surest_stretch(speech_probs, stretches)
+    if surest is None:
+        return None
+    # The pad goes into the windows around it, mostly the crowd's: they are voiced too, so nothing marks where a sound
+    # begins (one within SURE_PAD of the reply is read with it). It never reaches another sure stretch: those lie more
+    # than SURE_BRIDGE windows away.
+    start, end = max(int(surest[0]) - SURE_PAD, 0), min(int(surest[-1]) + 1 + SURE_PAD, len(speech_probs))
+    # What is read again must leave something out, or it is the whole voice read twice.
+    if np.count_nonzero((voiced < start) | (voiced >= end)) < SURE_MIN_WINDOWS:
+        return None
+    return start, end
 
 
 def _doubted_sound(rec: Recognized, voicing: Voicing) -> bool:
