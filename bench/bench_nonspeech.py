@@ -419,7 +419,7 @@ def beside_turns(
                         lost.append(f"{clip}: {texts}")
                     extra += [f"{clip}: {t!r}" for t in texts if not alone & set(words(t))]
         # Over a crowd, a text read from none of the reply's samples is the sound's or the crowd's; the other extra
-        # texts are the reply misheard.
+        # texts were read from audio holding the reply (most often the reply misheard).
         apart = "" if crowd is None else f" ({off_reply} read from none of the reply's audio)"
         print(tally.line(kind) + f"  turns {turns}, lost {len(lost)}, extra texts {len(extra)}{apart}"
               + "".join(f"\n      lost   {t}" for t in lost) + "".join(f"\n      extra  {t}" for t in extra))
@@ -427,8 +427,10 @@ def beside_turns(
         print(stretches.line())
 
 
-CROWD_SECONDS = 12.0  # each turn's crowd (`beside_turns`): longer than any mix
-CROWD_TURN_AT = 6 * SR  # the sample of it under the turn's start
+# Each turn's crowd (`beside_turns`), and the sample of it under the turn's start: 6 s either side, more than any mix
+# reaches (4 s before the turn, 5.5 s after it).
+CROWD_SECONDS = 12.0
+CROWD_TURN_AT = 6 * SR
 
 
 class Stretches:

@@ -299,7 +299,7 @@ def test_a_reply_beside_a_sound_over_a_crowd_comes_back(engine: CascadeEngine):
     """Six voices talk all through, 10 dB under the reply (as bench_fidelity's --crowd puts them). The segmenter half
     believes the crowd, so the sound, the reply and the crowd make one run of voice; the reply is the stretch it is
     surest of, read alone. All three came back here, and none before; at least two must (Whisper's reading of a
-    reply in a crowd is near its bars, and int8 kernels differ between CPUs)."""
+    reply in a crowd is near its bars, and Whisper's int8 kernels and Silero's float paths differ between CPUs)."""
     lost = []
     for name, gap, text, voice in OVER_A_CROWD:
         reply = at_peak(pico(text, voice), 0.5)

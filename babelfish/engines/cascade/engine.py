@@ -226,8 +226,8 @@ class CascadeEngine:
         """The utterance read and judged (None: no words). When the whole is rejected, its sure part (a reply beside a
         sneeze or a laugh, nonspeech.sure_part) is read and judged alone, and kept if it passes. That second read
         costs one more decode, on a first pass, a partial or a revision alike. It is tried only for a segment rejected
-        for how it sounds, whose loudness spreads as a crowd's alone never does (a quiet room, or a loud sound over a
-        crowd), with sure speech in it (bench_nonspeech counts the tries per group)."""
+        for how it sounds, whose loudness spreads as six or more voices' alone never does (a quiet room, a few voices,
+        or a loud sound over a crowd), with sure speech in it (bench_nonspeech counts the tries per group)."""
         whole = self._heard(utterance.audio, utterance.speech_probs, utterance)
         if whole is None or whole.rejected is None:
             return whole

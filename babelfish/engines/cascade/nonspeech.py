@@ -133,8 +133,8 @@ SOUNDED = (WEAK_VOICING_RULE, SOUND_RULE)
 # segmenter's shortest speech, `vad_min_speech_ms`); as many must be left out where it runs together.
 SURE_MIN_WINDOWS = 5
 SURE_BRIDGE = 3  # windows: a dip this short within a word does not split its run of voiced windows
-# Windows of the audio around the sure part kept with it, short of any voiced window left out (where the voice runs
-# together, the windows around it are voiced: all of them).
+# Windows of the audio kept on each side of the sure part. In a quiet room the pad stops before any voiced window left
+# out; where the voice runs together, every window around it is voiced, so the full pad is kept.
 SURE_PAD = 4
 # Laughter as Whisper writes it: one syllable repeated, the same vowel each time ("hahaha", "hihi", "хаха", "哈哈"; not
 # German "hohe", "high"). "jaja" only where Spanish spells laughter so (in German "jaja" is "yeah, yeah"); "ha", "hah",
@@ -343,7 +343,7 @@ def sure_part(speech_probs: np.ndarray, voicing: Voicing | None, rejected: str) 
     have run together: over a crowd the segmenter half believes every window, so the crowd, the sound and the reply
     make one run that is not sure on average. Then the sure part is the one stretch of sure windows it is surest of
     (`surest_stretch`), padded, and only if voiced windows are still left out. Over sounds beside short replies, with
-    a crowd of three or six voices at 5 or 10 dB, the surest stretch was the reply's in 200 of the 214 segments where
+    a crowd of three or six voices at 5 or 10 dB, the surest stretch was the reply's in 184 of the 185 segments where
     one of the stretches was (docs/benchmarks.md, "A sound beside a reply over a crowd"). Only short replies were
     measured so: a longer turn whose segment was rejected whole may come back as its surest words alone."""
     if rejected not in SOUNDED or voicing is None or voicing.level_spread_db is None:
