@@ -172,8 +172,7 @@ def test_over_a_crowd_the_sure_part_is_the_stretch_the_segmenter_is_sure_of():
     """Over a crowd the segmenter half believes every window, so the voiced windows make one run, a laugh and the
     reply in it, and that run is not sure on average. The reply is the stretch of sure windows within it that the
     segmenter is surest of (the crowd and the sound have sure moments too); the pad goes into the crowd around it.
-    Windows: crowd (0-39), a laugh in it (5-16), the reply (22-31) with a dip inside
-    a word."""
+    Windows: crowd (0-39), a laugh in it (5-16), the reply (22-31) with a dip inside a word."""
     probs = np.full(40, 0.7)
     probs[5:17] = 0.8
     probs[22:32] = 0.99
@@ -285,8 +284,9 @@ def test_a_reply_beside_a_sneeze_or_a_laugh_comes_back_alone(engine: CascadeEngi
     assert not [e for e in extra if not e[0].startswith("Laugh")], extra
 
 
-# Replies lost beside a sound over six voices at 10 dB, before the sure part was looked for over a crowd
-# (bench_nonspeech --vocal-crowd 6 10): the segment rejected whole as weakly voiced or as a sound.
+# Replies lost beside a sound over six voices at 10 dB, before the sure part was looked for over a crowd (found with
+# bench_nonspeech --vocal-crowd 6 10, in its first lay-out of the crowd): the segment rejected whole as weakly voiced
+# or as a sound.
 OVER_A_CROWD = [
     ("Scream-male2.mp3", 0.6, "Okay.", "en-US"),
     ("Laugh-male3.mp3", 0.2, "Okay.", "en-US"),
