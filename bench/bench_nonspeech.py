@@ -73,6 +73,7 @@ from babelfish.engines.cascade.nonspeech import (
     sure_runs,
     sure_stretches,
     surest_stretch,
+    window_db,
     without_laughter,
 )
 from babelfish.repeats import doubled, words
@@ -377,14 +378,16 @@ def beside_turns(
         talk = np.take(crowds[text], np.arange(len(mix)) + CROWD_TURN_AT - at, mode="wrap")
         return np.clip(mix + talk, -1, 1).astype(np.float32)
 
-    replies = {}  # each reply, and the words of what the segmenter and engine make of it alone
+    replies = {}  # each reply, the words of what the segmenter and engine make of it alone, and where its words lie
     unheard = []  # replies the crowd alone takes (nothing of them passes without a sound)
     for text, voice in VOCAL_TURNS:
         turn = at_peak(pico(text, voice), 0.5)
         said = [t for seg in segments(heard(text, np.concatenate([gap, turn, gap]), turn, len(gap)))
                 if (t := Tally().add(engine, seg, voice[:2]))]  # fmt: skip
         # What it is heard as alone, and what was said (Whisper may hear "Oui." alone as "Ouais.")
-        replies[text] = (turn, voice[:2], {w for t in said for w in words(t)} | set(words(text)))
+        alone = {w for t in said for w in words(t)} | set(words(text))
+        audible = np.flatnonzero(np.abs(turn) > 0.01)  # its words: Pico's own silence around them left out
+        replies[text] = (turn, voice[:2], alone, (int(audible[0]), int(audible[-1]) + 1))
         if not said:
             unheard.append(text)
     if unheard:
@@ -394,18 +397,18 @@ def beside_turns(
         tally, lost, extra, turns, off_reply = Tally(f"{kind} beside a turn", records), [], [], 0, 0
         for path in sorted(HUMAN_SOUNDS.glob(f"{kind}-*")):
             sound = at_peak(read_sound(path), 0.5)
-            for text, (turn, language, alone) in replies.items():
+            for text, (turn, language, alone, (first, last)) in replies.items():
                 for where, pause in VOCAL_PLACES:
                     quiet = np.zeros(int(pause * SR), np.float32)
                     parts = [sound, quiet, turn] if where == "before" else [turn, quiet, sound]
                     at = len(gap) + (len(sound) + len(quiet) if where == "before" else 0)
                     mix = heard(text, np.concatenate([gap, *parts, gap]), turn, at)
                     clip = f"{path.stem} {where} {pause:g} s {text}"
-                    audible = np.flatnonzero(np.abs(turn) > 0.01)  # Pico's own silence around the words left out
-                    spoken = (at + int(audible[0]), at + int(audible[-1]) + 1)
+                    spoken = (at + first, at + last)
+                    streamed = sent_windows(mix) if crowd is not None else None
                     texts = []
                     for seg in segments(mix):
-                        start = offset(mix, seg) if crowd is not None else 0
+                        start = offset(streamed, seg) if streamed is not None else 0
                         if crowd is not None:
                             stretches.add(seg, start, spoken)
                         if (t := tally.add(engine, seg, language, clip)) is None:
@@ -464,7 +467,7 @@ class Stretches:
         self.with_reply += 1
         self.surest += is_reply(surest_stretch(probs, stretches))
         n = len(seg.audio) // w
-        db = 10 * np.log10(np.mean(np.square(seg.audio[: n * w].reshape(n, w), dtype=np.float64), axis=1) + 1e-12)
+        db = window_db(seg.audio, n)
         self.loudest += is_reply(max(stretches, key=lambda r: float(db[r[r < n]].max(initial=-np.inf))))
         self.spanned += all(is_reply(r) for r in stretches)
 
@@ -474,12 +477,18 @@ class Stretches:
                 f" {self.surest}, the loudest {self.loudest}, all of them {self.spanned}")  # fmt: skip
 
 
-def offset(mix: np.ndarray, seg: Segment) -> int:
-    """Where `seg` begins in `mix` (as tests/audio.py's `segments` streamed it: 16-bit samples, a second of silence
-    after). A segment begins on a segmenter window; its first window's samples are looked for at each."""
+def sent_windows(mix: np.ndarray) -> np.ndarray:
+    """`mix` as tests/audio.py's `segments` streams it (16-bit samples, a second of silence after), in segmenter
+    windows: for `offset`."""
     w = SEGMENTER_WINDOW
     sent = (np.clip(np.concatenate([mix, np.zeros(SR, np.float32)]), -1, 1) * 32767).astype("<i2")
-    windows = sent[: len(sent) // w * w].reshape(-1, w)
+    return sent[: len(sent) // w * w].reshape(-1, w)
+
+
+def offset(windows: np.ndarray, seg: Segment) -> int:
+    """Where `seg` begins in the mix streamed as `windows` (`sent_windows`). A segment begins on a segmenter window;
+    its first window's samples are looked for at each."""
+    w = SEGMENTER_WINDOW
     head = np.round(seg.audio[:w] * 32768).astype("<i2")
     found = np.flatnonzero(np.all(windows == head, axis=1))
     if len(found) != 1:

@@ -210,6 +210,11 @@ def level_spread(audio: np.ndarray) -> float | None:
     return float(np.percentile(db, 90) - np.percentile(db, 10))
 
 
+def window_db(audio: np.ndarray, n: int, window: int = SEGMENTER_WINDOW) -> np.ndarray:
+    """The level of each of the first `n` windows of `audio`, in dB (full scale 1)."""
+    return 10 * np.log10(np.mean(np.square(audio[: n * window].reshape(n, window), dtype=np.float64), axis=1) + 1e-12)
+
+
 def loud_part(audio: np.ndarray, speech_probs: np.ndarray, window: int = SEGMENTER_WINDOW) -> LoudPart | None:
     """The segmenter's windows whose level is within LOUD_DB of the 95th percentile, against the voiced windows
     (None when no window is voiced or the audio is not finite). A last partial window has no probability."""
@@ -218,7 +223,7 @@ def loud_part(audio: np.ndarray, speech_probs: np.ndarray, window: int = SEGMENT
     voiced = int(np.count_nonzero(probs >= VOICED))
     if not voiced:
         return None
-    db = 10 * np.log10(np.mean(np.square(audio[: n * window].reshape(n, window), dtype=np.float64), axis=1) + 1e-12)
+    db = window_db(audio, n, window)
     if not np.isfinite(db).all():
         return None
     loud = db >= np.percentile(db, 95) - LOUD_DB
