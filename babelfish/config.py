@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         allow_inf_nan=False,  # inf makes every merit -inf or NaN: routing by chance
         description="chrF points a translation route may give up per 100 MiB of apertium pipelines saved; 0: chrF only",
     )
+    phrasebook: bool = Field(
+        True,
+        description="translate set phrases said as whole turns (\"Thank you.\", \"Of course.\", \"Sorry?\") from the "
+        "shipped phrasebook rather than the routes, which do worst on them; also where no route joins two languages",
+    )
     natural_voices: bool = Field(True, description="use a natural TTS voice where one is installed")
     kokoro_voice: bool = Field(
         False, description="speak Portuguese with Kokoro-82M: far clearer than espeak-ng, but seconds late on 2 cores"

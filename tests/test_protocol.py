@@ -72,13 +72,16 @@ def test_language_table_says_what_a_listener_gets():
 
     rows = languages.table(
         [
-            LanguageSupport("de", True, False, True, {"asr": "faster-whisper", "tts": "pico"}),
+            LanguageSupport("de", True, False, True, {"asr": "faster-whisper", "mt": "phrasebook", "tts": "pico"}),
             LanguageSupport("it", True, True, True, {"mt": "apertium", "tts": "pico"}),
             LanguageSupport("ca", False, True, False, {"mt": "apertium"}),
+            LanguageSupport("la", True, False, False, {"asr": "faster-whisper"}),
         ]
     )
     said = {r["code"]: r["listener"] for r in rows}
-    assert said["de"].startswith("No translation into it")
+    assert said["la"].startswith("No translation into it")
+    # German with the cascade's phrasebook and no route into it: set phrases only.
+    assert said["de"].startswith("Only set phrases (greetings, thanks, yes and no) are translated into it")
     assert said["it"] == "Translations as text (apertium), spoken by pico."
     assert said["ca"] == "Translations as text (apertium), not spoken (no voice for it)."
 

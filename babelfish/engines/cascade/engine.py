@@ -27,8 +27,9 @@ from babelfish.engines.cascade.asr import REVISION_LEADS_MAX_SECONDS, Asr, Recog
 from babelfish.engines.cascade.kokoro import Kokoro
 from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, load_seq2seq
 from babelfish.engines.cascade.nonspeech import SEGMENTER_WINDOW, Voicing, rejection, sure_part, without_laughter
+from babelfish.engines.cascade.phrasebook import Phrasebook
 from babelfish.engines.cascade.quality import apertium_default_mib, load_memory, load_quality
-from babelfish.engines.cascade.router import Memo, Router, SpeechTranslator
+from babelfish.engines.cascade.router import PHRASEBOOK, Memo, Router, SpeechTranslator
 from babelfish.engines.cascade.sentence_form import has_words
 from babelfish.engines.cascade.tts import MAX_VOICE_WER, Espeak, Pico, Piper, StreamingTts, Tts, load_voice_quality
 from babelfish.languages import nothing_translated, untranslatable
@@ -166,6 +167,7 @@ class CascadeEngine:
         router = Router(
             text, speech, measured=load_quality(), memory=memory, memory_weight=settings.route_memory_weight,
             memory_default={"apertium": default},
+            phrasebook=Phrasebook.load() if settings.phrasebook else None,
         )  # fmt: skip
         details["mt"] = ", ".join(router.backends())
 
@@ -281,7 +283,8 @@ class CascadeEngine:
                 result = TextResult(tgt, None, notice=f"translation failed: {exc}")
             else:
                 if out is None:
-                    result = TextResult(tgt, None, notice=untranslatable(transcript.language, tgt))
+                    phrases = self.router.phrasebook is not None and self.router.phrasebook.covers(src, tgt)
+                    result = TextResult(tgt, None, notice=untranslatable(src, tgt, phrases))
                 elif not has_words(out[0]):  # no empty card: the listener reads the original words and why
                     result = TextResult(tgt, None, notice=nothing_translated(transcript.language, tgt))
                 else:
@@ -311,9 +314,13 @@ class CascadeEngine:
 
     def translate_text(self, text: str, source: str, targets: Sequence[str]) -> list[TextResult]:
         """Text-only translation into each target, concurrently (streaming partials: babelfish/partials.py). Routes
-        that start from the audio (Whisper's translate task) are left out: a partial translates its stable prefix."""
+        that start from the audio (Whisper's translate task) are left out: a partial translates its stable prefix,
+        which is no question without its mark ("Where" of "Where do you live?": the phrasebook's `prefix`)."""
         memo = Memo()
-        futures = {tgt: self._pool.submit(self.router.translate, text, source, tgt, None, memo) for tgt in targets}
+        futures = {
+            tgt: self._pool.submit(self.router.translate, text, source, tgt, None, memo, prefix=True)
+            for tgt in targets
+        }
         results = []
         for tgt, fut in futures.items():
             try:
@@ -363,6 +370,7 @@ class CascadeEngine:
                     text_out[tgt] = "+".join(h.backend for h in route) if len(route) > 1 else route[0].backend
                     break
         speech_out = {lang: v.name for lang in self.voices.languages() if (v := self.voices.for_language(lang))}
+        book = self.router.phrasebook
         rows = []
         asr_name = "faster-whisper" if isinstance(self.asr, WhisperAsr) else type(self.asr).__name__
         for code in sorted(speech_in | set(text_out) | set(speech_out)):
@@ -371,6 +379,8 @@ class CascadeEngine:
                 via["asr"] = asr_name
             if code in text_out:
                 via["mt"] = self._mt_backends(code)
+            elif book is not None and code in book.languages():
+                via["mt"] = PHRASEBOOK  # set phrases only: the table says so (languages.listener_gets)
             if code in speech_out:
                 via["tts"] = speech_out[code]
             rows.append(LanguageSupport(code, code in speech_in, code in text_out, code in speech_out, via=via))

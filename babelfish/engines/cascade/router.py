@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from babelfish.engines.cascade.mt import Translator
+from babelfish.engines.cascade.phrasebook import Phrasebook
 from babelfish.engines.cascade.sentence_form import has_words, padded
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,9 @@ def prior_chrf(quality: float) -> float:
     return 20.0 + 10.0 * quality
 
 
+PHRASEBOOK = "phrasebook"  # the `via` of a translation taken from the phrasebook
+
+
 class Router:
     def __init__(
         self,
@@ -97,10 +101,12 @@ class Router:
         memory: Mapping[tuple[str, str, str], float] | None = None,
         memory_weight: float = 0.0,
         memory_default: Mapping[str, float] | None = None,
+        phrasebook: Phrasebook | None = None,
     ) -> None:
         """`memory`: MiB a hop's process keeps while running, by (backend, src, tgt) (quality.load_memory);
         `memory_weight`: chrF points a route may give up per 100 MiB less (0: chrF alone decides);
-        `memory_default`: MiB of a hop missing from `memory`, by backend (one starting a process per pair: apertium)."""
+        `memory_default`: MiB of a hop missing from `memory`, by backend (one starting a process per pair: apertium);
+        `phrasebook`: set phrases translated from a checked table before any route is tried (phrasebook.py)."""
         self.text = {b.name: b for b in text}
         self.speech = {b.name: b for b in speech}
         self.max_hops = max_hops
@@ -115,6 +121,7 @@ class Router:
         self.memory_weight = memory_weight
         self._routes: dict[tuple[str, str, bool], Route | None] = {}
         self._measured_best: dict[tuple[str, str, Hop | None], Route | None] = {}
+        self.phrasebook = phrasebook
 
     def backends(self) -> list[str]:
         return [*self.text, *self.speech]
@@ -238,12 +245,20 @@ class Router:
         tgt: str,
         audio: np.ndarray | None = None,
         memo: Memo | None = None,
+        prefix: bool = False,
     ) -> tuple[str, str] | None:
         """(translation, via) or None. `memo` shares hops between targets of one utterance (e.g. the pivot).
+
+        A turn made of set phrases the phrasebook has in both languages is taken from it ("No, thanks."), also where
+        no route joins them (German). A `prefix` (a partial's, cut anywhere) is no question without its mark: "Where"
+        of "Where do you live?" is not "Where?".
 
         Where a hop of a backend that pads short texts (`pads_short_text`) made a sentence of a word or two, the best
         measured route without that hop is taken instead, if it gives a translation that is not padded and whose last
         hop translated something (apertium passes a word it lacks through as it is)."""
+        said = self.phrasebook.translate(text, src, tgt, prefix) if self.phrasebook is not None else None
+        if said is not None:
+            return said, PHRASEBOOK
         route = self.route(src, tgt, with_audio=audio is not None)
         if route is None:
             return None
