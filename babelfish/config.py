@@ -115,8 +115,9 @@ class Settings(BaseSettings):
     )
     phrasebook: bool = Field(
         True,
-        description="cascade engine: translate set phrases said as whole turns (\"Thank you.\", \"Of course.\", \"Sorry?\") from the "
-        "shipped phrasebook rather than the routes, which do worst on them; also where no route joins two languages",
+        description="cascade engine: translate set phrases said as whole turns (\"Thank you.\", \"Of course.\", "
+        "\"Sorry?\") from the shipped phrasebook rather than the routes, which do worst on them; also where no route "
+        "joins two languages",
     )
     natural_voices: bool = Field(True, description="use a natural TTS voice where one is installed")
     kokoro_voice: bool = Field(

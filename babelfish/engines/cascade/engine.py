@@ -315,7 +315,7 @@ class CascadeEngine:
     def translate_text(self, text: str, source: str, targets: Sequence[str]) -> list[TextResult]:
         """Text-only translation into each target, concurrently (streaming partials: babelfish/partials.py). Routes
         that start from the audio (Whisper's translate task) are left out: a partial translates its stable prefix,
-        which is no question without its mark ("Where" of "Where do you live?": the phrasebook's `prefix`)."""
+        which the phrasebook takes only once it ends a sentence ("Where" of "Where do you live?" is no "Where?")."""
         memo = Memo()
         futures = {
             tgt: self._pool.submit(self.router.translate, text, source, tgt, None, memo, prefix=True)
