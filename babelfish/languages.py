@@ -62,7 +62,7 @@ def untranslatable(source: str, target: str, phrases: bool = False) -> str:
     """The notice a listener reads when no installed backend translates `source` into `target`; `phrases`: set
     phrases between them are translated all the same (the cascade engine's phrasebook)."""
     src, dst = english_name(source), english_name(target)
-    only = " (only set phrases such as greetings and thanks are)" if phrases else ""
+    only = ", only set phrases such as greetings and thanks" if phrases else ""
     return (
         f"This server cannot translate {src} into {dst}: no installed model covers it{only}. You see the original "
         "words; the server's administrator can add a model that does with "

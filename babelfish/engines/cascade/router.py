@@ -250,8 +250,8 @@ class Router:
         """(translation, via) or None. `memo` shares hops between targets of one utterance (e.g. the pivot).
 
         A turn made of set phrases the phrasebook has in both languages is taken from it ("No, thanks."), also where
-        no route joins them (German). A `prefix` (a partial's, cut anywhere) is no question without its mark: "Where"
-        of "Where do you live?" is not "Where?".
+        no route joins them (German). A `prefix` (a partial's, cut anywhere) is taken from it only once it ends a
+        sentence: "Where" of "Where do you live?" is not "Where?".
 
         Where a hop of a backend that pads short texts (`pads_short_text`) made a sentence of a word or two, the best
         measured route without that hop is taken instead, if it gives a translation that is not padded and whose last
