@@ -86,15 +86,7 @@ def test_every_phrase_is_in_every_language_and_its_own_output_finds_it(book: Phr
         ("Vale, de acuerdo.", "es", "en", "Okay."),  # two ways of saying one thing: read once
         ("Sorry? Sorry.", "en", "es", "¿Perdón? Perdón."),  # the same words twice: read twice
         ("Sì, grazie.", "it", "es", "Sí, gracias."),
-    ],
-)
-def test_set_phrases(book: Phrasebook, text: str, src: str, tgt: str, out: str):
-    assert book.translate(text, src, tgt) == out
-
-
-@pytest.mark.parametrize(
-    ("text", "src", "tgt", "out"),
-    [
+        # A question mark chooses between a statement and a question that share words.
         ("Verdade.", "pt", "en", "That's true."),
         ("Verdade?", "pt", "en", "Really?"),
         ("Ça va.", "fr", "en", "I'm fine."),
@@ -112,9 +104,7 @@ def test_set_phrases(book: Phrasebook, text: str, src: str, tgt: str, out: str):
         ("Sure?", "en", "fr", "Tu es sûr ?"),
     ],
 )
-def test_a_question_mark_chooses_between_statement_and_question(
-    book: Phrasebook, text: str, src: str, tgt: str, out: str
-):
+def test_set_phrases(book: Phrasebook, text: str, src: str, tgt: str, out: str):
     assert book.translate(text, src, tgt) == out
 
 
