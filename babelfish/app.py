@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from babelfish import languages
 from babelfish.cluster import Cluster, LocalOnly
 from babelfish.config import Settings
+from babelfish.early import make_early_reads
 from babelfish.echoes import EchoConfig, Echoes
 from babelfish.engines.base import Engine
 from babelfish.gate import AddressLimits, Gate, close_revoked
@@ -151,6 +153,10 @@ def create_app(
                 settings.partials, settings.partial_interval_seconds, loaded, queue, rooms, metrics, cluster,
                 pipeline.new_id, speakers.label,
             )  # fmt: skip
+            early = make_early_reads(settings.early_read_ms, settings.vad_silence_ms, loaded, queue, pipeline, metrics)
+            segmenter_config = SegmenterConfig.from_settings(settings)
+            if early is None:  # a cut's words are read from all of its audio
+                segmenter_config = dataclasses.replace(segmenter_config, early_read_ms=0)
             # One phone per voice spans the cluster: each server tells the others about its phones' copies.
             echoes = Echoes(EchoConfig.from_settings(settings), pipeline.new_id, link=cluster)
             cluster.listen_echoes(echoes)
@@ -162,9 +168,10 @@ def create_app(
                 pipeline=pipeline,
                 echoes=echoes,
                 partials=partials,
+                early=early,
                 vad_executor=vad,
                 detector_factory=detectors,
-                segmenter_config=SegmenterConfig.from_settings(settings),
+                segmenter_config=segmenter_config,
                 speakers=speakers,
                 language_table=languages.table(supports),
                 languages_in=frozenset(speech_in | {s.code for s in supports if s.text_out} | {languages.AUTO}),

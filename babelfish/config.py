@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     # --- segmentation ---
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="speech probability that counts as speech")
     vad_silence_ms: int = Field(300, ge=60, le=5000, description="silence that ends an utterance")
+    # The first pass of an utterance starts this far into the silence that ends it, on exactly what the cut will read
+    # (the rest of that silence is read as zero, by both), while the VAD still waits to be sure: the cut then finds its
+    # words read (babelfish/early.py; docs/benchmarks.md, "Early reads").
+    early_read_ms: int = Field(
+        100, ge=0, le=5000, description="start reading an utterance this far into its final silence (0: off)"
+    )
     # Voiced time (32 ms windows) under which a burst is dropped. Pico's "Oui." and Spanish "No." have 7-8 voiced
     # windows, so at 250 ms (Silero's own default) they were dropped at about half of the window alignments; the
     # measured noises never start a segment, and babble gained one segment, rejected (docs/benchmarks.md, "One-syllable

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from babelfish import protocol as proto
 from babelfish.cluster import Cluster, LocalOnly
 from babelfish.config import Settings
+from babelfish.early import EarlyReads
 from babelfish.echoes import EchoConfig, Echoes
 from babelfish.engines.base import Engine
 from babelfish.gate import AddressLimits
@@ -49,6 +50,7 @@ class Hub:
     # One phone per voice: which copy of speech heard by several phones goes on (babelfish/echoes.py).
     echoes: Echoes = field(default_factory=lambda: Echoes(EchoConfig(enabled=False), lambda: ""))
     partials: Partials | None = None  # streaming partials; None: off, or an engine that cannot do them cheaply
+    early: EarlyReads | None = None  # first passes read in the pause before the cut; None: off (babelfish/early.py)
     connections: set[Writer] = field(default_factory=set)  # every accepted WebSocket not yet closed
     intakes: set[Intake] = field(default_factory=set)  # joined clients' intakes, until handed to finish_later
     finishing: TaskSet = field(default_factory=TaskSet)  # intakes finishing what was said (finish_later)

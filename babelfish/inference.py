@@ -49,7 +49,9 @@ people talking, partials in every free moment slowed the finals by a fifth, docs
 `partial_hold` seconds after a transcription finishes (its render is asked for after the speaker's label is known: no
 partial may take a worker in between). Should one wait after all, it goes after every other call and is skipped
 ("stale") after `max_wait` of its own. Their caller keeps at most one in flight per speaker. Partial sheds are
-counted apart from utterances.
+counted apart from utterances. Early reads (an utterance's first pass read in the pause that ends it,
+babelfish/early.py) go exactly as partials do, one in flight per speaker too (its partials stop in that pause); their
+caller counts them, not as partials.
 
 Behind: a transcription may ask to be told, as it starts, whether the engine is behind: another transcription is
 waiting then, or this one had to wait for a worker itself (with two workers and six people talking, a transcription
@@ -107,6 +109,7 @@ class _Job:
     owed: Owed | None = field(compare=False, default=None)
     tell_behind: bool = field(compare=False, default=False)  # called with one more argument: `behind` (docstring)
     queued: bool = field(compare=False, default=False)  # it did not start when submitted: it waited for a worker
+    early: bool = field(compare=False, default=False)  # an early read (a partial's place): its caller counts its sheds
 
 
 class Owed:
@@ -240,9 +243,9 @@ class InferenceQueue:
     def _waiting_of(self, priority: int) -> list[_Job]:
         return [j for j in self._heap if j.priority == priority and not j.future.done()]
 
-    async def partial(self, fn: Callable[..., T], *args: Any, owner: str, max_wait: float) -> T:
+    async def partial(self, fn: Callable[..., T], *args: Any, owner: str, max_wait: float, early: bool = False) -> T:
         """Run a streaming-partial call if no other kind of call runs or waits and a worker is free; raises `Shed`
-        ("busy" or "stale")."""
+        ("busy" or "stale"). `early`: an early read, which goes as a partial does but is counted by its caller."""
         if (
             self._owed
             or self._others_running
@@ -250,9 +253,10 @@ class InferenceQueue:
             or time.monotonic() < self._partials_after
             or any(j.priority < PARTIAL and not j.future.done() for j in self._heap)
         ):
-            self._metrics.partial_shed("busy")
+            if not early:
+                self._metrics.partial_shed("busy")
             raise Shed("busy")
-        return await self._submit(fn, args, PARTIAL, owner, time.monotonic() + max_wait)
+        return await self._submit(fn, args, PARTIAL, owner, time.monotonic() + max_wait, early=early)
 
     async def idle(self) -> None:
         """Wait until nothing waits and nothing runs."""
@@ -267,11 +271,12 @@ class InferenceQueue:
         deadline: float | None,
         owed: Owed | None = None,
         tell_behind: bool = False,
+        early: bool = False,
     ) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if priority == TRANSCRIBE:
             self._make_room()
-        job = _Job(priority, next(self._seq), fn, args, future, owner, deadline, owed, tell_behind)
+        job = _Job(priority, next(self._seq), fn, args, future, owner, deadline, owed, tell_behind, early=early)
         heapq.heappush(self._heap, job)
         self._idle.clear()
         self._dispatch()
@@ -291,7 +296,8 @@ class InferenceQueue:
         if job.future.done():
             return
         if job.priority == PARTIAL:
-            self._metrics.partial_shed("stale")  # the only way a waiting partial is skipped
+            if not job.early:
+                self._metrics.partial_shed("stale")  # the only way a waiting partial is skipped
             job.future.set_exception(Shed("stale"))
             return
         job.future.set_exception(Shed(reason))

@@ -40,7 +40,7 @@ from babelfish.echoes import HORIZON, Verdict, envelopes, heard_elsewhere
 from babelfish.hub import Hub
 from babelfish.joining import Member
 from babelfish.protocol import ProtocolError
-from babelfish.segmenter import OpenSegment, Segment, Segmenter
+from babelfish.segmenter import OpenSegment, ReadAhead, Segment, Segmenter
 from babelfish.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ class Intake:
         self._accepting = True
         # Streaming partials of this speaker's open segment (babelfish/partials.py), when the server has them.
         self._partials = hub.partials.stream(member.participant, self._tasks.spawn) if hub.partials else None
+        # Reads of this speaker's utterances in the pause that ends them (babelfish/early.py), when the server has them.
+        self._early = hub.early.stream(member.participant, self._tasks.spawn) if hub.early else None
         self._tasks.spawn(self._utterance_worker())
         hub.intakes.add(self)
 
@@ -216,11 +218,13 @@ class Intake:
             snapshot: Callable[[Segmenter], OpenSegment | None] | None = None
             if partials is not None and self._accepting and partials.decode_due(time.monotonic()):
                 snapshot = partials.snapshot  # a partial's audio, the whole open segment, is copied in the VAD thread
+            early = self._early
+            ahead = early.snapshot if early is not None and self._accepting else None
             me, echoes = self._member.participant.id, self._hub.echoes
             # A copy told to the other servers of a cluster carries its envelopes, computed here in the VAD thread.
             shared = echoes.shares(self._room)
-            segments, opened, described = await loop.run_in_executor(
-                self._hub.vad_executor, _cut_batch, segmenter, batch, end, snapshot, shared
+            segments, opened, described, read_ahead = await loop.run_in_executor(
+                self._hub.vad_executor, _cut_batch, segmenter, batch, end, snapshot, shared, ahead
             )
             if segments and not shared and echoes.shares(self._room):
                 # A phone of another server spoke up while the batch ran (its first words in the room): its copies of
@@ -242,6 +246,8 @@ class Intake:
                 echoes.speech_open(
                     self._room, me, since, functools.partial(_heard_so_far, segmenter, segmenter.open_serial)
                 )
+            if early is not None:  # before partials: an utterance's final words before its words so far
+                early.after_batch(read_ahead if self._accepting else None)
             if partials is not None:  # the segmenter is idle until the next batch
                 partials.after_batch(segmenter, segments, opened if self._accepting else None)
 
@@ -362,17 +368,23 @@ def _cut_batch(
     end: float | None,
     snapshot: Callable[[Segmenter], OpenSegment | None] | None = None,
     describe: bool = False,
-) -> tuple[list[Segment], OpenSegment | None, list[np.ndarray | None]]:
+    ahead: Callable[[Segmenter], ReadAhead | None] | None = None,
+) -> tuple[list[Segment], OpenSegment | None, list[np.ndarray | None], ReadAhead | None]:
     """In a VAD thread: the batch's windows through the model at once, then the client's end_utterance, if any;
     when asked (`snapshot`), the open segment for a partial decode; when asked (`describe`), each cut segment's
-    envelopes (one phone per voice across servers, babelfish/echoes.py)."""
+    envelopes (one phone per voice across servers, babelfish/echoes.py); when asked (`ahead`), the open segment as
+    its cut will read it, for an early read (babelfish/early.py), and then no partial in that pause."""
     out = segmenter.feed_many(batch) if batch else []
     if end is not None:
         last = segmenter.end_utterance(end)
         if last is not None:
             out.append(last)
     features: list[np.ndarray | None] = _describe(out) if describe else [None] * len(out)
-    return out, snapshot(segmenter) if snapshot is not None else None, features
+    read_ahead = ahead(segmenter) if ahead is not None else None
+    # A pause long enough for an early read: the final is near (being read, maybe), so no partial of it starts now.
+    pausing = ahead is not None and segmenter.read_ahead_point() is not None
+    opened = snapshot(segmenter) if snapshot is not None and not pausing else None
+    return out, opened, features, read_ahead
 
 
 def _describe(segments: list[Segment]) -> list[np.ndarray | None]:

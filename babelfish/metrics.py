@@ -57,6 +57,11 @@ SPEECH_OUTCOMES = ("spoken", "shed_late", "shed_full", "error", "gone")
 # (`asr_beam_size` 1, an engine without a beam, or the beam said a phrase twice that the greedy decode said once).
 FirstPassDecode = Literal["beam", "greedy_busy", "greedy"]
 FIRST_PASS_DECODES: tuple[FirstPassDecode, ...] = ("beam", "greedy_busy", "greedy")
+# Early reads (babelfish/early.py): started in a pause (run), taken by the cut's first pass (used), or not started
+# because the engine was busy (busy) or could not start it in time (stale). Run less used: pauses the speaker went on
+# after, or cut otherwise.
+EarlyOutcome = Literal["run", "used", "busy", "stale"]
+EARLY_OUTCOMES: tuple[EarlyOutcome, ...] = ("run", "used", "busy", "stale")
 BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
@@ -108,6 +113,22 @@ class Metrics:
         for decode in FIRST_PASS_DECODES:
             self._first_passes.labels(decode=decode)
         self.first_passes: dict[str, int] = dict.fromkeys(FIRST_PASS_DECODES, 0)
+        self._early = Counter(
+            "babelfish_early_reads",
+            "Early reads of an utterance in the pause before its cut: run, used by the cut, skipped busy or stale",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for early in EARLY_OUTCOMES:
+            self._early.labels(outcome=early)
+        self.early_reads: dict[str, int] = dict.fromkeys(EARLY_OUTCOMES, 0)
+        self._early_seconds = Histogram(
+            "babelfish_early_read_seconds",
+            "Engine time of one early read (used or not: the engine time early reads cost)",
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self._recent_early: deque[float] = deque(maxlen=WINDOW)
         self._echo_unresolved = Counter(
             "babelfish_echo_unresolved",
             "Copies heard elsewhere processed after all: no outcome for the kept copy came (a lost cluster message)",
@@ -268,6 +289,14 @@ class Metrics:
         self._first_passes.labels(decode=decode).inc()
         self.first_passes[decode] += 1
 
+    def early_read(self, outcome: EarlyOutcome, seconds: float | None = None) -> None:
+        """One early read's outcome; `seconds`: the engine time of one that ran."""
+        self._early.labels(outcome=outcome).inc()
+        self.early_reads[outcome] = self.early_reads.get(outcome, 0) + 1
+        if seconds is not None:
+            self._early_seconds.observe(max(0.0, seconds))
+            self._recent_early.append(max(0.0, seconds))
+
     def echo_unresolved_copy(self) -> None:
         self._echo_unresolved.inc()
         self.echo_unresolved += 1
@@ -352,6 +381,7 @@ class Metrics:
             "clients_dropped": self.dropped,
             "decoder_loops": self.decoder_loops,
             "first_passes": dict(self.first_passes),
+            "early_reads": {**self.early_reads, "read_ms": _percentiles(self._recent_early)},
             "echo_unresolved": self.echo_unresolved,
             "refused": dict(self.refusals),
             "cluster_ignored": dict(self.cluster_ignored),

@@ -23,6 +23,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from babelfish import protocol as proto
 from babelfish.cluster import Cluster, LocalOnly
 from babelfish.engines.base import Engine, RenderResult, SpeechResult, TextResult, Transcript, Utterance
@@ -129,6 +131,16 @@ class Pipeline:
     def new_id(self) -> str:
         return f"u{self._boot}-{next(self._ids)}"
 
+    def first_pass(
+        self, who: Participant, audio: np.ndarray, speech_probs: np.ndarray, read_until: int | None = None
+    ) -> Utterance:
+        """What `who`'s utterance asks of the engine to read it (an early read asks the same, babelfish/early.py):
+        their language, or the room's as hints."""
+        room = self._rooms.get(who.room_name)
+        candidates = tuple(sorted(room.languages() - {AUTO})) if room else ()
+        language = None if who.language == AUTO else who.language
+        return Utterance(audio, language, candidates, speech_probs, read_until=read_until)
+
     async def process(
         self,
         who: Participant,
@@ -182,10 +194,10 @@ class Pipeline:
         if segment.crowd:
             self._metrics.utterance_in_crowd()
         room = self._rooms.get(who.room_name)
-        candidates = tuple(sorted(room.languages() - {AUTO})) if room else ()
-        language = None if who.language == AUTO else who.language
-        voice = room.voice_of(who.id) if room else 0
-        asked = Utterance(segment.audio, language, candidates, segment.speech_probs, voice=voice)
+        asked = dataclasses.replace(
+            self.first_pass(who, segment.audio, segment.speech_probs, segment.read_until),
+            voice=room.voice_of(who.id) if room else 0,
+        )
         # The speaker's voice is embedded in its own worker while ASR runs, so it costs the text path nothing but
         # the wait for whichever finishes last (ASR, by far).
         embedding = asyncio.ensure_future(self._speakers.embed(segment.audio))
@@ -222,6 +234,8 @@ class Pipeline:
         if transcript.repaired:
             self._metrics.decoder_loop()
         self._metrics.first_pass("beam" if transcript.beam else "greedy" if utterance.careful else "greedy_busy")
+        if transcript.early:
+            self._metrics.early_read("used")
         latency = _ms(segment.speech_end)
         self._metrics.observe("transcript", latency / 1000)
         end = time.time() - (time.monotonic() - segment.speech_end)  # wall clock, for the room's transcript

@@ -10,7 +10,9 @@ a segment the crowd opened before the gate knew the room (a phone's first turn) 
 on (`_rejudge`), and the crowd's own peaks that kept a turn open after the speaker stopped are left out of it
 (`_finish`): Whisper makes words of a crowd. Where the speaker's words begin and end in a segment is searched for in
 babelfish/voice_span.py. Each segment also carries the probabilities as the gate let them count (`heard_probs`),
-which place its speech in time; the engine gets Silero's own.
+which place its speech in time; the engine gets Silero's own. With early reads on (babelfish/early.py), a segment
+cut at a pause says up to which sample its words are read (`read_until`): the pause past its first `early_read_ms` is
+read as zero, so a read started that far into the pause reads exactly what the cut will (`read_ahead`).
 
 Silero v6.2 runs as ONNX, the graph that takes a sequence of windows with one LSTM state. VAD cost scales with
 streams, so it is kept small (docs/benchmarks.md, "VAD per stream"): windows quieter than
@@ -121,6 +123,9 @@ class Segment:
     # The same probabilities, 0 where the crowd gate said a window was the crowd's (None: none was, outside a crowd).
     # Where the phone's own speaker was voiced: placing the speech in time (turns, echoes) goes by these.
     heard_probs: np.ndarray | None = None
+    # Cut at a pause with early reads on: from this sample on, the audio is the silence after the part an early read
+    # took (`Segmenter.read_ahead`); the engine reads its words as if it were zero (Utterance.read_until).
+    read_until: int | None = None
 
     @property
     def timing_probs(self) -> np.ndarray:
@@ -145,6 +150,16 @@ class OpenSegment:
         return self.speech_probs if self.heard_probs is None else self.heard_probs
 
 
+@dataclass(frozen=True)
+class ReadAhead:
+    """An open segment as the cut at its pause will read it, should no speech come before (`Segmenter.read_ahead`)."""
+
+    serial: int  # the segment's (OpenSegment.serial)
+    audio: np.ndarray  # as long as the cut's audio will be: what arrived up to `read_until`, then zeros
+    speech_probs: np.ndarray  # Silero's, 0 for the windows not yet heard
+    read_until: int  # as Segment.read_until
+
+
 @dataclass(frozen=True, kw_only=True)
 class SegmenterConfig:
     threshold: float
@@ -154,6 +169,9 @@ class SegmenterConfig:
     max_seconds: float
     energy_gate_dbfs: float = -55.0  # quieter windows are silence without asking the model
     crowd_margin_db: float = 8.0  # in a crowd, voice is this far over the background (0: off); background.py
+    # Silence at the end of a pause-cut segment its words are read from; the rest is read as zero, so that a read
+    # started this far into the pause (babelfish/early.py) reads what the cut will. 0 (or not under `silence_ms`): all.
+    early_read_ms: int = 0
 
     @classmethod
     def from_settings(cls, s: Settings) -> SegmenterConfig:
@@ -165,6 +183,7 @@ class SegmenterConfig:
             max_seconds=s.max_utterance_seconds,
             energy_gate_dbfs=s.vad_energy_gate_dbfs,
             crowd_margin_db=s.vad_crowd_margin_db,
+            early_read_ms=s.early_read_ms,
         )
 
 
@@ -195,6 +214,13 @@ def _windows(ms: float) -> int:
     return max(1, round(ms * SAMPLE_RATE / 1000 / WINDOW))
 
 
+def early_windows(early_read_ms: int, silence_ms: int) -> int:
+    """Windows of a pause after which an early read starts (babelfish/early.py); 0: none (off, or not within the
+    pause that cuts)."""
+    kept = _windows(early_read_ms) if early_read_ms > 0 else 0
+    return kept if kept < _windows(silence_ms) else 0
+
+
 class Segmenter:
     def __init__(self, detector: SpeechDetector, config: SegmenterConfig, input_rate: int = SAMPLE_RATE) -> None:
         self._vad = detector
@@ -222,6 +248,8 @@ class Segmenter:
         self._opened_in_crowd = False  # the open segment began with the crowd gate on (`_rejudge` leaves it be)
         self._opened: _Opened | None = None  # the segment being spoken, for readers on other threads
         self._max_windows = int(config.max_seconds * SAMPLE_RATE / WINDOW)
+        # The pause's windows a cut's words are read from (the rest as zero), so an early read reads what it will.
+        self._kept = early_windows(config.early_read_ms, config.silence_ms)
         self._gate = 10 ** (config.energy_gate_dbfs / 20)  # RMS, full scale = 1
         self._background = BackgroundGate(
             config.crowd_margin_db, window_seconds=WINDOW / SAMPLE_RATE, voiced=self._off_threshold
@@ -347,6 +375,31 @@ class Segmenter:
             np.asarray([w.heard for w in windows], np.float32),
         )
 
+    def read_ahead_point(self) -> tuple[int, int] | None:
+        """(serial, read_until) of `read_ahead`, without building it: free to ask. The feeding thread only."""
+        windows, silent = self._speech, self._silent_run
+        if not self._kept or not windows or silent < self._kept or self.in_crowd:
+            return None
+        if self._voiced * WINDOW * 1000 < self._cfg.min_speech_ms * SAMPLE_RATE:
+            return None  # a burst the cut will drop as noise (no window of the pause adds to it)
+        if len(windows) - silent + _windows(self._cfg.silence_ms) > self._max_windows:
+            return None  # the cap cuts it first, and reads all of it
+        return self._serial, (len(windows) - silent + self._kept) * WINDOW
+
+    def read_ahead(self) -> ReadAhead | None:
+        """The open segment as its cut will read it if no speech comes before the pause ends it, once the pause has
+        lasted `early_read_ms` (None before, between segments, in a crowd, or with early reads off). The feeding
+        thread only (it reads the segmenter's own state)."""
+        point = self.read_ahead_point()
+        if point is None:
+            return None
+        serial, read_until = point
+        heard = self._speech[: read_until // WINDOW]
+        rest = _windows(self._cfg.silence_ms) - self._kept
+        audio = np.concatenate([*(w.audio for w in heard), np.zeros(rest * WINDOW, np.float32)])
+        probs = np.asarray([*(w.prob for w in heard), *[0.0] * rest], np.float32)
+        return ReadAhead(serial, audio, probs, read_until)
+
     @property
     def open_serial(self) -> int | None:
         """The serial of the segment being spoken; None between segments. Free to ask."""
@@ -409,6 +462,13 @@ class Segmenter:
             else None
         )  # fmt: skip
         windows, voiced, peak, last = self._speech, self._voiced, self._peak, self._last_voiced_at
+        # The speech and the pause's first windows, as an early read took them (`read_ahead`); not in a crowd, where
+        # the gate may end the segment elsewhere (`voice_end`) and no early read is made.
+        read_until = (
+            (len(windows) - self._silent_run + self._kept) * WINDOW
+            if self._kept and cut == "silence" and ended is None and not self.in_crowd
+            else None
+        )
         heard = [w.heard for w in windows]
         if ended is not None:
             n = ended + 1 + _windows(self._cfg.silence_ms)
@@ -433,4 +493,5 @@ class Segmenter:
         return Segment(
             np.concatenate(audio), last, cut, np.asarray(probs, np.float32), serial=self._serial,
             crowd=self.in_crowd, heard_probs=None if heard == probs else np.asarray(heard, np.float32),
+            read_until=read_until,
         )  # fmt: skip

@@ -655,6 +655,16 @@ def run(args: argparse.Namespace) -> None:
           f"{single_revisions} of one-utterance turns)")  # fmt: skip
     passes = {k.split('"')[1]: int(v) for k, v in sums.items() if k.startswith("babelfish_first_passes_total{")}
     print(f"first passes: {passes} (beam: the engine had time; greedy_busy: another transcription waited)")
+    early = {k.split('"')[1]: int(v) for k, v in sums.items() if k.startswith("babelfish_early_reads_total{")}
+    print(f"early reads: {early} (used: the cut took the words read in its pause; run less used: paused and went on); "
+          f"engine time {sums.get('babelfish_early_read_seconds_sum', 0.0):.1f} s")  # fmt: skip
+    stages = ("endpointing", "queue", "asr", "mt")
+    means = {
+        st: sums.get(f'babelfish_stage_seconds_sum{{stage="{st}"}}', 0.0)
+        / max(sums.get(f'babelfish_stage_seconds_count{{stage="{st}"}}', 0.0), 1) * 1000
+        for st in stages
+    }
+    print("mean stage times: " + ", ".join(f"{st} {ms:.0f} ms" for st, ms in means.items()))
     asr = sums.get('babelfish_stage_seconds_sum{stage="asr"}', 0.0)
     mt = sums.get('babelfish_stage_seconds_sum{stage="mt"}', 0.0)
     rev = sums.get('babelfish_revision_seconds_sum{kind="compute"}', 0.0)

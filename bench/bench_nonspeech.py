@@ -114,7 +114,10 @@ class Tally:
     def add(self, engine: CascadeEngine, seg: Segment, language: str, clip: str = "") -> str | None:
         """The decision for one segment (a careful first pass); returns the text when it passes."""
         self.segments += 1
-        heard = engine.hear(Utterance(seg.audio, language, speech_probs=seg.speech_probs, careful=True))
+        # Read as the server reads it (with early reads on, the pause after `read_until` as zero: babelfish/early.py).
+        utterance = Utterance(seg.audio, language, speech_probs=seg.speech_probs, careful=True,
+                              read_until=seg.read_until)  # fmt: skip
+        heard = engine.hear(utterance)
         if heard is None:
             self.reasons["no words"] += 1
             return None

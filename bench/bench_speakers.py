@@ -192,6 +192,7 @@ async def scenario(server: ServerProcess, args: argparse.Namespace, folder: Path
     print(f"/metrics: stages_ms {metrics.get('stages_ms')}, speaker_wait_ms {metrics.get('speaker_wait_ms')}")
     print(f"/metrics: partials {metrics.get('partials')}, cpu_percent {metrics.get('cpu_percent')}")
     print(f"/metrics: first_passes {metrics.get('first_passes')}, decoder_loops {metrics.get('decoder_loops')}")
+    print(f"/metrics: early_reads {metrics.get('early_reads')}")
 
 
 def main() -> None:

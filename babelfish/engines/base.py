@@ -75,6 +75,10 @@ class Utterance:
     # is not clearly better (the cascade: when the model does not find its own words clearly likelier than these): it
     # returns these words then, marked `Transcript.held`.
     held: str | None = field(default=None, repr=False)
+    # From this sample on, the audio is the silence that ended the utterance, beyond what an early read took
+    # (babelfish/early.py): an engine reads the words as if it were zero, so that the early read's words are the cut's.
+    # The audio itself stays as heard (the non-speech rules, the speaker's voice). None: all of it is read.
+    read_until: int | None = None
 
     @property
     def seconds(self) -> float:
@@ -92,6 +96,7 @@ class Transcript:
     # The samples of the utterance's audio the text was read from (None: all of it): a reply read without the sneeze
     # beside it, for the routes that start from the audio.
     audio_span: tuple[int, int] | None = None
+    early: bool = False  # its words were read ahead, in the pause before the cut (babelfish/early.py)
 
 
 @dataclass(frozen=True)

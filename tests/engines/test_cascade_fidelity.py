@@ -369,7 +369,10 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CascadeEngine]:
 
 
 def transcribe(engine: CascadeEngine, segs: list[Segment], language: str | None, careful: bool = False) -> list[str]:
-    texts = (engine.transcribe(Utterance(s.audio, language, (), s.speech_probs, careful=careful)) for s in segs)
+    """Each segment read as the server reads it (with early reads on, its pause's end as zero: babelfish/early.py)."""
+    utterances = (Utterance(s.audio, language, (), s.speech_probs, careful=careful, read_until=s.read_until)
+                  for s in segs)  # fmt: skip
+    texts = map(engine.transcribe, utterances)
     return [tr.text for tr in texts if tr is not None]
 
 

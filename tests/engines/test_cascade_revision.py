@@ -48,7 +48,7 @@ def test_a_turn_decoded_whole_keeps_more_of_what_was_said(engine: CascadeEngine)
         ]
         turn = Turn("ann")
         for k, s in enumerate(segments):
-            t = engine.transcribe(Utterance(s.audio, "en", (), s.speech_probs))
+            t = engine.transcribe(Utterance(s.audio, "en", (), s.speech_probs, read_until=s.read_until))
             if t is not None:
                 turn.pieces.append(
                     Piece(f"u{k}", s.audio, s.speech_probs, t.text, "en", s.speech_end, Speaker(id="a", name="A"))

@@ -227,7 +227,8 @@ def heard(engine: CascadeEngine, audio: np.ndarray, language: str, crowd: np.nda
     mix = np.concatenate([pad, audio, pad])
     if crowd is not None:
         mix = np.clip(mix + crowd[: len(mix)], -1, 1).astype(np.float32)
-    utterances = (Utterance(s.audio, language, (), s.speech_probs, careful=True) for s in segments(mix))
+    utterances = (Utterance(s.audio, language, (), s.speech_probs, careful=True, read_until=s.read_until)
+                  for s in segments(mix))
     return [t.text for t in map(engine.transcribe, utterances) if t is not None]
 
 
@@ -322,7 +323,7 @@ def test_a_reply_read_alone_is_translated_from_its_own_audio(engine: CascadeEngi
     reply = at_peak(pico("Ja.", "de-DE"), 0.5)
     pad = np.zeros(8000, np.float32)
     [seg] = segments(np.concatenate([pad, sound("Sneeze-female.wav", 0.5), np.zeros(3200, np.float32), reply, pad]))
-    utterance = Utterance(seg.audio, "de", (), seg.speech_probs, careful=True)
+    utterance = Utterance(seg.audio, "de", (), seg.speech_probs, careful=True, read_until=seg.read_until)
     transcript = engine.transcribe(utterance)
     assert transcript is not None and transcript.audio_span is not None, transcript
     start, end = transcript.audio_span

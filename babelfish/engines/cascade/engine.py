@@ -29,9 +29,11 @@ from babelfish.engines.cascade.mt import Apertium, FastTranslate, Translator, lo
 from babelfish.engines.cascade.nonspeech import SEGMENTER_WINDOW, Voicing, rejection, sure_part, without_laughter
 from babelfish.engines.cascade.phrasebook import Phrasebook
 from babelfish.engines.cascade.quality import apertium_default_mib, load_memory, load_quality
+from babelfish.engines.cascade.reads_ahead import ReadsAhead
 from babelfish.engines.cascade.router import PHRASEBOOK, Memo, Router, SpeechTranslator
 from babelfish.engines.cascade.sentence_form import has_words
 from babelfish.engines.cascade.tts import MAX_VOICE_WER, Espeak, Pico, Piper, StreamingTts, Tts, load_voice_quality
+from babelfish.engines.identity_cache import IdentityLRU
 from babelfish.languages import nothing_translated, untranslatable
 from babelfish.model_store import mt_folders
 
@@ -68,6 +70,7 @@ class Heard:
     rejected: str | None  # the rule that took it for noise (None: speech)
     span: tuple[int, int] | None = None  # samples of the utterance read alone, its sure part (nonspeech.sure_part)
     whole_rejected: str | None = None  # with a span: the rule that rejected the whole utterance
+    early: bool = False  # the words were read ahead, in the pause before the cut (reads_ahead.py)
 
 
 @dataclass
@@ -103,6 +106,11 @@ class CascadeEngine:
             single_revision_seconds=REVISION_LEADS_MAX_SECONDS,
         )
         self._languages = self._support_table()
+        self._ahead = ReadsAhead(asr)  # first passes read in the pause before their cut (babelfish/early.py)
+        # An utterance's audio -> the samples its words were read from, where they differ (a cut whose pause's end was
+        # read as zero, `Utterance.read_until`): Whisper's translate task then finds their encoding (the ASR keeps it
+        # by identity) and hears what the words came from.
+        self._read_from: IdentityLRU[np.ndarray, np.ndarray] = IdentityLRU(8)
         # Targets translate concurrently: apertium runs in other processes, CTranslate2/Rust backends release the GIL,
         # so k targets cost far less than k times one (see docs/benchmarks.md).
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cascade-mt")
@@ -222,7 +230,15 @@ class CascadeEngine:
             held=rec.held,
             outweighed=rec.outweighed,
             audio_span=heard.span,
+            early=heard.early,
         )
+
+    def read_early(self, utterance: Utterance) -> None:
+        """Read the utterance's words now, for the cut that will read exactly the same (babelfish/early.py): that
+        first pass then takes them instead of decoding (reads_ahead.py). In a worker."""
+        audio = _read_part(utterance.audio, utterance.read_until)
+        voiced = _voiced_seconds(utterance.speech_probs, utterance.read_until)
+        self._ahead.read(audio, utterance.language, utterance.candidates, voiced)
 
     def hear(self, utterance: Utterance) -> Heard | None:
         """The utterance read and judged (None: no words). When the whole is rejected, its sure part (a reply beside a
@@ -230,7 +246,7 @@ class CascadeEngine:
         costs one more decode, on a first pass, a partial or a revision alike. It is tried only for a segment rejected
         for how it sounds, whose loudness spreads as six or more voices' alone never does (a quiet room, a few voices,
         or a loud sound over a crowd), with sure speech in it (bench_nonspeech counts the tries per group)."""
-        whole = self._heard(utterance.audio, utterance.speech_probs, utterance)
+        whole = self._heard(utterance.audio, utterance.speech_probs, utterance, utterance.read_until)
         if whole is None or whole.rejected is None:
             return whole
         log.debug("rejected as non-speech (%s): %s, %s", whole.rejected, whole.rec, whole.voicing)
@@ -246,20 +262,34 @@ class CascadeEngine:
         log.debug("kept the sure part %.2f-%.2f s: %s", samples[0] / SAMPLE_RATE, samples[1] / SAMPLE_RATE, part.rec)
         return replace(part, span=samples, whole_rejected=whole.rejected)
 
-    def _heard(self, audio: np.ndarray, probs: np.ndarray | None, utterance: Utterance) -> Heard | None:
+    def _heard(
+        self, audio: np.ndarray, probs: np.ndarray | None, utterance: Utterance, read_until: int | None = None
+    ) -> Heard | None:
+        """`audio` read and judged; its words read up to `read_until` (the rest as zero), the rules on all of it."""
         voicing = Voicing.of(probs, audio)
-        rec = self.asr.recognize(
-            audio,
-            utterance.language,
-            utterance.candidates,
-            voiced_seconds=voicing.voiced_seconds if voicing is not None else None,
-            revision=utterance.revision,
-            careful=utterance.careful,
-            halt=utterance.halt,
-            context=utterance.context,
-            held=utterance.held,
-        )
-        return None if rec is None else Heard(rec, voicing, rejection(rec, voicing))
+        # The voiced time of what is read: the pause's end, read as zero, counts none (an early read had not heard it).
+        voiced = _voiced_seconds(probs, read_until)
+        read = _read_part(audio, read_until)
+        # Only a cut at a pause can have been read early: a partial, a revision or a push-to-talk cut reads for itself.
+        early = read_until is not None and not utterance.revision
+        ahead = self._ahead.take(read, utterance.language, utterance.candidates, voiced) if early else None
+        if ahead is not None:
+            rec, read = ahead
+        else:
+            rec = self.asr.recognize(
+                read,
+                utterance.language,
+                utterance.candidates,
+                voiced_seconds=voiced,
+                revision=utterance.revision,
+                careful=utterance.careful,
+                halt=utterance.halt,
+                context=utterance.context,
+                held=utterance.held,
+            )
+        if read is not audio:
+            self._read_from.put(audio, read)
+        return None if rec is None else Heard(rec, voicing, rejection(rec, voicing), early=ahead is not None)
 
     def render(
         self, utterance: Utterance, transcript: Transcript, targets: Sequence[str], speech: bool = True
@@ -269,6 +299,9 @@ class CascadeEngine:
         # The reply read without the sound beside it. A new slice: Whisper's translate task encodes it once more (rare).
         if transcript.audio_span is not None:
             audio = audio[transcript.audio_span[0] : transcript.audio_span[1]]
+        else:  # the samples the words were read from (the cut's early read), whose encoding the ASR may still have
+            read = self._read_from.get(audio)
+            audio = audio if read is None else read
         futures = {self._pool.submit(self.router.translate, text, src, tgt, audio, memo): tgt for tgt in targets}
         # Speech jobs put their results (clause by clause where the voice streams) and then an end mark on `spoken`.
         # Unbounded but bounded by the text: one item per clause per target, plus one end mark per target.
@@ -421,6 +454,23 @@ def _spoken(spoken: queue.SimpleQueue[SpeechResult | str], jobs: set[str], deadl
             yield item
         else:
             jobs.discard(item)
+
+
+def _read_part(audio: np.ndarray, read_until: int | None) -> np.ndarray:
+    """`audio` with the samples from `read_until` on zeroed (a new array), or `audio` itself when they are already."""
+    if read_until is None or not audio[read_until:].any():
+        return audio
+    read = audio.copy()
+    read[read_until:] = 0
+    return read
+
+
+def _voiced_seconds(probs: np.ndarray | None, read_until: int | None) -> float | None:
+    """The voiced time of the windows up to `read_until` (all of them when None), as the recogniser is told it."""
+    if probs is None:
+        return None
+    voicing = Voicing.of(probs if read_until is None else probs[: -(-read_until // SEGMENTER_WINDOW)])
+    return voicing.voiced_seconds if voicing is not None else None
 
 
 def _pairs(pairs: Collection[tuple[str, str]]) -> str:
