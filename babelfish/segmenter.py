@@ -462,13 +462,10 @@ class Segmenter:
             else None
         )  # fmt: skip
         windows, voiced, peak, last = self._speech, self._voiced, self._peak, self._last_voiced_at
-        # The speech and the pause's first windows, as an early read took them (`read_ahead`); not in a crowd, where
-        # the gate may end the segment elsewhere (`voice_end`) and no early read is made.
-        read_until = (
-            (len(windows) - self._silent_run + self._kept) * WINDOW
-            if self._kept and cut == "silence" and ended is None and not self.in_crowd
-            else None
-        )
+        # The cut's words are read up to where an early read of this pause stopped, by the same rule
+        # (`read_ahead_point`: none in a crowd, where the gate may end the segment elsewhere, `voice_end`).
+        point = self.read_ahead_point() if cut == "silence" and ended is None else None
+        read_until = point[1] if point is not None else None
         heard = [w.heard for w in windows]
         if ended is not None:
             n = ended + 1 + _windows(self._cfg.silence_ms)
