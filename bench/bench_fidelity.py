@@ -83,6 +83,7 @@ from babelfish.engines.cascade.sentence_form import said_twice
 from tests.audio import HUMAN_SOUNDS, at_peak, librivox_clips, read_sound, write_wav
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
 from tests.engines.conversation_audio import at_snr, babble, pico, pink
+from tests.kernels import PATHS, apply, kernels_line, native
 from tests.serverproc import ServerProcess
 
 SR = 16_000
@@ -238,7 +239,9 @@ def speaker_language(conv: Conversation, speaker: str) -> str:
 # --- the reference: the same model, whole clip, standard window ---
 
 
-def references(clips: list[Clip], data_dir: Path) -> None:
+def references(clips: list[Clip], data_dir: Path, kernels: str | None = None) -> None:
+    """Each clip's reference and greedy twin, decoded on `kernels` (tests/kernels.py; None: this CPU's own path),
+    as the server is: the same model on the same machine."""
     from faster_whisper import WhisperModel
 
     from babelfish.engines.cascade.models import resolve_whisper
@@ -247,8 +250,9 @@ def references(clips: list[Clip], data_dir: Path) -> None:
     cache_path = data_dir / "bench_fidelity_refs.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     model = None
+    path = f":{kernels}" if kernels and kernels != native() else ""  # the CPU's own path: keys as before
     for clip in clips:
-        key = f"{folder.name}:{clip.language}:{hashlib.sha1(clip.audio.tobytes()).hexdigest()}"
+        key = f"{folder.name}:{clip.language}:{hashlib.sha1(clip.audio.tobytes()).hexdigest()}{path}"
         if key not in cache:
             model = model or WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=2)
             cache[key] = {}
@@ -564,6 +568,7 @@ def pct(values: list[float], q: float) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
+    print(kernels_line(args.kernels))
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -572,7 +577,7 @@ def run(args: argparse.Namespace) -> None:
         crowd = (round(args.crowd[0]), args.crowd[1]) if args.crowd else None
         wavs = {conv.name: write_tracks(conv, tmp, crowd, args.pink, args.sounds) for conv in convs}
         t = time.perf_counter()
-        references([c for conv in convs for c in conv.clips], data_dir)
+        references([c for conv in convs for c in conv.clips], data_dir, args.kernels)
         print(f"references ready in {time.perf_counter() - t:.0f} s")
         # As shipped. The Pico voices embed alike (cosine 0.80-0.94 between them; the speaker registry's bar is 0.72):
         # in `pico-short` the registry takes the German phone's speaker for the English one, and their turns lose
@@ -697,8 +702,12 @@ def main() -> None:
                    help="send each track through Chromium's microphone processing, noise suppression on or off")
     p.add_argument("--ptt", type=float, nargs=2, metavar=("LEAD", "TAIL"),
                    help="push-to-talk: hold from LEAD s before each clip to TAIL s after it")  # fmt: skip
+    p.add_argument("--kernels", choices=list(PATHS), help="decode on another CPU's int8 kernels (tests/kernels.py): "
+                   "the references and the server")  # fmt: skip
     p.add_argument("server_args", nargs="*", help="extra server flags after --")
     args = p.parse_args()
+    if args.kernels:
+        apply(args.kernels)  # before any model loads; the server inherits it
     if args.crowd and not float(args.crowd[0]).is_integer():
         p.error("--crowd: VOICES is a whole number")
     if args.ptt and min(args.ptt) < 0:

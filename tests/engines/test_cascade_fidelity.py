@@ -34,7 +34,7 @@ from babelfish.engines.cascade.nonspeech import (
     loud_part,
 )
 from babelfish.segmenter import WINDOW, Segment
-from tests.audio import segments
+from tests.audio import librivox_clips, segments
 from tests.engines.cascade_audio import normalize
 from tests.engines.conversation_audio import NOISES, SHORT_TURNS, at_snr, babble, pico, pink
 
@@ -88,6 +88,10 @@ def test_counts_script():
         assert not counts_script(text), text
 
 
+LONG = " ".join(["And Mr. John Dashwood had then leisure to consider how much there might be prudently in his power",
+                 "to do for them"])  # a LibriVox sentence of 7 s
+
+
 @pytest.mark.parametrize(
     ("decoded", "voiced", "capped", "kept", "looped"),
     [
@@ -101,6 +105,13 @@ def test_counts_script():
         ("I think so, I think so, I think so, and more", 3.0, False, "I think so, I think so, I think so, and more",
          False),
         ("Bye. Bye.", 0.1, True, "Bye. Bye.", False),  # twice and ended: not a repetition to judge
+        # Capped after a sentence and most of a second copy (a 7 s sentence, beam 5, on an AMD CPU's kernels): the
+        # decoder started over. Uncapped, or with fewer than ONCE_CUT words of the copy, it stands.
+        (f"{LONG}. {LONG[:-5]}", 6.5, True, f"{LONG}.", True),
+        (f"{LONG}. {LONG[:-5]}", 6.5, False, f"{LONG}. {LONG[:-5]}", False),
+        ("We met at the house of the king and at the end of the", 3.0, True,
+         "We met at the house of the king and at the end of the", False),
+        ("I will see you at the station. I will see", 2.0, True, "I will see you at the station.", True),
         ("No, no, no!", None, False, "No,", True),  # no voicing known: a repetition is taken for a loop
         ("हाँ, हाँ, हाँ!", 1.0, False, "हाँ, हाँ, हाँ!", False),
         ("لا لا لا", 1.0, False, "لا لا لا", False),
@@ -392,6 +403,22 @@ def test_short_turns_come_back_exactly_once(engine: CascadeEngine, careful: bool
         if any(heard[w] > n for w, n in said.items()):
             doubled.append((text, got))
     assert not missed and not doubled, (missed, doubled)
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("careful", [False, True], ids=["greedy", "beam"])
+def test_read_sentences_come_back_once(engine: CascadeEngine, careful: bool):
+    """The LibriVox sentences (3-7 s), each after half a second of silence, read as the server reads a hands-free
+    cut: no word comes back more often than the sentence has it (on an AMD CPU's kernels the beam once read the 7 s
+    sentence, started it over and ran to its length cap)."""
+    doubled = []
+    for name, audio, said in librivox_clips():
+        segs = segments(np.concatenate([np.zeros(8000, np.float32), audio]))
+        heard = Counter(w for t in transcribe(engine, segs, "en", careful) for w in normalize(t))
+        counts = Counter(normalize(said))
+        if any(n > counts[w] for w, n in heard.items() if counts[w]):
+            doubled.append((name, dict(heard)))
+    assert not doubled, doubled
 
 
 @pytest.mark.models

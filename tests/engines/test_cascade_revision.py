@@ -23,6 +23,8 @@ from bench.bench_fidelity import cut_at_pauses
 from tests.audio import librivox_clips
 from tests.engines.cascade_audio import normalize
 
+pytestmark = pytest.mark.models
+
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CascadeEngine]:

@@ -19,6 +19,9 @@ import unicodedata
 # Syllables per voiced second that no speaker reaches: fast read speech measures ~7 here (the VAD's voiced time
 # includes its own hangover, which lowers the figure); loops measure 20 and more.
 MAX_SYLLABLES_PER_SECOND = 12.0
+# Words of a second copy, cut off by the length cap, that show a decoder started over: fewer could be a sentence
+# ending as an earlier phrase began ("… the house of the king and the end of the").
+ONCE_CUT = 3
 
 _VOWELS = re.compile(r"[aeiouyæøœɛɔəɪʊı]+|[аеёиоуыэюяіїєәөүұ]+|[αεηιουω]+")
 # Scripts written a syllable per character: CJK ideographs (and 々, one repeated), kana, Hangul.
@@ -100,24 +103,30 @@ def _cut_copy(rest: list[str], unit: list[str]) -> bool:
     return rest[:k] == unit[:k] and unit[k].startswith(rest[k])
 
 
-def collapse_loop(text: str) -> tuple[str, bool]:
+def collapse_loop(text: str, capped: bool = False) -> tuple[str, bool]:
     """`text` with a repeated phrase cut down to one copy, and whether there was one.
 
     A repeated phrase is one said three times or more in a row, or twice and then cut off inside a third copy (a
     decoder that hit its length cap mid-phrase). Words compare without case and punctuation. A phrase twice and
-    ended cleanly ("Bye. Bye.") does not count. Whether to cut is `repair_loop`'s decision.
+    ended cleanly ("Bye. Bye.") does not count. `capped` (the decoder ran to its length cap): a phrase then cut
+    off ONCE_CUT words or more into a second copy counts too: the decoder started the clip over and never ended (a 7 s
+    sentence, beam 5, on an AMD CPU's kernels: "… to do for them. And Mr. John Dashwood … to do for"). Whether to
+    cut is `repair_loop`'s decision.
     """
     tokens = text.split()
     words = [_word(t) for t in tokens]
     n = len(words)
     for start in range(n):
-        for size in range(1, (n - start) // 2 + 1):
+        # Capped, a phrase may be once and then ONCE_CUT words of its copy.
+        longest = n - start - ONCE_CUT if capped else (n - start) // 2
+        for size in range(1, longest + 1):
             unit = words[start : start + size]
             copies, end = 1, start + size
             while words[end : end + size] == unit:
                 copies, end = copies + 1, end + size
             rest = words[end:]
-            cut_inside = copies >= 2 and 0 < len(rest) <= size and _cut_copy(rest, unit)
+            enough = copies >= 2 or (capped and len(rest) >= ONCE_CUT)
+            cut_inside = enough and 0 < len(rest) <= size and _cut_copy(rest, unit)
             if copies >= 3 or cut_inside:
                 kept = tokens[: start + size]
                 # Drop what a cut-off copy left behind; keep any words after a clean run of copies.
@@ -137,7 +146,7 @@ def repair_loop(text: str, voiced_seconds: float | None, capped: bool) -> tuple[
     unknown). `capped`: the decoder ran to its length cap instead of ending. A repeated phrase is a loop when the
     decode is capped or the text is implausible for the voiced time; otherwise it is what the speaker said.
     """
-    collapsed, repeated = collapse_loop(text)
+    collapsed, repeated = collapse_loop(text, capped)
     if not repeated:
         return text, False
     if capped or voiced_seconds is None or implausible(text, voiced_seconds):
