@@ -108,17 +108,17 @@ def collapse_loop(text: str, capped: bool = False) -> tuple[str, bool]:
 
     A repeated phrase is one said three times or more in a row, or twice and then cut off inside a third copy (a
     decoder that hit its length cap mid-phrase). Words compare without case and punctuation. A phrase twice and
-    ended cleanly ("Bye. Bye.") does not count. `capped` (the decoder ran to its length cap): a phrase then cut
-    off ONCE_CUT words or more into a second copy counts too: the decoder started the clip over and never ended (a 7 s
-    sentence, beam 5, on an AMD CPU's kernels: "… to do for them. And Mr. John Dashwood … to do for"). Whether to
-    cut is `repair_loop`'s decision.
+    ended cleanly ("Bye. Bye.") does not count. `capped` (the decoder ran to its length cap): a phrase of ONCE_CUT
+    words or more said twice, or once and then cut off ONCE_CUT words or more into a second copy, counts too: the
+    decoder started over and never ended (a 7 s sentence, beam 5, on an AMD CPU's kernels: "… to do for them. And
+    Mr. John Dashwood … to do for"). Whether to cut is `repair_loop`'s decision.
     """
     tokens = text.split()
     words = [_word(t) for t in tokens]
     n = len(words)
     for start in range(n):
-        # Capped, a phrase may be once and then ONCE_CUT words of its copy.
-        longest = n - start - ONCE_CUT if capped else (n - start) // 2
+        # Capped, a phrase may also be once and then ONCE_CUT words of its copy: longer than half what is left.
+        longest = max((n - start) // 2, n - start - ONCE_CUT) if capped else (n - start) // 2
         for size in range(1, longest + 1):
             unit = words[start : start + size]
             copies, end = 1, start + size
@@ -127,7 +127,10 @@ def collapse_loop(text: str, capped: bool = False) -> tuple[str, bool]:
             rest = words[end:]
             enough = copies >= 2 or (capped and len(rest) >= ONCE_CUT)
             cut_inside = enough and 0 < len(rest) <= size and _cut_copy(rest, unit)
-            if copies >= 3 or cut_inside:
+            # Capped right after a second whole copy of a longer phrase: judged here, where its first copy starts
+            # (one word on, the same words read as a phrase and a cut-off copy of it, one word too late).
+            twice_capped = capped and copies == 2 and not rest and size >= ONCE_CUT
+            if copies >= 3 or cut_inside or twice_capped:
                 kept = tokens[: start + size]
                 # Drop what a cut-off copy left behind; keep any words after a clean run of copies.
                 return " ".join(kept + ([] if cut_inside else tokens[end:])), True
