@@ -117,6 +117,11 @@ LONG = (  # a LibriVox sentence of 7 s
         (f"{LONG}. {LONG}.", 6.5, True, f"{LONG}.", True),
         ("Thank you. Bye. Bye. Bye.", 1.0, True, "Thank you. Bye.", True),  # capped, short phrases as before
         ("No, no, no!", 0.5, True, "No,", True),
+        # The copy read where the decoder started over, not one word early (the word before it ends it too).
+        (f"He thought of them. {LONG}. {LONG[:-10]}", 7.0, True, f"He thought of them. {LONG}.", True),
+        ("Go to the station. Where is the station? Where is the station?", 2.0, True,
+         "Go to the station. Where is the station?", True),
+        ("Thank you. Bye. Bye. Bye. Thank you. Bye.", 2.0, True, "Thank you. Bye. Thank you. Bye.", True),
         ("No, no, no!", None, False, "No,", True),  # no voicing known: a repetition is taken for a loop
         ("हाँ, हाँ, हाँ!", 1.0, False, "हाँ, हाँ, हाँ!", False),
         ("لا لا لا", 1.0, False, "لا لا لا", False),

@@ -109,32 +109,54 @@ def collapse_loop(text: str, capped: bool = False) -> tuple[str, bool]:
     A repeated phrase is one said three times or more in a row, or twice and then cut off inside a third copy (a
     decoder that hit its length cap mid-phrase). Words compare without case and punctuation. A phrase twice and
     ended cleanly ("Bye. Bye.") does not count. `capped` (the decoder ran to its length cap): a phrase of ONCE_CUT
-    words or more said twice, or once and then cut off ONCE_CUT words or more into a second copy, counts too: the
-    decoder started over and never ended (a 7 s sentence, beam 5, on an AMD CPU's kernels: "… to do for them. And
-    Mr. John Dashwood … to do for"). Whether to cut is `repair_loop`'s decision.
+    words or more said twice, or (where nothing else repeats) once and then cut off ONCE_CUT words or more into a
+    second copy, counts too: the decoder started over and never ended (a 7 s sentence, beam 5, on an AMD CPU's
+    kernels: "… to do for them. And Mr. John Dashwood … to do for"). Whether to cut is `repair_loop`'s decision.
     """
     tokens = text.split()
     words = [_word(t) for t in tokens]
-    n = len(words)
-    for start in range(n):
-        # Capped, a phrase may also be once and then ONCE_CUT words of its copy: longer than half what is left.
-        longest = max((n - start) // 2, n - start - ONCE_CUT) if capped else (n - start) // 2
-        for size in range(1, longest + 1):
-            unit = words[start : start + size]
-            copies, end = 1, start + size
-            while words[end : end + size] == unit:
-                copies, end = copies + 1, end + size
-            rest = words[end:]
-            enough = copies >= 2 or (capped and len(rest) >= ONCE_CUT)
-            cut_inside = enough and 0 < len(rest) <= size and _cut_copy(rest, unit)
-            # Capped right after a second whole copy of a longer phrase: judged here, where its first copy starts
-            # (one word on, the same words read as a phrase and a cut-off copy of it, one word too late).
-            twice_capped = capped and copies == 2 and not rest and size >= ONCE_CUT
-            if copies >= 3 or cut_inside or twice_capped:
-                kept = tokens[: start + size]
-                # Drop what a cut-off copy left behind; keep any words after a clean run of copies.
-                return " ".join(kept + ([] if cut_inside else tokens[end:])), True
+    for once in (False, True) if capped else (False,):
+        for start in range(len(words)):
+            left = len(words) - start
+            # Once and then ONCE_CUT words of its copy: a phrase up to all but ONCE_CUT of what is left.
+            for size in range(1, (left - ONCE_CUT if once else left // 2) + 1):
+                kept = _loop_at(tokens, words, start, size, capped, once)
+                if kept is None:
+                    continue
+                if capped and not kept.endswith(_SENTENCE_END):
+                    # Read a word or more later, the same loop may keep its copy to a sentence's end: the decoder
+                    # started over there ("them. And … for them. And … for" is "And … for them." twice).
+                    for later in range(start + 1, start + size):
+                        other = _loop_at(tokens, words, later, size, capped, once)
+                        if other is None:
+                            break
+                        if other.endswith(_SENTENCE_END):
+                            return other, True
+                return kept, True
     return text, False
+
+
+_SENTENCE_END = tuple(".?!…。？！")
+
+
+def _loop_at(tokens: list[str], words: list[str], start: int, size: int, capped: bool, once: bool) -> str | None:
+    """The text kept if the phrase of `size` words at `start` repeats as a loop (`collapse_loop`'s rules; `once`:
+    the rule for a capped phrase once and then cut off in its copy), else None."""
+    unit = words[start : start + size]
+    copies, end = 1, start + size
+    while words[end : end + size] == unit:
+        copies, end = copies + 1, end + size
+    rest = words[end:]
+    if once:
+        looped = cut_inside = copies == 1 and ONCE_CUT <= len(rest) <= size and _cut_copy(rest, unit)
+    else:
+        cut_inside = copies >= 2 and 0 < len(rest) <= size and _cut_copy(rest, unit)
+        # Capped right after a second whole copy of a longer phrase: a loop too.
+        looped = copies >= 3 or cut_inside or (capped and copies == 2 and not rest and size >= ONCE_CUT)
+    if not looped:
+        return None
+    # Drop what a cut-off copy left behind; keep any words after a clean run of copies.
+    return " ".join(tokens[: start + size] + ([] if cut_inside else tokens[end:]))
 
 
 def implausible(text: str, voiced_seconds: float) -> bool:
