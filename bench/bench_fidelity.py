@@ -15,10 +15,11 @@ beam 5, language given (faster-whisper `transcribe`; cached in DATA_DIR/bench_fi
 the same window decoded greedily shows how stable that reference is (on espeak's formant voices it is not).
 Scored: WER of all the transcripts a listener received for the clip, joined, as first received and as finally held
 (after the server's `revision`s replaced the texts of turns cut at breath pauses); dropped turns (a turn nobody received
-any text for); repeated phrases (a phrase received twice in a row that the reference has once), and translations that
-say a phrase twice in a row where their transcript says it once (listed); and speech end →
-translated text, from the server's `latency_ms` (from the last voiced frame; includes the VAD's end-of-speech wait)
-and measured at the listener (receipt time minus the moment the turn's last audible sample left the client).
+any text for); repeated phrases (a phrase received twice in a row that the reference has once, or seven words or more
+received again); translations that say a phrase twice in a row where their transcript says it once (listed); and
+speech end → translated text, from the server's `latency_ms` (from the last voiced frame; includes the VAD's
+end-of-speech wait) and measured at the listener (receipt time minus the moment the turn's last audible sample left
+the client).
 Revisions: how many, their latency from the turn's last voiced audio (server `latency_ms`), and what they cost the
 engine (the server's /metrics: revision compute time against the fresh transcriptions' ASR time, and the queue wait
 of fresh utterances; run once more with `-- --no-revisions` to compare).
@@ -75,7 +76,7 @@ import platform
 import tempfile
 import time
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -423,8 +424,11 @@ class Score:
 
 
 def repeats(hyp: str, ref: str) -> int:
-    """Phrases received twice in a row that the reference does not have twice in a row."""
-    h, r = normalize(hyp), " ".join(normalize(ref))
+    """Phrases received twice in a row that the reference does not have twice in a row (up to six words), and
+    longer stretches received again that the reference has once (a decoder that read a sentence, started it over
+    and was cut off: the six-word check missed one on an AMD CPU's kernels, docs/benchmarks.md)."""
+    words = normalize(ref)
+    h, r = normalize(hyp), " ".join(words)
     count, i = 0, 0
     while i < len(h):
         for n in range(min(6, (len(h) - i) // 2), 0, -1):
@@ -432,6 +436,24 @@ def repeats(hyp: str, ref: str) -> int:
                 count, i = count + 1, i + 2 * n - 1
                 break
         i += 1
+    return count + _said_again(h, words)
+
+
+_GRAM = 4  # words compared at a time by _said_again
+_LONG = 7  # a stretch longer than the six words `repeats` compares in a row
+
+
+def _said_again(h: list[str], ref: list[str]) -> int:
+    """Stretches of _LONG words or more in `h` that come again later, more often than in `ref`: runs of word
+    4-grams seen once too often."""
+    allowed = Counter(tuple(ref[i : i + _GRAM]) for i in range(len(ref) - _GRAM + 1))
+    seen: Counter[tuple[str, ...]] = Counter()
+    count, run = 0, 0
+    for i in range(len(h) - _GRAM + 1):
+        gram = tuple(h[i : i + _GRAM])
+        seen[gram] += 1
+        run = run + 1 if seen[gram] > max(1, allowed[gram]) else 0
+        count += run == _LONG - _GRAM + 1  # the run just became a stretch of _LONG words
     return count
 
 

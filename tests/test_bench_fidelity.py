@@ -1,0 +1,29 @@
+"""bench_fidelity's count of phrases received again that were said once: what it must see to say "repeated 0"."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.bench_fidelity import repeats
+
+SENTENCE = (  # a LibriVox sentence of 7 s
+    "And Mr. John Dashwood had then leisure to consider how much there might be prudently in his power to do for them"
+)
+
+
+@pytest.mark.parametrize(
+    ("received", "reference", "count"),
+    [
+        (SENTENCE, SENTENCE, 0),
+        ("Good morning. Good morning.", "Good morning.", 1),  # a short phrase twice in a row
+        ("No matter. No matter.", "No matter. No matter.", 0),  # said twice
+        (f"{SENTENCE}. {SENTENCE[:-5]}", SENTENCE, 1),  # read, started over and cut off (dnnl-avx2, lv0870)
+        (f"{SENTENCE}. {SENTENCE}.", f"{SENTENCE}. {SENTENCE}.", 0),
+        ("Where shall we meet tomorrow at the station? Where shall we meet tomorrow at the",
+         "Where shall we meet tomorrow at the station?", 1),
+        ("Where shall we meet? Tomorrow at the station. Where shall", "Where shall we meet? Tomorrow at the station.",
+         0),  # fewer than seven words again: a sentence may begin as another did
+    ],
+)  # fmt: skip
+def test_repeats_counts_each_phrase_received_again(received: str, reference: str, count: int) -> None:
+    assert repeats(received, reference) == count
