@@ -88,7 +88,7 @@ from babelfish.engines.cascade.sentence_form import said_twice
 from tests.audio import HUMAN_SOUNDS, at_peak, librivox_clips, read_sound, write_wav
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
 from tests.engines.conversation_audio import at_snr, babble, pico, pink
-from tests.kernels import PATHS, apply, kernels_line, native, runnable
+from tests.kernels import PATHS, kernels_line, native, select
 from tests.serverproc import ServerProcess
 
 SR = 16_000
@@ -733,11 +733,7 @@ def main() -> None:
                    "the references and the server")  # fmt: skip
     p.add_argument("server_args", nargs="*", help="extra server flags after --")
     args = p.parse_args()
-    if args.kernels and args.kernels not in runnable():
-        p.error(f"--kernels: this CPU runs {', '.join(runnable()) or 'none of them'}")
-    args.kernels = args.kernels or native()
-    if args.kernels:
-        apply(args.kernels)  # before any model loads (the server inherits it); clears stray variables too
+    args.kernels = select(p, args.kernels)
     if args.crowd and not float(args.crowd[0]).is_integer():
         p.error("--crowd: VOICES is a whole number")
     if args.ptt and min(args.ptt) < 0:

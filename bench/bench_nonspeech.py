@@ -80,7 +80,7 @@ from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment
 from tests.audio import HUMAN_SOUNDS, at_peak, read_sound, segments
 from tests.engines.conversation_audio import NOISES, SHORT_TURNS, at_snr, babble, pico, pink
-from tests.kernels import PATHS, apply, kernels_line, native, runnable
+from tests.kernels import PATHS, kernels_line, select
 
 SR = SAMPLE_RATE
 TESTDATA = Path("/usr/share/pocketsphinx/test/data")  # Debian's pocketsphinx-testdata (scripts/setup.sh --test)
@@ -551,11 +551,7 @@ def main() -> None:
     p.add_argument("--records", type=Path, help="also every segment with words, one JSON line each")
     p.add_argument("--kernels", choices=list(PATHS), help="decode on another CPU's int8 kernels (tests/kernels.py)")
     args = p.parse_args()
-    if args.kernels and args.kernels not in runnable():
-        p.error(f"--kernels: this CPU runs {', '.join(runnable()) or 'none of them'}")
-    args.kernels = args.kernels or native()
-    if args.kernels:
-        apply(args.kernels)  # before the engine loads; clears stray variables too
+    args.kernels = select(p, args.kernels)
     print(kernels_line(args.kernels))
     if args.vocal_crowd and (not float(args.vocal_crowd[0]).is_integer() or args.vocal_crowd[0] < 1):
         p.error("--vocal-crowd: VOICES is a whole number, 1 or more")

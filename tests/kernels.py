@@ -12,6 +12,7 @@ Set a path's variables before the process first loads a model (`apply`, or a chi
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import platform
@@ -116,6 +117,18 @@ def apply(name: str) -> KernelPath:
         os.environ.pop(key, None)
     os.environ.update(PATHS[name].env)
     return PATHS[name]
+
+
+def select(parser: argparse.ArgumentParser, name: str | None) -> str | None:
+    """A benchmark's `--kernels NAME`: refused unless this CPU runs it; none given, this CPU's own path. Applied (before
+    any model loads, so a server started after inherits it; stray variables cleared too); returns the path's name
+    (None off x86-64 with AVX2)."""
+    if name and name not in runnable():
+        parser.error(f"--kernels: this CPU runs {', '.join(runnable()) or 'none of them'}")
+    name = name or native()
+    if name:
+        apply(name)
+    return name
 
 
 def kernels_line(name: str | None) -> str:
