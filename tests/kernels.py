@@ -86,8 +86,9 @@ def native() -> str | None:
 
 
 def runnable() -> list[str]:
-    """The paths this CPU can run: a cap only lowers the instructions, and oneMKL's choice on another vendor's CPU
-    is its own (not checked on one), so its paths run on Intel CPUs only."""
+    """The paths this CPU can run: a cap only lowers the instructions, and oneMKL runs Intel's kernels on Intel CPUs
+    only: on an AMD EPYC with AVX-512 its log names no instruction set, with MKL_ENABLE_INSTRUCTIONS or without (a
+    generic path, not an Intel machine's)."""
     if not supported():
         return []
     vendor, flags = _cpuinfo()

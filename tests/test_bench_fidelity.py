@@ -1,10 +1,11 @@
-"""bench_fidelity's count of phrases received again that were said once: what it must see to say "repeated 0"."""
+"""bench_fidelity's scoring: phrases received again that were said once (what it must see to say "repeated 0"), and
+which clips differ from the reference only in spelling."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.bench_fidelity import repeats
+from bench.bench_fidelity import repeats, spelled_alike
 
 SENTENCE = (  # a LibriVox sentence of 7 s
     "And Mr. John Dashwood had then leisure to consider how much there might be prudently in his power to do for them"
@@ -27,3 +28,20 @@ SENTENCE = (  # a LibriVox sentence of 7 s
 )  # fmt: skip
 def test_repeats_counts_each_phrase_received_again(received: str, reference: str, count: int) -> None:
     assert repeats(received, reference) == count
+
+
+@pytest.mark.parametrize(
+    ("held", "reference", "alike"),
+    [
+        ("Dankeschön.", "Danke schön!", True),
+        ("sì!", "si", True),
+        ("A plus tard.", "à plus tard.", True),
+        ("ofame", "o fame", True),
+        ("Good morning to you two.", "Good morning to you too.", False),
+        ("Hallu", "Hallo!", False),
+        ("Danke.", "Danke schön!", False),  # a word missing is not spelling
+        ("", "", True),
+    ],
+)
+def test_spelled_alike_forgives_accents_and_spaces_only(held: str, reference: str, alike: bool) -> None:
+    assert spelled_alike(held, reference) is alike
