@@ -225,8 +225,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     p.add_argument("--tail-ms", type=int, default=600, help="silence appended after the file (not with --press)")
     p.add_argument("--no-realtime", dest="realtime", action="store_false", help="send as fast as possible")
-    p.add_argument("--press", type=_press, action="append", default=[], metavar="START:END",
-                   help="push-to-talk: send only these seconds of the file, each ended by a release (repeatable)")
+    p.add_argument(
+        "--press",
+        type=_press,
+        action="append",
+        default=[],
+        metavar="START:END",
+        help="push-to-talk: send only these seconds of the file, each ended by a release (repeatable)",
+    )
     p.add_argument(
         "--token", default=os.environ.get("BABELFISH_TOKEN", ""), help="access token (default: $BABELFISH_TOKEN)"
     )

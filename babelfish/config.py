@@ -115,8 +115,8 @@ class Settings(BaseSettings):
     )
     phrasebook: bool = Field(
         True,
-        description="cascade engine: translate set phrases said as whole turns (\"Thank you.\", \"Of course.\", "
-        "\"Sorry?\") from the shipped phrasebook rather than the routes, which do worst on them; also where no route "
+        description='cascade engine: translate set phrases said as whole turns ("Thank you.", "Of course.", '
+        '"Sorry?") from the shipped phrasebook rather than the routes, which do worst on them; also where no route '
         "joins two languages",
     )
     natural_voices: bool = Field(True, description="use a natural TTS voice where one is installed")
@@ -176,9 +176,7 @@ class Settings(BaseSettings):
         description="decode a turn's revision as the continuation of what the same voice said just before through "
         "the same phone",
     )
-    revision_beam_size: int = Field(
-        5, ge=1, le=10, description="beam width of a revision's re-decode"
-    )
+    revision_beam_size: int = Field(5, ge=1, le=10, description="beam width of a revision's re-decode")
     revision_max_wait_seconds: float = Field(
         5.0, gt=0, le=60, description="a revision that waits this long for the engine is skipped"
     )

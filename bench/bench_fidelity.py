@@ -345,8 +345,10 @@ def with_sounds(conv: Conversation, speaker: str, audio: np.ndarray) -> tuple[np
             start = pieces[-1].end + 0.3
         end = start + len(sound) / SR
         # Clear of their other speech by half a second, and of this clip by the gap chosen.
-        if start < 0.2 or end > conv.seconds or any(
-            t.start - 0.5 < end and t.end + 0.5 > start for t in own if t.clip is not clip
+        if (
+            start < 0.2
+            or end > conv.seconds
+            or any(t.start - 0.5 < end and t.end + 0.5 > start for t in own if t.clip is not clip)
         ):
             continue
         i = int(start * SR)
@@ -733,7 +735,8 @@ def run(args: argparse.Namespace) -> None:
     stages = ("endpointing", "queue", "asr", "mt")
     means = {
         st: sums.get(f'babelfish_stage_seconds_sum{{stage="{st}"}}', 0.0)
-        / max(sums.get(f'babelfish_stage_seconds_count{{stage="{st}"}}', 0.0), 1) * 1000
+        / max(sums.get(f'babelfish_stage_seconds_count{{stage="{st}"}}', 0.0), 1)
+        * 1000
         for st in stages
     }
     print("mean stage times: " + ", ".join(f"{st} {ms:.0f} ms" for st, ms in means.items()))
@@ -765,8 +768,11 @@ def main() -> None:
                        help="each phone also hears VOICES voices all along, SNR_DB under its speaker")  # fmt: skip
     noise.add_argument("--pink", type=float, metavar="SNR_DB", help="each phone hears steady pink noise, SNR_DB under")
     p.add_argument("--sounds", action="store_true", help="coughs, sneezes and laughs beside about half the clips")
-    p.add_argument("--browser", choices=["ns", "no-ns"],
-                   help="send each track through Chromium's microphone processing, noise suppression on or off")
+    p.add_argument(
+        "--browser",
+        choices=["ns", "no-ns"],
+        help="send each track through Chromium's microphone processing, noise suppression on or off",
+    )
     p.add_argument("--ptt", type=float, nargs=2, metavar=("LEAD", "TAIL"),
                    help="push-to-talk: hold from LEAD s before each clip to TAIL s after it")  # fmt: skip
     p.add_argument("--kernels", choices=list(PATHS), help="decode on another CPU's int8 kernels (tests/kernels.py): "

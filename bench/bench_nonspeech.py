@@ -428,8 +428,12 @@ def beside_turns(
         # Over a crowd, a text read from none of the reply's samples is the sound's or the crowd's; the other extra
         # texts were read from audio holding the reply (most often the reply misheard).
         apart = "" if crowd is None else f" ({off_reply} read from none of the reply's audio)"
-        print(tally.line(kind) + f"  turns {turns}, lost {len(lost)}, extra texts {len(extra)}{apart}"
-              + "".join(f"\n      lost   {t}" for t in lost) + "".join(f"\n      extra  {t}" for t in extra))
+        print(
+            tally.line(kind)
+            + f"  turns {turns}, lost {len(lost)}, extra texts {len(extra)}{apart}"
+            + "".join(f"\n      lost   {t}" for t in lost)
+            + "".join(f"\n      extra  {t}" for t in extra)
+        )
     if crowd is not None:
         print(stretches.line())
 

@@ -93,7 +93,7 @@ def test_refresh_gives_a_taken_context_the_text_listeners_hold_now():
     recent.revise(ANN, ["u1", "u2"], audio(1.0, 0.5), "fail again soon", "en")  # the previous turn's revision
     fresh = recent.refresh(ANN, taken)
     assert fresh.text == "fail again soon" and fresh.ids == ("u1", "u2")
-    assert np.array_equal(fresh.audio()[: SAMPLE_RATE], audio(1.0, 0.5))  # the revised turn's own audio
+    assert np.array_equal(fresh.audio()[:SAMPLE_RATE], audio(1.0, 0.5))  # the revised turn's own audio
     recent.add(ANN, "u3", audio(3.5), "much later", "en", at=3.0, start=2.5)  # the revised turn dropped from the store
     assert recent.refresh(ANN, taken) is taken  # kept as taken: its text still matches its audio
 

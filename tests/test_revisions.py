@@ -62,7 +62,6 @@ def nothing_more(ws, wait: float) -> list[dict]:
     return got[:-1]
 
 
-
 def _revising_single_pieces(engine: FakeEngine) -> tuple[PipelineHarness, asyncio.Queue[str]]:
     """A harness whose pipeline revises one-piece turns too (turn gap 0.3 s), and the queue of revision outcomes."""
     from babelfish.pipeline import Pipeline
@@ -83,6 +82,7 @@ def _revision_outcomes(h: PipelineHarness) -> asyncio.Queue[str]:
 
     h.metrics.revision = counted  # type: ignore[method-assign]
     return outcomes
+
 
 def test_a_turn_cut_at_a_pause_is_revised_once_for_everyone(app_client, speech_pcm):
     half = len(speech_pcm) // 2 // 2 * 2
@@ -750,4 +750,3 @@ def test_a_revision_reads_again_what_its_voice_holds_now():
     assert len(revised) == 2 and revised[0].endswith(" indeed")
     assert contexts[0] is None  # nothing before the first turn
     assert contexts[1] == revised[0]  # the revised words, not the first passes the piece was given
-

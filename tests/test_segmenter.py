@@ -82,8 +82,14 @@ def test_a_one_syllable_reply_is_an_utterance_wherever_the_windows_fall(text: st
     assert run(silence(0.5) + reply + silence(1), config=replace(CONFIG, min_speech_ms=400)) == []
 
 
-TURNS = [("Good morning.", "en-US"), ("Wo ist der Bahnhof?", "de-DE"), ("No lo sé.", "es-ES"), ("Yes.", "en-US"),
-         ("I think the train leaves at eight, but we should check.", "en-GB"), ("Try again.", "en-US")]
+TURNS = [
+    ("Good morning.", "en-US"),
+    ("Wo ist der Bahnhof?", "de-DE"),
+    ("No lo sé.", "es-ES"),
+    ("Yes.", "en-US"),
+    ("I think the train leaves at eight, but we should check.", "en-GB"),
+    ("Try again.", "en-US"),
+]
 
 
 def turns_track(gap: float = 2.5) -> tuple[np.ndarray, list[tuple[float, float]]]:

@@ -43,9 +43,7 @@ class FakeAsr:
     def languages(self):
         return {"de", "es", "en"}
 
-    def recognize(
-        self, audio, language, candidates=(), voiced_seconds=None, revision=False, careful=False, halt=None
-    ):
+    def recognize(self, audio, language, candidates=(), voiced_seconds=None, revision=False, careful=False, halt=None):
         return None
 
 

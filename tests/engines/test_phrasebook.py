@@ -172,9 +172,7 @@ def test_the_engine_sends_a_set_phrase_to_a_listener_no_route_reaches(book: Phra
     engine = CascadeEngine(FakeAsr(), Router([mt], phrasebook=book), Voices([]))
     try:
         utterance = Utterance(audio=np.zeros(1600, dtype=np.float32), language="es")
-        results = list(
-            engine.render(utterance, Transcript("¡Buen provecho!", "es"), ["en", "de"], speech=False)
-        )
+        results = list(engine.render(utterance, Transcript("¡Buen provecho!", "es"), ["en", "de"], speech=False))
         texts = {r.language: (r.text, r.via, r.notice) for r in results}
         assert texts["en"] == ("Enjoy your meal!", PHRASEBOOK, None)
         assert texts["de"] == ("Guten Appetit!", PHRASEBOOK, None)

@@ -227,8 +227,9 @@ def heard(engine: CascadeEngine, audio: np.ndarray, language: str, crowd: np.nda
     mix = np.concatenate([pad, audio, pad])
     if crowd is not None:
         mix = np.clip(mix + crowd[: len(mix)], -1, 1).astype(np.float32)
-    utterances = (Utterance(s.audio, language, (), s.speech_probs, careful=True, read_until=s.read_until)
-                  for s in segments(mix))
+    utterances = (
+        Utterance(s.audio, language, (), s.speech_probs, careful=True, read_until=s.read_until) for s in segments(mix)
+    )
     return [t.text for t in map(engine.transcribe, utterances) if t is not None]
 
 

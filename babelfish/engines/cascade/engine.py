@@ -351,8 +351,7 @@ class CascadeEngine:
         which the phrasebook takes only once it ends a sentence ("Where" of "Where do you live?" is no "Where?")."""
         memo = Memo()
         futures = {
-            tgt: self._pool.submit(self.router.translate, text, source, tgt, None, memo, prefix=True)
-            for tgt in targets
+            tgt: self._pool.submit(self.router.translate, text, source, tgt, None, memo, prefix=True) for tgt in targets
         }
         results = []
         for tgt, fut in futures.items():

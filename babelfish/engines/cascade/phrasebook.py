@@ -168,4 +168,3 @@ class Phrasebook:
             out.append(opening + form + (" " if spaced else "") + marks)
             raise_next = _SENTENCE_END.search(marks) is not None
         return " ".join(out)
-
