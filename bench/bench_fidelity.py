@@ -37,6 +37,10 @@ The set (generated, nothing downloaded):
   synthetic voices in several languages, where the reference is stable (espeak's formant voices are not).
 - `pico-short`: five Pico speakers (en, de, es, fr, it) taking turns in the shortest replies ("Non.", "Genau.", "Not
   yet."): held out, added after the rules for short turns were set on the sets above.
+- `human-short`: short human turns (1.1-3.5 s), recorded, not synthesised: an AN4 speaker naming playing cards ("ten
+  of clubs") and a second phone with two other people's commands ("go forward ten meters", digits); held out, added
+  after every rule above was set. Whisper writes numbers as digits ("10 of clubs"), which counts against what was
+  said but not against the reference.
 
 `--crowd VOICES SNR_DB`: each phone also hears a crowd (babble of VOICES Pico voices played backwards,
 tests/engines/conversation_audio.py) all through its track, in its turns and between them, SNR_DB under the mean power
@@ -75,6 +79,7 @@ import io
 import itertools
 import json
 import platform
+import re
 import tempfile
 import time
 import unicodedata
@@ -88,7 +93,7 @@ import numpy as np
 from babelfish import client
 from babelfish.engines.cascade.router import PHRASEBOOK
 from babelfish.engines.cascade.sentence_form import said_twice
-from tests.audio import HUMAN_SOUNDS, at_peak, librivox_clips, read_sound, write_wav
+from tests.audio import HUMAN_SOUNDS, at_peak, human_short_clips, librivox_clips, read_sound, write_wav
 from tests.engines.cascade_audio import ESPEAK_SENTENCES, espeak_clip, normalize, word_errors
 from tests.engines.conversation_audio import at_snr, babble, pico, pink
 from tests.kernels import PATHS, kernels_line, native, select
@@ -132,12 +137,13 @@ class Conversation:
     seconds: float = 0.0
 
 
-def lay_out(name: str, clips: list[Clip]) -> Conversation:
-    """Place the clips one after another on a shared timeline (pieces of a cut clip with breath pauses)."""
+def lay_out(name: str, clips: list[Clip], own_gap: float = 1.2) -> Conversation:
+    """Place the clips one after another on a shared timeline (pieces of a cut clip with breath pauses; `own_gap`
+    seconds between two clips of one speaker)."""
     conv, t, last = Conversation(name, clips), 0.5, None
     for clip in clips:
         if last is not None:
-            t += GAP_OTHER if last != clip.speaker else 1.2
+            t += GAP_OTHER if last != clip.speaker else own_gap
         for i, piece in enumerate(clip.pieces or [clip.audio]):
             if i:
                 t += GAP_BREATH
@@ -206,8 +212,14 @@ def build_set(tmp: Path) -> list[Conversation]:
              for k in range(6) for lang, (voice, texts) in PICO_TURNS.items()]  # fmt: skip
     brief = [Clip(f"{lang}:{texts[k]}", lang, lang, pico(texts[k], voice), said=texts[k])
              for k in range(10) for lang, (voice, texts) in PICO_SHORT.items()]  # fmt: skip
+    # Human short turns: the AN4 speaker's cards, the other phone's commands between the first three; the last two
+    # cards follow each other 2 s apart, past the server's turn gap (1.2 s), so each is a turn of its own.
+    recorded = [Clip(name, "A" if name.startswith("card") else "B", "en", audio, said=said)
+                for name, audio, said in human_short_clips()]  # fmt: skip
+    cards, commands = [c for c in recorded if c.speaker == "A"], [c for c in recorded if c.speaker == "B"]
+    human = lay_out("human-short", [cards[0], commands[0], cards[1], commands[1], *cards[2:]], own_gap=2.0)
     return [lay_out("librivox", whole), lay_out("librivox-cut", cut), lay_out("short", short), lay_out("espeak", esp),
-            lay_out("pico-langs", langs), lay_out("pico-short", brief)]  # fmt: skip
+            lay_out("pico-langs", langs), lay_out("pico-short", brief), human]  # fmt: skip
 
 
 # Four speakers, one Pico voice each, taking turns: a greeting, a one-word answer, thanks, a short phrase, a question,
@@ -440,6 +452,21 @@ class Score:
     phrasebook: int = 0  # translations taken from the phrasebook (set phrases)
 
 
+def spoken(text: str, language: str) -> str:
+    """`text` with each number written in digits spelled out in `language` (num2words), as a speaker says it: Whisper
+    writes "10 of clubs" in one window and "Ten of clubs" in another, and what was said is written in words. A
+    language num2words lacks keeps its digits."""
+    from num2words import num2words
+
+    def spell(m: re.Match[str]) -> str:
+        try:
+            return f" {num2words(int(m.group()), lang=language)} "
+        except NotImplementedError:
+            return m.group()
+
+    return re.sub(r"\d+", spell, text)
+
+
 def spelled_alike(hyp: str, ref: str) -> bool:
     """The same letters once accents and the spaces between words are gone: "Dankeschön" and "Danke schön", "sì" and
     "si", "A plus tard" and "à plus tard". Whisper writes such pairs either way from one run or one window to the next;
@@ -558,14 +585,18 @@ def score(
         print(f"  from the phrasebook: {'; '.join(f'{said.get(u, u)!r} → {g} {t!r}' for (u, g), t in booked.items())}")
     for clip in conv.clips:
         idx = [i for i, tr in enumerate(conv.turns) if tr.clip is clip]
-        hyp = " ".join(x for i in idx for x in per_turn.get(i, []))
-        e, n = word_errors(hyp, clip.reference)
-        held = " ".join(x for i in idx for x in final_turn.get(i, []))
-        fe, _ = word_errors(held, clip.reference)
+        got = " ".join(x for i in idx for x in per_turn.get(i, []))
+        kept = " ".join(x for i in idx for x in final_turn.get(i, []))
+        # Scored with numbers spelled out: "10 of clubs" and "ten of clubs" are the same words said.
+        hyp, held, ref, said_text, greedy, sampled = (
+            spoken(t, clip.language) for t in (got, kept, clip.reference, clip.said, clip.greedy, clip.sampled)
+        )
+        e, n = word_errors(hyp, ref)
+        fe, _ = word_errors(held, ref)
         total.final_errors += fe
         final_wers.append(fe / max(1, n))
         dropped = sum(1 for i in idx if i not in heard)
-        rep = repeats(hyp, clip.reference)
+        rep = repeats(hyp, ref)
         total.errors, total.words = total.errors + e, total.words + n
         total.dropped, total.repeated, total.turns = (
             total.dropped + dropped,
@@ -574,30 +605,30 @@ def score(
         )
         wer = e / max(1, n)
         wers.append(wer)
-        ref_e, _ = word_errors(clip.greedy, clip.reference)
+        ref_e, _ = word_errors(greedy, ref)
         unstable += ref_e > 0
         if not ref_e:
             total.stable_wers.append(fe / max(1, n))
-        se, sn = word_errors(held, clip.said)
-        pe, pn = word_errors(held, clip.sampled)
+        se, sn = word_errors(held, said_text)
+        pe, pn = word_errors(held, sampled)
         total.sampled_wers.append(pe / max(1, pn))
         total.said_wers.append(se / max(1, sn))
         if fe / max(1, n) > 0.15:
             total.over += 1
-            if spelled_alike(held, clip.reference):
+            if spelled_alike(held, ref):
                 total.over_spelling += 1
             else:
-                total.over_ref_wrong += word_errors(clip.reference, clip.said)[0] > se  # ours nearer what was said
+                total.over_ref_wrong += word_errors(ref, said_text)[0] > se  # ours nearer what was said
         flag = " <-" if wer > 0.15 or dropped or rep else ""
         print(f"  {clip.name[:34]:34} {len(idx):2} turn(s) WER {wer:5.0%} ({e}/{n}) → revised {fe / max(1, n):4.0%} "
               f"dropped {dropped} rep {rep}  [vs said {se / max(1, sn):4.0%}; 30 s greedy vs reference: "
               f"{ref_e / max(1, n):4.0%}]{flag}")  # fmt: skip
         if verbose or flag:
-            print(f"      ref: {clip.reference}\n     said: {clip.said}\n      got: {hyp}")
+            print(f"      ref: {clip.reference}\n     said: {clip.said}\n      got: {got}")
             if clip.sampled != clip.reference:
                 print(f"  sampled: {clip.sampled}")
-            if held != hyp:
-                print(f"     held: {held}")
+            if kept != got:
+                print(f"     held: {kept}")
     if unstable:
         print(f"  ({unstable} clip(s) where even the standard window, decoded greedily, differs from the reference)")
     if slow:
@@ -759,7 +790,7 @@ def run(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default="data")
-    sets = "librivox librivox-cut short espeak pico-langs pico-short"
+    sets = "librivox librivox-cut short espeak pico-langs pico-short human-short"
     p.add_argument("--only", nargs="*", help=f"conversations to play: {sets}")
     p.add_argument("--log-level", default="warning")
     p.add_argument("--verbose", action="store_true", help="print reference and received text for every clip")

@@ -80,6 +80,25 @@ def librivox_clips() -> list[tuple[str, np.ndarray, str]]:
     return [(p.stem, read_wav(p), refs[p.stem]) for p in sorted(LIBRIVOX.glob("*.wav")) if p.stem in refs]
 
 
+def human_short_clips() -> list[tuple[str, np.ndarray, str]]:
+    """(name, audio, what was said) for pocketsphinx-testdata's short human recordings, 1.1-3.5 s each: one AN4
+    speaker's five playing cards ("ten of clubs"; their `cards.transcription`), and two other speakers' commands, whose
+    words the package gives by their grammar (goforward.gram) and by TIDIGITS' file naming (2934z: "z" is zero).
+    `numbers.raw` and `something.raw` are left out: the package states no transcript for them."""
+    data = LIBRIVOX.parent
+    out = []
+    for line in (data / "cards" / "cards.transcription").read_text().splitlines():
+        m = re.match(r"<s>(.*)</s>\s*\((.+)\)", line.strip())
+        if m:
+            name = m.group(2).strip()
+            out.append((f"card{name}", read_wav(data / "cards" / f"{name}.wav"), m.group(1).strip()))
+    raw = {"goforward": (data / "goforward.raw", "go forward ten meters"),
+           "digits": (data / "tidigits" / "dhd.2934z.raw", "two nine three four zero")}  # fmt: skip
+    for name, (path, said) in raw.items():  # 16 kHz mono int16, no header
+        out.append((name, np.frombuffer(path.read_bytes(), "<i2").astype(np.float32) / 32768, said))
+    return out
+
+
 def silence(seconds: float, rate: int = 16000) -> bytes:
     return bytes(2 * int(seconds * rate))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bench_fidelity import repeats, spelled_alike
+from bench.bench_fidelity import repeats, spelled_alike, spoken
+from tests.engines.cascade_audio import word_errors
 
 SENTENCE = (  # a LibriVox sentence of 7 s
     "And Mr. John Dashwood had then leisure to consider how much there might be prudently in his power to do for them"
@@ -45,3 +46,23 @@ def test_repeats_counts_each_phrase_received_again(received: str, reference: str
 )
 def test_spelled_alike_forgives_accents_and_spaces_only(held: str, reference: str, alike: bool) -> None:
     assert spelled_alike(held, reference) is alike
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "said"),
+    [
+        ("10 of clothes", "en", "ten of clothes"),
+        ("Go forward 10 meters.", "en", "go forward ten meters"),
+        ("5, 5.", "en", "five five"),
+        ("Wir treffen uns morgen um 9 Uhr am Bahnhof.", "de", "wir treffen uns morgen um neun uhr am bahnhof"),
+        ("I will see you at the station at 5.", "en", "i will see you at the station at five"),
+        ("Seven of clubs.", "en", "seven of clubs"),
+    ],
+)
+def test_numbers_are_scored_as_the_words_said(text: str, language: str, said: str) -> None:
+    assert word_errors(spoken(text, language), said) == (0, len(said.split()))
+
+
+def test_a_number_said_twice_in_digits_is_no_repeat_of_its_words() -> None:
+    assert repeats(spoken("5, 5.", "en"), spoken("Five five", "en")) == 0
+    assert repeats(spoken("5, 5.", "en"), spoken("Five", "en")) == 1
