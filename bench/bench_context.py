@@ -24,7 +24,6 @@ from babelfish.engines.cascade.models import resolve_whisper
 from babelfish.recent import RecentSpeech
 from bench import bench_fidelity as bf
 from tests.audio import segments
-from tests.engines.cascade_audio import word_errors
 
 
 def run(args: argparse.Namespace) -> None:
@@ -58,16 +57,16 @@ def run(args: argparse.Namespace) -> None:
             for clip in conv.clips:
                 cells = []
                 for arm in arms:
-                    e, n = word_errors(held[arm][clip.name], clip.reference)
-                    es, ns = word_errors(held[arm][clip.name], clip.said)
+                    e, n = bf.errors(held[arm][clip.name], clip.reference, clip.language)
+                    es, ns = bf.errors(held[arm][clip.name], clip.said, clip.language)
                     cells.append(f"{arm} {e / max(1, n):4.0%} / {es / max(1, ns):4.0%}")
                 print(f"  {clip.name[:30]:30} " + "   ".join(cells) + "   (against the reference / what was said)")
                 if held["alone"][clip.name] != held["context"][clip.name]:
                     print(f"      said: {clip.said}\n      alone: {held['alone'][clip.name]}\n"
                           f"      context: {held['context'][clip.name]}")  # fmt: skip
             for arm in arms:
-                ref = [word_errors(held[arm][c.name], c.reference) for c in conv.clips]
-                said = [word_errors(held[arm][c.name], c.said) for c in conv.clips]
+                ref = [bf.errors(held[arm][c.name], c.reference, c.language) for c in conv.clips]
+                said = [bf.errors(held[arm][c.name], c.said, c.language) for c in conv.clips]
                 by_ref, by_said = np.mean([e / max(1, n) for e, n in ref]), np.mean([e / max(1, n) for e, n in said])
                 print(f"  {arm:8} mean WER per clip against the reference {by_ref:5.1%}, against what was said "
                       f"{by_said:5.1%}")  # fmt: skip

@@ -32,8 +32,7 @@ from babelfish.protocol import Speaker
 from babelfish.revisions import verdict
 from babelfish.segmenter import Segmenter, SegmenterConfig, silero_detector
 from babelfish.turns import Piece, Turn
-from bench.bench_fidelity import SR, Clip, build_set, references, speaker_language, track
-from tests.engines.cascade_audio import word_errors
+from bench.bench_fidelity import SR, Clip, build_set, errors, references, speaker_language, track
 
 # name: (window, beam) of a revision's re-decode
 MODES = {
@@ -124,8 +123,8 @@ class Tally:
         self.clip_wers: dict[tuple[str, str], list[float]] = {}
 
     def add(self, conv: str, column: str, hyp: str, clip: Clip) -> tuple[int, int]:
-        e, n = word_errors(hyp, clip.reference)
-        s, m = word_errors(hyp, clip.said) if clip.said else (0, 0)
+        e, n = errors(hyp, clip.reference, clip.language)
+        s, m = errors(hyp, clip.said, clip.language) if clip.said else (0, 0)
         for key in ((conv, column, "ref"), ("all", column, "ref")):
             self.errors.setdefault(key, [0, 0])
             self.errors[key] = [self.errors[key][0] + e, self.errors[key][1] + n]

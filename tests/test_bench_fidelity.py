@@ -66,3 +66,9 @@ def test_numbers_are_scored_as_the_words_said(text: str, language: str, said: st
 def test_a_number_said_twice_in_digits_is_no_repeat_of_its_words() -> None:
     assert repeats(spoken("5, 5.", "en"), spoken("Five five", "en")) == 0
     assert repeats(spoken("5, 5.", "en"), spoken("Five", "en")) == 1
+
+
+def test_numbers_no_one_can_spell_keep_their_digits() -> None:
+    assert spoken("12 of clubs", "auto") == "12 of clubs"  # no language num2words knows
+    long = spoken("1" * 30, "es")  # a decoder loop's digits: spelled in runs num2words can say, no error
+    assert long.strip() and not any(ch.isdigit() for ch in long)
