@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import wave
 import zlib
 from collections import Counter
 from dataclasses import replace
@@ -78,12 +77,11 @@ from babelfish.engines.cascade.nonspeech import (
 )
 from babelfish.repeats import doubled, words
 from babelfish.segmenter import Segment
-from tests.audio import HUMAN_SOUNDS, at_peak, read_sound, segments
+from tests.audio import HUMAN_SOUNDS, TESTDATA, at_peak, read_raw, read_sound, read_wav, segments
 from tests.engines.conversation_audio import NOISES, SHORT_TURNS, at_snr, babble, pico, pink
 from tests.kernels import PATHS, kernels_line, select
 
 SR = SAMPLE_RATE
-TESTDATA = Path("/usr/share/pocketsphinx/test/data")  # Debian's pocketsphinx-testdata (scripts/setup.sh --test)
 
 # Said three times: a repetition that must be kept (docs/benchmarks.md, "Repetitions said vs decoder loops").
 SAID_THRICE = [("No, no, no!", "en-US"), ("Yes yes yes.", "en-US"), ("Go, go, go!", "en-US"), ("Sí, sí, sí.", "es-ES"),
@@ -259,12 +257,7 @@ def testdata_speech() -> list[tuple[str, np.ndarray, str]]:
     raws = [TESTDATA / n for n in ("goforward.raw", "numbers.raw", "something.raw")]
     for path in [*sorted((TESTDATA / "cards").glob("*.wav")), *raws, *sorted((TESTDATA / "tidigits").glob("*.raw")),
                  *sorted((TESTDATA / "librivox").glob("*.wav"))]:  # fmt: skip
-        if path.suffix == ".wav":
-            with wave.open(str(path)) as w:
-                pcm = w.readframes(w.getnframes())
-        else:
-            pcm = path.read_bytes()  # 16 kHz mono int16
-        out.append((path.name, np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, "en"))
+        out.append((path.name, read_wav(path) if path.suffix == ".wav" else read_raw(path), "en"))
     for language, (voice, texts) in PICO_TURNS.items():
         out += [(text, pico(text, voice), language) for text in texts[3:]]
     return out

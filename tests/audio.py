@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from babelfish.segmenter import Segment, SpeechDetector
 
 # Real human English speech, 16 kHz mono (Debian's pocketsphinx-testdata, installed by scripts/setup.sh --test).
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+TESTDATA = Path("/usr/share/pocketsphinx/test/data")
+LIBRIVOX = TESTDATA / "librivox"
 SPEECH_CLIP = LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0880.wav"  # about 3 s
 # Real recordings of sounds people make that are not words (coughs, sneezes, laughs, screams; Scratch 1.4's sound
 # library, CC-BY-SA-3.0), unpacked from Debian's `scratch` package by scripts/setup.sh --test.
@@ -35,6 +36,11 @@ def read_wav(path: Path) -> np.ndarray:
 
         audio = soxr.resample(audio, rate, 16000).astype(np.float32)
     return audio
+
+
+def read_raw(path: Path) -> np.ndarray:
+    """float32 from a headerless 16 kHz mono PCM16 file (pocketsphinx-testdata's `.raw` recordings)."""
+    return np.frombuffer(path.read_bytes(), "<i2").astype(np.float32) / 32768
 
 
 def read_sound(path: Path) -> np.ndarray:
@@ -64,14 +70,19 @@ def write_wav(path: Path, audio: np.ndarray, rate: int = 16000) -> None:
         w.writeframes(pcm16(audio))
 
 
-def librivox_transcripts() -> dict[str, str]:
-    """Clip name → reference transcript, from the set's `transcription` file (`<s> text </s> (name)` lines)."""
+def transcripts(path: Path) -> dict[str, str]:
+    """Clip name → transcript, from a pocketsphinx-testdata transcription file (`<s> text </s> (name)` lines)."""
     refs = {}
-    for line in (LIBRIVOX / "transcription").read_text().splitlines():
+    for line in path.read_text().splitlines():
         m = re.match(r"<s>(.*)</s>\s*\((.+)\)", line.strip())
         if m:
             refs[m.group(2).strip()] = m.group(1).strip()
     return refs
+
+
+def librivox_transcripts() -> dict[str, str]:
+    """Clip name → reference transcript, from the LibriVox set's `transcription` file."""
+    return transcripts(LIBRIVOX / "transcription")
 
 
 def librivox_clips() -> list[tuple[str, np.ndarray, str]]:
@@ -85,17 +96,11 @@ def human_short_clips() -> list[tuple[str, np.ndarray, str]]:
     speaker's five playing cards ("ten of clubs"; their `cards.transcription`), and two other speakers' commands, whose
     words the package gives by their grammar (goforward.gram) and by TIDIGITS' file naming (2934z: "z" is zero).
     `numbers.raw` and `something.raw` are left out: the package states no transcript for them."""
-    data = LIBRIVOX.parent
-    out = []
-    for line in (data / "cards" / "cards.transcription").read_text().splitlines():
-        m = re.match(r"<s>(.*)</s>\s*\((.+)\)", line.strip())
-        if m:
-            name = m.group(2).strip()
-            out.append((f"card{name}", read_wav(data / "cards" / f"{name}.wav"), m.group(1).strip()))
-    raw = {"goforward": (data / "goforward.raw", "go forward ten meters"),
-           "digits": (data / "tidigits" / "dhd.2934z.raw", "two nine three four zero")}  # fmt: skip
-    for name, (path, said) in raw.items():  # 16 kHz mono int16, no header
-        out.append((name, np.frombuffer(path.read_bytes(), "<i2").astype(np.float32) / 32768, said))
+    cards = TESTDATA / "cards"
+    out = [(f"card{name}", read_wav(cards / f"{name}.wav"), said)
+           for name, said in transcripts(cards / "cards.transcription").items()]  # fmt: skip
+    out.append(("goforward", read_raw(TESTDATA / "goforward.raw"), "go forward ten meters"))
+    out.append(("digits", read_raw(TESTDATA / "tidigits" / "dhd.2934z.raw"), "two nine three four zero"))
     return out
 
 
