@@ -108,7 +108,15 @@ class BackgroundGate:
     def over(self, level: float) -> float:
         """How far a window `level` (dBFS) loud is over the floor (dB); infinite while the gate does not know the
         room."""
-        return level - self.floor_db if self._margin > 0 and self._n >= self._min else math.inf
+        floor = self.known_floor
+        return level - floor if floor is not None else math.inf
+
+    @property
+    def known_floor(self) -> float | None:
+        """The floor (dBFS) once there is history enough to know it (3 s), else None (or with the gate off: none is
+        kept). What a phone hears when nobody near it speaks: a level every phone's speech can be compared against,
+        whatever its gain (babelfish/echoes.py, `quality`)."""
+        return self.floor_db if self._margin > 0 and self._n >= self._min else None
 
     def _judge(self, i: int) -> None:
         """The floor, the quiet seconds and the verdict, from the history up to window slot `i`."""

@@ -17,7 +17,9 @@ VAD is `admit`ted here before the engine sees it, and comes back with a `Verdict
 - matching content: the spectral envelopes (energy in 8 bands every 10 ms) correlate at some lag within
   ±`max_lag`, at least `min_similarity`. Two people talking at the same time into two phones give unrelated
   envelopes, however much they overlap in time.
-The best copy is the one with the higher speech-to-noise estimate (the phone nearest the speaker), then the louder.
+The best copy is the one with the higher speech-to-noise estimate (the phone nearest the speaker: its speech over the
+phone's own background floor, so that it holds at a table in a room, where every phone hears everyone), then the
+louder.
 
 Waiting for a competing copy costs latency, so a copy waits only while another phone in the same room has speech
 open (its VAD is inside an utterance that began before this copy ended) or holds an undecided better matching copy,
@@ -206,20 +208,27 @@ def similarity(a: np.ndarray, b: np.ndarray, offset: int, max_lag: int) -> float
 
 
 def quality(segment: Segment, vad_threshold: float) -> tuple[float, float]:
-    """(speech-to-noise estimate in dB, capped at 40, whole dB; speech level in dBFS): higher is the better copy."""
-    # Silero's, for every phone alike: by the crowd gate's, a phone whose gate is off hears no noise at all, and would
-    # outrank the nearer phone whose gate is on.
+    """(speech-to-noise estimate in dB, capped at 40, whole dB; speech level in dBFS): higher is the better copy.
+    The noise is the phone's floor, what it hears while nobody near it speaks (`Segment.floor_db`), once the phone
+    knows it; before, the segment's own windows that Silero calls silence."""
+    # Not the segment's own pauses once the floor is known: at a table in a room they hold the room's echo of the
+    # speech itself, and the far phone's held less of it often enough to win (5 of 32 turns kept from the wrong phone,
+    # bench_echoes part 4). Against the floor the nearer phone's copy is the louder one, whatever each phone's gain.
     probs = segment.speech_probs
     n = min(len(probs), len(segment.audio) // WINDOW)
     if not n:
         level = 10 * np.log10(float(np.mean(np.square(segment.audio))) + 1e-12)
         return 0.0, level
     energy = np.mean(np.square(segment.audio[: n * WINDOW].reshape(n, WINDOW), dtype=np.float64), axis=1)
+    # Silero's, for every phone alike: by the crowd gate's, a phone whose gate is off hears no noise at all, and would
+    # outrank the nearer phone whose gate is on.
     voiced = probs[:n] >= vad_threshold
-    speech = float(energy[voiced].mean()) if voiced.any() else float(energy.mean())
-    noise = float(energy[~voiced].mean()) if (~voiced).any() else 1e-10
-    snr = min(40.0, round(10 * np.log10((speech + 1e-12) / (noise + 1e-12))))
-    return snr, 10 * np.log10(speech + 1e-12)
+    speech_db = 10 * np.log10(float(energy[voiced].mean() if voiced.any() else energy.mean()) + 1e-12)
+    if segment.floor_db is not None:
+        noise_db = segment.floor_db
+    else:
+        noise_db = 10 * np.log10(float(energy[~voiced].mean()) + 1e-12) if (~voiced).any() else -100.0
+    return min(40.0, round(speech_db - noise_db)), speech_db
 
 
 # --- copies and verdicts -----------------------------------------------------------------------------------------

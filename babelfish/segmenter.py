@@ -126,6 +126,8 @@ class Segment:
     # Cut at a pause with early reads on: from this sample on, the audio is the silence after the part an early read
     # took (`Segmenter.read_ahead`); the engine reads its words as if it were zero (Utterance.read_until).
     read_until: int | None = None
+    # The phone's background level (dBFS: its floor, babelfish/background.py) when this was cut; None while unknown.
+    floor_db: float | None = None
 
     @property
     def timing_probs(self) -> np.ndarray:
@@ -490,5 +492,5 @@ class Segmenter:
         return Segment(
             np.concatenate(audio), last, cut, np.asarray(probs, np.float32), serial=self._serial,
             crowd=self.in_crowd, heard_probs=None if heard == probs else np.asarray(heard, np.float32),
-            read_until=read_until,
+            read_until=read_until, floor_db=self._background.known_floor,
         )  # fmt: skip

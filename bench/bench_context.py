@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> None:
     data = Path(args.data_dir)
     with tempfile.TemporaryDirectory() as tmp:
         convs = [c for c in bf.build_set(Path(tmp)) if not args.only or c.name in args.only]
-        bf.references([c for conv in convs for c in conv.clips], data)
+        bf.references([c for conv in convs for c in conv.clips], data, sampled=False)
         asr = WhisperAsr(resolve_whisper("", data)[0], threads=1, workers=1)
         arms = ("alone", "context")
         cost: dict[str, list[float]] = {arm: [] for arm in arms}

@@ -380,6 +380,61 @@ def part1(seed: int, servers: int = 1, latency: float = 0.0) -> None:
             )
 
 
+def part4(seed: int, runs: int) -> None:
+    """A table in a room (bench/room.py): people around it take turns, each with a phone in front of them, and every
+    phone hears every speaker through the room (the others 1-2 m away, reverberation time 0.4 s), over its own room
+    noise (-50 dBFS). Each turn should be delivered once, from its speaker's own phone: the nearest, and the one whose
+    language the speaker chose (another phone's copy is decoded in that phone's language)."""
+    from bench.room import at_table
+
+    rng = np.random.default_rng(seed)
+    s = Settings()
+    vad = SegmenterConfig.from_settings(s)
+    config = EchoConfig.from_settings(s)
+    people = speakers()
+    names = sorted(people)
+    for n_phones in (2, 4):
+        turns = once = own = lost = twice = spanning = 0
+        for _ in range(runs):
+            who = [names[i] for i in rng.choice(len(names), n_phones, replace=False)]
+            phones = [chr(ord("A") + i) for i in range(n_phones)]
+            # Each takes a turn in order, 0.7 s after the last one's end (bench_fidelity's gap), twice round.
+            spans: list[tuple[str, float, float]] = []  # (phone, start, end) on the room's timeline
+            t, placed = 0.5, []
+            for phone, name in list(zip(phones, who, strict=True)) * 2:
+                clip = people[name][int(rng.integers(len(people[name])))]
+                placed.append((phone, clip, t))
+                spans.append((phone, t, t + len(clip) / RATE))
+                t += len(clip) / RATE + 0.7
+            total = int((t + 1.5) * RATE)
+            dry = {ph: np.zeros(total, np.float32) for ph in phones}
+            for phone, clip, at in placed:
+                dry[phone] += place(total, clip, at, 0)
+            heard = at_table(dry, RATE)
+            net = dict(zip(phones, rng.uniform(0.02, 0.08, n_phones), strict=True))
+            cuts = [c for ph in phones for c in cut(heard[ph] + noise(total, -50, rng), ph, net[ph], vad)]
+            out = asyncio.run(decide(cuts, config))
+            got: dict[int, list[str]] = {i: [] for i in range(len(spans))}
+            for c, _ in delivered(out):
+                end = c.segment.speech_end - net[c.phone]
+                lo = end - len(c.segment.audio) / RATE
+                inside = [i for i, (_, a, b) in enumerate(spans) if min(b, end) - max(a, lo) > 0.1 * (b - a)]
+                spanning += len(inside) > 1
+                for i in inside:
+                    got[i].append(c.phone)
+            for i, (phone, _, _) in enumerate(spans):
+                turns += 1
+                once += len(got[i]) == 1
+                own += got[i] == [phone]
+                lost += not got[i]
+                twice += len(got[i]) > 1
+        print(
+            f"(d) {n_phones} people at a table, {n_phones} phones each hearing all (room, RT60 0.4 s): {turns} turns: "
+            f"delivered once {once} (from the speaker's own phone {own}), lost {lost}, twice or more {twice}; "
+            f"copies spanning two people's turns {spanning}"
+        )
+
+
 def part2(turns: int) -> None:
     """Real app, fake engine, real VAD, real time: transcript latency_ms of the delivered copies."""
     from babelfish.app import create_app
@@ -517,7 +572,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--servers", default="1,2", help="part 1 layouts: phones on one server, on two servers")
     parser.add_argument("--relay-ms", default="2,20", help="part 1, two servers: how late frames arrive")
-    parser.add_argument("--runs", type=int, default=8, help="part 3: runs of each scenario")
+    parser.add_argument("--runs", type=int, default=8, help="parts 3 and 4: runs of each scenario")
     parser.add_argument("--no-look", action="store_true", help="part 1: the filter may not look at open speech")
     args = parser.parse_args()
     global LOOK
@@ -532,6 +587,8 @@ def main() -> None:
         part2(args.turns)
     if "3" in args.parts:
         asyncio.run(part3(args.runs))
+    if "4" in args.parts:
+        part4(args.seed, args.runs)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 through the real server?
 
     python -m bench.bench_fidelity [--data-dir data] [--only NAME ...] [--crowd VOICES SNR_DB | --pink SNR_DB]
-        [--sounds] [--browser ns|no-ns] [--ptt LEAD TAIL] [--kernels NAME] [-- server flags]
+        [--sounds] [--room table|reverb] [--browser ns|no-ns] [--ptt LEAD TAIL] [--kernels NAME] [-- server flags]
 
 Builds a conversational set (below), starts `server_cpu.py` (cascade engine), and plays each conversation through the
 reference client (`babelfish.client`) at real-time pace, hands-free: one client per speaker, all in one room, each
@@ -56,6 +56,12 @@ text of its own away from every turn counts as a transcript matching no turn.
 `--browser ns|no-ns`: each phone's track first goes through headless Chromium's microphone processing, as the page's
 getUserMedia asks for it (echo cancellation, automatic gain, and noise suppression on or off; bench/browser_mic.py),
 so the server gets what a phone's browser sends. It adds the conversation's length in real time per set.
+
+`--room table|reverb`: the speakers sit around a table in a room, each phone in front of its speaker
+(bench/room.py). `table`: every phone hears every speaker through the room, the others 1-2 m away, so the server gets
+each voice from every phone and must send it once (one phone per voice); a transcript of a speaker sent from another
+phone than theirs is scored with their turn, and counted. `reverb`: each phone hears only its own speaker, through the
+same room, to tell the room's echo from the other voices.
 
 `--ptt LEAD TAIL`: push-to-talk instead of an open microphone. Each speaker holds the button from LEAD seconds before
 a clip's first word to TAIL seconds after its last (through the breath pauses of a cut clip); the client sends
@@ -261,14 +267,15 @@ def speaker_language(conv: Conversation, speaker: str) -> str:
 # --- the reference: the same model, whole clip, standard window ---
 
 
-def references(clips: list[Clip], data_dir: Path, kernels: str | None = None) -> None:
+def references(clips: list[Clip], data_dir: Path, kernels: str | None = None, sampled: bool = True) -> None:
     """Each clip's reference, greedy twin and sampled twin, decoded on `kernels` (tests/kernels.py; None: this CPU's
     own path) as the server is: the same model on the same kernels (at temperature 0, 8 of 104 clips read differently
     on an Intel Xeon's and on an AMD EPYC's).
 
     The reference and its greedy twin decode at temperature 0 only: faster-whisper's default falls back to sampling
     (temperatures 0.2-1.0) when a decode scores low, so a doubtful one-word clip's reference would be drawn at random,
-    run to run. `sampled` is that default decode (beam 5), which earlier runs scored against."""
+    run to run. `sampled` is that default decode (beam 5), which earlier runs scored against; `sampled=False` skips it
+    where it is not cached yet (bench_context and bench_revisions never read it: `clip.sampled` stays empty)."""
     from faster_whisper import WhisperModel
 
     from babelfish.engines.cascade.models import resolve_whisper
@@ -279,7 +286,7 @@ def references(clips: list[Clip], data_dir: Path, kernels: str | None = None) ->
     model = None
     path = f":{kernels or native() or platform.machine()}"
     # cache entry key -> (beam, temperature); "beam5" and "beam1" (the default fallback) are earlier runs' keys
-    decodes = {"beam5_t0": (5, 0.0), "beam1_t0": (1, 0.0), "beam5": (5, None)}
+    decodes = {"beam5_t0": (5, 0.0), "beam1_t0": (1, 0.0)} | ({"beam5": (5, None)} if sampled else {})
     for clip in clips:
         key = f"{folder.name}:{clip.language}:{hashlib.sha1(clip.audio.tobytes()).hexdigest()}{path}"
         entry = cache.setdefault(key, {})
@@ -291,7 +298,7 @@ def references(clips: list[Clip], data_dir: Path, kernels: str | None = None) ->
                     clip.audio, language=clip.language, beam_size=beam, vad_filter=False, **options
                 )
                 entry[name] = " ".join(s.text.strip() for s in segments).strip()
-        clip.reference, clip.greedy, clip.sampled = entry["beam5_t0"], entry["beam1_t0"], entry["beam5"]
+        clip.reference, clip.greedy, clip.sampled = entry["beam5_t0"], entry["beam1_t0"], entry.get("beam5", "")
     cache_path.write_text(json.dumps(cache, indent=1, ensure_ascii=False))
 
 
@@ -377,12 +384,19 @@ def write_tracks(
     crowd: tuple[int, float] | None = None,
     pink_db: float | None = None,
     sounds: bool = False,
+    room: str | None = None,
 ) -> dict[str, Path]:
     """Each speaker's microphone track as a WAV for the reference client (with a crowd: `with_crowd`; in steady noise:
-    `with_pink`; with coughs, sneezes and laughs: `with_sounds`)."""
+    `with_pink`; with coughs, sneezes and laughs: `with_sounds`; at a table in a room: bench/room.py)."""
+    speakers = sorted({c.speaker for c in conv.clips})
+    tracks = {speaker: track(conv, speaker) for speaker in speakers}
+    if room is not None:
+        from bench.room import at_table
+
+        tracks = at_table(tracks, SR, others=room == "table")
     paths = {}
-    for speaker in sorted({c.speaker for c in conv.clips}):
-        audio = track(conv, speaker)
+    for speaker in speakers:
+        audio = tracks[speaker]
         if sounds:
             audio, placed = with_sounds(conv, speaker, audio)
             print(f"  {conv.name}/{speaker}: {placed} sound(s) beside {speaker}'s clips")
@@ -449,6 +463,7 @@ class Score:
     stable_wers: list[float] = field(default_factory=list)
     sampled_wers: list[float] = field(default_factory=list)  # per clip, as finally held, against the sampled twin
     stray: int = 0  # transcripts whose speech overlaps none of their phone's turns (what a crowd alone became)
+    other_phone: int = 0  # `--room table`: transcripts of a speaker's turn sent from another phone than theirs
     translated_repeats: int = 0  # translations saying a phrase twice in a row that their transcript says once
     phrasebook: int = 0  # translations taken from the phrasebook (set phrases)
 
@@ -521,16 +536,19 @@ def _said_again(h: list[str], ref: list[str]) -> int:
 
 
 def score(
-    conv: Conversation, lines: list[tuple[float, dict]], t0: dict[str, float], verbose: bool
+    conv: Conversation, lines: list[tuple[float, dict]], t0: dict[str, float], verbose: bool, table: bool = False
 ) -> tuple[Score, list[float], list[float], list[float], list[float]]:
     """Per clip WER (as received, and as finally held) etc.; latencies (server, listener) in seconds for each
-    translation; per clip WER after revisions."""
+    translation; per clip WER after revisions. `table`: every phone hears every speaker (`--room table`), so a
+    transcript whose speech overlaps none of its phone's own turns goes with another speaker's turn at that time (the
+    server kept that phone's copy of the voice)."""
     first_listener = f"listen:{LISTEN[0]}"
     transcripts = [(t, m) for t, m in lines if m.get("type") == "transcript" and m["connection"] == first_listener]
     per_turn: dict[int, list[str]] = defaultdict(list)
     turn_of: dict[str, int] = {}
     heard: set[int] = set()
     strays: list[str] = []
+    other_phone = 0  # transcripts of a speaker kept from another phone than their own (`table`)
     # `speaker` is the voice the server recognised (speaker labels), which can name two similar voices alike; the
     # connection the audio came from is the speaker in this set.
     client_name = {m["client_id"]: m["name"] for _, m in lines if m.get("type") == "welcome"}
@@ -542,6 +560,10 @@ def score(
         start = end - max(0.0, m["audio_seconds"] - 0.5)
         mine = [i for i, tr in enumerate(conv.turns) if tr.clip.speaker == name]
         overlap = [i for i in mine if conv.turns[i].start < end + 0.3 and conv.turns[i].end > start - 0.3]
+        if table and not overlap:
+            theirs = [i for i, tr in enumerate(conv.turns) if tr.start < end + 0.3 and tr.end > start - 0.3]
+            overlap, mine = theirs, theirs or mine
+            other_phone += bool(theirs)
         last = overlap[-1] if overlap else min(mine, key=lambda i: abs(conv.turns[i].end - end))
         per_turn[last].append(m["text"])  # pieces joined into one utterance: its text goes with the last
         heard.update(overlap or [last])
@@ -569,7 +591,7 @@ def score(
             client_lat.append(t - t0[turn.clip.speaker] - turn.end)
             if client_lat[-1] > SLOW:
                 slow.append(f"{turn.clip.name[:24]} → {m['language']} {client_lat[-1] * 1000:.0f} ms")
-    total, wers, final_wers, unstable = Score(stray=len(strays)), [], [], 0
+    total, wers, final_wers, unstable = Score(stray=len(strays), other_phone=other_phone), [], [], 0
     if strays:
         print(f"  transcripts matching no turn (scored with the nearest): {'; '.join(strays)}")
     # Speakers' connections get translations too: each (utterance, language) once.
@@ -676,7 +698,7 @@ def run(args: argparse.Namespace) -> None:
         tmp = Path(tmp_name)
         convs = [c for c in build_set(tmp) if not args.only or c.name in args.only]
         crowd = (round(args.crowd[0]), args.crowd[1]) if args.crowd else None
-        wavs = {conv.name: write_tracks(conv, tmp, crowd, args.pink, args.sounds) for conv in convs}
+        wavs = {conv.name: write_tracks(conv, tmp, crowd, args.pink, args.sounds, args.room) for conv in convs}
         t = time.perf_counter()
         references([c for conv in convs for c in conv.clips], data_dir, args.kernels)
         print(f"references ready in {time.perf_counter() - t:.0f} s")
@@ -706,14 +728,15 @@ def run(args: argparse.Namespace) -> None:
             for conv in convs:
                 print(f"\n{conv.name}: {len(conv.clips)} clips, {len(conv.turns)} turns, {conv.seconds:.0f} s")
                 lines, t0 = asyncio.run(play(srv.ws_url, conv, wavs[conv.name], args.ptt))
-                s, wers, sl, cl, fw = score(conv, lines, t0, args.verbose)
+                s, wers, sl, cl, fw = score(conv, lines, t0, args.verbose, args.room == "table")
                 rl, singles = revision_latency(lines)
                 single_revisions += singles
                 print(f"  {conv.name}: WER {s.errors / max(1, s.words):.1%}, mean per clip {np.mean(wers):.1%}; "
                       f"after revisions {s.final_errors / max(1, s.words):.1%}, mean per clip {np.mean(fw):.1%} "
                       f"({len(rl)} revisions, {singles} of one-utterance turns); dropped {s.dropped}/{s.turns}, "
                       f"repeated {s.repeated}; against what was said, mean per clip {np.mean(s.said_wers):.1%}; "
-                      f"matching no turn {s.stray}",
+                      f"matching no turn {s.stray}"
+                      + (f"; sent from another speaker's phone {s.other_phone}" if args.room == "table" else ""),
                       flush=True)  # fmt: skip
                 total.final_errors += s.final_errors
                 total.said_wers += s.said_wers
@@ -730,6 +753,7 @@ def run(args: argparse.Namespace) -> None:
                 total.repeated += s.repeated
                 total.turns += s.turns
                 total.stray += s.stray
+                total.other_phone += s.other_phone
                 total.translated_repeats += s.translated_repeats
                 total.phrasebook += s.phrasebook
                 server_lat += sl
@@ -744,6 +768,8 @@ def run(args: argparse.Namespace) -> None:
           f"dropped turns {total.dropped}/{total.turns}, repeated phrases {total.repeated}, transcripts matching no "
           f"turn {total.stray}, translations with a repeat their transcript lacks "
           f"{total.translated_repeats}, translations from the phrasebook {total.phrasebook}")  # fmt: skip
+    if args.room == "table":
+        print(f"transcripts of a speaker sent from another speaker's phone: {total.other_phone}")
     print(f"speech end → translated text, server latency_ms: p50 {pct(server_lat, 50)} ms, p95 {pct(server_lat, 95)} ms"
           f" (n={len(server_lat)})")  # fmt: skip
     print(f"speech end → translated text at the listener: p50 {pct(client_lat, 50)} ms, p95 {pct(client_lat, 95)} ms")
@@ -806,6 +832,8 @@ def main() -> None:
                        help="each phone also hears VOICES voices all along, SNR_DB under its speaker")  # fmt: skip
     noise.add_argument("--pink", type=float, metavar="SNR_DB", help="each phone hears steady pink noise, SNR_DB under")
     p.add_argument("--sounds", action="store_true", help="coughs, sneezes and laughs beside about half the clips")
+    p.add_argument("--room", choices=["table", "reverb"], help="the phones lie on a table in a room (bench/room.py): "
+                   "each hears every speaker (table), or only its own, through the room (reverb)")  # fmt: skip
     p.add_argument(
         "--browser",
         choices=["ns", "no-ns"],

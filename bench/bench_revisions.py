@@ -167,7 +167,7 @@ def main() -> None:
     columns += [f"{mode}/{scope}" for mode in args.modes for scope in ("multi", "all")]
     with tempfile.TemporaryDirectory() as tmp:
         convs = [c for c in build_set(Path(tmp)) if not args.only or c.name in args.only]
-        references([c for conv in convs for c in conv.clips], data_dir)
+        references([c for conv in convs for c in conv.clips], data_dir, sampled=False)
         for conv in convs:
             cuts: list[Cut] = []
             for speaker in sorted({c.speaker for c in conv.clips}):

@@ -219,6 +219,67 @@ def test_a_phone_that_heard_only_part_never_replaces_the_whole(clip):
     asyncio.run(run())
 
 
+def _room_copy(speech_db: float, pauses_db: float, floor_db: float | None) -> Segment:
+    """A copy 3 s long: 2 s of speech at `speech_db`, then 1 s of its own pause at `pauses_db` (a room's echo of the
+    speech, and its noise), cut on a phone whose background floor is `floor_db`."""
+    rng = np.random.default_rng(0)
+    n_speech, n_pause = 2 * RATE // WINDOW * WINDOW, RATE // WINDOW * WINDOW
+    speech, pause = rng.standard_normal(n_speech) * db(speech_db), rng.standard_normal(n_pause) * db(pauses_db)
+    audio = np.concatenate([speech, pause])
+    probs = np.concatenate([np.full(n_speech // WINDOW, 0.95), np.full(n_pause // WINDOW, 0.05)]).astype(np.float32)
+    return Segment(audio.astype(np.float32), 3.0, "silence", probs, floor_db=floor_db)
+
+
+def test_at_a_table_the_nearer_phone_wins_over_the_room_by_its_floor():
+    # Both phones hear the room's noise at -50 dBFS. The speaker's own phone hears them 3.5 dB louder, and more of the
+    # room's echo in the copy's own pause (their voice fills the room more near them): judged by the pauses, the far
+    # phone's copy was the cleaner, and was kept (bench_echoes part 4); judged against each phone's floor, the near one.
+    near, far = _room_copy(-20, -33, None), _room_copy(-23.5, -42, None)
+    cn, cf = make_copy("near", near, 0.5), make_copy("far", far, 0.5)
+    assert cf.rank > cn.rank  # what a phone that does not know its floor yet still does
+    near, far = replace(near, floor_db=-50.0), replace(far, floor_db=-50.0)
+    cn, cf = make_copy("near", near, 0.5), make_copy("far", far, 0.5)
+    assert cn.rank > cf.rank
+    assert cn.score[0] - cf.score[0] in (3, 4)  # the level difference ...
+    louder = make_copy("far", replace(far, audio=far.audio * db(10), floor_db=-40.0), 0.5)
+    assert louder.score[0] == cf.score[0]  # ... whatever each phone's gain
+
+
+def test_people_at_a_table_are_each_kept_from_their_own_phone():
+    """Two people take turns at a table in a room (bench/room.py), each phone hearing both (the other ~3 dB down,
+    with more echo): every turn is delivered once, and, once the phones know their floor (3 s), from its speaker's
+    own phone, the one that decodes in their language. Judged by the copies' own pauses, 6 of these 12 turns were
+    kept from the other phone."""
+    from bench.bench_echoes import cut as cut_stream
+    from bench.bench_echoes import decide, delivered, noise, place, speakers
+    from bench.room import at_table
+
+    people = speakers()  # the human voices and four espeak-ng ones
+    config = SegmenterConfig.from_settings(Settings())
+    wrong: list[str] = []
+    for first, second in (("an4", "espeak1"), ("espeak1", "an4"), ("librivox", "espeak1")):
+        rng = np.random.default_rng(0)
+        clips = [(phone, people[name][k % len(people[name])]) for k in range(2) for phone, name in
+                 (("A", first), ("B", second))]  # fmt: skip
+        spans, t = [], 0.5
+        for phone, speech in clips:
+            spans.append((phone, t, t + len(speech) / RATE))
+            t += len(speech) / RATE + 0.7
+        total = int((t + 1.5) * RATE)
+        dry = {ph: np.zeros(total, np.float32) for ph in "AB"}
+        for (phone, speech), (_, at, _) in zip(clips, spans, strict=True):
+            dry[phone] += place(total, speech, at, 0)
+        heard = at_table(dry, RATE)
+        cuts = [c for ph in "AB" for c in cut_stream(heard[ph] + noise(total, -50, rng), ph, 0.03, config)]
+        kept = delivered(asyncio.run(asyncio.wait_for(decide(cuts, EchoConfig.from_settings(Settings())), 60)))
+        ends = [(c.phone, c.segment.speech_end - 0.03, len(c.segment.audio) / RATE) for c, _ in kept]
+        for phone, a, b in spans:
+            by = [ph for ph, end, length in ends if min(b, end) - max(a, end - length) > 0.1 * (b - a)]
+            if not (by == [phone] or (a < 3.0 and len(by) == 1)):
+                wrong.append(f"{first}/{second}: {phone}'s turn at {a:.1f} s delivered from {by}")
+    assert not wrong
+
+
 def test_off_keeps_every_copy(clip):
     (a,) = cut(stream([(clip, 0.5, 0)], 5.0, seed=1))
 
