@@ -49,6 +49,9 @@ KEEP_HYSTERESIS_DB = 3.0  # once a turn has begun, this much less keeps it going
 UPDATE_EVERY = 4  # windows (128 ms) between judgements: the room changes slower, and each costs ~15 us
 MIN_HISTORY_SECONDS = 3.0  # a floor from less is a guess: the gate stays off until then
 SILENT_DB = -120.0  # the level of digital silence, which has none
+# `known_floor` (for weighing one phone's copy of a voice against another's) needs this much sound that is not digital
+# silence: a phone's first turn already gets one, and the page's zeros while it plays a translation never count.
+HEARD_FLOOR_SECONDS = 1.0
 
 
 def level_db(rms: np.ndarray) -> np.ndarray:
@@ -73,6 +76,8 @@ class BackgroundGate:
         self._min = max(1, round(MIN_HISTORY_SECONDS / window_seconds))
         self._second = max(1, round(QUIET_SECOND / window_seconds))
         self.floor_db = SILENT_DB
+        self._heard_min = max(1, round(HEARD_FLOOR_SECONDS / window_seconds))
+        self._heard_floor: float | None = None
         self._voiced_background = False  # the last quiet seconds were mostly ones Silero calls voice
         self._stood_out_at = -(10**9)  # window count when the speaker last stood out over the floor
         self._stands_out_memory = round(STANDS_OUT_MEMORY_SECONDS / window_seconds)
@@ -80,14 +85,14 @@ class BackgroundGate:
 
     def add(self, level: float, prob: float) -> None:
         """Add one window: its level (dBFS) and Silero's probability."""
-        if self._margin <= 0:
-            return
         size = len(self._levels)
         i = self._n % size
         power = 10 ** (level / 10) if level > SILENT_DB else 0.0  # digital silence (a muted phone) is no quiet second
         self._levels[i], self._power[i], self._probs[i], self._quiet[i] = level, power, prob, False
         self._n += 1
-        if self._n >= self._min and (self._n - self._min) % UPDATE_EVERY == 0:
+        if self._n % UPDATE_EVERY == 0:
+            self._heard_floor = self._floor_of_sound()
+        if self._margin > 0 and self._n >= self._min and (self._n - self._min) % UPDATE_EVERY == 0:
             self._judge(i)
 
     def allows(self, level: float, speaking: bool) -> bool:
@@ -108,15 +113,23 @@ class BackgroundGate:
     def over(self, level: float) -> float:
         """How far a window `level` (dBFS) loud is over the floor (dB); infinite while the gate does not know the
         room."""
-        floor = self.known_floor
-        return level - floor if floor is not None else math.inf
+        return level - self.floor_db if self._margin > 0 and self._n >= self._min else math.inf
 
     @property
     def known_floor(self) -> float | None:
-        """The floor (dBFS) once there is history enough to know it (3 s), else None (or with the gate off: none is
-        kept). What a phone hears when nobody near it speaks: a level every phone's speech can be compared against,
-        whatever its gain (babelfish/echoes.py, `quality`)."""
-        return self.floor_db if self._margin > 0 and self._n >= self._min else None
+        """The floor (dBFS) of what the phone heard over the last 10 s, digital silence left out, once that was 1 s
+        (gate on or off); else None. Mostly what the phone hears when nobody near it speaks: a level that every phone's
+        speech can be weighed against whatever its gain (babelfish/echoes.py, `quality`). Where people talk on without
+        pauses it is a quantile of their speech instead, and the room's echo of it counts again."""
+        return self._heard_floor
+
+    def _floor_of_sound(self) -> float | None:
+        seen = self._levels[: min(self._n, len(self._levels))]
+        heard = seen[seen > SILENT_DB]  # the page sends zeros while it plays a translation: those are no floor
+        if len(heard) < self._heard_min:
+            return None
+        k = int(FLOOR_QUANTILE * (len(heard) - 1))
+        return float(np.partition(heard, k)[k])
 
     def _judge(self, i: int) -> None:
         """The floor, the quiet seconds and the verdict, from the history up to window slot `i`."""

@@ -208,9 +208,9 @@ def similarity(a: np.ndarray, b: np.ndarray, offset: int, max_lag: int) -> float
 
 
 def quality(segment: Segment, vad_threshold: float) -> tuple[float, float]:
-    """(speech-to-noise estimate in dB, capped at 40, whole dB; speech level in dBFS): higher is the better copy.
-    The noise is the phone's floor, what it hears while nobody near it speaks (`Segment.floor_db`), once the phone
-    knows it; before, the segment's own windows that Silero calls silence."""
+    """(speech-to-noise estimate in dB, capped at 60, whole dB; speech level in dBFS): higher is the better copy.
+    The noise is the phone's floor, mostly what it hears while nobody near it speaks (`Segment.floor_db`), once the
+    phone knows it (after 1 s of sound); before, the segment's own windows that Silero calls silence."""
     # Not the segment's own pauses once the floor is known: at a table in a room they hold the room's echo of the
     # speech itself, and the far phone's held less of it often enough to win (5 of 32 turns kept from the wrong phone,
     # bench_echoes part 4). Against the floor the nearer phone's copy is the louder one, whatever each phone's gain.
@@ -228,7 +228,8 @@ def quality(segment: Segment, vad_threshold: float) -> tuple[float, float]:
         noise_db = segment.floor_db
     else:
         noise_db = 10 * np.log10(float(energy[~voiced].mean()) + 1e-12) if (~voiced).any() else -100.0
-    return min(40.0, round(speech_db - noise_db)), speech_db
+    # Capped where a quiet room's floor would otherwise leave the copies' order to each phone's gain (level, next).
+    return min(60.0, round(speech_db - noise_db)), speech_db
 
 
 # --- copies and verdicts -----------------------------------------------------------------------------------------

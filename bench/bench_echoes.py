@@ -1,6 +1,6 @@
 """One phone per voice: false merges, misses and the latency the kept copy pays.
 
-    python -m bench.bench_echoes [--parts 123] [--seed 0] [--servers 1,2] [--relay-ms 2,20] [--runs 8]
+    python -m bench.bench_echoes [--parts 1234] [--seed 0] [--servers 1,2] [--relay-ms 2,20] [--runs 8]
 
 1. Decisions (no server, faster than real time): each scenario makes what two phones' microphones pick up, cuts each
    stream with the real VAD (Silero, the server's segmenter settings) at simulated arrival times, and runs the real
@@ -27,6 +27,9 @@
    with the feature on and off, and the kept copy's latency in scenario (a).
 3. Through a real cluster (redis-server, two servers with the test engine, real time): the two phones on different
    servers, a listener on the second; scenario (a) `--runs` times and (b) `--runs` times: deliveries counted.
+4. (d) A table in a room (bench/room.py, no server, as part 1): 2 and then 4 people take turns, each with a phone in
+   front of them that hears everyone through the room; `--runs` runs each: turns delivered once, and from the
+   speaker's own phone.
 """
 
 from __future__ import annotations

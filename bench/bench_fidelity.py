@@ -548,7 +548,7 @@ def score(
     turn_of: dict[str, int] = {}
     heard: set[int] = set()
     strays: list[str] = []
-    other_phone = 0  # transcripts of a speaker kept from another phone than their own (`table`)
+    other_phone = 0  # transcripts of a speaker's turn sent from another phone than theirs (`table`)
     # `speaker` is the voice the server recognised (speaker labels), which can name two similar voices alike; the
     # connection the audio came from is the speaker in this set.
     client_name = {m["client_id"]: m["name"] for _, m in lines if m.get("type") == "welcome"}
@@ -562,7 +562,7 @@ def score(
         overlap = [i for i in mine if conv.turns[i].start < end + 0.3 and conv.turns[i].end > start - 0.3]
         if table and not overlap:
             theirs = [i for i, tr in enumerate(conv.turns) if tr.start < end + 0.3 and tr.end > start - 0.3]
-            overlap, mine = theirs, theirs or mine
+            overlap = theirs
             other_phone += bool(theirs)
         last = overlap[-1] if overlap else min(mine, key=lambda i: abs(conv.turns[i].end - end))
         per_turn[last].append(m["text"])  # pieces joined into one utterance: its text goes with the last
@@ -736,7 +736,7 @@ def run(args: argparse.Namespace) -> None:
                       f"({len(rl)} revisions, {singles} of one-utterance turns); dropped {s.dropped}/{s.turns}, "
                       f"repeated {s.repeated}; against what was said, mean per clip {np.mean(s.said_wers):.1%}; "
                       f"matching no turn {s.stray}"
-                      + (f"; sent from another speaker's phone {s.other_phone}" if args.room == "table" else ""),
+                      + (f"; transcripts from another speaker's phone {s.other_phone}" if args.room == "table" else ""),
                       flush=True)  # fmt: skip
                 total.final_errors += s.final_errors
                 total.said_wers += s.said_wers
@@ -769,7 +769,7 @@ def run(args: argparse.Namespace) -> None:
           f"turn {total.stray}, translations with a repeat their transcript lacks "
           f"{total.translated_repeats}, translations from the phrasebook {total.phrasebook}")  # fmt: skip
     if args.room == "table":
-        print(f"transcripts of a speaker sent from another speaker's phone: {total.other_phone}")
+        print(f"transcripts of a speaker's turn sent from another speaker's phone: {total.other_phone}")
     print(f"speech end → translated text, server latency_ms: p50 {pct(server_lat, 50)} ms, p95 {pct(server_lat, 95)} ms"
           f" (n={len(server_lat)})")  # fmt: skip
     print(f"speech end → translated text at the listener: p50 {pct(client_lat, 50)} ms, p95 {pct(client_lat, 95)} ms")

@@ -286,3 +286,18 @@ def test_a_turn_cut_at_the_length_cap_in_a_crowd_keeps_all_its_audio():
     got = cut(*start, *clause, tone(2.0, crowd), seg=Segmenter(Loud(), config))
     capped = [s for at, s in got if s.cut == "max_length" and at > 8]  # (the first 4 s: before the gate was on)
     assert len(capped) == 1 and len(capped[0].audio) / 16000 >= 3.9, [(s.cut, len(s.audio) / 16000) for _, s in got]
+
+
+def test_a_phones_floor_for_its_copies_needs_a_second_of_sound_and_no_zeros_count():
+    """`known_floor`, gate on or off: digital silence (the page's zeros while it plays a translation) is no sound."""
+    for margin in (8.0, 0.0):
+        g = gate(margin)
+        for _ in range(200):  # 6.4 s of zeros
+            g.add(-120.0, 0.0)
+        assert g.known_floor is None
+        for _ in range(40):  # 1.28 s of room noise around -50 dBFS
+            g.add(-50.0 + float(RNG.normal(0, 1)), 0.05)
+        assert g.known_floor is not None and -53 < g.known_floor < -49
+        for _ in range(100):  # more zeros: the floor stays the room's
+            g.add(-120.0, 0.0)
+        assert g.known_floor is not None and -53 < g.known_floor < -49

@@ -43,7 +43,7 @@ MAX_ECHO_FRAMES = 12_000  # envelopes of one remote copy: 120 s, the longest max
 MAX_ECHO_ROOM_FRAMES = 36_000  # envelopes of remote copies kept per room (~1.2 MB); beyond, the oldest go
 ECHO_PAST = 150.0  # seconds a time told by a peer may lie in the past (an utterance is 120 s at most, plus lag)
 ECHO_FUTURE = 5.0  # seconds it may lie ahead of our clock (skew; the filter itself needs NTP's milliseconds)
-MAX_QUALITY = 1000.0  # |dB| of a copy's quality figures (its speech-to-noise is capped at 40, its level is dBFS)
+MAX_QUALITY = 1000.0  # |dB| of a copy's quality figures (its speech-to-noise is capped at 60, its level is dBFS)
 MAX_OUTCOME_CHARS = 32  # a kept copy's outcome: ok, shed, none, error, gone
 
 # --- what was ignored, and why ----------------------------------------------------------------------------------
