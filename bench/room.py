@@ -4,9 +4,13 @@ The speakers sit around a round table in a furnished meeting room, each with a p
 Every phone hears every speaker through the room (pyroomacoustics' image-source model, reverberation time 0.4 s): its
 own speaker from about 0.6 m away, each other speaker from 1-2 m, later, quieter (about 6-8 dB down, direct path) and
 with more of the room in it. That is the open microphone people really use: a phone never hears only its owner.
+Every phone also hears the room's own quiet noise (ventilation, its microphone's hiss), its own draw of it: a real
+phone's pauses are never digital silence.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 
@@ -15,6 +19,7 @@ RT60 = 0.4  # seconds: a furnished room
 TABLE = (2.5, 2.0)  # the table's centre
 SEAT, PHONE = 0.9, 0.45  # each speaker's mouth, and their phone, from the table's centre (m)
 MOUTH, TABLE_TOP = 1.2, 0.75  # heights (m)
+NOISE_DBFS = -50.0  # the room's noise at each phone, RMS
 
 
 def places(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,12 +46,16 @@ def impulses(n: int, sr: int) -> list[list[np.ndarray]]:
     return [[np.asarray(room.rir[p][s], np.float64) for p in range(n)] for s in range(n)]
 
 
-def at_table(tracks: dict[str, np.ndarray], sr: int, others: bool = True) -> dict[str, np.ndarray]:
+def at_table(
+    tracks: dict[str, np.ndarray], sr: int, others: bool = True, noise_dbfs: float | None = NOISE_DBFS
+) -> dict[str, np.ndarray]:
     """Each phone's microphone track: its own speaker through the room and, with `others`, every other speaker too
-    (without: the room's reverberation alone, to tell the two effects apart). Tracks keep their length; each phone's is
-    scaled by its own speaker's path so that the room neither adds nor takes away that speaker's energy (a phone's
-    gain control)."""
+    (without: the room's reverberation alone, to tell the two effects apart), over the room's noise at `noise_dbfs`
+    (pink, seeded by the phone's name; None: none). Tracks keep their length; each phone's is scaled by its own
+    speaker's path so that the room neither adds nor takes away that speaker's energy (a phone's gain control)."""
     from scipy.signal import fftconvolve
+
+    from tests.engines.conversation_audio import SR, pink
 
     names = sorted(tracks)
     h = impulses(len(names), sr)
@@ -58,5 +67,9 @@ def at_table(tracks: dict[str, np.ndarray], sr: int, others: bool = True) -> dic
             for s, other in enumerate(names):
                 if s != p:
                     mix += fftconvolve(tracks[other].astype(np.float64), h[s][p])[: len(dry)]
-        out[name] = np.clip(mix / np.linalg.norm(h[p][p]), -1.0, 1.0).astype(np.float32)
+        mix /= np.linalg.norm(h[p][p])
+        if noise_dbfs is not None:
+            hiss = pink(len(mix) / SR + 0.01, 0.5, np.random.default_rng(zlib.crc32(f"room/{name}".encode())))
+            mix += hiss[: len(mix)] * 10 ** (noise_dbfs / 20) / np.sqrt(np.mean(hiss**2))
+        out[name] = np.clip(mix, -1.0, 1.0).astype(np.float32)
     return out

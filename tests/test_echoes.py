@@ -269,7 +269,7 @@ def test_people_at_a_table_are_each_kept_from_their_own_phone():
         dry = {ph: np.zeros(total, np.float32) for ph in "AB"}
         for (phone, speech), (_, at, _) in zip(clips, spans, strict=True):
             dry[phone] += place(total, speech, at, 0)
-        heard = at_table(dry, RATE)
+        heard = at_table(dry, RATE, noise_dbfs=None)  # each phone's own noise below
         cuts = [c for ph in "AB" for c in cut_stream(heard[ph] + noise(total, -50, rng), ph, 0.03, config)]
         kept = delivered(asyncio.run(asyncio.wait_for(decide(cuts, EchoConfig.from_settings(Settings())), 60)))
         ends = [(c.phone, c.segment.speech_end - 0.03, len(c.segment.audio) / RATE) for c, _ in kept]

@@ -27,7 +27,7 @@ def _onset(x: np.ndarray) -> int:
 
 def test_every_phone_hears_a_speaker_its_own_loudest_and_first() -> None:
     dry = _tracks()
-    out = at_table(dry, SR)
+    out = at_table(dry, SR, noise_dbfs=None)
     assert set(out) == {"A", "B"}
     assert all(out[k].dtype == np.float32 and len(out[k]) == len(dry[k]) for k in out)
     # A's own phone keeps A as loud as the dry track (the phone's gain)...
@@ -39,9 +39,16 @@ def test_every_phone_hears_a_speaker_its_own_loudest_and_first() -> None:
 
 
 def test_reverb_alone_keeps_each_phone_to_its_own_speaker() -> None:
-    out = at_table(_tracks(), SR, others=False)
+    out = at_table(_tracks(), SR, others=False, noise_dbfs=None)
     assert not np.any(out["B"])
     assert _db(out["A"]) > -30
+
+
+def test_every_phone_hears_the_rooms_own_noise_its_own_draw():
+    out = at_table(_tracks(), SR, others=False)
+    quiet = slice(int(1.7 * SR), 2 * SR)  # after A's burst and the room's echo of it (0.9 s)
+    assert all(abs(_db(out[k][quiet]) + 50) < 3 for k in out)  # pink: a short stretch wanders a dB or two
+    assert not np.allclose(out["A"][quiet], out["B"][quiet])
 
 
 def test_each_phone_lies_nearer_its_own_speaker_than_any_other() -> None:
