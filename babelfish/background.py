@@ -50,7 +50,8 @@ UPDATE_EVERY = 4  # windows (128 ms) between judgements: the room changes slower
 MIN_HISTORY_SECONDS = 3.0  # a floor from less is a guess: the gate stays off until then
 SILENT_DB = -120.0  # the level of digital silence, which has none
 # `known_floor` (for weighing one phone's copy of a voice against another's) needs this much sound that is not digital
-# silence: a phone's first turn already gets one, and the page's zeros while it plays a translation never count.
+# silence (the page's zeros while it plays a translation never count). A phone that talks within its first seconds
+# has heard mostly its speaker by then: its floor lies high and its copies rank low, as with no floor.
 HEARD_FLOOR_SECONDS = 1.0
 
 

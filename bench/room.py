@@ -2,10 +2,10 @@
 
 The speakers sit around a round table in a furnished meeting room, each with a phone on the table in front of them.
 Every phone hears every speaker through the room (pyroomacoustics' image-source model, reverberation time 0.4 s): its
-own speaker from about 0.6 m away, each other speaker from 1-2 m, later, quieter (about 6-8 dB down, direct path) and
-with more of the room in it. That is the open microphone people really use: a phone never hears only its owner.
-Every phone also hears the room's own quiet noise (ventilation, its microphone's hiss), its own draw of it: a real
-phone's pauses are never digital silence.
+own speaker from about 0.6 m away, each other speaker from 1-1.4 m, later, quieter (4-7 dB down by the direct path,
+about 3 dB with the room's echo) and with more of the room in it. That is the open microphone people really use: a
+phone never hears only its owner. Every phone also hears the room's own quiet noise (ventilation, its microphone's
+hiss), its own draw of it: a real phone's pauses are never digital silence.
 """
 
 from __future__ import annotations
