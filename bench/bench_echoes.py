@@ -385,7 +385,7 @@ def part1(seed: int, servers: int = 1, latency: float = 0.0) -> None:
 
 def part4(seed: int, runs: int) -> None:
     """A table in a room (bench/room.py): people around it take turns, each with a phone in front of them, and every
-    phone hears every speaker through the room (the others 1-2 m away, reverberation time 0.4 s), over its own room
+    phone hears every speaker through the room (the others 1-1.4 m away, reverberation time 0.4 s), over its own room
     noise (-50 dBFS). Each turn should be delivered once, from its speaker's own phone: the nearest, and the one whose
     language the speaker chose (another phone's copy is decoded in that phone's language)."""
     from bench.room import at_table

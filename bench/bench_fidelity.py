@@ -58,7 +58,7 @@ getUserMedia asks for it (echo cancellation, automatic gain, and noise suppressi
 so the server gets what a phone's browser sends. It adds the conversation's length in real time per set.
 
 `--room table|reverb`: the speakers sit around a table in a room, each phone in front of its speaker
-(bench/room.py). `table`: every phone hears every speaker through the room, the others 1-2 m away, so the server gets
+(bench/room.py). `table`: every phone hears every speaker through the room, the others 1-1.4 m away, so the server gets
 each voice from every phone and must send it once (one phone per voice); a transcript of a speaker sent from another
 phone than theirs is scored with their turn, and counted. `reverb`: each phone hears only its own speaker, through the
 same room, to tell the room's echo from the other voices.
