@@ -383,13 +383,54 @@ def part1(seed: int, servers: int = 1, latency: float = 0.0) -> None:
             )
 
 
+@dataclass
+class TableTurn:
+    phone: str  # the speaker's own phone
+    start: float  # on the room's timeline (s)
+    by: list[str]  # the phones its delivered copies came from
+
+
+def at_the_table(
+    turns: list[tuple[str, np.ndarray]],
+    net: dict[str, float],
+    rng: np.random.Generator,
+    vad: SegmenterConfig,
+    config: EchoConfig,
+) -> tuple[list[TableTurn], int]:
+    """`turns` (phone, clip) taken in order at a table in a room (bench/room.py), each 0.7 s after the last one's end
+    (bench_fidelity's gap). Every phone hears every speaker through the room, over its own room noise (-50 dBFS),
+    its frames arriving `net[phone]` s late; the real VAD cuts each phone's stream and the real Echoes decides. Returns
+    each turn with the phones its delivered copies came from, and how many delivered copies spanned two turns."""
+    from bench.room import at_table
+
+    spans: list[tuple[str, float, float]] = []  # (phone, start, end) on the room's timeline
+    t = 0.5
+    for phone, clip in turns:
+        spans.append((phone, t, t + len(clip) / RATE))
+        t += len(clip) / RATE + 0.7
+    total = int((t + 1.5) * RATE)
+    dry = {phone: np.zeros(total, np.float32) for phone in net}
+    for (phone, clip), (_, at, _) in zip(turns, spans, strict=True):
+        dry[phone] += place(total, clip, at, 0)
+    heard = at_table(dry, RATE, noise_dbfs=None)  # each phone's own noise below
+    cuts = [c for ph in net for c in cut(heard[ph] + noise(total, -50, rng), ph, net[ph], vad)]
+    got: list[TableTurn] = [TableTurn(phone, a, []) for phone, a, _ in spans]
+    spanning = 0
+    for c, _ in delivered(asyncio.run(asyncio.wait_for(decide(cuts, config), 60))):
+        end = c.segment.speech_end - net[c.phone]
+        lo = end - len(c.segment.audio) / RATE
+        inside = [i for i, (_, a, b) in enumerate(spans) if min(b, end) - max(a, lo) > 0.1 * (b - a)]
+        spanning += len(inside) > 1
+        for i in inside:
+            got[i].by.append(c.phone)
+    return got, spanning
+
+
 def part4(seed: int, runs: int) -> None:
     """A table in a room (bench/room.py): people around it take turns, each with a phone in front of them, and every
     phone hears every speaker through the room (the others 1-1.4 m away, reverberation time 0.4 s), over its own room
     noise (-50 dBFS). Each turn should be delivered once, from its speaker's own phone: the nearest, and the one whose
     language the speaker chose (another phone's copy is decoded in that phone's language)."""
-    from bench.room import at_table
-
     rng = np.random.default_rng(seed)
     s = Settings()
     vad = SegmenterConfig.from_settings(s)
@@ -401,36 +442,19 @@ def part4(seed: int, runs: int) -> None:
         for _ in range(runs):
             who = [names[i] for i in rng.choice(len(names), n_phones, replace=False)]
             phones = [chr(ord("A") + i) for i in range(n_phones)]
-            # Each takes a turn in order, 0.7 s after the last one's end (bench_fidelity's gap), twice round.
-            spans: list[tuple[str, float, float]] = []  # (phone, start, end) on the room's timeline
-            t, placed = 0.5, []
-            for phone, name in list(zip(phones, who, strict=True)) * 2:
-                clip = people[name][int(rng.integers(len(people[name])))]
-                placed.append((phone, clip, t))
-                spans.append((phone, t, t + len(clip) / RATE))
-                t += len(clip) / RATE + 0.7
-            total = int((t + 1.5) * RATE)
-            dry = {ph: np.zeros(total, np.float32) for ph in phones}
-            for phone, clip, at in placed:
-                dry[phone] += place(total, clip, at, 0)
-            heard = at_table(dry, RATE, noise_dbfs=None)  # each phone's own noise below
+            taken = [  # each takes a turn in order, twice round
+                (phone, people[name][int(rng.integers(len(people[name])))])
+                for phone, name in list(zip(phones, who, strict=True)) * 2
+            ]
             net = dict(zip(phones, rng.uniform(0.02, 0.08, n_phones), strict=True))
-            cuts = [c for ph in phones for c in cut(heard[ph] + noise(total, -50, rng), ph, net[ph], vad)]
-            out = asyncio.run(decide(cuts, config))
-            got: dict[int, list[str]] = {i: [] for i in range(len(spans))}
-            for c, _ in delivered(out):
-                end = c.segment.speech_end - net[c.phone]
-                lo = end - len(c.segment.audio) / RATE
-                inside = [i for i, (_, a, b) in enumerate(spans) if min(b, end) - max(a, lo) > 0.1 * (b - a)]
-                spanning += len(inside) > 1
-                for i in inside:
-                    got[i].append(c.phone)
-            for i, (phone, _, _) in enumerate(spans):
+            got, spans_two = at_the_table(taken, net, rng, vad, config)
+            spanning += spans_two
+            for turn in got:
                 turns += 1
-                once += len(got[i]) == 1
-                own += got[i] == [phone]
-                lost += not got[i]
-                twice += len(got[i]) > 1
+                once += len(turn.by) == 1
+                own += turn.by == [turn.phone]
+                lost += not turn.by
+                twice += len(turn.by) > 1
         print(
             f"(d) {n_phones} people at a table, {n_phones} phones each hearing all (room, RT60 0.4 s): {turns} turns: "
             f"delivered once {once} (from the speaker's own phone {own}), lost {lost}, twice or more {twice}; "

@@ -247,36 +247,24 @@ def test_at_a_table_the_nearer_phone_wins_over_the_room_by_its_floor():
 
 def test_people_at_a_table_are_each_kept_from_their_own_phone():
     """Two people take turns at a table in a room (bench/room.py), each phone hearing both (the other ~3 dB down,
-    with more echo): every turn is delivered once, and, once the phones know their floor (3 s), from its speaker's
-    own phone, the one that decodes in their language. Judged by the copies' own pauses, 6 of these 12 turns were
-    kept from the other phone."""
-    from bench.bench_echoes import cut as cut_stream
-    from bench.bench_echoes import decide, delivered, noise, place, speakers
-    from bench.room import at_table
+    with more echo): every turn is delivered once, and, after the first 3 s (a phone's floor needs its first second
+    of sound), from its speaker's own phone, the one that decodes in their language. Judged by the copies' own pauses,
+    6 of these 12 turns were kept from the other phone."""
+    from bench.bench_echoes import at_the_table, speakers
 
     people = speakers()  # the human voices and four espeak-ng ones
-    config = SegmenterConfig.from_settings(Settings())
+    settings = Settings()
     wrong: list[str] = []
     for first, second in (("an4", "espeak1"), ("espeak1", "an4"), ("librivox", "espeak1")):
-        rng = np.random.default_rng(0)
-        clips = [(phone, people[name][k % len(people[name])]) for k in range(2) for phone, name in
+        taken = [(phone, people[name][k % len(people[name])]) for k in range(2) for phone, name in
                  (("A", first), ("B", second))]  # fmt: skip
-        spans, t = [], 0.5
-        for phone, speech in clips:
-            spans.append((phone, t, t + len(speech) / RATE))
-            t += len(speech) / RATE + 0.7
-        total = int((t + 1.5) * RATE)
-        dry = {ph: np.zeros(total, np.float32) for ph in "AB"}
-        for (phone, speech), (_, at, _) in zip(clips, spans, strict=True):
-            dry[phone] += place(total, speech, at, 0)
-        heard = at_table(dry, RATE, noise_dbfs=None)  # each phone's own noise below
-        cuts = [c for ph in "AB" for c in cut_stream(heard[ph] + noise(total, -50, rng), ph, 0.03, config)]
-        kept = delivered(asyncio.run(asyncio.wait_for(decide(cuts, EchoConfig.from_settings(Settings())), 60)))
-        ends = [(c.phone, c.segment.speech_end - 0.03, len(c.segment.audio) / RATE) for c, _ in kept]
-        for phone, a, b in spans:
-            by = [ph for ph, end, length in ends if min(b, end) - max(a, end - length) > 0.1 * (b - a)]
-            if not (by == [phone] or (a < 3.0 and len(by) == 1)):
-                wrong.append(f"{first}/{second}: {phone}'s turn at {a:.1f} s delivered from {by}")
+        got, _ = at_the_table(
+            taken, {"A": 0.03, "B": 0.03}, np.random.default_rng(0), SegmenterConfig.from_settings(settings),
+            EchoConfig.from_settings(settings),
+        )  # fmt: skip
+        for turn in got:
+            if not (turn.by == [turn.phone] or (turn.start < 3.0 and len(turn.by) == 1)):
+                wrong.append(f"{first}/{second}: {turn.phone}'s turn at {turn.start:.1f} s delivered from {turn.by}")
     assert not wrong
 
 
