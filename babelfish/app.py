@@ -149,17 +149,19 @@ def create_app(
                 loaded, queue, rooms, metrics, cluster, speakers, archive, turns, settings.revision_single_pieces,
                 settings.revision_context,
             )  # fmt: skip
-            partials = make_partials(
-                settings.partials, settings.partial_interval_seconds, loaded, queue, rooms, metrics, cluster,
-                pipeline.new_id, speakers.label,
-            )  # fmt: skip
-            early = make_early_reads(settings.early_read_ms, settings.vad_silence_ms, loaded, queue, pipeline, metrics)
-            segmenter_config = SegmenterConfig.from_settings(settings)
-            if early is None:  # a cut's words are read from all of its audio
-                segmenter_config = dataclasses.replace(segmenter_config, early_read_ms=0)
             # One phone per voice spans the cluster: each server tells the others about its phones' copies.
             echoes = Echoes(EchoConfig.from_settings(settings), pipeline.new_id, link=cluster)
             cluster.listen_echoes(echoes)
+            partials = make_partials(
+                settings.partials, settings.partial_interval_seconds, loaded, queue, rooms, metrics, cluster,
+                pipeline.new_id, speakers.label, echoes,
+            )  # fmt: skip
+            early = make_early_reads(
+                settings.early_read_ms, settings.vad_silence_ms, loaded, queue, pipeline, metrics, echoes
+            )
+            segmenter_config = SegmenterConfig.from_settings(settings)
+            if early is None:  # a cut's words are read from all of its audio
+                segmenter_config = dataclasses.replace(segmenter_config, early_read_ms=0)
             app.state.hub = Hub(
                 settings=settings,
                 engine=loaded,

@@ -12,8 +12,10 @@ read was for nothing: engine time the engine had free.
 Priority: an early read goes as a streaming partial does (babelfish/inference.py): it starts only when no other kind
 of call runs or waits and a worker is free, and never waits; a busy engine reads the utterance at its cut as before.
 One at a time per speaker, once per pause (tried again after each VAD step while the engine stays busy, and counted
-once); the speaker's partials stop there (the final is near). `/metrics` counts them (`babelfish_early_reads`: run,
-used by the cut's transcript, busy, stale; `babelfish_early_read_seconds`: their engine time).
+once); the speaker's partials stop there (the final is near). A pause that another phone of the room hears better is
+not read (babelfish/heard_better.py): one phone per voice will keep that phone's copy, not this one. `/metrics` counts
+them (`babelfish_early_reads`: run, used by the cut's transcript, busy, stale, elsewhere;
+`babelfish_early_read_seconds`: their engine time).
 
 An engine takes part if it can read ahead (`EarlyEngine`): the cascade can; SeamlessM4T does not.
 """
@@ -26,7 +28,9 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, runtime_checkable
 
+from babelfish.echoes import Echoes
 from babelfish.engines.base import Utterance
+from babelfish.heard_better import pause_heard_better
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.metrics import Metrics
 from babelfish.pipeline import Pipeline
@@ -47,8 +51,16 @@ class EarlyEngine(Protocol):
 class EarlyReads:
     """The server's early reads: what every speaker's `EarlyStream` shares."""
 
-    def __init__(self, engine: EarlyEngine, queue: InferenceQueue, pipeline: Pipeline, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        engine: EarlyEngine,
+        queue: InferenceQueue,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        echoes: Echoes | None = None,
+    ) -> None:
         self.engine, self.queue, self.pipeline, self.metrics = engine, queue, pipeline, metrics
+        self.echoes = echoes  # one phone per voice: a pause another phone hears better is not read
 
     def stream(self, who: Participant, spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]) -> EarlyStream:
         return EarlyStream(self, who, spawn)
@@ -64,6 +76,7 @@ class EarlyStream:
         self._busy = False  # a read of this speaker is queued or running
         self._last: tuple[int, int] | None = None  # (serial, read_until) of the last pause read, or tried and shed
         self._retry = False  # that try found the engine busy: tried again after the next step while the pause lasts
+        self._weighed: tuple[int, int] | None = None  # the pause last found to be this phone's to read (not elsewhere)
 
     def snapshot(self, segmenter: Segmenter) -> ReadAhead | None:
         """In the VAD thread, right after a step: the open segment as its cut will read it, when a pause has lasted
@@ -88,6 +101,14 @@ class EarlyStream:
     async def _read(self, ahead: ReadAhead, again: bool) -> None:
         s = self._s
         try:
+            point = (ahead.serial, ahead.read_until)
+            if s.echoes is not None and self._weighed != point:  # once a pause: not again on a retry
+                kept = await self._elsewhere(s.echoes, ahead)
+                if kept is not None:
+                    s.metrics.early_read("elsewhere")
+                    log.debug("%s: not read early, %s hears it better", self._who.id, kept)
+                    return
+                self._weighed = point
             utterance = s.pipeline.first_pass(self._who, ahead.audio, ahead.speech_probs, ahead.read_until)
             seconds = await s.queue.partial(_timed, s.engine, utterance, owner=self._who.id, max_wait=MAX_WAIT,
                                             early=True)  # fmt: skip
@@ -104,6 +125,17 @@ class EarlyStream:
         finally:
             self._busy = False
 
+    async def _elsewhere(self, echoes: Echoes, ahead: ReadAhead) -> str | None:
+        """The phone of the room that hears this pause better (babelfish/heard_better.py), if any."""
+        copies, hearing = echoes.rivals(self._who.room_name, self._who.id)
+        if not (copies or hearing):  # a phone alone in its room asks nothing
+            return None
+        try:
+            return await asyncio.to_thread(pause_heard_better, self._who.id, ahead, copies, hearing, echoes.config)
+        except Exception:  # an economy: without an answer the pause is read as before
+            log.exception("weighing %s's pause against the room's other phones failed", self._who.id)
+            return None
+
 
 def _timed(engine: EarlyEngine, utterance: Utterance) -> float:
     """In a worker: the early read, and the engine time it took."""
@@ -113,7 +145,13 @@ def _timed(engine: EarlyEngine, utterance: Utterance) -> float:
 
 
 def make_early_reads(
-    early_read_ms: int, silence_ms: int, engine: object, queue: InferenceQueue, pipeline: Pipeline, metrics: Metrics
+    early_read_ms: int,
+    silence_ms: int,
+    engine: object,
+    queue: InferenceQueue,
+    pipeline: Pipeline,
+    metrics: Metrics,
+    echoes: Echoes | None = None,
 ) -> EarlyReads | None:
     """The service, or None (logged) when early reads are off, do not fit in the pause, or the engine has none."""
     if not early_windows(early_read_ms, silence_ms):
@@ -123,4 +161,4 @@ def make_early_reads(
         log.info("early reads: off, the %s engine does not read ahead", type(engine).__name__)
         return None
     log.info("early reads: on, %d ms into the pause that ends an utterance", early_read_ms)
-    return EarlyReads(engine, queue, pipeline, metrics)
+    return EarlyReads(engine, queue, pipeline, metrics, echoes)

@@ -548,6 +548,18 @@ class Echoes:
             state.notify()
             self._tell(room, {"op": "open", "c": client_id, "since": self._to_wall(since)})
 
+    def rivals(self, room: str, client_id: str) -> tuple[list[tuple[Copy, bool]], list[tuple[str, Hearing]]]:
+        """What an early read or a partial asks whether another phone hears its speech better
+        (babelfish/heard_better.py), as it stands now: the room's copies from other phones but those heard elsewhere
+        or not delivered, each with whether it was kept; and the other phones of this server mid-utterance, with what
+        each heard so far. Empty when the filter is off."""
+        state = self._rooms.get(room) if self.config.enabled else None
+        if state is None:
+            return [], []
+        copies = [(c, c.verdict is not None) for c in state.copies
+                  if c.client_id != client_id and (c.verdict is None or stands(c))]  # fmt: skip
+        return copies, [(who, hearing) for who, hearing in state.hearing.items() if who != client_id]
+
     def register(self, room: str, client_id: str, segment: Segment, features: np.ndarray | None = None) -> None:
         """A client's VAD cut `segment`: rivals see it from now on, while it waits in the client's queue.
         `features`: its `envelopes`, computed in the VAD thread when the room `shares` (told to the other servers)."""
@@ -634,7 +646,7 @@ class Echoes:
         # Only a copy that covers most of this one may replace it: a phone that heard half a sentence never stands
         # in for the whole of it.
         same = [c for c in rivals if covers(c, copy) >= cfg.min_coverage and same_speech(copy, c, cfg)]
-        kept = [c for c in same if _stands(c)]
+        kept = [c for c in same if stands(c)]
         if kept:
             best = max(kept, key=lambda c: c.rank)
             assert best.verdict is not None
@@ -810,7 +822,7 @@ def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float
     return shared, similarity(copy.features, features, offset, lag), most
 
 
-def _stands(c: Copy) -> bool:
+def stands(c: Copy) -> bool:
     """A kept copy that was delivered or still may be."""
     v, outcome = c.verdict, c.outcome
     if v is None or not v.keep or not v.utterance_id:

@@ -58,10 +58,10 @@ SPEECH_OUTCOMES = ("spoken", "shed_late", "shed_full", "error", "gone")
 FirstPassDecode = Literal["beam", "greedy_busy", "greedy"]
 FIRST_PASS_DECODES: tuple[FirstPassDecode, ...] = ("beam", "greedy_busy", "greedy")
 # Early reads (babelfish/early.py): started in a pause (run), taken by the cut's first pass (used), or not started
-# because the engine was busy (busy) or could not start it in time (stale). Run less used: pauses the speaker went on
-# after, or cut otherwise.
-EarlyOutcome = Literal["run", "used", "busy", "stale"]
-EARLY_OUTCOMES: tuple[EarlyOutcome, ...] = ("run", "used", "busy", "stale")
+# because the engine was busy (busy), could not start it in time (stale), or another phone of the room hears the pause
+# better (elsewhere: its copy will be kept). Run less used: pauses the speaker went on after, or cut otherwise.
+EarlyOutcome = Literal["run", "used", "busy", "stale", "elsewhere"]
+EARLY_OUTCOMES: tuple[EarlyOutcome, ...] = ("run", "used", "busy", "stale", "elsewhere")
 BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
@@ -115,7 +115,8 @@ class Metrics:
         self.first_passes: dict[str, int] = dict.fromkeys(FIRST_PASS_DECODES, 0)
         self._early = Counter(
             "babelfish_early_reads",
-            "Early reads of an utterance in the pause before its cut: run, used by the cut, skipped busy or stale",
+            "Early reads of an utterance in the pause before its cut: run, used by the cut, not started: busy, stale "
+            "or elsewhere (another phone of the room hears the pause better)",
             ["outcome"],
             registry=self.registry,
         )
@@ -162,11 +163,12 @@ class Metrics:
         self._partials = Counter("babelfish_partial_decodes", "Streaming-partial decodes run", registry=self.registry)
         self._partial_shed = Counter(
             "babelfish_partials_shed",
-            "Streaming-partial decodes dropped: busy (a final waited) or stale (waited too long)",
+            "Streaming-partial decodes dropped: busy (a final waited), stale (waited too long) or elsewhere (another "
+            "phone of the room hears the speech better)",
             ["reason"],
             registry=self.registry,
         )
-        for reason in ("busy", "stale"):
+        for reason in ("busy", "stale", "elsewhere"):
             self._partial_shed.labels(reason=reason)
         self._partial_seconds = Histogram(
             "babelfish_partial_decode_seconds",
@@ -176,7 +178,7 @@ class Metrics:
         )
         self._recent_partial: deque[float] = deque(maxlen=WINDOW)
         self.partial_decodes = 0
-        self.partials_shed: dict[str, int] = {"busy": 0, "stale": 0}
+        self.partials_shed: dict[str, int] = {"busy": 0, "stale": 0, "elsewhere": 0}
         self._crowd = Counter(
             "babelfish_utterances_in_crowd",
             "Utterances cut while their phone heard a crowd that never stops (the voice detector's crowd gate on)",

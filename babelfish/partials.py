@@ -15,7 +15,9 @@ call waits, skipped when they waited too long, at most one in flight per speaker
 trails off into silence (that final is about to be cut and should find the engine free: a running decode cannot be
 stopped), nor just after a transcription (its render is about to be asked for). A final always replaces the
 partials: its `transcript`/`translation` carry the same utterance id, and `partial_end` closes the utterance's partials
-whatever happened to it (a final, noise, a skip).
+whatever happened to it (a final, noise, a skip). Speech that another phone of the room hears better is not decoded
+(babelfish/heard_better.py): at a table every phone hears every speaker, and only the nearest phone's words should
+show, under its own person's name.
 
 An engine takes part if it can translate bare text (`PartialEngine`): the cascade engine and the test engine do;
 SeamlessM4T does not (a partial would cost a full speech-encoder pass and its decodes on every update).
@@ -35,7 +37,9 @@ from rapidfuzz.distance import Levenshtein
 
 from babelfish import protocol as proto
 from babelfish.cluster import Cluster
+from babelfish.echoes import Echoes
 from babelfish.engines.base import TextResult, Transcript, Utterance
+from babelfish.heard_better import speech_heard_better
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.languages import AUTO
 from babelfish.metrics import Metrics
@@ -154,10 +158,12 @@ class Partials:
         new_id: Callable[[], str],
         config: PartialsConfig,
         label: Callable[[Participant], proto.Speaker] = Participant.speaker,
+        echoes: Echoes | None = None,
     ) -> None:
         self.engine, self.queue, self.rooms, self.metrics, self.cluster = engine, queue, rooms, metrics, cluster
         self.new_id, self.config = new_id, config
         self.label = label  # who a partial says is speaking: the client's last recognised voice (speakers service)
+        self.echoes = echoes  # one phone per voice: speech another phone hears better is not decoded here
         # Speakers whose open segment trails into silence: their final is about to be cut, and any partial decode
         # started now would hold the engine it needs (a running decode cannot be stopped).
         # Marks older than a second are ignored: a client that stopped sending audio mid-segment blocks nobody.
@@ -265,6 +271,8 @@ class PartialStream:
             candidates = tuple(sorted(room.languages() - {AUTO}))
             heard = {p.language for p in room.listeners(self._who)} | {r.language for r in room.remote.values()}
             listeners = sorted(heard)
+            if await self._elsewhere(state, seg):
+                return
             utterance = Utterance(seg.audio, language, candidates, seg.speech_probs, voice=0)
             try:
                 decoded = await s.queue.partial(
@@ -284,6 +292,33 @@ class PartialStream:
             cost = time.monotonic() - began
             self._busy = False
             self._next_at = began + max(s.config.interval, s.config.cost_factor * cost)
+
+    async def _elsewhere(self, state: _Open, seg: OpenSegment) -> bool:
+        """Whether another phone of the room hears this speech better (babelfish/heard_better.py): at a table every
+        phone hears every speaker, and one phone per voice will keep the nearest phone's copy. Then this phone shows
+        no words of it, which would name its own person as the speaker: what it showed already is closed, and should
+        it be judged the better copy again later, its words go on under a new id."""
+        echoes = self._s.echoes
+        if echoes is None:
+            return False
+        copies, hearing = echoes.rivals(self._who.room_name, self._who.id)
+        if not (copies or hearing):  # a phone alone in its room asks nothing
+            return False
+        try:
+            kept = await asyncio.to_thread(speech_heard_better, self._who.id, seg, copies, hearing, echoes.config)
+        except Exception:  # an economy: without an answer the phone decodes as before
+            log.exception("weighing %s's open speech against the room's other phones failed", self._who.id)
+            return False
+        if kept is None:
+            return False
+        self._s.metrics.partial_shed("elsewhere")
+        if state.utterance_id is not None and self._open is state:
+            self._end(state.utterance_id)
+            # Afresh under a new id should this phone be judged the better one again: the page closed that card.
+            state.utterance_id = None
+            state.sent.clear()
+            state.transcript, state.translations = Agreement(), {}
+        return True
 
     def _send(self, state: _Open, decoded: _Decoded) -> None:
         s = self._s
@@ -359,6 +394,7 @@ def make_partials(
     cluster: Cluster,
     new_id: Callable[[], str],
     label: Callable[[Participant], proto.Speaker] = Participant.speaker,
+    echoes: Echoes | None = None,
 ) -> Partials | None:
     """The service, or None (logged) when partials are turned off or the engine cannot do them cheaply."""
     if not enabled:
@@ -368,4 +404,4 @@ def make_partials(
         log.info("streaming partials: off, the %s engine has no cheap text-only path", type(engine).__name__)
         return None
     log.info("streaming partials: on, every %.2f s per speaker at most", interval)
-    return Partials(engine, queue, rooms, metrics, cluster, new_id, PartialsConfig(interval=interval), label)
+    return Partials(engine, queue, rooms, metrics, cluster, new_id, PartialsConfig(interval=interval), label, echoes)

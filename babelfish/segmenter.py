@@ -145,6 +145,7 @@ class OpenSegment:
     started: float  # arrival time of its first voiced window
     speech_seconds: float  # audio from its first voiced window on (the preroll before it not counted)
     heard_probs: np.ndarray | None = None  # as Segment.heard_probs
+    floor_db: float | None = None  # as Segment.floor_db
 
     @property
     def timing_probs(self) -> np.ndarray:
@@ -160,6 +161,8 @@ class ReadAhead:
     audio: np.ndarray  # as long as the cut's audio will be: what arrived up to `read_until`, then zeros
     speech_probs: np.ndarray  # Silero's, 0 for the windows not yet heard
     read_until: int  # as Segment.read_until
+    speech_end: float  # as Segment.speech_end: arrival of its last voiced window
+    floor_db: float | None = None  # as Segment.floor_db
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -375,6 +378,7 @@ class Segmenter:
             opened.started,
             (len(windows) - opened.preroll_windows) * WINDOW / SAMPLE_RATE,
             np.asarray([w.heard for w in windows], np.float32),
+            self._background.known_floor,
         )
 
     def read_ahead_point(self) -> tuple[int, int] | None:
@@ -400,7 +404,7 @@ class Segmenter:
         rest = _windows(self._cfg.silence_ms) - self._kept
         audio = np.concatenate([*(w.audio for w in heard), np.zeros(rest * WINDOW, np.float32)])
         probs = np.asarray([*(w.prob for w in heard), *[0.0] * rest], np.float32)
-        return ReadAhead(serial, audio, probs, read_until)
+        return ReadAhead(serial, audio, probs, read_until, self._last_voiced_at, self._background.known_floor)
 
     @property
     def open_serial(self) -> int | None:

@@ -29,7 +29,8 @@
    servers, a listener on the second; scenario (a) `--runs` times and (b) `--runs` times: deliveries counted.
 4. (d) A table in a room (bench/room.py, no server, as part 1): 2 and then 4 people take turns, each with a phone in
    front of them that hears everyone through the room; `--runs` runs each: turns delivered once, and from the
-   speaker's own phone.
+   speaker's own phone; and each pause an early read would take (babelfish/early.py), with the phones fed in step:
+   read on the speaker's own phone, and left to it by the others (babelfish/heard_better.py).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from babelfish.config import Settings
-from babelfish.echoes import EchoConfig, Echoes, Verdict, envelopes
+from babelfish.echoes import Copy, EchoConfig, Echoes, Verdict, envelopes, make_copy
 from babelfish.segmenter import WINDOW, OpenSegment, Segment, Segmenter, SegmenterConfig, silero_detector
 from tests.audio import read_wav
 from tests.voices import RATE, voices
@@ -390,6 +391,27 @@ class TableTurn:
     by: list[str]  # the phones its delivered copies came from
 
 
+def table_tracks(
+    turns: list[tuple[str, np.ndarray]], phones: list[str], rng: np.random.Generator
+) -> tuple[list[tuple[str, float, float]], dict[str, np.ndarray]]:
+    """`turns` (phone, clip) taken in order at a table in a room (bench/room.py), each 0.7 s after the last one's end
+    (bench_fidelity's gap): each turn's (phone, start, end) on the room's timeline, and what each phone hears: every
+    speaker through the room, over its own room noise (-50 dBFS)."""
+    from bench.room import at_table
+
+    spans: list[tuple[str, float, float]] = []
+    t = 0.5
+    for phone, clip in turns:
+        spans.append((phone, t, t + len(clip) / RATE))
+        t += len(clip) / RATE + 0.7
+    total = int((t + 1.5) * RATE)
+    dry = {phone: np.zeros(total, np.float32) for phone in phones}
+    for (phone, clip), (_, at, _) in zip(turns, spans, strict=True):
+        dry[phone] += place(total, clip, at, 0)
+    heard = at_table(dry, RATE, noise_dbfs=None)  # each phone's own noise below
+    return spans, {ph: heard[ph] + noise(total, -50, rng) for ph in phones}
+
+
 def at_the_table(
     turns: list[tuple[str, np.ndarray]],
     net: dict[str, float],
@@ -397,23 +419,22 @@ def at_the_table(
     vad: SegmenterConfig,
     config: EchoConfig,
 ) -> tuple[list[TableTurn], int]:
-    """`turns` (phone, clip) taken in order at a table in a room (bench/room.py), each 0.7 s after the last one's end
-    (bench_fidelity's gap). Every phone hears every speaker through the room, over its own room noise (-50 dBFS),
-    its frames arriving `net[phone]` s late; the real VAD cuts each phone's stream and the real Echoes decides. Returns
-    each turn with the phones its delivered copies came from, and how many delivered copies spanned two turns."""
-    from bench.room import at_table
+    """`turns` at a table (`table_tracks`), each phone's frames arriving `net[phone]` s late; the real VAD cuts each
+    phone's stream and the real Echoes decides. Returns each turn with the phones its delivered copies came from, and
+    how many delivered copies spanned two turns."""
+    spans, heard = table_tracks(turns, list(net), rng)
+    return delivered_at_table(spans, heard, net, vad, config)
 
-    spans: list[tuple[str, float, float]] = []  # (phone, start, end) on the room's timeline
-    t = 0.5
-    for phone, clip in turns:
-        spans.append((phone, t, t + len(clip) / RATE))
-        t += len(clip) / RATE + 0.7
-    total = int((t + 1.5) * RATE)
-    dry = {phone: np.zeros(total, np.float32) for phone in net}
-    for (phone, clip), (_, at, _) in zip(turns, spans, strict=True):
-        dry[phone] += place(total, clip, at, 0)
-    heard = at_table(dry, RATE, noise_dbfs=None)  # each phone's own noise below
-    cuts = [c for ph in net for c in cut(heard[ph] + noise(total, -50, rng), ph, net[ph], vad)]
+
+def delivered_at_table(
+    spans: list[tuple[str, float, float]],
+    heard: dict[str, np.ndarray],
+    net: dict[str, float],
+    vad: SegmenterConfig,
+    config: EchoConfig,
+) -> tuple[list[TableTurn], int]:
+    """`at_the_table` on tracks `table_tracks` made."""
+    cuts = [c for ph in net for c in cut(heard[ph], ph, net[ph], vad)]
     got: list[TableTurn] = [TableTurn(phone, a, []) for phone, a, _ in spans]
     spanning = 0
     for c, _ in delivered(asyncio.run(asyncio.wait_for(decide(cuts, config), 60))):
@@ -424,6 +445,45 @@ def at_the_table(
         for i in inside:
             got[i].by.append(c.phone)
     return got, spanning
+
+
+@dataclass
+class Pause:
+    phone: str
+    at: float  # where its speech ended, on the room's timeline (the phone's network delay taken off)
+    kept_by: str | None  # the phone `heard_better` named (None: this phone reads the pause early)
+
+
+def early_pauses(tracks: dict[str, np.ndarray], net: dict[str, float], vad: SegmenterConfig,
+                 config: EchoConfig) -> list[Pause]:  # fmt: skip
+    """Every phone's track through the real VAD, the phones fed in step (the intake's ~100 ms batches, frame k of a
+    phone arriving at (k+1)·20 ms + net[phone]); at each pause an early read would take (babelfish/early.py), whether
+    another phone hears it better (babelfish/heard_better.py), against the copies cut so far and the other phones'
+    open speech. No verdicts are run here, so every copy counts as undecided (kept copies, which replace a pause
+    whatever their rank, are left to the server bench)."""
+    from babelfish.heard_better import ahead_copy, heard_better
+
+    segs = {p: Segmenter(silero_detector(), vad) for p in tracks}
+    pcm = {p: (np.clip(a, -1, 1 - 1 / 32768) * 32768).astype("<i2").tobytes() for p, a in tracks.items()}
+    copies: list[Copy] = []
+    out: list[Pause] = []
+    last: dict[str, tuple[int, int] | None] = dict.fromkeys(tracks)
+    step = BATCH * FRAME * 2
+    for i in range(0, max(map(len, pcm.values())), step):
+        for p, seg in segs.items():
+            batch = [(pcm[p][j : j + FRAME * 2], (j // (FRAME * 2) + 1) * FRAME / RATE + net[p])
+                     for j in range(i, min(i + step, len(pcm[p])), FRAME * 2)]  # fmt: skip
+            copies += [make_copy(p, s, config.vad_threshold) for s in seg.feed_many(batch)] if batch else []
+        for p, seg in segs.items():
+            ahead = seg.read_ahead()
+            if ahead is None or (ahead.serial, ahead.read_until) == last[p]:
+                continue
+            last[p] = (ahead.serial, ahead.read_until)
+            mine = ahead_copy(p, ahead, config.vad_threshold)
+            hearing = [(q, s.open_segment) for q, s in segs.items() if q != p and s.speaking]
+            named = heard_better(mine, [(c, False) for c in copies if c.client_id != p], hearing, config)
+            out.append(Pause(p, ahead.speech_end - net[p], named))
+    return out
 
 
 def part4(seed: int, runs: int) -> None:
@@ -439,6 +499,7 @@ def part4(seed: int, runs: int) -> None:
     names = sorted(people)
     for n_phones in (2, 4):
         turns = once = own = lost = twice = spanning = 0
+        reads: dict[str, int] = dict.fromkeys(("own read", "own not", "other not", "other read", "outside"), 0)
         for _ in range(runs):
             who = [names[i] for i in rng.choice(len(names), n_phones, replace=False)]
             phones = [chr(ord("A") + i) for i in range(n_phones)]
@@ -447,8 +508,16 @@ def part4(seed: int, runs: int) -> None:
                 for phone, name in list(zip(phones, who, strict=True)) * 2
             ]
             net = dict(zip(phones, rng.uniform(0.02, 0.08, n_phones), strict=True))
-            got, spans_two = at_the_table(taken, net, rng, vad, config)
+            spans, heard = table_tracks(taken, phones, rng)
+            got, spans_two = delivered_at_table(spans, heard, net, vad, config)
             spanning += spans_two
+            for pause in early_pauses(heard, net, vad, config):
+                speaker = next((ph for ph, a, b in spans if a - 0.1 <= pause.at <= b + 0.5), None)
+                if speaker is None:
+                    reads["outside"] += 1
+                else:
+                    side = "own" if pause.phone == speaker else "other"
+                    reads[f"{side} {'read' if pause.kept_by is None else 'not'}"] += 1
             for turn in got:
                 turns += 1
                 once += len(turn.by) == 1
@@ -459,6 +528,11 @@ def part4(seed: int, runs: int) -> None:
             f"(d) {n_phones} people at a table, {n_phones} phones each hearing all (room, RT60 0.4 s): {turns} turns: "
             f"delivered once {once} (from the speaker's own phone {own}), lost {lost}, twice or more {twice}; "
             f"copies spanning two people's turns {spanning}"
+        )
+        print(
+            f"    early reads of the pauses: on the speaker's own phone read {reads['own read']}, not read "
+            f"{reads['own not']}; on the other phones not read {reads['other not']}, read {reads['other read']}; "
+            f"pauses outside every turn {reads['outside']}"
         )
 
 

@@ -464,6 +464,8 @@ class Score:
     sampled_wers: list[float] = field(default_factory=list)  # per clip, as finally held, against the sampled twin
     stray: int = 0  # transcripts whose speech overlaps none of their phone's turns (what a crowd alone became)
     other_phone: int = 0  # `--room table`: transcripts of a speaker's turn sent from another phone than theirs
+    partial_cards: int = 0  # utterances shown as streaming partials
+    other_partials: int = 0  # `--room table`: ... from a phone whose own speaker was not speaking then
     translated_repeats: int = 0  # translations saying a phrase twice in a row that their transcript says once
     phrasebook: int = 0  # translations taken from the phrasebook (set phrases)
 
@@ -592,6 +594,16 @@ def score(
             if client_lat[-1] > SLOW:
                 slow.append(f"{turn.clip.name[:24]} → {m['language']} {client_lat[-1] * 1000:.0f} ms")
     total, wers, final_wers, unstable = Score(stray=len(strays), other_phone=other_phone), [], [], 0
+    # Partial cards: utterances whose words streamed while spoken; at a table, one streamed from a phone whose own
+    # speaker was not speaking is another speaker's voice under this phone's name.
+    cards: dict[str, bool] = {}
+    for t, m in lines:
+        if m.get("type") == "partial" and m["connection"] == first_listener and m["kind"] == "transcript":
+            name = client_name.get(m["client_id"], m["speaker"]["name"])
+            at = t - t0[name]
+            own = any(tr.start - 0.3 <= at <= tr.end + 1.0 for tr in conv.turns if tr.clip.speaker == name)
+            cards[m["utterance_id"]] = cards.get(m["utterance_id"], True) and own
+    total.partial_cards, total.other_partials = len(cards), sum(not own for own in cards.values())
     if strays:
         print(f"  transcripts matching no turn (scored with the nearest): {'; '.join(strays)}")
     # Speakers' connections get translations too: each (utterance, language) once.
@@ -736,7 +748,9 @@ def run(args: argparse.Namespace) -> None:
                       f"({len(rl)} revisions, {singles} of one-utterance turns); dropped {s.dropped}/{s.turns}, "
                       f"repeated {s.repeated}; against what was said, mean per clip {np.mean(s.said_wers):.1%}; "
                       f"matching no turn {s.stray}"
-                      + (f"; transcripts from another speaker's phone {s.other_phone}" if args.room == "table" else ""),
+                      + (f"; transcripts from another speaker's phone {s.other_phone}, partial cards "
+                         f"{s.partial_cards} (of another speaker's voice {s.other_partials})"
+                         if args.room == "table" else ""),
                       flush=True)  # fmt: skip
                 total.final_errors += s.final_errors
                 total.said_wers += s.said_wers
@@ -754,6 +768,8 @@ def run(args: argparse.Namespace) -> None:
                 total.turns += s.turns
                 total.stray += s.stray
                 total.other_phone += s.other_phone
+                total.partial_cards += s.partial_cards
+                total.other_partials += s.other_partials
                 total.translated_repeats += s.translated_repeats
                 total.phrasebook += s.phrasebook
                 server_lat += sl
@@ -769,7 +785,11 @@ def run(args: argparse.Namespace) -> None:
           f"turn {total.stray}, translations with a repeat their transcript lacks "
           f"{total.translated_repeats}, translations from the phrasebook {total.phrasebook}")  # fmt: skip
     if args.room == "table":
-        print(f"transcripts of a speaker's turn sent from another speaker's phone: {total.other_phone}")
+        print(
+            f"transcripts of a speaker's turn sent from another speaker's phone: {total.other_phone}; utterances "
+            f"streamed as partials {total.partial_cards}, of them from a phone whose own speaker was not speaking "
+            f"{total.other_partials}"
+        )
     print(f"speech end → translated text, server latency_ms: p50 {pct(server_lat, 50)} ms, p95 {pct(server_lat, 95)} ms"
           f" (n={len(server_lat)})")  # fmt: skip
     print(f"speech end → translated text at the listener: p50 {pct(client_lat, 50)} ms, p95 {pct(client_lat, 95)} ms")
@@ -793,6 +813,8 @@ def run(args: argparse.Namespace) -> None:
           f"{single_revisions} of one-utterance turns)")  # fmt: skip
     passes = {k.split('"')[1]: int(v) for k, v in sums.items() if k.startswith("babelfish_first_passes_total{")}
     print(f"first passes: {passes} (beam: the engine had time; greedy_busy: another transcription waited)")
+    shed = {k.split('"')[1]: int(v) for k, v in sums.items() if k.startswith("babelfish_partials_shed_total{")}
+    print(f"partial decodes: {int(sums.get('babelfish_partial_decodes_total', 0))} run, not run {shed}")
     early = {k.split('"')[1]: int(v) for k, v in sums.items() if k.startswith("babelfish_early_reads_total{")}
     print(f"early reads: {early} (used: the cut took the words read in its pause; run less used: paused and went on); "
           f"engine time {sums.get('babelfish_early_read_seconds_sum', 0.0):.1f} s")  # fmt: skip

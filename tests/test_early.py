@@ -254,7 +254,7 @@ async def test_early_reads_go_as_partials_do_and_are_not_counted_as_partials():
             gate.set()
             await running
             assert await q.partial(str, "early", owner="b", max_wait=1, early=True) == "early"
-    assert metrics.snapshot()["partials"] == {"decodes": 0, "shed": {"busy": 0, "stale": 0},
+    assert metrics.snapshot()["partials"] == {"decodes": 0, "shed": {"busy": 0, "stale": 0, "elsewhere": 0},
                                               "decode_ms": {"count": 0, "p50": None, "p95": None}}  # fmt: skip
 
 
@@ -281,7 +281,7 @@ async def test_a_pause_is_read_once_and_tried_again_while_the_engine_is_busy():
             return spawned[-1]
 
         stream = EarlyReads(reader, h.queue, h.pipeline, h.metrics).stream(ann, spawn)
-        ahead = ReadAhead(1, np.ones(16000, np.float32), np.ones(31, np.float32), 12800)
+        ahead = ReadAhead(1, np.ones(16000, np.float32), np.ones(31, np.float32), 12800, 1.0)
         gate = threading.Event()
         async with asyncio.timeout(10):
             final = asyncio.create_task(h.queue.render(gate.wait, 10, owner="bob-id"))  # a final of Bob's
@@ -370,4 +370,5 @@ def test_hands_free_each_cut_is_read_once_from_its_early_read(tmp_path):
 def test_hands_free_with_early_reads_off_each_cut_reads_for_itself(tmp_path):
     run = _conversation(tmp_path, 0)
     assert run.reads == [[(True, False)]] * len(run.transcripts)
-    assert run.early == {"run": 0, "used": 0, "busy": 0, "stale": 0, "read_ms": {"count": 0, "p50": None, "p95": None}}
+    assert run.early == {"run": 0, "used": 0, "busy": 0, "stale": 0, "elsewhere": 0,
+                         "read_ms": {"count": 0, "p50": None, "p95": None}}  # fmt: skip
