@@ -58,10 +58,13 @@ def heard_better(
     `hearing`: other phones of this server mid-utterance, what each heard so far. Envelopes are compared last, and
     only against a rival that would win."""
     tail: list[Copy] = []  # mine's last seconds, made once and only if a rival would win
+    # The rivals' tails compared, kept until the end: same_speech caches by id(), and a freed copy's id is reused.
+    compared: list[Copy] = []
 
     def same(rival: Copy) -> bool:
         tail[:] = tail or [_tail(mine)]
-        return same_speech(tail[0], _tail(rival), cfg)
+        compared.append(_tail(rival))
+        return same_speech(tail[0], compared[-1], cfg)
 
     for c, kept in copies:
         if covers(c, mine) >= cfg.min_coverage and (kept or better(c, mine)) and same(c):
