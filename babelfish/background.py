@@ -50,9 +50,12 @@ UPDATE_EVERY = 4  # windows (128 ms) between judgements: the room changes slower
 MIN_HISTORY_SECONDS = 3.0  # a floor from less is a guess: the gate stays off until then
 SILENT_DB = -120.0  # the level of digital silence, which has none
 # `known_floor` (for weighing one phone's copy of a voice against another's) needs this much sound that is not digital
-# silence (the page's zeros while it plays a translation never count). A phone that talks within its first seconds
-# has heard mostly its speaker by then: its floor lies high and its copies rank low, as with no floor.
+# silence (the page's zeros while it plays a translation never count).
 HEARD_FLOOR_SECONDS = 1.0
+# It is taken from the windows Silero calls unvoiced once there are this many of them: a phone that talks within its
+# first second has heard mostly its own speaker, and a floor from all it heard lay high, so that its first turn was
+# kept from a farther phone (bench_echoes part 4, (e)). Fewer (people talking without pauses): from all it heard.
+QUIET_FLOOR_SECONDS = 0.25
 
 
 def level_db(rms: np.ndarray) -> np.ndarray:
@@ -78,6 +81,7 @@ class BackgroundGate:
         self._second = max(1, round(QUIET_SECOND / window_seconds))
         self.floor_db = SILENT_DB
         self._heard_min = max(1, round(HEARD_FLOOR_SECONDS / window_seconds))
+        self._quiet_min = max(1, round(QUIET_FLOOR_SECONDS / window_seconds))
         self._heard_floor: float | None = None
         self._voiced_background = False  # the last quiet seconds were mostly ones Silero calls voice
         self._stood_out_at = -(10**9)  # window count when the speaker last stood out over the floor
@@ -119,16 +123,20 @@ class BackgroundGate:
     @property
     def known_floor(self) -> float | None:
         """The floor (dBFS) of what the phone heard over the last 10 s, digital silence left out, once that was 1 s
-        (gate on or off); else None. Mostly what the phone hears when nobody near it speaks: a level that every phone's
-        speech can be weighed against whatever its gain (babelfish/echoes.py, `quality`). Where people talk on without
-        pauses it is a quantile of their speech instead, and the room's echo of it counts again."""
+        (gate on or off); else None. Taken from the windows Silero calls unvoiced where there are a quarter second of
+        them: what the phone hears when nobody near it speaks, a level that every phone's speech can be weighed
+        against whatever its gain (babelfish/echoes.py, `quality`). Where people talk on without pauses it is a
+        quantile of all it heard instead, their speech included, and the room's echo of it counts again."""
         return self._heard_floor
 
     def _floor_of_sound(self) -> float | None:
-        seen = self._levels[: min(self._n, len(self._levels))]
-        heard = seen[seen > SILENT_DB]  # the page sends zeros while it plays a translation: those are no floor
-        if len(heard) < self._heard_min:
+        n = min(self._n, len(self._levels))
+        seen, probs = self._levels[:n], self._probs[:n]
+        sound = seen > SILENT_DB  # the page sends zeros while it plays a translation: those are no floor
+        if sound.sum() < self._heard_min:
             return None
+        unvoiced = seen[sound & (probs < self._voiced)]
+        heard = unvoiced if len(unvoiced) >= self._quiet_min else seen[sound]
         k = int(FLOOR_QUANTILE * (len(heard) - 1))
         return float(np.partition(heard, k)[k])
 

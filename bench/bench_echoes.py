@@ -31,6 +31,8 @@
    front of them that hears everyone through the room; `--runs` runs each: turns delivered once, and from the
    speaker's own phone; and each pause an early read would take (babelfish/early.py), with the phones fed in step:
    read on the speaker's own phone, and left to it by the others (babelfish/heard_better.py).
+   (e) The same, but the last phone joins just before its person first talks (0.3 s, then 0.1 s): its turns kept from
+   its own phone, the first and the second.
 """
 
 from __future__ import annotations
@@ -536,6 +538,47 @@ def part4(seed: int, runs: int) -> None:
         )
 
 
+def part4_join(seed: int, runs: int) -> None:
+    """(e) As (d), but the last phone joins `lead` s before its person first talks (nothing before: not connected),
+    while the others have listened all along: its floor comes from what little it heard (babelfish/background.py,
+    `known_floor`). Its turns should still be kept from its own phone."""
+    rng = np.random.default_rng(seed + 1)
+    s = Settings()
+    vad = SegmenterConfig.from_settings(s)
+    config = EchoConfig.from_settings(s)
+    people = speakers()
+    names = sorted(people)
+    for lead in (0.3, 0.1):
+        for n_phones in (2, 4):
+            first_own = later_own = others_own = others = 0
+            for _ in range(runs):
+                who = [names[i] for i in rng.choice(len(names), n_phones, replace=False)]
+                phones = [chr(ord("A") + i) for i in range(n_phones)]
+                taken = [
+                    (phone, people[name][int(rng.integers(len(people[name])))])
+                    for phone, name in list(zip(phones, who, strict=True)) * 2
+                ]
+                net = dict(zip(phones, rng.uniform(0.02, 0.08, n_phones), strict=True))
+                spans, heard = table_tracks(taken, phones, rng)
+                late = phones[-1]
+                joined = min(a for ph, a, _ in spans if ph == late) - lead
+                heard[late][: max(0, int(joined * RATE))] = 0.0
+                got, _ = delivered_at_table(spans, heard, net, vad, config)
+                for k, turn in enumerate(got):
+                    kept = turn.by == [turn.phone]
+                    if turn.phone != late:
+                        others, others_own = others + 1, others_own + kept
+                    elif k < n_phones:
+                        first_own += kept
+                    else:
+                        later_own += kept
+            print(
+                f"(e) {n_phones} people at a table, the last phone joining {lead} s before its person first talks: "
+                f"its first turn kept from its own phone {first_own}/{runs}, its second {later_own}/{runs}; the "
+                f"others' turns {others_own}/{others}"
+            )
+
+
 def part2(turns: int) -> None:
     """Real app, fake engine, real VAD, real time: transcript latency_ms of the delivered copies."""
     from babelfish.app import create_app
@@ -690,6 +733,7 @@ def main() -> None:
         asyncio.run(part3(args.runs))
     if "4" in args.parts:
         part4(args.seed, args.runs)
+        part4_join(args.seed, args.runs)
 
 
 if __name__ == "__main__":

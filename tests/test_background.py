@@ -301,3 +301,22 @@ def test_a_phones_floor_for_its_copies_needs_a_second_of_sound_and_no_zeros_coun
         for _ in range(100):  # more zeros: the floor stays the room's
             g.add(-120.0, 0.0)
         assert g.known_floor is not None and -53 < g.known_floor < -49
+
+
+def test_a_phone_that_talks_as_soon_as_it_joins_knows_its_floor_from_its_few_quiet_windows():
+    """A phone that joins a third of a second before its person talks: its floor is the room's, from the windows
+    Silero calls unvoiced, not a quantile of its own speech (which let a farther phone's copy win its first turn,
+    bench_echoes part 4 (e)). A phone that has heard almost nothing but speech takes its floor from all it heard."""
+    for margin in (8.0, 0.0):
+        g = gate(margin)
+        for _ in range(10):  # 0.32 s of room noise around -50 dBFS
+            g.add(-50.0 + float(RNG.normal(0, 1)), 0.05)
+        for _ in range(60):  # 1.9 s of its speaker, with a little room noise in the pauses between words
+            g.add(-22.0 + float(RNG.normal(0, 3)), 0.9)
+        assert g.known_floor is not None and -53 < g.known_floor < -47, g.known_floor
+        talker = gate(margin)
+        for _ in range(4):  # less than 0.25 s that is not speech
+            talker.add(-50.0, 0.05)
+        for _ in range(60):
+            talker.add(-22.0 + float(RNG.normal(0, 3)), 0.9)
+        assert talker.known_floor is not None and -30 < talker.known_floor < -20, talker.known_floor
