@@ -488,6 +488,21 @@ def early_pauses(tracks: dict[str, np.ndarray], net: dict[str, float], vad: Segm
     return out
 
 
+def table_round(
+    rng: np.random.Generator, people: dict[str, list[np.ndarray]], n_phones: int
+) -> tuple[list[str], list[tuple[str, np.ndarray]], dict[str, float]]:
+    """One run's table: `n_phones` people drawn from `people` (phones A, B, ...), each taking a turn in order, twice
+    round (a clip of theirs each time), and each phone's network delay."""
+    names = sorted(people)
+    who = [names[i] for i in rng.choice(len(names), n_phones, replace=False)]
+    phones = [chr(ord("A") + i) for i in range(n_phones)]
+    taken = [
+        (phone, people[name][int(rng.integers(len(people[name])))])
+        for phone, name in list(zip(phones, who, strict=True)) * 2
+    ]
+    return phones, taken, dict(zip(phones, rng.uniform(0.02, 0.08, n_phones), strict=True))
+
+
 def part4(seed: int, runs: int) -> None:
     """A table in a room (bench/room.py): people around it take turns, each with a phone in front of them, and every
     phone hears every speaker through the room (the others 1-1.4 m away, reverberation time 0.4 s), over its own room
@@ -498,18 +513,11 @@ def part4(seed: int, runs: int) -> None:
     vad = SegmenterConfig.from_settings(s)
     config = EchoConfig.from_settings(s)
     people = speakers()
-    names = sorted(people)
     for n_phones in (2, 4):
         turns = once = own = lost = twice = spanning = 0
         reads: dict[str, int] = dict.fromkeys(("own read", "own not", "other not", "other read", "outside"), 0)
         for _ in range(runs):
-            who = [names[i] for i in rng.choice(len(names), n_phones, replace=False)]
-            phones = [chr(ord("A") + i) for i in range(n_phones)]
-            taken = [  # each takes a turn in order, twice round
-                (phone, people[name][int(rng.integers(len(people[name])))])
-                for phone, name in list(zip(phones, who, strict=True)) * 2
-            ]
-            net = dict(zip(phones, rng.uniform(0.02, 0.08, n_phones), strict=True))
+            phones, taken, net = table_round(rng, people, n_phones)
             spans, heard = table_tracks(taken, phones, rng)
             got, spans_two = delivered_at_table(spans, heard, net, vad, config)
             spanning += spans_two
@@ -547,18 +555,11 @@ def part4_join(seed: int, runs: int) -> None:
     vad = SegmenterConfig.from_settings(s)
     config = EchoConfig.from_settings(s)
     people = speakers()
-    names = sorted(people)
     for lead in (0.3, 0.1):
         for n_phones in (2, 4):
             first_own = later_own = others_own = others = 0
             for _ in range(runs):
-                who = [names[i] for i in rng.choice(len(names), n_phones, replace=False)]
-                phones = [chr(ord("A") + i) for i in range(n_phones)]
-                taken = [
-                    (phone, people[name][int(rng.integers(len(people[name])))])
-                    for phone, name in list(zip(phones, who, strict=True)) * 2
-                ]
-                net = dict(zip(phones, rng.uniform(0.02, 0.08, n_phones), strict=True))
+                phones, taken, net = table_round(rng, people, n_phones)
                 spans, heard = table_tracks(taken, phones, rng)
                 late = phones[-1]
                 joined = min(a for ph, a, _ in spans if ph == late) - lead
