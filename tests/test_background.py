@@ -311,7 +311,7 @@ def test_a_phone_that_talks_as_soon_as_it_joins_knows_its_floor_from_its_few_qui
         g = gate(margin)
         for _ in range(10):  # 0.32 s of room noise around -50 dBFS
             g.add(-50.0 + float(RNG.normal(0, 1)), 0.05)
-        for _ in range(60):  # 1.9 s of its speaker, with a little room noise in the pauses between words
+        for _ in range(60):  # 1.9 s of its speaker talking on
             g.add(-22.0 + float(RNG.normal(0, 3)), 0.9)
         assert g.known_floor is not None and -53 < g.known_floor < -47, g.known_floor
         talker = gate(margin)
