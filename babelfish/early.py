@@ -30,7 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from babelfish.echoes import Echoes
 from babelfish.engines.base import Utterance
-from babelfish.heard_better import pause_heard_better
+from babelfish.heard_better import kept_elsewhere
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.metrics import Metrics
 from babelfish.pipeline import Pipeline
@@ -103,7 +103,7 @@ class EarlyStream:
         try:
             point = (ahead.serial, ahead.read_until)
             if s.echoes is not None and self._weighed != point:  # once a pause: not again on a retry
-                kept = await self._elsewhere(s.echoes, ahead)
+                kept = await kept_elsewhere(s.echoes, self._who.room_name, self._who.id, ahead)
                 if kept is not None:
                     s.metrics.early_read("elsewhere")
                     log.debug("%s: not read early, %s hears it better", self._who.id, kept)
@@ -124,17 +124,6 @@ class EarlyStream:
             log.exception("an early read for %s failed", self._who.id)
         finally:
             self._busy = False
-
-    async def _elsewhere(self, echoes: Echoes, ahead: ReadAhead) -> str | None:
-        """The phone of the room that hears this pause better (babelfish/heard_better.py), if any."""
-        copies, hearing = echoes.rivals(self._who.room_name, self._who.id)
-        if not (copies or hearing):  # a phone alone in its room asks nothing
-            return None
-        try:
-            return await asyncio.to_thread(pause_heard_better, self._who.id, ahead, copies, hearing, echoes.config)
-        except Exception:  # an economy: without an answer the pause is read as before
-            log.exception("weighing %s's pause against the room's other phones failed", self._who.id)
-            return None
 
 
 def _timed(engine: EarlyEngine, utterance: Utterance) -> float:

@@ -797,11 +797,10 @@ def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float
     at `heard.started`, after its preroll), and only the part of it within `copy`'s frames ± max_lag is compared."""
     step = WINDOW / SAMPLE_RATE
     probs = heard.timing_probs
-    n = len(probs)
     voiced = np.flatnonzero(probs >= max(0.05, cfg.vad_threshold - 0.15))
     if not len(voiced):
         return 0.0, 0.0, copy.end - copy.start
-    t0 = heard.started - (n - round(heard.speech_seconds / step) + 1) * step  # its first sample's arrival
+    t0 = open_t0(heard)
     start, end = t0 + voiced[0] * step, t0 + (voiced[-1] + 1) * step
     # Open speech is placed from its first voiced window's arrival, a copy from its last: allow max_lag for a phone
     # whose audio arrived late at its start (a network stall), as the correlation allows it.
@@ -820,6 +819,13 @@ def judge(copy: Copy, heard: OpenSegment, cfg: EchoConfig) -> tuple[float, float
     features = envelopes(heard.audio[first * HOP : last * HOP])
     offset = round((t0 - copy.t0) * SAMPLE_RATE / HOP) + first  # the open frame j is heard at the copy's j + offset
     return shared, similarity(copy.features, features, offset, lag), most
+
+
+def open_t0(heard: OpenSegment) -> float:
+    """The arrival time of an open segment's first sample: its first voiced window arrived at `heard.started`, after
+    the preroll (as `make_copy` places a copy's by its last voiced window)."""
+    step = WINDOW / SAMPLE_RATE
+    return heard.started - (len(heard.timing_probs) - round(heard.speech_seconds / step) + 1) * step
 
 
 def stands(c: Copy) -> bool:

@@ -12,14 +12,28 @@ cut reads it, a little later. A wrong guess costs time, never words."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import replace
 
 import numpy as np
 
-from babelfish.echoes import Copy, EchoConfig, Hearing, better, covers, envelopes, make_copy, same_speech
+from babelfish.echoes import (
+    Copy,
+    EchoConfig,
+    Echoes,
+    Hearing,
+    better,
+    covers,
+    envelopes,
+    make_copy,
+    open_t0,
+    same_speech,
+)
 from babelfish.engines.base import SAMPLE_RATE
 from babelfish.segmenter import WINDOW, OpenSegment, ReadAhead, Segment
 
+log = logging.getLogger(__name__)
 STEP = WINDOW / SAMPLE_RATE
 # Envelopes are compared over the last seconds of each copy only: plenty to tell the same speech from another person
 # (one phone per voice judges open speech on 0.8 s), and a long turn's partials do not cost more and more.
@@ -41,9 +55,7 @@ def open_copy(client_id: str, heard: OpenSegment, vad_threshold: float) -> Copy 
     voiced = np.flatnonzero(probs >= max(0.05, vad_threshold - 0.15))
     if not len(voiced):
         return None
-    # Its first voiced window arrived at `started`, after the preroll; make_copy places a copy by its last one.
-    t0 = heard.started - (len(probs) - round(heard.speech_seconds / STEP) + 1) * STEP
-    segment = Segment(heard.audio, t0 + (int(voiced[-1]) + 1) * STEP, "silence", heard.speech_probs,
+    segment = Segment(heard.audio, open_t0(heard) + (int(voiced[-1]) + 1) * STEP, "silence", heard.speech_probs,
                       heard_probs=heard.heard_probs, floor_db=heard.floor_db)  # fmt: skip
     return make_copy(client_id, segment, vad_threshold)
 
@@ -86,18 +98,28 @@ def _tail(c: Copy) -> Copy:
     return replace(c, features=envelopes(c.segment.audio[skip:]), t0=c.t0 + skip / SAMPLE_RATE, matches={})
 
 
-def pause_heard_better(
-    client_id: str, ahead: ReadAhead, copies: list[tuple[Copy, bool]], hearing: list[tuple[str, Hearing]],
-    cfg: EchoConfig,
+def weigh(
+    client_id: str, heard: ReadAhead | OpenSegment, copies: list[tuple[Copy, bool]],
+    hearing: list[tuple[str, Hearing]], cfg: EchoConfig,
 ) -> str | None:  # fmt: skip
-    """`heard_better` for a phone's pause an early read would take (in a worker thread)."""
-    return heard_better(ahead_copy(client_id, ahead, cfg.vad_threshold), copies, hearing, cfg)
-
-
-def speech_heard_better(
-    client_id: str, heard: OpenSegment, copies: list[tuple[Copy, bool]], hearing: list[tuple[str, Hearing]],
-    cfg: EchoConfig,
-) -> str | None:  # fmt: skip
-    """`heard_better` for a phone's open speech a partial would decode (in a worker thread)."""
-    mine = open_copy(client_id, heard, cfg.vad_threshold)
+    """`heard_better` for a phone's pause an early read would take, or its open speech a partial would decode (in a
+    worker thread)."""
+    if isinstance(heard, ReadAhead):
+        mine: Copy | None = ahead_copy(client_id, heard, cfg.vad_threshold)
+    else:
+        mine = open_copy(client_id, heard, cfg.vad_threshold)
     return None if mine is None else heard_better(mine, copies, hearing, cfg)
+
+
+async def kept_elsewhere(echoes: Echoes, room: str, client_id: str, heard: ReadAhead | OpenSegment) -> str | None:
+    """On the event loop: the phone of `room` that hears `client_id`'s speech better, if any (`weigh`, in a worker
+    thread). A phone alone in its room asks nothing; a failure answers None: this is an economy, and without an
+    answer the phone reads as before."""
+    copies, hearing = echoes.rivals(room, client_id)
+    if not (copies or hearing):
+        return None
+    try:
+        return await asyncio.to_thread(weigh, client_id, heard, copies, hearing, echoes.config)
+    except Exception:
+        log.exception("weighing %s's speech against the room's other phones failed", client_id)
+        return None

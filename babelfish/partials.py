@@ -39,7 +39,7 @@ from babelfish import protocol as proto
 from babelfish.cluster import Cluster
 from babelfish.echoes import Echoes
 from babelfish.engines.base import TextResult, Transcript, Utterance
-from babelfish.heard_better import speech_heard_better
+from babelfish.heard_better import kept_elsewhere
 from babelfish.inference import InferenceQueue, Shed
 from babelfish.languages import AUTO
 from babelfish.metrics import Metrics
@@ -301,15 +301,7 @@ class PartialStream:
         echoes = self._s.echoes
         if echoes is None:
             return False
-        copies, hearing = echoes.rivals(self._who.room_name, self._who.id)
-        if not (copies or hearing):  # a phone alone in its room asks nothing
-            return False
-        try:
-            kept = await asyncio.to_thread(speech_heard_better, self._who.id, seg, copies, hearing, echoes.config)
-        except Exception:  # an economy: without an answer the phone decodes as before
-            log.exception("weighing %s's open speech against the room's other phones failed", self._who.id)
-            return False
-        if kept is None:
+        if await kept_elsewhere(echoes, self._who.room_name, self._who.id, seg) is None:
             return False
         self._s.metrics.partial_shed("elsewhere")
         if state.utterance_id is not None and self._open is state:

@@ -463,7 +463,7 @@ def early_pauses(tracks: dict[str, np.ndarray], net: dict[str, float], vad: Segm
     another phone hears it better (babelfish/heard_better.py), against the copies cut so far and the other phones'
     open speech. No verdicts are run here, so every copy counts as undecided (kept copies, which replace a pause
     whatever their rank, are left to the server bench)."""
-    from babelfish.heard_better import ahead_copy, heard_better
+    from babelfish.heard_better import weigh
 
     segs = {p: Segmenter(silero_detector(), vad) for p in tracks}
     pcm = {p: (np.clip(a, -1, 1 - 1 / 32768) * 32768).astype("<i2").tobytes() for p, a in tracks.items()}
@@ -481,9 +481,8 @@ def early_pauses(tracks: dict[str, np.ndarray], net: dict[str, float], vad: Segm
             if ahead is None or (ahead.serial, ahead.read_until) == last[p]:
                 continue
             last[p] = (ahead.serial, ahead.read_until)
-            mine = ahead_copy(p, ahead, config.vad_threshold)
             hearing = [(q, s.open_segment) for q, s in segs.items() if q != p and s.speaking]
-            named = heard_better(mine, [(c, False) for c in copies if c.client_id != p], hearing, config)
+            named = weigh(p, ahead, [(c, False) for c in copies if c.client_id != p], hearing, config)
             out.append(Pause(p, ahead.speech_end - net[p], named))
     return out
 
